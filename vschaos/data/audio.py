@@ -1,0 +1,54 @@
+"""Reading sound files: soundfile for decoding, torchaudio for resampling."""
+from pathlib import Path
+from typing import List, Union
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".mp3", ".ogg")
+
+
+class AudioReadError(RuntimeError):
+    """A sound file could not be read; the message names the file."""
+
+
+def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
+    """Read ``path``, downmix to mono and resample to ``sample_rate``.
+
+    Returns a float32 tensor ``(time,)``. Raises :class:`AudioReadError` naming the file.
+    """
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises several types (LibsndfileError, RuntimeError)
+        raise AudioReadError(f"{path}: cannot read audio ({error})") from error
+    mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    if file_rate != sample_rate:
+        mono = AF.resample(mono, int(file_rate), int(sample_rate))
+    return mono.contiguous()
+
+
+def audio_info(path: Union[str, Path]) -> "sf._SoundFileInfo":
+    """Header of a sound file (frames, samplerate, channels) without decoding it."""
+    try:
+        return sf.info(str(path))
+    except Exception as error:
+        raise AudioReadError(f"{path}: cannot read audio header ({error})") from error
+
+
+def save_audio(path: Union[str, Path], audio: torch.Tensor, sample_rate: int) -> Path:
+    """Write ``audio`` ``(time,)`` or ``(channels, time)`` as 32-bit float WAV, atomically."""
+    from vschaos.io import atomic_write
+
+    array = audio.detach().cpu().float().numpy()
+    if array.ndim == 2:
+        array = array.T
+    return atomic_write(path, lambda tmp: sf.write(tmp, array, int(sample_rate), subtype="FLOAT", format="WAV"))
+
+
+def scan_audio_files(data_dir: Union[str, Path]) -> List[Path]:
+    """Every sound file under ``data_dir``, recursively, in sorted (deterministic) order."""
+    data_dir = Path(data_dir)
+    files = [p for p in data_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
+    return sorted(files, key=lambda p: p.relative_to(data_dir).as_posix())

@@ -1,0 +1,42 @@
+"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one."""
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Union
+
+import torch
+
+PathLike = Union[str, os.PathLike]
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+
+    def _write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    return atomic_write(path, _write)
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save`` to ``path`` atomically (plain data and tensors only)."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
