@@ -12,6 +12,11 @@ stamp=.venv/.vschaos-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] installing vschaos and its dependencies into .venv (first time: a few minutes)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+    # The full log goes to a file: pip's notices about local package mirrors are noise here.
+    if ! .venv/bin/python -m pip install --disable-pip-version-check -e '.[test]' > .venv/pip-install.log 2>&1; then
+        tail -n 40 .venv/pip-install.log
+        echo "[setup] pip install failed; full log in .venv/pip-install.log" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi

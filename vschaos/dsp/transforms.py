@@ -1,0 +1,151 @@
+"""The model's spectral front end: Gaussian-window DGT magnitude, log contrast, normalisation.
+
+One object serves training (data cache, losses), generation (offline reconstruction) and export
+(it is scripted inside the model), so the front end has a single definition (DESIGN.md).
+"""
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from vschaos.dsp import functional as F
+
+#: Bump when the meaning of ``magnitude()`` changes, so that spectral frame caches rebuild.
+TRANSFORM_VERSION: int = 1
+
+RECONSTRUCTION_METHODS = ("pghi+gla", "pghi", "griffinlim", "random")
+
+
+class SpectralTransform(nn.Module):
+    """Gaussian-window STFT front end (hydra: ``_target_: vschaos.dsp.transforms.SpectralTransform``).
+
+    Args:
+        sample_rate: audio rate in Hz (default 44100).
+        n_fft: window length = FFT size (default 2048); must be a multiple of ``hop``.
+        hop: hop size in samples (default 512).
+        tfr: time-frequency ratio of the Gaussian window, ``lambda = tfr * n_fft^2`` (default 0.25).
+
+    Attributes: ``sample_rate, n_fft, hop, n_bins (= n_fft // 2 + 1), tfr, lam`` (plain values);
+    buffers ``window (n_fft,)``, ``dual (n_fft,)``, ``norm_mean (n_bins,)`` = 0 and
+    ``norm_std (n_bins,)`` = 1 until :meth:`set_normalisation`. The buffers are saved in the
+    model's state dict, so a checkpoint carries its normalisation.
+    """
+
+    sample_rate: int
+    n_fft: int
+    hop: int
+    n_bins: int
+    tfr: float
+    lam: float
+
+    def __init__(self, sample_rate: int = 44100, n_fft: int = 2048, hop: int = 512, tfr: float = 0.25) -> None:
+        super().__init__()
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        if hop <= 0 or n_fft <= 0:
+            raise ValueError(f"n_fft and hop must be positive, got n_fft={n_fft}, hop={hop}")
+        if n_fft % hop != 0:
+            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop})")
+        if n_fft % 2 != 0:
+            raise ValueError(f"n_fft must be even, got {n_fft}")
+        if not tfr > 0:
+            raise ValueError(f"tfr must be positive, got {tfr}")
+        self.sample_rate = int(sample_rate)
+        self.n_fft = int(n_fft)
+        self.hop = int(hop)
+        self.n_bins = self.n_fft // 2 + 1
+        self.tfr = float(tfr)
+        self.lam = F.gaussian_lambda(self.n_fft, self.tfr)
+        window = F.gaussian_window(self.n_fft, self.tfr)
+        self.register_buffer("window", window)
+        self.register_buffer("dual", F.dual_window(window, self.hop))
+        self.register_buffer("norm_mean", torch.zeros(self.n_bins))
+        self.register_buffer("norm_std", torch.ones(self.n_bins))
+
+    # ---------------------------------------------------------------- scriptable front end
+    @torch.jit.export
+    def analyse(self, audio: Tensor) -> Tensor:
+        """Complex DGT: ``(..., time)`` -> ``(..., frames, bins)``, ``frames = num_frames(time)``."""
+        return F.dgt(audio, self.window, self.hop)
+
+    @torch.jit.export
+    def synthesise(self, spec: Tensor, length: int) -> Tensor:
+        """Inverse DGT with the dual window: complex ``(..., frames, bins)`` -> ``(..., length)``."""
+        return F.idgt(spec, self.dual, self.hop, length)
+
+    @torch.jit.export
+    def magnitude(self, audio: Tensor) -> Tensor:
+        """Linear magnitude ``|X|``: audio ``(batch, time)`` -> ``(batch, frames, bins)``."""
+        return self.analyse(audio).abs()
+
+    @torch.jit.export
+    def to_features(self, magnitude: Tensor) -> Tensor:
+        """Model input: ``(log1p(|X|) - norm_mean) / norm_std``, ``(..., bins)`` -> ``(..., bins)``."""
+        return (F.contrast(magnitude) - self.norm_mean) / self.norm_std
+
+    @torch.jit.export
+    def from_features(self, features: Tensor) -> Tensor:
+        """Inverse of :meth:`to_features`, magnitude clamped ``>= 0``: ``(..., bins)`` -> ``(..., bins)``."""
+        return F.inverse_contrast(features * self.norm_std + self.norm_mean)
+
+    def forward(self, audio: Tensor) -> Tensor:
+        """Features of audio: ``(batch, time)`` -> ``(batch, frames, bins)``."""
+        return self.to_features(self.magnitude(audio))
+
+    # ---------------------------------------------------------------- python-side helpers
+    @torch.jit.unused
+    def set_normalisation(self, mean: Tensor, std: Tensor) -> None:
+        """Store per-bin statistics of ``log1p(|X|)`` (each ``(n_bins,)``); ``std`` is clamped
+        to ``>= 1e-4`` so that silent bins do not blow features up."""
+        mean = torch.as_tensor(mean)
+        std = torch.as_tensor(std)
+        for name, value in (("mean", mean), ("std", std)):
+            if tuple(value.shape) != (self.n_bins,):
+                raise ValueError(
+                    f"set_normalisation: {name} must have shape ({self.n_bins},) (n_bins for "
+                    f"n_fft={self.n_fft}), got {tuple(value.shape)}")
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"set_normalisation: {name} contains NaN or Inf")
+        with torch.no_grad():
+            self.norm_mean.copy_(mean.to(self.norm_mean))
+            self.norm_std.copy_(std.to(self.norm_std).clamp_min(1e-4))
+
+    @torch.jit.unused
+    def cache_key(self) -> Dict[str, object]:
+        """Plain values that define :meth:`magnitude` (for the spectral frame cache hash)."""
+        return {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop": self.hop,
+                "tfr": self.tfr, "window": "gaussian", "version": TRANSFORM_VERSION}
+
+    @torch.jit.unused
+    def num_frames(self, length: int) -> int:
+        """Frames :meth:`magnitude` gives for ``length`` samples."""
+        return F.num_frames(length, self.n_fft, self.hop)
+
+    @torch.jit.unused
+    def reconstruct(self, magnitude: Tensor, length: int, method: str = "pghi+gla", n_iter: int = 16,
+                    generator: Optional[torch.Generator] = None) -> Tensor:
+        """Offline audio from a magnitude ``(batch, frames, bins)`` (or ``(frames, bins)``)
+        -> ``(batch, length)`` (or ``(length,)``).
+
+        Methods: ``"pghi+gla"`` PGHI then ``n_iter`` fast Griffin-Lim iterations (default, best);
+        ``"pghi"`` PGHI alone (non-iterative, fastest good one); ``"griffinlim"`` ``n_iter``
+        fast Griffin-Lim iterations from random phase; ``"random"`` uniform random phase.
+        ``frames`` must equal ``num_frames(length)``.
+        """
+        if method not in RECONSTRUCTION_METHODS:
+            raise ValueError(f"unknown reconstruction method {method!r}; choose one of {RECONSTRUCTION_METHODS}")
+        if magnitude.shape[-1] != self.n_bins:
+            raise ValueError(f"reconstruct: magnitude has {magnitude.shape[-1]} bins, expected {self.n_bins}")
+        expected = self.num_frames(length)
+        if magnitude.shape[-2] != expected:
+            raise ValueError(f"reconstruct: {magnitude.shape[-2]} frames cannot give {length} samples "
+                             f"(expected {expected} frames for n_fft={self.n_fft}, hop={self.hop})")
+        magnitude = magnitude.detach().clamp_min(0.0)
+        if method.startswith("pghi"):
+            phase = F.pghi(magnitude, self.lam, self.hop, self.n_fft, generator=generator)
+        else:
+            phase = (torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype,
+                                device=magnitude.device) * 2.0 - 1.0) * torch.pi
+        if method in ("pghi+gla", "griffinlim") and n_iter > 0:
+            phase = F.griffin_lim(magnitude, phase, self.window, self.dual, self.hop, length, n_iter=n_iter)
+        return self.synthesise(torch.polar(magnitude, phase), length)
