@@ -1,0 +1,19 @@
+"""vschaos.host: an nn~-compatible streaming host to load, describe, verify, bench and render nn~ models.
+
+See NN_CONTRACT.md for the contract it reproduces; ``python -m vschaos.host --help`` for the CLI.
+"""
+from .bench import BenchReport, BenchRow, bench_model, latency_table
+from .engine import EngineStats, StreamEngine, batched_to_outlets, host_latency, inlets_to_batched
+from .model import (AttributeInfo, AttributeValueError, HostError, LoadedModel, MethodError, MethodInfo,
+                    ModelCallError, ModelDescription, ModelLoadError, convert_attribute_values, describe_model,
+                    load_model, next_power_of_two)
+from .render import RenderResult, render, render_array
+from .verify import Check, VerifyReport, measure_delay, verify_model
+
+__all__ = [
+    "AttributeInfo", "AttributeValueError", "BenchReport", "BenchRow", "Check", "EngineStats", "HostError",
+    "LoadedModel", "MethodError", "MethodInfo", "ModelCallError", "ModelDescription", "ModelLoadError",
+    "RenderResult", "StreamEngine", "VerifyReport", "batched_to_outlets", "bench_model", "convert_attribute_values",
+    "describe_model", "host_latency", "inlets_to_batched", "latency_table", "load_model", "measure_delay",
+    "next_power_of_two", "render", "render_array", "verify_model",
+]

@@ -1,0 +1,297 @@
+"""Tiny nn~ models scripted for the host tests: good ones and deliberately broken ones."""
+from typing import List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+
+class NNModel(nn.Module):
+    """Minimal nn~ contract: methods registered with ``<m>_params`` and listed by ``get_methods``."""
+
+    def __init__(self):
+        super().__init__()
+        self.methods: List[str] = []
+        self.attribute_names: List[str] = []
+        self.__annotations__ = {"methods": List[str], "attribute_names": List[str]}
+
+    def register_method(self, name: str, params: List[int], delay: int = -1) -> None:
+        self.register_buffer(f"{name}_params", torch.tensor(params))
+        if delay >= 0:
+            self.register_buffer(f"{name}_delay", torch.tensor([delay]))
+        self.methods.append(name)
+
+    @torch.jit.export
+    def get_methods(self) -> List[str]:
+        return self.methods
+
+    @torch.jit.export
+    def get_attributes(self) -> List[str]:
+        return self.attribute_names
+
+
+class Gain(NNModel):
+    """forward: (1,1,1,1), y = gain * x; ``gain`` is a float attribute."""
+
+    def __init__(self, gain: float = 0.5):
+        super().__init__()
+        self.register_method("forward", [1, 1, 1, 1])
+        self.input_gain = gain
+        self.forward_input_labels: List[str] = ["(signal) input"]
+        self.forward_output_labels: List[str] = ["(signal) output"]
+        self.attribute_names = ["gain"]
+        self.register_buffer("gain_params", torch.tensor([2]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.input_gain
+
+    @torch.jit.export
+    def get_gain(self) -> Tuple[float]:
+        return (self.input_gain,)
+
+    @torch.jit.export
+    def set_gain(self, gain: float) -> int:
+        self.input_gain = gain
+        return 0
+
+
+class RMSCodec(NNModel):
+    """encode (1,1,4,512): per 512-sample frame [rms, mean, peak, last]; decode (4,512,1,1): held rms+mean."""
+
+    def __init__(self, short_frame: bool = False, swap_axes: bool = False):
+        super().__init__()
+        self.hop = 512
+        self.short_frame = short_frame
+        self.swap_axes = swap_axes
+        self.register_method("encode", [1, 1, 4, 512])
+        self.register_method("decode", [4, 512, 1, 1])
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        frames = x.reshape(x.shape[0], x.shape[-1] // self.hop, self.hop)  # (batch, frames, hop)
+        features = torch.stack([frames.pow(2).mean(-1).sqrt(), frames.mean(-1), frames.abs().amax(-1),
+                                frames[..., -1]], dim=1)  # (batch, 4, frames)
+        if self.short_frame:
+            features = features[..., :-1]
+        if self.swap_axes:
+            features = features.transpose(1, 2).reshape(features.shape)
+        return features
+
+    @torch.jit.export
+    def decode(self, z: Tensor) -> Tensor:
+        return (z[:, 0:1] + z[:, 1:2]).repeat_interleave(self.hop, dim=-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+
+class Hold(NNModel):
+    """forward (1,4,1,4): identity at control rate, to check decimation and sample-and-hold."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_method("forward", [1, 4, 1, 4])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Mixer(NNModel):
+    """forward (2,1,3,1): outputs [x0, x1, x0 + 10 * x1], to check channel/batch ordering."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_method("forward", [2, 1, 3, 1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, x[:, 0:1] + 10.0 * x[:, 1:2]], dim=1)
+
+
+class DelayLine(NNModel):
+    """forward (1,1,1,1): y[n] = x[n - delay], state per batch row; declares ``declared`` samples."""
+
+    def __init__(self, delay: int = 100, declared: int = 100, forget_state: bool = False, with_reset: bool = True):
+        super().__init__()
+        self.delay = delay
+        self.forget_state = forget_state
+        self.register_method("forward", [1, 1, 1, 1], delay=declared)
+        self.register_buffer("history", torch.zeros(1, 1, delay))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.history.shape[0] != x.shape[0] or self.forget_state:
+            self.history = torch.zeros(x.shape[0], x.shape[1], self.delay)
+        joined = torch.cat([self.history, x], dim=-1)
+        self.history = joined[..., joined.shape[-1] - self.delay:]
+        return joined[..., :x.shape[-1]]
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.history = torch.zeros(1, 1, self.delay)
+
+
+class OnePole(NNModel):
+    """forward (1,1,1,1): y[n] = a y[n-1] + (1 - a) x[n]; no reset() (the host reloads)."""
+
+    def __init__(self, coefficient: float = 0.9):
+        super().__init__()
+        self.coefficient = coefficient
+        self.register_method("forward", [1, 1, 1, 1])
+        self.register_buffer("last", torch.zeros(1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.last.shape[0] != x.shape[0]:
+            self.last = torch.zeros(x.shape[0], x.shape[1])
+        # Blockwise closed form (64-sample blocks keep a^-k small): within a block,
+        # y[i] = a^(i+1) state + sum_{j<=i} (1-a) a^(i-j) x[j].
+        n = x.shape[-1]
+        y = torch.zeros_like(x)
+        state = self.last
+        block = 64
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            idx = torch.arange(stop - start, dtype=x.dtype)
+            lags = idx.unsqueeze(1) - idx.unsqueeze(0)  # (i, j) -> i - j
+            matrix = torch.where(lags >= 0, (1 - self.coefficient) * self.coefficient ** lags.clamp(min=0),
+                                 torch.zeros_like(lags))
+            carried = state.unsqueeze(-1) * self.coefficient ** (idx + 1)
+            y[..., start:stop] = x[..., start:stop] @ matrix.t() + carried
+            state = y[..., stop - 1]
+        self.last = state
+        return y
+
+
+class AttributeModel(NNModel):
+    """forward (1,1,1,1) with bool/int/float/str attributes: y = x * gain * (not muted) + offset."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_method("forward", [1, 1, 1, 1])
+        self.muted = False
+        self.steps = 3
+        self.gain = 1.0
+        self.mode = "clean"
+        self.attribute_names = ["muted", "steps", "gain", "mode", "range"]
+        self.low = 0.0
+        self.high = 1.0
+        self.register_buffer("muted_params", torch.tensor([0]))
+        self.register_buffer("steps_params", torch.tensor([1]))
+        self.register_buffer("gain_params", torch.tensor([2]))
+        self.register_buffer("mode_params", torch.tensor([3]))
+        self.register_buffer("range_params", torch.tensor([2, 2]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = 0.0 if self.muted else self.gain
+        return x * scale + float(self.steps) * 0.0
+
+    @torch.jit.export
+    def get_muted(self) -> Tuple[bool]:
+        return (self.muted,)
+
+    @torch.jit.export
+    def set_muted(self, value: bool) -> int:
+        self.muted = value
+        return 0
+
+    @torch.jit.export
+    def get_steps(self) -> Tuple[int]:
+        return (self.steps,)
+
+    @torch.jit.export
+    def set_steps(self, value: int) -> int:
+        if value < 0:
+            return -1
+        self.steps = value
+        return 0
+
+    @torch.jit.export
+    def get_gain(self) -> Tuple[float]:
+        return (self.gain,)
+
+    @torch.jit.export
+    def set_gain(self, value: float) -> int:
+        self.gain = value
+        return 0
+
+    @torch.jit.export
+    def get_mode(self) -> Tuple[str]:
+        return (self.mode,)
+
+    @torch.jit.export
+    def set_mode(self, value: str) -> int:
+        if value not in ["clean", "dirty"]:
+            return -1
+        self.mode = value
+        return 0
+
+    @torch.jit.export
+    def get_range(self) -> Tuple[float, float]:
+        return (self.low, self.high)
+
+    @torch.jit.export
+    def set_range(self, low: float, high: float) -> int:
+        self.low = low
+        self.high = high
+        return 0
+
+
+class OldStyle(nn.Module):
+    """An old export: float ``_params``, ``"none"`` in the attribute list, a scalar getter."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("forward_params", torch.tensor([1.0, 1.0, 1.0, 1.0]))
+        self.register_buffer("decode_params", torch.tensor([2.0, 256.0, 1.0, 1.0]))
+        self.volume = 0.25
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.volume
+
+    @torch.jit.export
+    def decode(self, z: Tensor) -> Tensor:
+        return z[:, :1].repeat_interleave(256, dim=-1)
+
+    @torch.jit.export
+    def get_attributes(self) -> List[str]:
+        return ["none", "volume"]
+
+    @torch.jit.export
+    def get_volume(self) -> float:
+        return self.volume
+
+    @torch.jit.export
+    def set_volume(self, value: float) -> int:
+        self.volume = value
+        return 0
+
+
+class NaNModel(NNModel):
+    """forward (1,1,1,1) returning NaN where the input is above 0.4."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_method("forward", [1, 1, 1, 1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.where(x > 0.4, torch.full_like(x, float("nan")), x)
+
+
+class Raising(NNModel):
+    """forward (1,1,1,1) that raises when called with a buffer larger than 1024."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_method("forward", [1, 1, 1, 1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] > 1024:
+            raise RuntimeError("buffer too large for this model")
+        return x
+
+
+def script(module: nn.Module) -> torch.jit.ScriptModule:
+    return torch.jit.script(module)
+
+
+def save(module: nn.Module, path) -> str:
+    """Script ``module`` and save it as a .ts file; returns the path as str."""
+    torch.jit.save(torch.jit.script(module), str(path))
+    return str(path)

@@ -1,0 +1,441 @@
+"""Load and describe nn~ TorchScript models the way nn~ / nn.ar read them (see NN_CONTRACT.md).
+
+A :class:`LoadedModel` wraps a ``torch.jit.ScriptModule`` and offers what a host needs: the
+method table (``<m>_params``), labels, attributes with their type codes, typed ``set``/``get``,
+calls with nn~'s shape check, and a state reset (``reset()`` if exported, else a reload).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+
+ATTRIBUTE_TYPE_NAMES: Dict[int, str] = {0: "bool", 1: "int", 2: "float", 3: "str", 4: "tensor", 5: "buffer"}
+# Attribute names a model may use to expose its sample rate (ours, RAVE, nn-tilde helper).
+SAMPLE_RATE_ATTRIBUTES = ("sample_rate", "sampling_rate", "sr")
+
+ModelSource = Union[str, os.PathLike, torch.jit.ScriptModule]
+
+
+class HostError(Exception):
+    """A problem a user can hit; the CLI prints its message (no traceback) and exits non-zero."""
+
+
+class ModelLoadError(HostError):
+    """The file is missing, is not TorchScript, or does not follow the nn~ contract."""
+
+
+class MethodError(HostError):
+    """Unknown method, or a method whose ``<m>_params`` is unusable."""
+
+
+class AttributeValueError(HostError):
+    """Unknown attribute, wrong number or type of values, or a model refusing a ``set``."""
+
+
+class ModelCallError(HostError):
+    """The model raised inside a call, or returned the wrong shape/dtype."""
+
+
+def next_power_of_two(n: int) -> int:
+    """Smallest power of two >= ``n`` (1 for n <= 1)."""
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+@dataclass
+class MethodInfo:
+    """One nn~ method: ``(batch, in_channels, B // in_ratio) -> (batch, out_channels, B // out_ratio)``."""
+
+    name: str
+    in_channels: int
+    in_ratio: int
+    out_channels: int
+    out_ratio: int
+    input_labels: List[str] = field(default_factory=list)
+    output_labels: List[str] = field(default_factory=list)
+    delay: Optional[int] = None  # declared ``<m>_delay``: samples the output lags the input
+
+    @property
+    def max_ratio(self) -> int:
+        return max(self.in_ratio, self.out_ratio)
+
+
+@dataclass
+class AttributeInfo:
+    """One attribute: type names from ``<a>_params`` (or inferred from the getter's values)."""
+
+    name: str
+    types: List[str]
+    value: Optional[List[object]]
+    types_declared: bool = True
+    error: Optional[str] = None
+
+
+@dataclass
+class ModelDescription:
+    """What ``dump`` / ``nn.info`` / nn.ar ``describe`` show, plus declared delays and sample rate."""
+
+    path: Optional[str]
+    methods: List[MethodInfo]
+    attributes: List[AttributeInfo]
+    min_buffer_size: int
+    sample_rate: Optional[int]
+    has_reset: bool
+    has_set_sample_rate: bool
+
+    def method(self, name: str) -> MethodInfo:
+        for method in self.methods:
+            if method.name == name:
+                return method
+        raise MethodError(f"unknown method '{name}'; the model has: {', '.join(m.name for m in self.methods)}")
+
+    def attribute(self, name: str) -> AttributeInfo:
+        for attribute in self.attributes:
+            if attribute.name == name:
+                return attribute
+        known = ", ".join(a.name for a in self.attributes) or "none"
+        raise AttributeValueError(f"unknown attribute '{name}'; the model has: {known}")
+
+    def to_dict(self) -> Dict[str, object]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def format(self) -> str:
+        lines = [f"model: {self.path or '<in-memory module>'}",
+                 f"minimum buffer size: {self.min_buffer_size}",
+                 f"sample rate: {self.sample_rate if self.sample_rate is not None else 'not exposed'}"
+                 + ("  (set_sample_rate available)" if self.has_set_sample_rate else ""),
+                 f"reset(): {'exported' if self.has_reset else 'not exported (host reloads to reset state)'}",
+                 "methods:"]
+        for m in self.methods:
+            delay = f", declared delay {m.delay} samples" if m.delay is not None else ", no declared delay"
+            lines.append(f"  {m.name}: {m.in_channels} ins (ratio {m.in_ratio}), "
+                         f"{m.out_channels} outs (ratio {m.out_ratio}){delay}")
+            if m.input_labels:
+                lines.append(f"    inlets:  {', '.join(m.input_labels)}")
+            if m.output_labels:
+                lines.append(f"    outlets: {', '.join(m.output_labels)}")
+        lines.append("attributes:" if self.attributes else "attributes: none")
+        for a in self.attributes:
+            declared = "" if a.types_declared else " (types inferred: no _params buffer)"
+            value = a.error if a.error else ", ".join(repr(v) for v in (a.value or []))
+            lines.append(f"  {a.name} ({', '.join(a.types)}){declared} = {value}")
+        return "\n".join(lines)
+
+    def to_nnar_yaml(self, idx: int = 0) -> str:
+        """nn.ar's model description file (``idx``, ``modelPath``, ``minBufferSize``, methods, attributes)."""
+        def quote(text: str) -> str:
+            return json.dumps(text)  # a JSON string is a valid YAML scalar
+
+        lines = [f"idx: {idx}", f"modelPath: {quote(self.path or '')}", f"minBufferSize: {self.min_buffer_size}",
+                 "methods:"]
+        for m in self.methods:
+            lines += [f"  - name: {m.name}", f"    inDim: {m.in_channels}", f"    inRatio: {m.in_ratio}",
+                      f"    outDim: {m.out_channels}", f"    outRatio: {m.out_ratio}"]
+        if self.attributes:
+            lines.append("attributes:")
+            lines += [f"  - {a.name}" for a in self.attributes]
+        else:
+            lines.append("attributes: []")
+        return "\n".join(lines) + "\n"
+
+
+def _as_list(value: object) -> List[object]:
+    """Getter results come as tuple, list or (old exports) a bare scalar."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return [_plain(value)]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return value
+
+
+def _infer_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "tensor"
+
+
+def convert_attribute_values(attribute: AttributeInfo, values: Sequence[object]) -> List[object]:
+    """Convert user values (text as Max/Pd send it, or Python values) to the declared types.
+
+    Bools accept true/false/yes/no and numbers (Pd sends ``0.000000``: zero is false, other numbers
+    true); ints accept integral numbers (``3.000000``); floats any number; str anything.
+    Raises :class:`AttributeValueError` naming the attribute, the position and the expected type.
+    """
+    if len(values) != len(attribute.types):
+        raise AttributeValueError(f"attribute '{attribute.name}' takes {len(attribute.types)} value(s) "
+                                  f"({', '.join(attribute.types)}), got {len(values)}")
+    converted: List[object] = []
+    for position, (kind, raw) in enumerate(zip(attribute.types, values)):
+        where = f"attribute '{attribute.name}' value {position + 1}: expected {kind}, got {raw!r}"
+        if kind == "str":
+            converted.append(str(raw))
+            continue
+        if kind in ("tensor", "buffer"):
+            raise AttributeValueError(f"attribute '{attribute.name}' value {position + 1} is a {kind}: "
+                                      "not settable from a host message")
+        number: float
+        if isinstance(raw, bool):
+            number = float(raw)
+        elif isinstance(raw, (int, float)):
+            number = float(raw)
+        else:
+            text = str(raw).strip().lower()
+            if kind == "bool" and text in ("true", "yes", "on", "false", "no", "off"):
+                converted.append(text in ("true", "yes", "on"))
+                continue
+            try:
+                number = float(text)
+            except ValueError:
+                raise AttributeValueError(where) from None
+        if not math.isfinite(number):
+            raise AttributeValueError(where)
+        if kind == "bool":
+            converted.append(number != 0.0)
+        elif kind == "int":
+            if number != int(number):
+                raise AttributeValueError(where)
+            converted.append(int(number))
+        elif kind == "float":
+            converted.append(float(number))
+        else:
+            raise AttributeValueError(f"attribute '{attribute.name}': unknown type '{kind}'")
+    return converted
+
+
+class LoadedModel:
+    """An nn~ model as a host sees it.
+
+    Args:
+        module: the scripted module (used as is: its state is the caller's).
+        path: the file it came from, if any.
+        source_bytes: serialised module, used by :meth:`fresh` and to reset state by reloading.
+    """
+
+    def __init__(self, module: torch.jit.ScriptModule, path: Optional[str] = None,
+                 source_bytes: Optional[bytes] = None):
+        self.module = module
+        self.path = path
+        self._source_bytes = source_bytes
+        self.description = self._describe()
+
+    # ---- loading --------------------------------------------------------------------------
+    def serialized(self) -> bytes:
+        if self._source_bytes is None:
+            buffer = io.BytesIO()
+            torch.jit.save(self.module, buffer)
+            self._source_bytes = buffer.getvalue()
+        return self._source_bytes
+
+    def fresh(self) -> "LoadedModel":
+        """A new, independent copy of the model as it was loaded (fresh state)."""
+        module = torch.jit.load(io.BytesIO(self.serialized()), map_location="cpu").eval()
+        return LoadedModel(module, self.path, self._source_bytes)
+
+    def reset_state(self) -> None:
+        """Reset streaming state: ``reset()`` if exported, otherwise reload (as nn~'s ``reload``)."""
+        if self.description.has_reset:
+            self.module.reset()
+        else:
+            self.module = self.fresh().module
+
+    def set_sample_rate(self, sample_rate: int) -> None:
+        if self.description.has_set_sample_rate:
+            self.module.set_sample_rate(int(sample_rate))
+
+    # ---- description ----------------------------------------------------------------------
+    def _script_methods(self) -> List[str]:
+        try:
+            return list(self.module._c._method_names())
+        except AttributeError:
+            return [name for name in dir(self.module) if callable(getattr(self.module, name, None))]
+
+    def _has(self, name: str) -> bool:
+        try:
+            getattr(self.module, name)
+            return True
+        except (AttributeError, RuntimeError):
+            return False
+
+    def _method_names(self) -> List[str]:
+        if self._has("get_methods"):
+            try:
+                return [str(n) for n in self.module.get_methods()]
+            except Exception as error:  # a broken get_methods: fall back like nn~ does
+                del error
+        return [n for n in self._script_methods() if self._has(f"{n}_params")]
+
+    def _read_method(self, name: str) -> MethodInfo:
+        if not self._has(f"{name}_params"):
+            raise ModelLoadError(f"method '{name}' is listed but has no '{name}_params' buffer")
+        params = getattr(self.module, f"{name}_params")
+        try:
+            values = [int(v) for v in torch.as_tensor(params).flatten().tolist()]
+        except (TypeError, ValueError) as error:
+            raise ModelLoadError(f"'{name}_params' is not numeric: {error}") from None
+        if len(values) != 4:
+            raise ModelLoadError(f"'{name}_params' must hold 4 values [in_channels, in_ratio, out_channels, "
+                                 f"out_ratio], got {values}")
+        if min(values) < 1:
+            raise ModelLoadError(f"'{name}_params' = {values}: channels and ratios must be >= 1")
+        if not self._has(name):
+            raise ModelLoadError(f"method '{name}' is listed but the module has no such method")
+        labels = {}
+        for side in ("input", "output"):
+            attr = f"{name}_{side}_labels"
+            labels[side] = [str(v) for v in getattr(self.module, attr)] if self._has(attr) else []
+        delay: Optional[int] = None
+        if self._has(f"{name}_delay"):
+            delay = int(torch.as_tensor(getattr(self.module, f"{name}_delay")).flatten()[0].item())
+        return MethodInfo(name, values[0], values[1], values[2], values[3], labels["input"], labels["output"], delay)
+
+    def _read_attributes(self) -> List[AttributeInfo]:
+        if not self._has("get_attributes"):
+            return []
+        attributes: List[AttributeInfo] = []
+        for name in [str(n) for n in self.module.get_attributes()]:
+            if name == "none":  # placeholder of old exports with no attribute
+                continue
+            value: Optional[List[object]] = None
+            error: Optional[str] = None
+            try:
+                value = _as_list(getattr(self.module, f"get_{name}")())
+            except Exception as exc:
+                error = f"get_{name}() failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
+            if self._has(f"{name}_params"):
+                codes = [int(c) for c in torch.as_tensor(getattr(self.module, f"{name}_params")).flatten().tolist()]
+                types = [ATTRIBUTE_TYPE_NAMES.get(c, f"unknown({c})") for c in codes]
+                declared = True
+            else:
+                types = [_infer_type(v) for v in (value or [])]
+                declared = False
+            attributes.append(AttributeInfo(name, types, value, declared, error))
+        return attributes
+
+    def _sample_rate(self) -> Optional[int]:
+        for name in SAMPLE_RATE_ATTRIBUTES:
+            if self._has(name):
+                value = getattr(self.module, name)
+                if isinstance(value, torch.Tensor) and value.numel() == 1:
+                    value = value.item()
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                    return int(value)
+        if self._has("get_sample_rate"):
+            try:
+                return int(_as_list(self.module.get_sample_rate())[0])
+            except Exception:
+                return None
+        return None
+
+    def _describe(self) -> ModelDescription:
+        names = self._method_names()
+        if not names:
+            raise ModelLoadError(f"{self.path or 'module'}: no nn~ methods (no get_methods() and no '<m>_params' "
+                                 "buffer): not an nn~ model")
+        methods = [self._read_method(n) for n in names]
+        min_buffer = next_power_of_two(max(m.max_ratio for m in methods))
+        return ModelDescription(self.path, methods, self._read_attributes(), min_buffer, self._sample_rate(),
+                                self._has("reset"), self._has("set_sample_rate"))
+
+    # ---- attributes -----------------------------------------------------------------------
+    def get_attribute(self, name: str) -> List[object]:
+        self.description.attribute(name)
+        try:
+            return _as_list(getattr(self.module, f"get_{name}")())
+        except Exception as error:
+            raise AttributeValueError(f"get_{name}() raised: {_first_line(error)}") from None
+
+    def set_attribute(self, name: str, values: Sequence[object]) -> None:
+        """``set <name> v1 v2 ...`` as nn~ does it: typed conversion, count check, return code 0."""
+        attribute = self.description.attribute(name)
+        converted = convert_attribute_values(attribute, values)
+        try:
+            code = getattr(self.module, f"set_{name}")(*converted)
+        except Exception as error:
+            raise AttributeValueError(f"set_{name}{tuple(converted)} raised: {_first_line(error)}") from None
+        if code is not None and int(code) != 0:
+            raise AttributeValueError(f"set_{name}{tuple(converted)} refused by the model (returned {code})")
+
+    # ---- calls ----------------------------------------------------------------------------
+    def call(self, method: str, x: torch.Tensor) -> torch.Tensor:
+        """Run ``method`` on ``x`` ``(batch, in_channels, B // in_ratio)``; check the output like a careful host.
+
+        Returns float32 ``(batch, out_channels, B // out_ratio)``; raises :class:`ModelCallError` naming
+        the method and the expected and actual shapes otherwise.
+        """
+        info = self.description.method(method)
+        buffer_size = x.shape[-1] * info.in_ratio
+        try:
+            with torch.inference_mode():
+                y = getattr(self.module, method)(x)
+        except Exception as error:
+            raise ModelCallError(f"method '{method}' raised on input {tuple(x.shape)}: {_first_line(error)}") from None
+        expected = (x.shape[0], info.out_channels, buffer_size // info.out_ratio)
+        if not isinstance(y, torch.Tensor):
+            raise ModelCallError(f"method '{method}' returned {type(y).__name__}, expected a tensor {expected}")
+        if tuple(y.shape) != expected:
+            raise ModelCallError(f"method '{method}', buffer {buffer_size}, batch {x.shape[0]}: output shape "
+                                 f"{tuple(y.shape)}, expected {expected}")
+        if y.dtype != torch.float32:
+            raise ModelCallError(f"method '{method}', buffer {buffer_size}: output dtype {y.dtype}, expected float32")
+        return y
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    # TorchScript errors put the Python-side message last ("RuntimeError: ..."); prefer it.
+    for line in reversed(lines):
+        if "Error:" in line or "Exception:" in line:
+            return line.strip()
+    return lines[0].strip() if lines else type(error).__name__
+
+
+def load_model(source: ModelSource, sample_rate: Optional[int] = None) -> LoadedModel:
+    """Load a ``.ts`` path (``torch.jit.load`` + ``eval``) or wrap an already-loaded ScriptModule.
+
+    If ``sample_rate`` is given and the model has ``set_sample_rate``, it is called (as nn~ does).
+    """
+    if isinstance(source, torch.jit.ScriptModule):
+        loaded = LoadedModel(source.eval())
+    elif isinstance(source, torch.nn.Module):
+        raise ModelLoadError("got a plain nn.Module: script it first (torch.jit.script) as nn~ needs TorchScript")
+    else:
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise ModelLoadError(f"model file not found: {path}")
+        if os.path.isdir(path):
+            raise ModelLoadError(f"{path} is a directory, expected a TorchScript .ts file")
+        with open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+        except Exception as error:
+            raise ModelLoadError(f"{path} is not a TorchScript file ({_first_line(error)[:120]})") from None
+        loaded = LoadedModel(module, path, data)
+    if sample_rate is not None:
+        loaded.set_sample_rate(sample_rate)
+    return loaded
+
+
+def describe_model(source: Union[ModelSource, LoadedModel]) -> ModelDescription:
+    """Describe a model (path, ScriptModule or :class:`LoadedModel`)."""
+    if isinstance(source, LoadedModel):
+        return source.description
+    return load_model(source).description

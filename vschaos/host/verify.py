@@ -1,0 +1,398 @@
+"""Verify that an nn~ model will work in nn~ / nn.ar, before anyone opens a patcher.
+
+Checks, per method: the contract (params, labels, attribute types, get/set round trips, host
+rejection of wrong counts/types), output shape and dtype for every batch size and every buffer
+size, NaN/Inf, determinism, streaming == offline, and declared delay == measured delay.
+
+Definitions:
+- **Streaming equals offline**: the same deterministic signal (audio-rate inlets: a chirp plus
+  noise; control-rate inlets: slow sines, decimated by the last sample of each ratio block as nn~
+  does) processed in one call and in consecutive calls of B samples after a state reset must
+  agree within ``tolerance * max(1, peak |offline output|)``.
+- **Delay** (``<method>_delay``, samples): how far the method's output lags its input in
+  offline/streaming processing, excluding host buffering (B - V or 2B - V). It is measured only
+  for audio -> audio methods (both ratios 1), as the lag of the peak of the cross-correlation
+  between a white-noise input and the output (lags 0 .. N/2). If that peak's normalised
+  correlation is below 0.3 the output does not resemble the input and the delay is reported as
+  not measurable (a warning, not a failure). Methods with a control-rate side (encode, decode)
+  are not measured: their outputs are not comparable to their inputs sample by sample.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .model import (AttributeValueError, HostError, LoadedModel, MethodInfo, ModelCallError, ModelSource,
+                    convert_attribute_values, load_model)
+
+MAX_DEFAULT_BUFFER = 8192
+MIN_CORRELATION_FOR_DELAY = 0.3
+
+
+@dataclass
+class Check:
+    """One verification item; ``problems`` lists each failing case (method, buffer, batch, ...)."""
+
+    name: str
+    method: Optional[str]
+    passed: bool
+    summary: str
+    problems: List[str] = field(default_factory=list)
+    warning: bool = False
+
+
+@dataclass
+class VerifyReport:
+    """Structured result of :func:`verify_model`; ``ok`` is True only if every check passed."""
+
+    path: Optional[str]
+    buffers: List[int]
+    batch_sizes: List[int]
+    tolerance: float
+    signal_length: int
+    checks: List[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failures(self) -> List[Check]:
+        return [check for check in self.checks if not check.passed]
+
+    def add(self, name: str, method: Optional[str], problems: List[str], summary: str, warning: bool = False) -> None:
+        self.checks.append(Check(name, method, not problems, summary, problems, warning))
+
+    def to_dict(self) -> Dict[str, object]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+    def format(self, max_problems: int = 8) -> str:
+        lines = [f"verify {self.path or '<in-memory module>'}",
+                 f"  buffers {self.buffers}, batch sizes {self.batch_sizes}, test signal {self.signal_length} "
+                 f"samples, tolerance {self.tolerance:g} x max(1, peak)"]
+        for check in self.checks:
+            status = "PASS" if check.passed else "FAIL"
+            if check.passed and check.warning:
+                status = "WARN"
+            where = f"[{check.method}] " if check.method else ""
+            lines.append(f"{status} {where}{check.name}: {check.summary}")
+            for problem in check.problems[:max_problems]:
+                lines.append(f"     - {problem}")
+            if len(check.problems) > max_problems:
+                lines.append(f"     - ... and {len(check.problems) - max_problems} more")
+        failed = len(self.failures)
+        lines.append("RESULT: OK" if self.ok else f"RESULT: FAILED ({failed} of {len(self.checks)} checks)")
+        return "\n".join(lines)
+
+
+# ---- test signals -------------------------------------------------------------------------
+def test_signal(batch: int, channels: int, length: int, control_rate: bool, seed: int = 0) -> np.ndarray:
+    """Deterministic ``(batch, channels, length)`` float32 signal at audio rate.
+
+    Audio inlets: an exponential chirp (20 Hz -> 20 kHz at 44.1 kHz) at 0.5 plus white noise at 0.1,
+    each row/channel with its own noise and start phase. Control inlets: sums of slow sines
+    (periods of 0.2 - 2 s), smooth so that decimation does not alias.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(length) / 44100.0
+    out = np.empty((batch, channels, length), dtype=np.float32)
+    for b in range(batch):
+        for c in range(channels):
+            phase = rng.uniform(0, 2 * math.pi)
+            if control_rate:
+                freqs = rng.uniform(0.5, 5.0, size=3)
+                out[b, c] = sum(0.3 * np.sin(2 * math.pi * f * t + phase * (k + 1)) for k, f in enumerate(freqs))
+            else:
+                duration = max(t[-1], 1e-3)
+                k = math.log(20000 / 20) / duration
+                chirp = 0.5 * np.sin(2 * math.pi * 20 * (np.exp(k * t) - 1) / k + phase)
+                out[b, c] = chirp + 0.1 * rng.standard_normal(length)
+    return out
+
+
+def decimate(signal: np.ndarray, ratio: int) -> np.ndarray:
+    """nn~'s decimation: the last sample of every ``ratio`` block."""
+    return signal[..., ratio - 1::ratio] if ratio > 1 else signal
+
+
+def default_buffers(min_buffer: int) -> List[int]:
+    """Powers of two from the model's minimum buffer size to 8192."""
+    sizes, size = [], min_buffer
+    while size <= MAX_DEFAULT_BUFFER:
+        sizes.append(size)
+        size *= 2
+    return sizes or [min_buffer]
+
+
+def _locate(error: np.ndarray) -> Tuple[int, int, int]:
+    index = np.unravel_index(int(np.argmax(error)), error.shape)
+    return int(index[0]), int(index[1]), int(index[2])
+
+
+def _nonfinite_problem(y: np.ndarray, context: str) -> Optional[str]:
+    bad = ~np.isfinite(y)
+    if not bad.any():
+        return None
+    b, c, s = _locate(bad.astype(np.float32))
+    return f"{context}: {int(bad.sum())} NaN/Inf values (first at batch {b}, channel {c}, frame {s})"
+
+
+# ---- the checks ---------------------------------------------------------------------------
+def _check_contract(model: LoadedModel, report: VerifyReport) -> None:
+    for info in model.description.methods:
+        problems = []
+        for side, labels, channels in (("input", info.input_labels, info.in_channels),
+                                       ("output", info.output_labels, info.out_channels)):
+            if labels and len(labels) != channels:
+                problems.append(f"{len(labels)} {side} labels for {channels} {side} channels")
+        report.add("contract", info.name, problems,
+                   f"params [{info.in_channels}, {info.in_ratio}, {info.out_channels}, {info.out_ratio}]"
+                   + (", labels ok" if info.input_labels or info.output_labels else ", no labels"))
+
+
+def _changed_value(kind: str, value: object) -> Optional[object]:
+    if kind == "bool":
+        return not bool(value)
+    if kind == "int":
+        return int(value) + 1
+    if kind == "float":
+        return float(value) + 0.5
+    return None  # str: valid values are model-specific
+
+
+def _check_attributes(model: LoadedModel, report: VerifyReport) -> None:
+    for attribute in model.description.attributes:
+        problems: List[str] = []
+        name = attribute.name
+        if attribute.error:
+            report.add("attribute", None, [f"'{name}': {attribute.error}"], f"'{name}'")
+            continue
+        value = attribute.value or []
+        unknown = [t for t in attribute.types if t not in ("bool", "int", "float", "str", "tensor", "buffer")]
+        if unknown:
+            problems.append(f"'{name}': unknown type codes {unknown}")
+        if len(value) != len(attribute.types):
+            problems.append(f"'{name}': get_{name}() returned {len(value)} values, '{name}_params' declares "
+                            f"{len(attribute.types)}")
+        python_types = {"bool": (bool,), "int": (int,), "float": (float, int), "str": (str,)}
+        for position, (kind, item) in enumerate(zip(attribute.types, value)):
+            allowed = python_types.get(kind)
+            if allowed and (not isinstance(item, allowed) or (kind != "bool" and isinstance(item, bool))):
+                problems.append(f"'{name}' value {position + 1}: declared {kind}, get returned {item!r}")
+        settable = not problems and all(t in python_types for t in attribute.types)
+        if settable:
+            try:
+                model.set_attribute(name, value)
+                if model.get_attribute(name) != value:
+                    problems.append(f"'{name}': set to its own value {value} then get returned "
+                                    f"{model.get_attribute(name)}")
+                changed = [_changed_value(t, v) for t, v in zip(attribute.types, value)]
+                if all(c is not None for c in changed):
+                    try:
+                        model.set_attribute(name, changed)
+                    except AttributeValueError:
+                        pass  # a model may refuse values out of its range: not an error
+                    else:
+                        got = model.get_attribute(name)
+                        if not all(_same(a, b) for a, b in zip(got, changed)):
+                            problems.append(f"'{name}': set {changed} accepted (0) but get returned {got}")
+                    model.set_attribute(name, value)
+            except HostError as error:
+                problems.append(f"'{name}': {error}")
+            # The host must reject what nn~ would reject, before calling the model.
+            for bad, why in ((list(value) + [value[0] if value else 0], "one value too many"),
+                             (["not-a-number"] * len(value), "text for numbers")):
+                if why == "text for numbers" and all(t == "str" for t in attribute.types):
+                    continue
+                try:
+                    convert_attribute_values(attribute, bad)
+                    problems.append(f"'{name}': {why} {bad} was not rejected")
+                except AttributeValueError:
+                    pass
+        report.add("attribute", None, problems,
+                   f"'{name}' ({', '.join(attribute.types)}) = {value}" + (", get/set round trip ok" if settable else ""))
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-6)
+    return a == b
+
+
+def _call(model: LoadedModel, method: str, x: np.ndarray) -> np.ndarray:
+    return model.call(method, torch.from_numpy(np.ascontiguousarray(x))).numpy().copy()
+
+
+def _method_buffers(info: MethodInfo, buffers: Sequence[int]) -> List[int]:
+    return [b for b in buffers if b % info.max_ratio == 0]
+
+
+def _check_shapes(model: LoadedModel, info: MethodInfo, buffers: List[int], batch_sizes: Sequence[int],
+                  report: VerifyReport) -> None:
+    problems, nonfinite = [], []
+    fresh = model.fresh()
+    cases = 0
+    for batch in batch_sizes:
+        for buffer in buffers:
+            x = decimate(test_signal(batch, info.in_channels, buffer, info.in_ratio > 1, seed=buffer), info.in_ratio)
+            cases += 1
+            try:
+                y = _call(fresh, info.name, x)
+            except ModelCallError as error:
+                problems.append(str(error))
+                continue
+            problem = _nonfinite_problem(y, f"buffer {buffer}, batch {batch}")
+            if problem:
+                nonfinite.append(problem)
+    report.add("shape", info.name, problems,
+               f"{cases} calls (batch {list(batch_sizes)} x buffers {buffers[0]}..{buffers[-1]}): "
+               f"(batch, {info.out_channels}, B // {info.out_ratio}) float32"
+               if not problems else f"{len(problems)} of {cases} calls returned the wrong output")
+    report.add("finite", info.name, nonfinite, "no NaN/Inf" if not nonfinite else "NaN/Inf in outputs")
+
+
+def _offline(model: LoadedModel, method: str, x: np.ndarray) -> np.ndarray:
+    torch.manual_seed(0)  # models that sample noise are compared under the same seed
+    return _call(model, method, x)
+
+
+def _check_streaming(model: LoadedModel, info: MethodInfo, buffers: List[int], batch_sizes: Sequence[int],
+                     length: int, tolerance: float, report: VerifyReport) -> None:
+    problems: List[str] = []
+    determinism: List[str] = []
+    worst = 0.0
+    for batch in batch_sizes:
+        signal = decimate(test_signal(batch, info.in_channels, length, info.in_ratio > 1, seed=7), info.in_ratio)
+        first = model.fresh()
+        try:
+            offline = _offline(first, info.name, signal)
+            again = _offline(model.fresh(), info.name, signal)
+        except ModelCallError as error:
+            problems.append(f"offline call of {length} samples, batch {batch}: {error}")
+            continue
+        if not np.array_equal(offline, again, equal_nan=True):
+            difference = np.nan_to_num(np.abs(offline - again), nan=np.inf)
+            b, c, s = _locate(difference)
+            determinism.append(f"batch {batch}: two fresh runs differ by {float(difference.max()):.3g} "
+                               f"(batch {b}, channel {c}, frame {s})")
+        for buffer in buffers:
+            # Bound the work for small buffers: at most 64 calls or 4096 samples, whichever is longer.
+            span = min(length, max(64 * buffer, 4096))
+            in_span = span // info.in_ratio
+            out_span = span // info.out_ratio
+            reference = offline[..., :out_span]
+            if span < length:
+                try:
+                    reference = _offline(model.fresh(), info.name, signal[..., :in_span])
+                except ModelCallError as error:
+                    problems.append(f"offline call of {span} samples, batch {batch}: {error}")
+                    continue
+            first.reset_state()
+            step = buffer // info.in_ratio
+            try:
+                torch.manual_seed(0)
+                pieces = [_call(first, info.name, signal[..., start:start + step]) for start in range(0, in_span, step)]
+            except ModelCallError as error:
+                problems.append(f"streaming: {error}")
+                continue
+            streamed = np.concatenate(pieces, axis=-1)
+            scale = max(1.0, float(np.nanmax(np.abs(reference))) if reference.size else 1.0)
+            difference = np.nan_to_num(np.abs(streamed - reference), nan=np.inf)
+            error_max = float(difference.max()) if difference.size else 0.0
+            worst = max(worst, error_max / scale)
+            if error_max > tolerance * scale:
+                b, c, s = _locate(difference)
+                problems.append(f"buffer {buffer}, batch {batch}: streaming differs from offline: max error "
+                                f"{error_max:.3g} at batch {b}, channel {c}, frame {s} (call {s // (buffer // info.out_ratio)}"
+                                f", tolerance {tolerance * scale:.3g})")
+    report.add("determinism", info.name, determinism, "two fresh runs identical" if not determinism
+               else "two fresh runs differ")
+    report.add("streaming", info.name, problems,
+               f"streaming == offline for buffers {buffers[0]}..{buffers[-1]}, max relative error {worst:.2g}"
+               if not problems else "streaming output differs from offline output")
+
+
+def measure_delay(x: np.ndarray, y: np.ndarray, max_lag: int) -> Tuple[int, float]:
+    """Lag (samples, 0..max_lag) at which ``y`` best matches ``x`` delayed, and the normalised correlation there."""
+    n = len(x) + len(y)
+    size = 1 << (n - 1).bit_length()
+    correlation = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(x, size)), size)[:max_lag + 1]
+    lag = int(np.argmax(correlation))
+    overlap_x = x[:len(x) - lag] if lag else x
+    overlap_y = y[lag:]
+    norm = float(np.linalg.norm(overlap_x) * np.linalg.norm(overlap_y)) or 1.0
+    return lag, float(correlation[lag]) / norm
+
+
+def _check_delay(model: LoadedModel, info: MethodInfo, length: int, report: VerifyReport) -> None:
+    if info.delay is None:
+        return
+    if info.in_ratio != 1 or info.out_ratio != 1:
+        report.add("delay", info.name, [], f"declared {info.delay} samples; not measured (control-rate "
+                   f"{'input' if info.in_ratio != 1 else 'output'}: not comparable sample by sample)", warning=True)
+        return
+    rng = np.random.default_rng(3)
+    x = (0.3 * rng.standard_normal((1, info.in_channels, length))).astype(np.float32)
+    try:
+        y = _offline(model.fresh(), info.name, x)
+    except ModelCallError as error:
+        report.add("delay", info.name, [str(error)], "could not run")
+        return
+    lag, correlation = measure_delay(x[0, 0].astype(np.float64), np.nan_to_num(y[0, 0]).astype(np.float64), length // 2)
+    if correlation < MIN_CORRELATION_FOR_DELAY:
+        report.add("delay", info.name, [], f"declared {info.delay} samples; not measurable (output does not "
+                   f"resemble the input: peak normalised correlation {correlation:.2f})", warning=True)
+        return
+    problems = [] if lag == info.delay else [f"declared {info.delay} samples, measured {lag} samples "
+                                             f"(cross-correlation peak {correlation:.2f})"]
+    report.add("delay", info.name, problems, f"declared {info.delay} samples, measured {lag} samples")
+
+
+def verify_model(source: "ModelSource | LoadedModel", buffers: Optional[List[int]] = None,
+                 batch_sizes: Sequence[int] = (1, 4), tolerance: float = 1e-4,
+                 methods: Optional[Sequence[str]] = None,
+                 attributes: Optional[Dict[str, Sequence[object]]] = None) -> VerifyReport:
+    """Run every check on a model given as a path, a ScriptModule or a :class:`LoadedModel`.
+
+    The caller's module is not modified: checks run on fresh copies.
+
+    Args:
+        buffers: buffer sizes B to test; default: powers of two from the minimum buffer to 8192.
+        batch_sizes: batch sizes for shape and streaming checks.
+        tolerance: streaming vs offline, absolute, scaled by ``max(1, peak |output|)``.
+        methods: restrict to these methods (default all).
+        attributes: ``{name: values}`` set before the checks (e.g. a temperature of 0).
+    Raises :class:`HostError` for a model that cannot be loaded or an invalid argument.
+    """
+    loaded = source if isinstance(source, LoadedModel) else load_model(source)
+    model = loaded.fresh()
+    for name, values in (attributes or {}).items():
+        model.set_attribute(name, list(values))
+    model = LoadedModel(model.module, loaded.path)  # re-serialise with the attributes applied
+    description = model.description
+    min_buffer = description.min_buffer_size
+    if buffers is None:
+        buffers = default_buffers(min_buffer)
+    buffers = sorted(set(int(b) for b in buffers))
+    for buffer in buffers:
+        if buffer < 1 or buffer & (buffer - 1):
+            raise HostError(f"buffer size {buffer} is not a power of two")
+        if buffer < min_buffer:
+            raise HostError(f"buffer size {buffer} is below the model's minimum {min_buffer} (largest ratio)")
+    selected = [description.method(name) for name in methods] if methods else description.methods
+    length = max(2 * buffers[-1], 4096)
+    report = VerifyReport(loaded.path, buffers, list(batch_sizes), tolerance, length)
+    _check_contract(model, report)
+    _check_attributes(model.fresh(), report)
+    for info in selected:
+        method_buffers = _method_buffers(info, buffers)
+        _check_shapes(model, info, method_buffers, batch_sizes, report)
+        _check_streaming(model, info, method_buffers, batch_sizes, length, tolerance, report)
+        _check_delay(model, info, length, report)
+    return report
