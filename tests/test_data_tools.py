@@ -1,0 +1,119 @@
+"""Demo dataset synthesis and the data_tools commands (check_dataset, folders_to_metadata)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from vschaos.data.dataset import load_index, validate_dataset
+from vschaos.data.demo import INSTRUMENTS, make_demo_dataset
+from vschaos.data.tools import check_dataset_main, folders_to_metadata, folders_to_metadata_main
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_SR = 16000
+
+
+def tree_bytes(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "ds", seed=0, sample_rate=DEMO_SR, minutes=0.4,
+                             files_per_instrument=1)
+
+
+def test_demo_is_reproducible_from_seed(demo, tmp_path):
+    again = make_demo_dataset(tmp_path / "again", seed=0, sample_rate=DEMO_SR, minutes=0.4, files_per_instrument=1)
+    assert tree_bytes(demo) == tree_bytes(again)
+    other = make_demo_dataset(tmp_path / "other", seed=1, sample_rate=DEMO_SR, minutes=0.4, files_per_instrument=1)
+    assert tree_bytes(other)["data/bell/bell_00.wav"] != tree_bytes(demo)["data/bell/bell_00.wav"]
+
+
+def test_demo_has_tasks_and_passes_validation(demo):
+    report = validate_dataset(demo, sample_rate=DEMO_SR)
+    assert report.ok, report.format()
+    assert sorted(report.tasks) == ["instrument", "octave", "pitch"]
+    assert report.total_seconds == pytest.approx(24.0, abs=0.01)
+    assert report.tasks["instrument"].n_classes == len(INSTRUMENTS) and report.tasks["instrument"].files_single == 4
+    assert report.tasks["pitch"].n_classes == 12 and report.tasks["octave"].n_classes == 11
+    pitch = report.tasks["pitch"]
+    assert pitch.files_tracks == 4 and 0 < pitch.labelled_frames < pitch.total_frames  # rests are 'none'
+    assert (demo / "metadata/octave/classes.txt").read_text().splitlines()[5] == "5\t4"
+    assert (demo / "metadata/pitch/classes.txt").read_text().splitlines()[9] == "9\tA"
+
+
+def test_demo_pitch_labels_match_the_audio(demo):
+    """Each labelled note's strongest spectral peak is at the labelled pitch class and octave."""
+    index = load_index(demo)
+    checked = 0
+    for instrument in ("brass", "clarinet", "flute"):
+        key = f"data/{instrument}/{instrument}_00.wav"
+        audio, rate = sf.read(demo / key)
+        pitch, octave = index.tasks["pitch"].labels[key], index.tasks["octave"].labels[key]
+        for onset, offset, pitch_class, octave_id in zip(pitch.onsets, pitch.offsets, pitch.values, octave.values):
+            if pitch_class < 0:
+                assert octave_id == -1
+                continue
+            segment = audio[int(onset * rate):int(offset * rate)]
+            spectrum = np.abs(np.fft.rfft(segment * np.hanning(len(segment)), n=1 << 17))
+            midi = int(round(69 + 12 * np.log2(np.argmax(spectrum) * rate / (1 << 17) / 440.0)))
+            assert (midi % 12, midi // 12) == (pitch_class, octave_id), (key, onset)
+            checked += 1
+    assert checked >= 10
+
+
+def test_demo_has_silent_gaps(demo):
+    index = load_index(demo)
+    key = "data/flute/flute_00.wav"
+    audio, rate = sf.read(demo / key)
+    labels = index.tasks["pitch"].labels[key]
+    rests = [(a, b) for a, b, v in zip(labels.onsets, labels.offsets, labels.values) if v < 0]
+    assert rests and rests[0][0] == 0.0
+    start, stop = rests[0]
+    assert np.max(np.abs(audio[int(start * rate):int(stop * rate)])) < 1e-3
+
+
+def test_check_dataset_exit_codes(demo, tmp_path, capsys):
+    assert check_dataset_main([str(demo), "--sample-rate", str(DEMO_SR), "--tasks", "pitch"]) == 0
+    out = capsys.readouterr().out
+    assert "task 'pitch' (int, 12 classes)" in out and out.strip().endswith("OK")
+    broken = tmp_path / "broken"
+    (broken / "data").mkdir(parents=True)
+    sf.write(broken / "data/x.wav", np.zeros(800, np.float32), 8000)
+    (broken / "metadata/t").mkdir(parents=True)
+    (broken / "metadata/t/metadata.txt").write_text("data/x.wav\t1\ndata/gone.wav\t2\n")
+    assert check_dataset_main([str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert f"{broken / 'metadata/t/metadata.txt'}:2: audio file 'data/gone.wav' not found" in out
+    assert "1 problem(s) found" in out
+
+
+def test_check_dataset_script_runs(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = subprocess.run([sys.executable, str(REPO / "data_tools/check_dataset.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "empty dataset" in result.stdout
+
+
+def test_folders_to_metadata(tmp_path, capsys):
+    for key in ("data/violin/a.wav", "data/violin/sub/b.wav", "data/cello/c.wav", "data/loose.wav"):
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / key, np.zeros(400, np.float32), 8000)
+    assert folders_to_metadata(tmp_path, "instrument") == ["cello", "violin"]
+    task = tmp_path / "metadata/instrument"
+    assert (task / "classes.txt").read_text() == "0\tcello\n1\tviolin\n"
+    assert (task / "metadata.txt").read_text() == (
+        "data/cello/c.wav\t0\ndata/loose.wav\tnone\ndata/violin/a.wav\t1\ndata/violin/sub/b.wav\t1\n")
+    index = load_index(tmp_path)
+    assert index.tasks["instrument"].labels["data/violin/sub/b.wav"].values.tolist() == [1]
+    with pytest.raises(FileExistsError, match="--force"):
+        folders_to_metadata(tmp_path, "instrument")
+    assert folders_to_metadata_main([str(tmp_path), "instrument"]) == 1
+    assert "exists" in capsys.readouterr().err
+    (tmp_path / "data/viola").mkdir()
+    sf.write(tmp_path / "data/viola/d.wav", np.zeros(400, np.float32), 8000)
+    assert folders_to_metadata_main([str(tmp_path), "instrument", "--force"]) == 0
+    assert (task / "classes.txt").read_text() == "0\tcello\n1\tviola\n2\tviolin\n"

@@ -1,0 +1,225 @@
+"""Spectral frame cache: the magnitudes of every file in one contiguous memory-mappable array.
+
+Layout of ``cache_dir/<hash>/`` (default ``cache_dir = ROOT/.vschaos_cache``)::
+
+    magnitudes.npy   (total_frames, bins) float32 (or float16) linear |X|, files one after another
+    stats.npy        (n_files, 2, bins) float64: per file, sum and sum of squares of log1p(|X|)
+    index.json       fingerprint, file keys, frame offsets, shapes, byte sizes (written last)
+
+``<hash>`` hashes everything that changes the magnitudes: ``transform.cache_key()``, the sample
+rate, the dtype and each file's key, size and mtime. Labels are not cached. Every file is
+written to a temporary name and renamed; ``index.json`` is the commit marker, so a crash leaves
+no index pointing at partial data. A cache that fails any check (bad JSON, fingerprint, shape,
+dtype, byte size, truncated ``.npy``) is rebuilt with a warning.
+"""
+import hashlib
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vschaos.data.audio import AudioReadError, load_audio
+from vschaos.data.dataset import AudioFile
+from vschaos.data.metadata import DatasetError, Problem
+from vschaos.dsp.functional import num_frames, pad_for_dgt
+from vschaos.io import atomic_write, atomic_write_text
+
+CACHE_FORMAT = 1
+CACHE_DIRNAME = ".vschaos_cache"
+DTYPES = ("float32", "float16")
+
+
+@dataclass
+class FrameCache:
+    """A loaded cache. ``magnitudes`` is a read-only memmap ``(total_frames, bins)``; the frames
+    of file ``i`` are rows ``offsets[i]:offsets[i + 1]``. ``built`` says whether this call built it."""
+
+    directory: Path
+    keys: List[str]
+    offsets: np.ndarray  # (n_files + 1,) int64
+    magnitudes: np.ndarray
+    stats: np.ndarray  # (n_files, 2, bins) float64
+    built: bool
+
+    @property
+    def n_frames(self) -> np.ndarray:
+        """Frames per file ``(n_files,)``."""
+        return np.diff(self.offsets)
+
+    def normalisation(self, file_indices: Sequence[int]) -> "tuple[np.ndarray, np.ndarray]":
+        """Per-bin mean and std ``(bins,)`` float64 of ``log1p(|X|)`` over the frames of these files."""
+        indices = np.asarray(file_indices, dtype=np.int64)
+        count = float(self.n_frames[indices].sum())
+        if count == 0:
+            raise ValueError("normalisation: the selected files have no frames")
+        sums = self.stats[indices].sum(axis=0)  # (2, bins), float64
+        mean = sums[0] / count
+        var = np.maximum(sums[1] / count - mean * mean, 0.0)
+        return mean, np.sqrt(var)
+
+
+def cache_fingerprint(transform, files: Sequence[AudioFile], dtype: str) -> Dict[str, object]:
+    """Plain data that identifies a cache's content (hashed for its folder name)."""
+    entries = []
+    for f in files:
+        stat = f.path.stat()
+        entries.append([f.key, int(stat.st_size), int(stat.st_mtime_ns)])
+    return {"format": CACHE_FORMAT, "transform": dict(transform.cache_key()),
+            "sample_rate": int(transform.sample_rate), "dtype": dtype, "files": entries}
+
+
+def fingerprint_hash(fingerprint: Dict[str, object]) -> str:
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def file_magnitudes(transform, audio: torch.Tensor, chunk_frames: int = 128, batch_chunks: int = 2) -> torch.Tensor:
+    """``transform.magnitude`` of a whole file ``(time,)`` -> ``(frames, bins)``, computed in
+    batches of overlapping chunks so memory stays bounded and the FFTs are batched.
+
+    Chunk ``c`` is the slice of the DGT-padded signal that holds frames ``c*m .. c*m+m-1``
+    completely (``m = chunk_frames``); run through ``magnitude`` (which pads it again), those
+    frames are its rows ``R-1 .. R-1+m-1`` with ``R = n_fft // hop``. Equal to
+    ``transform.magnitude(audio[None])[0]`` to float rounding.
+    """
+    n_fft, hop = int(transform.n_fft), int(transform.hop)
+    ratio = n_fft // hop
+    total = num_frames(audio.shape[-1], n_fft, hop)
+    padded = pad_for_dgt(audio.reshape(1, -1), n_fft, hop)[0]  # frame t = padded[t*hop : t*hop+n_fft]
+    n_chunks = (total + chunk_frames - 1) // chunk_frames
+    chunk_len = (chunk_frames + ratio - 1) * hop
+    needed = (n_chunks * chunk_frames + ratio - 1) * hop
+    padded = torch.nn.functional.pad(padded, (0, needed - padded.shape[0]))
+    chunks = padded.unfold(0, chunk_len, chunk_frames * hop)  # (n_chunks, chunk_len), a view
+    out = []
+    with torch.no_grad():
+        for start in range(0, n_chunks, batch_chunks):
+            mags = transform.magnitude(chunks[start:start + batch_chunks])
+            out.append(mags[:, ratio - 1:ratio - 1 + chunk_frames].reshape(-1, mags.shape[-1]))
+    return torch.cat(out)[:total]
+
+
+def _load_cache(directory: Path, fingerprint: Dict[str, object], keys: List[str]) -> FrameCache:
+    """Open an existing cache, raising ``ValueError`` on any inconsistency."""
+    index_path = directory / "index.json"
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{index_path}: unreadable index ({error})") from error
+    if not isinstance(index, dict) or index.get("fingerprint") != json.loads(json.dumps(fingerprint, default=str)):
+        raise ValueError(f"{index_path}: fingerprint does not match the dataset/transform")
+    offsets = np.asarray(index.get("offsets", []), dtype=np.int64)
+    n_bins, dtype = int(index["n_bins"]), str(index["dtype"])
+    if index.get("keys") != keys or offsets.shape != (len(keys) + 1,) or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"{index_path}: file list or offsets inconsistent")
+    mag_path, stats_path = directory / "magnitudes.npy", directory / "stats.npy"
+    for path, size_key in ((mag_path, "magnitudes_bytes"), (stats_path, "stats_bytes")):
+        if not path.is_file() or path.stat().st_size != int(index[size_key]):
+            raise ValueError(f"{path}: missing or wrong size (truncated?)")
+    magnitudes = np.load(mag_path, mmap_mode="r")
+    stats = np.load(stats_path)
+    if magnitudes.shape != (int(offsets[-1]), n_bins) or magnitudes.dtype != np.dtype(dtype):
+        raise ValueError(f"{mag_path}: shape {magnitudes.shape} {magnitudes.dtype}, expected "
+                         f"({int(offsets[-1])}, {n_bins}) {dtype}")
+    if stats.shape != (len(keys), 2, n_bins) or stats.dtype != np.float64 or not np.all(np.isfinite(stats)):
+        raise ValueError(f"{stats_path}: shape {stats.shape}, expected ({len(keys)}, 2, {n_bins}) float64")
+    return FrameCache(directory, keys, offsets, magnitudes, stats, built=False)
+
+
+def _npy_header(dtype: str, shape: tuple) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                  "shape": shape})
+    return buffer.getvalue()
+
+
+def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerprint: Dict[str, object],
+                 dtype: str, progress: bool) -> None:
+    """Stream every file's magnitudes into ``magnitudes.npy`` (no second copy in memory or on disk),
+    then ``stats.npy``, then ``index.json``; each through a temporary file and a rename."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "index.json").unlink(missing_ok=True)  # invalidate first: the index is the commit marker
+    sample_rate = int(transform.sample_rate)
+    n_bins = int(transform.n_bins)
+    offsets = [0]
+    stats = np.zeros((len(files), 2, n_bins), dtype=np.float64)
+    store_dtype = getattr(torch, dtype)
+    # the header needs the frame count: predict it from the audio headers, patch it at the end
+    predicted = sum(num_frames(f.n_samples(sample_rate), int(transform.n_fft), int(transform.hop)) for f in files)
+    header = _npy_header(dtype, (predicted, n_bins))
+
+    def write_magnitudes(tmp: str) -> None:
+        total_seconds = sum(f.seconds for f in files)
+        with open(tmp, "r+b") as out, tqdm(total=round(total_seconds, 1), unit="s audio", disable=not progress,
+                                           desc="spectral cache", leave=False) as bar:
+            out.write(header)
+            for i, f in enumerate(files):
+                try:
+                    audio = load_audio(f.path, sample_rate)
+                except AudioReadError as error:
+                    raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error}")]) from error
+                stored = file_magnitudes(transform, audio).to(store_dtype).numpy()
+                out.write(stored.tobytes())
+                # statistics of exactly what is stored, accumulated in float64 (numpy's log1p is
+                # vectorised and ~10x faster than torch's here; same function as dsp contrast)
+                features = np.log1p(stored.astype(np.float32))
+                stats[i, 0] = features.sum(axis=0, dtype=np.float64)
+                stats[i, 1] = np.einsum("fb,fb->b", features, features, dtype=np.float64)
+                offsets.append(offsets[-1] + stored.shape[0])
+                bar.update(round(f.seconds, 1))
+            actual = _npy_header(dtype, (offsets[-1], n_bins))
+            if len(actual) != len(header):  # only if a resampler's length rounding surprised us
+                raise _HeaderMismatch()
+            out.seek(0)
+            out.write(actual)
+
+    try:
+        atomic_write(directory / "magnitudes.npy", write_magnitudes)
+    except _HeaderMismatch:  # rare: rebuild with the now known, exact frame count
+        header = _npy_header(dtype, (offsets[-1], n_bins))
+        offsets[:] = [0]
+        atomic_write(directory / "magnitudes.npy", write_magnitudes)
+
+    def write_stats(tmp: str) -> None:
+        with open(tmp, "wb") as out:  # a handle: np.save would append ".npy" to a path
+            np.save(out, stats)
+
+    atomic_write(directory / "stats.npy", write_stats)
+    index = {"fingerprint": fingerprint, "keys": [f.key for f in files], "offsets": offsets,
+             "n_bins": n_bins, "dtype": dtype,
+             "magnitudes_bytes": (directory / "magnitudes.npy").stat().st_size,
+             "stats_bytes": (directory / "stats.npy").stat().st_size}
+    atomic_write_text(directory / "index.json", json.dumps(index, default=str))
+
+
+class _HeaderMismatch(Exception):
+    """The predicted frame count's .npy header length differs from the real one."""
+
+
+def load_or_build_cache(transform, files: Sequence[AudioFile], root: Union[str, Path],
+                        cache_dir: Optional[Union[str, Path]] = None, dtype: str = "float32",
+                        progress: bool = True) -> FrameCache:
+    """The cache of ``files`` (in this order) under ``transform``: reused when its fingerprint
+    matches and it passes every check, else (re)built. Raises :class:`DatasetError` if audio
+    cannot be decoded."""
+    if dtype not in DTYPES:
+        raise ValueError(f"cache dtype must be one of {DTYPES}, got {dtype!r}")
+    fingerprint = cache_fingerprint(transform, files, dtype)
+    base = Path(cache_dir) if cache_dir is not None else Path(root) / CACHE_DIRNAME
+    directory = base / fingerprint_hash(fingerprint)
+    keys = [f.key for f in files]
+    if (directory / "index.json").exists():
+        try:
+            return _load_cache(directory, fingerprint, keys)
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            warnings.warn(f"spectral cache {directory} is corrupt or partial, rebuilding: {error}")
+    _build_cache(directory, transform, files, fingerprint, dtype, progress)
+    cache = _load_cache(directory, fingerprint, keys)
+    cache.built = True
+    return cache

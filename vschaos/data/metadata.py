@@ -1,0 +1,326 @@
+"""vschaos2 metadata readers: ``metadata.txt`` (single labels or track references),
+``classes.txt`` and ``tracks/*.txt``; problems are collected with file and line, never raised one by one.
+
+Formats (unchanged from vschaos2)::
+
+    metadata/<task>/metadata.txt   data/.../file.wav<TAB>value          (single label)
+                                   data/.../file.wav<TAB>tracks/f.txt   (track file)
+    metadata/<task>/classes.txt    id<TAB>name
+    metadata/<task>/tracks/f.txt   onset,offset<TAB>value               (seconds)
+
+A value is an int id, a float (``type: float`` tasks), a class name from ``classes.txt``, or
+``none``/empty (missing). A token that parses as an int is an id (so octave names such as ``4``
+never shadow ids); anything else is looked up among the class names. Intervals are half-open
+``[onset, offset)``; outside every interval a frame is missing.
+"""
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+MISSING_TOKENS = ("", "none", "None", "NONE", "nan", "NaN")
+SINGLE_READER = "read_single_metadata"
+MULTI_READER = "read_multi_metadata"
+INTERVAL_TOLERANCE = 1e-6  # seconds: rounding in written onsets/offsets is not an overlap
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset: the file, the 1-based line (if any), and what is wrong."""
+
+    path: str
+    line: Optional[int]
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class DatasetError(Exception):
+    """A dataset has problems; ``problems`` lists every one, the message prints them all."""
+
+    def __init__(self, problems: List[Problem], header: str = "dataset has problems"):
+        self.problems = list(problems)
+        lines = [f"{header} ({len(self.problems)}):"] + [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class TaskSpec:
+    """How a task is read: ``reader`` is ``read_single_metadata``, ``read_multi_metadata`` or
+    ``None`` (auto-detect per line), ``dtype`` is ``int`` or ``float``."""
+
+    name: str
+    reader: Optional[str] = None
+    dtype: str = "int"
+
+
+@dataclass
+class FileLabels:
+    """Labels of one file for one task as sorted half-open intervals ``[onsets, offsets)``.
+
+    ``values`` is int64 (``-1`` missing) or float64 (NaN missing). A single label is one
+    interval ``(-inf, inf)``.
+    """
+
+    onsets: np.ndarray
+    offsets: np.ndarray
+    values: np.ndarray
+
+    def at(self, times: np.ndarray) -> np.ndarray:
+        """Label at each time ``(n,)`` seconds: the interval containing it, else missing."""
+        index = np.searchsorted(self.onsets, times, side="right") - 1
+        safe = np.clip(index, 0, max(len(self.onsets) - 1, 0))
+        inside = (index >= 0) & (len(self.onsets) > 0)
+        if len(self.onsets):
+            inside &= times < self.offsets[safe]
+        missing = -1 if self.values.dtype.kind == "i" else np.nan
+        out = np.full(times.shape, missing, dtype=self.values.dtype)
+        if len(self.onsets):
+            out[inside] = self.values[safe[inside]]
+        return out
+
+
+@dataclass
+class TaskMetadata:
+    """Everything read for one task: labels per file key (``data/...``), classes, problems."""
+
+    spec: TaskSpec
+    labels: Dict[str, FileLabels] = field(default_factory=dict)
+    class_names: Optional[Dict[int, str]] = None  # id -> name, from classes.txt
+    kinds: Dict[str, str] = field(default_factory=dict)  # key -> "single" | "tracks"
+    problems: List[Problem] = field(default_factory=list)
+
+    @property
+    def n_classes(self) -> Optional[int]:
+        """From classes.txt (max id + 1), else max id seen + 1; ``None`` for float tasks."""
+        if self.spec.dtype != "int":
+            return None
+        if self.class_names:
+            return max(self.class_names) + 1
+        seen = [int(v.max()) for v in (fl.values for fl in self.labels.values()) if len(v) and v.max() >= 0]
+        return max(seen) + 1 if seen else 0
+
+
+def parse_metadata_callbacks(callbacks: Optional[Mapping]) -> Dict[str, TaskSpec]:
+    """vschaos2's ``metadata_callbacks`` ``{task: {name: read_single_metadata|read_multi_metadata,
+    type: int|float}}`` -> ``TaskSpec`` per task. Raises ``ValueError`` on unknown names/types."""
+    specs: Dict[str, TaskSpec] = {}
+    for task, entry in (callbacks or {}).items():
+        entry = entry or {}
+        reader = entry.get("name")
+        dtype = str(entry.get("type", "int"))
+        if reader not in (None, SINGLE_READER, MULTI_READER):
+            raise ValueError(f"data.dataset.metadata_callbacks.{task}.name: {reader!r} is not one of "
+                             f"{SINGLE_READER}, {MULTI_READER}")
+        if dtype not in ("int", "float"):
+            raise ValueError(f"data.dataset.metadata_callbacks.{task}.type: {dtype!r} is not int or float")
+        specs[str(task)] = TaskSpec(str(task), reader, dtype)
+    return specs
+
+
+def _content_lines(path: Path) -> List[Tuple[int, str]]:
+    """``(line number, text)`` of the non-blank, non-comment lines of a text file."""
+    text = path.read_text(encoding="utf-8")
+    out = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip("\r\n").strip()
+        if line and not line.startswith("#"):
+            out.append((number, raw.rstrip("\r\n").strip(" ")))
+    return out
+
+
+def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
+    """``classes.txt`` -> ``{id: name}``; malformed lines, duplicate ids/names become problems."""
+    classes: Dict[int, str] = {}
+    seen_names: Dict[str, int] = {}
+    for number, line in _content_lines(path):
+        parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
+        if len(parts) != 2 or not parts[1].strip():
+            problems.append(Problem(str(path), number, f"expected 'id<TAB>name', got {line!r}"))
+            continue
+        try:
+            class_id = int(parts[0])
+        except ValueError:
+            problems.append(Problem(str(path), number, f"class id {parts[0]!r} is not an integer"))
+            continue
+        name = parts[1].strip()
+        if class_id < 0:
+            problems.append(Problem(str(path), number, f"class id {class_id} is negative"))
+        elif class_id in classes:
+            problems.append(Problem(str(path), number, f"class id {class_id} defined twice"))
+        elif name in seen_names:
+            problems.append(Problem(str(path), number, f"class name {name!r} defined twice"))
+        else:
+            classes[class_id] = name
+            seen_names[name] = class_id
+    if not classes and not problems:
+        problems.append(Problem(str(path), None, "no classes defined"))
+    return classes
+
+
+class _ValueParser:
+    """Turns value tokens into ids/floats for a task, reporting problems with file and line."""
+
+    def __init__(self, task: str, dtype: str, class_names: Optional[Dict[int, str]]):
+        self.task = task
+        self.dtype = dtype
+        self.class_names = class_names
+        self.name_to_id = {name: i for i, name in (class_names or {}).items()}
+        self.n_classes = max(class_names) + 1 if class_names else None
+
+    def __call__(self, token: str, path: str, line: int, problems: List[Problem]) -> Optional[float]:
+        """Returns the value, ``None`` for missing, or ``None`` after adding a problem."""
+        token = token.strip()
+        if token in MISSING_TOKENS:
+            return None
+        if self.dtype == "float":
+            try:
+                value = float(token)
+            except ValueError:
+                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not a float"))
+                return None
+            return value if math.isfinite(value) else None
+        try:
+            value = int(token)
+        except ValueError:
+            if token in self.name_to_id:
+                return self.name_to_id[token]
+            if self.class_names:
+                problems.append(Problem(path, line, f"task '{self.task}': unknown class {token!r} (classes.txt "
+                                                    f"has {sorted(self.name_to_id)[:12]}{'...' if len(self.name_to_id) > 12 else ''})"))
+            else:
+                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not an integer id and the "
+                                                    f"task has no classes.txt (set metadata_callbacks."
+                                                    f"{self.task}.type: float for float labels)"))
+            return None
+        if value < 0:
+            problems.append(Problem(path, line, f"task '{self.task}': id {value} is negative (write 'none' "
+                                                f"for a missing label)"))
+            return None
+        if self.n_classes is not None and value >= self.n_classes:
+            problems.append(Problem(path, line, f"task '{self.task}': id {value} out of range: classes.txt "
+                                                f"defines ids 0..{self.n_classes - 1}"))
+            return None
+        return value
+
+    def array(self, values: List[Optional[float]]) -> np.ndarray:
+        if self.dtype == "float":
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        return np.array([-1 if v is None else v for v in values], dtype=np.int64)
+
+
+def read_track_file(path: Path, parse: _ValueParser, problems: List[Problem]) -> FileLabels:
+    """``onset,offset<TAB>value`` lines -> sorted intervals; malformed, unsorted or overlapping
+    intervals become problems (the offending line is dropped)."""
+    onsets: List[float] = []
+    offsets: List[float] = []
+    values: List[Optional[float]] = []
+    name = str(path)
+    for number, line in _content_lines(path):
+        parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
+        times = parts[0].split(",")
+        if len(times) != 2:
+            problems.append(Problem(name, number, f"expected 'onset,offset<TAB>value', got {line!r}"))
+            continue
+        try:
+            onset, offset = float(times[0]), float(times[1])
+        except ValueError:
+            problems.append(Problem(name, number, f"onset/offset {parts[0]!r} are not numbers"))
+            continue
+        if not (math.isfinite(onset) and math.isfinite(offset)) or offset < onset:
+            problems.append(Problem(name, number, f"interval {onset},{offset} has offset before onset"))
+            continue
+        if onsets and onset < onsets[-1]:
+            problems.append(Problem(name, number, f"intervals not sorted: onset {onset} before the previous "
+                                                  f"onset {onsets[-1]}"))
+            continue
+        if offsets and onset < offsets[-1] - INTERVAL_TOLERANCE:
+            problems.append(Problem(name, number, f"interval {onset},{offset} overlaps the previous one "
+                                                  f"(which ends at {offsets[-1]})"))
+            continue
+        value = parse(parts[1] if len(parts) > 1 else "", name, number, problems)
+        if offset > onset:  # empty intervals label nothing
+            onsets.append(onset)
+            offsets.append(offset)
+            values.append(value)
+    return FileLabels(np.array(onsets, dtype=np.float64), np.array(offsets, dtype=np.float64),
+                      parse.array(values))
+
+
+def _is_track_reference(value: str) -> bool:
+    return value.startswith("tracks/") or value.endswith(".txt")
+
+
+def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
+    """Read ``root/metadata/<task>/`` (metadata.txt, classes.txt, tracks/) into :class:`TaskMetadata`.
+
+    ``audio_keys`` are the ``data/...`` paths of the audio files found; a key naming anything
+    else is a problem. Files without a line are simply missing for this task.
+    """
+    task_dir = root / "metadata" / spec.name
+    meta = TaskMetadata(spec)
+    metadata_path = task_dir / "metadata.txt"
+    if not metadata_path.is_file():
+        meta.problems.append(Problem(str(metadata_path), None, f"task '{spec.name}': metadata.txt not found"))
+        return meta
+    classes_path = task_dir / "classes.txt"
+    if classes_path.is_file():
+        meta.class_names = read_classes(classes_path, meta.problems)
+    parse = _ValueParser(spec.name, spec.dtype, meta.class_names)
+    seen: Dict[str, int] = {}
+    name = str(metadata_path)
+    try:
+        lines = _content_lines(metadata_path)
+    except (OSError, UnicodeDecodeError) as error:
+        meta.problems.append(Problem(name, None, f"cannot read ({error})"))
+        return meta
+    for number, line in lines:
+        key, _, value = line.partition("\t")
+        key, value = key.strip(), value.strip()
+        normalised = Path(key).as_posix()
+        parts = Path(key).parts
+        if not parts or parts[0] != "data" or ".." in parts or Path(key).is_absolute():
+            meta.problems.append(Problem(name, number, f"key {key!r} is not a path inside data/ "
+                                                       f"(expected 'data/...<TAB>value')"))
+            continue
+        if normalised not in audio_keys:
+            hint = "" if "\t" in line else " (key and value must be separated by a TAB)"
+            meta.problems.append(Problem(name, number, f"audio file {key!r} not found{hint}"))
+            continue
+        if normalised in seen:
+            meta.problems.append(Problem(name, number, f"{key!r} already labelled on line {seen[normalised]}"))
+            continue
+        seen[normalised] = number
+        tracks = spec.reader == MULTI_READER or (spec.reader is None and _is_track_reference(value))
+        if tracks:
+            track_path = (task_dir / value).resolve()
+            if not value or task_dir.resolve() not in track_path.parents:
+                meta.problems.append(Problem(name, number, f"track file {value!r} is not inside {task_dir}"))
+                continue
+            if not track_path.is_file():
+                meta.problems.append(Problem(name, number, f"track file {task_dir / value} not found"))
+                continue
+            try:
+                meta.labels[normalised] = read_track_file(task_dir / value, parse, meta.problems)
+            except (OSError, UnicodeDecodeError) as error:
+                meta.problems.append(Problem(str(task_dir / value), None, f"cannot read ({error})"))
+                continue
+            meta.kinds[normalised] = "tracks"
+        else:
+            parsed = parse(value, name, number, meta.problems)
+            meta.labels[normalised] = FileLabels(np.array([-np.inf]), np.array([np.inf]), parse.array([parsed]))
+            meta.kinds[normalised] = "single"
+    return meta
+
+
+def available_tasks(root: Path) -> List[str]:
+    """Sorted names of the sub-folders of ``root/metadata`` that hold a ``metadata.txt``."""
+    meta_dir = Path(root) / "metadata"
+    if not meta_dir.is_dir():
+        return []
+    return sorted(p.name for p in meta_dir.iterdir() if p.is_dir() and (p / "metadata.txt").is_file())
