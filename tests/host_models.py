@@ -287,6 +287,68 @@ class Raising(NNModel):
         return x
 
 
+class IdentitySpectral(NNModel):
+    """encode (1,1,R,R) / decode (R[+1],R,1,1): frames of R samples as R channels, and back.
+
+    ``encode`` delays its input by ``encode_delay`` samples, then outputs each R-sample frame as the
+    R channels of one control frame; ``decode`` lays the channels back out as samples, then delays by
+    ``decode_delay``. So decode(encode(x)) is x delayed by exactly their sum. Delays live in per-row
+    history buffers so that streaming equals offline. ``declared_*`` default to the true delays.
+    ``label_inlet``: decode takes one more inlet ``g`` and outputs ``(1 + g) * audio`` (zeros keep the
+    identity; -1 would silence it). ``alternate_signs``: decode flips every other sample's sign, so
+    its output no longer resembles the input (round trip not measurable).
+    """
+
+    def __init__(self, ratio: int = 8, encode_delay: int = 5, decode_delay: int = 11,
+                 declared_encode: int = -1, declared_decode: int = -1, label_inlet: bool = False,
+                 alternate_signs: bool = False):
+        super().__init__()
+        self.ratio = ratio
+        self.encode_lag = encode_delay
+        self.decode_lag = decode_delay
+        self.label_inlet = label_inlet
+        self.alternate_signs = alternate_signs
+        self.register_method("encode", [1, 1, ratio, ratio],
+                             delay=encode_delay if declared_encode < 0 else declared_encode)
+        self.register_method("decode", [ratio + int(label_inlet), ratio, 1, 1],
+                             delay=decode_delay if declared_decode < 0 else declared_decode)
+        self.register_buffer("encode_history", torch.zeros(1, 1, encode_delay))
+        self.register_buffer("decode_history", torch.zeros(1, 1, decode_delay))
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        if self.encode_history.shape[0] != x.shape[0]:
+            self.encode_history = torch.zeros(x.shape[0], 1, self.encode_lag)
+        joined = torch.cat([self.encode_history, x], dim=-1)
+        self.encode_history = joined[..., joined.shape[-1] - self.encode_lag:]
+        delayed = joined[..., :x.shape[-1]]
+        frames = delayed.reshape(x.shape[0], x.shape[-1] // self.ratio, self.ratio)  # (batch, frames, R)
+        return frames.transpose(1, 2).contiguous()  # (batch, R, frames)
+
+    @torch.jit.export
+    def decode(self, z: Tensor) -> Tensor:
+        batch, frames = z.shape[0], z.shape[-1]
+        audio = z[:, :self.ratio].transpose(1, 2).reshape(batch, 1, frames * self.ratio)
+        if self.label_inlet:
+            audio = audio * (1.0 + z[:, self.ratio:self.ratio + 1].repeat_interleave(self.ratio, dim=-1))
+        if self.alternate_signs:
+            signs = 1.0 - 2.0 * (torch.arange(audio.shape[-1]) % 2).to(audio.dtype)
+            audio = audio * signs
+        if self.decode_history.shape[0] != batch:
+            self.decode_history = torch.zeros(batch, 1, self.decode_lag)
+        joined = torch.cat([self.decode_history, audio], dim=-1)
+        self.decode_history = joined[..., joined.shape[-1] - self.decode_lag:]
+        return joined[..., :audio.shape[-1]]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.encode_history = torch.zeros(1, 1, self.encode_lag)
+        self.decode_history = torch.zeros(1, 1, self.decode_lag)
+
+
 def script(module: nn.Module) -> torch.jit.ScriptModule:
     return torch.jit.script(module)
 

@@ -3,14 +3,17 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
-from host_models import (AttributeModel, DelayLine, Gain, Hold, Mixer, NaNModel, OldStyle, OnePole,  # noqa: E402
-                         RMSCodec, script)
+from host_models import (AttributeModel, DelayLine, Gain, Hold, IdentitySpectral, Mixer, NaNModel,  # noqa: E402
+                         OldStyle, OnePole, RMSCodec, save, script)
 from vschaos.host import HostError, measure_delay, verify_model  # noqa: E402
+from vschaos.host.__main__ import main  # noqa: E402
+from vschaos.host.verify import PAIR_CHECK, decimate, pair_test_signal  # noqa: E402
 
 BUFFERS = [512, 2048]
 
 
-@pytest.mark.parametrize("factory", [Gain, RMSCodec, DelayLine, OnePole, AttributeModel, OldStyle, Hold, Mixer])
+@pytest.mark.parametrize("factory", [Gain, RMSCodec, DelayLine, OnePole, AttributeModel, OldStyle, Hold, Mixer,
+                                     IdentitySpectral])
 def test_good_models_pass(factory):
     report = verify_model(script(factory()), buffers=BUFFERS)
     assert report.ok, report.format()
@@ -76,3 +79,93 @@ def test_measure_delay_recovers_a_shift():
     y = np.concatenate([np.zeros(77), x[:-77]])
     lag, correlation = measure_delay(x, y, 1000)
     assert lag == 77 and correlation > 0.99
+
+
+# ---- round-trip delay: encode then decode -------------------------------------------------------
+def pair_check(report):
+    checks = [c for c in report.checks if c.name == PAIR_CHECK]
+    assert len(checks) == 1, report.format()
+    return checks[0]
+
+
+@pytest.mark.parametrize("ratio, encode_delay, decode_delay", [(4, 0, 0), (8, 5, 11), (16, 13, 3)])
+def test_round_trip_delay_passes_when_declared_right(ratio, encode_delay, decode_delay):
+    report = verify_model(script(IdentitySpectral(ratio, encode_delay, decode_delay)), buffers=BUFFERS,
+                          batch_sizes=(1,))
+    assert report.ok, report.format()
+    check = pair_check(report)
+    total = encode_delay + decode_delay
+    assert check.passed and not check.warning
+    assert check.summary == (f"declared encode_delay {encode_delay} + decode_delay {decode_delay} = {total} "
+                             f"samples, measured {total} samples")
+
+
+@pytest.mark.parametrize("declared_encode, declared_decode, message", [
+    (5, 14, "declared encode_delay 5 + decode_delay 14 = 19 samples, measured 16 samples"),
+    (2, 11, "declared encode_delay 2 + decode_delay 11 = 13 samples, measured 16 samples"),
+])
+def test_round_trip_delay_off_by_a_few_samples_fails(declared_encode, declared_decode, message):
+    model = IdentitySpectral(8, 5, 11, declared_encode=declared_encode, declared_decode=declared_decode)
+    report = verify_model(script(model), buffers=BUFFERS, batch_sizes=(1,))
+    assert message in failing(report, PAIR_CHECK)
+    # The model itself streams correctly: only the round-trip check fails.
+    assert [c.name for c in report.failures] == [PAIR_CHECK]
+    assert f"FAIL {PAIR_CHECK}: {message}" in report.format()
+
+
+def test_control_rate_methods_alone_mention_the_pair_check():
+    report = verify_model(script(IdentitySpectral()), buffers=BUFFERS, batch_sizes=(1,))
+    notes = {c.method: c for c in report.checks if c.name == "delay"}
+    assert set(notes) == {"encode", "decode"}
+    for check in notes.values():
+        assert check.passed and check.warning
+        assert "not measured alone" in check.summary and f"round trip measured in '{PAIR_CHECK}'" in check.summary
+    alone = verify_model(script(IdentitySpectral()), buffers=BUFFERS, batch_sizes=(1,), methods=["encode"])
+    assert not [c for c in alone.checks if c.name == PAIR_CHECK]
+    note = [c for c in alone.checks if c.name == "delay"][0].summary
+    assert "no round-trip check: no 'decode' among the checked methods" in note
+
+
+def test_round_trip_feeds_zeros_to_decode_label_inlets():
+    # decode outputs (1 + label) * audio: zeros keep the identity, -1 would silence it (not measurable).
+    report = verify_model(script(IdentitySpectral(4, 5, 11, label_inlet=True)), buffers=BUFFERS, batch_sizes=(1,))
+    check = pair_check(report)
+    assert check.passed and not check.warning, report.format()
+    assert check.summary.endswith("= 16 samples, measured 16 samples")
+
+
+def test_round_trip_not_resembling_input_is_a_warning():
+    report = verify_model(script(IdentitySpectral(alternate_signs=True)), buffers=BUFFERS, batch_sizes=(1,))
+    check = pair_check(report)
+    assert report.ok and check.passed and check.warning
+    assert "= 16 samples; not measurable (decode(encode(x)) does not resemble x" in check.summary
+    assert f"WARN {PAIR_CHECK}:" in report.format()
+
+
+def test_models_without_declared_delays_get_no_round_trip_check():
+    assert not [c for c in verify_model(script(RMSCodec()), buffers=BUFFERS, batch_sizes=(1,)).checks
+                if c.name == PAIR_CHECK]
+
+
+def test_passing_the_latent_directly_equals_nn_hold_then_decimate():
+    # Two chained nn~ objects: the first holds each control frame for ratio samples, the second keeps
+    # the last sample of every ratio block: the frames come back unchanged (what the check relies on).
+    import numpy as np
+    import torch
+    model = script(IdentitySpectral(8, 5, 11))
+    x = torch.from_numpy(pair_test_signal(1024).astype(np.float32)).reshape(1, 1, -1)
+    latent = model.encode(x).numpy()
+    held = np.repeat(latent, 8, axis=-1)
+    assert held.shape[-1] == 1024
+    assert np.array_equal(decimate(held, 8), latent)
+
+
+def test_cli_prints_the_round_trip_line(tmp_path, capsys):
+    good = save(IdentitySpectral(8, 5, 11), tmp_path / "good.ts")
+    assert main(["verify", good, "--buffers", "512", "--batch-sizes", "1"]) == 0
+    assert "PASS delay encode+decode: declared encode_delay 5 + decode_delay 11 = 16 samples, measured 16 samples" \
+        in capsys.readouterr().out
+    bad = save(IdentitySpectral(8, 5, 11, declared_decode=14), tmp_path / "bad.ts")
+    assert main(["verify", bad, "--buffers", "512", "--batch-sizes", "1"]) == 1
+    assert "FAIL delay encode+decode: declared encode_delay 5 + decode_delay 14 = 19 samples, measured 16 samples" \
+        in capsys.readouterr().out

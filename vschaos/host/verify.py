@@ -15,7 +15,22 @@ Definitions:
   between a white-noise input and the output (lags 0 .. N/2). If that peak's normalised
   correlation is below 0.3 the output does not resemble the input and the delay is reported as
   not measurable (a warning, not a failure). Methods with a control-rate side (encode, decode)
-  are not measured: their outputs are not comparable to their inputs sample by sample.
+  are not measured alone: their outputs are not comparable to their inputs sample by sample.
+- **Round-trip delay** (check ``delay encode+decode``): when the model has ``encode`` (audio in,
+  ``in_ratio`` 1) and ``decode`` (audio out, ``out_ratio`` 1) with ``encode`` out_ratio ==
+  ``decode`` in_ratio, ``encode`` out_channels <= ``decode`` in_channels, and both declare
+  ``<method>_delay``, a broadband test signal (white-noise bursts plus a chirp; see
+  :func:`pair_test_signal`) goes through ``encode`` then ``decode`` offline, one call each on fresh
+  copies, and the lag of ``decode(encode(x))`` behind ``x`` (measured as above, on inlet/outlet 0)
+  must equal ``encode_delay + decode_delay``. The latent is passed as the tensor ``encode``
+  returned, which is exactly what two chained nn~ objects exchange: the first sample-and-holds its
+  control-rate outlets into audio (``repeat_interleave(ratio)``) and the second decimates its inlets
+  by the last sample of every ratio block, which gives back the same frames. (In a patch the host
+  latency L of the first object comes on top, as ``floor(L / ratio) * ratio`` samples, because the
+  decimation reads the held frames on a ratio grid; host buffering is excluded here as for every
+  delay.) Decode inlets beyond the encoder's outlets (label inlets) get zeros, as nn~ gives to
+  unconnected inlets. Encoder inlets beyond the first get zeros too. A low correlation (an untrained
+  or phase-less model) makes the round trip "not measurable": a warning, not a failure.
 """
 from __future__ import annotations
 
@@ -31,6 +46,9 @@ from .model import (AttributeValueError, HostError, LoadedModel, MethodInfo, Mod
 
 MAX_DEFAULT_BUFFER = 8192
 MIN_CORRELATION_FOR_DELAY = 0.3
+PAIR_ENCODER = "encode"
+PAIR_DECODER = "decode"
+PAIR_CHECK = f"delay {PAIR_ENCODER}+{PAIR_DECODER}"
 
 
 @dataclass
@@ -119,6 +137,30 @@ def test_signal(batch: int, channels: int, length: int, control_rate: bool, seed
 def decimate(signal: np.ndarray, ratio: int) -> np.ndarray:
     """nn~'s decimation: the last sample of every ``ratio`` block."""
     return signal[..., ratio - 1::ratio] if ratio > 1 else signal
+
+
+def pair_test_signal(length: int, seed: int = 3) -> np.ndarray:
+    """Deterministic float64 ``(length,)`` signal for the encode -> decode round trip.
+
+    White-noise bursts (0.3 rms, 64 - 1024 samples on, 64 - 1024 off) plus an exponential chirp
+    (20 Hz -> 20 kHz at 44.1 kHz, amplitude 0.2). Why this rather than plain noise: the noise gives a
+    sharp, unique correlation peak; the bursts add an envelope that a spectral model keeps even
+    where it smears fine time detail within a frame, and the chirp gives every frequency band
+    energy, so a model that only handles part of the spectrum still correlates.
+    """
+    rng = np.random.default_rng(seed)
+    gate = np.zeros(length)
+    position, on = 0, True
+    while position < length:
+        span = int(rng.integers(64, 1025))
+        if on:
+            gate[position:position + span] = 1.0
+        position, on = position + span, not on
+    t = np.arange(length) / 44100.0
+    duration = max(float(t[-1]), 1e-3)
+    k = math.log(20000 / 20) / duration
+    chirp = 0.2 * np.sin(2 * math.pi * 20 * (np.exp(k * t) - 1) / k)
+    return 0.3 * rng.standard_normal(length) * gate + chirp
 
 
 def default_buffers(min_buffer: int) -> List[int]:
@@ -330,12 +372,17 @@ def measure_delay(x: np.ndarray, y: np.ndarray, max_lag: int) -> Tuple[int, floa
     return lag, float(correlation[lag]) / norm
 
 
-def _check_delay(model: LoadedModel, info: MethodInfo, length: int, report: VerifyReport) -> None:
+def _check_delay(model: LoadedModel, info: MethodInfo, length: int, report: VerifyReport,
+                 pair_note: str = "") -> None:
+    """Declared vs measured delay of one method (audio -> audio only); ``pair_note``: see :func:`delay_pair`."""
     if info.delay is None:
         return
     if info.in_ratio != 1 or info.out_ratio != 1:
-        report.add("delay", info.name, [], f"declared {info.delay} samples; not measured (control-rate "
-                   f"{'input' if info.in_ratio != 1 else 'output'}: not comparable sample by sample)", warning=True)
+        # Only encode/decode have a partner whose round trip can be measured: say where (or why not).
+        note = f"; {pair_note}" if pair_note and info.name in (PAIR_ENCODER, PAIR_DECODER) else ""
+        report.add("delay", info.name, [], f"declared {info.delay} samples; not measured alone (control-rate "
+                   f"{'input' if info.in_ratio != 1 else 'output'}: not comparable sample by sample){note}",
+                   warning=True)
         return
     rng = np.random.default_rng(3)
     x = (0.3 * rng.standard_normal((1, info.in_channels, length))).astype(np.float32)
@@ -352,6 +399,72 @@ def _check_delay(model: LoadedModel, info: MethodInfo, length: int, report: Veri
     problems = [] if lag == info.delay else [f"declared {info.delay} samples, measured {lag} samples "
                                              f"(cross-correlation peak {correlation:.2f})"]
     report.add("delay", info.name, problems, f"declared {info.delay} samples, measured {lag} samples")
+
+
+def delay_pair(methods: Sequence[MethodInfo]) -> Tuple[Optional[Tuple[MethodInfo, MethodInfo]], str]:
+    """The ``(encode, decode)`` pair whose round-trip delay can be measured, or ``None`` and the reason."""
+    found = {info.name: info for info in methods}
+    encoder, decoder = found.get(PAIR_ENCODER), found.get(PAIR_DECODER)
+    if encoder is None or decoder is None:
+        missing = PAIR_ENCODER if encoder is None else PAIR_DECODER
+        return None, f"no round-trip check: no '{missing}' among the checked methods"
+    reasons: List[str] = []
+    if encoder.in_ratio != 1:
+        reasons.append(f"{PAIR_ENCODER} input is not audio rate (ratio {encoder.in_ratio})")
+    if decoder.out_ratio != 1:
+        reasons.append(f"{PAIR_DECODER} output is not audio rate (ratio {decoder.out_ratio})")
+    if encoder.out_ratio != decoder.in_ratio:
+        reasons.append(f"{PAIR_ENCODER} out_ratio {encoder.out_ratio} != {PAIR_DECODER} in_ratio {decoder.in_ratio}")
+    if encoder.out_channels > decoder.in_channels:
+        reasons.append(f"{PAIR_ENCODER} has {encoder.out_channels} outlets, {PAIR_DECODER} only "
+                       f"{decoder.in_channels} inlets")
+    undeclared = [info.name for info in (encoder, decoder) if info.delay is None]
+    if undeclared:
+        reasons.append(f"no declared delay for {' and '.join(undeclared)}")
+    if reasons:
+        return None, "no round-trip check: " + "; ".join(reasons)
+    return (encoder, decoder), f"round trip measured in '{PAIR_CHECK}'"
+
+
+def _lcm(*values: int) -> int:
+    result = 1
+    for value in values:
+        result = result * value // math.gcd(result, value)
+    return result
+
+
+def _check_pair_delay(model: LoadedModel, encoder: MethodInfo, decoder: MethodInfo, length: int,
+                      report: VerifyReport) -> None:
+    """Round trip ``decode(encode(x))``: measured lag must equal ``encode_delay + decode_delay``."""
+    assert encoder.delay is not None and decoder.delay is not None  # guaranteed by delay_pair
+    declared = encoder.delay + decoder.delay
+    stated = (f"declared {PAIR_ENCODER}_delay {encoder.delay} + {PAIR_DECODER}_delay {decoder.delay} = "
+              f"{declared} samples")
+    # The lag search covers 0 .. length/2: make room for the declared total, and keep whole frames.
+    step = _lcm(encoder.in_ratio, encoder.out_ratio, decoder.in_ratio, decoder.out_ratio)
+    length = max(length, 4 * (max(declared, 0) + 1))
+    length = -(-length // step) * step
+    x = pair_test_signal(length)
+    inlets = np.zeros((1, encoder.in_channels, length), dtype=np.float32)
+    inlets[0, 0] = x  # further encoder inlets (labels) unconnected: zeros, as in nn~
+    try:
+        latent = _offline(model.fresh(), encoder.name, inlets)
+        # The latent frames go straight in: nn~'s sample-and-hold then last-sample decimation between
+        # two objects returns them unchanged. Decode inlets beyond encode's outlets stay zero.
+        frames = np.zeros((1, decoder.in_channels, latent.shape[-1]), dtype=np.float32)
+        frames[:, :encoder.out_channels] = latent
+        y = _offline(model.fresh(), decoder.name, frames)
+    except ModelCallError as error:
+        report.add(PAIR_CHECK, None, [str(error)], f"{stated}; could not run the round trip")
+        return
+    lag, correlation = measure_delay(x, np.nan_to_num(y[0, 0]).astype(np.float64), length // 2)
+    if correlation < MIN_CORRELATION_FOR_DELAY:
+        report.add(PAIR_CHECK, None, [], f"{stated}; not measurable ({PAIR_DECODER}({PAIR_ENCODER}(x)) does not "
+                   f"resemble x: peak normalised correlation {correlation:.2f})", warning=True)
+        return
+    summary = f"{stated}, measured {lag} samples"
+    problems = [] if lag == declared else [f"{summary} (cross-correlation peak {correlation:.2f})"]
+    report.add(PAIR_CHECK, None, problems, summary)
 
 
 def verify_model(source: "ModelSource | LoadedModel", buffers: Optional[List[int]] = None,
@@ -390,9 +503,12 @@ def verify_model(source: "ModelSource | LoadedModel", buffers: Optional[List[int
     report = VerifyReport(loaded.path, buffers, list(batch_sizes), tolerance, length)
     _check_contract(model, report)
     _check_attributes(model.fresh(), report)
+    pair, pair_note = delay_pair(selected)
     for info in selected:
         method_buffers = _method_buffers(info, buffers)
         _check_shapes(model, info, method_buffers, batch_sizes, report)
         _check_streaming(model, info, method_buffers, batch_sizes, length, tolerance, report)
-        _check_delay(model, info, length, report)
+        _check_delay(model, info, length, report, pair_note)
+    if pair is not None:
+        _check_pair_delay(model, pair[0], pair[1], length, report)
     return report
