@@ -1,0 +1,316 @@
+"""Streaming (buffer-by-buffer) DGT analysis, overlap-add synthesis and real-time phase.
+
+Every module here holds its state in registered buffers with one row per batch element, carries
+it between calls, re-initialises it when the batch size changes, and has ``reset()``. All of them
+are TorchScript-safe; they are scripted inside the nn~ export (``vschaos.export``).
+
+Frame convention (``vschaos.dsp.functional``): frame ``t`` covers samples
+``[t * hop - (n_fft - hop), t * hop + hop)``. A stream therefore emits frame ``t`` as soon as the
+``t``-th hop of input has arrived, with no look-ahead: :class:`StreamingAnalysis` returns, for
+``k`` hops of input, exactly the ``k`` frames the offline :func:`functional.dgt` gives for those
+positions. :class:`StreamingSynthesis` overlap-adds frames with the dual window and outputs a
+sample once every frame that overlaps it has arrived, i.e. with a delay of ``n_fft - hop``
+samples with respect to offline :func:`functional.idgt`.
+
+Real-time phase: :class:`RTPGHI` implements real-time phase-gradient heap integration with zero
+look-ahead (Prusa & Holighaus, "Phase vocoder done right", EUSIPCO 2017), in a heap-free form
+that is vectorised over bins (see the class docstring).
+"""
+from typing import Tuple
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from vschaos.dsp import functional as F
+
+def wrap_phase(phase: Tensor) -> Tensor:
+    """Wrap radians into ``[-pi, pi)`` (any shape)."""
+    return torch.remainder(phase + math.pi, 2.0 * math.pi) - math.pi
+
+
+def _check_hop_multiple(length: int, hop: int, what: str) -> None:
+    if length % hop != 0:
+        raise ValueError(f"{what}: {length} samples is not a multiple of the hop size {hop}")
+
+
+class StreamingAnalysis(nn.Module):
+    """Causal DGT analysis of a stream: each call takes ``k * hop`` new samples per batch row and
+    returns the ``k`` complex frames that end inside them.
+
+    Args:
+        window: analysis window ``(n_fft,)`` (the transform's Gaussian window; copied to a buffer).
+        hop: hop size in samples; ``n_fft`` must be a multiple of it.
+
+    State: buffer ``history`` ``(batch, n_fft - hop)``, the last input samples (zeros at start,
+    which is the offline transform's left padding). Input ``(batch, time)`` with ``time`` a
+    multiple of ``hop`` -> complex ``(batch, time // hop, bins)``, equal frame for frame to
+    ``functional.dgt`` of the concatenated stream.
+    """
+
+    hop: int
+    n_fft: int
+
+    def __init__(self, window: Tensor, hop: int) -> None:
+        super().__init__()
+        n_fft = int(window.shape[0])
+        if n_fft % hop != 0:
+            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop})")
+        self.hop = int(hop)
+        self.n_fft = n_fft
+        self.register_buffer("window", window.detach().clone())
+        self.register_buffer("history", torch.zeros(0, n_fft - hop, dtype=window.dtype))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget the stream (next call starts from silence)."""
+        self.history = torch.zeros(0, self.n_fft - self.hop, dtype=self.window.dtype,
+                                   device=self.window.device)
+
+    def forward(self, audio: Tensor) -> Tensor:
+        """``(batch, time)`` -> complex ``(batch, time // hop, n_fft // 2 + 1)``."""
+        _check_hop_multiple(audio.shape[-1], self.hop, "StreamingAnalysis")
+        batch = audio.shape[0]
+        if self.history.shape[0] != batch:
+            self.history = torch.zeros(batch, self.n_fft - self.hop, dtype=audio.dtype, device=audio.device)
+        stream = torch.cat([self.history, audio], dim=-1)
+        keep = self.n_fft - self.hop
+        self.history = stream[:, stream.shape[-1] - keep:].clone()
+        frames = stream.unfold(-1, self.n_fft, self.hop)  # (batch, time // hop, n_fft)
+        return F.dgt_frames(frames, self.window)
+
+
+class StreamingSynthesis(nn.Module):
+    """Overlap-add synthesis of a stream of complex frames with the dual window.
+
+    Args:
+        dual: synthesis window ``(n_fft,)`` (``functional.dual_window`` of the analysis window).
+        hop: hop size in samples.
+
+    State: buffer ``tail`` ``(batch, n_fft - hop)``, the part of the overlap-add not complete yet.
+    Each call takes ``k`` frames and returns ``k * hop`` samples. Output sample ``n`` of the
+    stream equals sample ``n - delay`` of offline ``functional.idgt`` of all frames, with
+    ``delay = n_fft - hop`` (attribute ``delay``): a sample is emitted once all ``n_fft / hop``
+    frames that overlap it have arrived, so the result is exact, not truncated.
+    """
+
+    hop: int
+    n_fft: int
+    delay: int
+
+    def __init__(self, dual: Tensor, hop: int) -> None:
+        super().__init__()
+        n_fft = int(dual.shape[0])
+        if n_fft % hop != 0:
+            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop})")
+        self.hop = int(hop)
+        self.n_fft = n_fft
+        self.delay = n_fft - int(hop)
+        self.register_buffer("dual", dual.detach().clone())
+        self.register_buffer("tail", torch.zeros(0, n_fft - hop, dtype=dual.dtype))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget the stream (drops the pending overlap-add tail)."""
+        self.tail = torch.zeros(0, self.n_fft - self.hop, dtype=self.dual.dtype, device=self.dual.device)
+
+    def forward(self, spec: Tensor) -> Tensor:
+        """Complex ``(batch, frames, bins)`` -> ``(batch, frames * hop)``."""
+        return self.overlap_add_frames(F.idgt_frames(spec, self.dual))
+
+    @torch.jit.export
+    def overlap_add_frames(self, frames: Tensor) -> Tensor:
+        """Already dual-windowed time frames ``(batch, frames, n_fft)`` -> ``(batch, frames * hop)``."""
+        batch = frames.shape[0]
+        n_frames = frames.shape[1]
+        keep = self.n_fft - self.hop
+        if self.tail.shape[0] != batch:
+            self.tail = torch.zeros(batch, keep, dtype=frames.dtype, device=frames.device)
+        summed = F.overlap_add(frames, self.hop)  # (batch, (frames - 1) * hop + n_fft)
+        summed = torch.cat([summed[:, :keep] + self.tail, summed[:, keep:]], dim=-1)
+        emitted = n_frames * self.hop
+        self.tail = summed[:, emitted:].clone()
+        return summed[:, :emitted]
+
+
+def peak_anchors(log_mag: Tensor) -> Tensor:
+    """Index of the spectral peak each bin is integrated from, ``(..., bins)`` -> int64 same shape.
+
+    A bin is a peak when it is not smaller than either neighbour (outside the spectrum counts as
+    ``-inf``). Every other bin walks uphill to its larger neighbour, then on in that direction,
+    until it reaches a peak: between two peaks the spectrum is valley-shaped, so the walk is
+    monotone and ends at the next peak to the right or the previous one to the left. This is the
+    order in which a max-heap reaches the bins of a frame from its peaks (PGHI's heap pops the
+    larger neighbour first), computed with cumulative max/min instead of a heap.
+    """
+    n_bins = log_mag.shape[-1]
+    lowest = torch.full_like(log_mag[..., :1], -math.inf)
+    left = torch.cat([lowest, log_mag[..., : n_bins - 1]], dim=-1)
+    right = torch.cat([log_mag[..., 1:], lowest], dim=-1)
+    is_peak = (log_mag >= left) & (log_mag >= right)
+    index = torch.arange(n_bins, device=log_mag.device).expand_as(log_mag)
+    previous_peak = torch.cummax(torch.where(is_peak, index, torch.full_like(index, -1)), dim=-1).values
+    next_peak = torch.flip(
+        torch.cummin(torch.flip(torch.where(is_peak, index, torch.full_like(index, n_bins)), [-1]), dim=-1).values,
+        [-1])
+    uphill_right = right > left
+    return torch.where(is_peak, index, torch.where(uphill_right, next_peak, previous_peak))
+
+
+def frequency_integral(dphi_freq: Tensor) -> Tensor:
+    """Trapezoidal running integral of the per-bin phase advance ``(..., bins)`` -> same shape,
+    zero at bin 0: ``C[m] = sum_{k < m} (d[k] + d[k + 1]) / 2``. ``C[m] - C[a]`` is the phase
+    change from bin ``a`` to bin ``m`` along frequency (either direction)."""
+    steps = 0.5 * (dphi_freq[..., 1:] + dphi_freq[..., :-1])
+    return torch.cat([torch.zeros_like(dphi_freq[..., :1]), torch.cumsum(steps, dim=-1)], dim=-1)
+
+
+def stream_log_magnitude(magnitude: Tensor, floor_db: float = -120.0) -> Tensor:
+    """Natural log of a streamed magnitude ``(..., bins)``, floored ``floor_db`` below each
+    frame's peak (and at 1e-12 absolute) so that zeros give finite slopes."""
+    peak = magnitude.amax(dim=-1, keepdim=True)
+    floor = peak * (10.0 ** (floor_db / 20.0)) + 1e-12
+    return torch.log(torch.maximum(magnitude, floor))
+
+
+class RTPGHI(nn.Module):
+    """Real-time phase-gradient heap integration, zero look-ahead, vectorised over bins.
+
+    Prusa & Holighaus, "Phase vocoder done right", EUSIPCO 2017 (RTPGHI); phase gradient of the
+    Gaussian window from Prusa, Balazs & Sondergaard, IEEE/ACM TASLP 2017 (PGHI), computed with
+    ``functional.phase_time_derivative`` / ``functional.phase_frequency_derivative``.
+
+    For each new frame ``n`` (magnitude only, nothing from the future):
+
+    * phase advance per frame ``dt_n`` from the frequency slope of ``log|S_n|``; phase advance
+      per bin ``df_n`` from the time slope of ``log|S|`` at frame ``n`` estimated from frames
+      ``n, n-1, n-2`` (second-order backward difference: no look-ahead; on glides it is much
+      closer to the centred difference of offline PGHI than the first-order one);
+    * peaks of ``|S_n|`` (bins not smaller than their neighbours) integrate in time from the
+      previous frame with the trapezoidal rule, ``phi_n = phi_{n-1} + (dt_{n-1} + dt_n) / 2``;
+    * every other bin integrates in frequency (trapezoidal cumulative sum of ``df_n``) from the
+      peak that its uphill walk reaches (:func:`peak_anchors`).
+
+    This is the order in which RTPGHI's heap visits a frame when its peaks are reached from the
+    previous frame (stationary and slowly varying partials, the harmonic case), without a heap:
+    anchors and integrals are computed for all frames of a call at once, and the loop over
+    frames is two vector operations per frame.
+
+    Args:
+        n_fft, hop: the DGT's sizes; lam: the Gaussian window's ``lambda`` in samples^2
+            (``functional.gaussian_lambda``).
+    State (buffers, one row per batch element): ``prev_log_mag``, ``prev2_log_mag``,
+    ``prev_phase``, ``prev_dphi_time``, each ``(batch, bins)``. The first frame after a reset starts from
+    phase 0 at its peaks. ``forward``: magnitude ``(batch, frames, bins)`` -> phase, same shape.
+    """
+
+    n_fft: int
+    hop: int
+    n_bins: int
+    lam: float
+
+    def __init__(self, n_fft: int, hop: int, lam: float) -> None:
+        super().__init__()
+        self.n_fft = int(n_fft)
+        self.hop = int(hop)
+        self.n_bins = self.n_fft // 2 + 1
+        self.lam = float(lam)
+        self.register_buffer("prev_log_mag", torch.zeros(0, self.n_bins))
+        self.register_buffer("prev2_log_mag", torch.zeros(0, self.n_bins))
+        self.register_buffer("prev_phase", torch.zeros(0, self.n_bins))
+        self.register_buffer("prev_dphi_time", torch.zeros(0, self.n_bins))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget the previous frame."""
+        empty = torch.zeros(0, self.n_bins, dtype=self.prev_phase.dtype, device=self.prev_phase.device)
+        self.prev_log_mag = empty
+        self.prev2_log_mag = empty.clone()
+        self.prev_phase = empty.clone()
+        self.prev_dphi_time = empty.clone()
+
+    def forward(self, magnitude: Tensor) -> Tensor:
+        """Magnitude ``(batch, frames, bins)`` -> phase ``(batch, frames, bins)`` in ``[-pi, pi)``."""
+        batch = magnitude.shape[0]
+        n_frames = magnitude.shape[1]
+        log_mag = stream_log_magnitude(magnitude)
+        dphi_time = wrap_phase(F.phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft))
+        if self.prev_phase.shape[0] != batch:
+            # Fresh stream: no slope into the first frame; its peaks get phase 0.
+            self.prev_log_mag = log_mag[:, 0].clone()
+            self.prev2_log_mag = log_mag[:, 0].clone()
+            self.prev_dphi_time = dphi_time[:, 0].clone()
+            # the first frame's time step (its own dphi_time) then lands its peaks on phase 0
+            self.prev_phase = wrap_phase(-dphi_time[:, 0])
+        history = torch.cat([self.prev2_log_mag.unsqueeze(1), self.prev_log_mag.unsqueeze(1), log_mag], dim=1)
+        previous_dphi_time = torch.cat([self.prev_dphi_time.unsqueeze(1), dphi_time[:, : n_frames - 1]], dim=1)
+        # d log|S| / dt at frame n without look-ahead: second-order backward difference (BDF2),
+        # exact for log-quadratic (Gaussian) envelopes, e.g. a partial gliding through a bin.
+        time_slope = 1.5 * log_mag - 2.0 * history[:, 1 : n_frames + 1] + 0.5 * history[:, :n_frames]
+        dphi_freq = F.phase_frequency_derivative(time_slope, self.lam, self.hop, self.n_fft)
+
+        anchors = peak_anchors(log_mag)
+        along_freq = frequency_integral(dphi_freq)
+        # Trapezoid of the two frames' phase advances. They are stored wrapped, so average them
+        # through their (wrapped) difference: a plain mean of two values near +-pi is off by pi.
+        time_step = previous_dphi_time + 0.5 * wrap_phase(dphi_time - previous_dphi_time)
+        # Phase of bin m in frame n = phase of its anchor peak a in frame n-1, advanced in time,
+        # then integrated along frequency from a to m.
+        step_from_previous = wrap_phase(
+            torch.gather(time_step, -1, anchors) + along_freq - torch.gather(along_freq, -1, anchors))
+
+        phases = []
+        phase = self.prev_phase
+        for n in range(n_frames):
+            phase = wrap_phase(torch.gather(phase, -1, anchors[:, n]) + step_from_previous[:, n])
+            phases.append(phase)
+        self.prev_phase = phase
+        self.prev_log_mag = history[:, n_frames + 1].clone()
+        self.prev2_log_mag = history[:, n_frames].clone()
+        self.prev_dphi_time = dphi_time[:, n_frames - 1].clone()
+        return torch.stack(phases, dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Counter-based noise: reproducible randomness for streams
+# --------------------------------------------------------------------------------------------
+# A stream must give the same output whatever the buffer size, so random values are a pure
+# function of (seed, frame index, channel), not draws from a stateful generator (counter-based
+# random numbers: Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011).
+# The mixing function is a 32-bit integer hash (xorshift-multiply rounds), computed in int64
+# with values kept below 2^31 (mask 0x7FFFFFFF) and a multiplier below 2^27 (0x045D9F3B) so that
+# products never overflow.
+
+
+def _hash31(x: Tensor) -> Tensor:
+    x = x & 0x7FFFFFFF
+    x = (((x >> 16) ^ x) * 0x045D9F3B) & 0x7FFFFFFF
+    x = (((x >> 16) ^ x) * 0x045D9F3B) & 0x7FFFFFFF
+    return (x >> 16) ^ x
+
+
+def counter_uniform(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_channels: int) -> Tensor:
+    """Uniform values in ``(0, 1)``, float32 ``(n_rows, frames, n_channels)``, for batch rows
+    ``0..n_rows-1``, frames ``frame_index`` (int64 ``(frames,)``) and channels ``0..n_channels-1``.
+    ``stream`` separates independent uses (e.g. latent noise and phase noise) under one ``seed``."""
+    device = frame_index.device
+    row = torch.arange(n_rows, dtype=torch.int64, device=device).reshape(-1, 1, 1)
+    channel = torch.arange(n_channels, dtype=torch.int64, device=device).reshape(1, 1, -1)
+    frame = frame_index.reshape(1, -1, 1)
+    key = _hash31(_hash31(row * 7919 + (seed & 0xFFFFFF) * 104729 + stream * 15485863) + frame)
+    key = _hash31(key ^ _hash31(channel + 0x2545F491))
+    return (key.to(torch.float32) + 0.5) / 2147483648.0
+
+
+def counter_normal(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_channels: int) -> Tensor:
+    """Standard normal values ``(n_rows, frames, n_channels)`` (Box-Muller on two counter uniforms)."""
+    u1 = counter_uniform(seed, 2 * stream, n_rows, frame_index, n_channels)
+    u2 = counter_uniform(seed, 2 * stream + 1, n_rows, frame_index, n_channels)
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+
+
+def stream_delays(n_fft: int, hop: int) -> Tuple[int, int]:
+    """``(analysis_delay, synthesis_delay)`` in samples: analysis emits frame ``t`` when its last
+    sample arrives (0 look-ahead); synthesis completes a sample ``n_fft - hop`` samples later."""
+    return 0, n_fft - hop
