@@ -1,0 +1,94 @@
+"""Speed of the nn~ export: time per call of encode, decode (each phase mode) and forward.
+
+A dgt_mid-sized model (preset ``dgt_mid``, random init: speed does not depend on the weights) is
+exported (``vschaos.export.script_model``), saved and reloaded as nn~ does, then timed with the
+host's bench (``vschaos.host.bench_model``) on one thread at B = 2048 (44.1 kHz), batch 1.
+Reports the median, p99 and max milliseconds per call and 1/RTF (buffer duration / median time).
+
+Usage: ``python bench/export_speed.py [--preset dgt_mid --buffer 2048 --seconds 2]``.
+Writes ``bench/results/export_speed.{json,md}``. Targets: decode with pghi <= 2.5 ms median
+(vschaos2: ~728 ms with its pghi, ~8 ms with random phase), forward <= 4 ms.
+"""
+import argparse
+import io
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from vschaos.export import script_model
+from vschaos.host import bench_model, load_model
+from vschaos.training.run import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+CASES = [("encode", "pghi"), ("decode", "pghi"), ("decode", "random"), ("forward", "pghi"),
+         ("forward", "random"), ("forward", "keep_input")]
+
+
+def run(preset: str, buffer: int, seconds: float, batch: int) -> Dict[str, object]:
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
+        cfg = compose(config_name=preset)
+    torch.manual_seed(0)
+    vae = build_model(cfg).eval()
+    scripted = script_model(vae)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        data = io.BytesIO()
+        torch.jit.save(scripted, data)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{preset}.ts"
+        path.write_bytes(data.getvalue())
+        rows: List[Dict[str, object]] = []
+        latency = ""
+        for method, phase in CASES:
+            model = load_model(str(path), sample_rate=int(cfg.transform.sample_rate))
+            model.set_attribute("phase", [phase])
+            report = bench_model(model, methods=[method], buffers=[buffer], threads=1, batch=batch,
+                                 sample_rate=int(cfg.transform.sample_rate), seconds_per_case=seconds,
+                                 max_calls=2000, min_calls=50)
+            row = report.rows[0].to_dict() if hasattr(report.rows[0], "to_dict") else dict(vars(report.rows[0]))
+            row["phase"] = phase
+            rows.append(row)
+            latency = report.latency
+    settings = {"preset": preset, "buffer": buffer, "batch": batch, "threads": 1,
+                "sample_rate": int(cfg.transform.sample_rate), "n_fft": int(cfg.transform.n_fft),
+                "hop": int(cfg.transform.hop), "torch": torch.__version__}
+    return {"settings": settings, "rows": rows, "latency": latency}
+
+
+def format_table(result: Dict[str, object]) -> str:
+    lines = ["| method | phase | median ms | p99 ms | max ms | 1/RTF | calls |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in result["rows"]:
+        lines.append(f"| {row['method']} | {row['phase']} | {row['median_ms']:.3f} | {row['p99_ms']:.3f} | "
+                     f"{row['max_ms']:.3f} | {row['inverse_rtf']:.1f} | {row['calls']} |")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="dgt_mid")
+    parser.add_argument("--buffer", type=int, default=2048)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=2.0, help="timing time per case")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    result = run(args.preset, args.buffer, args.seconds, args.batch)
+    s = result["settings"]
+    md = (f"# Export speed\n\n{s['preset']} (n_fft {s['n_fft']}, hop {s['hop']}), B = {s['buffer']} at "
+          f"{s['sample_rate']} Hz, batch {s['batch']}, 1 thread, torch {s['torch']}.\n\n"
+          + format_table(result) + "\n\n```\n" + str(result["latency"]) + "\n```\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "export_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "export_speed.md").write_text(md)
+    print(md)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,429 @@
+"""The nn~ export (vschaos.export, script.py), checked with our streaming host (vschaos.host).
+
+Fast tests use the demo and pitch presets with random weights and a stand-in identity VAE whose
+output is known exactly (delays, gain). Full-preset verifications are marked slow.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from vschaos.dsp import functional as F
+from vschaos.dsp.streaming import RTPGHI
+from vschaos.dsp.transforms import SpectralTransform
+from vschaos.export import ExportVerificationError, StreamingVAE, export_model, label_ids, script_model
+from vschaos.host import load_model as host_load
+from vschaos.host import verify_model
+from vschaos.training.run import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_pitch_cond", "dgt_pitch_prediction"]
+
+
+def preset_config(name: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        return compose(config_name=name)
+
+
+def preset_vae(name: str, seed: int = 0) -> nn.Module:
+    """The preset's VAE with a random (seeded) init and a non-trivial normalisation."""
+    torch.manual_seed(seed)
+    vae = build_model(preset_config(name)).eval()
+    n_bins = vae.transform.n_bins
+    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
+    return vae
+
+
+class IdentityVAE(nn.Module):
+    """Stand-in with the SpectralVAE interface: latent = features, decode = identity, std = 1."""
+
+    encoder_tasks: List[str]
+    decoder_tasks: List[str]
+    predicted_tasks: List[str]
+    task_dims: Dict[str, int]
+
+    def __init__(self, transform: SpectralTransform):
+        super().__init__()
+        self.transform = transform
+        self.n_bins = transform.n_bins
+        self.latent_dim = transform.n_bins
+        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks = [], [], []
+        self.task_dims = {}
+
+    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+        return features, torch.ones_like(features)
+
+    def decode(self, z: Tensor, labels: Dict[str, Tensor]) -> Tensor:
+        return z
+
+    def predict(self, z: Tensor) -> Dict[str, Tensor]:
+        return {}
+
+
+class WrongDelayExport(StreamingVAE):
+    """A deliberately broken export: it declares a forward delay one hop shorter than it has."""
+
+    def delays(self):
+        encode, decode, forward = super().delays()
+        return encode, decode, forward - self.hop
+
+
+def _script(module: nn.Module):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.script(module)
+
+
+def _stream(method, x: Tensor, step: int) -> Tensor:
+    return torch.cat([method(x[..., i:i + step]) for i in range(0, x.shape[-1], step)], dim=-1)
+
+
+@pytest.fixture(scope="module")
+def small_transform():
+    return SpectralTransform(sample_rate=22050, n_fft=1024, hop=256)
+
+
+@pytest.fixture(scope="module")
+def demo_vae():
+    return preset_vae("demo")
+
+
+@pytest.fixture(scope="module")
+def demo_export(demo_vae):
+    return script_model(demo_vae)
+
+
+@pytest.fixture(scope="module")
+def prediction_vae():
+    return preset_vae("dgt_pitch_prediction")
+
+
+@pytest.fixture(scope="module")
+def prediction_export(prediction_vae):
+    return script_model(prediction_vae)
+
+
+# ---------------------------------------------------------------- gain and delays (stand-in)
+@pytest.mark.parametrize("block", [256, 512, 2048])
+@pytest.mark.parametrize("batch", [1, 4])
+def test_forward_keep_input_is_the_input_delayed_at_unit_gain(small_transform, block, batch):
+    model = _script(StreamingVAE(IdentityVAE(small_transform), phase="keep_input"))
+    audio = torch.randn(batch, 1, 8192) * 0.3
+    out = _stream(model.forward, audio, block)
+    delay = int(model.forward_delay[0])
+    assert delay == 1024 - 256
+    torch.testing.assert_close(out[..., delay:], audio[..., : 8192 - delay], atol=2e-5, rtol=1e-4)
+
+
+def test_host_measures_the_declared_forward_delay(small_transform):
+    model = _script(StreamingVAE(IdentityVAE(small_transform), phase="keep_input"))
+    report = verify_model(model, buffers=[256, 2048], batch_sizes=(1,), methods=["forward"])
+    delay = [c for c in report.checks if c.name == "delay" and c.method == "forward"]
+    assert report.ok, report.format()
+    assert len(delay) == 1 and not delay[0].warning and "measured 768 samples" in delay[0].summary
+
+
+def test_decode_delay_is_the_centre_of_the_frame_it_produces(small_transform):
+    model = _script(StreamingVAE(IdentityVAE(small_transform)))
+    hop, n_fft = 256, 1024
+    latent = torch.full((1, model.latent_dim, 16), -30.0)  # silence (features clamp to magnitude 0)
+    # One flat first frame: a fresh RTPGHI gives its peaks (here every bin) phase 0, i.e. an impulse
+    # at the frame's centre. The frame is read in block 0, so the impulse lands at the delay.
+    latent[:, :, 0] = 1.0
+    audio = model.decode(latent)[0, 0]
+    assert int(model.decode_delay[0]) == n_fft // 2
+    assert int(audio.abs().argmax()) == int(model.decode_delay[0])
+    assert float(audio[: n_fft // 2 - hop].abs().max()) < 1e-3 * float(audio.abs().max())
+
+
+def test_encode_delay_is_the_lag_of_the_frame_centre(small_transform):
+    model = _script(StreamingVAE(IdentityVAE(small_transform)))
+    hop, n_fft = 256, 1024
+    impulse_at = 10 * hop + hop - n_fft // 2 + 3 * hop  # the centre of frame 13
+    audio = torch.zeros(1, 1, 8192)
+    audio[0, 0, impulse_at] = 1.0
+    energy = model.encode(audio)[0].exp().sum(0)  # features = log1p|X| (identity normalisation)
+    frame = int(energy.argmax())
+    assert frame == 13
+    # the frame is output (and held) from sample frame * hop: the lag behind its centre is the delay
+    assert frame * hop - impulse_at == int(model.encode_delay[0]) == n_fft // 2 - hop
+    assert int(model.encode_delay[0]) + int(model.decode_delay[0]) == int(model.forward_delay[0])
+
+
+def test_export_with_a_wrong_declared_delay_is_refused(small_transform, tmp_path):
+    broken = _script(WrongDelayExport(IdentityVAE(small_transform), phase="keep_input"))
+    from vschaos.export import save_verified
+    target = tmp_path / "broken.ts"
+    with pytest.raises(ExportVerificationError, match="declared 512 samples, measured 768"):
+        save_verified(broken, target, buffers=[256, 2048], batch_sizes=(1,))
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- same modules as the eager model
+def test_exported_encode_equals_the_eager_model_frame_by_frame(demo_vae, demo_export):
+    audio = torch.randn(2, 1, 4096) * 0.2
+    demo_export.reset()
+    latent = _stream(demo_export.encode, audio, 512)  # (2, latent, frames)
+    transform = demo_vae.transform
+    features = transform.to_features(transform.magnitude(audio[:, 0]))[:, : latent.shape[-1]]
+    with torch.no_grad():
+        mean, _ = demo_vae.encode(features.reshape(-1, transform.n_bins), {})
+    torch.testing.assert_close(latent.transpose(1, 2).reshape(-1, demo_vae.latent_dim), mean, atol=1e-4, rtol=1e-4)
+
+
+def test_exported_decode_equals_the_eager_pipeline(demo_vae, demo_export):
+    torch.manual_seed(1)
+    frames = 24
+    z = torch.randn(2, demo_vae.latent_dim, frames)
+    demo_export.reset()
+    audio = _stream(demo_export.decode, z, 4)[:, 0]  # 4 frames (1024 samples) per call
+    transform = demo_vae.transform
+    with torch.no_grad():
+        magnitude = transform.from_features(demo_vae.decode(z.transpose(1, 2).reshape(-1, demo_vae.latent_dim), {}))
+    magnitude = magnitude.reshape(2, frames, transform.n_bins)
+    phase = RTPGHI(transform.n_fft, transform.hop, transform.lam)(magnitude)
+    full = F.overlap_add(F.idgt_frames(torch.polar(magnitude, phase), transform.dual), transform.hop)
+    torch.testing.assert_close(audio, full[:, : audio.shape[-1]], atol=1e-4, rtol=1e-3)
+    # same latents -> same magnitudes: the scripted VAE is the eager one
+    scripted_features = demo_export.vae.decode(z.transpose(1, 2).reshape(-1, demo_vae.latent_dim), {})
+    torch.testing.assert_close(transform.from_features(scripted_features).reshape(2, frames, -1), magnitude)
+
+
+# ---------------------------------------------------------------- labels
+def test_label_ids_round_clamp_and_unknown():
+    values = torch.tensor([-3.0, -0.2, 0.0, 0.4, 0.6, 4.5, 11.2, 99.0, float("nan")])
+    assert label_ids(values, 12).tolist() == [-1, -1, 0, 0, 1, 4, 11, 11, -1]
+
+
+def test_label_inlets_follow_config_order_and_change_decode(prediction_export):
+    model = prediction_export
+    assert model.decode_input_labels[16:] == ["(signal) pitch class 0-11 (<0: predicted)",
+                                              "(signal) octave class 0-10 (<0: predicted)"]
+    assert model.encode_output_labels[16:] == ["(signal) predicted pitch class 0-11",
+                                               "(signal) predicted octave class 0-10"]
+    assert model.forward_input_labels == ["(signal) audio input", "(signal) pitch class 0-11 (<0: predicted)",
+                                          "(signal) octave class 0-10 (<0: predicted)"]
+    assert model.decode_params.tolist() == [18, 512, 1, 1]
+    assert model.encode_params.tolist() == [1, 1, 18, 512]
+    z = torch.randn(1, 16, 4)
+
+    def decode_with(pitch: float, octave: float) -> Tensor:
+        model.reset()
+        x = torch.cat([z, torch.full((1, 1, 4), pitch), torch.full((1, 1, 4), octave)], dim=1)
+        return model.decode(x)
+
+    base = decode_with(2.0, 4.0)
+    assert not torch.allclose(base, decode_with(9.0, 4.0))
+    assert not torch.allclose(base, decode_with(2.0, 6.0))
+    torch.testing.assert_close(decode_with(2.3, 4.0), base)  # rounded per frame
+    torch.testing.assert_close(decode_with(1e6, 4.0), decode_with(11.0, 4.0))  # clamped
+    for weird in (-1.0, -1e9, float("nan"), float("inf")):
+        out = decode_with(weird, weird)
+        assert out.shape == (1, 1, 2048) and bool(torch.isfinite(out).all())
+    # negative = the model's own prediction: same as feeding the predicted classes
+    predicted = model.vae.predict(z[0].T)
+    pitch, octave = predicted["pitch"].argmax(-1), predicted["octave"].argmax(-1)
+    from_prediction = decode_with(-1.0, -1.0)
+    model.reset()
+    x = torch.cat([z, pitch.float().reshape(1, 1, 4), octave.float().reshape(1, 1, 4)], dim=1)
+    torch.testing.assert_close(from_prediction, model.decode(x))
+
+
+def test_encode_outputs_predicted_classes(prediction_export):
+    model = prediction_export
+    model.reset()
+    out = model.encode(torch.randn(2, 1, 2048) * 0.2)
+    assert out.shape == (2, 18, 4)
+    classes = out[:, 16:]
+    assert bool((classes == classes.round()).all())
+    assert 0 <= float(classes[:, 0].min()) and float(classes[:, 0].max()) <= 11
+    assert 0 <= float(classes[:, 1].min()) and float(classes[:, 1].max()) <= 10
+    expected = model.vae.predict(out[:, :16].transpose(1, 2).reshape(-1, 16))["pitch"].argmax(-1)
+    assert classes[:, 0].reshape(-1).tolist() == expected.float().tolist()
+
+
+def test_inlet_order_is_the_config_order_under_any_hash_seed():
+    code = ("import json, warnings; warnings.simplefilter('ignore');"
+            "from tests.test_export import preset_vae; from vschaos.export import StreamingVAE;"
+            "m = StreamingVAE(preset_vae('dgt_pitch_cond'));"
+            "print(json.dumps([m.decode_input_labels[16:], m.forward_input_labels, m.encoder_tasks]))")
+    outputs = set()
+    for hash_seed in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        outputs.add(result.stdout.strip().splitlines()[-1])
+    assert len(outputs) == 1
+    decode_labels, forward_labels, _ = json.loads(outputs.pop())
+    config_order = list(preset_config("dgt_pitch_cond").model.conditioning.keys())
+    assert [label.split()[1] for label in decode_labels] == config_order
+    assert [label.split()[1] for label in forward_labels[1:]] == config_order
+
+
+# ---------------------------------------------------------------- attributes
+def test_attributes_round_trip_and_refuse_bad_values(demo_export):
+    model = demo_export
+    assert model.get_attributes() == ["temperature", "phase", "seed"]
+    assert model.get_methods() == ["forward", "encode", "decode"]
+    assert model.temperature_params.tolist() == [2] and model.phase_params.tolist() == [3]
+    assert model.seed_params.tolist() == [1]
+    assert model.set_temperature(0.7) == 0 and model.get_temperature() == (0.7,)
+    assert model.set_temperature(-1.0) != 0 and model.get_temperature() == (0.7,)
+    assert model.set_phase("random") == 0 and model.get_phase() == ("random",)
+    assert model.set_phase("griffin") != 0 and model.get_phase() == ("random",)
+    assert model.set_seed(42) == 0 and model.get_seed() == (42,)
+    model.set_temperature(0.0)
+    model.set_phase("pghi")
+    model.set_seed(0)
+
+
+def test_phase_attribute_switches_modes(demo_export):
+    model = demo_export
+    audio = torch.randn(1, 1, 4096) * 0.2
+    outputs = {}
+    for mode in ("pghi", "random", "keep_input"):
+        assert model.set_phase(mode) == 0
+        model.reset()
+        outputs[mode] = model.forward(audio)
+    model.set_phase("pghi")
+    assert not torch.allclose(outputs["pghi"], outputs["random"])
+    assert not torch.allclose(outputs["pghi"], outputs["keep_input"])
+    # all modes share the magnitude: same energy scale, very different waveforms
+    energies = {k: float(v.pow(2).mean()) for k, v in outputs.items()}
+    assert max(energies.values()) < 4 * min(energies.values())
+
+
+def test_temperature_and_random_phase_are_streamable_and_reproducible(demo_export):
+    model = demo_export
+    model.set_temperature(1.0)
+    model.set_phase("random")
+    try:
+        audio = torch.randn(2, 1, 4096) * 0.2
+        model.reset()
+        whole_forward, whole_latent = model.forward(audio), model.encode(audio)
+        model.reset()
+        torch.testing.assert_close(_stream(model.forward, audio, 256), whole_forward, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(_stream(model.encode, audio, 1024), whole_latent, atol=1e-5, rtol=1e-4)
+        model.reset()
+        mean_free = model.encode(audio)
+        model.set_temperature(0.0)
+        model.reset()
+        assert not torch.allclose(mean_free, model.encode(audio))  # temperature samples around the mean
+        report = verify_model(model, buffers=[256, 1024], batch_sizes=(1, 3),
+                              attributes={"temperature": [1.0], "phase": ["random"]})
+        assert report.ok, report.format()
+    finally:
+        model.set_temperature(0.0)
+        model.set_phase("pghi")
+
+
+# ---------------------------------------------------------------- export per preset (host verify)
+def _verify_buffers(hop: int) -> List[int]:
+    return sorted({hop, 2 * hop, 2048, 4096})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_export_passes_the_host_verification(preset, tmp_path):
+    vae = preset_vae(preset)
+    path, report = export_model(vae, tmp_path / f"{preset}.ts", buffers=_verify_buffers(vae.transform.hop),
+                                batch_sizes=(1, 4))
+    assert report.ok and path.is_file()
+    names = {(c.name, c.method) for c in report.checks if c.passed}
+    for method in ("encode", "decode", "forward"):
+        assert ("streaming", method) in names and ("shape", method) in names
+    loaded = host_load(str(path))
+    assert [m.name for m in loaded.description.methods] == ["forward", "encode", "decode"]
+    hop, n_fft = vae.transform.hop, vae.transform.n_fft
+    assert loaded.description.method("forward").delay == n_fft - hop
+
+
+@pytest.mark.slow
+def test_demo_export_passes_the_host_verification(demo_vae, tmp_path):
+    """The fast version of the per-preset check (demo preset, all four buffer sizes)."""
+    path, report = export_model(demo_vae, tmp_path / "demo.ts", buffers=[256, 512, 2048, 4096], batch_sizes=(1, 4))
+    assert report.ok, report.format()
+    assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["demo.ts"]
+
+
+# ---------------------------------------------------------------- script.py
+def _make_run(root: Path, preset: str, break_weights: bool = False) -> Path:
+    """A run folder as training writes it: rundir/name/version_0/{config.yaml, checkpoints/last.ckpt}."""
+    run = root / "runs" / "my_run"
+    version = run / "version_0"
+    (version / "checkpoints").mkdir(parents=True)
+    OmegaConf.save(preset_config(preset), version / "config.yaml")
+    vae = preset_vae(preset)
+    state = {f"vae.{k}": v for k, v in vae.state_dict().items()}
+    if break_weights:
+        for key in state:
+            if key.startswith("vae.decoder.") and state[key].is_floating_point():
+                state[key] = torch.full_like(state[key], float("nan"))
+    torch.save({"state_dict": state}, version / "checkpoints" / "last.ckpt")
+    return run
+
+
+def _script_py(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "script.py"), *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_script_py_refuses_a_broken_model(tmp_path):
+    run = _make_run(tmp_path, "demo", break_weights=True)
+    out = tmp_path / "out"
+    result = _script_py(str(run), "-o", str(out), "--buffers", "256", "2048")
+    assert result.returncode != 0
+    assert "export refused" in result.stderr and "NaN" in result.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_script_py_writes_a_verified_model(tmp_path):
+    run = _make_run(tmp_path, "demo")
+    result = _script_py(str(run) + "/", "-v", "0", "-n", "last", "--buffers", "256", "2048")
+    assert result.returncode == 0, result.stderr
+    written = run / "my_run.ts"
+    assert written.is_file()
+    assert "RESULT: OK" in result.stdout and "latency at B=2048" in result.stdout
+    custom = tmp_path / "exports"
+    result = _script_py(str(run / "version_0"), "-o", str(custom), "--output-name", "other", "--buffers", "256")
+    assert result.returncode == 0, result.stderr
+    assert (custom / "other.ts").is_file()
+    model = torch.jit.load(str(custom / "other.ts"))
+    assert model.decode(torch.zeros(1, 8, 8)).shape == (1, 1, 2048)
+    missing = _script_py(str(tmp_path / "nope"))
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+
+
+def test_pd_example_is_a_valid_patch():
+    """patches/pd_example.pd parses as a Pd file: records end with ';', connections name existing
+    objects, nn~ objects name a method of our exports and a buffer that is a power of two."""
+    text = (REPO / "patches" / "pd_example.pd").read_text()
+    records = [r.strip() for r in text.replace("\\;", "").split(";\n") if r.strip()]
+    assert records[0].startswith("#N canvas")
+    objects = [r for r in records[1:] if r.split()[1] in ("obj", "msg", "text", "floatatom")]
+    connects = [r.split() for r in records[1:] if r.split()[1] == "connect"]
+    assert len(objects) + len(connects) == len(records) - 1
+    nn_objects = {i: r.split() for i, r in enumerate(objects) if r.split()[1] == "obj" and r.split()[4] == "nn~"}
+    assert {tokens[6] for tokens in nn_objects.values()} == {"decode", "forward"}
+    for tokens in nn_objects.values():
+        buffer = int(tokens[7].rstrip(";"))
+        assert buffer & (buffer - 1) == 0
+    for _, _, source, outlet, sink, inlet in connects:
+        assert 0 <= int(source) < len(objects) and 0 <= int(sink) < len(objects)
+    decode_inlets = {int(c[5]) for c in connects if int(c[4]) in nn_objects and nn_objects[int(c[4])][5] == "demo.ts"
+                     and nn_objects[int(c[4])][6] == "decode"}
+    assert decode_inlets == set(range(8))  # demo preset: 8 latent dims

@@ -1,0 +1,77 @@
+"""``python script.py RUN_DIR [-o OUT_DIR] [-v VERSION] [-n CHECKPOINT] [--output-name NAME]``.
+
+Exports a trained run for nn~ / nn.ar as ``OUT_DIR/NAME.ts`` (default: the run folder and the run
+name), verified by our streaming host before it is written: a model that fails verification is
+refused (exit status 1, no file). Prints the model description and its latency table.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from vschaos.training.run import RunFolderError, find_version_dir, load_model, version_number
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="script.py", description="Export a trained vschaos run for nn~ / nn.ar "
+                                     "(verified by vschaos.host before it is written).")
+    parser.add_argument("run_dir", type=Path, help="the run folder rundir/name (or one of its version_N folders)")
+    parser.add_argument("-o", "--out", type=Path, default=None, help="output folder (default: the run folder)")
+    parser.add_argument("-v", "--version", type=int, default=None, help="version_N to export (default: latest)")
+    parser.add_argument("-n", "--name", default="last", help="checkpoint name: last (default), best, or a path")
+    parser.add_argument("--output-name", default=None, help="file name without .ts (default: the run name)")
+    parser.add_argument("--temperature", type=float, default=0.0, help="initial temperature attribute (default 0)")
+    parser.add_argument("--phase", default="pghi", choices=["pghi", "random", "keep_input"],
+                        help="initial phase attribute (default pghi)")
+    parser.add_argument("--seed", type=int, default=0, help="initial seed attribute (default 0)")
+    parser.add_argument("--buffers", type=int, nargs="+", default=None,
+                        help="buffer sizes to verify (default: powers of two from the hop to 8192)")
+    return parser.parse_args(argv)
+
+
+def _run_folder(run_dir: Path) -> Path:
+    """``rundir/name`` for a run folder or one of its ``version_N`` folders (trailing slash tolerated)."""
+    run_dir = Path(str(run_dir).rstrip("/\\") or "/")
+    return run_dir.parent if version_number(run_dir) is not None else run_dir
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    from vschaos.export import ExportVerificationError, export_model
+    from vschaos.host import describe_model, latency_table
+
+    run_folder = _run_folder(args.run_dir)
+    try:
+        # With -v the version is looked up in the run folder, even if RUN_DIR names a version folder.
+        version_dir = find_version_dir(run_folder if args.version is not None else args.run_dir, args.version)
+        cfg, vae = load_model(version_dir, None, args.name)
+    except (RunFolderError, FileNotFoundError) as error:
+        print(f"script.py: {error}", file=sys.stderr)
+        return 2
+    name = args.output_name or run_folder.name
+    out_dir = args.out if args.out is not None else run_folder
+    path = out_dir / f"{name}.ts"
+    print(f"exporting {version_dir} (checkpoint {args.name}) -> {path}")
+    try:
+        path, report = export_model(vae, path, temperature=args.temperature, phase=args.phase, seed=args.seed,
+                                    buffers=args.buffers)
+    except ExportVerificationError as error:
+        print(error.report.format(), file=sys.stderr)
+        print(f"script.py: export refused, {path} not written: the model fails verification", file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError) as error:
+        print(f"script.py: export failed, {path} not written: {error}", file=sys.stderr)
+        return 1
+    print(report.format())
+    description = describe_model(str(path))
+    print()
+    print(description.format())
+    print()
+    buffer = max(2048, description.min_buffer_size)
+    print(latency_table(description, buffer))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

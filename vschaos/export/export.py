@@ -1,0 +1,89 @@
+"""The export procedure: script a trained ``SpectralVAE`` for nn~, verify it, then write it.
+
+A file is only ever moved into place after our streaming host (``vschaos.host.verify_model``)
+passed it: the module is saved to a temporary file beside the target, verified from that file
+(exactly what nn~ would load), and renamed; on failure the temporary file is removed.
+"""
+import copy
+import warnings
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from vschaos.export.module import StreamingVAE
+from vschaos.io import atomic_write
+
+PathLike = Union[str, Path]
+
+
+class ExportVerificationError(RuntimeError):
+    """The scripted model failed the host's verification; ``report`` is the ``VerifyReport``."""
+
+    def __init__(self, report: object, path: Optional[PathLike] = None):
+        self.report = report
+        where = f" ({path} was not written)" if path is not None else ""
+        super().__init__(f"export refused: the model fails verification{where}\n{report.format()}")
+
+
+def script_model(vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", seed: int = 0
+                 ) -> torch.jit.ScriptModule:
+    """Wrap a copy of ``vae`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
+
+    The caller's ``vae`` is not modified. ``torch.jit.script`` is what nn~'s libtorch loads; its
+    deprecation warning in recent torch is expected and silenced here.
+    """
+    vae = copy.deepcopy(vae).eval()
+    for parameter in vae.parameters():
+        parameter.requires_grad_(False)
+    module = StreamingVAE(vae, temperature=temperature, phase=phase, seed=seed).eval()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+        scripted = torch.jit.script(module)
+    return scripted
+
+
+def default_verify_buffers(hop: int) -> Sequence[int]:
+    """Buffer sizes the export is verified at: powers of two from the hop to 8192 (all that nn~
+    and nn.ar may use with this model), and at least the hop itself."""
+    sizes, size = [], hop
+    while size <= 8192:
+        sizes.append(size)
+        size *= 2
+    return sizes or [hop]
+
+
+def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Optional[Sequence[int]] = None,
+                  batch_sizes: Sequence[int] = (1, 4)) -> Tuple[Path, object]:
+    """Save ``scripted`` to ``path`` only if ``vschaos.host.verify_model`` passes on the saved file.
+
+    Returns ``(path, report)``. Raises :class:`ExportVerificationError` (nothing written) otherwise.
+    """
+    from vschaos.host import verify_model  # the host is optional for scripting alone
+
+    path = Path(path)
+    if buffers is None:
+        buffers = default_verify_buffers(int(scripted.hop))
+    reports: Dict[str, object] = {}
+
+    def write_and_verify(tmp: str) -> None:
+        scripted.reset()
+        torch.jit.save(scripted, tmp)
+        report = verify_model(tmp, buffers=list(buffers), batch_sizes=tuple(batch_sizes))
+        report.path = str(path)
+        reports["report"] = report
+        if not report.ok:
+            raise ExportVerificationError(report, path)
+
+    atomic_write(path, write_and_verify)
+    return path, reports["report"]
+
+
+def export_model(vae: nn.Module, path: PathLike, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+                 buffers: Optional[Sequence[int]] = None, batch_sizes: Sequence[int] = (1, 4)
+                 ) -> Tuple[Path, object]:
+    """Script ``vae`` for nn~ and write it to ``path`` after verification: ``(path, VerifyReport)``."""
+    scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed)
+    return save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)

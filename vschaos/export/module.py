@@ -1,0 +1,331 @@
+"""The scripted nn~ module: a trained ``SpectralVAE`` wrapped for buffer-by-buffer streaming.
+
+It follows NN_CONTRACT.md (methods with ``<m>_params``, labels, typed attributes) and adds the
+declared delays ``<m>_delay`` and ``reset()`` (DESIGN.md section 6). The VAE object itself (its
+transform, encoder, decoder, embeddings, predictors) is scripted inside: there is no second
+implementation of the front end. Streaming state lives in the submodules' buffers (one row per
+batch element) and is re-initialised when the batch size changes.
+
+Methods (``hop`` = the transform's hop, ``L`` = latent size):
+
+* ``encode``: audio [+ encoder label inlets] ``(batch, 1 + n_enc, B)`` -> latent [+ one outlet
+  per predicted task] ``(batch, L + n_pred, B // hop)``.
+* ``decode``: latent [+ decoder label inlets] ``(batch, L + n_dec, B // hop)`` -> audio ``(batch, 1, B)``.
+* ``forward``: audio [+ label inlets of the encoder and decoder tasks, each once, config order]
+  ``(batch, 1 + n_tasks, B)`` -> audio ``(batch, 1, B)``.
+
+Label inlets are read once per frame (the last sample of each hop block, as nn~ decimates),
+rounded and clamped to ``[0, n_classes - 1]``. A negative value (or NaN) means "unknown": the
+model's own prediction for tasks that have a predictor, otherwise the VAE's neutral "missing
+label" input (a zero embedding, what it saw for unlabelled training frames).
+
+Randomness (``temperature`` > 0, ``phase = random``) comes from counter-based noise, a pure
+function of (``seed``, frame index since reset, batch row, channel): any buffer size gives the
+same stream, ``reset()`` restarts it, and two loads of the file produce the same output.
+"""
+from typing import Dict, List, Tuple
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from vschaos.dsp import functional as F
+from vschaos.dsp.streaming import RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal, counter_uniform
+
+PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
+# nn~ attribute type codes (NN_CONTRACT.md section 1)
+_FLOAT, _INT, _STR = 2, 1, 3
+
+
+def label_ids(values: Tensor, n_classes: int) -> Tensor:
+    """Label inlet values (any float shape) -> int64 class ids: rounded, clamped to
+    ``[0, n_classes - 1]``; negative or NaN -> -1 (unknown)."""
+    unknown = torch.isnan(values) | (values < 0)
+    safe = torch.where(unknown, torch.zeros_like(values), values)
+    ids = torch.round(safe).clamp(0, n_classes - 1).to(torch.int64)
+    return torch.where(unknown, torch.full_like(ids, -1), ids)
+
+
+class StreamingVAE(nn.Module):
+    """nn~ / nn.ar model around a ``SpectralVAE`` (scripted with ``torch.jit.script``).
+
+    Args:
+        vae: the trained ``SpectralVAE`` (used as is: put it in eval mode; it is not copied).
+        temperature: initial ``temperature`` attribute (0 = posterior mean).
+        phase: initial ``phase`` attribute, one of ``pghi`` (default), ``random``, ``keep_input``.
+        seed: initial ``seed`` attribute of the counter-based noise.
+
+    Attributes (nn~ ``set``/``get``): ``temperature`` (float >= 0: z = mean + temperature * std *
+    noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
+    ``random`` uniform random phase, ``keep_input`` the input's phase, forward only; decode uses
+    ``pghi`` then), ``seed`` (int: noise seed). Read-only: ``sample_rate``, ``hop``, ``n_fft``,
+    ``latent_dim`` (plain module attributes).
+    """
+
+    sample_rate: int
+    hop: int
+    n_fft: int
+    n_bins: int
+    latent_dim: int
+    temperature: float
+    phase: str
+    seed: int
+    encoder_tasks: List[str]
+    decoder_tasks: List[str]
+    predicted_tasks: List[str]
+    forward_tasks: List[str]
+    task_dims: Dict[str, int]
+    encode_input_labels: List[str]
+    encode_output_labels: List[str]
+    decode_input_labels: List[str]
+    decode_output_labels: List[str]
+    forward_input_labels: List[str]
+    forward_output_labels: List[str]
+
+    def __init__(self, vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", seed: int = 0) -> None:
+        super().__init__()
+        if phase not in PHASE_MODES:
+            raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
+        if not temperature >= 0.0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        transform = vae.transform
+        self.vae = vae
+        self.sample_rate = int(transform.sample_rate)
+        self.hop = int(transform.hop)
+        self.n_fft = int(transform.n_fft)
+        self.n_bins = int(transform.n_bins)
+        self.latent_dim = int(vae.latent_dim)
+        self.temperature = float(temperature)
+        self.phase = str(phase)
+        self.seed = int(seed)
+
+        self.encoder_tasks = [str(t) for t in vae.encoder_tasks]
+        self.decoder_tasks = [str(t) for t in vae.decoder_tasks]
+        self.predicted_tasks = [str(t) for t in vae.predicted_tasks]
+        self.task_dims = {str(k): int(v) for k, v in vae.task_dims.items()}
+        forward_tasks: List[str] = []
+        for task in self.encoder_tasks + self.decoder_tasks:  # config order, each task once (never a set)
+            if task not in forward_tasks:
+                forward_tasks.append(task)
+        self.forward_tasks = forward_tasks
+
+        # Streaming state, one set per method so that methods never disturb each other.
+        self.encode_analysis = StreamingAnalysis(transform.window, self.hop)
+        self.forward_analysis = StreamingAnalysis(transform.window, self.hop)
+        self.decode_synthesis = StreamingSynthesis(transform.dual, self.hop)
+        self.forward_synthesis = StreamingSynthesis(transform.dual, self.hop)
+        self.decode_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
+        self.forward_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
+        for method in ("encode", "decode", "forward"):
+            self.register_buffer(f"{method}_frames", torch.zeros(0, dtype=torch.int64))
+
+        latent_labels = [f"(signal) latent {i}" for i in range(self.latent_dim)]
+        self.encode_input_labels = ["(signal) audio input"] + self._label_inlets(self.encoder_tasks)
+        self.encode_output_labels = latent_labels + [
+            f"(signal) predicted {t} class 0-{self.task_dims[t] - 1}" for t in self.predicted_tasks]
+        self.decode_input_labels = latent_labels + self._label_inlets(self.decoder_tasks)
+        self.decode_output_labels = ["(signal) audio output"]
+        self.forward_input_labels = ["(signal) audio input"] + self._label_inlets(self.forward_tasks)
+        self.forward_output_labels = ["(signal) audio output"]
+
+        n_pred = len(self.predicted_tasks)
+        self.register_buffer("encode_params", torch.tensor(
+            [1 + len(self.encoder_tasks), 1, self.latent_dim + n_pred, self.hop], dtype=torch.int64))
+        self.register_buffer("decode_params", torch.tensor(
+            [self.latent_dim + len(self.decoder_tasks), self.hop, 1, 1], dtype=torch.int64))
+        self.register_buffer("forward_params", torch.tensor(
+            [1 + len(self.forward_tasks), 1, 1, 1], dtype=torch.int64))
+        # Declared delays (samples), see delays() for their definition.
+        encode_delay, decode_delay, forward_delay = self.delays()
+        self.register_buffer("encode_delay", torch.tensor([encode_delay], dtype=torch.int64))
+        self.register_buffer("decode_delay", torch.tensor([decode_delay], dtype=torch.int64))
+        self.register_buffer("forward_delay", torch.tensor([forward_delay], dtype=torch.int64))
+        self.register_buffer("temperature_params", torch.tensor([_FLOAT], dtype=torch.int64))
+        self.register_buffer("phase_params", torch.tensor([_STR], dtype=torch.int64))
+        self.register_buffer("seed_params", torch.tensor([_INT], dtype=torch.int64))
+
+    @torch.jit.unused
+    def _label_inlets(self, tasks: List[str]) -> List[str]:
+        inlets = []
+        for task in tasks:
+            unknown = "predicted" if task in self.predicted_tasks else "unknown"
+            inlets.append(f"(signal) {task} class 0-{self.task_dims[task] - 1} (<0: {unknown})")
+        return inlets
+
+    @torch.jit.unused
+    def delays(self) -> Tuple[int, int, int]:
+        """``(encode, decode, forward)`` delays in samples, host buffering excluded.
+
+        forward: ``n_fft - hop`` (output sample n is the resynthesis of input sample n - delay:
+        analysis emits a frame when its last sample arrives, synthesis completes a sample once all
+        overlapping frames arrived). encode: ``n_fft / 2 - hop``, the lag between the start of the
+        block where a latent frame is output (and held) and that frame's centre in the input.
+        decode: ``n_fft / 2``, the lag between the block a latent frame is read in and the centre
+        of the audio frame it produces. encode + decode = forward.
+        """
+        return self.n_fft // 2 - self.hop, self.n_fft // 2, self.n_fft - self.hop
+
+    # ------------------------------------------------------------------ nn~ contract
+    @torch.jit.export
+    def get_methods(self) -> List[str]:
+        return ["forward", "encode", "decode"]
+
+    @torch.jit.export
+    def get_attributes(self) -> List[str]:
+        return ["temperature", "phase", "seed"]
+
+    @torch.jit.export
+    def get_temperature(self) -> Tuple[float]:
+        return (self.temperature,)
+
+    @torch.jit.export
+    def set_temperature(self, temperature: float) -> int:
+        """0 on success; -1 (refused) for negative or non-finite values."""
+        if not (temperature >= 0.0 and temperature < math.inf):
+            return -1
+        self.temperature = float(temperature)
+        return 0
+
+    @torch.jit.export
+    def get_phase(self) -> Tuple[str]:
+        return (self.phase,)
+
+    @torch.jit.export
+    def set_phase(self, phase: str) -> int:
+        """0 on success (and the phase integrators restart), -1 for an unknown mode."""
+        if phase != "pghi" and phase != "random" and phase != "keep_input":
+            return -1
+        if phase != self.phase:
+            self.decode_rtpghi.reset()
+            self.forward_rtpghi.reset()
+        self.phase = phase
+        return 0
+
+    @torch.jit.export
+    def get_seed(self) -> Tuple[int]:
+        return (self.seed,)
+
+    @torch.jit.export
+    def set_seed(self, seed: int) -> int:
+        self.seed = int(seed)
+        return 0
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget all streaming state (analysis history, overlap-add tails, phase, noise counters)."""
+        self.encode_analysis.reset()
+        self.forward_analysis.reset()
+        self.decode_synthesis.reset()
+        self.forward_synthesis.reset()
+        self.decode_rtpghi.reset()
+        self.forward_rtpghi.reset()
+        self.encode_frames = torch.zeros(0, dtype=torch.int64, device=self.encode_frames.device)
+        self.decode_frames = torch.zeros(0, dtype=torch.int64, device=self.decode_frames.device)
+        self.forward_frames = torch.zeros(0, dtype=torch.int64, device=self.forward_frames.device)
+
+    # ------------------------------------------------------------------ helpers
+    def _frame_indices(self, counter: Tensor, batch: int, n_frames: int) -> Tuple[Tensor, Tensor]:
+        """Indices of this call's frames since the stream started ``(n_frames,)`` and the
+        advanced counter ``(batch,)``; a batch-size change restarts the count."""
+        if counter.shape[0] != batch:
+            counter = torch.zeros(batch, dtype=torch.int64, device=counter.device)
+        start = counter[0] if batch > 0 else torch.zeros((), dtype=torch.int64, device=counter.device)
+        indices = start + torch.arange(n_frames, dtype=torch.int64, device=counter.device)
+        return indices, counter + n_frames
+
+    def _read_labels(self, x: Tensor, first_channel: int, tasks: List[str], decimate: bool) -> Dict[str, Tensor]:
+        """Label inlets ``x[:, first_channel + i]`` -> ``{task: (batch * frames,) int64}``."""
+        labels: Dict[str, Tensor] = {}
+        for i, task in enumerate(tasks):
+            values = x[:, first_channel + i]
+            if decimate:
+                values = values[:, self.hop - 1::self.hop]  # one value per frame: nn~'s decimation
+            labels[task] = label_ids(values, self.task_dims[task]).reshape(-1)
+        return labels
+
+    def _select(self, labels: Dict[str, Tensor], tasks: List[str]) -> Dict[str, Tensor]:
+        out: Dict[str, Tensor] = {}
+        for task in tasks:
+            out[task] = labels[task]
+        return out
+
+    def _latent(self, features: Tensor, labels: Dict[str, Tensor], frame_index: Tensor, batch: int) -> Tensor:
+        """Features ``(batch * frames, bins)`` -> z ``(batch * frames, latent)``: posterior mean plus
+        ``temperature * std`` times counter-based noise."""
+        mean, std = self.vae.encode(features, labels)
+        if self.temperature > 0.0:  # noise stream 0 (stream 1 is the random phase)
+            noise = counter_normal(self.seed, 0, batch, frame_index, self.latent_dim)
+            return mean + self.temperature * std * noise.reshape(mean.shape)
+        return mean
+
+    def _random_phase(self, magnitude: Tensor, frame_index: Tensor) -> Tensor:
+        """Uniform phase in ``[-pi, pi)`` for ``(batch, frames, bins)`` (counter noise stream 1)."""
+        uniform = counter_uniform(self.seed, 1, magnitude.shape[0], frame_index, self.n_bins)
+        return (2.0 * uniform - 1.0) * math.pi
+
+    def _check_input(self, x: Tensor, channels: int, ratio_is_hop: bool, method: str) -> None:
+        if x.dim() != 3 or x.shape[1] < channels:
+            raise ValueError(f"{method}: expected (batch, {channels}, time), got {list(x.shape)}")
+        if not ratio_is_hop and x.shape[2] % self.hop != 0:
+            raise ValueError(f"{method}: buffer of {x.shape[2]} samples is not a multiple of the hop size "
+                             f"{self.hop}")
+
+    # ------------------------------------------------------------------ methods
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        """Audio [+ encoder labels] ``(batch, 1 + n_enc, B)`` -> ``(batch, latent + n_pred, B // hop)``."""
+        self._check_input(x, 1 + len(self.encoder_tasks), False, "encode")
+        batch = x.shape[0]
+        spec = self.encode_analysis(x[:, 0])  # (batch, frames, bins)
+        n_frames = spec.shape[1]
+        frame_index, self.encode_frames = self._frame_indices(self.encode_frames, batch, n_frames)
+        features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
+        labels = self._read_labels(x, 1, self.encoder_tasks, True)
+        z = self._latent(features, labels, frame_index, batch)
+        outputs = [z]
+        if len(self.predicted_tasks) > 0:
+            predictions = self.vae.predict(z)
+            for task in self.predicted_tasks:
+                outputs.append(predictions[task].argmax(dim=-1).to(z.dtype).unsqueeze(-1))
+        out = torch.cat(outputs, dim=-1).reshape(batch, n_frames, -1)
+        return out.transpose(1, 2).contiguous()
+
+    @torch.jit.export
+    def decode(self, x: Tensor) -> Tensor:
+        """Latent [+ decoder labels] ``(batch, latent + n_dec, B // hop)`` -> audio ``(batch, 1, B)``."""
+        self._check_input(x, self.latent_dim + len(self.decoder_tasks), True, "decode")
+        batch = x.shape[0]
+        n_frames = x.shape[2]
+        frame_index, self.decode_frames = self._frame_indices(self.decode_frames, batch, n_frames)
+        z = x[:, : self.latent_dim].transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
+        labels = self._read_labels(x, self.latent_dim, self.decoder_tasks, False)
+        features = self.vae.decode(z, labels)
+        magnitude = self.vae.transform.from_features(features).reshape(batch, n_frames, self.n_bins)
+        if self.phase == "random":
+            phase = self._random_phase(magnitude, frame_index)
+        else:  # pghi, and keep_input (no input phase in decode)
+            phase = self.decode_rtpghi(magnitude)
+        audio = self.decode_synthesis(torch.polar(magnitude, phase))
+        return audio.unsqueeze(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Audio [+ labels] ``(batch, 1 + n_tasks, B)`` -> audio ``(batch, 1, B)`` (delay ``n_fft - hop``)."""
+        self._check_input(x, 1 + len(self.forward_tasks), False, "forward")
+        batch = x.shape[0]
+        spec = self.forward_analysis(x[:, 0])
+        n_frames = spec.shape[1]
+        frame_index, self.forward_frames = self._frame_indices(self.forward_frames, batch, n_frames)
+        features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
+        labels = self._read_labels(x, 1, self.forward_tasks, True)
+        z = self._latent(features, self._select(labels, self.encoder_tasks), frame_index, batch)
+        decoded = self.vae.decode(z, self._select(labels, self.decoder_tasks))
+        magnitude = self.vae.transform.from_features(decoded).reshape(batch, n_frames, self.n_bins)
+        if self.phase == "random":
+            phase = self._random_phase(magnitude, frame_index)
+        elif self.phase == "keep_input":
+            phase = torch.angle(spec)
+        else:
+            phase = self.forward_rtpghi(magnitude)
+        audio = self.forward_synthesis(torch.polar(magnitude, phase))
+        return audio.unsqueeze(1)
