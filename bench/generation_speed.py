@@ -1,0 +1,161 @@
+"""Offline generation speed: ``generate.py reconstruct``'s signal path, in multiples of real time.
+
+The model is the ``dgt_mid`` preset (44.1 kHz, n_fft 2048, hop 512, mid VAE) with random
+weights (speed does not depend on training). The input is a synthesised harmonic sound with
+vibrato and a chirp (``--seconds``, default 10 s). Each phase method is timed end to end as
+``generation.reconstruct.reconstruct_audio`` runs it: DGT analysis, encoder, decoder, phase
+reconstruction, synthesis; and each stage separately. After one warm-up call (numba compiles
+PGHI's heap integration once per process), the median of ``--repeats`` calls is reported.
+x real time = audio seconds / wall seconds (higher is faster). Reference: vschaos2's offline
+PGHI path takes about 11 s per second of audio (x0.09).
+
+Usage: ``python bench/generation_speed.py [--seconds 10 --threads 2 --repeats 3 --preset dgt_mid]``.
+Writes ``bench/results/generation_speed.{json,md}``.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+
+from vschaos.cli.train import compose_config
+from vschaos.dsp.transforms import RECONSTRUCTION_METHODS
+from vschaos.dsp.functional import spectral_convergence
+from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, encode_audio, reconstruct_audio
+from vschaos.training.run import build_model
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TARGET_X_REALTIME = 20.0
+VSCHAOS2_SECONDS_PER_SECOND = 11.0
+
+
+def test_sound(seconds: float, sample_rate: int) -> torch.Tensor:
+    """Harmonic tone (220 Hz, vibrato, 10 partials) plus a quieter exponential chirp, ``(time,)``."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    freq = 220.0 * (1.0 + 0.01 * np.sin(2 * math.pi * 5.0 * t))
+    phase = 2 * math.pi * np.cumsum(freq) / sample_rate
+    tone = sum(np.sin(k * phase) / k for k in range(1, 11))
+    chirp = np.sin(2 * math.pi * 100.0 * seconds / math.log(50.0) * (50.0 ** (t / seconds) - 1.0))
+    audio = 0.3 * tone / np.abs(tone).max() + 0.1 * chirp
+    return torch.from_numpy(audio.astype(np.float32))
+
+
+def median_seconds(call: Callable[[], object], repeats: int) -> Dict[str, float]:
+    """Median wall and process-CPU seconds of ``repeats`` calls. CPU time (all threads) shows how
+    much a shared machine stole: on an idle one, wall ~ cpu / threads for parallel stages."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        call()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - start_cpu)
+    return {"seconds": statistics.median(walls), "cpu_seconds": statistics.median(cpus)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preset", default="dgt_mid")
+    parser.add_argument("--n-iter", type=int, default=DEFAULT_GLA_ITERATIONS,
+                        help=f"Griffin-Lim iterations (default: generate.py's, {DEFAULT_GLA_ITERATIONS})")
+    parser.add_argument("--sweep", type=int, nargs="*", default=[0, 2, 4, 8, 16, 32],
+                        help="Griffin-Lim iteration counts of the speed/quality sweep (0 = pghi alone)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = compose_config(args.preset, [])
+    vae = build_model(cfg).eval()
+    transform = vae.transform
+    audio = test_sound(args.seconds, int(transform.sample_rate))
+    length = audio.shape[0]
+
+    def run(method: str) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return reconstruct_audio(vae, audio, {}, method=method, n_iter=args.n_iter, generator=generator).audio
+
+    run(DEFAULT_PHASE)  # warm-up: numba compilation, allocator
+    rows: List[Dict[str, object]] = []
+    for method in RECONSTRUCTION_METHODS:
+        timing = median_seconds(lambda: run(method), args.repeats)
+        rows.append({"what": f"reconstruct, phase {method}", **timing,
+                     "x_realtime": args.seconds / timing["seconds"]})
+
+    # stages of the default path
+    with torch.no_grad():
+        magnitude, mean, _ = encode_audio(vae, audio, {})
+        decoded = transform.from_features(vae.decode(mean, {}))
+        stages = {
+            "stage: DGT analysis": lambda: transform.magnitude(audio[None]),
+            "stage: encoder (all frames)": lambda: vae.encode(transform.to_features(magnitude), {}),
+            "stage: decoder (all frames)": lambda: transform.from_features(vae.decode(mean, {})),
+            f"stage: phase pghi+gla ({args.n_iter} it.) + synthesis":
+                lambda: transform.reconstruct(decoded[None], length, method="pghi+gla", n_iter=args.n_iter,
+                                              generator=torch.Generator().manual_seed(0)),
+        }
+        for name, call in stages.items():
+            timing = median_seconds(call, args.repeats)
+            rows.append({"what": name, **timing, "x_realtime": args.seconds / timing["seconds"]})
+
+    # speed/quality of the phase reconstruction alone, on the input's own magnitude: spectral
+    # convergence of the resynthesis (the floor any model reconstruction inherits)
+    sweep: List[Dict[str, object]] = []
+    input_magnitude = transform.magnitude(audio[None])
+    for n_iter in args.sweep:
+        method = "pghi+gla" if n_iter > 0 else "pghi"
+
+        def phase_only(method: str = method, n_iter: int = n_iter) -> torch.Tensor:
+            return transform.reconstruct(input_magnitude, length, method=method, n_iter=n_iter,
+                                         generator=torch.Generator().manual_seed(0))
+
+        timing = median_seconds(phase_only, args.repeats)
+        convergence = float(spectral_convergence(input_magnitude, transform.magnitude(phase_only())))
+        sweep.append({"gla_iterations": n_iter, **timing, "x_realtime": args.seconds / timing["seconds"],
+                      "spectral_convergence": convergence})
+
+    default = rows[0]
+    result = {
+        "preset": args.preset, "sample_rate": int(transform.sample_rate), "n_fft": int(transform.n_fft),
+        "hop": int(transform.hop), "frames": int(magnitude.shape[0]), "audio_seconds": args.seconds,
+        "threads": args.threads, "repeats": args.repeats, "gla_iterations": args.n_iter,
+        "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "target_x_realtime": TARGET_X_REALTIME,
+        "vschaos2_x_realtime": 1.0 / VSCHAOS2_SECONDS_PER_SECOND,
+        "default_x_realtime": default["x_realtime"],
+        "meets_target": bool(default["x_realtime"] >= TARGET_X_REALTIME),
+        "rows": rows,
+        "phase_sweep": sweep,
+    }
+    header = (f"Offline generation speed, {args.preset} (sr {transform.sample_rate}, n_fft {transform.n_fft}, "
+              f"hop {transform.hop}), {args.seconds:g} s of audio, {args.threads} threads, median of "
+              f"{args.repeats}")
+    lines = [header, "", "| what | wall s | cpu s | x real time |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['what']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['x_realtime']:.1f} |" for r in rows]
+    lines += ["", "Phase reconstruction alone of the input's own magnitude (speed and spectral convergence):", "",
+              "| Griffin-Lim iterations after PGHI | wall s | cpu s | x real time | spectral convergence |",
+              "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['gla_iterations']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['x_realtime']:.1f} | "
+              f"{r['spectral_convergence']:.4f} |" for r in sweep]
+    lines += ["", f"Machine load average (1 min) at the end: {result['load_average_1min']}.",
+              f"Default path (pghi+gla): x{default['x_realtime']:.1f} real time; target >= "
+                  f"x{TARGET_X_REALTIME:g} ({'met' if result['meets_target'] else 'NOT met'}); "
+                  f"vschaos2's offline PGHI: ~{VSCHAOS2_SECONDS_PER_SECOND:g} s per second of audio "
+                  f"(x{1.0 / VSCHAOS2_SECONDS_PER_SECOND:.2f})."]
+    table = "\n".join(lines)
+    print(table)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "generation_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS_DIR / "generation_speed.md").write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+"""``generate.py reconstruct`` and ``generate.py trajectories`` end to end, on real run folders.
+
+The run folders are built once per module from the real presets (``demo``, and the pitch presets
+on the demo front end) with randomly initialised weights, written exactly as training writes
+them (resolved ``config.yaml`` + ``checkpoints/last.ckpt`` with ``vae.``-prefixed weights).
+"""
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from omegaconf import OmegaConf
+
+from vschaos.cli.generate import main
+from vschaos.cli.train import compose_config
+from vschaos.io import atomic_torch_save, atomic_write_text
+from vschaos.training.run import CONFIG_NAME, build_model
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DEMO_RATE = 22050
+DEMO_HOP = 256
+# the pitch presets on the demo front end and the small model, to stay fast
+SMALL_PITCH = ["transform=demo", "model=small"]
+
+
+def make_run(rundir: Path, preset: str, name: str, overrides=(), dataset_root=None) -> Path:
+    """A run folder ``rundir/name/version_0`` of ``preset`` with random (seeded) weights."""
+    extra = [f"name={name}", f"rundir={rundir}"] + list(overrides)
+    if dataset_root is not None:
+        extra.append(f"data.dataset.root={dataset_root}")
+    cfg = compose_config(preset, extra)
+    torch.manual_seed(0)
+    vae = build_model(cfg)
+    version_dir = rundir / name / "version_0"
+    atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
+    state = {"state_dict": {f"vae.{key}": value for key, value in vae.state_dict().items()}}
+    atomic_torch_save(state, version_dir / "checkpoints" / "last.ckpt")
+    return rundir / name
+
+
+def harmonic_tone(freq: float, seconds: float, sample_rate: int) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    tone = sum(np.sin(2 * math.pi * k * freq * t) / k for k in range(1, 6))
+    return (0.4 * tone / np.abs(tone).max()).astype(np.float32)
+
+
+def chirp(f0: float, f1: float, seconds: float, sample_rate: int) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    rate = math.log(f1 / f0) / seconds
+    return (0.4 * np.sin(2 * math.pi * f0 * (np.exp(rate * t) - 1) / rate)).astype(np.float32)
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), audio, sample_rate)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    """Sound files: two at the demo rate in a nested folder, one at 44.1 kHz, one unreadable."""
+    root = tmp_path_factory.mktemp("sounds")
+    files = {
+        "tone": write_wav(root / "folder" / "tone.wav", harmonic_tone(220.0, 0.5, DEMO_RATE), DEMO_RATE),
+        "chirp": write_wav(root / "folder" / "sub" / "chirp.flac", chirp(100.0, 4000.0, 0.3, DEMO_RATE), DEMO_RATE),
+        "hires": write_wav(root / "single" / "hires.wav", harmonic_tone(330.0, 0.25, 44100), 44100),
+    }
+    broken = root / "folder" / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file")
+    files["broken"] = broken
+    return {**files, "root": root}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("runs"), "demo", "demo")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A tiny demo dataset tree (data/ + metadata/instrument, pitch, octave with classes.txt)."""
+    from vschaos.data.demo import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo_data"), sample_rate=DEMO_RATE, minutes=0.1,
+                             files_per_instrument=1)
+
+
+def read(path: Path):
+    data, rate = sf.read(str(path), dtype="float32")
+    return data, rate
+
+
+def metrics_rows(out: Path):
+    with open(out / "reconstructions" / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ----------------------------------------------------------------------------- reconstruct
+
+def test_reconstruct_file_and_folder(demo_run, sounds, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(["reconstruct", str(demo_run), "--files", str(sounds["root"] / "folder"), str(sounds["hires"]),
+                   "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    recon = out / "reconstructions"
+    # folder mirrored relative to itself (recursively), a single file by its name, always .wav
+    tone, rate = read(recon / "tone.wav")
+    chirp, _ = read(recon / "sub" / "chirp.wav")
+    hires, hires_rate = read(recon / "hires.wav")
+    assert rate == DEMO_RATE and hires_rate == DEMO_RATE  # default: the model's rate
+    assert len(tone) == sf.info(str(sounds["tone"])).frames
+    assert len(chirp) == sf.info(str(sounds["chirp"])).frames
+    assert len(hires) == round(sf.info(str(sounds["hires"])).frames * DEMO_RATE / 44100)
+    assert np.isfinite(tone).all() and np.abs(tone).max() > 0
+    rows = metrics_rows(out)
+    assert sorted(r["output"] for r in rows) == ["hires.wav", "sub/chirp.wav", "tone.wav"]
+    for row in rows:
+        for column in ("spectral_convergence", "log_spectral_distance_db", "model_spectral_convergence",
+                       "model_log_spectral_distance_db"):
+            assert math.isfinite(float(row[column])) and float(row[column]) >= 0
+    # the unreadable file is listed, the others were still processed
+    assert "broken.wav" in captured.out and "unreadable" in captured.out
+    assert not (recon / "broken.wav").exists()
+
+
+def test_reconstruct_at_another_rate_keeps_the_duration(demo_run, sounds, tmp_path):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(demo_run), "--files", str(sounds["tone"]), "--sr", "44100", "--out", str(out),
+                 "--phase", "pghi"]) == 0
+    audio, rate = read(out / "reconstructions" / "tone.wav")
+    assert rate == 44100
+    assert len(audio) == 2 * sf.info(str(sounds["tone"])).frames
+
+
+def test_reconstruct_quality_is_phase_limited_for_an_identity_model(demo_run, sounds):
+    """With a decoder that returns its input magnitude, the metrics measure phase reconstruction
+    alone: PGHI + Griffin-Lim must recover a harmonic tone's magnitude closely."""
+    from vschaos.generation.reconstruct import reconstruct_audio
+    from vschaos.data.audio import load_audio
+    from vschaos.training.run import load_model
+
+    _, vae = load_model(demo_run)
+
+    class Identity(torch.nn.Module):
+        """Stand-in VAE whose 'latent' is the feature vector itself."""
+
+        def __init__(self, transform):
+            super().__init__()
+            self.transform = transform
+            self.encoder_tasks, self.decoder_tasks, self.predicted_tasks = [], [], []
+
+        def encode(self, features, labels):
+            return features, torch.zeros_like(features)
+
+        def decode(self, z, labels):
+            return z
+
+    audio = load_audio(sounds["tone"], DEMO_RATE)
+    result = reconstruct_audio(Identity(vae.transform), audio, {})
+    metrics = result.metrics()
+    assert metrics["model_spectral_convergence"] < 1e-4
+    assert metrics["spectral_convergence"] < 0.05  # measured ~0.006 for this tone
+    assert result.audio.shape == audio.shape
+    random_phase = reconstruct_audio(Identity(vae.transform), audio, {}, method="random").metrics()
+    assert random_phase["spectral_convergence"] > 10 * metrics["spectral_convergence"]
+
+
+def test_temperature_zero_is_deterministic_and_sampling_differs(demo_run, sounds, tmp_path):
+    outs = []
+    for name, temperature in (("a", "0"), ("b", "0"), ("c", "1.0")):
+        out = tmp_path / name
+        assert main(["reconstruct", str(demo_run), "--files", str(sounds["tone"]), "--out", str(out),
+                     "--temperature", temperature, "--phase", "pghi"]) == 0
+        outs.append((out / "reconstructions" / "tone.wav").read_bytes())
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]
+
+
+def test_reconstruct_nothing_readable_fails(demo_run, sounds, tmp_path, capsys):
+    status = main(["reconstruct", str(demo_run), "--files", str(sounds["broken"]), str(tmp_path / "missing.wav"),
+                   "--out", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "broken.wav" in captured.out and "missing.wav" in captured.out
+    assert "nothing was reconstructed" in captured.err
+    assert not (tmp_path / "out" / "reconstructions" / "metrics.csv").exists()
+
+
+def test_run_folder_without_checkpoint_is_a_clear_error(tmp_path, sounds, capsys):
+    version = tmp_path / "empty_run" / "version_0"
+    (version / "checkpoints").mkdir(parents=True)
+    status = main(["reconstruct", str(tmp_path / "empty_run"), "--files", str(sounds["tone"]),
+                   "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("error: ") and "last.ckpt" in err and "Traceback" not in err
+    assert main(["trajectories", str(tmp_path / "nowhere"), "--trajectories", "sin", "--out",
+                 str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # a truncated checkpoint
+    (version / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    (version / "config.yaml").write_text("{}\n")
+    assert main(["trajectories", str(tmp_path / "empty_run"), "--trajectories", "sin", "--out",
+                 str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot load the model from") and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- conditioned models
+
+@pytest.fixture(scope="module")
+def pitch_runs(tmp_path_factory, dataset):
+    rundir = tmp_path_factory.mktemp("pitch_runs")
+    decoder = make_run(rundir, "dgt_pitch_cond", "decoder_cond", SMALL_PITCH, dataset_root=dataset)
+    encoder = make_run(rundir, "dgt_pitch_cond", "encoder_cond",
+                       SMALL_PITCH + ["model.conditioning.pitch.target=[encoder,decoder]"], dataset_root=dataset)
+    predicted = make_run(rundir, "dgt_pitch_prediction", "predicted", SMALL_PITCH)
+    return {"decoder": decoder, "encoder": encoder, "predicted": predicted}
+
+
+def test_conditioned_model_needs_labels_outside_the_training_tree(pitch_runs, sounds, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "'pitch' conditions the encoder" in captured.out and "--labels pitch=" in captured.out
+    # class names (from the dataset's classes.txt) and ids are both accepted; as in metadata files,
+    # a value that parses as an integer is an id (octave id 5 is named "4")
+    assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
+                 "--labels", "pitch=A", "octave=5"]) == 0
+    by_name = (out / "reconstructions" / "tone.wav").read_bytes()
+    assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
+                 "--labels", "pitch=9", "octave=5"]) == 0
+    assert (out / "reconstructions" / "tone.wav").read_bytes() == by_name
+    assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
+                 "--labels", "pitch=2", "octave=5"]) == 0
+    assert (out / "reconstructions" / "tone.wav").read_bytes() != by_name
+
+
+def test_files_of_the_training_tree_use_their_metadata(pitch_runs, dataset, tmp_path):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(dataset / "data"), "--out", str(out),
+                 "--phase", "pghi"]) == 0
+    written = sorted(p.relative_to(out / "reconstructions").as_posix()
+                     for p in (out / "reconstructions").rglob("*.wav"))
+    expected = sorted(p.relative_to(dataset / "data").as_posix() for p in (dataset / "data").rglob("*.wav"))
+    assert written == expected and len(written) >= 2
+
+
+def test_predictor_supplies_decoder_labels(pitch_runs, sounds, tmp_path):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(pitch_runs["predicted"]), "--files", str(sounds["tone"]), "--out", str(out)]) == 0
+    assert (out / "reconstructions" / "tone.wav").is_file()
+
+
+@pytest.mark.parametrize("labels, message", [
+    (["pitch=12"], "out of range, task 'pitch' has ids 0..11"),
+    (["octave=-1"], "out of range"),
+    (["pitch=H"], "unknown class name for task 'pitch'"),
+    (["timbre=3"], "unknown task 'timbre'"),
+    (["pitch"], "task=value"),
+])
+def test_bad_labels_are_rejected(pitch_runs, sounds, tmp_path, capsys, labels, message):
+    for command in (["reconstruct", "--files", str(sounds["tone"])], ["trajectories", "--trajectories", "sin"]):
+        argv = [command[0], str(pitch_runs["decoder"])] + command[1:] + ["--out", str(tmp_path), "--labels"] + labels
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- trajectories
+
+def test_trajectories_files_lengths_and_determinism(demo_run, tmp_path):
+    argv = ["trajectories", str(demo_run), "--trajectories", "sin", "random", "line", "-b", "2", "-s", "40",
+            "--seed", "7", "--phase", "pghi"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "b")]) == 0
+    folder = tmp_path / "a" / "trajectories"
+    stems = [f"{kind}_{i}" for kind in ("sin", "random", "line") for i in range(2)]
+    assert sorted(p.stem for p in folder.glob("*.wav")) == sorted(stems)
+    for stem in stems:
+        audio, rate = read(folder / f"{stem}.wav")
+        assert rate == DEMO_RATE and len(audio) == 40 * DEMO_HOP
+        assert np.isfinite(audio).all()
+        latents = np.load(folder / f"{stem}.npy")
+        assert latents.shape == (40, 8) and latents.dtype == np.float32
+        png = (folder / f"{stem}.png").read_bytes()
+        assert png[:8] == PNG_SIGNATURE and len(png) > 10_000
+        for suffix in (".wav", ".npy"):
+            again = tmp_path / "b" / "trajectories" / f"{stem}{suffix}"
+            assert (folder / f"{stem}{suffix}").read_bytes() == again.read_bytes()
+    assert (folder / "sin_0.wav").read_bytes() != (folder / "sin_1.wav").read_bytes()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["seed"] == 7 and set(manifest["files"]) == set(stems)
+
+
+def test_trajectories_other_seed_and_rate(demo_run, tmp_path):
+    argv = ["trajectories", str(demo_run), "--trajectories", "circle", "-s", "20", "--phase", "random"]
+    assert main(argv + ["--out", str(tmp_path / "a"), "--seed", "1", "--sr", "44100"]) == 0
+    assert main(argv + ["--out", str(tmp_path / "b"), "--seed", "2"]) == 0
+    a, rate = read(tmp_path / "a" / "trajectories" / "circle_0.wav")
+    assert rate == 44100 and len(a) == 2 * 20 * DEMO_HOP
+    assert not np.array_equal(np.load(tmp_path / "a" / "trajectories" / "circle_0.npy"),
+                              np.load(tmp_path / "b" / "trajectories" / "circle_0.npy"))
+
+
+def test_spread_from_training_sounds_maps_the_paths(demo_run, sounds, tmp_path):
+    argv = ["trajectories", str(demo_run), "--trajectories", "line", "-s", "12", "--phase", "random"]
+    assert main(argv + ["--out", str(tmp_path / "prior")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "data"), "--spread-from", str(sounds["root"] / "folder" / "sub"),
+                        str(sounds["tone"])]) == 0
+    manifest = json.loads((tmp_path / "data" / "trajectories" / "manifest.json").read_text())
+    mean, std = np.array(manifest["spread"]["mean"]), np.array(manifest["spread"]["std"])
+    assert mean.shape == (8,) and (std > 0).all()
+    prior = np.load(tmp_path / "prior" / "trajectories" / "line_0.npy")
+    mapped = np.load(tmp_path / "data" / "trajectories" / "line_0.npy")
+    np.testing.assert_allclose(mapped, mean + std * prior, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_trajectory_is_a_clear_error(demo_run, tmp_path, capsys):
+    assert main(["trajectories", str(demo_run), "--trajectories", "sin", "spiral", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'spiral'" in err and "circle" in err and "interpolate" in err and "Traceback" not in err
+    assert not (tmp_path / "trajectories").exists()
+
+
+def test_interpolate_between_two_files(demo_run, sounds, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["trajectories", str(demo_run), "--trajectories", "interpolate", "--files", str(sounds["tone"]),
+                 str(sounds["chirp"]), "-s", "30", "-b", "2", "--out", str(out), "--phase", "pghi"]) == 0
+    folder = out / "trajectories"
+    first, second = np.load(folder / "interpolate_0.npy"), np.load(folder / "interpolate_1.npy")
+    assert first.shape == (30, 8) and not np.array_equal(first, second)
+    assert len(read(folder / "interpolate_0.wav")[0]) == 30 * DEMO_HOP
+    assert main(["trajectories", str(demo_run), "--trajectories", "interpolate", "--files", str(sounds["tone"]),
+                 "--out", str(out)]) == 2
+    assert "exactly two" in capsys.readouterr().err
+
+
+def test_decoder_conditioned_trajectories_use_seeded_default_labels(pitch_runs, tmp_path):
+    argv = ["trajectories", str(pitch_runs["decoder"]), "--trajectories", "sin", "-b", "3", "-s", "16",
+            "--phase", "random"]
+    assert main(argv + ["--out", str(tmp_path / "a")]) == 0
+    manifest = json.loads((tmp_path / "a" / "trajectories" / "manifest.json").read_text())
+    drawn = [manifest["files"][f"sin_{i}"]["labels"] for i in range(3)]
+    for labels in drawn:
+        assert 0 <= labels["pitch"] < 12 and 0 <= labels["octave"] < 11
+    assert main(argv + ["--out", str(tmp_path / "b"), "--labels", "pitch=C#", "octave=3"]) == 0
+    # same labels by id give the same sound (pitch C# is id 1)
+    assert main(argv + ["--out", str(tmp_path / "c"), "--labels", "pitch=1", "octave=3"]) == 0
+    assert ((tmp_path / "b" / "trajectories" / "sin_0.wav").read_bytes()
+            == (tmp_path / "c" / "trajectories" / "sin_0.wav").read_bytes())
+    manifest = json.loads((tmp_path / "b" / "trajectories" / "manifest.json").read_text())
+    assert all(entry["labels"] == {"pitch": 1, "octave": 3} for entry in manifest["files"].values())
+
+
+# ----------------------------------------------------------------------------- a really trained run
+
+@pytest.mark.slow
+def test_generate_from_a_trained_demo_run(dataset, tmp_path, capsys):
+    """One epoch of the real demo preset through train_model's entry point, then both commands."""
+    from vschaos.cli.train import main as train_main
+
+    assert train_main(["--config-name", "demo", "name=demo", f"rundir={tmp_path / 'runs'}",
+                       f"data.dataset.root={dataset}", "trainer.max_epochs=1",
+                       "callbacks.progress.refresh_rate=1000"]) == 0
+    run = tmp_path / "runs" / "demo"
+    out = tmp_path / "gen"
+    assert main(["reconstruct", str(run), "--files", str(dataset / "data"), "--out", str(out), "-n", "best",
+                 "-v", "0", "--phase", "pghi"]) == 0
+    rows = metrics_rows(out)
+    assert len(rows) == len(list((dataset / "data").rglob("*.wav")))
+    for row in rows:
+        source = dataset / "data" / row["output"]
+        assert len(read(out / "reconstructions" / row["output"])[0]) == sf.info(str(source)).frames
+        assert math.isfinite(float(row["spectral_convergence"]))
+    assert main(["trajectories", str(run), "--trajectories", "sin", "circle", "-b", "1", "-s", "64",
+                 "--out", str(out)]) == 0
+    assert len(read(out / "trajectories" / "circle_0.wav")[0]) == 64 * DEMO_HOP

@@ -1,0 +1,230 @@
+"""``generate.py``: reconstruct sound files through a trained model, or decode latent trajectories.
+
+    python generate.py reconstruct RUN_DIR --files a.wav some_folder/ [--sr 44100] --out OUT
+    python generate.py trajectories RUN_DIR --trajectories sin random line [--sr 44100] -b 3 -s 512 --out OUT
+    python generate.py trajectories RUN_DIR --trajectories interpolate --files a.wav b.wav -s 512 --out OUT
+
+Exit status: 0 on success; 2 with a one-line ``error:`` message for a problem with the arguments
+or the run folder (no traceback). ``reconstruct`` skips inputs it cannot use (unreadable, no
+label source), lists them at the end and still succeeds if at least one file was written; it
+fails (status 1) only when nothing could be reconstructed.
+"""
+import argparse
+import pickle
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from vschaos.dsp.transforms import RECONSTRUCTION_METHODS
+from vschaos.generation.errors import GenerationError
+from vschaos.generation.labels import (TrainingMetadata, labels_for_frames, load_class_names,
+                                       parse_label_arguments, resolve_label_values)
+from vschaos.generation.reconstruct import (DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, collect_inputs, encode_audio,
+                                            reconstruct_files)
+from vschaos.generation.synthesis import generate_trajectories
+from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, UnknownTrajectoryError,
+                                             check_trajectory_names)
+from vschaos.data.audio import AudioReadError, load_audio
+from vschaos.training.run import RunFolderError, find_checkpoint, find_version_dir, load_model
+
+EXIT_ERROR = 2
+EXIT_NOTHING_DONE = 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="run folder rundir/name (latest version) or a version_N folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("-v", "--version", type=int, default=None, help="run version N (default: the latest)")
+    parser.add_argument("-n", "--checkpoint", default="last", help="checkpoint name (last, best) or path")
+    parser.add_argument("--sr", type=_positive_int, default=None,
+                        help="output sample rate (default: the model's; resampled with torchaudio)")
+    parser.add_argument("--labels", nargs="+", default=[], metavar="TASK=VALUE",
+                        help="fixed labels for conditioned models, e.g. pitch=A octave=5: a class name, or an "
+                             "integer = a class id (octave id 5 is named '4')")
+    parser.add_argument("--phase", choices=RECONSTRUCTION_METHODS, default=DEFAULT_PHASE,
+                        help=f"offline phase reconstruction (default {DEFAULT_PHASE}: PGHI then fast Griffin-Lim)")
+    parser.add_argument("--n-iter", type=_non_negative_int, default=DEFAULT_GLA_ITERATIONS,
+                        help=f"Griffin-Lim iterations for pghi+gla/griffinlim (default {DEFAULT_GLA_ITERATIONS})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="generate.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    reconstruct = commands.add_parser("reconstruct", help="reconstruct sound files through the model")
+    _add_common(reconstruct)
+    reconstruct.add_argument("--files", nargs="+", type=Path, required=True,
+                             help="sound files and folders (walked recursively)")
+    reconstruct.add_argument("--temperature", type=_non_negative_float, default=0.0,
+                             help="0: posterior mean (default); T > 0: sample with std * T")
+    trajectories = commands.add_parser("trajectories", help="decode latent trajectories to sound")
+    _add_common(trajectories)
+    trajectories.add_argument("--trajectories", nargs="+", required=True, metavar="TYPE",
+                              help="sin random line circle interpolate")
+    trajectories.add_argument("-b", "--batches", type=_positive_int, default=1, help="paths per type")
+    trajectories.add_argument("-s", "--steps", type=_positive_int, default=256, help="frames per path")
+    trajectories.add_argument("--files", nargs="+", type=Path, default=[],
+                              help="for 'interpolate': the two sounds A B to interpolate between")
+    trajectories.add_argument("--spread-from", nargs="+", type=Path, default=[], metavar="PATH",
+                              help="sound files/folders (e.g. the training data) whose encoded latents set "
+                                   "the per-dimension mean/std of the paths (default: the prior N(0, I))")
+    return parser
+
+
+def open_run(args: argparse.Namespace) -> Tuple[DictConfig, torch.nn.Module]:
+    """Find the version and checkpoint first (clear errors), then rebuild the model."""
+    version_dir = find_version_dir(args.run_dir, args.version)
+    checkpoint = find_checkpoint(version_dir, args.checkpoint)
+    try:
+        cfg, vae = load_model(version_dir, None, args.checkpoint)
+    except RunFolderError:
+        raise
+    # torch.load / load_state_dict raise these for truncated, foreign or mismatched checkpoints
+    except (RuntimeError, OSError, KeyError, EOFError, pickle.UnpicklingError) as error:
+        raise GenerationError(f"cannot load the model from {checkpoint}: {error}") from error
+    return cfg, vae
+
+
+def dataset_root(cfg: DictConfig) -> Optional[Path]:
+    """The run's training dataset root (``cfg.data.dataset.root``), if set."""
+    root = OmegaConf.select(cfg, "data.dataset.root", default=None)
+    return Path(str(root)) if root else None
+
+
+def metadata_callbacks(cfg: DictConfig) -> Optional[dict]:
+    callbacks = OmegaConf.select(cfg, "data.dataset.metadata_callbacks", default=None)
+    return OmegaConf.to_container(callbacks, resolve=True) if callbacks is not None else None
+
+
+def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module) -> Dict[str, int]:
+    """``--labels`` as class ids; only tasks that condition the encoder or decoder are accepted
+    (a label for a task that is only predicted would change nothing)."""
+    raw = parse_label_arguments(args.labels)
+    conditioning = {task: int(vae.task_dims[task]) for task in dict.fromkeys(vae.encoder_tasks + vae.decoder_tasks)}
+    names = load_class_names(dataset_root(cfg), conditioning)
+    return resolve_label_values(raw, conditioning, names)
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    cfg, vae = open_run(args)
+    labels = fixed_labels(args, cfg, vae)
+    inputs, problems = collect_inputs(args.files)
+    tasks = list(dict.fromkeys(vae.encoder_tasks + vae.decoder_tasks))
+    metadata = TrainingMetadata(dataset_root(cfg), tasks, metadata_callbacks(cfg), [i.path for i in inputs]) \
+        if tasks else None
+    report = reconstruct_files(vae, inputs, args.out, labels, metadata, args.sr, args.temperature, args.phase,
+                               args.n_iter, args.seed)
+    report.skipped = problems + report.skipped
+    print(report.format())
+    if not report.rows:
+        print("error: nothing was reconstructed", file=sys.stderr)
+        return EXIT_NOTHING_DONE
+    return 0
+
+
+def interpolation_endpoints(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module,
+                            labels: Dict[str, int]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    """Posterior means and stds ``(frames, latent_dim)`` of the two ``--files`` sounds."""
+    if len(args.files) != 2 or not all(Path(p).is_file() for p in args.files):
+        raise GenerationError("the 'interpolate' trajectory needs exactly two sound files: --files A B")
+    return encode_files(cfg, vae, args.files, labels)
+
+
+def encode_files(cfg: DictConfig, vae: torch.nn.Module, paths: Sequence[Path], labels: Dict[str, int]
+                 ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    """Posterior means and stds ``(frames, latent_dim)`` of each sound file in ``paths``, in order.
+
+    Encoder labels come from ``labels`` or the training tree's metadata (else GenerationError)."""
+    metadata = TrainingMetadata(dataset_root(cfg), vae.encoder_tasks, metadata_callbacks(cfg), paths) \
+        if vae.encoder_tasks else None
+    transform = vae.transform
+    means, stds = [], []
+    for path in paths:
+        try:
+            audio = load_audio(path, int(transform.sample_rate))
+        except AudioReadError as error:
+            raise GenerationError(str(error)) from error
+        if audio.numel() == 0:
+            raise GenerationError(f"{path}: no samples")
+        frame_labels = labels_for_frames(transform.num_frames(audio.shape[0]), labels, vae.encoder_tasks, [], [],
+                                         metadata, Path(path), transform.n_fft, transform.hop,
+                                         int(transform.sample_rate))
+        with torch.no_grad():
+            _, mean, std = encode_audio(vae, audio, frame_labels)
+        means.append(mean)
+        stds.append(std)
+    return means, stds
+
+
+def latent_spread(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module,
+                  labels: Dict[str, int]) -> Optional[LatentSpread]:
+    """Spread of the posterior means of every frame of ``--spread-from`` (None: the prior)."""
+    if not args.spread_from:
+        return None
+    inputs, problems = collect_inputs(args.spread_from)
+    if problems:
+        raise GenerationError("--spread-from: " + "; ".join(problems))
+    means, _ = encode_files(cfg, vae, [item.path for item in inputs], labels)
+    frames = torch.cat(means, dim=0)
+    if frames.shape[0] < 2:
+        raise GenerationError("--spread-from: need at least two frames of audio")
+    return LatentSpread.from_latents(frames)
+
+
+def run_trajectories(args: argparse.Namespace) -> int:
+    check_trajectory_names(args.trajectories)  # before loading anything
+    cfg, vae = open_run(args)
+    labels = fixed_labels(args, cfg, vae)
+    means: Optional[List[torch.Tensor]] = None
+    stds: Optional[List[torch.Tensor]] = None
+    if INTERPOLATE in args.trajectories:
+        means, stds = interpolation_endpoints(args, cfg, vae, labels)
+    elif args.files:
+        print("note: --files is only used by the 'interpolate' trajectory; ignored", file=sys.stderr)
+    spread = latent_spread(args, cfg, vae, labels)
+    report = generate_trajectories(vae, args.trajectories, args.batches, args.steps, args.out, labels, args.sr,
+                                   args.seed, args.phase, args.n_iter, spread=spread, endpoints=means,
+                                   endpoint_stds=stds)
+    print(report.format())
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``generate.py`` / ``vschaos-generate``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "reconstruct":
+            return run_reconstruct(args)
+        return run_trajectories(args)
+    except (GenerationError, RunFolderError, UnknownTrajectoryError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

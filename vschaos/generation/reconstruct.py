@@ -1,0 +1,242 @@
+"""Reconstruction of sound files through a trained spectral VAE (``generate.py reconstruct``).
+
+Signal path per file: audio at the model's rate -> magnitude -> features -> encoder (posterior
+mean, or a sample at ``temperature``) -> decoder -> magnitude -> offline phase reconstruction
+(``transform.reconstruct``, PGHI + fast Griffin-Lim by default) -> audio of the input's length,
+resampled to the requested rate.
+"""
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torchaudio.functional as AF
+from torch import Tensor
+
+import numpy as np
+import scipy.io.wavfile
+
+from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio
+from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
+from vschaos.generation.errors import GenerationError
+from vschaos.generation.labels import TrainingMetadata, labels_for_frames
+from vschaos.io import atomic_write, atomic_write_text
+
+DEFAULT_PHASE = "pghi+gla"
+#: Fast Griffin-Lim iterations after PGHI for offline generation (see bench/generation_speed.py).
+DEFAULT_GLA_ITERATIONS = 16
+
+METRICS_COLUMNS = ("input", "output", "seconds", "spectral_convergence", "log_spectral_distance_db",
+                   "model_spectral_convergence", "model_log_spectral_distance_db")
+
+
+@dataclass
+class Reconstruction:
+    """One sound through the model, at the model's rate.
+
+    ``audio`` ``(time,)``; ``input_magnitude``, ``decoded_magnitude`` (the decoder's output) and
+    ``output_magnitude`` (of the reconstructed audio) are ``(frames, bins)``; ``latents``
+    ``(frames, latent_dim)`` is what was decoded.
+    """
+
+    audio: Tensor
+    input_magnitude: Tensor
+    decoded_magnitude: Tensor
+    output_magnitude: Tensor
+    latents: Tensor
+
+    def metrics(self) -> Dict[str, float]:
+        """Spectral convergence and log-spectral distance (dB) against the input magnitude, for the
+        reconstructed audio (model and phase reconstruction) and the decoder output (model alone)."""
+        return {
+            "spectral_convergence": float(spectral_convergence(self.input_magnitude, self.output_magnitude)),
+            "log_spectral_distance_db": float(log_spectral_distance(self.input_magnitude, self.output_magnitude)),
+            "model_spectral_convergence": float(spectral_convergence(self.input_magnitude, self.decoded_magnitude)),
+            "model_log_spectral_distance_db": float(log_spectral_distance(self.input_magnitude,
+                                                                          self.decoded_magnitude)),
+        }
+
+
+def encode_audio(vae: torch.nn.Module, audio: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    """Posterior of every frame: audio ``(time,)`` -> magnitude ``(frames, bins)``, mean and std
+    ``(frames, latent_dim)``. ``labels``: ``{task: LongTensor (frames,)}`` for encoder tasks."""
+    transform = vae.transform
+    magnitude = transform.magnitude(audio[None, :])[0]
+    features = transform.to_features(magnitude)
+    encoder_labels = {task: labels[task] for task in vae.encoder_tasks if task in labels}
+    mean, std = vae.encode(features, encoder_labels)
+    return magnitude, mean, std
+
+
+def sample_latents(mean: Tensor, std: Tensor, temperature: float, generator: Optional[torch.Generator]) -> Tensor:
+    """``mean`` at temperature 0, else ``mean + temperature * std * eps`` (seeded). Same shape."""
+    if temperature < 0:
+        raise GenerationError(f"--temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return mean
+    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+    return mean + temperature * std * noise
+
+
+@torch.no_grad()
+def reconstruct_audio(vae: torch.nn.Module, audio: Tensor, labels: Dict[str, Tensor], temperature: float = 0.0,
+                      method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS,
+                      generator: Optional[torch.Generator] = None) -> Reconstruction:
+    """Reconstruct ``audio`` ``(time,)`` (at the model's rate) through ``vae``.
+
+    ``labels``: ``{task: LongTensor (frames,)}`` (-1 = missing; absent predicted tasks are
+    predicted by the model). The output has exactly ``time`` samples.
+    """
+    transform = vae.transform
+    length = int(audio.shape[-1])
+    magnitude, mean, std = encode_audio(vae, audio, labels)
+    z = sample_latents(mean, std, temperature, generator)
+    decoder_labels = {task: labels[task] for task in vae.decoder_tasks if task in labels}
+    decoded = transform.from_features(vae.decode(z, decoder_labels))
+    output = transform.reconstruct(decoded[None], length, method=method, n_iter=n_iter, generator=generator)[0]
+    return Reconstruction(output, magnitude, decoded, transform.magnitude(output[None])[0], z)
+
+
+def save_wav(path: Path, audio: Tensor, sample_rate: int) -> Path:
+    """Write ``(time,)`` as 32-bit float WAV, atomically, with byte-identical output for identical
+    audio. (libsndfile adds a PEAK chunk holding the write time to float WAVs, so the same sound
+    written twice differs; scipy's writer has no timestamp.)"""
+    array = np.ascontiguousarray(audio.detach().cpu().float().numpy())
+    return atomic_write(path, lambda tmp: scipy.io.wavfile.write(tmp, int(sample_rate), array))
+
+
+def resample_exact(audio: Tensor, source_rate: int, target_rate: int, length: int) -> Tensor:
+    """Resample ``(time,)`` with torchaudio, then crop or zero-pad to exactly ``length`` samples
+    (resampling rounds the length up by up to one sample)."""
+    if source_rate != target_rate:
+        audio = AF.resample(audio, int(source_rate), int(target_rate))
+    if audio.shape[-1] >= length:
+        return audio[..., :length]
+    return torch.nn.functional.pad(audio, (0, length - audio.shape[-1]))
+
+
+@dataclass
+class InputFile:
+    """A sound to reconstruct and where its output goes, relative to ``OUT/reconstructions``."""
+
+    path: Path
+    relative_output: Path
+
+
+def collect_inputs(paths: Sequence[Path]) -> Tuple[List[InputFile], List[str]]:
+    """Expand ``--files``: a folder is walked recursively (sound files by extension, sorted) and
+    mirrored relative to itself; a file keeps its name. Outputs are ``.wav``; a name already
+    taken (same stem from two inputs) gets ``-2``, ``-3``... Returns the inputs and the problems
+    (paths that do not exist, folders without sound files)."""
+    inputs: List[InputFile] = []
+    problems: List[str] = []
+    taken: Dict[str, int] = {}
+
+    def add(path: Path, relative: Path) -> None:
+        target = relative.with_suffix(".wav")
+        key = target.as_posix().lower()
+        if key in taken:
+            taken[key] += 1
+            target = target.with_name(f"{target.stem}-{taken[key]}.wav")
+        else:
+            taken[key] = 1
+        inputs.append(InputFile(path, target))
+
+    for given in paths:
+        given = Path(given)
+        if given.is_dir():
+            found = sorted((p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS),
+                           key=lambda p: p.relative_to(given).as_posix())
+            if not found:
+                problems.append(f"{given}: no sound files ({' '.join(AUDIO_EXTENSIONS)}) in this folder")
+            for path in found:
+                add(path, path.relative_to(given))
+        elif given.is_file():
+            add(given, Path(given.name))
+        else:
+            problems.append(f"{given}: no such file or folder")
+    return inputs, problems
+
+
+@dataclass
+class ReconstructionReport:
+    """What ``reconstruct_files`` did: rows of ``metrics.csv`` and the inputs it skipped (with why)."""
+
+    rows: List[Dict[str, object]] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
+    metrics_path: Optional[Path] = None
+
+    def format(self) -> str:
+        lines = [f"reconstructed {len(self.rows)} file(s)"]
+        if self.rows:
+            mean_sc = sum(float(r["spectral_convergence"]) for r in self.rows) / len(self.rows)
+            mean_lsd = sum(float(r["log_spectral_distance_db"]) for r in self.rows) / len(self.rows)
+            lines.append(f"mean spectral convergence {mean_sc:.3f}, log-spectral distance {mean_lsd:.2f} dB "
+                         f"(per file: {self.metrics_path})")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} input(s):")
+            lines.extend(f"  {reason}" for reason in self.skipped)
+        return "\n".join(lines)
+
+
+def metrics_csv(rows: Sequence[Dict[str, object]]) -> str:
+    """``metrics.csv`` text: one line per reconstructed file, columns :data:`METRICS_COLUMNS`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(METRICS_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def reconstruct_files(vae: torch.nn.Module, inputs: Sequence[InputFile], out_dir: Path,
+                      fixed_labels: Dict[str, int], metadata: Optional[TrainingMetadata],
+                      sample_rate: Optional[int] = None, temperature: float = 0.0, method: str = DEFAULT_PHASE,
+                      n_iter: int = DEFAULT_GLA_ITERATIONS, seed: int = 0, log: Callable[[str], None] = print) -> ReconstructionReport:
+    """Write ``out_dir/reconstructions/<relative>.wav`` for each input and ``metrics.csv``.
+
+    Output length: the input's duration at ``sample_rate`` (default the model's rate), i.e. the
+    same number of samples as the input when ``sample_rate`` equals the file's rate. Metrics
+    compare magnitudes at the model's rate. An input that cannot be read, or that lacks a label
+    the model needs, is skipped and listed in the report; the others are still processed.
+    """
+    transform = vae.transform
+    model_rate = int(transform.sample_rate)
+    out_rate = int(sample_rate or model_rate)
+    target_dir = Path(out_dir) / "reconstructions"
+    report = ReconstructionReport()
+    for index, item in enumerate(inputs):
+        try:
+            info = audio_info(item.path)
+            audio = load_audio(item.path, model_rate)
+        except AudioReadError as error:
+            report.skipped.append(f"{item.path}: unreadable ({error})")
+            continue
+        if audio.numel() == 0:
+            report.skipped.append(f"{item.path}: no samples")
+            continue
+        try:
+            labels = labels_for_frames(transform.num_frames(audio.shape[0]), fixed_labels, vae.encoder_tasks,
+                                       vae.decoder_tasks, vae.predicted_tasks, metadata, item.path,
+                                       transform.n_fft, transform.hop, model_rate)
+        except GenerationError as error:
+            report.skipped.append(f"{item.path}: {error}")
+            continue
+        # one generator per file, seeded by its position: results do not depend on other inputs' lengths
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        result = reconstruct_audio(vae, audio, labels, temperature, method, n_iter, generator)
+        out_length = int(round(info.frames * out_rate / float(info.samplerate)))
+        output = resample_exact(result.audio, model_rate, out_rate, out_length)
+        out_path = target_dir / item.relative_output
+        save_wav(out_path, output, out_rate)
+        row: Dict[str, object] = {"input": str(item.path), "output": item.relative_output.as_posix(),
+                                  "seconds": out_length / float(out_rate)}
+        row.update(result.metrics())
+        report.rows.append(row)
+        log(f"[reconstruct] {item.path} -> {out_path} (SC {row['spectral_convergence']:.3f}, "
+            f"LSD {row['log_spectral_distance_db']:.2f} dB)")
+    if report.rows:
+        report.metrics_path = atomic_write_text(target_dir / "metrics.csv", metrics_csv(report.rows))
+    return report

@@ -1,0 +1,161 @@
+"""Decoding latent trajectories to sound (``generate.py trajectories``).
+
+Length and trimming: a path of ``steps`` latent frames is decoded to ``steps`` magnitude frames.
+The offline DGT of a signal of ``steps * hop`` samples has ``steps + n_fft / hop - 1`` frames
+(frame ``t`` centred at sample ``t * hop + hop - n_fft / 2``), so the last decoded frame is held
+for the ``n_fft / hop - 1`` frames that overlap the end of the signal, and phase reconstruction
+(``transform.reconstruct``) synthesises exactly ``steps * hop`` samples at the model's rate:
+no tail is cut off and no fade-out appears. The result is then resampled to the requested rate
+(``round(steps * hop * rate / model_rate)`` samples).
+"""
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vschaos.generation.errors import GenerationError
+from vschaos.generation.plots import plot_latents_and_spectrogram
+from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, resample_exact, save_wav
+from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, check_trajectory_names,
+                                             interpolate_trajectory, make_trajectory)
+from vschaos.io import atomic_write, atomic_write_text
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a file object: np.save would append ".npy" to a name
+        np.save(handle, array)
+
+
+def path_seed(seed: int, name: str, index: int) -> int:
+    """Seed of trajectory ``name`` number ``index``: depends only on these three, so the same
+    file comes out whatever other types or batch counts are asked for."""
+    return zlib.crc32(f"{seed}:{name}:{index}".encode("utf-8"))
+
+
+def hold_last_frame(magnitude: Tensor, n_frames: int) -> Tensor:
+    """Extend ``(frames, bins)`` to ``(n_frames, bins)`` by repeating the last frame."""
+    missing = n_frames - magnitude.shape[0]
+    if missing <= 0:
+        return magnitude[:n_frames]
+    return torch.cat([magnitude, magnitude[-1:].expand(missing, -1)], dim=0)
+
+
+@torch.no_grad()
+def decode_latent_path(vae: torch.nn.Module, latents: Tensor, labels: Dict[str, Tensor],
+                       method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS, generator: Optional[torch.Generator] = None) -> Tensor:
+    """Latent path ``(steps, latent_dim)`` (+ decoder labels ``{task: (steps,)}``) -> audio
+    ``(steps * hop,)`` at the model's rate (see the module docstring for the trimming)."""
+    transform = vae.transform
+    steps = int(latents.shape[0])
+    length = steps * int(transform.hop)
+    decoder_labels = {task: labels[task] for task in vae.decoder_tasks if task in labels}
+    magnitude = transform.from_features(vae.decode(latents.float(), decoder_labels))
+    padded = hold_last_frame(magnitude, transform.num_frames(length))
+    return transform.reconstruct(padded[None], length, method=method, n_iter=n_iter, generator=generator)[0]
+
+
+def default_decoder_labels(vae: torch.nn.Module, steps: int, fixed: Dict[str, int],
+                           generator: torch.Generator) -> Dict[str, Tensor]:
+    """Decoder labels for a generated path ``{task: LongTensor (steps,)}``: ``fixed`` (``--labels``)
+    where given; a predicted task is left to the model's predictor (it follows the path); any
+    other decoder task gets one class drawn uniformly from ``generator`` (constant over the path)."""
+    labels: Dict[str, Tensor] = {}
+    for task in vae.decoder_tasks:
+        if task in fixed:
+            labels[task] = torch.full((steps,), int(fixed[task]), dtype=torch.long)
+        elif task not in vae.predicted_tasks:
+            drawn = int(torch.randint(int(vae.task_dims[task]), (1,), generator=generator))
+            labels[task] = torch.full((steps,), drawn, dtype=torch.long)
+    return labels
+
+
+def describe_labels(vae: torch.nn.Module, labels: Dict[str, Tensor], latents: Tensor) -> Dict[str, object]:
+    """Labels actually decoded, for the manifest: a constant as its id, a varying one as a list,
+    predicted tasks as the predictor's per-frame argmax."""
+    described: Dict[str, object] = {}
+    completed = vae.complete_labels(latents.float(), dict(labels)) if vae.predicted_tasks else labels
+    for task in vae.decoder_tasks:
+        if task not in completed:
+            continue
+        values = completed[task].tolist()
+        described[task] = values[0] if len(set(values)) == 1 else values
+    return described
+
+
+@dataclass
+class TrajectoryReport:
+    """Files written by :func:`generate_trajectories` (``{type}_{i}`` stems) and the manifest."""
+
+    stems: List[str] = field(default_factory=list)
+    manifest_path: Optional[Path] = None
+
+    def format(self) -> str:
+        return f"wrote {len(self.stems)} trajectories (.wav, .npy, .png) and {self.manifest_path}"
+
+
+def generate_trajectories(vae: torch.nn.Module, names: Sequence[str], batches: int, steps: int, out_dir: Path,
+                          fixed_labels: Dict[str, int], sample_rate: Optional[int] = None, seed: int = 0,
+                          method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS, spread: Optional[LatentSpread] = None,
+                          endpoints: Optional[Sequence[Tensor]] = None,
+                          endpoint_stds: Optional[Sequence[Tensor]] = None,
+                          log: Callable[[str], None] = print) -> TrajectoryReport:
+    """For each type in ``names`` and each batch ``i < batches``, write ``out_dir/trajectories/``
+    ``<type>_<i>.wav`` (``steps * hop`` samples at the model's rate, resampled to
+    ``sample_rate``), ``<type>_<i>.npy`` (the latent path ``(steps, latent_dim)`` float32) and
+    ``<type>_<i>.png``; plus ``manifest.json`` (seed, spread, labels decoded per file).
+    ``spread`` maps the generator-driven paths (default: the prior N(0, I), see ``trajectories``).
+
+    ``interpolate`` needs ``endpoints``: two latent sequences ``(frames, latent_dim)`` (posterior
+    means of two sounds); batch 0 interpolates the means frame by frame, batch ``i > 0`` draws
+    each sound's latents from its posterior (``endpoint_stds``) with a seeded generator.
+    Everything is deterministic for a given ``seed``.
+    """
+    check_trajectory_names(list(names))
+    if batches < 1 or steps < 1:
+        raise GenerationError(f"-b/--batches and -s/--steps must be >= 1 (got {batches}, {steps})")
+    if INTERPOLATE in names and (endpoints is None or len(endpoints) != 2):
+        raise GenerationError("the 'interpolate' trajectory needs exactly two sounds: --files A B")
+    transform = vae.transform
+    model_rate = int(transform.sample_rate)
+    out_rate = int(sample_rate or model_rate)
+    out_length = int(round(steps * transform.hop * out_rate / float(model_rate)))
+    target_dir = Path(out_dir) / "trajectories"
+    report = TrajectoryReport()
+    manifest: Dict[str, object] = {"seed": seed, "steps": steps, "hop": int(transform.hop),
+                                   "model_sample_rate": model_rate, "sample_rate": out_rate,
+                                   "phase": method,
+                                   "spread": "prior N(0, I)" if spread is None else
+                                   {"mean": spread.mean.tolist(), "std": spread.std.tolist()},
+                                   "files": {}}
+    for name in dict.fromkeys(names):  # each type once, in the order given
+        for index in range(batches):
+            generator = torch.Generator().manual_seed(path_seed(seed, name, index))
+            if name == INTERPOLATE:
+                start, end = endpoints[0], endpoints[1]
+                if index > 0 and endpoint_stds is not None:
+                    start = start + endpoint_stds[0] * torch.randn(start.shape, generator=generator)
+                    end = end + endpoint_stds[1] * torch.randn(end.shape, generator=generator)
+                latents = interpolate_trajectory(start, end, steps)
+            else:
+                latents = make_trajectory(name, steps, int(vae.latent_dim), generator, spread)
+            labels = default_decoder_labels(vae, steps, fixed_labels, generator)
+            audio = decode_latent_path(vae, latents, labels, method, n_iter, generator)
+            output = resample_exact(audio, model_rate, out_rate, out_length)
+            stem = f"{name}_{index}"
+            save_wav(target_dir / f"{stem}.wav", output, out_rate)
+            array = latents.detach().cpu().numpy().astype(np.float32)
+            atomic_write(target_dir / f"{stem}.npy", lambda tmp: _save_npy(tmp, array))
+            spectrum = transform.magnitude(audio[None])[0, :steps]
+            plot_latents_and_spectrogram(target_dir / f"{stem}.png", latents, spectrum, model_rate,
+                                         int(transform.hop), title=f"{stem} (seed {seed})")
+            manifest["files"][stem] = {"type": name, "batch": index,
+                                       "labels": describe_labels(vae, labels, latents)}
+            report.stems.append(stem)
+            log(f"[trajectories] {target_dir / stem}.wav ({out_length} samples at {out_rate} Hz)")
+    report.manifest_path = atomic_write_text(target_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return report
