@@ -1,0 +1,125 @@
+"""LightningModule around :class:`SpectralVAE`: losses, beta schedule, predictors, logging."""
+from typing import Callable, Dict, Iterable, Optional
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from vschaos.models.losses import SpectralVAELoss
+from vschaos.models.vae import SpectralVAE
+
+
+class SpectralVAEModule(L.LightningModule):
+    """Trains ``vae`` on batches ``{"magnitude": (batch, bins), "labels": {task: (batch,) long, -1 missing}}``.
+
+    Args:
+        vae: the model (trained here, exported as is).
+        optimizer: partial optimiser ``params -> Optimizer`` (hydra ``_partial_: true``, e.g. Adam).
+        loss: the reconstruction + KL objective.
+        prediction_weight: weight of the predictors' cross-entropy [1.0]. Predictors see ``z.detach()``, so this
+            term trains the predictors only, never the encoder.
+
+    Logged: ``train/*`` and ``val/*`` loss terms, ``val/spectral_convergence`` over the whole validation set
+    (posterior mean, no sampling), ``val/accuracy/<task>`` and ``train/prediction/<task>``.
+    The transform's normalisation is fitted from ``datamodule.normalisation()`` at the first fit only: the
+    buffer ``normalisation_fitted`` is saved in checkpoints, so a resumed run keeps its statistics.
+    """
+
+    def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+                 loss: SpectralVAELoss, prediction_weight: float = 1.0):
+        super().__init__()
+        self.vae = vae
+        self.optimizer_factory = optimizer
+        self.loss = loss
+        self.prediction_weight = prediction_weight
+        self.register_buffer("normalisation_fitted", torch.tensor(False))
+        self._val_sums: Dict[str, float] = {}
+
+    # ------------------------------------------------------------------ setup
+    def on_fit_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not bool(self.normalisation_fitted) and datamodule is not None and hasattr(datamodule, "normalisation"):
+            mean, std = datamodule.normalisation()
+            self.vae.transform.set_normalisation(mean, std)
+            self.normalisation_fitted.fill_(True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+    # ------------------------------------------------------------------ steps
+    def _shared_step(self, batch: Dict, sample: bool) -> Dict[str, Tensor]:
+        magnitude: Tensor = batch["magnitude"]
+        labels: Dict[str, Tensor] = batch.get("labels", {})
+        features = self.vae.transform.to_features(magnitude)
+        decoded, z, mean, std = self.vae(features, labels, sample=sample)
+        estimate = self.vae.transform.from_features(decoded)
+        terms = self.loss(magnitude, estimate, mean, std, int(self.global_step))
+        terms["estimate"] = estimate
+        total = terms["loss"]
+        # stop-gradient: the predictors learn from the latent, the encoder never learns from them
+        for task, logits in self.vae.predict(z.detach()).items():
+            if task not in labels:
+                continue
+            target = labels[task]
+            known = target >= 0
+            n_known = int(known.sum())
+            terms[f"prediction/{task}/count"] = torch.tensor(float(n_known))
+            if n_known == 0:
+                continue
+            ce = F.cross_entropy(logits[known], target[known])
+            terms[f"prediction/{task}"] = ce
+            terms[f"prediction/{task}/correct"] = (logits[known].argmax(-1) == target[known]).sum().float()
+            total = total + self.prediction_weight * ce
+        terms["loss"] = total
+        return terms
+
+    def training_step(self, batch: Dict, batch_idx: int) -> Tensor:
+        terms = self._shared_step(batch, sample=True)
+        batch_size = batch["magnitude"].shape[0]
+        for name in ("loss", "spectral_convergence", "log_magnitude_l1", "kl", "beta"):
+            self.log(f"train/{name}", terms[name], prog_bar=name == "loss", batch_size=batch_size)
+        for name, value in terms.items():
+            if name.startswith("prediction/") and not name.endswith(("count", "correct")):
+                self.log(f"train/{name}", value, batch_size=batch_size)
+        return terms["loss"]
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = {}
+
+    def _accumulate(self, name: str, value: float) -> None:
+        self._val_sums[name] = self._val_sums.get(name, 0.0) + value
+
+    def validation_step(self, batch: Dict, batch_idx: int) -> Tensor:
+        terms = self._shared_step(batch, sample=False)
+        magnitude = batch["magnitude"]
+        batch_size = magnitude.shape[0]
+        self.log("val/loss", terms["loss"], prog_bar=True, batch_size=batch_size, sync_dist=True)
+        for name in ("log_magnitude_l1", "kl"):
+            self.log(f"val/{name}", terms[name], batch_size=batch_size, sync_dist=True)
+        # spectral convergence of the whole validation set, not a mean of per-batch ratios
+        self._accumulate("sc_num", float(((magnitude - terms["estimate"]) ** 2).sum()))
+        self._accumulate("sc_den", float((magnitude ** 2).sum()))
+        for name, value in terms.items():
+            if name.startswith("prediction/") and name.endswith(("count", "correct")):
+                self._accumulate(name, float(value))
+        return terms["loss"]
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self._val_sums
+        if sums.get("sc_den", 0.0) > 0:
+            sc = (sums["sc_num"] / sums["sc_den"]) ** 0.5
+            self.log("val/spectral_convergence", sc, prog_bar=True, sync_dist=True)
+        for task in self.vae.predicted_tasks:
+            count = sums.get(f"prediction/{task}/count", 0.0)
+            if count > 0:
+                self.log(f"val/accuracy/{task}", sums[f"prediction/{task}/correct"] / count, sync_dist=True)
+
+    # ------------------------------------------------------------------ helpers for monitors
+    @torch.no_grad()
+    def reconstruct_magnitude(self, magnitude: Tensor, labels: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        """Posterior-mean reconstruction of linear magnitudes (frames, bins) -> (frames, bins)."""
+        features = self.vae.transform.to_features(magnitude)
+        decoded, _, _, _ = self.vae(features, labels or {}, sample=False)
+        return self.vae.transform.from_features(decoded)
+

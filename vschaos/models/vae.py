@@ -1,0 +1,173 @@
+"""The spectral VAE: one ``nn.Module`` used by training, generation and the TorchScript export."""
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from vschaos.models.components.decoders import SpectralDecoder
+from vschaos.models.components.distributions import normal_parameters, reparameterise
+from vschaos.models.components.embeddings import make_embedding
+from vschaos.models.components.encoders import SpectralEncoder
+from vschaos.models.components.predictors import MLPPredictor
+
+VALID_TARGETS = ("encoder", "decoder")
+
+
+class ConfigurationError(ValueError):
+    """A model configuration that cannot work (e.g. predicting a task that conditions the encoder)."""
+
+
+def _check_conditioning(conditioning: Mapping[str, Any], prediction: Mapping[str, Any]) -> None:
+    for task, spec in conditioning.items():
+        if "dim" not in spec:
+            raise ConfigurationError(f"model.conditioning.{task} needs a 'dim' (number of classes)")
+        targets = spec.get("target", ["decoder"])
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        unknown = [t for t in targets if t not in VALID_TARGETS]
+        if unknown or not targets:
+            raise ConfigurationError(f"model.conditioning.{task}.target must be a list of {VALID_TARGETS}, got {targets}")
+        if "encoder" in targets and task in prediction:
+            raise ConfigurationError(
+                f"task {task!r} conditions the encoder and is also predicted (model.prediction.{task}): the "
+                f"predictor would learn from a latent that already receives the label. Remove "
+                f"model.prediction.{task} or condition only the decoder on {task!r}.")
+    for task, spec in prediction.items():
+        if "dim" not in spec:
+            raise ConfigurationError(f"model.prediction.{task} needs a 'dim' (number of classes)")
+        kind = spec.get("type", "MLPEncoder")
+        if kind != "MLPEncoder":
+            raise ConfigurationError(f"model.prediction.{task}.type {kind!r} is not supported: use MLPEncoder")
+
+
+class SpectralVAE(nn.Module):
+    """Frame-wise VAE on normalised spectral frames (features of ``transform.to_features``).
+
+    Args (defaults in brackets):
+        transform: the ``SpectralTransform`` whose normalisation buffers live in this module (and its checkpoint).
+        latent_dim: size of the diagonal-Normal latent [16].
+        encoder: kwargs of :class:`SpectralEncoder` (channels, kernel_size, stride, hidden_dims, nlayers).
+        decoder: kwargs of :class:`SpectralDecoder` (channels [] = MLP only, kernel_size, stride, hidden_dims, nlayers).
+        conditioning: ``{task: {dim, target: [encoder|decoder], embedding: OneHot|Embedding, embedding_dim}}``,
+            used in the order written (config order), never sorted.
+        prediction: ``{task: {dim, type: MLPEncoder, args: {nlayers, hidden_dims, target_dist: Categorical}}}``.
+        min_std: floor added to the posterior std [1e-4].
+
+    Labels are ``Dict[str, LongTensor (batch,)]`` with -1 = missing. A missing label (or an absent task) embeds
+    to zeros, except for decoder tasks that have a predictor: :meth:`decode` replaces them by the predictor's
+    argmax on ``z`` (the same path at training, generation and export).
+    """
+
+    encoder_tasks: List[str]
+    decoder_tasks: List[str]
+    predicted_tasks: List[str]
+    task_dims: Dict[str, int]
+
+    def __init__(self, transform: nn.Module, latent_dim: int = 16, encoder: Optional[Mapping[str, Any]] = None,
+                 decoder: Optional[Mapping[str, Any]] = None, conditioning: Optional[Mapping[str, Any]] = None,
+                 prediction: Optional[Mapping[str, Any]] = None, min_std: float = 1e-4):
+        super().__init__()
+        conditioning = dict(conditioning or {})
+        prediction = dict(prediction or {})
+        _check_conditioning(conditioning, prediction)
+        self.transform = transform
+        self.n_bins = int(transform.n_bins)
+        self.latent_dim = int(latent_dim)
+        self.min_std = float(min_std)
+
+        self.task_dims = {}
+        self.encoder_tasks, self.decoder_tasks = [], []
+        self.encoder_embeddings = nn.ModuleDict()
+        self.decoder_embeddings = nn.ModuleDict()
+        for task, spec in conditioning.items():  # dict order = YAML order
+            targets = spec.get("target", ["decoder"])
+            targets = [targets] if isinstance(targets, str) else list(targets)
+            self.task_dims[task] = int(spec["dim"])
+            kind, size = spec.get("embedding", "OneHot"), spec.get("embedding_dim")
+            if "encoder" in targets:
+                self.encoder_tasks.append(task)
+                self.encoder_embeddings[task] = make_embedding(kind, int(spec["dim"]), size)
+            if "decoder" in targets:
+                self.decoder_tasks.append(task)
+                self.decoder_embeddings[task] = make_embedding(kind, int(spec["dim"]), size)
+        self.predicted_tasks = []
+        self.predictors = nn.ModuleDict()
+        for task, spec in prediction.items():
+            if task in self.task_dims and self.task_dims[task] != int(spec["dim"]):
+                raise ConfigurationError(f"task {task!r}: model.prediction dim {spec['dim']} differs from "
+                                         f"model.conditioning dim {self.task_dims[task]}")
+            self.task_dims[task] = int(spec["dim"])
+            self.predicted_tasks.append(task)
+            self.predictors[task] = MLPPredictor(self.latent_dim, int(spec["dim"]), **dict(spec.get("args") or {}))
+
+        encoder_cond = sum(m.out_dim for m in self.encoder_embeddings.values())
+        decoder_cond = sum(m.out_dim for m in self.decoder_embeddings.values())
+        self.encoder = SpectralEncoder(self.n_bins, 2 * self.latent_dim, cond_dim=encoder_cond, **dict(encoder or {}))
+        self.decoder = SpectralDecoder(self.latent_dim + decoder_cond, self.n_bins, **dict(decoder or {}))
+
+    def _task_labels(self, labels: Dict[str, Tensor], task: str, reference: Tensor) -> Tensor:
+        """``labels[task]``, or all -1 (missing) when the task is absent: (batch,) long."""
+        if task in labels:
+            return labels[task]
+        return torch.full((reference.shape[0],), -1, dtype=torch.long, device=reference.device)
+
+    def _encoder_condition(self, labels: Dict[str, Tensor], reference: Tensor) -> Tensor:
+        """Encoder embeddings concatenated in config order: (batch, encoder_cond_dim)."""
+        parts: List[Tensor] = [reference.new_zeros(reference.shape[0], 0)]
+        for task, embedding in self.encoder_embeddings.items():  # ModuleDict keeps config order
+            parts.append(embedding(self._task_labels(labels, task, reference)).to(reference.dtype))
+        return torch.cat(parts, dim=-1)
+
+    def _decoder_condition(self, labels: Dict[str, Tensor], reference: Tensor) -> Tensor:
+        """Decoder embeddings concatenated in config order: (batch, decoder_cond_dim)."""
+        parts: List[Tensor] = [reference.new_zeros(reference.shape[0], 0)]
+        for task, embedding in self.decoder_embeddings.items():
+            parts.append(embedding(self._task_labels(labels, task, reference)).to(reference.dtype))
+        return torch.cat(parts, dim=-1)
+
+    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+        """Posterior parameters: features (batch, bins) -> mean, std (batch, latent)."""
+        condition = self._encoder_condition(labels, features)
+        return normal_parameters(self.encoder(features, condition), self.min_std)
+
+    def predict(self, z: Tensor) -> Dict[str, Tensor]:
+        """Logits (batch, n_classes) per predicted task, from the latent (batch, latent)."""
+        out: Dict[str, Tensor] = {}
+        for task, predictor in self.predictors.items():
+            out[task] = predictor(z)
+        return out
+
+    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Copy of ``labels`` where -1 (or an absent task) is replaced by the predictor's argmax on ``z``."""
+        out: Dict[str, Tensor] = {}
+        for task, value in labels.items():
+            out[task] = value
+        for task, logits in self.predict(z).items():
+            guess = logits.argmax(dim=-1)
+            if task in out:
+                out[task] = torch.where(out[task] >= 0, out[task], guess)
+            else:
+                out[task] = guess
+        return out
+
+    def decode(self, z: Tensor, labels: Dict[str, Tensor]) -> Tensor:
+        """Latent (batch, latent) [+ labels] -> normalised features (batch, bins); missing labels completed."""
+        if len(self.predicted_tasks) > 0:
+            labels = self.complete_labels(z, labels)
+        condition = self._decoder_condition(labels, z)
+        return self.decoder(torch.cat([z, condition], dim=-1))
+
+    def forward(self, features: Tensor, labels: Dict[str, Tensor], sample: bool = True
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Encode, sample (or take the mean), decode: (batch, bins) -> decoded (batch, bins), z, mean, std."""
+        mean, std = self.encode(features, labels)
+        z = reparameterise(mean, std) if sample else mean
+        return self.decode(z, labels), z, mean, std
+
+    @torch.jit.unused
+    def parameter_counts(self) -> Dict[str, int]:
+        """Trainable parameters per block (encoder, decoder, embeddings, predictors), for ``+check=1``."""
+        blocks = {"encoder": self.encoder, "decoder": self.decoder, "encoder_embeddings": self.encoder_embeddings,
+                  "decoder_embeddings": self.decoder_embeddings, "predictors": self.predictors}
+        counts = {name: sum(p.numel() for p in block.parameters()) for name, block in blocks.items()}
+        counts["total"] = sum(counts.values())
+        return counts

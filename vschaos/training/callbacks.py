@@ -1,0 +1,83 @@
+"""TensorBoard monitors: audio reconstructions and spectrogram images of validation frames."""
+from typing import Dict, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+
+
+class ReconstructionMonitor(L.Callback):
+    """Every ``every_n_epochs`` validation epochs, log the first ``n_frames`` validation frames as audio (original
+    magnitude and model reconstruction, both with the same phase ``method``) and as a spectrogram image.
+
+    Defaults: every_n_epochs 5, n_frames 128, method ``"pghi"`` (non-iterative: cheap). Frames are taken from the
+    first validation batch, which the data module serves in file order, so they are consecutive.
+    """
+
+    def __init__(self, every_n_epochs: int = 5, n_frames: int = 128, method: str = "pghi"):
+        super().__init__()
+        self.every_n_epochs = every_n_epochs
+        self.n_frames = n_frames
+        self.method = method
+        self._example: Optional[Dict] = None
+
+    def _first_frames(self, trainer: L.Trainer) -> Optional[Dict]:
+        if self._example is None:
+            datamodule = getattr(trainer, "datamodule", None)
+            if datamodule is None:
+                return None
+            batch = next(iter(datamodule.val_dataloader()), None)
+            if batch is None:
+                return None
+            labels = {task: value[: self.n_frames] for task, value in batch.get("labels", {}).items()}
+            self._example = {"magnitude": batch["magnitude"][: self.n_frames], "labels": labels}
+        return self._example
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or self.every_n_epochs <= 0:
+            return
+        if (trainer.current_epoch + 1) % self.every_n_epochs != 0 or not isinstance(trainer.logger, TensorBoardLogger):
+            return
+        example = self._first_frames(trainer)
+        if example is None:
+            return
+        transform = pl_module.vae.transform
+        magnitude = example["magnitude"].to(pl_module.device)
+        labels = {task: value.to(pl_module.device) for task, value in example["labels"].items()}
+        was_training = pl_module.training
+        pl_module.eval()
+        estimate = pl_module.reconstruct_magnitude(magnitude, labels)
+        pl_module.train(was_training)
+        writer = trainer.logger.experiment
+        step = trainer.global_step
+        writer.add_image("spectrogram/original_vs_reconstruction", spectrogram_image(magnitude, estimate), step,
+                         dataformats="HWC")
+        overlap = transform.n_fft // transform.hop - 1
+        n_frames = magnitude.shape[0]
+        if n_frames > overlap:
+            length = (n_frames - overlap) * transform.hop  # num_frames(length) == n_frames
+            for tag, mag in (("original", magnitude), ("reconstruction", estimate)):
+                audio = transform.reconstruct(mag.detach().cpu().float(), length, method=self.method)
+                writer.add_audio(f"audio/{tag}", audio.clamp(-1, 1).unsqueeze(0), step,
+                                 sample_rate=transform.sample_rate)
+
+
+def spectrogram_image(original: Tensor, estimate: Tensor) -> np.ndarray:
+    """Two log-magnitude spectrograms (frames, bins) side by side -> RGB uint8 image (height, width, 3)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3), dpi=80)
+    canvas = FigureCanvasAgg(figure)
+    for index, (title, mag) in enumerate((("original", original), ("reconstruction", estimate))):
+        axis = figure.add_subplot(1, 2, index + 1)
+        image = torch.log10(mag.detach().cpu().float() + 1e-3).T.numpy()
+        axis.imshow(image, origin="lower", aspect="auto", cmap="magma")
+        axis.set_title(title)
+        axis.set_xlabel("frame")
+        axis.set_ylabel("bin")
+    figure.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
