@@ -147,5 +147,8 @@ class SpectralTransform(nn.Module):
             phase = (torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype,
                                 device=magnitude.device) * 2.0 - 1.0) * torch.pi
         if method in ("pghi+gla", "griffinlim") and n_iter > 0:
-            phase = F.griffin_lim(magnitude, phase, self.window, self.dual, self.hop, length, n_iter=n_iter)
+            # = polar(magnitude, griffin_lim(...)) without the angle/polar round trip
+            consistent = F._griffin_lim_consistent(magnitude, phase, self.window, self.dual, self.hop, length,
+                                                   n_iter, F.GLA_MOMENTUM)
+            return self.synthesise(F.with_magnitude(consistent, magnitude), length)
         return self.synthesise(torch.polar(magnitude, phase), length)
