@@ -149,7 +149,7 @@ def _track_lines(notes: List[Tuple[float, float, int]], duration: float, value) 
 
 
 def make_demo_dataset(out_dir: Union[str, Path], seed: int = 0, sample_rate: int = 44100,
-                      minutes: float = 2.5, files_per_instrument: int = 4) -> Path:
+                      minutes: float = 8.0, files_per_instrument: int = 8) -> Path:
     """Synthesise the demo dataset into ``out_dir`` (created; existing demo files are replaced).
 
     Returns ``out_dir``. The same ``(seed, sample_rate, minutes, files_per_instrument)`` gives
