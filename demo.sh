@@ -19,13 +19,15 @@ $PY train_model.py --config-name demo name=demo rundir=runs data.dataset.root=de
 echo "== 3/5 exporting for nn~ -> exports/demo.ts (verified by vschaos.host)"
 $PY script.py runs/demo -o exports
 
-echo "== 4/5 reconstructions -> generations/reconstructions/"
-$PY generate.py reconstruct runs/demo --files demo_data/data --out generations
+echo "== 4/5 reconstructions (two instruments) -> generations/reconstructions/"
+$PY generate.py reconstruct runs/demo --files demo_data/data/flute demo_data/data/bell --out generations
 
 echo "== 5/5 latent trajectories -> generations/trajectories/"
 $PY generate.py trajectories runs/demo --trajectories sin random line circle -b 2 -s 256 --out generations
+$PY generate.py trajectories runs/demo --trajectories interpolate -s 512 --out generations \
+    --files demo_data/data/flute/flute_00.wav demo_data/data/bell/bell_00.wav
 
 echo
-echo "Done. Listen to generations/reconstructions/ and generations/trajectories/ (with .png plots),"
+echo "Done in ${SECONDS} s. Listen to generations/reconstructions/ and generations/trajectories/ (with .png plots),"
 echo "load exports/demo.ts in nn~ / nn.ar, and see training curves with:"
 echo "  .venv/bin/tensorboard --logdir runs/demo"

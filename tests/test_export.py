@@ -403,7 +403,8 @@ def test_script_py_writes_a_verified_model(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (custom / "other.ts").is_file()
     model = torch.jit.load(str(custom / "other.ts"))
-    assert model.decode(torch.zeros(1, 8, 8)).shape == (1, 1, 2048)
+    latent_channels = int(model.decode_params[0])  # the demo preset's latent size, read from the export
+    assert model.decode(torch.zeros(1, latent_channels, 8)).shape == (1, 1, 2048)
     missing = _script_py(str(tmp_path / "nope"))
     assert missing.returncode != 0 and "does not exist" in missing.stderr
 

@@ -42,6 +42,11 @@ def make_run(rundir: Path, preset: str, name: str, overrides=(), dataset_root=No
     return rundir / name
 
 
+def latent_dim_of(run_dir: Path) -> int:
+    """The latent size the run's saved config asks for (presets change; tests must not hard-code it)."""
+    return int(OmegaConf.load(run_dir / "version_0" / CONFIG_NAME).model.latent_dim)
+
+
 def harmonic_tone(freq: float, seconds: float, sample_rate: int) -> np.ndarray:
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     tone = sum(np.sin(2 * math.pi * k * freq * t) / k for k in range(1, 6))
@@ -288,7 +293,7 @@ def test_trajectories_files_lengths_and_determinism(demo_run, tmp_path):
         assert rate == DEMO_RATE and len(audio) == 40 * DEMO_HOP
         assert np.isfinite(audio).all()
         latents = np.load(folder / f"{stem}.npy")
-        assert latents.shape == (40, 8) and latents.dtype == np.float32
+        assert latents.shape == (40, latent_dim_of(demo_run)) and latents.dtype == np.float32
         png = (folder / f"{stem}.png").read_bytes()
         assert png[:8] == PNG_SIGNATURE and len(png) > 10_000
         for suffix in (".wav", ".npy"):
@@ -316,7 +321,7 @@ def test_spread_from_training_sounds_maps_the_paths(demo_run, sounds, tmp_path):
                         str(sounds["tone"])]) == 0
     manifest = json.loads((tmp_path / "data" / "trajectories" / "manifest.json").read_text())
     mean, std = np.array(manifest["spread"]["mean"]), np.array(manifest["spread"]["std"])
-    assert mean.shape == (8,) and (std > 0).all()
+    assert mean.shape == (latent_dim_of(demo_run),) and (std > 0).all()
     prior = np.load(tmp_path / "prior" / "trajectories" / "line_0.npy")
     mapped = np.load(tmp_path / "data" / "trajectories" / "line_0.npy")
     np.testing.assert_allclose(mapped, mean + std * prior, rtol=1e-5, atol=1e-5)
@@ -335,7 +340,7 @@ def test_interpolate_between_two_files(demo_run, sounds, tmp_path, capsys):
                  str(sounds["chirp"]), "-s", "30", "-b", "2", "--out", str(out), "--phase", "pghi"]) == 0
     folder = out / "trajectories"
     first, second = np.load(folder / "interpolate_0.npy"), np.load(folder / "interpolate_1.npy")
-    assert first.shape == (30, 8) and not np.array_equal(first, second)
+    assert first.shape == (30, latent_dim_of(demo_run)) and not np.array_equal(first, second)
     assert len(read(folder / "interpolate_0.wav")[0]) == 30 * DEMO_HOP
     assert main(["trajectories", str(demo_run), "--trajectories", "interpolate", "--files", str(sounds["tone"]),
                  "--out", str(out)]) == 2
