@@ -296,7 +296,8 @@ class IdentitySpectral(NNModel):
     history buffers so that streaming equals offline. ``declared_*`` default to the true delays.
     ``label_inlet``: decode takes one more inlet ``g`` and outputs ``(1 + g) * audio`` (zeros keep the
     identity; -1 would silence it). ``alternate_signs``: decode flips every other sample's sign, so
-    its output no longer resembles the input (round trip not measurable).
+    its output waveform no longer resembles the input, but its envelope does (the round trip is
+    measured by envelope).
     """
 
     def __init__(self, ratio: int = 8, encode_delay: int = 5, decode_delay: int = 11,
@@ -347,6 +348,43 @@ class IdentitySpectral(NNModel):
     def reset(self) -> None:
         self.encode_history = torch.zeros(1, 1, self.encode_lag)
         self.decode_history = torch.zeros(1, 1, self.decode_lag)
+
+
+class PhaseScrambler(NNModel):
+    """forward (1,1,1,1): y[n] = c[n] * x[n - delay], c a fixed random +-1 carrier; declares ``declared``.
+
+    Multiplying by an independent random-sign carrier keeps |y| (the amplitude envelope) exactly but
+    destroys the waveform correlation (like a model that regenerates its phase). The carrier is a
+    table of prime period 4099 indexed by the absolute sample count, so streaming equals offline.
+    ``ignore_input``: output the carrier alone (0.1 * c[n]): no envelope to align, not measurable.
+    """
+
+    def __init__(self, delay: int = 768, declared: int = 768, ignore_input: bool = False):
+        super().__init__()
+        self.delay = delay
+        self.ignore_input = ignore_input
+        self.register_method("forward", [1, 1, 1, 1], delay=declared)
+        self.register_buffer("history", torch.zeros(1, 1, delay))
+        self.register_buffer("position", torch.zeros(1, dtype=torch.int64))
+        generator = torch.Generator().manual_seed(1234)
+        self.register_buffer("carrier", torch.randint(0, 2, (4099,), generator=generator).float() * 2.0 - 1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.history.shape[0] != x.shape[0]:
+            self.history = torch.zeros(x.shape[0], x.shape[1], self.delay)
+        joined = torch.cat([self.history, x], dim=-1)
+        self.history = joined[..., joined.shape[-1] - self.delay:]
+        index = (self.position + torch.arange(x.shape[-1])) % self.carrier.shape[0]
+        self.position = self.position + x.shape[-1]
+        signs = self.carrier[index]
+        if self.ignore_input:
+            return 0.1 * signs.expand(x.shape).contiguous()
+        return joined[..., :x.shape[-1]] * signs
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.history = torch.zeros(1, 1, self.delay)
+        self.position = torch.zeros(1, dtype=torch.int64)
 
 
 def script(module: nn.Module) -> torch.jit.ScriptModule:

@@ -1,13 +1,16 @@
 """verify_model: passes good models, fails broken ones with a specific message."""
+import re
+
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
 from host_models import (AttributeModel, DelayLine, Gain, Hold, IdentitySpectral, Mixer, NaNModel,  # noqa: E402
-                         OldStyle, OnePole, RMSCodec, save, script)
+                         OldStyle, OnePole, PhaseScrambler, RMSCodec, save, script)
 from vschaos.host import HostError, measure_delay, verify_model  # noqa: E402
 from vschaos.host.__main__ import main  # noqa: E402
-from vschaos.host.verify import PAIR_CHECK, decimate, pair_test_signal  # noqa: E402
+from vschaos.host.verify import (ENVELOPE_MIN_RESOLUTION, PAIR_CHECK, decimate, envelope_test_signal,  # noqa: E402
+                                 measure_envelope_delay, pair_test_signal)
 
 BUFFERS = [512, 2048]
 
@@ -134,12 +137,77 @@ def test_round_trip_feeds_zeros_to_decode_label_inlets():
     assert check.summary.endswith("= 16 samples, measured 16 samples")
 
 
-def test_round_trip_not_resembling_input_is_a_warning():
+def test_round_trip_with_scrambled_waveform_is_measured_by_envelope():
+    # Alternating signs shift the spectrum to Nyquist: no waveform correlation, same envelope.
     report = verify_model(script(IdentitySpectral(alternate_signs=True)), buffers=BUFFERS, batch_sizes=(1,))
     check = pair_check(report)
+    assert report.ok and check.passed and not check.warning, report.format()
+    assert "= 16 samples, measured by envelope " in check.summary
+    assert "(decode(encode(x)) waveform does not resemble x: peak normalised correlation" in check.summary
+
+
+def test_round_trip_wrong_by_a_hop_fails_by_envelope():
+    report = verify_model(script(IdentitySpectral(8, 5, 11, declared_decode=11 + 256, alternate_signs=True)),
+                          buffers=BUFFERS, batch_sizes=(1,))
+    check = pair_check(report)
+    assert not check.passed
+    # The Nyquist shift blurs the envelope a little: the estimate is within its resolution of 16.
+    found = re.match(r"declared encode_delay 5 \+ decode_delay 267 = 272 samples, measured by envelope (\d+) "
+                     r"samples, resolution ±(\d+) samples: off by (\d+) > \2 samples", check.problems[0])
+    assert found, check.problems[0]
+    measured, resolution, off = (int(v) for v in found.groups())
+    assert abs(measured - 16) <= resolution <= 64 and off == 272 - measured
+
+
+# ---- envelope fallback: waveform correlation fails, the envelope is kept ------------------------
+def delay_check(report):
+    return [c for c in report.checks if c.name == "delay"][0]
+
+
+def test_measure_envelope_delay_ignores_the_phase():
+    import numpy as np
+    x = envelope_test_signal(16384, 11)
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=x.size)
+    y = np.concatenate([np.zeros(300), x[:-300]]) * signs  # delayed, waveform scrambled
+    lag, correlation = measure_envelope_delay(x, y, 8192)
+    assert abs(lag - 300) <= 4 and correlation > 0.9
+
+
+def test_phase_scrambled_delay_passes_by_envelope():
+    report = verify_model(script(PhaseScrambler(768, 768)), buffers=BUFFERS, batch_sizes=(1,))
+    check = delay_check(report)
+    assert report.ok and check.passed and not check.warning, report.format()
+    found = re.match(r"declared 768 samples, measured by envelope (\d+) samples, resolution ±(\d+) samples \(output "
+                     r"waveform does not resemble the input: peak normalised correlation 0\.\d+\)$", check.summary)
+    assert found, check.summary
+    # The carrier whitens the tones' spectra: a few samples of bias, well inside the resolution.
+    assert abs(int(found.group(1)) - 768) <= 8 and int(found.group(2)) == ENVELOPE_MIN_RESOLUTION
+
+
+@pytest.mark.parametrize("declared", [512, 1024, 768 + 40])
+def test_phase_scrambled_wrong_delay_fails_by_envelope(declared):
+    check = delay_check(verify_model(script(PhaseScrambler(768, declared)), buffers=BUFFERS, batch_sizes=(1,)))
+    assert not check.passed
+    found = re.match(rf"declared {declared} samples, measured by envelope (\d+) samples, resolution ±(\d+) samples: "
+                     r"off by (\d+) > \2 samples \(envelope lags per test signal \[", check.problems[0])
+    assert found, check.problems[0]
+    measured, resolution, off = (int(v) for v in found.groups())
+    assert abs(measured - 768) <= 8 and resolution == ENVELOPE_MIN_RESOLUTION and off == abs(declared - measured)
+
+
+def test_exact_waveform_measurement_stays_first():
+    # A plain delay correlates: exact match required, no envelope tolerance (3 samples off fails).
+    check = delay_check(verify_model(script(DelayLine(100, 103)), buffers=BUFFERS, batch_sizes=(1,)))
+    assert not check.passed and "by envelope" not in check.summary + "".join(check.problems)
+
+
+def test_no_envelope_either_is_a_warning():
+    report = verify_model(script(PhaseScrambler(768, 768, ignore_input=True)), buffers=BUFFERS, batch_sizes=(1,))
+    check = delay_check(report)
     assert report.ok and check.passed and check.warning
-    assert "= 16 samples; not measurable (decode(encode(x)) does not resemble x" in check.summary
-    assert f"WARN {PAIR_CHECK}:" in report.format()
+    assert check.summary.startswith("declared 768 samples; not measurable (output waveform does not resemble the "
+                                    "input: peak normalised correlation")
+    assert "envelope correlation" in check.summary and "WARN [forward] delay:" in report.format()
 
 
 def test_models_without_declared_delays_get_no_round_trip_check():
