@@ -22,53 +22,20 @@ Usage: ``python bench/dsp_speed.py [--seconds 10 --repeats 7]``.
 Writes ``bench/results/dsp_speed.{json,md}``.
 """
 import argparse
-import json
-import math
 import os
 import platform
-import statistics
 import time
-from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
-import numpy as np
 import torch
 
 from vschaos.dsp import functional as F
 from vschaos.dsp.transforms import SpectralTransform
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import interleaved_medians, test_sound, write_results
+
 TARGET_X_REALTIME = 20.0
 THREADS = (1, 2)
-
-
-def test_sound(seconds: float, sample_rate: int) -> torch.Tensor:
-    """Harmonic tone (220 Hz, vibrato, 10 partials) plus a quieter exponential chirp, ``(time,)``
-    (the same sound as ``bench/generation_speed.py``)."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    freq = 220.0 * (1.0 + 0.01 * np.sin(2 * math.pi * 5.0 * t))
-    phase = 2 * math.pi * np.cumsum(freq) / sample_rate
-    tone = sum(np.sin(k * phase) / k for k in range(1, 11))
-    chirp = np.sin(2 * math.pi * 100.0 * seconds / math.log(50.0) * (50.0 ** (t / seconds) - 1.0))
-    audio = 0.3 * tone / np.abs(tone).max() + 0.1 * chirp
-    return torch.from_numpy(audio.astype(np.float32))
-
-
-def interleaved_medians(calls: Dict, repeats: int) -> Dict:
-    """Median wall and CPU seconds of each call. One repeat runs every call once, so load
-    changes hit all of them alike."""
-    walls: Dict[str, List[float]] = {name: [] for name in calls}
-    cpus: Dict[str, List[float]] = {name: [] for name in calls}
-    for call in calls.values():  # warm-up (allocator, FFT plans, numba)
-        call()
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            call()
-            walls[name].append(time.perf_counter() - start)
-            cpus[name].append(time.process_time() - start_cpu)
-    return {name: {"seconds": statistics.median(walls[name]), "cpu_seconds": statistics.median(cpus[name])}
-            for name in calls}
 
 
 def main() -> None:
@@ -168,12 +135,9 @@ def main() -> None:
                  "descheduled second thread, so 1 thread is faster here)" if slowdown > 1.0 else "")]
     text = "\n".join(lines)
     print(text)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "dsp_speed.md").write_text(text + "\n")
-    (RESULTS_DIR / "dsp_speed.json").write_text(json.dumps(
-        {"seconds_of_audio": seconds, "repeats": args.repeats, "n_fft": n_fft, "hop": hop,
-         "sample_rate": transform.sample_rate, "n_iter": args.n_iter, "rows": rows, "sweep": sweep,
-         "load_average_1min": load, "torch": torch.__version__}, indent=2) + "\n")
+    write_results("dsp_speed", {"seconds_of_audio": seconds, "repeats": args.repeats, "n_fft": n_fft, "hop": hop,
+                                "sample_rate": transform.sample_rate, "n_iter": args.n_iter, "rows": rows,
+                                "sweep": sweep, "load_average_1min": load, "torch": torch.__version__}, text)
 
 
 if __name__ == "__main__":

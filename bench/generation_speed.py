@@ -13,16 +13,10 @@ Usage: ``python bench/generation_speed.py [--seconds 10 --threads 2 --repeats 3 
 Writes ``bench/results/generation_speed.{json,md}``.
 """
 import argparse
-import json
-import math
 import os
 import platform
-import statistics
-import time
-from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
-import numpy as np
 import torch
 
 from vschaos.cli.train import compose_config
@@ -31,32 +25,10 @@ from vschaos.dsp.functional import spectral_convergence
 from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, encode_audio, reconstruct_audio
 from vschaos.training.run import build_model
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import median_seconds, test_sound, write_results
+
 TARGET_X_REALTIME = 20.0
 VSCHAOS2_SECONDS_PER_SECOND = 11.0
-
-
-def test_sound(seconds: float, sample_rate: int) -> torch.Tensor:
-    """Harmonic tone (220 Hz, vibrato, 10 partials) plus a quieter exponential chirp, ``(time,)``."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    freq = 220.0 * (1.0 + 0.01 * np.sin(2 * math.pi * 5.0 * t))
-    phase = 2 * math.pi * np.cumsum(freq) / sample_rate
-    tone = sum(np.sin(k * phase) / k for k in range(1, 11))
-    chirp = np.sin(2 * math.pi * 100.0 * seconds / math.log(50.0) * (50.0 ** (t / seconds) - 1.0))
-    audio = 0.3 * tone / np.abs(tone).max() + 0.1 * chirp
-    return torch.from_numpy(audio.astype(np.float32))
-
-
-def median_seconds(call: Callable[[], object], repeats: int) -> Dict[str, float]:
-    """Median wall and process-CPU seconds of ``repeats`` calls. CPU time (all threads) shows how
-    much a shared machine stole: on an idle one, wall ~ cpu / threads for parallel stages."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        call()
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - start_cpu)
-    return {"seconds": statistics.median(walls), "cpu_seconds": statistics.median(cpus)}
 
 
 def main() -> None:
@@ -152,9 +124,7 @@ def main() -> None:
                   f"(x{1.0 / VSCHAOS2_SECONDS_PER_SECOND:.2f})."]
     table = "\n".join(lines)
     print(table)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "generation_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS_DIR / "generation_speed.md").write_text(table + "\n")
+    write_results("generation_speed", result, table)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,6 @@
 Target: >= 200x real time at B=2048 on one core. Prints a table (sync vs threaded, several buffer sizes)
 and writes bench/results/host_speed.{json,md}. Run: .venv/bin/python bench/host_speed.py
 """
-import json
-import os
 import sys
 import time
 from typing import Dict, List
@@ -14,6 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.host import load_model, render_array
+
+from common import write_results
 
 SAMPLE_RATE = 44100
 SECONDS = 60.0
@@ -52,12 +52,9 @@ def main() -> int:
     verdict = f"B=2048 sync: {key['x_realtime']}x real time (target >= {TARGET:g}x): " + (
         "PASS" if key["x_realtime"] >= TARGET else "FAIL")
     print(table + "\n\n" + verdict)
-    os.makedirs("bench/results", exist_ok=True)
-    with open("bench/results/host_speed.json", "w") as handle:
-        json.dump({"seconds_of_audio": SECONDS, "sample_rate": SAMPLE_RATE, "torch_threads": 1, "rows": rows,
-                   "target_x_realtime": TARGET, "pass": key["x_realtime"] >= TARGET}, handle, indent=2)
-    with open("bench/results/host_speed.md", "w") as handle:
-        handle.write("# Host overhead (gain model, 60 s at 44.1 kHz, 1 thread)\n\n" + table + "\n\n" + verdict + "\n")
+    write_results("host_speed", {"seconds_of_audio": SECONDS, "sample_rate": SAMPLE_RATE, "torch_threads": 1,
+                                 "rows": rows, "target_x_realtime": TARGET, "pass": key["x_realtime"] >= TARGET},
+                  "# Host overhead (gain model, 60 s at 44.1 kHz, 1 thread)\n\n" + table + "\n\n" + verdict + "\n")
     return 0 if key["x_realtime"] >= TARGET else 1
 
 

@@ -14,7 +14,6 @@ Usage: ``python bench/phase_quality.py [--n-fft 2048 --hop 512 --sr 44100 --bloc
 Writes ``bench/results/phase_quality.{json,md}``.
 """
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -26,7 +25,8 @@ import torch
 from vschaos.dsp import functional as F
 from vschaos.dsp.streaming import RTPGHI
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from common import RESULTS_DIR, write_results
+
 
 
 def _partials(freq_hz: np.ndarray, sample_rate: int, n_harmonics: int, rng: np.random.Generator,
@@ -147,13 +147,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     means = {m: float(np.mean([row[m] for row in results.values()])) for m in METHODS}
     report = {"metric": "spectral convergence ||S - S^||_F / ||S||_F (lower is better)",
               "settings": settings, "per_sound": results, "mean": means}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "phase_quality.json").write_text(json.dumps(report, indent=2) + "\n")
     md = ("# Phase reconstruction quality\n\n"
           f"Spectral convergence (lower is better), n_fft={args.n_fft}, hop={args.hop}, sr={args.sr}, "
           f"streaming block={args.block} samples, {args.gla_iter} fast Griffin-Lim iterations.\n\n"
           + table + "\n")
-    (args.out / "phase_quality.md").write_text(md)
+    write_results("phase_quality", report, md, args.out)
     print(md)
     return report
 

@@ -13,7 +13,6 @@ Each note is one "file" (44.1 kHz, resampled inside ``track_pitch`` as in extrac
 Writes bench/results/pitch_speed.{json,md}.
 """
 import argparse
-import json
 import math
 import os
 import platform
@@ -26,6 +25,8 @@ import torch
 
 from vschaos.pitch import hz_to_midi, midi_to_hz, track_pitch
 from vschaos.pitch.tracks import frame_labels
+
+from common import RESULTS_DIR, write_results
 
 SAMPLE_RATE = 44100
 EDGE_SECONDS = 0.03
@@ -105,7 +106,7 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=4, help="semitones between test notes (default 4)")
     parser.add_argument("--reference", action="store_true",
                         help="also time vschaos2's setting (full, 5.8 ms hop) on the first 3 notes")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     notes = make_notes(args.step, args.note_seconds)
     rows = []
@@ -122,10 +123,7 @@ def main() -> None:
     table = markdown(rows)
     print(table)
     print(f"load average at the end of the run (1, 5, 15 min): {os.getloadavg()}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pitch_speed.json").write_text(json.dumps({"load_average": os.getloadavg(), "rows": rows}, indent=2) + "\n")
-    (out / "pitch_speed.md").write_text(table)
+    write_results("pitch_speed", {"load_average": os.getloadavg(), "rows": rows}, table, args.out)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ dgt_low/mid/high at batch 256, and time to validation spectral convergence < 0.3
 Writes bench/results/train_speed.{json,md}. The configs are the real presets (hydra compose).
 """
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ from vschaos.data.audio import save_audio
 from vschaos.data.demo import make_demo_dataset
 from vschaos.training.fit import build_objects
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import write_results
+
 
 
 def synth_dataset(root: Path, seconds: float, sample_rate: int = 44100, n_files: int = 4) -> Path:
@@ -135,10 +135,7 @@ def main() -> None:
                                                   files_per_instrument=8), args.demo_budget)
     table = markdown(rows, demo, args.threads)
     print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_speed.json").write_text(json.dumps({"threads": args.threads, "presets": rows, "demo": demo},
-                                                         indent=2))
-    (RESULTS / "train_speed.md").write_text(table)
+    write_results("train_speed", {"threads": args.threads, "presets": rows, "demo": demo}, table)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Validate a dataset tree and print the full report; exits 1 if there is any problem.
 
-    python data_tools/check_dataset.py ROOT [--sample-rate SR] [--tasks pitch octave]
+    python data_tools/check_dataset.py ROOT [--transform dgt_mid] [--sample-rate SR] [--tasks pitch octave]
 """
 import sys
 

@@ -140,3 +140,18 @@ def test_resampled_files_frame_count_and_content(tmp_path, synth):
         direct = small_transform().magnitude(load_audio(f.path, SR)[None])[0].numpy()
         assert cache.n_frames[i] == direct.shape[0] == small_transform().num_frames(f.n_samples(SR))
         np.testing.assert_allclose(cache.magnitudes[cache.offsets[i]:cache.offsets[i + 1]], direct, atol=1e-5)
+
+
+def test_statistics_follow_the_dsp_contrast(tree, monkeypatch):
+    """The fitted normalisation is of ``dsp.functional.contrast``, not a private copy of it: a
+    different contrast changes the statistics (and the cache keeps its linear magnitudes)."""
+    import vschaos.data.cache as cache_module
+
+    reference = build(tree, cache_dir=str(tree.parent / "log1p"))
+    monkeypatch.setattr(cache_module, "contrast", torch.sqrt)
+    changed = build(tree, cache_dir=str(tree.parent / "sqrt"))
+    np.testing.assert_array_equal(np.asarray(changed.magnitudes), np.asarray(reference.magnitudes))
+    mean, _ = changed.normalisation([0, 1, 2])
+    expected = np.sqrt(np.asarray(changed.magnitudes, dtype=np.float32)).astype(np.float64).mean(0)
+    np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(mean, reference.normalisation([0, 1, 2])[0])

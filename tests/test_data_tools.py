@@ -9,7 +9,9 @@ import soundfile as sf
 
 from vschaos.data.dataset import load_index, validate_dataset
 from vschaos.data.demo import INSTRUMENTS, make_demo_dataset
-from vschaos.data.tools import check_dataset_main, folders_to_metadata, folders_to_metadata_main
+from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
+from vschaos.data.tools import check_dataset_main, folders_to_metadata, folders_to_metadata_main, make_demo_dataset_main
+from vschaos.pitch.notes import octave_classes, pitch_classes
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SR = 16000
@@ -43,6 +45,13 @@ def test_demo_has_tasks_and_passes_validation(demo):
     assert pitch.files_tracks == 4 and 0 < pitch.labelled_frames < pitch.total_frames  # rests are 'none'
     assert (demo / "metadata/octave/classes.txt").read_text().splitlines()[5] == "5\t4"
     assert (demo / "metadata/pitch/classes.txt").read_text().splitlines()[9] == "9\tA"
+    # the demo names classes exactly as the pitch extractor does
+    assert (demo / "metadata/pitch/classes.txt").read_text() == format_classes(pitch_classes())
+    assert (demo / "metadata/octave/classes.txt").read_text() == format_classes(octave_classes())
+    # metadata.txt keeps the instruments' order (brass before bell), as the demo always wrote it
+    instrument_text = (demo / "metadata/instrument/metadata.txt").read_text()
+    assert list(parse_metadata(instrument_text))[0] == "data/brass/brass_00.wav"
+    assert format_metadata(parse_metadata(instrument_text), sort_keys=False) == instrument_text
 
 
 def test_demo_pitch_labels_match_the_audio(demo):
@@ -117,3 +126,36 @@ def test_folders_to_metadata(tmp_path, capsys):
     sf.write(tmp_path / "data/viola/d.wav", np.zeros(400, np.float32), 8000)
     assert folders_to_metadata_main([str(tmp_path), "instrument", "--force"]) == 0
     assert (task / "classes.txt").read_text() == "0\tcello\n1\tviola\n2\tviolin\n"
+
+
+def test_check_dataset_counts_frames_with_a_named_transform(demo, capsys):
+    assert check_dataset_main([str(demo), "--tasks", "pitch"]) == 0  # default dgt_mid at its 44.1 kHz
+    assert "frames counted with n_fft 2048, hop 512, sample rate 44100" in capsys.readouterr().out
+    assert check_dataset_main([str(demo), "--transform", "demo", "--tasks", "pitch"]) == 0
+    assert "frames counted with n_fft 1024, hop 256, sample rate 22050" in capsys.readouterr().out
+    assert check_dataset_main([str(demo), "--transform", "dgt_low", "--sample-rate", str(DEMO_SR)]) == 0
+    assert f"frames counted with n_fft 1024, hop 256, sample rate {DEMO_SR}" in capsys.readouterr().out
+
+
+def test_check_dataset_unknown_transform_lists_the_available_ones(demo, capsys):
+    assert check_dataset_main([str(demo), "--transform", "dgt_huge"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown transform 'dgt_huge'" in err
+    assert all(name in err for name in ("demo", "dgt_low", "dgt_mid", "dgt_high"))
+
+
+def test_make_demo_dataset_main_writes_the_same_bytes_as_the_function(demo, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert make_demo_dataset_main([str(out), "--seed", "0", "--sample-rate", str(DEMO_SR), "--minutes", "0.4",
+                                   "--files-per-instrument", "1"]) == 0
+    assert f"demo dataset written to {out}" in capsys.readouterr().out
+    assert tree_bytes(out) == tree_bytes(demo)
+    assert make_demo_dataset_main([str(tmp_path / "short"), "--minutes", "0.01"]) == 1
+    assert "too short" in capsys.readouterr().err
+
+
+def test_make_demo_dataset_script_defaults(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "data_tools/make_demo_dataset.py"), "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "default 8:" in result.stdout and "files per instrument (default 8)" in result.stdout

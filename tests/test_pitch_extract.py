@@ -10,7 +10,7 @@ import torch
 from vschaos.cli.extract_pitch import main as extract_pitch_main
 from vschaos.pitch import extract_dataset, parse_track, track_pitch
 from vschaos.pitch import extract as extract_module
-from vschaos.pitch.tracks import parse_metadata
+from vschaos.data.metadata import parse_metadata
 
 HOP = 0.01
 A4, C4, B3, E5 = 440.0, 261.63, 246.94, 659.26
@@ -230,3 +230,36 @@ def test_silence_skips_the_network_and_noise_is_unvoiced(synth, monkeypatch):
     # A tone below the silence floor (-60 dBFS) is unvoiced too.
     quiet = torch.from_numpy(synth.harmonic_tone(A4, 0.5, 16000, amplitude=1e-4))
     assert not track_pitch(quiet, 16000).voiced.any()
+
+
+def test_interrupted_run_closes_its_progress_bar(tmp_path, synth, monkeypatch):
+    import tqdm as tqdm_module
+
+    bars = []
+
+    class RecordingBar(tqdm_module.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.closed_by_caller = False
+            bars.append(self)
+
+        def __iter__(self):
+            # keep the generator alive, as a runtime without reference counting would: then only
+            # an explicit close() ends the bar (CPython would close it when the loop unwinds)
+            self.generator = super().__iter__()
+            return self.generator
+
+        def close(self):
+            self.closed_by_caller = True
+            super().close()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    root = tmp_path / "ds"
+    synth.write_wav(root / "data" / "a.wav", synth.harmonic_tone(A4, 0.3, 16000), 16000)
+    monkeypatch.setattr(tqdm_module, "tqdm", RecordingBar)
+    monkeypatch.setattr(extract_module, "track_pitch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        extract_dataset(root, progress=True)
+    assert len(bars) == 1 and bars[0].closed_by_caller

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
+from vschaos.data.metadata import format_metadata, parse_metadata
 from vschaos.pitch import (hz_to_midi, hz_to_pitch_class_octave, midi_to_pitch_class_octave, note_name,
                            octave_classes, octave_name, pitch_class_name, pitch_classes)
 from vschaos.pitch.tracker import PitchTrack, nan_median_filter
-from vschaos.pitch.tracks import (format_metadata, format_seconds, format_track, frame_labels, merge_frames,
-                                  parse_metadata, parse_track)
+from vschaos.pitch.tracks import format_seconds, format_track, frame_labels, merge_frames, parse_track
 
 
 @pytest.mark.parametrize("frequency, pitch, octave_id, names", [

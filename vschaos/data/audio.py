@@ -14,6 +14,13 @@ class AudioReadError(RuntimeError):
     """A sound file could not be read; the message names the file."""
 
 
+# What soundfile raises for a file it cannot decode. Garbage, empty, missing files and directories
+# all raise sf.LibsndfileError (a RuntimeError) in soundfile 0.12+; ValueError/TypeError come from
+# its format checks, OSError from the OS. Anything else (MemoryError, a bug) is not a bad file
+# and propagates unchanged.
+_DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)
+
+
 def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     """Read ``path``, downmix to mono and resample to ``sample_rate``.
 
@@ -21,7 +28,7 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     """
     try:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # soundfile raises several types (LibsndfileError, RuntimeError)
+    except _DECODE_ERRORS as error:
         raise AudioReadError(f"{path}: cannot read audio ({error})") from error
     mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if file_rate != sample_rate:
@@ -33,7 +40,7 @@ def audio_info(path: Union[str, Path]) -> "sf._SoundFileInfo":
     """Header of a sound file (frames, samplerate, channels) without decoding it."""
     try:
         return sf.info(str(path))
-    except Exception as error:
+    except _DECODE_ERRORS as error:
         raise AudioReadError(f"{path}: cannot read audio header ({error})") from error
 
 

@@ -3,7 +3,7 @@
 Layout of ``cache_dir/<hash>/`` (default ``cache_dir = ROOT/.vschaos_cache``)::
 
     magnitudes.npy   (total_frames, bins) float32 (or float16) linear |X|, files one after another
-    stats.npy        (n_files, 2, bins) float64: per file, sum and sum of squares of log1p(|X|)
+    stats.npy        (n_files, 2, bins) float64: per file, sum and sum of squares of contrast(|X|)
     index.json       fingerprint, file keys, frame offsets, shapes, byte sizes (written last)
 
 ``<hash>`` hashes everything that changes the magnitudes: ``transform.cache_key()``, the sample
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from vschaos.data.audio import AudioReadError, load_audio
 from vschaos.data.dataset import AudioFile
 from vschaos.data.metadata import DatasetError, Problem
-from vschaos.dsp.functional import num_frames, pad_for_dgt
+from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
 from vschaos.io import atomic_write, atomic_write_text
 
 CACHE_FORMAT = 1
@@ -53,7 +53,7 @@ class FrameCache:
         return np.diff(self.offsets)
 
     def normalisation(self, file_indices: Sequence[int]) -> "tuple[np.ndarray, np.ndarray]":
-        """Per-bin mean and std ``(bins,)`` float64 of ``log1p(|X|)`` over the frames of these files."""
+        """Per-bin mean and std ``(bins,)`` float64 of ``contrast(|X|)`` (dsp.functional) over the frames of these files."""
         indices = np.asarray(file_indices, dtype=np.int64)
         count = float(self.n_frames[indices].sum())
         if count == 0:
@@ -166,9 +166,10 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                     raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error}")]) from error
                 stored = file_magnitudes(transform, audio).to(store_dtype).numpy()
                 out.write(stored.tobytes())
-                # statistics of exactly what is stored, accumulated in float64 (numpy's log1p is
-                # vectorised and ~10x faster than torch's here; same function as dsp contrast)
-                features = np.log1p(stored.astype(np.float32))
+                # statistics of exactly what is stored (float16 rounding included), through the
+                # model's own contrast so the fitted norm_mean/norm_std can never drift from it;
+                # accumulated in float64
+                features = contrast(torch.from_numpy(stored).to(torch.float32)).numpy()
                 stats[i, 0] = features.sum(axis=0, dtype=np.float64)
                 stats[i, 1] = np.einsum("fb,fb->b", features, features, dtype=np.float64)
                 offsets.append(offsets[-1] + stored.shape[0])

@@ -8,30 +8,31 @@ a half octaves (MIDI 41..84), with rests (silent gaps). The tree follows the vsc
     OUT/metadata/pitch/{metadata.txt,classes.txt,tracks/*.txt}    pitch class, C=0..B=11
     OUT/metadata/octave/{metadata.txt,classes.txt,tracks/*.txt}   id = midi // 12, name = id - 1
 
+(ids and names from :mod:`vschaos.pitch.notes`, as the pitch extractor writes them).
+
 Track lines are ``onset,offset<TAB>value`` in seconds and cover each file end to end, with
 ``none`` for rests. The same seed gives the same bytes.
 """
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import soundfile as sf
 
+from vschaos.data.metadata import format_classes, format_metadata
 from vschaos.io import atomic_write, atomic_write_text
+from vschaos.pitch.notes import midi_to_hz, midi_to_pitch_class_octave, octave_classes, pitch_classes
 
 INSTRUMENTS: Tuple[str, ...] = ("brass", "clarinet", "bell", "flute")
-PITCH_NAMES: Tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-N_OCTAVES = 11  # octave ids 0..10 = octaves -1..9
 # MIDI ranges per instrument (inclusive); together they span MIDI 41..84
 PITCH_RANGES: Dict[str, Tuple[int, int]] = {
     "brass": (41, 65), "clarinet": (50, 74), "bell": (55, 79), "flute": (60, 84)}
 MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+DEFAULT_SAMPLE_RATE = 44100
+DEFAULT_MINUTES = 8.0  # enough for the demo model to generalise
+DEFAULT_FILES_PER_INSTRUMENT = 8
 TABLE_SIZE = 4096
-
-
-def midi_to_hz(midi: float) -> float:
-    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
 
 
 def _wavetable(amplitudes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -148,8 +149,9 @@ def _track_lines(notes: List[Tuple[float, float, int]], duration: float, value) 
     return "\n".join(lines) + "\n"
 
 
-def make_demo_dataset(out_dir: Union[str, Path], seed: int = 0, sample_rate: int = 44100,
-                      minutes: float = 8.0, files_per_instrument: int = 8) -> Path:
+def make_demo_dataset(out_dir: Union[str, Path], seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE,
+                      minutes: float = DEFAULT_MINUTES,
+                      files_per_instrument: int = DEFAULT_FILES_PER_INSTRUMENT) -> Path:
     """Synthesise the demo dataset into ``out_dir`` (created; existing demo files are replaced).
 
     Returns ``out_dir``. The same ``(seed, sample_rate, minutes, files_per_instrument)`` gives
@@ -162,7 +164,7 @@ def make_demo_dataset(out_dir: Union[str, Path], seed: int = 0, sample_rate: int
         raise ValueError(f"minutes={minutes} is too short for {len(INSTRUMENTS) * files_per_instrument} files")
     n_samples = int(round(file_seconds * sample_rate))
     duration = n_samples / sample_rate
-    metadata: Dict[str, List[str]] = {"instrument": [], "pitch": [], "octave": []}
+    metadata: Dict[str, Dict[str, Optional[str]]] = {"instrument": {}, "pitch": {}, "octave": {}}
     for instrument_id, instrument in enumerate(INSTRUMENTS):
         for index in range(files_per_instrument):
             stem = f"{instrument}_{index:02d}"
@@ -175,17 +177,16 @@ def make_demo_dataset(out_dir: Union[str, Path], seed: int = 0, sample_rate: int
                 audio[start:stop] += gain * synthesise_note(instrument, midi, stop - start, sample_rate, rng)
             audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
             atomic_write(out / key, lambda tmp, a=audio: sf.write(tmp, a, sample_rate, subtype="PCM_16", format="WAV"))
-            metadata["instrument"].append(f"{key}\t{instrument_id}")
-            for task, value in (("pitch", lambda m: m % 12), ("octave", lambda m: m // 12)):
+            metadata["instrument"][key] = str(instrument_id)
+            # ids as vschaos.pitch.notes defines them (and the pitch extractor writes them)
+            for task, value in (("pitch", lambda m: midi_to_pitch_class_octave(m)[0]),
+                                ("octave", lambda m: midi_to_pitch_class_octave(m)[1])):
                 atomic_write_text(out / "metadata" / task / "tracks" / f"{stem}.txt",
                                   _track_lines(notes, duration, value))
-                metadata[task].append(f"{key}\ttracks/{stem}.txt")
-    classes = {
-        "instrument": [f"{i}\t{name}" for i, name in enumerate(INSTRUMENTS)],
-        "pitch": [f"{i}\t{name}" for i, name in enumerate(PITCH_NAMES)],
-        "octave": [f"{i}\t{i - 1}" for i in range(N_OCTAVES)],
-    }
-    for task, lines in metadata.items():
-        atomic_write_text(out / "metadata" / task / "metadata.txt", "\n".join(lines) + "\n")
-        atomic_write_text(out / "metadata" / task / "classes.txt", "\n".join(classes[task]) + "\n")
+                metadata[task][key] = f"tracks/{stem}.txt"
+    classes = {"instrument": list(enumerate(INSTRUMENTS)), "pitch": pitch_classes(), "octave": octave_classes()}
+    for task, entries in metadata.items():
+        # file order (instrument by instrument), as the demo has always been written: same bytes
+        atomic_write_text(out / "metadata" / task / "metadata.txt", format_metadata(entries, sort_keys=False))
+        atomic_write_text(out / "metadata" / task / "classes.txt", format_classes(classes[task]))
     return out

@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -161,6 +161,37 @@ def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
     if not classes and not problems:
         problems.append(Problem(str(path), None, "no classes defined"))
     return classes
+
+
+def format_classes(classes: Sequence[Tuple[int, str]]) -> str:
+    """``classes.txt`` text from ``(id, name)`` pairs: ``id<TAB>name`` lines (read back by
+    :func:`read_classes`). The one writer of classes.txt, used by the demo, the data tools and the
+    pitch extractor."""
+    return "".join(f"{class_id}\t{name}\n" for class_id, name in classes)
+
+
+def parse_metadata(text: str) -> Dict[str, Optional[str]]:
+    """Raw ``metadata.txt`` text -> ``{key: value}`` in file order, for tools that rewrite the file
+    (validation and label parsing are :func:`read_task`'s job). A line without a TAB maps to
+    ``None`` so that rewriting keeps it; blank lines are dropped."""
+    entries: Dict[str, Optional[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if "\t" in line:
+            key, value = line.split("\t", 1)
+            entries[key] = value
+        else:
+            entries[line] = None
+    return entries
+
+
+def format_metadata(entries: Mapping[str, Optional[str]], sort_keys: bool = True) -> str:
+    """Inverse of :func:`parse_metadata`: ``key<TAB>value`` lines (``key`` alone for ``None``),
+    sorted by key by default so the file is stable whatever the order in which entries were added;
+    ``sort_keys=False`` keeps the mapping's order."""
+    keys = sorted(entries) if sort_keys else list(entries)
+    return "".join((key if entries[key] is None else f"{key}\t{entries[key]}") + "\n" for key in keys)
 
 
 class _ValueParser:

@@ -4,25 +4,59 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
+from omegaconf import DictConfig, OmegaConf
+
 from vschaos.data.audio import scan_audio_files
 from vschaos.data.dataset import validate_dataset
+from vschaos.data.metadata import format_classes, format_metadata
 from vschaos.io import atomic_write_text
 
 
+DEFAULT_TRANSFORM = "dgt_mid"  # the transform group's default in the dgt_mid preset
+
+
+def transform_names(config_dir: Path) -> List[str]:
+    """Names of the Hydra ``transform`` group: ``config_dir/transform/<name>.yaml``, sorted."""
+    return sorted(p.stem for p in (Path(config_dir) / "transform").glob("*.yaml"))
+
+
+def load_transform_config(name: str, config_dir: Optional[Path] = None) -> DictConfig:
+    """The resolved ``transform`` config ``config_dir/transform/<name>.yaml`` (default: the
+    package's ``configs/``). Raises ``ValueError`` naming the available transforms if unknown."""
+    if config_dir is None:
+        # imported here: vschaos.cli depends on vschaos.data, not the other way round
+        from vschaos.cli.train import CONFIG_DIR as config_dir
+    names = transform_names(config_dir)
+    if name not in names:
+        raise ValueError(f"unknown transform {name!r}; available in {Path(config_dir) / 'transform'}: "
+                         f"{', '.join(names)}")
+    config = OmegaConf.load(Path(config_dir) / "transform" / f"{name}.yaml")
+    OmegaConf.resolve(config)
+    return config
+
+
 def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``check_dataset.py ROOT [--sample-rate SR] [--tasks ...]``: print the validation report;
-    returns 0 when the dataset has no problem, 1 otherwise."""
+    """``check_dataset.py ROOT [--transform NAME] [--sample-rate SR] [--tasks ...]``: print the
+    validation report, frames counted with the transform's n_fft/hop at its sample rate (or
+    ``--sample-rate``); returns 0 when the dataset has no problem, 1 otherwise (2: bad transform)."""
     parser = argparse.ArgumentParser(prog="check_dataset.py",
                                      description="Validate a vschaos dataset tree and print what it holds.")
     parser.add_argument("root", help="dataset root (holds data/ and metadata/)")
+    parser.add_argument("--transform", default=DEFAULT_TRANSFORM,
+                        help=f"front end from configs/transform/NAME.yaml whose frames are counted "
+                             f"(default: {DEFAULT_TRANSFORM})")
     parser.add_argument("--sample-rate", type=int, default=None,
-                        help="rate used to count frames (default: each file's own rate)")
+                        help="rate used to count frames (default: the transform's sample_rate)")
     parser.add_argument("--tasks", nargs="*", default=None, help="tasks to check (default: all under metadata/)")
-    parser.add_argument("--n-fft", type=int, default=2048)
-    parser.add_argument("--hop", type=int, default=512)
     args = parser.parse_args(argv)
-    report = validate_dataset(args.root, tasks=args.tasks, sample_rate=args.sample_rate,
-                              n_fft=args.n_fft, hop=args.hop)
+    try:
+        transform = load_transform_config(args.transform)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sample_rate = args.sample_rate if args.sample_rate is not None else int(transform.sample_rate)
+    report = validate_dataset(args.root, tasks=args.tasks, sample_rate=sample_rate,
+                              n_fft=int(transform.n_fft), hop=int(transform.hop))
     print(report.format())
     return 0 if report.ok else 1
 
@@ -45,9 +79,9 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     relative = [p.relative_to(root) for p in files]
     classes = sorted({r.parts[1] for r in relative if len(r.parts) > 2})
     ids = {name: i for i, name in enumerate(classes)}
-    lines = [f"{r.as_posix()}\t{ids[r.parts[1]] if len(r.parts) > 2 else 'none'}" for r in relative]
-    atomic_write_text(task_dir / "classes.txt", "".join(f"{i}\t{name}\n" for i, name in enumerate(classes)))
-    atomic_write_text(task_dir / "metadata.txt", "\n".join(lines) + "\n")
+    entries = {r.as_posix(): str(ids[r.parts[1]]) if len(r.parts) > 2 else "none" for r in relative}
+    atomic_write_text(task_dir / "classes.txt", format_classes(list(enumerate(classes))))
+    atomic_write_text(task_dir / "metadata.txt", format_metadata(entries, sort_keys=False))  # scan order
     return classes
 
 
@@ -64,4 +98,33 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {Path(args.root) / 'metadata' / args.task}: {len(classes)} classes: {', '.join(classes)}")
+    return 0
+
+
+def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``make_demo_dataset.py OUT_DIR [--seed 0] [--sample-rate 44100] [--minutes 8]
+    [--files-per-instrument 8]``: synthesise the demo dataset; returns 0 (1 on bad arguments)."""
+    # imported here: the other tools need neither the synthesiser nor vschaos.pitch
+    from vschaos.data.demo import (DEFAULT_FILES_PER_INSTRUMENT, DEFAULT_MINUTES, DEFAULT_SAMPLE_RATE,
+                                   make_demo_dataset)
+
+    parser = argparse.ArgumentParser(prog="make_demo_dataset.py",
+                                     description="Synthesise the small labelled demo dataset "
+                                                 "(instrument, pitch, octave tasks).")
+    parser.add_argument("out_dir", help="dataset root to create (data/ and metadata/ are written inside)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="default %(default)s")
+    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES,
+                        help=f"total duration of audio (default {DEFAULT_MINUTES:g}: enough for the demo model "
+                             f"to generalise)")
+    parser.add_argument("--files-per-instrument", type=int, default=DEFAULT_FILES_PER_INSTRUMENT,
+                        help="files per instrument (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        out = make_demo_dataset(args.out_dir, seed=args.seed, sample_rate=args.sample_rate,
+                                minutes=args.minutes, files_per_instrument=args.files_per_instrument)
+    except ValueError as error:  # too few minutes for the number of files
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"demo dataset written to {out}")
     return 0

@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Dict, List, Optional
 
+from vschaos.io import atomic_write_text
+
 from .model import HostError
 
 EXIT_OK = 0
@@ -82,8 +84,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "describe":
         description = describe_model(args.model)
         if args.yaml:
-            with open(args.yaml, "w") as handle:
-                handle.write(description.to_nnar_yaml())
+            # atomic: nn.ar never reads a half-written description, a failure keeps the old one
+            atomic_write_text(args.yaml, description.to_nnar_yaml())
         print(description.to_json() if args.json else description.format())
         return EXIT_OK
     if args.command == "verify":

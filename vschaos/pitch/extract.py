@@ -15,12 +15,12 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 import torch
 
 from vschaos.data.audio import AudioReadError, audio_info, load_audio, scan_audio_files
+from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
 from vschaos.io import atomic_write_text
 from vschaos.pitch.notes import octave_classes, pitch_classes
 from vschaos.pitch.tracker import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
                                    DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS, track_pitch)
-from vschaos.pitch.tracks import (format_classes, format_metadata, format_track, frame_labels, merge_frames,
-                                  parse_metadata)
+from vschaos.pitch.tracks import format_track, frame_labels, merge_frames
 
 TASKS = ("pitch", "octave")
 # metadata.txt is rewritten at most this often (and always at the end, even on Ctrl-C): rewriting
@@ -165,7 +165,11 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
                         metadata[task].flush()
                     last_flush = time.monotonic()
         finally:
-            # Also on Ctrl-C or an unexpected error: every finished file stays recorded.
+            # Also on Ctrl-C or an unexpected error: every finished file stays recorded, and the
+            # progress bar gives the terminal back (an unclosed tqdm leaves its line and its
+            # monitor thread behind).
+            if iterator is not todo:
+                iterator.close()
             for task in TASKS:
                 metadata[task].flush()
     return report

@@ -1,6 +1,7 @@
-"""Frame labels -> vschaos2 track files (``onset,offset<TAB>label``) and metadata/classes files."""
+"""Frame labels -> vschaos2 track files (``onset,offset<TAB>label``); metadata.txt and classes.txt
+text is written by :mod:`vschaos.data.metadata`."""
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 
@@ -69,31 +70,3 @@ def parse_track(text: str) -> List[Interval]:
         onset, offset = span.split(",")
         intervals.append((float(onset), float(offset), label.strip()))
     return intervals
-
-
-def format_classes(classes: Sequence[Tuple[int, str]]) -> str:
-    """``classes.txt`` text: ``id<TAB>name`` lines."""
-    return "".join(f"{class_id}\t{name}\n" for class_id, name in classes)
-
-
-def parse_metadata(text: str) -> Dict[str, Optional[str]]:
-    """``metadata.txt`` -> ``{key: value}`` in file order; a line without a TAB maps to ``None``."""
-    entries: Dict[str, Optional[str]] = {}
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if "\t" in line:
-            key, value = line.split("\t", 1)
-            entries[key] = value
-        else:
-            entries[line] = None
-    return entries
-
-
-def format_metadata(entries: Dict[str, Optional[str]]) -> str:
-    """Inverse of :func:`parse_metadata`; keys sorted so that the file is stable across runs."""
-    lines = []
-    for key in sorted(entries):
-        value = entries[key]
-        lines.append(key if value is None else f"{key}\t{value}")
-    return "".join(line + "\n" for line in lines)
