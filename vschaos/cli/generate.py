@@ -1,8 +1,12 @@
 """``generate.py``: reconstruct sound files through a trained model, or decode latent trajectories.
 
-    python generate.py reconstruct RUN_DIR --files a.wav some_folder/ [--sr 44100] --out OUT
+    python generate.py reconstruct RUN_DIR [-v N] [-n last|best|PATH] --files a.wav some_folder/ [--sr 44100] --out OUT
     python generate.py trajectories RUN_DIR --trajectories sin random line [--sr 44100] -b 3 -s 512 --out OUT
     python generate.py trajectories RUN_DIR --trajectories interpolate --files a.wav b.wav -s 512 --out OUT
+
+RUN_DIR is a run folder rundir/name (its latest version, or version_N with -v N) or one of its
+version_N folders (-v then names a sibling version of the same run); -n picks the checkpoint:
+last (default), best, a file name in the version's checkpoints/ folder, or a path.
 
 Exit status: 0 on success; 2 with a one-line ``error:`` message for a problem with the arguments
 or the run folder (no traceback). ``reconstruct`` skips inputs it cannot use (unreadable, no
@@ -10,7 +14,6 @@ label source), lists them at the end and still succeeds if at least one file was
 fails (status 1) only when nothing could be reconstructed.
 """
 import argparse
-import pickle
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -28,7 +31,7 @@ from vschaos.generation.synthesis import generate_trajectories
 from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, UnknownTrajectoryError,
                                              check_trajectory_names)
 from vschaos.data.audio import AudioReadError, load_audio
-from vschaos.training.run import RunFolderError, find_checkpoint, find_version_dir, load_model
+from vschaos.training.run import RunFolderError, open_run
 
 EXIT_ERROR = 2
 EXIT_NOTHING_DONE = 1
@@ -58,8 +61,10 @@ def _non_negative_float(text: str) -> float:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="run folder rundir/name (latest version) or a version_N folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("-v", "--version", type=int, default=None, help="run version N (default: the latest)")
-    parser.add_argument("-n", "--checkpoint", default="last", help="checkpoint name (last, best) or path")
+    parser.add_argument("-v", "--version", type=int, default=None,
+                        help="run version N (default: the latest; with a version folder, its sibling version_N)")
+    parser.add_argument("-n", "--checkpoint", default="last",
+                        help="checkpoint: last (default), best, a file name in checkpoints/, or a path")
     parser.add_argument("--sr", type=_positive_int, default=None,
                         help="output sample rate (default: the model's; resampled with torchaudio)")
     parser.add_argument("--labels", nargs="+", default=[], metavar="TASK=VALUE",
@@ -96,18 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def open_run(args: argparse.Namespace) -> Tuple[DictConfig, torch.nn.Module]:
-    """Find the version and checkpoint first (clear errors), then rebuild the model."""
-    version_dir = find_version_dir(args.run_dir, args.version)
-    checkpoint = find_checkpoint(version_dir, args.checkpoint)
-    try:
-        cfg, vae = load_model(version_dir, None, args.checkpoint)
-    except RunFolderError:
-        raise
-    # torch.load / load_state_dict raise these for truncated, foreign or mismatched checkpoints
-    except (RuntimeError, OSError, KeyError, EOFError, pickle.UnpicklingError) as error:
-        raise GenerationError(f"cannot load the model from {checkpoint}: {error}") from error
-    return cfg, vae
+def load_run(args: argparse.Namespace) -> Tuple[DictConfig, torch.nn.Module]:
+    """The run's config and model from ``RUN_DIR -v -n`` (RunFolderError, reported by main, if unusable)."""
+    run = open_run(args.run_dir, args.version, args.checkpoint)
+    return run.cfg, run.vae
 
 
 def dataset_root(cfg: DictConfig) -> Optional[Path]:
@@ -131,7 +128,7 @@ def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    cfg, vae = open_run(args)
+    cfg, vae = load_run(args)
     labels = fixed_labels(args, cfg, vae)
     inputs, problems = collect_inputs(args.files)
     tasks = list(dict.fromkeys(vae.encoder_tasks + vae.decoder_tasks))
@@ -198,7 +195,7 @@ def latent_spread(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Modul
 
 def run_trajectories(args: argparse.Namespace) -> int:
     check_trajectory_names(args.trajectories)  # before loading anything
-    cfg, vae = open_run(args)
+    cfg, vae = load_run(args)
     labels = fixed_labels(args, cfg, vae)
     means: Optional[List[torch.Tensor]] = None
     stds: Optional[List[torch.Tensor]] = None

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from vschaos.training.run import RunFolderError, find_version_dir, load_model, version_number
+from vschaos.training.run import RunFolderError, open_run
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -17,8 +17,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                      "(verified by vschaos.host before it is written).")
     parser.add_argument("run_dir", type=Path, help="the run folder rundir/name (or one of its version_N folders)")
     parser.add_argument("-o", "--out", type=Path, default=None, help="output folder (default: the run folder)")
-    parser.add_argument("-v", "--version", type=int, default=None, help="version_N to export (default: latest)")
-    parser.add_argument("-n", "--name", default="last", help="checkpoint name: last (default), best, or a path")
+    parser.add_argument("-v", "--version", type=int, default=None,
+                        help="version_N to export (default: latest; with a version folder, its sibling version_N)")
+    # --name is the old spelling of -n (vschaos2: "-n name" = checkpoint name); kept so old scripts still work
+    parser.add_argument("-n", "--checkpoint", "--name", dest="checkpoint", default="last",
+                        help="checkpoint: last (default), best, a file name in checkpoints/, or a path "
+                             "(--name: deprecated alias)")
     parser.add_argument("--output-name", default=None, help="file name without .ts (default: the run name)")
     parser.add_argument("--temperature", type=float, default=0.0, help="initial temperature attribute (default 0)")
     parser.add_argument("--phase", default="pghi", choices=["pghi", "random", "keep_input"],
@@ -29,31 +33,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _run_folder(run_dir: Path) -> Path:
-    """``rundir/name`` for a run folder or one of its ``version_N`` folders (trailing slash tolerated)."""
-    run_dir = Path(str(run_dir).rstrip("/\\") or "/")
-    return run_dir.parent if version_number(run_dir) is not None else run_dir
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from vschaos.export import ExportVerificationError, export_model
     from vschaos.host import describe_model, latency_table
 
-    run_folder = _run_folder(args.run_dir)
     try:
-        # With -v the version is looked up in the run folder, even if RUN_DIR names a version folder.
-        version_dir = find_version_dir(run_folder if args.version is not None else args.run_dir, args.version)
-        cfg, vae = load_model(version_dir, None, args.name)
-    except (RunFolderError, FileNotFoundError) as error:
+        run = open_run(args.run_dir, args.version, args.checkpoint)
+    except RunFolderError as error:
         print(f"script.py: {error}", file=sys.stderr)
         return 2
-    name = args.output_name or run_folder.name
-    out_dir = args.out if args.out is not None else run_folder
+    name = args.output_name or run.run_dir.name
+    out_dir = args.out if args.out is not None else run.run_dir
     path = out_dir / f"{name}.ts"
-    print(f"exporting {version_dir} (checkpoint {args.name}) -> {path}")
+    print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path}")
     try:
-        path, report = export_model(vae, path, temperature=args.temperature, phase=args.phase, seed=args.seed,
+        path, report = export_model(run.vae, path, temperature=args.temperature, phase=args.phase, seed=args.seed,
                                     buffers=args.buffers)
     except ExportVerificationError as error:
         print(error.report.format(), file=sys.stderr)

@@ -1,21 +1,52 @@
-"""Run folders ``rundir/name/version_N/``: find versions and checkpoints, rebuild a trained model."""
+"""Run folders ``rundir/name/version_N/``: find versions and checkpoints, rebuild a trained model.
+
+:func:`open_run` is the one place that turns what a user typed (``RUN_DIR [-v N] [-n CHECKPOINT]``) into a
+version folder, a checkpoint file and a loaded model; every command goes through it so that they all accept
+the same spellings and report the same errors.
+"""
+import pickle
 import re
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
+import yaml
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from vschaos.models.vae import SpectralVAE
 
 PathLike = Union[str, Path]
 CONFIG_NAME = "config.yaml"
+CHECKPOINT_FOLDER = "checkpoints"
+CHECKPOINT_SUFFIX = ".ckpt"
 VERSION_PATTERN = re.compile(r"^version_(\d+)$")
+# What torch.load raises for a truncated, corrupt or foreign file: its zip reader reports a truncated
+# archive as RuntimeError; the legacy pickle path raises EOFError (empty file), KeyError (a text file) or
+# UnpicklingError (also how weights_only refuses arbitrary objects); OSError for unreadable files.
+CHECKPOINT_LOAD_ERRORS = (RuntimeError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile, OSError)
 
 
 class RunFolderError(FileNotFoundError):
-    """A folder that is not a (complete) vschaos run."""
+    """A folder that is not a (complete) vschaos run, or a checkpoint that cannot be loaded."""
+
+
+@dataclass
+class LoadedRun:
+    """A trained model and where it came from."""
+    version_dir: Path
+    checkpoint_path: Path
+    cfg: DictConfig
+    vae: SpectralVAE
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder ``rundir/name`` holding :attr:`version_dir`."""
+        return self.version_dir.parent
 
 
 def version_number(version_dir: PathLike) -> Optional[int]:
@@ -24,35 +55,90 @@ def version_number(version_dir: PathLike) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-def find_version_dir(run_dir: PathLike, version: Optional[int] = None) -> Path:
-    """``run_dir/version_<version>`` (the highest N if ``version`` is None); a ``version_N`` folder is returned as is."""
+def _clean(path: PathLike) -> Path:
+    """``path`` without trailing separators (``run/version_0/`` names ``version_0``)."""
+    text = str(path)
+    stripped = text.rstrip("/\\")
+    return Path(stripped if stripped else text[:1] or ".")
+
+
+def list_versions(run_dir: PathLike) -> List[Path]:
+    """The ``version_N`` folders of a run folder, by increasing N."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
+        return []
+    found = [(version_number(p), p) for p in run_dir.iterdir() if p.is_dir() and version_number(p) is not None]
+    return [path for _, path in sorted(found)]
+
+
+def list_checkpoints(version_dir: PathLike) -> List[str]:
+    """File names of the checkpoints in ``version_dir/checkpoints``, sorted."""
+    folder = Path(version_dir) / CHECKPOINT_FOLDER
+    return sorted(p.name for p in folder.glob(f"*{CHECKPOINT_SUFFIX}")) if folder.is_dir() else []
+
+
+def _versions_text(run_dir: Path) -> str:
+    names = [p.name for p in list_versions(run_dir)]
+    return f"versions in {run_dir}: {', '.join(names) if names else 'none'}"
+
+
+def _checkpoints_text(version_dir: Path) -> str:
+    names = list_checkpoints(version_dir)
+    return f"checkpoints in {version_dir / CHECKPOINT_FOLDER}: {', '.join(names) if names else 'none'}"
+
+
+def _is_version_dir(path: Path) -> bool:
+    # A run *named* version_3 (rundir/version_3/version_0) holds version folders itself; a real version
+    # folder never does, so that tells the two apart.
+    return version_number(path) is not None and not list_versions(path)
+
+
+def find_version_dir(run_dir: PathLike, version: Optional[int] = None) -> Path:
+    """The version folder that ``RUN_DIR [-v version]`` names.
+
+    ``run_dir`` is a run folder ``rundir/name`` (its highest ``version_N``, or ``version_<version>``) or one of
+    its ``version_N`` folders. For a version folder, ``version`` None or equal to N gives that folder, and a
+    different ``version`` gives its sibling ``version_<version>`` (``-v`` always picks the version within the
+    same run). A trailing slash is tolerated.
+    """
+    run_dir = _clean(run_dir)
+    if not run_dir.is_dir():
         raise RunFolderError(f"run folder {run_dir} does not exist")
-    if version_number(run_dir) is not None and version is None:
-        return run_dir
+    if _is_version_dir(run_dir):
+        if version is None or version == version_number(run_dir):
+            return run_dir
+        run_dir = run_dir.parent
     if version is not None:
         candidate = run_dir / f"version_{version}"
         if not candidate.is_dir():
-            raise RunFolderError(f"{candidate} does not exist (run folder {run_dir})")
+            raise RunFolderError(f"{candidate} does not exist ({_versions_text(run_dir)})")
         return candidate
-    versions = sorted((version_number(p), p) for p in run_dir.iterdir() if p.is_dir() and version_number(p) is not None)
+    versions = list_versions(run_dir)
     if not versions:
         raise RunFolderError(f"{run_dir} holds no version_N folder: not a vschaos run folder (rundir/name)")
-    return versions[-1][1]
+    return versions[-1]
 
 
-def find_checkpoint(version_dir: PathLike, name: str = "last") -> Path:
-    """``version_dir/checkpoints/<name>.ckpt`` (``name`` may also be a file name or a path)."""
-    path = Path(name)
-    if path.suffix == ".ckpt" and path.is_file():
-        return path
-    folder = Path(version_dir) / "checkpoints"
-    candidate = folder / (name if name.endswith(".ckpt") else f"{name}.ckpt")
-    if not candidate.is_file():
-        present = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
-        raise RunFolderError(f"checkpoint {candidate} not found (present in {folder}: {present or 'none'})")
-    return candidate
+def find_checkpoint(version_dir: PathLike, name: PathLike = "last") -> Path:
+    """The checkpoint that ``-n name`` names in ``version_dir``.
+
+    ``name`` is ``last``, ``best`` or another file of ``version_dir/checkpoints`` (with or without ``.ckpt``),
+    or a path to a checkpoint file (anything with a folder part is taken as a path, as is an existing file
+    that is not in ``checkpoints/``).
+    """
+    version_dir = Path(version_dir)
+    text = str(name)
+    as_path = Path(text)
+    folder = version_dir / CHECKPOINT_FOLDER
+    if as_path.name == text:  # a bare name: look in checkpoints/ first
+        candidate = folder / (text if text.endswith(CHECKPOINT_SUFFIX) else text + CHECKPOINT_SUFFIX)
+        if candidate.is_file():
+            return candidate
+        if not as_path.is_file():
+            raise RunFolderError(f"checkpoint {candidate} not found ({_checkpoints_text(version_dir)})")
+    if not as_path.is_file():
+        raise RunFolderError(f"checkpoint {as_path} not found ({_checkpoints_text(version_dir)})")
+    return as_path
 
 
 def load_run_config(version_dir: PathLike) -> DictConfig:
@@ -60,7 +146,13 @@ def load_run_config(version_dir: PathLike) -> DictConfig:
     path = Path(version_dir) / CONFIG_NAME
     if not path.is_file():
         raise RunFolderError(f"{path} not found: {version_dir} is not a vschaos run version folder")
-    return OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
+        raise RunFolderError(f"cannot read {path}: {error}") from error
+    if not isinstance(cfg, DictConfig):
+        raise RunFolderError(f"{path} is not a mapping: not a vschaos run config")
+    return cfg
 
 
 def build_model(cfg: DictConfig) -> SpectralVAE:
@@ -69,20 +161,65 @@ def build_model(cfg: DictConfig) -> SpectralVAE:
     return instantiate(cfg.model, transform=transform)
 
 
-def load_model(run_dir: PathLike, version: Optional[int] = None, checkpoint: str = "last"
-               ) -> Tuple[DictConfig, SpectralVAE]:
-    """Rebuild a trained VAE from a run folder alone: ``(config, vae)`` with ``vae`` in eval mode.
+def _load_vae_state(path: Path, version_dir: Path) -> dict:
+    """The ``vae.``-prefixed weights of a checkpoint, prefix removed (RunFolderError if unusable)."""
+    def cannot(reason: str) -> RunFolderError:
+        return RunFolderError(f"cannot load the model from {path}: {reason} ({_checkpoints_text(version_dir)})")
 
-    ``run_dir`` is ``rundir/name`` (latest version, or ``version``) or a ``version_N`` folder; ``checkpoint`` is
-    ``"last"``, ``"best"`` or a checkpoint path. Loads with ``torch.load(weights_only=True)``.
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's own text advises weights_only=False, i.e. running arbitrary code from the file: not offered here
+        raise cannot("UnpicklingError: the file is corrupt or holds more than tensors and plain data "
+                     "(refused by torch.load(weights_only=True))") from error
+    except CHECKPOINT_LOAD_ERRORS as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]  # a one-line message for the command line
+        raise cannot(f"{type(error).__name__}: {first_line}") from error
+    state_dict = state.get("state_dict") if isinstance(state, dict) else None
+    if not isinstance(state_dict, dict):
+        raise cannot("no 'state_dict' in the file: not a training checkpoint")
+    vae_state = {key[len("vae."):]: value for key, value in state_dict.items() if key.startswith("vae.")}
+    if not vae_state:
+        raise cannot("it holds no 'vae.' weights: not a vschaos checkpoint")
+    return vae_state
+
+
+def open_run(run_dir: PathLike, version: Optional[int] = None, checkpoint: PathLike = "last") -> LoadedRun:
+    """Rebuild a trained VAE from ``RUN_DIR [-v version] [-n checkpoint]``; the VAE is in eval mode.
+
+    See :func:`find_version_dir` for ``run_dir``/``version`` and :func:`find_checkpoint` for ``checkpoint``.
+    Loads with ``torch.load(weights_only=True)``. Every problem (missing folder, version, config or checkpoint;
+    truncated, corrupt or foreign checkpoint; weights that do not fit the saved config) is a
+    :class:`RunFolderError` naming the path and what is available instead.
     """
     version_dir = find_version_dir(run_dir, version)
-    cfg = load_run_config(version_dir)
-    path = find_checkpoint(version_dir, checkpoint)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    vae_state = {key[len("vae."):]: value for key, value in state["state_dict"].items() if key.startswith("vae.")}
-    if not vae_state:
-        raise RunFolderError(f"{path} holds no 'vae.' weights: not a vschaos checkpoint")
-    vae = build_model(cfg)
-    vae.load_state_dict(vae_state)
-    return cfg, vae.eval()
+    # look for both files before failing, so that one message tells everything that is missing
+    problems: List[str] = []
+    try:
+        cfg = load_run_config(version_dir)
+    except RunFolderError as error:
+        problems.append(str(error))
+    try:
+        path = find_checkpoint(version_dir, checkpoint)
+    except RunFolderError as error:
+        problems.append(str(error))
+    if problems:
+        raise RunFolderError("; ".join(problems))
+    vae_state = _load_vae_state(path, version_dir)
+    config_path = version_dir / CONFIG_NAME
+    try:
+        vae = build_model(cfg)
+    except (InstantiationException, OmegaConfBaseException) as error:
+        raise RunFolderError(f"{config_path} does not describe a vschaos model: {error}") from error
+    try:
+        vae.load_state_dict(vae_state)
+    except (RuntimeError, KeyError) as error:  # missing/unexpected keys, shape mismatches
+        raise RunFolderError(f"the weights of {path} do not fit the model of {config_path}: {error}") from error
+    return LoadedRun(version_dir, path, cfg, vae.eval())
+
+
+def load_model(run_dir: PathLike, version: Optional[int] = None, checkpoint: PathLike = "last"
+               ) -> Tuple[DictConfig, SpectralVAE]:
+    """``(config, vae)`` of :func:`open_run` (kept for callers that do not need the paths)."""
+    run = open_run(run_dir, version, checkpoint)
+    return run.cfg, run.vae
