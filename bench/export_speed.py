@@ -18,21 +18,19 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
-from hydra import compose, initialize_config_dir
 
+from vschaos.cli.train import compose_config
 from vschaos.export import script_model
 from vschaos.host import bench_model, load_model
 from vschaos.training.run import build_model
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CASES = [("encode", "pghi"), ("decode", "pghi"), ("decode", "random"), ("forward", "pghi"),
          ("forward", "random"), ("forward", "keep_input")]
 
 
 def run(preset: str, buffer: int, seconds: float, batch: int) -> Dict[str, object]:
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
-        cfg = compose(config_name=preset)
+    cfg = compose_config(preset, [])  # the training CLI's own composition
     torch.manual_seed(0)
     vae = build_model(cfg).eval()
     scripted = script_model(vae)

@@ -15,26 +15,25 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from vschaos.dsp import functional as F
 from vschaos.dsp.streaming import RTPGHI
 from vschaos.dsp.transforms import SpectralTransform
-from vschaos.export import ExportVerificationError, StreamingVAE, export_model, label_ids, script_model
+from vschaos.cli.train import compose_config
+from vschaos.export import (ExportVerificationError, StreamingVAE, default_verify_buffers, export_model, label_ids,
+                            script_model)
 from vschaos.host import load_model as host_load
 from vschaos.host import verify_model
 from vschaos.training.run import build_model
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
 PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_pitch_cond", "dgt_pitch_prediction"]
 
 
 def preset_config(name: str):
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
-        return compose(config_name=name)
+    return compose_config(name, [])  # the training CLI's own composition
 
 
 def preset_vae(name: str, seed: int = 0) -> nn.Module:
@@ -330,6 +329,88 @@ def test_temperature_and_random_phase_are_streamable_and_reproducible(demo_expor
         model.set_phase("pghi")
 
 
+def test_phase_noise_is_independent_of_latent_noise(small_transform):
+    model = StreamingVAE(IdentityVAE(small_transform), temperature=1.0, phase="random", seed=5)
+    batch, frames, bins = 2, 64, small_transform.n_bins
+    frame_index = torch.arange(frames)
+    # identity VAE, std 1, zero features: z is exactly the latent noise
+    noise = model._latent(torch.zeros(batch * frames, bins), {}, frame_index, batch).reshape(-1)
+    phase = model._random_phase(torch.ones(batch, frames, bins), frame_index).reshape(-1)
+    uniform = (phase / math.pi + 1.0) / 2.0
+    assert float(noise.std()) > 0.9 and float(phase.std()) > 1.5  # both are really random
+    # if the phase's uniforms were Box-Muller's angle or radius input, these would be ~-0.89 / ~0.5
+    for a, b in [(noise, torch.cos(phase)), (noise.abs(), torch.sqrt(-2.0 * torch.log(uniform)))]:
+        assert abs(float(torch.corrcoef(torch.stack([a, b]))[0, 1])) < 0.03
+
+
+# ---------------------------------------------------------------- non-finite input (audio thread safety)
+def _dirty(x: Tensor, channels: int) -> Tensor:
+    """``x`` with NaN, +Inf and -Inf in its first ``channels`` channels, in one block of 1024 samples."""
+    x = x.clone()
+    x[:, 0, 1024 + 5] = float("nan")
+    x[:, :channels, 1024 + 300] = float("inf")
+    x[:, 0, 1024 + 700] = -float("inf")
+    x[:, :channels, 1024 + 900:2048] = float("nan")
+    return x
+
+
+@pytest.mark.parametrize("phase", ["pghi", "random", "keep_input"])
+def test_non_finite_audio_neither_raises_nor_sticks(small_transform, demo_vae, phase):
+    for vae in (IdentityVAE(small_transform), demo_vae):
+        model, fresh = (script_model(vae, phase=phase, temperature=0.5) for _ in range(2))
+        audio = torch.randn(2, 1, 8192) * 0.2
+        dirty = _dirty(audio, 1)
+        for method in ("forward", "encode"):
+            out = _stream(getattr(model, method), dirty, 1024)  # used to raise "index -1 is out of bounds"
+            # NaN/Inf are read as 0: exactly the stream with zeros in their place, so the state
+            # (analysis history, overlap-add tail, phase) is clean again once they have left it
+            expected = _stream(getattr(fresh, method), torch.nan_to_num(dirty, 0.0, 0.0, 0.0), 1024)
+            assert bool(torch.isfinite(out).all())
+            torch.testing.assert_close(out, expected, rtol=0, atol=0)
+        assert bool(torch.isfinite(model.forward_rtpghi.prev_phase).all())
+
+
+@pytest.mark.parametrize("phase", ["pghi", "random"])
+def test_non_finite_latents_neither_raise_nor_stick(small_transform, demo_vae, phase):
+    for vae in (IdentityVAE(small_transform), demo_vae):
+        model, fresh = (script_model(vae, phase=phase) for _ in range(2))
+        z = torch.randn(2, vae.latent_dim, 32)
+        dirty = z.clone()
+        dirty[:, 0, 4] = float("nan")  # one latent channel of one frame
+        dirty[:, :, 5] = float("nan")  # a whole frame
+        dirty[:, 1, 6] = float("inf")
+        dirty[:, 2, 7] = -float("inf")
+        out = _stream(model.decode, dirty, 4)
+        assert bool(torch.isfinite(out).all())
+        torch.testing.assert_close(out, _stream(fresh.decode, torch.nan_to_num(dirty, 0.0, 0.0, 0.0), 4),
+                                   rtol=0, atol=0)
+    # A finite latent can decode to an infinite magnitude (exp of a huge feature). That frame's
+    # audio is not finite (not hidden: verification must still see broken weights), but the phase
+    # state stays finite and the stream is clean once the frame has left the overlap-add.
+    model = script_model(IdentityVAE(small_transform))
+    huge = torch.randn(1, small_transform.n_bins, 16)
+    huge[:, :, 3] = 1e30
+    out = _stream(model.decode, huge, 4)
+    assert bool(torch.isfinite(model.decode_rtpghi.prev_phase).all())
+    clean_from = (3 + 1024 // 256) * 256  # the last sample frame 3 overlaps, + 1
+    assert bool(torch.isfinite(out[..., :3 * 256]).all()) and bool(torch.isfinite(out[..., clean_from:]).all())
+    assert float(out[..., clean_from:].abs().max()) > 0
+
+
+# ---------------------------------------------------------------- hop and host buffer sizes
+def test_a_hop_that_is_not_a_power_of_two_is_refused():
+    transform = SpectralTransform(sample_rate=22050, n_fft=1200, hop=300)
+    for make in (lambda: StreamingVAE(IdentityVAE(transform)), lambda: script_model(IdentityVAE(transform))):
+        with pytest.raises(ValueError, match=r"hop 300: .*power-of-two buffers.*power-of-two hop \(e\.g\. 256 or 512\)"):
+            make()
+
+
+def test_verify_buffers_are_the_host_buffer_sizes():
+    assert list(default_verify_buffers(256)) == [256, 512, 1024, 2048, 4096, 8192]
+    assert list(default_verify_buffers(300)) == [512, 1024, 2048, 4096, 8192]  # powers of two, not 300 * 2^k
+    assert list(default_verify_buffers(16384)) == [16384]
+
+
 # ---------------------------------------------------------------- export per preset (host verify)
 def _verify_buffers(hop: int) -> List[int]:
     return sorted({hop, 2 * hop, 2048, 4096})
@@ -427,4 +508,7 @@ def test_pd_example_is_a_valid_patch():
         assert 0 <= int(source) < len(objects) and 0 <= int(sink) < len(objects)
     decode_inlets = {int(c[5]) for c in connects if int(c[4]) in nn_objects and nn_objects[int(c[4])][5] == "demo.ts"
                      and nn_objects[int(c[4])][6] == "decode"}
-    assert decode_inlets == set(range(8))  # demo preset: 8 latent dims
+    from vschaos.cli.train import compose_config
+
+    demo_latents = int(compose_config("demo", []).model.latent_dim)
+    assert decode_inlets == set(range(demo_latents))  # one slider per latent dimension of the demo preset

@@ -16,9 +16,11 @@ from vschaos.dsp.streaming import (
     StreamingSynthesis,
     counter_normal,
     counter_uniform,
+    normal_uniform_streams,
     peak_anchors,
     stream_delays,
 )
+from vschaos.export.module import PHASE_NOISE_STREAM
 
 N_FFT, HOP = 1024, 256
 
@@ -205,3 +207,57 @@ def test_counter_noise_is_a_function_of_frame_index():
     flat = normal.reshape(-1, 32)
     assert abs(float(torch.corrcoef(flat.T)[0, 1])) < 0.05
     assert abs(float(torch.corrcoef(torch.stack([flat[:-1, 0], flat[1:, 0]]))[0, 1])) < 0.05
+
+
+def test_normal_streams_never_reuse_the_export_uniform_streams():
+    # The export's direct uniform draws (random phase) and every normal stream it could use.
+    export_uniform = {PHASE_NOISE_STREAM}
+    used = set()
+    frames = torch.arange(50)
+    for stream in range(64):
+        first, second = normal_uniform_streams(stream)
+        # the helper tells the truth: counter_normal is Box-Muller on exactly these two streams
+        u1, u2 = counter_uniform(3, first, 2, frames, 8), counter_uniform(3, second, 2, frames, 8)
+        torch.testing.assert_close(counter_normal(3, stream, 2, frames, 8),
+                                   torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2))
+        assert not {first, second} & export_uniform
+        assert not {first, second} & used  # normal streams are disjoint from each other too
+        used |= {first, second}
+    # and statistically: normal stream 0 (latent noise) carries nothing of uniform stream 1 (phase)
+    normal = counter_normal(0, 0, 4, torch.arange(500), 32).flatten()
+    uniform = counter_uniform(0, PHASE_NOISE_STREAM, 4, torch.arange(500), 32).flatten()
+    # shared as Box-Muller's angle or radius, these correlations would be ~0.89 and ~0.5
+    pairs = [(normal, torch.cos(2.0 * math.pi * uniform)), (normal.abs(), torch.sqrt(-2.0 * torch.log(uniform)))]
+    for a, b in pairs:
+        assert abs(float(torch.corrcoef(torch.stack([a, b]))[0, 1])) < 0.03
+
+
+def test_peak_anchors_are_valid_indices_for_non_finite_frames():
+    nan, inf = float("nan"), float("inf")
+    log_mag = torch.tensor([[nan, 1.0, 3.0, 2.0, 0.5],
+                            [nan, nan, nan, nan, nan],
+                            [0.0, inf, 1.0, -inf, 2.0],
+                            [1.0, 2.0, 3.0, 2.0, nan]])
+    anchors = peak_anchors(log_mag)
+    assert int(anchors.min()) >= 0 and int(anchors.max()) <= 4
+    assert anchors[0, 2:].tolist() == [2, 2, 2]  # past the NaN the uphill walk is unchanged
+
+
+@pytest.mark.parametrize("scripted", [False, True])
+def test_rtpghi_survives_non_finite_magnitudes(scripted):
+    window, _ = _windows()
+    magnitude = F.dgt(_vibrato_tone(0.5).unsqueeze(0), window, HOP).abs()
+    dirty = magnitude.clone()
+    dirty[:, 10, 0] = float("nan")  # bin 0: every bin of the frame used to get anchor -1
+    dirty[:, 11] = float("nan")
+    dirty[:, 12, 40] = float("inf")
+    dirty[:, 13, 7] = -float("inf")
+    make = lambda: RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))
+    phase, reference = (_script(make()), _script(make())) if scripted else (make(), make())
+    blocks = _stream_blocks(magnitude.shape[1], 4)
+    out = torch.cat([phase(dirty[:, a:b]) for a, b in blocks], dim=1)
+    assert bool(torch.isfinite(out).all()) and bool(torch.isfinite(phase.prev_phase).all())
+    # non-finite values count as silence: same phases as the stream with zeros in their place
+    zeroed = torch.nan_to_num(dirty, nan=0.0, posinf=0.0, neginf=0.0)
+    expected = torch.cat([reference(zeroed[:, a:b]) for a, b in blocks], dim=1)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)

@@ -30,6 +30,19 @@ def wrap_phase(phase: Tensor) -> Tensor:
     return torch.remainder(phase + math.pi, 2.0 * math.pi) - math.pi
 
 
+def _init_hop_stream(module: nn.Module, window_name: str, window: Tensor, state_name: str, hop: int) -> None:
+    """Setup shared by the streaming analysis and synthesis (Python only, runs in ``__init__``):
+    checks the sizes, sets ``hop``/``n_fft``, stores ``window`` and an empty ``(0, n_fft - hop)``
+    state buffer (sized on the first call, when the batch size is known)."""
+    n_fft = int(window.shape[0])
+    if hop <= 0 or n_fft % hop != 0:
+        raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop})")
+    module.hop = int(hop)
+    module.n_fft = n_fft
+    module.register_buffer(window_name, window.detach().clone())
+    module.register_buffer(state_name, torch.zeros(0, n_fft - int(hop), dtype=window.dtype))
+
+
 def _check_hop_multiple(length: int, hop: int, what: str) -> None:
     if length % hop != 0:
         raise ValueError(f"{what}: {length} samples is not a multiple of the hop size {hop}")
@@ -54,13 +67,7 @@ class StreamingAnalysis(nn.Module):
 
     def __init__(self, window: Tensor, hop: int) -> None:
         super().__init__()
-        n_fft = int(window.shape[0])
-        if n_fft % hop != 0:
-            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop})")
-        self.hop = int(hop)
-        self.n_fft = n_fft
-        self.register_buffer("window", window.detach().clone())
-        self.register_buffer("history", torch.zeros(0, n_fft - hop, dtype=window.dtype))
+        _init_hop_stream(self, "window", window, "history", hop)
 
     @torch.jit.export
     def reset(self) -> None:
@@ -101,14 +108,8 @@ class StreamingSynthesis(nn.Module):
 
     def __init__(self, dual: Tensor, hop: int) -> None:
         super().__init__()
-        n_fft = int(dual.shape[0])
-        if n_fft % hop != 0:
-            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop ({hop})")
-        self.hop = int(hop)
-        self.n_fft = n_fft
-        self.delay = n_fft - int(hop)
-        self.register_buffer("dual", dual.detach().clone())
-        self.register_buffer("tail", torch.zeros(0, n_fft - hop, dtype=dual.dtype))
+        _init_hop_stream(self, "dual", dual, "tail", hop)
+        self.delay = self.n_fft - self.hop
 
     @torch.jit.export
     def reset(self) -> None:
@@ -143,6 +144,9 @@ def peak_anchors(log_mag: Tensor) -> Tensor:
     monotone and ends at the next peak to the right or the previous one to the left. This is the
     order in which a max-heap reaches the bins of a frame from its peaks (PGHI's heap pops the
     larger neighbour first), computed with cumulative max/min instead of a heap.
+
+    Anchors are always valid indices in ``[0, bins - 1]``, even for non-finite input (a NaN row
+    has no peak at all), so that ``gather`` on them cannot fail in a host's audio thread.
     """
     n_bins = log_mag.shape[-1]
     lowest = torch.full_like(log_mag[..., :1], -math.inf)
@@ -155,7 +159,9 @@ def peak_anchors(log_mag: Tensor) -> Tensor:
         torch.cummin(torch.flip(torch.where(is_peak, index, torch.full_like(index, n_bins)), [-1]), dim=-1).values,
         [-1])
     uphill_right = right > left
-    return torch.where(is_peak, index, torch.where(uphill_right, next_peak, previous_peak))
+    anchors = torch.where(is_peak, index, torch.where(uphill_right, next_peak, previous_peak))
+    # NaN compares False everywhere, leaving the -1 / n_bins "no peak" sentinels: clamp them.
+    return anchors.clamp(0, n_bins - 1)
 
 
 def frequency_integral(dphi_freq: Tensor) -> Tensor:
@@ -203,6 +209,8 @@ class RTPGHI(nn.Module):
     State (buffers, one row per batch element): ``prev_log_mag``, ``prev2_log_mag``,
     ``prev_phase``, ``prev_dphi_time``, each ``(batch, bins)``. The first frame after a reset starts from
     phase 0 at its peaks. ``forward``: magnitude ``(batch, frames, bins)`` -> phase, same shape.
+    Non-finite magnitudes count as 0 and the state stays finite: ``prev_phase`` is carried for ever,
+    so one NaN in it would otherwise silence the stream until a reset.
     """
 
     n_fft: int
@@ -234,6 +242,7 @@ class RTPGHI(nn.Module):
         """Magnitude ``(batch, frames, bins)`` -> phase ``(batch, frames, bins)`` in ``[-pi, pi)``."""
         batch = magnitude.shape[0]
         n_frames = magnitude.shape[1]
+        magnitude = torch.nan_to_num(magnitude, nan=0.0, posinf=0.0, neginf=0.0)
         log_mag = stream_log_magnitude(magnitude)
         dphi_time = wrap_phase(F.phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft))
         if self.prev_phase.shape[0] != batch:
@@ -264,6 +273,7 @@ class RTPGHI(nn.Module):
         phase = self.prev_phase
         for n in range(n_frames):
             phase = wrap_phase(torch.gather(phase, -1, anchors[:, n]) + step_from_previous[:, n])
+            phase = torch.where(torch.isfinite(phase), phase, torch.zeros_like(phase))  # never carry NaN
             phases.append(phase)
         self.prev_phase = phase
         self.prev_log_mag = history[:, n_frames + 1].clone()
@@ -293,7 +303,8 @@ def _hash31(x: Tensor) -> Tensor:
 def counter_uniform(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_channels: int) -> Tensor:
     """Uniform values in ``(0, 1)``, float32 ``(n_rows, frames, n_channels)``, for batch rows
     ``0..n_rows-1``, frames ``frame_index`` (int64 ``(frames,)``) and channels ``0..n_channels-1``.
-    ``stream`` separates independent uses (e.g. latent noise and phase noise) under one ``seed``."""
+    ``stream`` separates independent uses (e.g. latent noise and phase noise) under one ``seed``;
+    use streams ``< NORMAL_UNIFORM_BASE`` here (the ones above belong to :func:`counter_normal`)."""
     device = frame_index.device
     row = torch.arange(n_rows, dtype=torch.int64, device=device).reshape(-1, 1, 1)
     channel = torch.arange(n_channels, dtype=torch.int64, device=device).reshape(1, 1, -1)
@@ -303,10 +314,23 @@ def counter_uniform(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_
     return (key.to(torch.float32) + 0.5) / 2147483648.0
 
 
+def normal_uniform_streams(stream: int) -> Tuple[int, int]:
+    """The two :func:`counter_uniform` streams that :func:`counter_normal` stream ``stream`` uses:
+    ``10 + 2 * stream`` and the next, so that normal and direct uniform draws never share values."""
+    first = 10 + 2 * stream  # literal: TorchScript functions cannot read module globals
+    return first, first + 1
+
+
+# Uniform streams below this are free for direct counter_uniform use.
+NORMAL_UNIFORM_BASE = normal_uniform_streams(0)[0]
+
+
 def counter_normal(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_channels: int) -> Tensor:
-    """Standard normal values ``(n_rows, frames, n_channels)`` (Box-Muller on two counter uniforms)."""
-    u1 = counter_uniform(seed, 2 * stream, n_rows, frame_index, n_channels)
-    u2 = counter_uniform(seed, 2 * stream + 1, n_rows, frame_index, n_channels)
+    """Standard normal values ``(n_rows, frames, n_channels)`` (Box-Muller on two counter uniforms,
+    streams :func:`normal_uniform_streams`, disjoint from uniform streams ``< NORMAL_UNIFORM_BASE``)."""
+    first, second = normal_uniform_streams(stream)
+    u1 = counter_uniform(seed, first, n_rows, frame_index, n_channels)
+    u2 = counter_uniform(seed, second, n_rows, frame_index, n_channels)
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
 
 

@@ -31,7 +31,8 @@ def script_model(vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", 
                  ) -> torch.jit.ScriptModule:
     """Wrap a copy of ``vae`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
 
-    The caller's ``vae`` is not modified. ``torch.jit.script`` is what nn~'s libtorch loads; its
+    Raises ``ValueError`` if the hop is not a power of two (nn~ could never call the model). The
+    caller's ``vae`` is not modified. ``torch.jit.script`` is what nn~'s libtorch loads; its
     deprecation warning in recent torch is expected and silenced here.
     """
     vae = copy.deepcopy(vae).eval()
@@ -46,13 +47,18 @@ def script_model(vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", 
 
 
 def default_verify_buffers(hop: int) -> Sequence[int]:
-    """Buffer sizes the export is verified at: powers of two from the hop to 8192 (all that nn~
-    and nn.ar may use with this model), and at least the hop itself."""
-    sizes, size = [], hop
+    """Buffer sizes the export is verified at: the powers of two from the smallest one >= hop to
+    8192 (all that nn~ and nn.ar may use with this model), at least that smallest one. Powers of
+    two, not ``hop * 2^k``: those are what the hosts use, whatever the hop."""
+    size = 1
+    while size < hop:
+        size *= 2
+    sizes = [size]
+    size *= 2
     while size <= 8192:
         sizes.append(size)
         size *= 2
-    return sizes or [hop]
+    return sizes
 
 
 def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Optional[Sequence[int]] = None,

@@ -22,6 +22,12 @@ label" input (a zero embedding, what it saw for unlabelled training frames).
 Randomness (``temperature`` > 0, ``phase = random``) comes from counter-based noise, a pure
 function of (``seed``, frame index since reset, batch row, channel): any buffer size gives the
 same stream, ``reset()`` restarts it, and two loads of the file produce the same output.
+
+Non-finite input (Max/Pd signals can carry NaN and Inf) never raises and never sticks: audio and
+latent inlets are read with NaN/Inf as 0, and RTPGHI reads non-finite magnitudes as 0 and keeps
+its phase finite. A decoded magnitude that is itself non-finite (a huge finite latent, or broken
+weights) is left in the output so that verification refuses broken weights; it only lasts until
+its frames have left the overlap-add.
 """
 from typing import Dict, List, Tuple
 
@@ -31,11 +37,26 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp import functional as F
-from vschaos.dsp.streaming import RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal, counter_uniform
+from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
+                                   counter_uniform)
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
+# Counter-noise streams: latent noise is counter_normal stream 0 (uniform streams 10 and 11), the
+# random phase counter_uniform stream 1; counter_normal never draws uniform streams below 10.
+LATENT_NOISE_STREAM = 0
+PHASE_NOISE_STREAM = 1
+assert PHASE_NOISE_STREAM < NORMAL_UNIFORM_BASE
 # nn~ attribute type codes (NN_CONTRACT.md section 1)
 _FLOAT, _INT, _STR = 2, 1, 3
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def finite_or_zero(x: Tensor) -> Tensor:
+    """NaN and +-Inf -> 0 (a host's signal can carry them; they must not reach the streaming state)."""
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def label_ids(values: Tensor, n_classes: int) -> Tensor:
@@ -71,6 +92,8 @@ class StreamingVAE(nn.Module):
     temperature: float
     phase: str
     seed: int
+    latent_noise_stream: int
+    phase_noise_stream: int
     encoder_tasks: List[str]
     decoder_tasks: List[str]
     predicted_tasks: List[str]
@@ -90,6 +113,15 @@ class StreamingVAE(nn.Module):
         if not temperature >= 0.0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         transform = vae.transform
+        hop = int(transform.hop)
+        if not is_power_of_two(hop):
+            # nn~ / nn.ar buffers are powers of two and every call needs a multiple of the hop:
+            # such a model would raise on every call in the host.
+            lower = 1 << (hop.bit_length() - 1) if hop > 0 else 1
+            raise ValueError(
+                f"cannot export a model with hop {hop}: nn~ and nn.ar call it with power-of-two buffers, "
+                f"which are never a multiple of hop {hop}, so every call would fail; train with a "
+                f"power-of-two hop (e.g. {lower} or {lower * 2})")
         self.vae = vae
         self.sample_rate = int(transform.sample_rate)
         self.hop = int(transform.hop)
@@ -99,6 +131,8 @@ class StreamingVAE(nn.Module):
         self.temperature = float(temperature)
         self.phase = str(phase)
         self.seed = int(seed)
+        self.latent_noise_stream = LATENT_NOISE_STREAM  # attributes: scripted code cannot read globals
+        self.phase_noise_stream = PHASE_NOISE_STREAM
 
         self.encoder_tasks = [str(t) for t in vae.encoder_tasks]
         self.decoder_tasks = [str(t) for t in vae.decoder_tasks]
@@ -254,14 +288,14 @@ class StreamingVAE(nn.Module):
         """Features ``(batch * frames, bins)`` -> z ``(batch * frames, latent)``: posterior mean plus
         ``temperature * std`` times counter-based noise."""
         mean, std = self.vae.encode(features, labels)
-        if self.temperature > 0.0:  # noise stream 0 (stream 1 is the random phase)
-            noise = counter_normal(self.seed, 0, batch, frame_index, self.latent_dim)
+        if self.temperature > 0.0:  # normal stream 0: its uniforms are disjoint from the phase's
+            noise = counter_normal(self.seed, self.latent_noise_stream, batch, frame_index, self.latent_dim)
             return mean + self.temperature * std * noise.reshape(mean.shape)
         return mean
 
     def _random_phase(self, magnitude: Tensor, frame_index: Tensor) -> Tensor:
-        """Uniform phase in ``[-pi, pi)`` for ``(batch, frames, bins)`` (counter noise stream 1)."""
-        uniform = counter_uniform(self.seed, 1, magnitude.shape[0], frame_index, self.n_bins)
+        """Uniform phase in ``[-pi, pi)`` for ``(batch, frames, bins)`` (uniform stream 1)."""
+        uniform = counter_uniform(self.seed, self.phase_noise_stream, magnitude.shape[0], frame_index, self.n_bins)
         return (2.0 * uniform - 1.0) * math.pi
 
     def _check_input(self, x: Tensor, channels: int, ratio_is_hop: bool, method: str) -> None:
@@ -277,7 +311,7 @@ class StreamingVAE(nn.Module):
         """Audio [+ encoder labels] ``(batch, 1 + n_enc, B)`` -> ``(batch, latent + n_pred, B // hop)``."""
         self._check_input(x, 1 + len(self.encoder_tasks), False, "encode")
         batch = x.shape[0]
-        spec = self.encode_analysis(x[:, 0])  # (batch, frames, bins)
+        spec = self.encode_analysis(finite_or_zero(x[:, 0]))  # (batch, frames, bins)
         n_frames = spec.shape[1]
         frame_index, self.encode_frames = self._frame_indices(self.encode_frames, batch, n_frames)
         features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
@@ -298,7 +332,7 @@ class StreamingVAE(nn.Module):
         batch = x.shape[0]
         n_frames = x.shape[2]
         frame_index, self.decode_frames = self._frame_indices(self.decode_frames, batch, n_frames)
-        z = x[:, : self.latent_dim].transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
+        z = finite_or_zero(x[:, : self.latent_dim]).transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
         labels = self._read_labels(x, self.latent_dim, self.decoder_tasks, False)
         features = self.vae.decode(z, labels)
         magnitude = self.vae.transform.from_features(features).reshape(batch, n_frames, self.n_bins)
@@ -313,7 +347,7 @@ class StreamingVAE(nn.Module):
         """Audio [+ labels] ``(batch, 1 + n_tasks, B)`` -> audio ``(batch, 1, B)`` (delay ``n_fft - hop``)."""
         self._check_input(x, 1 + len(self.forward_tasks), False, "forward")
         batch = x.shape[0]
-        spec = self.forward_analysis(x[:, 0])
+        spec = self.forward_analysis(finite_or_zero(x[:, 0]))
         n_frames = spec.shape[1]
         frame_index, self.forward_frames = self._frame_indices(self.forward_frames, batch, n_frames)
         features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
