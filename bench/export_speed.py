@@ -11,7 +11,6 @@ Writes ``bench/results/export_speed.{json,md}``. Targets: decode with pghi <= 2.
 """
 import argparse
 import io
-import json
 import tempfile
 import warnings
 from pathlib import Path
@@ -19,12 +18,12 @@ from typing import Dict, List, Optional
 
 import torch
 
+from common import RESULTS_DIR, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export import script_model
 from vschaos.host import bench_model, load_model
 from vschaos.training.run import build_model
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CASES = [("encode", "pghi"), ("decode", "pghi"), ("decode", "random"), ("forward", "pghi"),
          ("forward", "random"), ("forward", "keep_input")]
 
@@ -81,9 +80,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     md = (f"# Export speed\n\n{s['preset']} (n_fft {s['n_fft']}, hop {s['hop']}), B = {s['buffer']} at "
           f"{s['sample_rate']} Hz, batch {s['batch']}, 1 thread, torch {s['torch']}.\n\n"
           + format_table(result) + "\n\n```\n" + str(result["latency"]) + "\n```\n")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "export_speed.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "export_speed.md").write_text(md)
+    write_results("export_speed", result, md, args.out)
     print(md)
     return result
 
