@@ -21,21 +21,41 @@ def _instantiate_all(cfg, tmp_path: Path) -> None:
     assert vae.n_bins == cfg.transform.n_fft // 2 + 1
     logger = instantiate(cfg.logger, save_dir=str(tmp_path), name="x")
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
-    assert trainer.max_epochs == cfg.trainer.max_epochs or cfg.trainer.get("fast_dev_run")
+    return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_instantiates(preset, tmp_path):
     cfg = compose_config(preset, [f"data.dataset.root={tmp_path}"])
     assert cfg.data.dataset.root == str(tmp_path) and cfg.name and cfg.rundir and "seed" in cfg
-    _instantiate_all(cfg, tmp_path)
+    trainer = _instantiate_all(cfg, tmp_path)
+    assert trainer.max_epochs == cfg.trainer.max_epochs and not trainer.fast_dev_run and trainer.overfit_batches == 0
 
 
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS)
 def test_every_group_option_composes_and_instantiates(group, option, tmp_path):
     cfg = compose_config("demo", [f"data.dataset.root={tmp_path}", f"{group}={option}"])
     _instantiate_all(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_debug_options_set_what_they_promise_in_every_preset(preset, tmp_path):
+    fast = _instantiate_all(compose_config(preset, [f"data.dataset.root={tmp_path}", "debug=fast_dev_run"]), tmp_path)
+    # one training and one validation batch, no sanity check, no real logger
+    assert fast.fast_dev_run == 1 and fast.max_epochs == 1 and fast.max_steps == 1
+    assert fast.limit_train_batches == 1 and fast.limit_val_batches == 1 and fast.num_sanity_val_steps == 0
+    assert type(fast.logger).__name__ == "DummyLogger"
+    # overfit: 4 batches for 50 epochs, even in presets that set their own max_epochs (demo: 20)
+    overfit = _instantiate_all(compose_config(preset, [f"data.dataset.root={tmp_path}", "debug=overfit"]), tmp_path)
+    assert overfit.overfit_batches == 4 and overfit.max_epochs == 50 and not overfit.fast_dev_run
+    assert overfit.limit_train_batches == 4 and overfit.limit_val_batches == 4
+
+
+def test_best_checkpoint_monitors_a_metric_without_the_beta_warmup(tmp_path):
+    cfg = compose_config("demo", [f"data.dataset.root={tmp_path}"])
+    checkpoint = instantiate(cfg.callbacks.checkpoint)
+    # val/loss holds beta(step) * KL with beta warming up from 0: early epochs would look best
+    assert checkpoint.monitor == "val/spectral_convergence" and checkpoint.mode == "min"
 
 
 def test_pitch_presets_condition_in_config_order(tmp_path):

@@ -179,3 +179,42 @@ def test_kl_free_bits_and_beta_warmup():
     assert torch.isclose(kl_divergence(shifted, std), torch.tensor(3 * 2.0))  # 0.5 * mean^2 per dim
     loss = SpectralVAELoss(beta=0.1, beta_warmup_steps=100)
     assert loss.beta_at(0) == 0 and loss.beta_at(50) == pytest.approx(0.05) and loss.beta_at(500) == pytest.approx(0.1)
+
+
+def _forbid_host_reads(monkeypatch):
+    """Make every tensor -> Python conversion raise: each one is a device->host sync on a GPU."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("tensor read on the host inside a step")
+
+    for name in ("item", "tolist", "__int__", "__float__", "__bool__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+
+
+def test_steps_keep_counts_on_the_device_and_the_epoch_end_reads_them_once(monkeypatch):
+    torch.manual_seed(0)
+    vae = tiny_vae(PITCH_COND, PITCH_PRED)
+    module = tiny_module(vae)
+    logged = {}
+    monkeypatch.setattr(module, "log", lambda name, value, **kwargs: logged.__setitem__(name, value))
+    pitch = torch.randint(0, 12, (2, 8))
+    pitch[0, :3] = -1  # missing labels are neither counted nor scored
+    pitch[1, :] = -1   # a batch without any label: zero loss, no NaN, no host check of the count
+    batches = [{"magnitude": torch.rand(8, vae.n_bins) + 0.1, "labels": {"pitch": pitch[i]}} for i in range(2)]
+    module.on_validation_epoch_start()
+    with monkeypatch.context() as strict:
+        _forbid_host_reads(strict)
+        train_terms = module._shared_step(batches[1], sample=True)
+        outputs = [module.validation_step(batch, i) for i, batch in enumerate(batches)]
+    assert torch.isfinite(train_terms["loss"]) and train_terms["prediction/pitch"] == 0
+    assert all(torch.isfinite(out) for out in outputs)
+    module.on_validation_epoch_end()
+    # reference: the whole validation set at once, computed eagerly
+    with torch.no_grad():
+        magnitude = torch.cat([b["magnitude"] for b in batches])
+        decoded, z, _, _ = vae(vae.transform.to_features(magnitude), {"pitch": pitch.flatten()}, sample=False)
+        estimate = vae.transform.from_features(decoded)
+        predicted = vae.predict(z)["pitch"].argmax(-1)
+    known = pitch.flatten() >= 0
+    assert logged["val/spectral_convergence"] == pytest.approx(
+        float(((magnitude - estimate) ** 2).sum().sqrt() / (magnitude ** 2).sum().sqrt()), rel=1e-5)
+    assert logged["val/accuracy/pitch"] == pytest.approx(float((predicted[known] == pitch.flatten()[known]).float().mean()))

@@ -1,12 +1,19 @@
 """Training end to end on a tiny demo dataset: CLI, run folders, checkpoints, resume, load_model."""
+import os
+import shutil
 from pathlib import Path
 
+import lightning as L
+import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from vschaos.cli.train import compose_config, main
+from vschaos.data.datamodule import BatchIndexSampler
 from vschaos.data.demo import make_demo_dataset
-from vschaos.training.fit import build_objects
+from vschaos.models.vae import ConfigurationError
+from vschaos.training.fit import RUN_VERSION_ENV, build_objects, check_tasks, choose_version
 from vschaos.training.run import RunFolderError, find_version_dir, load_model
 
 FAST = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
@@ -42,7 +49,9 @@ def test_one_training_batch(preset, demo_root, tmp_path):
         assert f"prediction/{task}/count" in terms
 
 
-def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, capsys):
+def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, capsys, monkeypatch):
+    # a value left by an earlier run in this process must not make a new run reuse its version folder
+    monkeypatch.setenv(RUN_VERSION_ENV, "7")
     rundir = tmp_path / "runs"
     common = ["--config-name", "demo", "name=my_training", f"rundir={rundir}", "callbacks.reconstructions.every_n_epochs=1",
               "callbacks.reconstructions.n_frames=16", *FAST]
@@ -64,6 +73,10 @@ def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, caps
     assert "spectrogram/original_vs_reconstruction" in tags["images"]
     assert {"val/loss", "val/spectral_convergence", "train/loss"} <= set(tags["scalars"])
     assert step == 2 and _step(best) == 2  # both load with weights_only=True
+    assert os.environ[RUN_VERSION_ENV] == "1"  # what DDP ranks > 0 would have read
+    callback_states = torch.load(best, map_location="cpu", weights_only=True)["callbacks"]
+    assert [s["monitor"] for k, s in callback_states.items() if k.startswith("ModelCheckpoint")] == [
+        "val/spectral_convergence"]
 
     # resume: same version folder, global step continues
     assert main(["resume", str(run), "trainer.max_epochs=2"]) == 0
@@ -114,3 +127,119 @@ def test_short_demo_training_lowers_validation_loss(demo_root, tmp_path):
     after = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     assert after["val/loss"] < 0.8 * before["val/loss"]
     assert after["val/spectral_convergence"] < before["val/spectral_convergence"]
+
+
+def _copy_dataset(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".vschaos_cache"))
+    return target
+
+
+def test_a_model_task_the_data_does_not_load_is_a_configuration_error(demo_root):
+    cfg = compose_config("dgt_pitch_cond", [f"data.dataset.root={demo_root}", "data.dataset.tasks=[pitch]"])
+    with pytest.raises(ConfigurationError, match=r"'octave'.*model\.conditioning\.octave\.dim=11.*data\.dataset\.tasks"):
+        build_objects(cfg)
+
+
+def test_more_classes_than_the_model_dim_is_reported_before_training(demo_root, tmp_path, capsys):
+    rundir = tmp_path / "runs"
+    assert main(["--config-name", "dgt_pitch_cond", f"rundir={rundir}", f"data.dataset.root={demo_root}",
+                 "model.conditioning.pitch.dim=10"]) == 2
+    err = capsys.readouterr().err
+    assert "'pitch'" in err and "12 classes" in err and "model.conditioning.pitch.dim is 10" in err
+    assert "metadata/pitch/classes.txt" in err and "Traceback" not in err
+    assert not rundir.exists()  # nothing written before the check
+    cfg = compose_config("demo", [f"data.dataset.root={demo_root}", "+model.prediction.instrument.dim=2"])
+    vae, datamodule, _ = build_objects(cfg)
+    n_instruments = datamodule.index.tasks["instrument"].n_classes
+    with pytest.raises(ConfigurationError, match=rf"{n_instruments} classes.*model\.prediction\.instrument\.dim is 2"):
+        check_tasks(vae, datamodule)
+
+
+def test_null_tasks_load_the_model_tasks_only_and_check_still_shows_all(demo_root, tmp_path, capsys):
+    root = _copy_dataset(demo_root, tmp_path / "data_root")
+    junk = root / "metadata" / "junk"
+    junk.mkdir()
+    (junk / "metadata.txt").write_text("data/not_there.wav\t3\n", encoding="utf-8")
+    _, datamodule, _ = build_objects(compose_config("demo", [f"data.dataset.root={root}"]))
+    datamodule.setup("fit")  # an unconditioned model does not fail on the broken, unused 'junk' task
+    assert datamodule.tasks == [] and datamodule.file_labels(datamodule.files[0].key) == {}
+    _, datamodule, _ = build_objects(compose_config("dgt_pitch_prediction", [f"data.dataset.root={root}"]))
+    assert datamodule.tasks == ["pitch", "octave"]  # the model's order, not sorted
+    assert main(["--config-name", "demo", f"data.dataset.root={root}", "+check=1"]) == 0
+    out = capsys.readouterr().out
+    assert "task 'pitch'" in out and "task 'instrument'" in out and "task 'junk'" in out
+    assert "metadata/junk/metadata.txt:1" in out and "not_there.wav" in out
+
+
+def test_user_errors_exit_2_with_one_message_and_no_traceback(demo_root, tmp_path, capsys):
+    root = _copy_dataset(demo_root, tmp_path / "broken")
+    (root / "data" / "garbage.wav").write_bytes(b"not audio at all")
+    pitch = root / "metadata" / "pitch" / "metadata.txt"
+    pitch.write_text(pitch.read_text(encoding="utf-8") + "data/missing.wav\t3\n", encoding="utf-8")
+    line = len(pitch.read_text(encoding="utf-8").splitlines())
+    rundir = tmp_path / "runs"
+    assert main(["--config-name", "dgt_pitch_cond", f"rundir={rundir}", f"data.dataset.root={root}", *FAST]) == 2
+    err = capsys.readouterr().err
+    # every problem at once, with file and line, before a run folder exists
+    assert "DatasetError" in err and "garbage.wav: unreadable audio" in err and f"metadata.txt:{line}" in err
+    assert "missing.wav" in err and "Traceback" not in err and not rundir.exists()
+
+    assert main(["--config-name", "no_such_preset", f"data.dataset.root={root}"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_preset" in err and "Traceback" not in err
+    assert main(["--config-name", "demo", "trainer.max_epochs=[oops"]) == 2  # override syntax error
+    err = capsys.readouterr().err
+    assert "OverrideParseException" in err and "[oops" in err and "Traceback" not in err
+    assert main(["resume", str(tmp_path / "no_run")]) == 2
+    assert "no_run does not exist" in capsys.readouterr().err
+
+
+def test_version_is_chosen_once_by_the_launching_process(tmp_path):
+    run_root = tmp_path / "runs" / "name"
+    assert choose_version(run_root, {}) == 0  # no folder yet
+    (run_root / "version_0").mkdir(parents=True)
+    (run_root / "version_3").mkdir()
+    (run_root / "notes").mkdir()
+    assert choose_version(run_root, {}) == 4
+    # rank 0 picks the next free number, whatever an earlier run left in the environment
+    assert choose_version(run_root, {RUN_VERSION_ENV: "1", "LOCAL_RANK": "0"}) == 4
+    # the launcher created version_4; a DDP child started afterwards takes 4, not the next free 5
+    (run_root / "version_4").mkdir()
+    for rank_key in ("LOCAL_RANK", "RANK", "SLURM_PROCID"):
+        assert choose_version(run_root, {RUN_VERSION_ENV: "4", rank_key: "1"}) == 4
+    assert choose_version(run_root, {"LOCAL_RANK": "1"}) == 5  # no launcher value (external launcher)
+
+
+class _OrderRecorder(L.LightningModule):
+    """Records the frame indices of every training batch, per epoch (the model learns nothing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.seen = {}
+
+    def training_step(self, batch, batch_idx):
+        self.seen.setdefault(self.current_epoch, []).append(batch.tolist())
+        return (self.weight * batch.float()).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def train_dataloader(self):
+        sampler = BatchIndexSampler(12, 4, shuffle=True, seed=3)
+        return DataLoader(np.arange(100, 112), sampler=sampler, batch_size=None, collate_fn=torch.as_tensor)
+
+
+def test_resumed_run_shuffles_like_a_fresh_run_at_the_same_epoch(tmp_path):
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+    fresh = _OrderRecorder()
+    L.Trainer(max_epochs=3, enable_checkpointing=False, **quiet).fit(fresh)
+    assert fresh.seen[0] != fresh.seen[1] != fresh.seen[2]
+    first = _OrderRecorder()
+    trainer = L.Trainer(max_epochs=1, enable_checkpointing=False, default_root_dir=str(tmp_path), **quiet)
+    trainer.fit(first)
+    trainer.save_checkpoint(tmp_path / "epoch1.ckpt")
+    resumed = _OrderRecorder()
+    L.Trainer(max_epochs=3, enable_checkpointing=False, **quiet).fit(resumed, ckpt_path=tmp_path / "epoch1.ckpt")
+    assert sorted(resumed.seen) == [1, 2]
+    assert resumed.seen[1] == fresh.seen[1] and resumed.seen[2] == fresh.seen[2]

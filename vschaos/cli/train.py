@@ -75,8 +75,29 @@ def resume_config(run_dir: str, overrides: Sequence[str]) -> Tuple[DictConfig, P
     return cfg, version_dir
 
 
+def _user_errors() -> Tuple[type, ...]:
+    """Exceptions that mean "the user's config, dataset or run folder is wrong": reported in one message."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from vschaos.data.metadata import DatasetError
+    from vschaos.models.vae import ConfigurationError
+    from vschaos.training.run import RunFolderError
+
+    return DatasetError, RunFolderError, ConfigurationError, HydraException, OmegaConfBaseException
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``train_model.py``; returns the exit status."""
+    """Entry point of ``train_model.py``; returns the exit status (2 for a configuration, dataset or run-folder
+    error, printed on stderr as one message without a traceback: it is the user's to fix, not a crash)."""
+    try:
+        return _main(argv)
+    except _user_errors() as error:
+        print(f"train_model.py: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     from vschaos.training.fit import check, fit  # heavy imports after argument errors
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -91,11 +112,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         config_name, config_dir, overrides = parse_arguments(args)
         cfg = compose_config(config_name, overrides, config_dir)
+    if cfg.data.dataset.get("root") is None:
+        raise SystemExit("no dataset: set data.dataset.root=PATH (or +data.dataset.root=PATH)")
     if cfg.get("check"):
         print(check(cfg))
         return 0
-    if cfg.data.dataset.get("root") is None:
-        raise SystemExit("no dataset: set data.dataset.root=PATH (or +data.dataset.root=PATH)")
     version_dir = fit(cfg, resume_dir)
     print(f"run folder: {version_dir}")
     return 0

@@ -56,13 +56,22 @@ def split_files(n_files: int, val_fraction: float, seed: int) -> Tuple[np.ndarra
 
 class BatchIndexSampler(Sampler):
     """Yields one int64 index array per batch over ``range(n)``; a new seeded shuffle per epoch
-    (epoch ``e`` uses seed ``(seed, e)``) or, without shuffle, the natural order."""
+    (epoch ``e`` uses seed ``(seed, e)``) or, without shuffle, the natural order.
+
+    Lightning calls :meth:`set_epoch` with the trainer's epoch before every epoch (it does so for any
+    ``dataloader.sampler`` that has one), so a resumed run at epoch ``k`` replays the order a fresh
+    run has at epoch ``k``. Without ``set_epoch`` calls each iteration moves on to the next epoch."""
 
     def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the shuffle of epoch ``epoch`` for the next iteration (the trainer's epoch counter is the
+        truth: it survives a resume, this object's own counter does not)."""
+        self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self.shuffle:

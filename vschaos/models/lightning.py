@@ -34,7 +34,8 @@ class SpectralVAEModule(L.LightningModule):
         self.loss = loss
         self.prediction_weight = prediction_weight
         self.register_buffer("normalisation_fitted", torch.tensor(False))
-        self._val_sums: Dict[str, float] = {}
+        # validation sums stay on the device as tensors; they are read once, at the end of the epoch
+        self._val_sums: Dict[str, Tensor] = {}
 
     # ------------------------------------------------------------------ setup
     def on_fit_start(self) -> None:
@@ -63,13 +64,16 @@ class SpectralVAEModule(L.LightningModule):
                 continue
             target = labels[task]
             known = target >= 0
-            n_known = int(known.sum())
-            terms[f"prediction/{task}/count"] = torch.tensor(float(n_known))
-            if n_known == 0:
-                continue
-            ce = F.cross_entropy(logits[known], target[known])
+            # counts stay tensors: int()/float() here would force a device->host sync every step
+            n_known = known.sum()
+            weight = known.to(logits.dtype)
+            # masked mean instead of indexing logits[known]: no data-dependent shape, and a batch without any
+            # label gives a zero loss (not NaN) without asking the host whether it is empty
+            per_frame = F.cross_entropy(logits, target.clamp(min=0), reduction="none")
+            ce = (per_frame * weight).sum() / n_known.clamp(min=1).to(logits.dtype)
+            terms[f"prediction/{task}/count"] = n_known.to(logits.dtype)
             terms[f"prediction/{task}"] = ce
-            terms[f"prediction/{task}/correct"] = (logits[known].argmax(-1) == target[known]).sum().float()
+            terms[f"prediction/{task}/correct"] = ((logits.argmax(-1) == target) & known).sum().to(logits.dtype)
             total = total + self.prediction_weight * ce
         terms["loss"] = total
         return terms
@@ -87,8 +91,9 @@ class SpectralVAEModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val_sums = {}
 
-    def _accumulate(self, name: str, value: float) -> None:
-        self._val_sums[name] = self._val_sums.get(name, 0.0) + value
+    def _accumulate(self, name: str, value: Tensor) -> None:
+        value = value.detach()
+        self._val_sums[name] = self._val_sums[name] + value if name in self._val_sums else value
 
     def validation_step(self, batch: Dict, batch_idx: int) -> Tensor:
         terms = self._shared_step(batch, sample=False)
@@ -98,22 +103,29 @@ class SpectralVAEModule(L.LightningModule):
         for name in ("log_magnitude_l1", "kl"):
             self.log(f"val/{name}", terms[name], batch_size=batch_size, sync_dist=True)
         # spectral convergence of the whole validation set, not a mean of per-batch ratios
-        self._accumulate("sc_num", float(((magnitude - terms["estimate"]) ** 2).sum()))
-        self._accumulate("sc_den", float((magnitude ** 2).sum()))
+        self._accumulate("sc_num", ((magnitude - terms["estimate"]) ** 2).sum())
+        self._accumulate("sc_den", (magnitude ** 2).sum())
         for name, value in terms.items():
             if name.startswith("prediction/") and name.endswith(("count", "correct")):
-                self._accumulate(name, float(value))
+                self._accumulate(name, value)
         return terms["loss"]
 
     def on_validation_epoch_end(self) -> None:
-        sums = self._val_sums
+        if not self._val_sums:
+            return
+        names = sorted(self._val_sums)
+        stacked = torch.stack([self._val_sums[name].float() for name in names])
+        if self._trainer is not None:
+            # sums over every rank's frames (a no-op on one device), so the ratios below are exact under DDP
+            stacked = self.trainer.strategy.reduce(stacked, reduce_op="sum")
+        sums = dict(zip(names, stacked.tolist()))  # the one device->host transfer of the epoch
         if sums.get("sc_den", 0.0) > 0:
             sc = (sums["sc_num"] / sums["sc_den"]) ** 0.5
-            self.log("val/spectral_convergence", sc, prog_bar=True, sync_dist=True)
+            self.log("val/spectral_convergence", sc, prog_bar=True)
         for task in self.vae.predicted_tasks:
             count = sums.get(f"prediction/{task}/count", 0.0)
             if count > 0:
-                self.log(f"val/accuracy/{task}", sums[f"prediction/{task}/correct"] / count, sync_dist=True)
+                self.log(f"val/accuracy/{task}", sums[f"prediction/{task}/correct"] / count)
 
     # ------------------------------------------------------------------ helpers for monitors
     @torch.no_grad()

@@ -1,23 +1,107 @@
 """Build everything a run config describes, and train it in its run folder (new run or resume)."""
+import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from vschaos.data.dataset import validate_dataset
+from vschaos.data.metadata import available_tasks
 from vschaos.io import atomic_write_text
+from vschaos.models.vae import ConfigurationError
 from vschaos.training.checkpoints import AtomicCheckpointIO
 from vschaos.training.run import CONFIG_NAME, build_model, find_checkpoint, version_number
 
+# The version folder chosen by the process that starts a run. Lightning's DDP launcher re-runs the script for
+# ranks > 0 with a copy of os.environ; they read the version from here instead of picking the next free one
+# (which, once rank 0 has created version_N, would be N+1: an orphan folder).
+RUN_VERSION_ENV = "VSCHAOS_RUN_VERSION"
+# the variables Lightning reads a process's global rank from, in its order (lightning.fabric.utilities.rank_zero)
+RANK_ENV_KEYS = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def model_tasks(vae: Any) -> List[str]:
+    """The label tasks the model uses: conditioning tasks then predicted ones, in config order, each once."""
+    return list(vae.task_dims)
+
+
+def _task_key(vae: Any, task: str) -> str:
+    """The config key that sets ``task``'s number of classes."""
+    if task in vae.encoder_tasks or task in vae.decoder_tasks:
+        return f"model.conditioning.{task}.dim"
+    return f"model.prediction.{task}.dim"
+
 
 def build_objects(cfg: DictConfig) -> Tuple[Any, Any, Any]:
-    """``(vae, datamodule, lightning_module)`` from a composed config; the transform is shared by all three."""
+    """``(vae, datamodule, lightning_module)`` from a composed config; the transform is shared by all three.
+
+    ``data.dataset.tasks: null`` loads the model's tasks (:func:`model_tasks`; none for an unconditioned model,
+    so a malformed metadata task the model does not use cannot stop its training). An explicit list must hold
+    every model task: raises :class:`ConfigurationError` otherwise (reads no file).
+    """
     vae = build_model(cfg)
-    datamodule = instantiate(cfg.data, transform=vae.transform)
+    needed = model_tasks(vae)
+    dataset = OmegaConf.to_container(cfg.data.dataset, resolve=True) if cfg.data.get("dataset") is not None else {}
+    requested = dataset.get("tasks")
+    if requested is None:
+        dataset["tasks"] = needed
+    else:
+        requested = [requested] if isinstance(requested, str) else [str(t) for t in requested]
+        for task in needed:
+            if task not in requested:
+                raise ConfigurationError(
+                    f"task {task!r} is used by the model ({_task_key(vae, task)}={vae.task_dims[task]}) but "
+                    f"data.dataset.tasks={requested} does not load it: its labels would all be missing. "
+                    f"Add it to data.dataset.tasks (or set data.dataset.tasks=null).")
+    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
     module = instantiate(cfg.module, vae=vae)
     return vae, datamodule, module
+
+
+def check_tasks(vae: Any, datamodule: Any) -> None:
+    """Raise :class:`ConfigurationError` unless the dataset serves every model task as classes that fit the
+    model's ``dim``. Reads the dataset index (a ``DatasetError`` lists the dataset's own problems first)."""
+    index = datamodule.index
+    for task in model_tasks(vae):
+        key, dim = _task_key(vae, task), vae.task_dims[task]
+        if task not in index.tasks:
+            raise ConfigurationError(f"task {task!r} is used by the model ({key}={dim}) but the dataset "
+                                     f"{datamodule.root} loads only the tasks {list(index.tasks)}")
+        meta = index.tasks[task]
+        if meta.spec.dtype != "int":
+            raise ConfigurationError(f"task {task!r} is read as {meta.spec.dtype} values "
+                                     f"(data.dataset.metadata_callbacks) but the model uses it as classes ({key})")
+        n_classes = int(meta.n_classes or 0)
+        if n_classes > dim:
+            source = (f"{datamodule.root}/metadata/{task}/classes.txt" if meta.class_names
+                      else f"largest id in {datamodule.root}/metadata/{task} + 1")
+            raise ConfigurationError(f"task {task!r}: the dataset has {n_classes} classes ({source}) but {key} is "
+                                     f"{dim}: set {key}={n_classes} (labels would be clamped otherwise)")
+
+
+def global_rank(environ: Mapping[str, str]) -> int:
+    """This process's global rank as Lightning reads it from the environment (0 when none is set)."""
+    for key in RANK_ENV_KEYS:
+        if environ.get(key) is not None:
+            return int(environ[key])
+    return 0
+
+
+def choose_version(run_root: Path, environ: Mapping[str, str]) -> int:
+    """The ``N`` of a new run's ``run_root/version_N``.
+
+    The launching process (global rank 0) takes the next free number (as TensorBoardLogger would); a process of
+    rank > 0 takes the launcher's choice from ``environ[RUN_VERSION_ENV]``. Rank 0 never reads that variable, so
+    a value left from an earlier run in the same process cannot make a new run reuse an old folder.
+    """
+    if global_rank(environ) > 0 and environ.get(RUN_VERSION_ENV) is not None:
+        return int(environ[RUN_VERSION_ENV])
+    numbers = [version_number(p) for p in run_root.iterdir() if p.is_dir()] if run_root.is_dir() else []
+    numbers = [n for n in numbers if n is not None]
+    return max(numbers) + 1 if numbers else 0
 
 
 def describe_model(vae: Any) -> str:
@@ -31,11 +115,23 @@ def describe_model(vae: Any) -> str:
 
 
 def check(cfg: DictConfig) -> str:
-    """Report for ``+check=1``: model, parameter counts and the dataset summary; trains nothing, writes no run."""
+    """Report for ``+check=1``: model, parameter counts and the dataset summary; trains nothing, writes no run.
+
+    The summary covers the tasks the model loads; metadata tasks it does not load are reported after it (with
+    their problems, as ``check_dataset`` shows them) without failing the check.
+    """
     vae, datamodule, _ = build_objects(cfg)
-    datamodule.prepare_data()
+    check_tasks(vae, datamodule)
     datamodule.setup("fit")
-    return describe_model(vae) + "\n\ndataset:\n" + datamodule.summary()
+    report = describe_model(vae) + "\n\ndataset:\n" + datamodule.summary()
+    unused = [task for task in available_tasks(datamodule.root) if task not in datamodule.tasks]
+    if unused:
+        transform = datamodule.transform
+        others = validate_dataset(datamodule.root, unused, int(transform.sample_rate), datamodule.metadata_callbacks,
+                                  int(transform.n_fft), int(transform.hop))
+        report += "\n\nmetadata tasks the model does not load:\n" + "\n".join(
+            line for line in others.format().splitlines()[2:])  # skip the file lines printed above
+    return report
 
 
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> List[L.Callback]:
@@ -58,18 +154,29 @@ def fit(cfg: DictConfig, resume_dir: Optional[Path] = None) -> Path:
     """
     L.seed_everything(int(cfg.seed), workers=True)
     vae, datamodule, module = build_objects(cfg)
-    logger_kwargs: Dict[str, Any] = {"save_dir": str(cfg.rundir), "name": str(cfg.name)}
+    # every configuration and dataset problem is reported here, before a run folder exists: the index lists all
+    # dataset problems at once (DatasetError), then the cache is built once (Lightning's own prepare_data/setup
+    # calls find it and only reopen it)
+    check_tasks(vae, datamodule)
+    datamodule.setup("fit")
+    rank = global_rank(os.environ)
     ckpt_path: Optional[str] = None
     if resume_dir is not None:
         # the folder on disk wins over the saved rundir/name (the run may have been moved)
-        logger_kwargs = {"save_dir": str(resume_dir.parent.parent), "name": resume_dir.parent.name,
-                         "version": version_number(resume_dir)}
+        save_dir, name, version = resume_dir.parent.parent, resume_dir.parent.name, version_number(resume_dir)
         ckpt_path = str(find_checkpoint(resume_dir, "last"))
+    else:
+        save_dir, name = Path(str(cfg.rundir)), str(cfg.name)
+        version = choose_version(save_dir / name, os.environ)
+    logger_kwargs: Dict[str, Any] = {"save_dir": str(save_dir), "name": name, "version": version}
     logger = instantiate(cfg.logger, **logger_kwargs)
     version_dir = Path(logger.log_dir)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
+    if rank == 0:  # one writer: processes of rank > 0 run this function too under DDP
+        version_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
                           plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
+    # set before trainer.fit: Lightning's DDP launcher starts the other ranks from inside it, with this environment
+    os.environ[RUN_VERSION_ENV] = str(version)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return version_dir
