@@ -75,3 +75,22 @@ def test_user_errors_give_one_message(argv, message, gain_path, tmp_path, capsys
     assert main([names.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+class _GainAt22k(Gain):
+    """The gain model, exposing a 22.05 kHz sample rate as our exports do."""
+
+    def __init__(self):
+        super().__init__()
+        self.sample_rate = 22050
+
+
+def test_bench_measures_rtf_at_the_model_rate(tmp_path):
+    from vschaos.host import bench_model
+
+    path = save(_GainAt22k(), tmp_path / "gain22k.ts")
+    own = bench_model(path, buffers=[2048], max_calls=5, seconds_per_case=0.01)
+    forced = bench_model(path, buffers=[2048], max_calls=5, seconds_per_case=0.01, sample_rate=48000)
+    plain = bench_model(save(Gain(), tmp_path / "gain.ts"), buffers=[2048], max_calls=5, seconds_per_case=0.01)
+    assert (own.sample_rate, forced.sample_rate, plain.sample_rate) == (22050, 48000, 44100)
+    assert "at 22050 Hz" in own.format()

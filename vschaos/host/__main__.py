@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=1)
     bench.add_argument("--batch", type=int, default=1)
     bench.add_argument("--seconds", type=float, default=1.0, help="time budget per case")
+    bench.add_argument("--sample-rate", type=int, default=None,
+                       help="sample rate for 1/RTF (default: the model's own, else 44100)")
     bench.add_argument("--json", action="store_true")
     return parser
 
@@ -103,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.command == "bench":
         report = bench_model(args.model, args.methods, args.buffers, args.threads, args.batch,
-                             seconds_per_case=args.seconds)
+                             sample_rate=args.sample_rate, seconds_per_case=args.seconds)
         print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
         return EXIT_OK
     raise HostError(f"unknown command {args.command}")

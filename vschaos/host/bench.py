@@ -77,17 +77,24 @@ def latency_table(description: ModelDescription, buffer_size: int, vector_size: 
     return "\n".join(lines)
 
 
+DEFAULT_SAMPLE_RATE = 44100
+
+
 def bench_model(source: "ModelSource | LoadedModel", methods: Optional[Sequence[str]] = None,
                 buffers: Optional[Sequence[int]] = None, threads: int = 1, batch: int = 1,
-                sample_rate: int = 44100, min_calls: int = 5, max_calls: int = 200,
+                sample_rate: Optional[int] = None, min_calls: int = 5, max_calls: int = 200,
                 seconds_per_case: float = 1.0, vector_size: int = 64) -> BenchReport:
     """Time each method at each buffer size on ``threads`` torch threads (restored afterwards).
 
     Each case runs 2 warm-up calls, then calls until ``seconds_per_case`` or ``max_calls`` (at least
-    ``min_calls``). Buffers below a method's ratio are skipped.
+    ``min_calls``). Buffers below a method's ratio are skipped. ``sample_rate`` (for 1/RTF) defaults
+    to the rate the model exposes, else 44100 Hz: a 22.05 kHz model has twice as long to compute a
+    buffer as a 44.1 kHz one.
     """
     model = source if isinstance(source, LoadedModel) else load_model(source, sample_rate)
     description = model.description
+    if sample_rate is None:
+        sample_rate = description.sample_rate or DEFAULT_SAMPLE_RATE
     selected = [description.method(m) for m in methods] if methods else description.methods
     buffers = sorted(set(int(b) for b in (buffers or DEFAULT_BENCH_BUFFERS)))
     for buffer in buffers:

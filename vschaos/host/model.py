@@ -7,6 +7,7 @@ calls with nn~'s shape check, and a state reset (``reset()`` if exported, else a
 from __future__ import annotations
 
 import io
+import warnings
 import json
 import math
 import os
@@ -246,7 +247,7 @@ class LoadedModel:
 
     def fresh(self) -> "LoadedModel":
         """A new, independent copy of the model as it was loaded (fresh state)."""
-        module = torch.jit.load(io.BytesIO(self.serialized()), map_location="cpu").eval()
+        module = _jit_load(io.BytesIO(self.serialized()))
         return LoadedModel(module, self.path, self._source_bytes)
 
     def reset_state(self) -> None:
@@ -407,6 +408,14 @@ def _first_line(error: BaseException) -> str:
     return lines[0].strip() if lines else type(error).__name__
 
 
+def _jit_load(data: io.BytesIO) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` + ``eval`` as nn~ does, without recent torch's deprecation notice:
+    TorchScript is what nn~'s libtorch loads, so the notice is noise to a host user."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
+        return torch.jit.load(data, map_location="cpu").eval()
+
+
 def load_model(source: ModelSource, sample_rate: Optional[int] = None) -> LoadedModel:
     """Load a ``.ts`` path (``torch.jit.load`` + ``eval``) or wrap an already-loaded ScriptModule.
 
@@ -425,7 +434,7 @@ def load_model(source: ModelSource, sample_rate: Optional[int] = None) -> Loaded
         with open(path, "rb") as handle:
             data = handle.read()
         try:
-            module = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+            module = _jit_load(io.BytesIO(data))
         except Exception as error:
             raise ModelLoadError(f"{path} is not a TorchScript file ({_first_line(error)[:120]})") from None
         loaded = LoadedModel(module, path, data)
