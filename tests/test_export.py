@@ -22,10 +22,11 @@ from vschaos.dsp import functional as F
 from vschaos.dsp.streaming import RTPGHI
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.cli.train import compose_config
-from vschaos.export import (ExportVerificationError, StreamingVAE, default_verify_buffers, export_model, label_ids,
+from vschaos.export import (ExportVerificationError, StreamingVAE, export_model, label_ids,
                             script_model)
 from vschaos.host import load_model as host_load
-from vschaos.host import verify_model
+from vschaos.host import next_power_of_two, verify_model
+from vschaos.host.verify import default_buffers
 from vschaos.training.run import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -406,9 +407,16 @@ def test_a_hop_that_is_not_a_power_of_two_is_refused():
 
 
 def test_verify_buffers_are_the_host_buffer_sizes():
-    assert list(default_verify_buffers(256)) == [256, 512, 1024, 2048, 4096, 8192]
-    assert list(default_verify_buffers(300)) == [512, 1024, 2048, 4096, 8192]  # powers of two, not 300 * 2^k
-    assert list(default_verify_buffers(16384)) == [16384]
+    # save_verified leaves buffers=None to the host: its default sizes for an export are the
+    # powers of two from the smallest one >= hop to 8192 (at least that smallest one)
+    for hop, expected in ((256, [256, 512, 1024, 2048, 4096, 8192]),
+                          (64, [64, 128, 256, 512, 1024, 2048, 4096, 8192])):
+        transform = SpectralTransform(sample_rate=22050, n_fft=4 * hop, hop=hop)
+        description = host_load(_script(StreamingVAE(IdentityVAE(transform)))).description
+        assert description.min_buffer_size == next_power_of_two(hop) == hop
+        assert default_buffers(description.min_buffer_size) == expected
+    assert default_buffers(next_power_of_two(300)) == [512, 1024, 2048, 4096, 8192]  # powers of two, not 300 * 2^k
+    assert default_buffers(next_power_of_two(16384)) == [16384]
 
 
 # ---------------------------------------------------------------- export per preset (host verify)

@@ -138,13 +138,6 @@ def heap_integrate(log_mag, dphi_time, dphi_freq, threshold, phase):
                     current_level = lv
 
 
-def heap_integrate_batch(log_mag, dphi_time, dphi_freq, threshold, phase):
-    """:func:`heap_integrate` over a leading batch axis: arrays ``(batch, frames, bins)``,
-    ``threshold`` ``(batch,)``."""
-    for b in range(log_mag.shape[0]):
-        heap_integrate(log_mag[b], dphi_time[b], dphi_freq[b], float(threshold[b]), phase[b])
-
-
 # --------------------------------------------------------------------------------------------
 # Fast Griffin-Lim: magnitude projection and momentum in one pass
 # --------------------------------------------------------------------------------------------

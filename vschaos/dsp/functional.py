@@ -142,26 +142,46 @@ def overlap_add(frames: Tensor, hop: int) -> Tensor:
     return out.reshape(lead + ((n_frames + r - 1) * hop,))
 
 
+def overlap_add_dual_fused(n_fft: int, hop: int) -> bool:
+    """Whether :func:`overlap_add_dual` applies: the ``n_fft / 2`` rotation (centre phase) is a
+    whole number of ``hop``-sized blocks (``n_fft`` even and ``hop`` dividing ``n_fft / 2``)."""
+    return n_fft % 2 == 0 and (n_fft // 2) % hop == 0
+
+
+def overlap_add_dual(spec: Tensor, dual: Tensor, hop: int, out: Tensor) -> Tensor:
+    """Synthesis frames of ``spec`` overlap-added into ``out`` in place; returns ``out``.
+
+    ``spec`` complex ``(..., n_frames, bins)``; ``out`` real ``(..., n_frames + r - 1, hop)`` with
+    ``r = n_fft // hop``, block ``j`` holding samples ``[j * hop, (j + 1) * hop)`` of the
+    overlap-add (frame ``t`` starts at block ``t``); what it already holds (zeros, or a stream's
+    pending tail) is added to. Same sum as ``overlap_add(idgt_frames(spec, dual), hop)``, without
+    the intermediate frames: the inverse FFT's blocks are picked in rotated order while
+    overlap-adding, with the dual window fused in (one ``addcmul`` per block, ~30% faster,
+    measured). Requires :func:`overlap_add_dual_fused` ``(n_fft, hop)``; no autograd through
+    ``out``.
+    """
+    n_fft = dual.shape[0]
+    r = n_fft // hop
+    n_frames = spec.shape[-2]
+    frames = torch.fft.irfft(spec, n=n_fft, dim=-1)
+    blocks = frames.reshape(list(frames.shape[:-2]) + [n_frames, r, hop])
+    dual_blocks = dual.reshape(r, hop)
+    shift = (n_fft // 2) // hop
+    for k in range(r):
+        out[..., k : k + n_frames, :].addcmul_(blocks[..., (k + shift) % r, :], dual_blocks[k])
+    return out
+
+
 def idgt(spec: Tensor, dual: Tensor, hop: int, length: int) -> Tensor:
     """Inverse of :func:`dgt`: complex ``(..., frames, bins)`` -> ``(..., length)``."""
     n_fft = dual.shape[0]
-    half = n_fft // 2
-    if n_fft % 2 == 0 and half % hop == 0 and not (spec.requires_grad or dual.requires_grad):
-        # The n_fft/2 rotation (centre phase) is a whole number of hop-sized blocks: pick the
-        # inverse FFT's blocks in rotated order while overlap-adding, with the dual window fused
-        # in (one addcmul per block, ~30% faster than idgt_frames + overlap_add, measured).
+    if overlap_add_dual_fused(n_fft, hop) and not (spec.requires_grad or dual.requires_grad):
         r = n_fft // hop
         n_frames = spec.shape[-2]
-        frames = torch.fft.irfft(spec, n=n_fft, dim=-1)
-        lead = frames.shape[:-2]
-        blocks = frames.reshape(lead + (n_frames, r, hop))
-        dual_blocks = dual.reshape(r, hop)
-        out = torch.zeros(lead + (n_frames + r - 1, hop), dtype=torch.promote_types(frames.dtype, dual.dtype),
-                          device=frames.device)
-        shift = half // hop
-        for k in range(r):
-            out[..., k : k + n_frames, :].addcmul_(blocks[..., (k + shift) % r, :], dual_blocks[k])
-        flat = out.reshape(lead + ((n_frames + r - 1) * hop,))
+        lead = list(spec.shape[:-2])
+        out = torch.zeros(lead + [n_frames + r - 1, hop], dtype=torch.promote_types(spec.real.dtype, dual.dtype),
+                          device=spec.device)
+        flat = overlap_add_dual(spec, dual, hop, out).reshape(lead + [(n_frames + r - 1) * hop])
         return flat[..., n_fft - hop : n_fft - hop + length]
     frames = idgt_frames(spec, dual)
     out = overlap_add(frames, hop)
@@ -176,11 +196,6 @@ def contrast(magnitude: Tensor) -> Tensor:
 def inverse_contrast(features: Tensor) -> Tensor:
     """Inverse of :func:`contrast`, clamped at zero: ``expm1(max(c, 0))``."""
     return torch.expm1(torch.clamp(features, min=0.0))
-
-
-def polar(magnitude: Tensor, phase: Tensor) -> Tensor:
-    """Complex spectrum from magnitude and phase (same shapes)."""
-    return torch.polar(magnitude, phase)
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,26 +340,22 @@ class _ConsistencyProjection:
         self.half = n_fft // 2
         self.blocks = n_fft // hop
         # the block trick needs the half-frame rotation to be a whole number of blocks
-        self.fast = n_fft % 2 == 0 and self.half % hop == 0
+        self.fast = overlap_add_dual_fused(n_fft, hop)
         device = window.device
         self.window = window.to(device=device, dtype=dtype)
         self.dual = dual.to(device=device, dtype=dtype)
-        self.dual_blocks = self.dual.reshape(self.blocks, hop)
         self.signal = torch.empty(batch, n_frames + self.blocks - 1, hop, dtype=dtype, device=device)
         self.frames = torch.empty(batch, n_frames, n_fft, dtype=dtype, device=device)
 
     def __call__(self, spec: Tensor) -> Tensor:
         if not self.fast:
             return dgt(idgt(spec, self.dual, self.hop, self.length), self.window, self.hop)
-        n_fft, hop, half, r, n = self.n_fft, self.hop, self.half, self.blocks, self.n_frames
+        n_fft, hop, half = self.n_fft, self.hop, self.half
         batch = spec.shape[0]
-        # synthesis: block k of the rotated frame is block (k + r/2) mod r of the inverse FFT
-        blocks = torch.fft.irfft(spec, n=n_fft, dim=-1).view(batch, n, r, hop)
+        # synthesis: rotated inverse FFT blocks, dual-windowed, overlap-added in place
         signal = self.signal
         signal.zero_()
-        shift = half // hop
-        for k in range(r):
-            signal[:, k : k + n].addcmul_(blocks[:, :, (k + shift) % r], self.dual_blocks[k])
+        overlap_add_dual(spec, self.dual, hop, signal)
         flat = signal.view(batch, -1)
         left = n_fft - hop  # pad_for_dgt's left padding: the signal starts there
         flat[:, :left].zero_()

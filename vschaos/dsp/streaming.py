@@ -105,11 +105,13 @@ class StreamingSynthesis(nn.Module):
     hop: int
     n_fft: int
     delay: int
+    fused: bool
 
     def __init__(self, dual: Tensor, hop: int) -> None:
         super().__init__()
         _init_hop_stream(self, "dual", dual, "tail", hop)
         self.delay = self.n_fft - self.hop
+        self.fused = F.overlap_add_dual_fused(self.n_fft, self.hop)
 
     @torch.jit.export
     def reset(self) -> None:
@@ -118,11 +120,25 @@ class StreamingSynthesis(nn.Module):
 
     def forward(self, spec: Tensor) -> Tensor:
         """Complex ``(batch, frames, bins)`` -> ``(batch, frames * hop)``."""
-        return self.overlap_add_frames(F.idgt_frames(spec, self.dual))
+        if not self.fused:
+            return self.overlap_add_frames(F.idgt_frames(spec, self.dual))
+        batch = spec.shape[0]
+        n_frames = spec.shape[1]
+        keep = self.n_fft - self.hop
+        dtype = torch.promote_types(spec.real.dtype, self.dual.dtype)
+        if self.tail.shape[0] != batch:
+            self.tail = torch.zeros(batch, keep, dtype=dtype, device=spec.device)
+        # one buffer of hop-sized blocks, seeded with the pending tail, overlap-added into in place
+        out = torch.cat([self.tail.to(dtype).reshape(batch, keep // self.hop, self.hop),
+                         torch.zeros(batch, n_frames, self.hop, dtype=dtype, device=spec.device)], dim=1)
+        summed = F.overlap_add_dual(spec, self.dual, self.hop, out).reshape(batch, (n_frames - 1) * self.hop + self.n_fft)
+        emitted = n_frames * self.hop
+        self.tail = summed[:, emitted:].clone()
+        return summed[:, :emitted]
 
-    @torch.jit.export
     def overlap_add_frames(self, frames: Tensor) -> Tensor:
-        """Already dual-windowed time frames ``(batch, frames, n_fft)`` -> ``(batch, frames * hop)``."""
+        """Already dual-windowed time frames ``(batch, frames, n_fft)`` -> ``(batch, frames * hop)``
+        (the generic path, when ``hop`` does not divide ``n_fft / 2``)."""
         batch = frames.shape[0]
         n_frames = frames.shape[1]
         keep = self.n_fft - self.hop
@@ -251,7 +267,7 @@ class RTPGHI(nn.Module):
             self.prev2_log_mag = log_mag[:, 0].clone()
             self.prev_dphi_time = dphi_time[:, 0].clone()
             # the first frame's time step (its own dphi_time) then lands its peaks on phase 0
-            self.prev_phase = wrap_phase(-dphi_time[:, 0])
+            self.prev_phase = torch.nan_to_num(wrap_phase(-dphi_time[:, 0]), nan=0.0, posinf=0.0, neginf=0.0)
         history = torch.cat([self.prev2_log_mag.unsqueeze(1), self.prev_log_mag.unsqueeze(1), log_mag], dim=1)
         previous_dphi_time = torch.cat([self.prev_dphi_time.unsqueeze(1), dphi_time[:, : n_frames - 1]], dim=1)
         # d log|S| / dt at frame n without look-ahead: second-order backward difference (BDF2),
@@ -266,14 +282,16 @@ class RTPGHI(nn.Module):
         time_step = previous_dphi_time + 0.5 * wrap_phase(dphi_time - previous_dphi_time)
         # Phase of bin m in frame n = phase of its anchor peak a in frame n-1, advanced in time,
         # then integrated along frequency from a to m.
-        step_from_previous = wrap_phase(
-            torch.gather(time_step, -1, anchors) + along_freq - torch.gather(along_freq, -1, anchors))
+        # Non-finite steps become 0 once here, instead of a check per frame in the loop: with them
+        # finite (and prev_phase finite), every phase the loop computes and carries is finite.
+        step_from_previous = torch.nan_to_num(wrap_phase(
+            torch.gather(time_step, -1, anchors) + along_freq - torch.gather(along_freq, -1, anchors)),
+            nan=0.0, posinf=0.0, neginf=0.0)
 
         phases = []
         phase = self.prev_phase
         for n in range(n_frames):
             phase = wrap_phase(torch.gather(phase, -1, anchors[:, n]) + step_from_previous[:, n])
-            phase = torch.where(torch.isfinite(phase), phase, torch.zeros_like(phase))  # never carry NaN
             phases.append(phase)
         self.prev_phase = phase
         self.prev_log_mag = history[:, n_frames + 1].clone()
@@ -333,8 +351,3 @@ def counter_normal(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_c
     u2 = counter_uniform(seed, second, n_rows, frame_index, n_channels)
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
 
-
-def stream_delays(n_fft: int, hop: int) -> Tuple[int, int]:
-    """``(analysis_delay, synthesis_delay)`` in samples: analysis emits frame ``t`` when its last
-    sample arrives (0 look-ahead); synthesis completes a sample ``n_fft - hop`` samples later."""
-    return 0, n_fft - hop

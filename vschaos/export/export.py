@@ -46,21 +46,6 @@ def script_model(vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", 
     return scripted
 
 
-def default_verify_buffers(hop: int) -> Sequence[int]:
-    """Buffer sizes the export is verified at: the powers of two from the smallest one >= hop to
-    8192 (all that nn~ and nn.ar may use with this model), at least that smallest one. Powers of
-    two, not ``hop * 2^k``: those are what the hosts use, whatever the hop."""
-    size = 1
-    while size < hop:
-        size *= 2
-    sizes = [size]
-    size *= 2
-    while size <= 8192:
-        sizes.append(size)
-        size *= 2
-    return sizes
-
-
 def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Optional[Sequence[int]] = None,
                   batch_sizes: Sequence[int] = (1, 4)) -> Tuple[Path, object]:
     """Save ``scripted`` to ``path`` only if ``vschaos.host.verify_model`` passes on the saved file.
@@ -70,14 +55,13 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
     from vschaos.host import verify_model  # the host is optional for scripting alone
 
     path = Path(path)
-    if buffers is None:
-        buffers = default_verify_buffers(int(scripted.hop))
     reports: Dict[str, object] = {}
 
     def write_and_verify(tmp: str) -> None:
         scripted.reset()
         torch.jit.save(scripted, tmp)
-        report = verify_model(tmp, buffers=list(buffers), batch_sizes=tuple(batch_sizes))
+        report = verify_model(tmp, buffers=None if buffers is None else list(buffers),
+                              batch_sizes=tuple(batch_sizes))
         report.path = str(path)
         reports["report"] = report
         if not report.ok:

@@ -36,7 +36,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from vschaos.dsp import functional as F
 from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
                                    counter_uniform)
 
@@ -48,10 +47,6 @@ PHASE_NOISE_STREAM = 1
 assert PHASE_NOISE_STREAM < NORMAL_UNIFORM_BASE
 # nn~ attribute type codes (NN_CONTRACT.md section 1)
 _FLOAT, _INT, _STR = 2, 1, 3
-
-
-def is_power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
 
 
 def finite_or_zero(x: Tensor) -> Tensor:
@@ -112,6 +107,8 @@ class StreamingVAE(nn.Module):
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
         if not temperature >= 0.0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        from vschaos.host.model import is_power_of_two  # __init__ is not scripted; the host stays optional
+
         transform = vae.transform
         hop = int(transform.hop)
         if not is_power_of_two(hop):
@@ -198,7 +195,7 @@ class StreamingVAE(nn.Module):
         decode: ``n_fft / 2``, the lag between the block a latent frame is read in and the centre
         of the audio frame it produces. encode + decode = forward.
         """
-        return self.n_fft // 2 - self.hop, self.n_fft // 2, self.n_fft - self.hop
+        return self.n_fft // 2 - self.hop, self.n_fft // 2, self.forward_synthesis.delay
 
     # ------------------------------------------------------------------ nn~ contract
     @torch.jit.export

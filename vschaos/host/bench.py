@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .engine import host_latency
-from .model import HostError, LoadedModel, ModelDescription, ModelSource, load_model
+from .model import HostError, LoadedModel, ModelDescription, ModelSource, is_power_of_two, load_model
 from .verify import decimate, test_signal
 
 DEFAULT_BENCH_BUFFERS = (128, 256, 512, 1024, 2048, 4096, 8192)
@@ -98,7 +98,7 @@ def bench_model(source: "ModelSource | LoadedModel", methods: Optional[Sequence[
     selected = [description.method(m) for m in methods] if methods else description.methods
     buffers = sorted(set(int(b) for b in (buffers or DEFAULT_BENCH_BUFFERS)))
     for buffer in buffers:
-        if buffer < 1 or buffer & (buffer - 1):
+        if not is_power_of_two(buffer):
             raise HostError(f"buffer size {buffer} is not a power of two")
     report = BenchReport(model.path, sample_rate, threads)
     previous_threads = torch.get_num_threads()

@@ -17,7 +17,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from .model import HostError, LoadedModel, MethodInfo, ModelSource, load_model
+from .model import HostError, LoadedModel, MethodInfo, ModelSource, is_power_of_two, load_model
 
 
 @dataclass
@@ -88,9 +88,9 @@ class StreamEngine:
         self._reset_buffers()
 
     def _check_sizes(self, buffer_size: int, vector_size: int, batch: int) -> None:
-        if buffer_size < 1 or buffer_size & (buffer_size - 1):
+        if not is_power_of_two(buffer_size):
             raise HostError(f"buffer size {buffer_size} is not a power of two")
-        if vector_size < 1 or vector_size & (vector_size - 1):
+        if not is_power_of_two(vector_size):
             raise HostError(f"vector size {vector_size} is not a power of two")
         if buffer_size % self.info.max_ratio:
             raise HostError(f"buffer size {buffer_size} is not a multiple of method '{self.info.name}' ratios "
@@ -108,8 +108,6 @@ class StreamEngine:
         # worker's initial all-zero result at the first full buffer, hence 2B - V.
         prefill = self.buffer_size - self.vector_size
         self._out_fifo: List[np.ndarray] = [np.zeros((self.batch, self.info.out_channels, prefill), np.float32)]
-        self._out_available = prefill
-        self._samples_in = 0
 
     def reset(self, reset_model: bool = True) -> None:
         """Empty the rings (as a DSP restart) and, by default, reset the model state (``reset()``/reload)."""
@@ -157,7 +155,6 @@ class StreamEngine:
         else:
             result = self._run_model(ring)
         self._out_fifo.append(result)
-        self._out_available += self.buffer_size
         self._in_fill = 0
 
     def _worker_call(self, ring: np.ndarray) -> np.ndarray:
@@ -185,14 +182,12 @@ class StreamEngine:
             position += take
             if self._in_fill == self.buffer_size:
                 self._buffer_full()
-        self._samples_in += n
         return self._pop_output(n)
 
     def _pop_output(self, n: int) -> np.ndarray:
         out = np.concatenate(self._out_fifo, axis=2) if len(self._out_fifo) > 1 else self._out_fifo[0]
         result, rest = out[:, :, :n], out[:, :, n:]
         self._out_fifo = [rest]
-        self._out_available -= n
         return result
 
     def process(self, signals: np.ndarray) -> np.ndarray:

@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from .model import (AttributeValueError, HostError, LoadedModel, MethodInfo, ModelCallError, ModelSource,
-                    convert_attribute_values, load_model)
+                    convert_attribute_values, is_power_of_two, load_model)
 
 MAX_DEFAULT_BUFFER = 8192
 MIN_CORRELATION_FOR_DELAY = 0.3
@@ -667,7 +667,7 @@ def verify_model(source: "ModelSource | LoadedModel", buffers: Optional[List[int
         buffers = default_buffers(min_buffer)
     buffers = sorted(set(int(b) for b in buffers))
     for buffer in buffers:
-        if buffer < 1 or buffer & (buffer - 1):
+        if not is_power_of_two(buffer):
             raise HostError(f"buffer size {buffer} is not a power of two")
         if buffer < min_buffer:
             raise HostError(f"buffer size {buffer} is below the model's minimum {min_buffer} (largest ratio)")
