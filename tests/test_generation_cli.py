@@ -147,9 +147,9 @@ def test_reconstruct_quality_is_phase_limited_for_an_identity_model(demo_run, so
     alone: PGHI + Griffin-Lim must recover a harmonic tone's magnitude closely."""
     from vschaos.generation.reconstruct import reconstruct_audio
     from vschaos.data.audio import load_audio
-    from vschaos.training.run import load_model
+    from vschaos.training.run import open_run
 
-    _, vae = load_model(demo_run)
+    vae = open_run(demo_run).vae
 
     class Identity(torch.nn.Module):
         """Stand-in VAE whose 'latent' is the feature vector itself."""

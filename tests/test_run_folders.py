@@ -19,7 +19,7 @@ from vschaos.cli import generate, script
 from vschaos.cli.train import compose_config
 from vschaos.io import atomic_torch_save, atomic_write_text
 from vschaos.training.run import (CONFIG_NAME, LoadedRun, RunFolderError, build_model, find_checkpoint,
-                                  find_version_dir, load_model, open_run)
+                                  find_version_dir, open_run)
 
 PROBE = "encoder.mlp.net.0.bias"  # a parameter of the demo model, used to tell weights apart
 MARK_UNIT = 1e-3
@@ -245,7 +245,8 @@ def test_older_helpers_agree_with_open_run(run, template):
     assert find_version_dir(run) == run / "version_10"
     assert find_version_dir(run / "version_0", 2) == run / "version_2"
     assert find_checkpoint(run / "version_2", "best") == run / "version_2" / "checkpoints" / "best.ckpt"
-    cfg, vae = load_model(str(run) + "/", 0, "best")
+    loaded = open_run(str(run) + "/", 0, "best")
+    cfg, vae = loaded.cfg, loaded.vae
     expected = open_run(run, 0, "best")
     assert torch.equal(vae.state_dict()[PROBE], expected.vae.state_dict()[PROBE])
     assert OmegaConf.to_container(cfg) == OmegaConf.to_container(expected.cfg)

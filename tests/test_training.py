@@ -1,4 +1,4 @@
-"""Training end to end on a tiny demo dataset: CLI, run folders, checkpoints, resume, load_model."""
+"""Training end to end on a tiny demo dataset: CLI, run folders, checkpoints, resume, open_run."""
 import os
 import shutil
 from pathlib import Path
@@ -14,7 +14,7 @@ from vschaos.data.datamodule import BatchIndexSampler
 from vschaos.data.demo import make_demo_dataset
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.fit import RUN_VERSION_ENV, build_objects, check_tasks, choose_version
-from vschaos.training.run import RunFolderError, find_version_dir, load_model
+from vschaos.training.run import RunFolderError, find_version_dir, open_run
 
 FAST = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
         "data.batch_size=32", "callbacks.progress.refresh_rate=0", "trainer.log_every_n_steps=1", "trainer.enable_model_summary=false"]
@@ -83,7 +83,8 @@ def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, caps
     assert sorted(p.name for p in run.iterdir()) == ["version_0", "version_1"]
     assert _step(last) == step + 2
 
-    cfg, vae = load_model(run, checkpoint="last")
+    loaded = open_run(run, checkpoint="last")
+    cfg, vae = loaded.cfg, loaded.vae
     assert not vae.training and cfg.trainer.max_epochs == 2
     state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
     assert torch.equal(vae.transform.norm_mean, state["vae.transform.norm_mean"])
@@ -102,12 +103,12 @@ def test_check_prints_counts_and_exits_without_a_run(demo_root, tmp_path, capsys
     assert not rundir.exists()
 
 
-def test_load_model_names_the_bad_folder(tmp_path):
+def test_open_run_names_the_bad_folder(tmp_path):
     with pytest.raises(RunFolderError, match=str(tmp_path)):
-        load_model(tmp_path)
+        open_run(tmp_path)
     (tmp_path / "version_0").mkdir()
     with pytest.raises(RunFolderError, match="config.yaml"):
-        load_model(tmp_path)
+        open_run(tmp_path)
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Union
 
+import numpy as np
 import torch
 
 PathLike = Union[str, os.PathLike]
@@ -48,3 +49,13 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     """``torch.save`` to ``path`` atomically (plain data and tensors only)."""
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_save_npy(path: PathLike, array: np.ndarray) -> Path:
+    """``np.save`` ``array`` to ``path`` (name kept as given: no ``.npy`` appended) atomically."""
+
+    def _write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a file object: np.save would append ".npy" to a name
+            np.save(handle, array)
+
+    return atomic_write(path, _write)

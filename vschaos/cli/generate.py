@@ -101,12 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_run(args: argparse.Namespace) -> Tuple[DictConfig, torch.nn.Module]:
-    """The run's config and model from ``RUN_DIR -v -n`` (RunFolderError, reported by main, if unusable)."""
-    run = open_run(args.run_dir, args.version, args.checkpoint)
-    return run.cfg, run.vae
-
-
 def dataset_root(cfg: DictConfig) -> Optional[Path]:
     """The run's training dataset root (``cfg.data.dataset.root``), if set."""
     root = OmegaConf.select(cfg, "data.dataset.root", default=None)
@@ -128,7 +122,8 @@ def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    cfg, vae = load_run(args)
+    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
     inputs, problems = collect_inputs(args.files)
     tasks = list(dict.fromkeys(vae.encoder_tasks + vae.decoder_tasks))
@@ -195,7 +190,8 @@ def latent_spread(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Modul
 
 def run_trajectories(args: argparse.Namespace) -> int:
     check_trajectory_names(args.trajectories)  # before loading anything
-    cfg, vae = load_run(args)
+    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
     means: Optional[List[torch.Tensor]] = None
     stds: Optional[List[torch.Tensor]] = None

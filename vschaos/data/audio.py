@@ -45,13 +45,22 @@ def audio_info(path: Union[str, Path]) -> "sf._SoundFileInfo":
 
 
 def save_audio(path: Union[str, Path], audio: torch.Tensor, sample_rate: int) -> Path:
-    """Write ``audio`` ``(time,)`` or ``(channels, time)`` as 32-bit float WAV, atomically."""
+    """Write ``audio`` ``(time,)`` or ``(channels, time)`` as 32-bit float WAV, atomically.
+
+    The same audio always gives the same bytes: libsndfile adds a PEAK chunk holding the write time to float
+    WAVs, so the file is written with scipy's writer, which has no timestamp.
+    """
+    import scipy.io.wavfile
+
     from vschaos.io import atomic_write
 
     array = audio.detach().cpu().float().numpy()
     if array.ndim == 2:
-        array = array.T
-    return atomic_write(path, lambda tmp: sf.write(tmp, array, int(sample_rate), subtype="FLOAT", format="WAV"))
+        array = array.T  # scipy wants (time, channels)
+    elif array.ndim != 1:
+        raise ValueError(f"save_audio expects (time,) or (channels, time) audio, got shape {tuple(array.shape)}")
+    array = np.ascontiguousarray(array)
+    return atomic_write(path, lambda tmp: scipy.io.wavfile.write(tmp, int(sample_rate), array))
 
 
 def scan_audio_files(data_dir: Union[str, Path]) -> List[Path]:

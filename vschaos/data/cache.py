@@ -28,7 +28,7 @@ from vschaos.data.audio import AudioReadError, load_audio
 from vschaos.data.dataset import AudioFile
 from vschaos.data.metadata import DatasetError, Problem
 from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
-from vschaos.io import atomic_write, atomic_write_text
+from vschaos.io import atomic_save_npy, atomic_write, atomic_write_text
 
 CACHE_FORMAT = 1
 CACHE_DIRNAME = ".vschaos_cache"
@@ -187,11 +187,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
         offsets[:] = [0]
         atomic_write(directory / "magnitudes.npy", write_magnitudes)
 
-    def write_stats(tmp: str) -> None:
-        with open(tmp, "wb") as out:  # a handle: np.save would append ".npy" to a path
-            np.save(out, stats)
-
-    atomic_write(directory / "stats.npy", write_stats)
+    atomic_save_npy(directory / "stats.npy", stats)
     index = {"fingerprint": fingerprint, "keys": [f.key for f in files], "offsets": offsets,
              "n_bins": n_bins, "dtype": dtype,
              "magnitudes_bytes": (directory / "magnitudes.npy").stat().st_size,

@@ -160,6 +160,7 @@ class SpectralDataModule(lightning.LightningDataModule):
         self._files: Optional[List[AudioFile]] = None
         self._cache: Optional[FrameCache] = None
         self._labels: Optional[Dict[str, np.ndarray]] = None
+        self._file_positions: Optional[Dict[str, int]] = None  # file key -> position in _files, for file_labels
         self.train_files: Optional[np.ndarray] = None
         self.val_files: Optional[np.ndarray] = None
 
@@ -197,6 +198,8 @@ class SpectralDataModule(lightning.LightningDataModule):
     # ------------------------------------------------------------------ lightning hooks
     def prepare_data(self) -> None:
         """Validate the dataset and build the frame cache if needed (rank 0 only under DDP)."""
+        if self._cache is not None:  # already opened by setup() (``fit()`` calls it before Lightning does)
+            return
         load_or_build_cache(self.transform, self.files, self.root, self.cache_dir, self.cache_dtype)
 
     def setup(self, stage: Optional[str] = None) -> None:
@@ -218,7 +221,11 @@ class SpectralDataModule(lightning.LightningDataModule):
         """Frame labels ``{task: (frames,)}`` of the file ``key`` (``data/...``), as batches carry them."""
         if self._cache is None:
             self.setup()
-        i = [f.key for f in self._files].index(key)
+        if self._file_positions is None:
+            self._file_positions = {f.key: i for i, f in enumerate(self._files)}
+        i = self._file_positions.get(key)
+        if i is None:
+            raise ValueError(f"{key!r} is not one of the files of this datamodule")
         start, stop = self._cache.offsets[i], self._cache.offsets[i + 1]
         return {task: values[start:stop] for task, values in self._labels.items()}
 

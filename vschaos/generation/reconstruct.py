@@ -15,14 +15,11 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-import numpy as np
-import scipy.io.wavfile
-
-from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio
+from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio, save_audio
 from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
-from vschaos.io import atomic_write, atomic_write_text
+from vschaos.io import atomic_write_text
 
 DEFAULT_PHASE = "pghi+gla"
 #: Fast Griffin-Lim iterations after PGHI for offline generation (see bench/generation_speed.py).
@@ -97,14 +94,6 @@ def reconstruct_audio(vae: torch.nn.Module, audio: Tensor, labels: Dict[str, Ten
     decoded = transform.from_features(vae.decode(z, decoder_labels))
     output = transform.reconstruct(decoded[None], length, method=method, n_iter=n_iter, generator=generator)[0]
     return Reconstruction(output, magnitude, decoded, transform.magnitude(output[None])[0], z)
-
-
-def save_wav(path: Path, audio: Tensor, sample_rate: int) -> Path:
-    """Write ``(time,)`` as 32-bit float WAV, atomically, with byte-identical output for identical
-    audio. (libsndfile adds a PEAK chunk holding the write time to float WAVs, so the same sound
-    written twice differs; scipy's writer has no timestamp.)"""
-    array = np.ascontiguousarray(audio.detach().cpu().float().numpy())
-    return atomic_write(path, lambda tmp: scipy.io.wavfile.write(tmp, int(sample_rate), array))
 
 
 def resample_exact(audio: Tensor, source_rate: int, target_rate: int, length: int) -> Tensor:
@@ -230,7 +219,7 @@ def reconstruct_files(vae: torch.nn.Module, inputs: Sequence[InputFile], out_dir
         out_length = int(round(info.frames * out_rate / float(info.samplerate)))
         output = resample_exact(result.audio, model_rate, out_rate, out_length)
         out_path = target_dir / item.relative_output
-        save_wav(out_path, output, out_rate)
+        save_audio(out_path, output, out_rate)
         row: Dict[str, object] = {"input": str(item.path), "output": item.relative_output.as_posix(),
                                   "seconds": out_length / float(out_rate)}
         row.update(result.metrics())

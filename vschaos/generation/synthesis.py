@@ -20,15 +20,11 @@ from torch import Tensor
 
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.plots import plot_latents_and_spectrogram
-from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, resample_exact, save_wav
+from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, resample_exact
 from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, check_trajectory_names,
                                              interpolate_trajectory, make_trajectory)
-from vschaos.io import atomic_write, atomic_write_text
-
-
-def _save_npy(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:  # a file object: np.save would append ".npy" to a name
-        np.save(handle, array)
+from vschaos.data.audio import save_audio
+from vschaos.io import atomic_save_npy, atomic_write_text
 
 
 def path_seed(seed: int, name: str, index: int) -> int:
@@ -147,9 +143,9 @@ def generate_trajectories(vae: torch.nn.Module, names: Sequence[str], batches: i
             audio = decode_latent_path(vae, latents, labels, method, n_iter, generator)
             output = resample_exact(audio, model_rate, out_rate, out_length)
             stem = f"{name}_{index}"
-            save_wav(target_dir / f"{stem}.wav", output, out_rate)
+            save_audio(target_dir / f"{stem}.wav", output, out_rate)
             array = latents.detach().cpu().numpy().astype(np.float32)
-            atomic_write(target_dir / f"{stem}.npy", lambda tmp: _save_npy(tmp, array))
+            atomic_save_npy(target_dir / f"{stem}.npy", array)
             spectrum = transform.magnitude(audio[None])[0, :steps]
             plot_latents_and_spectrogram(target_dir / f"{stem}.png", latents, spectrum, model_rate,
                                          int(transform.hop), title=f"{stem} (seed {seed})")

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.vae import SpectralVAE
 
@@ -53,13 +54,18 @@ class SpectralVAEModule(L.LightningModule):
         magnitude: Tensor = batch["magnitude"]
         labels: Dict[str, Tensor] = batch.get("labels", {})
         features = self.vae.transform.to_features(magnitude)
-        decoded, z, mean, std = self.vae(features, labels, sample=sample)
+        mean, std = self.vae.encode(features, labels)
+        z = reparameterise(mean, std) if sample else mean
+        # the predictors run once, on z.detach(): their logits feed both the label completion of decode (argmax,
+        # no gradient anyway) and the cross-entropy below (stop-gradient: never reaches the encoder)
+        all_logits = self.vae.predict(z.detach())
+        decoded = self.vae.decode(z, labels, all_logits)
         estimate = self.vae.transform.from_features(decoded)
         terms = self.loss(magnitude, estimate, mean, std, int(self.global_step))
         terms["estimate"] = estimate
         total = terms["loss"]
         # stop-gradient: the predictors learn from the latent, the encoder never learns from them
-        for task, logits in self.vae.predict(z.detach()).items():
+        for task, logits in all_logits.items():
             if task not in labels:
                 continue
             target = labels[task]

@@ -136,32 +136,42 @@ class SpectralVAE(nn.Module):
             out[task] = predictor(z)
         return out
 
-    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Copy of ``labels`` where -1 (or an absent task) is replaced by the predictor's argmax on ``z``."""
+    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],
+                        logits: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """Copy of ``labels`` where -1 (or an absent task) is replaced by the predictor's argmax on ``z``.
+
+        ``logits``: the predictors' output on ``z`` when the caller already has it (``predict(z)`` or
+        ``predict(z.detach())``, same argmax), so the predictors do not run twice; ``None`` runs them here.
+        """
         out: Dict[str, Tensor] = {}
         for task, value in labels.items():
             out[task] = value
-        for task, logits in self.predict(z).items():
-            guess = logits.argmax(dim=-1)
+        if logits is None:
+            logits = self.predict(z)
+        for task, task_logits in logits.items():
+            guess = task_logits.argmax(dim=-1)
             if task in out:
                 out[task] = torch.where(out[task] >= 0, out[task], guess)
             else:
                 out[task] = guess
         return out
 
-    def decode(self, z: Tensor, labels: Dict[str, Tensor]) -> Tensor:
-        """Latent (batch, latent) [+ labels] -> normalised features (batch, bins); missing labels completed."""
+    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        """Latent (batch, latent) [+ labels] -> normalised features (batch, bins); missing labels completed
+        (from ``logits`` when given, see :meth:`complete_labels`)."""
         if len(self.predicted_tasks) > 0:
-            labels = self.complete_labels(z, labels)
+            labels = self.complete_labels(z, labels, logits)
         condition = self._decoder_condition(labels, z)
         return self.decoder(torch.cat([z, condition], dim=-1))
 
-    def forward(self, features: Tensor, labels: Dict[str, Tensor], sample: bool = True
-                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Encode, sample (or take the mean), decode: (batch, bins) -> decoded (batch, bins), z, mean, std."""
+    def forward(self, features: Tensor, labels: Dict[str, Tensor], sample: bool = True,
+                logits: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Encode, sample (or take the mean), decode: (batch, bins) -> decoded (batch, bins), z, mean, std.
+
+        ``logits`` is passed to :meth:`decode` (predictors' output on the sampled ``z``, when already known)."""
         mean, std = self.encode(features, labels)
         z = reparameterise(mean, std) if sample else mean
-        return self.decode(z, labels), z, mean, std
+        return self.decode(z, labels, logits), z, mean, std
 
     @torch.jit.unused
     def parameter_counts(self) -> Dict[str, int]:

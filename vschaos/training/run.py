@@ -9,7 +9,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import torch
 import yaml
@@ -217,9 +217,3 @@ def open_run(run_dir: PathLike, version: Optional[int] = None, checkpoint: PathL
         raise RunFolderError(f"the weights of {path} do not fit the model of {config_path}: {error}") from error
     return LoadedRun(version_dir, path, cfg, vae.eval())
 
-
-def load_model(run_dir: PathLike, version: Optional[int] = None, checkpoint: PathLike = "last"
-               ) -> Tuple[DictConfig, SpectralVAE]:
-    """``(config, vae)`` of :func:`open_run` (kept for callers that do not need the paths)."""
-    run = open_run(run_dir, version, checkpoint)
-    return run.cfg, run.vae
