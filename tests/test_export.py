@@ -274,6 +274,23 @@ def test_inlet_order_is_the_config_order_under_any_hash_seed():
 
 
 # ---------------------------------------------------------------- attributes
+@pytest.mark.parametrize("method", ["forward", "encode", "decode"])
+def test_a_batch_of_64_streams_like_64_separate_rows(demo_vae, method):
+    """mc.nn~ and nn.ar run up to 64 parallel examples in one batch: each row keeps its own
+    streaming state, so the batch equals each row streamed alone (after a reset)."""
+    module = script_model(demo_vae)
+    in_channels, in_ratio = int(getattr(module, f"{method}_params")[0]), int(getattr(module, f"{method}_params")[1])
+    block = 512 // in_ratio  # B = 512 = two demo hops per call
+    torch.manual_seed(3)
+    x = 0.2 * torch.randn(64, in_channels, 4 * block)
+    module.reset()
+    batched = _stream(getattr(module, method), x, block)
+    for row in (0, 17, 63):
+        module.reset()
+        alone = _stream(getattr(module, method), x[row:row + 1], block)
+        torch.testing.assert_close(batched[row:row + 1], alone, rtol=1e-4, atol=1e-5)
+
+
 def test_attributes_round_trip_and_refuse_bad_values(demo_export):
     model = demo_export
     assert model.get_attributes() == ["temperature", "phase", "seed"]
