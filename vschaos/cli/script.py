@@ -30,6 +30,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="initial seed attribute (default 0)")
     parser.add_argument("--buffers", type=int, nargs="+", default=None,
                         help="buffer sizes to verify (default: powers of two from the hop to 8192)")
+    parser.add_argument("--format", choices=["nn", "neutone"], default="nn",
+                        help="nn: TorchScript for nn~ / nn.ar (default); neutone: a .nm file for the Neutone plugin "
+                             "(needs pip install -e .[neutone]; verified by the Neutone SDK)")
+    parser.add_argument("--data-description", default=None,
+                        help="neutone: the training data as the plugin shows it (default: from the run's dataset)")
     return parser.parse_args(argv)
 
 
@@ -45,6 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     name = args.output_name or run.run_dir.name
     out_dir = args.out if args.out is not None else run.run_dir
+    if args.format == "neutone":
+        from vschaos.cli.neutone import export_neutone_run
+        return export_neutone_run(run, out_dir / f"{name}.nm", name, args)
     path = out_dir / f"{name}.ts"
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path}")
     try:
