@@ -32,6 +32,7 @@ DEMO_RATE, DEMO_HOP = 22050, 256
 SMALL_PITCH = ["transform=demo", "model=small"]  # the pitch presets on the demo front end: fast
 TOL = 1e-4  # streaming vs one offline call: float summation order differs (the host allows the same)
 FAST_BENCH = dict(bench_buffers=(2048,), bench_repeat=2, bench_iters=3)
+NO_BENCH = dict(benchmark=False, sdk_offline_check=False)  # the SDK's schema, reload and plugin-method checks only
 
 
 def preset_vae(name: str, overrides=(), seed: int = 0) -> nn.Module:
@@ -227,7 +228,7 @@ def test_note_knob_conditions_a_pitch_model(tmp_path):
     vae = preset_vae("dgt_pitch_cond", SMALL_PITCH)
     directions = LatentDirections.axes(int(vae.latent_dim), "no data in this test")
     path = tmp_path / "pitch.nm"
-    export_neutone(vae, path, make_texts("pitch", vae, "'notes'", directions), directions, benchmark=False)
+    export_neutone(vae, path, make_texts("pitch", vae, "'notes'", directions), directions, **NO_BENCH)
     model, metadata = load_neutone_model(str(path))
     assert [p["name"] for p in metadata["neutone_parameters"].values()][-1] == "note"
     assert "pitch" in metadata["tags"]
@@ -269,12 +270,12 @@ def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch)
     texts = neutone.make_texts("identity", vae, "'none'", directions)
     path = tmp_path / "out" / "identity.nm"
     # the right delay passes: the delay is measured (the identity model's output resembles its input)
-    report = neutone.export_neutone(vae, path, texts, directions, benchmark=False)
+    report = neutone.export_neutone(vae, path, texts, directions, **NO_BENCH)
     assert all(c.ok for c in report.checks) and "measured" in report.checks[0].delay_summary
     path.unlink()
     monkeypatch.setattr(neutone, "NeutoneSpectralVAE", WrongDelayNeutone.make())
     with pytest.raises(neutone.NeutoneExportError, match="reported delay"):
-        neutone.export_neutone(vae, path, texts, directions, benchmark=False)
+        neutone.export_neutone(vae, path, texts, directions, **NO_BENCH)
     assert list(path.parent.iterdir()) == []  # nothing written, no temporary folder left
 
 
@@ -294,6 +295,7 @@ def make_run(rundir: Path, preset: str, name: str, overrides=(), dataset_root=No
 
 
 @needs_sdk
+@pytest.mark.slow
 def test_script_format_neutone_uses_the_training_latents(tmp_path, capsys):
     from vschaos.data.demo import make_demo_dataset
     from vschaos.export.neutone import load_neutone_model, principal_directions, training_latents
@@ -316,6 +318,7 @@ def test_script_format_neutone_uses_the_training_latents(tmp_path, capsys):
 
 
 @needs_sdk
+@pytest.mark.slow
 def test_script_neutone_without_training_data_falls_back_to_the_prior_axes(tmp_path, capsys):
     run_dir = make_run(tmp_path / "runs", "demo", "nodata", dataset_root=tmp_path / "gone")
     assert script_main([str(run_dir), "--format", "neutone", "--temperature", "0.5",
@@ -336,6 +339,24 @@ def test_without_the_sdk_neutone_export_is_a_clear_error_and_nn_is_unaffected(tm
     assert script_main([str(run_dir), "--format", "neutone", "-o", str(tmp_path / "out")]) == 2
     assert "pip install -e .[neutone]" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@needs_sdk
+@pytest.mark.parametrize("preset, overrides, last_knob", [("dgt_mid", (), "direction 2"),
+                                                         ("dgt_pitch_cond", (), "note"),
+                                                         ("dgt_pitch_prediction", (), "note")])
+def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob):
+    from vschaos.export.neutone import LatentDirections, export_neutone, make_texts
+
+    vae = preset_vae(preset, overrides)
+    directions = LatentDirections.axes(int(vae.latent_dim), "random weights")
+    report = export_neutone(vae, tmp_path / f"{preset}.nm", make_texts(preset, vae, "'none'", directions), directions,
+                            **FAST_BENCH)
+    assert all(c.ok for c in report.checks)
+    assert report.metadata["native_sample_rates"] == [44100]
+    assert report.knobs[-1][0] == last_knob
+    assert report.benchmarks.inverse_rtf(48000, 2048) > 0
 
 
 def test_the_nn_path_never_imports_the_sdk():

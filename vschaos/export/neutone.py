@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -547,7 +548,8 @@ def run_sdk_benchmarks(path: PathLike, buffers: Sequence[int] = BENCH_BUFFERS,
     args = {"path": str(path), "buffers": [int(b) for b in buffers], "speed_rates": [int(r) for r in speed_rates],
             "latency_rates": [int(r) for r in latency_rates], "repeat": int(repeat), "n_iters": int(n_iters),
             "threads": int(threads)}
-    env = dict(os.environ, LOGLEVEL="INFO", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, LOGLEVEL="INFO", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONWARNINGS="ignore::FutureWarning")
     try:
         result = subprocess.run([sys.executable, "-c", _BENCH_CHILD, json.dumps(args)], capture_output=True,
                                 text=True, env=env, timeout=timeout)
@@ -607,9 +609,20 @@ class NeutoneExportReport:
 def export_neutone(vae: nn.Module, path: PathLike, texts: NeutoneTexts, directions: LatentDirections,
                    check_buffers: Sequence[int] = CHECK_BUFFERS, benchmark: bool = True,
                    bench_buffers: Sequence[int] = BENCH_BUFFERS, bench_repeat: int = 10, bench_iters: int = 30,
-                   threads: int = 1) -> NeutoneExportReport:
+                   threads: int = 1, sdk_offline_check: bool = True) -> NeutoneExportReport:
     """Write ``vae`` as a Neutone model to ``path`` only if the SDK's validation, our equality and delay
-    checks and the SDK's benchmarks all pass; raises :class:`NeutoneExportError` otherwise (nothing written)."""
+    checks and the SDK's benchmarks all pass; raises :class:`NeutoneExportError` otherwise (nothing written).
+
+    ``benchmark=False`` skips the SDK's benchmarks and ``sdk_offline_check=False`` the SDK's offline rendering
+    of its bundled 17 s sample (tests use both to stay fast; the command line always runs them)."""
+    with warnings.catch_warnings():  # torch.jit.script/save/load deprecation notices: TorchScript is what Neutone loads
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=FutureWarning)
+        return _export_neutone(vae, path, texts, directions, check_buffers, benchmark, bench_buffers, bench_repeat,
+                               bench_iters, threads, sdk_offline_check)
+
+
+def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, bench_buffers, bench_repeat,
+                    bench_iters, threads, sdk_offline_check) -> NeutoneExportReport:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = NeutoneSpectralVAE(streaming_module(vae), texts, directions)
@@ -618,7 +631,7 @@ def export_neutone(vae: nn.Module, path: PathLike, texts: NeutoneTexts, directio
     try:
         try:
             save_neutone_model(wrapper, folder, dump_samples=False, submission=False, speed_benchmark=False,
-                               test_offline_mode=True)
+                               test_offline_mode=sdk_offline_check)
             model, metadata = load_neutone_model(str(folder / "model.nm"))
         except Exception as error:  # the SDK reports failed checks as AssertionError, schema or TorchScript errors
             message = str(error).strip().splitlines()[0] if str(error).strip() else ""
