@@ -1,7 +1,7 @@
 """The model's spectral front end: Gaussian-window DGT magnitude, log contrast, normalisation.
 
 One object serves training (data cache, losses), generation (offline reconstruction) and export
-(it is scripted inside the model), so the front end has a single definition (DESIGN.md).
+(it is scripted inside the model), so the front end has a single definition (docs/ARCHITECTURE.md, sections 1-2).
 """
 from typing import Dict, Optional
 

@@ -1,9 +1,10 @@
 """The scripted nn~ module: a trained ``SpectralVAE`` wrapped for buffer-by-buffer streaming.
 
-It follows NN_CONTRACT.md (methods with ``<m>_params``, labels, typed attributes) and adds the
-declared delays ``<m>_delay`` and ``reset()`` (DESIGN.md section 6). The VAE object itself (its
-transform, encoder, decoder, embeddings, predictors) is scripted inside: there is no second
-implementation of the front end. Streaming state lives in the submodules' buffers (one row per
+It follows docs/NN_CONTRACT.md (methods with ``<m>_params``, labels, typed attributes) and adds
+the declared delays ``<m>_delay`` and ``reset()`` (docs/NN_CONTRACT.md section 6; the delays are
+defined in docs/ARCHITECTURE.md section 4). The VAE object itself (its transform, encoder,
+decoder, embeddings, predictors) is scripted inside: there is no second implementation of the
+front end. Streaming state lives in the submodules' buffers (one row per
 batch element) and is re-initialised when the batch size changes.
 
 Methods (``hop`` = the transform's hop, ``L`` = latent size):
@@ -45,7 +46,7 @@ PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
 LATENT_NOISE_STREAM = 0
 PHASE_NOISE_STREAM = 1
 assert PHASE_NOISE_STREAM < NORMAL_UNIFORM_BASE
-# nn~ attribute type codes (NN_CONTRACT.md section 1)
+# nn~ attribute type codes (docs/NN_CONTRACT.md section 1)
 _FLOAT, _INT, _STR = 2, 1, 3
 
 

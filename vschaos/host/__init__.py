@@ -1,6 +1,6 @@
 """vschaos.host: an nn~-compatible streaming host to load, describe, verify, bench and render nn~ models.
 
-See NN_CONTRACT.md for the contract it reproduces; ``python -m vschaos.host --help`` for the CLI.
+See docs/NN_CONTRACT.md for the contract it reproduces; ``python -m vschaos.host --help`` for the CLI.
 """
 from .bench import BenchReport, BenchRow, bench_model, latency_table
 from .engine import EngineStats, StreamEngine, batched_to_outlets, host_latency, inlets_to_batched

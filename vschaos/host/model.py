@@ -1,4 +1,4 @@
-"""Load and describe nn~ TorchScript models the way nn~ / nn.ar read them (see NN_CONTRACT.md).
+"""Load and describe nn~ TorchScript models the way nn~ / nn.ar read them (see docs/NN_CONTRACT.md).
 
 A :class:`LoadedModel` wraps a ``torch.jit.ScriptModule`` and offers what a host needs: the
 method table (``<m>_params``), labels, attributes with their type codes, typed ``set``/``get``,
