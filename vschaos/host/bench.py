@@ -12,7 +12,7 @@ import torch
 
 from .engine import host_latency
 from .model import HostError, LoadedModel, ModelDescription, ModelSource, is_power_of_two, load_model
-from .verify import decimate, test_signal
+from .verify.signals import decimate, test_signal
 
 DEFAULT_BENCH_BUFFERS = (128, 256, 512, 1024, 2048, 4096, 8192)
 
