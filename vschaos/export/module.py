@@ -37,6 +37,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from vschaos.util import is_power_of_two
 from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
                                    counter_uniform)
 
@@ -108,8 +109,6 @@ class StreamingVAE(nn.Module):
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
         if not temperature >= 0.0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        from vschaos.host.model import is_power_of_two  # __init__ is not scripted; the host stays optional
-
         transform = vae.transform
         hop = int(transform.hop)
         if not is_power_of_two(hop):

@@ -38,7 +38,7 @@ def parse_label_arguments(items: Optional[Sequence[str]]) -> Dict[str, str]:
 def builtin_class_names(task: str, n_classes: int) -> Optional[Dict[int, str]]:
     """Names of the pitch tasks written by ``extract_pitch.py`` (docs/INTERFACES.md), when the
     task has that name and size: lets ``--labels pitch=A octave=4`` work without the dataset."""
-    from vschaos.pitch.notes import octave_classes, pitch_classes
+    from vschaos.notes import octave_classes, pitch_classes
 
     if task == "pitch" and n_classes == 12:
         return dict(pitch_classes())

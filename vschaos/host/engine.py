@@ -17,7 +17,9 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from .model import HostError, LoadedModel, MethodInfo, ModelSource, is_power_of_two, load_model
+from vschaos.util import is_power_of_two
+
+from .model import HostError, LoadedModel, MethodInfo, ModelSource, load_model
 
 
 @dataclass

@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from vschaos.util import next_power_of_two
+
 ATTRIBUTE_TYPE_NAMES: Dict[int, str] = {0: "bool", 1: "int", 2: "float", 3: "str", 4: "tensor", 5: "buffer"}
 # Attribute names a model may use to expose its sample rate (ours, RAVE, nn-tilde helper).
 SAMPLE_RATE_ATTRIBUTES = ("sample_rate", "sampling_rate", "sr")
@@ -41,16 +43,6 @@ class AttributeValueError(HostError):
 
 class ModelCallError(HostError):
     """The model raised inside a call, or returned the wrong shape/dtype."""
-
-
-def is_power_of_two(n: int) -> bool:
-    """Whether ``n`` is a power of two (1, 2, 4, ...): the buffer and vector sizes nn~ uses."""
-    return n > 0 and n & (n - 1) == 0
-
-
-def next_power_of_two(n: int) -> int:
-    """Smallest power of two >= ``n`` (1 for n <= 1)."""
-    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 
 
 @dataclass

@@ -5,7 +5,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 
-from vschaos.pitch.notes import MIDI_MAX, MIDI_MIN, hz_to_midi
+from vschaos.notes import MIDI_MAX, MIDI_MIN, hz_to_midi
 from vschaos.pitch.tracker import PitchTrack
 
 UNVOICED = "none"

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-from ..model import HostError, LoadedModel, MethodInfo, ModelSource, is_power_of_two, load_model
+from vschaos.util import is_power_of_two
+
+from ..model import HostError, LoadedModel, MethodInfo, ModelSource, load_model
 from .checks import check_attributes, check_contract, check_shapes, check_streaming
 from .delay_checks import check_delay, check_pair_delay, delay_pair
 from .report import VerifyReport
