@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from vschaos.dsp import functional as F
+from vschaos.dsp import functional as dsp
 from vschaos.dsp.streaming import RTPGHI
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.cli.train import compose_config
@@ -194,7 +194,7 @@ def test_exported_decode_equals_the_eager_pipeline(demo_vae, demo_export):
         magnitude = transform.from_features(demo_vae.decode(z.transpose(1, 2).reshape(-1, demo_vae.latent_dim), {}))
     magnitude = magnitude.reshape(2, frames, transform.n_bins)
     phase = RTPGHI(transform.n_fft, transform.hop, transform.lam)(magnitude)
-    full = F.overlap_add(F.idgt_frames(torch.polar(magnitude, phase), transform.dual), transform.hop)
+    full = dsp.overlap_add(dsp.idgt_frames(torch.polar(magnitude, phase), transform.dual), transform.hop)
     torch.testing.assert_close(audio, full[:, : audio.shape[-1]], atol=1e-4, rtol=1e-3)
     # same latents -> same magnitudes: the scripted VAE is the eager one
     scripted_features = demo_export.vae.decode(z.transpose(1, 2).reshape(-1, demo_vae.latent_dim), {})

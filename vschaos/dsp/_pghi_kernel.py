@@ -225,7 +225,7 @@ def phase_gradient(log_mag, time_scale, freq_scale, bin_advance, dphi_time, dphi
 
 
 @_jit
-def wrap_phase(phase):
+def wrap_phase_inplace(phase):
     """``phase <- remainder(phase + pi, 2 pi) - pi`` in place (any shape), into ``[-pi, pi)``."""
     flat = phase.reshape(-1)
     two_pi = 2.0 * np.pi

@@ -285,7 +285,7 @@ def pghi(magnitude: Tensor, lam: float, hop: int, n_fft: int, tol: float = 1e-5,
     Returns:
         phase ``(..., frames, bins)`` in ``[-pi, pi)``, same dtype and device as ``magnitude``.
     """
-    from vschaos.dsp._pghi_kernel import heap_integrate, phase_gradient, wrap_phase
+    from vschaos.dsp._pghi_kernel import heap_integrate, phase_gradient, wrap_phase_inplace
 
     if magnitude.dim() < 2:
         raise ValueError(f"pghi expects (..., frames, bins), got shape {tuple(magnitude.shape)}")
@@ -307,7 +307,7 @@ def pghi(magnitude: Tensor, lam: float, hop: int, n_fft: int, tol: float = 1e-5,
         phase_gradient(log_np[b], hop * n_fft / lam, -lam / (n_fft * hop), 2.0 * math.pi * hop / n_fft,
                        time_np[b], freq_np[b])
         heap_integrate(log_np[b], time_np[b], freq_np[b], float(threshold_np[b]), phase_np[b])
-    wrap_phase(phase_np)
+    wrap_phase_inplace(phase_np)
     return phase.reshape(shape).to(device=magnitude.device, dtype=magnitude.dtype)
 
 
@@ -446,11 +446,24 @@ def griffin_lim(magnitude: Tensor, phase_init: Tensor, window: Tensor, dual: Ten
     return torch.angle(_griffin_lim_consistent(magnitude, phase_init, window, dual, hop, length, n_iter, momentum))
 
 
-def spectral_convergence(reference_mag: Tensor, estimate_mag: Tensor) -> Tensor:
-    """``||S - S^||_F / ||S||_F`` over the last two axes ``(..., frames, bins)`` -> ``(...)``."""
+def spectral_convergence(reference_mag: Tensor, estimate_mag: Tensor, eps: float = 1e-12) -> Tensor:
+    """``||S - S^||_F / ||S||_F`` over the last two axes ``(..., frames, bins)`` -> ``(...)``.
+
+    Normalised by the reference, never the estimate (as a loss, the estimate would let a model shrink
+    it by growing its output); ``eps`` bounds the denominator. The one definition used by the
+    training loss, the validation metric (through :func:`spectral_convergence_energies`) and the
+    reconstruction metrics.
+    """
     num = torch.linalg.vector_norm(reference_mag - estimate_mag, dim=(-2, -1))
     den = torch.linalg.vector_norm(reference_mag, dim=(-2, -1))
-    return num / den.clamp_min(1e-12)
+    return num / den.clamp_min(eps)
+
+
+def spectral_convergence_energies(reference_mag: Tensor, estimate_mag: Tensor) -> Tuple[Tensor, Tensor]:
+    """``(||S - S^||_F^2, ||S||_F^2)`` over the last two axes: the parts a running total over many
+    batches adds up, so that :func:`spectral_convergence` of the whole set is ``sqrt(sum error / sum reference)``."""
+    error = (reference_mag - estimate_mag) ** 2
+    return error.sum(dim=(-2, -1)), (reference_mag ** 2).sum(dim=(-2, -1))
 
 
 def log_spectral_distance(reference_mag: Tensor, estimate_mag: Tensor, eps: float = 1e-7) -> Tensor:

@@ -37,9 +37,10 @@ import math
 import torch
 from torch import Tensor, nn
 
-from vschaos.util import is_power_of_two
 from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
                                    counter_uniform)
+from vschaos.models.components.distributions import sample_latent
+from vschaos.util import is_power_of_two
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
 # Counter-noise streams: latent noise is counter_normal stream 0 (uniform streams 10 and 11), the
@@ -287,7 +288,7 @@ class StreamingVAE(nn.Module):
         mean, std = self.vae.encode(features, labels)
         if self.temperature > 0.0:  # normal stream 0: its uniforms are disjoint from the phase's
             noise = counter_normal(self.seed, self.latent_noise_stream, batch, frame_index, self.latent_dim)
-            return mean + self.temperature * std * noise.reshape(mean.shape)
+            return sample_latent(mean, std, self.temperature, noise.reshape(mean.shape))
         return mean
 
     def _random_phase(self, magnitude: Tensor, frame_index: Tensor) -> Tensor:

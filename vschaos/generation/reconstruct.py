@@ -20,6 +20,7 @@ from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
 from vschaos.io import atomic_write_text
+from vschaos.models.components.distributions import sample_latent
 
 DEFAULT_PHASE = "pghi+gla"
 #: Fast Griffin-Lim iterations after PGHI for offline generation (see bench/generation_speed.py).
@@ -74,7 +75,7 @@ def sample_latents(mean: Tensor, std: Tensor, temperature: float, generator: Opt
     if temperature == 0:
         return mean
     noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-    return mean + temperature * std * noise
+    return sample_latent(mean, std, temperature, noise)
 
 
 @torch.no_grad()
