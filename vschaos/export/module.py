@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
                                    counter_uniform)
 from vschaos.models.components.distributions import sample_latent
+from vschaos.models.contract import SpectralModel, check_model
 from vschaos.util import is_power_of_two
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
@@ -104,8 +105,9 @@ class StreamingVAE(nn.Module):
     forward_input_labels: List[str]
     forward_output_labels: List[str]
 
-    def __init__(self, vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", seed: int = 0) -> None:
+    def __init__(self, vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0) -> None:
         super().__init__()
+        check_model(vae, "the nn~ export")
         if phase not in PHASE_MODES:
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
         if not temperature >= 0.0:
