@@ -43,7 +43,7 @@ import soundfile as sf
 from vschaos.data.audio import scan_audio_files
 from vschaos.data.metadata import format_classes, format_metadata
 from vschaos.io import atomic_write, atomic_write_text
-from vschaos.pitch.notes import midi_to_hz, midi_to_pitch_class_octave, octave_classes, pitch_classes
+from vschaos.notes import midi_to_hz, midi_to_pitch_class_octave, octave_classes, pitch_classes
 
 # General MIDI level 1 program names (program numbers 0..127), used to name instrument folders.
 GM_PROGRAM_NAMES: Tuple[str, ...] = (
