@@ -16,7 +16,7 @@ and reported. Output tree::
 
     OUT/data/<instrument>/<instrument>_m<midi>_v<velocity>.wav
     OUT/metadata/instrument/{metadata.txt,classes.txt}   single labels, ids in --programs order
-    OUT/metadata/pitch/{metadata.txt,classes.txt}        single labels, C=0..B=11 (vschaos.pitch.notes)
+    OUT/metadata/pitch/{metadata.txt,classes.txt}        single labels, C=0..B=11 (vschaos.notes)
     OUT/metadata/octave/{metadata.txt,classes.txt}       single labels, id = midi // 12
     OUT/metadata/midi/metadata.txt                        single int: the MIDI note played
     OUT/notes.csv                                         the truth: file, instrument, program, midi,
