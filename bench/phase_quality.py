@@ -7,8 +7,8 @@ by each method, resynthesised with the dual window, re-analysed, and scored with
 * ``random``: uniform random phase;
 * ``rtpghi_stream``: ``vschaos.dsp.streaming.RTPGHI`` (zero look-ahead), fed the true magnitudes
   block by block as the nn~ export does (``--block`` samples per call);
-* ``pghi``: offline phase-gradient heap integration (``functional.pghi``);
-* ``pghi+gla``: offline PGHI then fast Griffin-Lim (``functional.griffin_lim``).
+* ``pghi``: offline phase-gradient heap integration (``phase.pghi``);
+* ``pghi+gla``: offline PGHI then fast Griffin-Lim (``phase.griffin_lim``).
 
 Usage: ``python bench/phase_quality.py [--n-fft 2048 --hop 512 --sr 44100 --block 2048 --gla-iter 32]``.
 Writes ``bench/results/phase_quality.{json,md}``.
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import griffin_lim, pghi
 from vschaos.dsp.streaming import RTPGHI
 
 from common import RESULTS_DIR, write_results
@@ -97,7 +98,7 @@ def evaluate(n_fft: int, hop: int, sample_rate: int, block: int, gla_iter: int,
         methods: Dict[str, Callable[[], torch.Tensor]] = {
             "random": lambda: (torch.rand(magnitude.shape, generator=generator) * 2 - 1) * math.pi,
             "rtpghi_stream": lambda: rtpghi_streamed(magnitude, n_fft, hop, lam, block),
-            "pghi": lambda: dsp.pghi(magnitude, lam, hop, n_fft, generator=generator),
+            "pghi": lambda: pghi(magnitude, lam, hop, n_fft, generator=generator),
         }
         row: Dict[str, float] = {}
         pghi_phase: Optional[torch.Tensor] = None
@@ -109,7 +110,7 @@ def evaluate(n_fft: int, hop: int, sample_rate: int, block: int, gla_iter: int,
             if method == "pghi":
                 pghi_phase = phase
         start = time.perf_counter()
-        refined = dsp.griffin_lim(magnitude, pghi_phase, window, dual, hop, length, n_iter=gla_iter)
+        refined = griffin_lim(magnitude, pghi_phase, window, dual, hop, length, n_iter=gla_iter)
         row["pghi+gla"] = score(refined)
         row["pghi+gla_seconds"] = time.perf_counter() - start + row["pghi_seconds"]
         results[name] = row

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import griffin_lim, log_magnitude, pghi, phase_derivatives, phase_time_derivative, with_magnitude
 from vschaos.dsp.transforms import SpectralTransform
 
 SR = 44100
@@ -93,7 +94,7 @@ def test_phase_derivatives_match_true_phase_differences(synth):
     x = torch.from_numpy(synth.chirp(200.0, 6000.0, 0.5, SR)).double()
     spec = dsp.dgt(x, window.double(), hop)
     mag, phase = spec.abs(), torch.angle(spec)
-    dphi_time, dphi_freq = dsp.phase_derivatives(dsp.log_magnitude(mag), lam, hop, n_fft)
+    dphi_time, dphi_freq = phase_derivatives(log_magnitude(mag), lam, hop, n_fft)
 
     def wrap(a):
         return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
@@ -114,7 +115,7 @@ def test_phase_time_derivative_of_a_sinusoid_is_its_frequency():
     n = torch.arange(SR // 2, dtype=torch.float64)
     x = torch.cos(2 * math.pi * freq_bin / n_fft * n)
     mag = dsp.dgt(x, window.double(), hop).abs()
-    dphi_time = dsp.phase_time_derivative(dsp.log_magnitude(mag), lam, hop, n_fft)
+    dphi_time = phase_time_derivative(log_magnitude(mag), lam, hop, n_fft)
     expected = 2 * math.pi * freq_bin * hop / n_fft
     mid = mag.shape[0] // 2
     # Every strong bin of the main lobe sees the true frequency. Measured errors (rad): bin 99
@@ -130,12 +131,12 @@ def test_phase_gradient_helpers_are_scriptable(synth):
     # RTPGHI (streaming, exported) reuses these: scripted must equal eager.
     n_fft, hop = 1024, 256
     window, _, lam = _setup(n_fft, hop)
-    log_mag = dsp.log_magnitude(dsp.dgt(torch.from_numpy(synth.chirp(100.0, 5000.0, 0.2, SR)), window, hop).abs())
-    eager = dsp.phase_derivatives(log_mag, lam, hop, n_fft)
-    scripted = torch.jit.script(dsp.phase_derivatives)(log_mag, lam, hop, n_fft)
+    log_mag = log_magnitude(dsp.dgt(torch.from_numpy(synth.chirp(100.0, 5000.0, 0.2, SR)), window, hop).abs())
+    eager = phase_derivatives(log_mag, lam, hop, n_fft)
+    scripted = torch.jit.script(phase_derivatives)(log_mag, lam, hop, n_fft)
     torch.testing.assert_close(scripted[0], eager[0], rtol=0, atol=0)
     torch.testing.assert_close(scripted[1], eager[1], rtol=0, atol=0)
-    one_frame = torch.jit.script(dsp.phase_time_derivative)(log_mag[3:5], lam, hop, n_fft)
+    one_frame = torch.jit.script(phase_time_derivative)(log_mag[3:5], lam, hop, n_fft)
     torch.testing.assert_close(one_frame, eager[0][3:5], rtol=0, atol=0)
 
 
@@ -160,8 +161,8 @@ def test_pghi_beats_random_phase_and_gla_refines(synth, dgt_mid, name):
     mag = dsp.dgt(x, window, hop).abs()
     gen = torch.Generator().manual_seed(0)
     random_phase = (torch.rand(mag.shape, generator=gen) * 2 - 1) * math.pi
-    phase_pghi = dsp.pghi(mag, lam, hop, n_fft, generator=gen)
-    phase_gla = dsp.griffin_lim(mag, phase_pghi, window, dual, hop, x.shape[-1], n_iter=16)
+    phase_pghi = pghi(mag, lam, hop, n_fft, generator=gen)
+    phase_gla = griffin_lim(mag, phase_pghi, window, dual, hop, x.shape[-1], n_iter=16)
     sc_random = _consistent_sc(mag, random_phase, window, dual, hop, x.shape[-1])
     sc_pghi = _consistent_sc(mag, phase_pghi, window, dual, hop, x.shape[-1])
     sc_gla = _consistent_sc(mag, phase_gla, window, dual, hop, x.shape[-1])
@@ -182,28 +183,28 @@ def test_pghi_tolerance_gives_random_phase_only_to_small_coefficients(synth, dgt
     tol = 1e-4
     small = mag < tol * mag.max()
     assert small.any() and (~small).any()
-    a = dsp.pghi(mag, lam, 512, 2048, tol=tol, generator=torch.Generator().manual_seed(1))
-    b = dsp.pghi(mag, lam, 512, 2048, tol=tol, generator=torch.Generator().manual_seed(2))
+    a = pghi(mag, lam, 512, 2048, tol=tol, generator=torch.Generator().manual_seed(1))
+    b = pghi(mag, lam, 512, 2048, tol=tol, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a[~small], b[~small])  # integrated phase is deterministic
     assert (a[small] != b[small]).float().mean().item() > 0.99  # random below the tolerance
     silent = torch.zeros_like(mag)
-    assert torch.isfinite(dsp.pghi(silent, lam, 512, 2048)).all()
+    assert torch.isfinite(pghi(silent, lam, 512, 2048)).all()
 
 
 def test_pghi_batch_equals_singles(synth, dgt_mid):
     window, _, lam = dgt_mid
     sounds = [synth.harmonic_tone(f, 0.3, SR) for f in (110.0, 261.6, 523.3)]
     mags = dsp.dgt(torch.from_numpy(np.stack(sounds)), window, 512).abs()
-    batch = dsp.pghi(mags, lam, 512, 2048)
+    batch = pghi(mags, lam, 512, 2048)
     for i in range(3):
-        single = dsp.pghi(mags[i], lam, 512, 2048)
+        single = pghi(mags[i], lam, 512, 2048)
         big = mags[i] >= 1e-5 * mags[i].max()
         torch.testing.assert_close(batch[i][big], single[big])
 
 
 def test_pghi_rejects_wrong_bin_count(dgt_mid):
     with pytest.raises(ValueError, match="bins"):
-        dsp.pghi(torch.ones(10, 513), dgt_mid[2], 512, 2048)
+        pghi(torch.ones(10, 513), dgt_mid[2], 512, 2048)
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -387,9 +388,9 @@ def test_griffin_lim_equals_reference_iteration(synth, n_fft, hop, momentum):
     lam = dsp.gaussian_lambda(n_fft)
     x = torch.from_numpy(np.stack([synth.harmonic_tone(220.0, 0.3, SR), synth.chirp(200.0, 6000.0, 0.3, SR)])).double()
     mag = dsp.dgt(x, window, hop).abs()
-    init = dsp.pghi(mag, lam, hop, n_fft, generator=torch.Generator().manual_seed(0))
+    init = pghi(mag, lam, hop, n_fft, generator=torch.Generator().manual_seed(0))
     ref = _reference_griffin_lim(mag, init, window, dual, hop, x.shape[-1], 4, momentum)
-    fast = dsp.griffin_lim(mag, init, window, dual, hop, x.shape[-1], n_iter=4, momentum=momentum)
+    fast = griffin_lim(mag, init, window, dual, hop, x.shape[-1], n_iter=4, momentum=momentum)
     assert fast.shape == mag.shape and fast.dtype == torch.float64
     big = mag > 1e-4 * mag.amax(dim=(-2, -1), keepdim=True)
     # float64: the two orders of operations agree to ~1e-12 rad on every coefficient that matters
@@ -402,10 +403,10 @@ def test_griffin_lim_numba_and_torch_updates_agree(synth, dgt_mid, monkeypatch):
     window, dual, lam = dgt_mid
     x = torch.from_numpy(synth.harmonic_tone(261.6, 0.4, SR))
     mag = dsp.dgt(x, window, 512).abs()
-    init = dsp.pghi(mag, lam, 512, 2048, generator=torch.Generator().manual_seed(0))
-    with_numba = dsp.griffin_lim(mag, init, window, dual, 512, x.shape[-1], n_iter=16)
+    init = pghi(mag, lam, 512, 2048, generator=torch.Generator().manual_seed(0))
+    with_numba = griffin_lim(mag, init, window, dual, 512, x.shape[-1], n_iter=16)
     monkeypatch.delattr(kernel, "gla_project_momentum")
-    with_torch = dsp.griffin_lim(mag, init, window, dual, 512, x.shape[-1], n_iter=16)
+    with_torch = griffin_lim(mag, init, window, dual, 512, x.shape[-1], n_iter=16)
     big = mag > 1e-3 * mag.max()
     # float32 after 16 momentum-0.99 iterations: rounding grows to ~1e-2 rad at worst (measured
     # 0.03 rad max against the pre-optimisation code on 10 s); a wrong update gives ~1 rad
@@ -419,10 +420,10 @@ def test_griffin_lim_batch_equals_singles(synth, dgt_mid):
     window, dual, lam = dgt_mid
     x = torch.from_numpy(np.stack([synth.harmonic_tone(f, 0.3, SR) for f in (110.0, 330.0)]))
     mag = dsp.dgt(x, window, 512).abs()
-    init = dsp.pghi(mag, lam, 512, 2048, generator=torch.Generator().manual_seed(0))
-    batch = dsp.griffin_lim(mag, init, window, dual, 512, x.shape[-1], n_iter=3)
+    init = pghi(mag, lam, 512, 2048, generator=torch.Generator().manual_seed(0))
+    batch = griffin_lim(mag, init, window, dual, 512, x.shape[-1], n_iter=3)
     for i in range(2):
-        single = dsp.griffin_lim(mag[i], init[i], window, dual, 512, x.shape[-1], n_iter=3)
+        single = griffin_lim(mag[i], init[i], window, dual, 512, x.shape[-1], n_iter=3)
         big = mag[i] > 1e-3 * mag[i].max()
         assert _phase_error(batch[i], single)[big].max().item() < 1e-3
 
@@ -431,7 +432,7 @@ def test_with_magnitude_equals_polar_of_angle():
     spec = torch.randn(2, 6, 9, dtype=torch.complex64)
     spec[0, 1, 2] = 0  # angle(0) = 0: the result there is the magnitude itself
     mag = torch.rand(2, 6, 9)
-    out = dsp.with_magnitude(spec, mag)
+    out = with_magnitude(spec, mag)
     torch.testing.assert_close(out, torch.polar(mag, torch.angle(spec)), rtol=1e-5, atol=1e-6)
     assert out[0, 1, 2].item() == complex(mag[0, 1, 2].item(), 0.0)
     assert spec[0, 1, 2].item() == 0  # the input is not modified
@@ -442,8 +443,8 @@ def test_transform_reconstruct_equals_griffin_lim_composition(synth):
     audio = torch.from_numpy(synth.harmonic_tone(196.0, 0.4, SR))[None]
     mag = t.magnitude(audio)
     out = t.reconstruct(mag, audio.shape[-1], method="pghi+gla", n_iter=8, generator=torch.Generator().manual_seed(5))
-    phase = dsp.pghi(mag, t.lam, t.hop, t.n_fft, generator=torch.Generator().manual_seed(5))
-    phase = dsp.griffin_lim(mag, phase, t.window, t.dual, t.hop, audio.shape[-1], n_iter=8)
+    phase = pghi(mag, t.lam, t.hop, t.n_fft, generator=torch.Generator().manual_seed(5))
+    phase = griffin_lim(mag, phase, t.window, t.dual, t.hop, audio.shape[-1], n_iter=8)
     expected = t.synthesise(torch.polar(mag, phase), audio.shape[-1])
     rel = (torch.linalg.vector_norm(out - expected) / torch.linalg.vector_norm(expected)).item()
     assert rel < 1e-5
@@ -454,8 +455,8 @@ def test_pghi_numba_gradient_and_wrap_equal_torch(synth, dgt_mid):
     window, _, lam = dgt_mid
     n_fft, hop = 2048, 512
     chirp = torch.from_numpy(synth.chirp(100.0, 9000.0, 0.3, SR))
-    log_mag = dsp.log_magnitude(dsp.dgt(chirp, window, hop).abs().double())
-    dphi_time, dphi_freq = dsp.phase_derivatives(log_mag, lam, hop, n_fft)
+    log_mag = log_magnitude(dsp.dgt(chirp, window, hop).abs().double())
+    dphi_time, dphi_freq = phase_derivatives(log_mag, lam, hop, n_fft)
     got_time, got_freq = torch.empty_like(log_mag), torch.empty_like(log_mag)
     phase_gradient(log_mag.numpy(), hop * n_fft / lam, -lam / (n_fft * hop), 2 * math.pi * hop / n_fft,
                    got_time.numpy(), got_freq.numpy())
@@ -465,7 +466,7 @@ def test_pghi_numba_gradient_and_wrap_equal_torch(synth, dgt_mid):
     one = torch.randn(1, 5, dtype=torch.float64)
     t1, f1 = torch.empty_like(one), torch.empty_like(one)
     phase_gradient(one.numpy(), 2 * 8 / 4.0, -4.0 / (8 * 2), 2 * math.pi * 2 / 8, t1.numpy(), f1.numpy())
-    ref_time, ref_freq = dsp.phase_derivatives(one, 4.0, 2, 8)
+    ref_time, ref_freq = phase_derivatives(one, 4.0, 2, 8)
     torch.testing.assert_close(t1, ref_time, rtol=1e-12, atol=1e-12)
     assert torch.equal(f1, torch.zeros_like(f1)) and torch.equal(ref_freq, torch.zeros_like(ref_freq))
     values = torch.tensor([-1e4, -7.0, -math.pi, -1e-12, 0.0, 3.0, math.pi, 2 * math.pi, 123.456], dtype=torch.float64)

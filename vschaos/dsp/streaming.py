@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import phase_frequency_derivative, phase_time_derivative
 
 def wrap_phase(phase: Tensor) -> Tensor:
     """Wrap radians into ``[-pi, pi)`` (any shape)."""
@@ -202,7 +203,7 @@ class RTPGHI(nn.Module):
 
     Prusa & Holighaus, "Phase vocoder done right", EUSIPCO 2017 (RTPGHI); phase gradient of the
     Gaussian window from Prusa, Balazs & Sondergaard, IEEE/ACM TASLP 2017 (PGHI), computed with
-    ``functional.phase_time_derivative`` / ``functional.phase_frequency_derivative``.
+    ``phase.phase_time_derivative`` / ``phase.phase_frequency_derivative``.
 
     For each new frame ``n`` (magnitude only, nothing from the future):
 
@@ -261,7 +262,7 @@ class RTPGHI(nn.Module):
         n_frames = magnitude.shape[1]
         magnitude = torch.nan_to_num(magnitude, nan=0.0, posinf=0.0, neginf=0.0)
         log_mag = stream_log_magnitude(magnitude)
-        dphi_time = wrap_phase(dsp.phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft))
+        dphi_time = wrap_phase(phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft))
         if self.prev_phase.shape[0] != batch:
             # Fresh stream: no slope into the first frame; its peaks get phase 0.
             self.prev_log_mag = log_mag[:, 0].clone()
@@ -274,7 +275,7 @@ class RTPGHI(nn.Module):
         # d log|S| / dt at frame n without look-ahead: second-order backward difference (BDF2),
         # exact for log-quadratic (Gaussian) envelopes, e.g. a partial gliding through a bin.
         time_slope = 1.5 * log_mag - 2.0 * history[:, 1 : n_frames + 1] + 0.5 * history[:, :n_frames]
-        dphi_freq = dsp.phase_frequency_derivative(time_slope, self.lam, self.hop, self.n_fft)
+        dphi_freq = phase_frequency_derivative(time_slope, self.lam, self.hop, self.n_fft)
 
         anchors = peak_anchors(log_mag)
         along_freq = frequency_integral(dphi_freq)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import GLA_MOMENTUM, griffin_lim_consistent, pghi, with_magnitude
 
 #: Bump when the meaning of ``magnitude()`` changes, so that spectral frame caches rebuild.
 TRANSFORM_VERSION: int = 1
@@ -142,13 +143,13 @@ class SpectralTransform(nn.Module):
                              f"(expected {expected} frames for n_fft={self.n_fft}, hop={self.hop})")
         magnitude = magnitude.detach().clamp_min(0.0)
         if method.startswith("pghi"):
-            phase = dsp.pghi(magnitude, self.lam, self.hop, self.n_fft, generator=generator)
+            phase = pghi(magnitude, self.lam, self.hop, self.n_fft, generator=generator)
         else:
             phase = (torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype,
                                 device=magnitude.device) * 2.0 - 1.0) * torch.pi
         if method in ("pghi+gla", "griffinlim") and n_iter > 0:
             # = polar(magnitude, griffin_lim(...)) without the angle/polar round trip
-            consistent = dsp._griffin_lim_consistent(magnitude, phase, self.window, self.dual, self.hop, length,
-                                                   n_iter, dsp.GLA_MOMENTUM)
-            return self.synthesise(dsp.with_magnitude(consistent, magnitude), length)
+            consistent = griffin_lim_consistent(magnitude, phase, self.window, self.dual, self.hop, length,
+                                                   n_iter, GLA_MOMENTUM)
+            return self.synthesise(with_magnitude(consistent, magnitude), length)
         return self.synthesise(torch.polar(magnitude, phase), length)
