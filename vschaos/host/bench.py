@@ -13,7 +13,9 @@ import torch
 from vschaos.util import is_power_of_two
 
 from .engine import host_latency
-from .model import HostError, LoadedModel, ModelDescription, ModelSource, load_model
+from .description import ModelDescription
+from .errors import HostError
+from .model import LoadedModel, ModelSource, load_model
 from .verify.signals import decimate, test_signal
 
 DEFAULT_BENCH_BUFFERS = (128, 256, 512, 1024, 2048, 4096, 8192)

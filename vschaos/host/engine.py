@@ -19,7 +19,9 @@ import torch
 
 from vschaos.util import is_power_of_two
 
-from .model import HostError, LoadedModel, MethodInfo, ModelSource, load_model
+from .description import MethodInfo
+from .errors import HostError
+from .model import LoadedModel, ModelSource, load_model
 
 
 @dataclass

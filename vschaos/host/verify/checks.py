@@ -15,7 +15,9 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..model import AttributeValueError, HostError, LoadedModel, MethodInfo, ModelCallError, convert_attribute_values
+from ..description import MethodInfo, convert_attribute_values
+from ..errors import AttributeValueError, HostError, ModelCallError
+from ..model import LoadedModel
 from .report import VerifyReport
 from .signals import decimate, test_signal
 

@@ -46,7 +46,9 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..model import LoadedModel, MethodInfo, ModelCallError
+from ..description import MethodInfo
+from ..errors import ModelCallError
+from ..model import LoadedModel
 from .checks import offline_call
 from .delay import (ENVELOPE_MIN_LENGTH, MIN_CORRELATION_FOR_DELAY, EnvelopeDelay, envelope_delay,
                     measure_delay)

@@ -5,7 +5,9 @@ from typing import Dict, List, Optional, Sequence
 
 from vschaos.util import is_power_of_two
 
-from ..model import HostError, LoadedModel, MethodInfo, ModelSource, load_model
+from ..description import MethodInfo
+from ..errors import HostError
+from ..model import LoadedModel, ModelSource, load_model
 from .checks import check_attributes, check_contract, check_shapes, check_streaming
 from .delay_checks import check_delay, check_pair_delay, delay_pair
 from .report import VerifyReport
