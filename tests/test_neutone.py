@@ -5,14 +5,11 @@ Needs the optional extra (``pip install -e .[neutone]``; CI installs it); withou
 the ones proving the nn~ path never needs the SDK.
 """
 import importlib.util
-import math
 import subprocess
 import sys
-import warnings
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -76,32 +73,6 @@ def knob_params(values: List[float], length: int) -> Tensor:
 
 def noise(length: int, seed: int = 1) -> Tensor:
     return 0.3 * torch.randn(1, length, generator=torch.Generator().manual_seed(seed))
-
-
-class IdentityVAE(nn.Module):
-    """Stand-in with the SpectralVAE interface: latent = features, decode = identity (output = input's
-    spectrogram with RTPGHI phase), so the output's delay is measurable."""
-
-    encoder_tasks: List[str]
-    decoder_tasks: List[str]
-    predicted_tasks: List[str]
-    task_dims: Dict[str, int]
-
-    def __init__(self, transform: SpectralTransform):
-        super().__init__()
-        self.transform = transform
-        self.latent_dim = transform.n_bins
-        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks = [], [], []
-        self.task_dims = {}
-
-    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        return features, torch.ones_like(features)
-
-    def decode(self, z: Tensor, labels: Dict[str, Tensor]) -> Tensor:
-        return z
-
-    def predict(self, z: Tensor) -> Dict[str, Tensor]:
-        return {}
 
 
 # ---------------------------------------------------------------- fixtures
@@ -262,10 +233,11 @@ class WrongDelayNeutone:  # built lazily: the class needs the SDK
 
 
 @needs_sdk
-def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch):
+def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch, identity_model):
     import vschaos.export.neutone as neutone
 
-    vae = IdentityVAE(SpectralTransform(sample_rate=DEMO_RATE, n_fft=1024, hop=DEMO_HOP))
+    # the shared double: output = the input's spectrogram with RTPGHI phase, so its delay is measurable
+    vae = identity_model(SpectralTransform(sample_rate=DEMO_RATE, n_fft=1024, hop=DEMO_HOP))
     directions = neutone.LatentDirections.axes(int(vae.latent_dim), "identity")
     texts = neutone.make_texts("identity", vae, "'none'", directions)
     path = tmp_path / "out" / "identity.nm"
