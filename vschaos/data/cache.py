@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vschaos.data.audio import AudioReadError, load_audio
+from vschaos.data.audio import AudioReadError, AudioValueError, load_audio
 from vschaos.data.dataset import AudioFile
 from vschaos.data.metadata import DatasetError, Problem
 from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
@@ -153,6 +153,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
     # the header needs the frame count: predict it from the audio headers, patch it at the end
     predicted = sum(num_frames(f.n_samples(sample_rate), int(transform.n_fft), int(transform.hop)) for f in files)
     header = _npy_header(dtype, (predicted, n_bins))
+    bad_samples: List[Problem] = []
 
     def write_magnitudes(tmp: str) -> None:
         total_seconds = sum(f.seconds for f in files)
@@ -162,8 +163,13 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
             for i, f in enumerate(files):
                 try:
                     audio = load_audio(f.path, sample_rate)
+                except AudioValueError as error:  # keep going: report every such file at once
+                    bad_samples.append(Problem(error.path, None, error.reason))
+                    continue
                 except AudioReadError as error:
                     raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error}")]) from error
+                if bad_samples:
+                    continue
                 stored = file_magnitudes(transform, audio).to(store_dtype).numpy()
                 out.write(stored.tobytes())
                 # statistics of exactly what is stored (float16 rounding included), through the
@@ -174,6 +180,8 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                 stats[i, 1] = np.einsum("fb,fb->b", features, features, dtype=np.float64)
                 offsets.append(offsets[-1] + stored.shape[0])
                 bar.update(round(f.seconds, 1))
+            if bad_samples:
+                raise DatasetError(bad_samples, header="sound files with unusable samples")
             actual = _npy_header(dtype, (offsets[-1], n_bins))
             if len(actual) != len(header):  # only if a resampler's length rounding surprised us
                 raise _HeaderMismatch()
