@@ -351,7 +351,10 @@ def run_preset(preset: str, work: Path, split: Dict[str, object], args: argparse
 
     requests = []
     skipped = []
-    for note in split["heldout"]:
+    heldout = list(split["heldout"])
+    if args.max_notes and len(heldout) > args.max_notes:  # evenly spaced over instruments and pitches
+        heldout = [heldout[round(i * (len(heldout) - 1) / (args.max_notes - 1))] for i in range(args.max_notes)]
+    for note in heldout:
         audio = load_audio(held_root / str(note["key"]), sample_rate)
         own = score_output(audio, sample_rate, int(note["midi"]))
         for shift in args.shifts:
@@ -439,6 +442,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--shifts", type=int, nargs="+", default=[0, 5], help="requested shifts in semitones")
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: /tmp/vschaos_pitch_following)")
     parser.add_argument("--reuse", action="store_true", help="reuse the dataset and trained runs found in --work")
+    parser.add_argument("--max-notes", type=int, default=None,
+                        help="score at most N held-out notes (evenly spaced; default: all)")
     parser.add_argument("--tag", default="", help="suffix of run names (compare settings on one dataset)")
     parser.add_argument("--name", default=None, help="results name (default pitch_following[_quick])")
     args = parser.parse_args(argv)
@@ -465,6 +470,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "seconds_per_note": args.seconds, "train_files": len(split["train"]),
                   "heldout_files": len(split["heldout"]), "held_out_instrument": split["held_instrument"],
                   "cpu_budget_seconds": args.cpu_budget, "threads": args.threads, "shifts": args.shifts,
+                  "max_notes": args.max_notes,
                   "host_buffer": HOST_BUFFER, "machine": platform.processor() or platform.machine(),
                   "load_average_at_start": os.getloadavg()[0]},
         "tag": args.tag, "presets": {}}
