@@ -339,6 +339,17 @@ def test_every_preset_names_only_allowed_targets(preset):
     check_targets(resolved, preset)  # raises otherwise
 
 
+def test_every_target_in_the_config_folder_and_readme_is_allowed():
+    import re
+
+    from vschaos.cli.train import CONFIG_DIR
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(Path(CONFIG_DIR).rglob("*.yaml"))]
+    texts.append((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8"))
+    named = {m for text in texts for m in re.findall(r"_target_[\"']?\s*[:=]\s*[\"']?([\w.]+)", text)}
+    assert len(named) >= 10 and named <= ALLOWED_TARGETS, sorted(named - ALLOWED_TARGETS)
+
+
 def test_a_run_folder_naming_torch_load_is_refused_before_anything_runs(tmp_path, capsys):
     marker = tmp_path / "payload_ran"
     evil = tmp_path / "evil.pkl"
