@@ -61,6 +61,9 @@ ALLOWED_TARGETS = frozenset([
         "ReduceLROnPlateau", "OneCycleLR", "LinearLR", "ConstantLR", "CyclicLR", "PolynomialLR")),
 ])
 TARGET_KEY = "_target_"
+# ``${other.key}``: copies another node of the config, which is checked where it is. Any other interpolation calls
+# a resolver (``${oc.create:...}`` could build a ``_target_`` that the check never sees) and is refused.
+KEY_REFERENCE = re.compile(r"\$\{[\w.\[\]-]*\}")
 
 
 class RunFolderError(FileNotFoundError):
@@ -211,16 +214,16 @@ def _walk(node: Any, key: str) -> Iterator[Tuple[str, Any]]:
 
 def check_targets(cfg: DictConfig, source: PathLike) -> None:
     """Raise :class:`ForbiddenTargetError` naming the key and value of every ``_target_`` of ``cfg`` (read from
-    ``source``) that is not in :data:`ALLOWED_TARGETS`, and of every interpolation (``${...}``: a resolver such
-    as ``oc.create`` could build a ``_target_`` this check would not see; training saves configs resolved, so a
-    genuine run folder has none). Reads the config unresolved: instantiates and runs nothing."""
+    ``source``) that is not in :data:`ALLOWED_TARGETS` (an interpolated ``_target_`` included), and of every
+    resolver interpolation (``${oc.create:...}`` could build a ``_target_`` this check would not see; plain
+    references ``${other.key}`` are allowed). Reads the config unresolved: instantiates and runs nothing."""
     tree = OmegaConf.to_container(cfg, resolve=False)
     refused = []
     for key, value in _walk(tree, ""):
         if key.rsplit(".", 1)[-1] == TARGET_KEY and not (isinstance(value, str) and value in ALLOWED_TARGETS):
             refused.append(f"{key}={value!r}")
-        elif isinstance(value, str) and "${" in value:
-            refused.append(f"{key}={value!r} (an interpolation)")
+        elif isinstance(value, str) and "${" in KEY_REFERENCE.sub("", value):
+            refused.append(f"{key}={value!r} (a resolver interpolation)")
     if refused:
         raise ForbiddenTargetError(
             f"{source}: refused {', '.join(refused)}: a run folder may only name vschaos's own classes and the "
