@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vschaos.models.augment import augment_frames
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.vae import SpectralVAE
@@ -20,6 +21,10 @@ class SpectralVAEModule(L.LightningModule):
         loss: the reconstruction + KL objective.
         prediction_weight: weight of the predictors' cross-entropy [1.0]. Predictors see ``z.detach()``, so this
             term trains the predictors only, never the encoder.
+        augment_pitch_semitones: training frames are moved along frequency by a random shift uniform in
+            +-this many semitones (:func:`vschaos.models.augment.shift_pitch`) [0 = off]: the decoder learns to
+            write every pitch in between the recorded ones.
+        augment_gain_db: training frames get a random gain uniform in +-this many dB [0 = off].
 
     Logged: ``train/*`` and ``val/*`` loss terms, ``val/spectral_convergence`` over the whole validation set
     (posterior mean, no sampling), ``val/accuracy/<task>`` and ``train/prediction/<task>``.
@@ -28,12 +33,15 @@ class SpectralVAEModule(L.LightningModule):
     """
 
     def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-                 loss: SpectralVAELoss, prediction_weight: float = 1.0):
+                 loss: SpectralVAELoss, prediction_weight: float = 1.0, augment_pitch_semitones: float = 0.0,
+                 augment_gain_db: float = 0.0):
         super().__init__()
         self.vae = vae
         self.optimizer_factory = optimizer
         self.loss = loss
         self.prediction_weight = prediction_weight
+        self.augment_pitch_semitones = float(augment_pitch_semitones)
+        self.augment_gain_db = float(augment_gain_db)
         self.register_buffer("normalisation_fitted", torch.tensor(False))
         # validation sums stay on the device as tensors; they are read once, at the end of the epoch
         self._val_sums: Dict[str, Tensor] = {}
@@ -85,6 +93,9 @@ class SpectralVAEModule(L.LightningModule):
         return terms
 
     def training_step(self, batch: Dict, batch_idx: int) -> Tensor:
+        if self.augment_pitch_semitones > 0 or self.augment_gain_db > 0:
+            batch = {**batch, "magnitude": augment_frames(batch["magnitude"], self.augment_pitch_semitones,
+                                                          self.augment_gain_db)}
         terms = self._shared_step(batch, sample=True)
         batch_size = batch["magnitude"].shape[0]
         for name in ("loss", "spectral_convergence", "log_magnitude_l1", "kl", "beta"):
