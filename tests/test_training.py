@@ -244,3 +244,38 @@ def test_resumed_run_shuffles_like_a_fresh_run_at_the_same_epoch(tmp_path):
     L.Trainer(max_epochs=3, enable_checkpointing=False, **quiet).fit(resumed, ckpt_path=tmp_path / "epoch1.ckpt")
     assert sorted(resumed.seen) == [1, 2]
     assert resumed.seen[1] == fresh.seen[1] and resumed.seen[2] == fresh.seen[2]
+
+
+def test_cpu_time_budget_stops_training_after_the_batch_that_spends_it(demo_root, tmp_path):
+    """A budget far below one batch's CPU time stops the run after its first step (with validation
+    and the last checkpoint written); max_epochs alone would have run 3 epochs of 2 batches."""
+    rundir = tmp_path / "runs"
+    overrides = [o for o in FAST if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=3"]
+    assert main(["--config-name", "demo", "name=budget", f"rundir={rundir}", f"data.dataset.root={demo_root}",
+                 *overrides, "+callbacks.cpu_budget._target_=vschaos.training.callbacks.CPUTimeBudget",
+                 "+callbacks.cpu_budget.seconds=1e-6"]) == 0
+    last = rundir / "budget" / "version_0" / "checkpoints" / "last.ckpt"
+    assert _step(last) == 1
+    from vschaos.training.callbacks import CPUTimeBudget
+
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        CPUTimeBudget(0)
+
+
+def test_input_pitch_shift_trains_the_decoder_on_shifted_frames_and_keeps_them_from_the_predictors(demo_root):
+    cfg = compose_config("dgt_pitch_prediction", [
+        f"data.dataset.root={demo_root}", "data.batch_size=64", "model.encoder.hidden_dims=32",
+        "model.decoder.hidden_dims=32",
+        "module.input_pitch_shift={_target_:vschaos.models.pitch_shift.InputPitchShift,probability:1.0}"])
+    vae, datamodule, module = build_objects(cfg)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    labelled = ((batch["labels"]["pitch"] >= 0) & (batch["labels"]["octave"] >= 0)).sum()
+    assert labelled > 0
+    torch.manual_seed(0)
+    shifted_terms = module._shared_step(batch, sample=True)
+    # every labelled frame was shifted: the predictors learnt from none of them
+    assert shifted_terms["prediction/pitch/count"] == (batch["labels"]["pitch"] >= 0).sum() - labelled
+    plain_terms = module._shared_step(batch, sample=False)  # validation: never shifted
+    assert plain_terms["prediction/pitch/count"] == (batch["labels"]["pitch"] >= 0).sum()
+    assert torch.isfinite(shifted_terms["loss"])

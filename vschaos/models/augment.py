@@ -2,23 +2,16 @@
 import torch
 from torch import Tensor
 
+from vschaos.models.pitch_shift import scale_frequency_axis
+
 
 def shift_pitch(magnitude: Tensor, semitones: Tensor) -> Tensor:
-    """Each frame's spectrum moved along frequency by ``semitones`` (per frame): bin ``k`` takes the
-    magnitude at ``k / 2**(semitones/12)`` (linear interpolation; zero above the source's top bin), as
-    resampling the audio would do to every partial and formant.
+    """Each frame's spectrum moved along frequency by ``semitones`` (per frame), as resampling the audio would
+    move every partial and formant (:func:`vschaos.models.pitch_shift.scale_frequency_axis`).
 
     ``magnitude`` (batch, bins), ``semitones`` (batch,) -> (batch, bins).
     """
-    n_bins = magnitude.shape[-1]
-    ratio = torch.pow(2.0, semitones.to(magnitude.dtype) / 12.0)[:, None]
-    source = torch.arange(n_bins, device=magnitude.device, dtype=magnitude.dtype)[None, :] / ratio
-    below = source.floor().clamp(0, n_bins - 1)
-    frac = (source - below).clamp(0, 1)
-    low = torch.gather(magnitude, 1, below.long())
-    high = torch.gather(magnitude, 1, (below + 1).clamp(max=n_bins - 1).long())
-    shifted = low + (high - low) * frac
-    return torch.where(source <= n_bins - 1, shifted, torch.zeros_like(shifted))
+    return scale_frequency_axis(magnitude, torch.pow(2.0, semitones.to(magnitude.dtype) / 12.0))
 
 
 def augment_frames(magnitude: Tensor, pitch_semitones: float, gain_db: float,

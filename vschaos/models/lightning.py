@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from vschaos.models.augment import augment_frames
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
+from vschaos.models.pitch_shift import InputPitchShift
 from vschaos.models.vae import SpectralVAE
 
 
@@ -25,6 +26,8 @@ class SpectralVAEModule(L.LightningModule):
             +-this many semitones (:func:`vschaos.models.augment.shift_pitch`) [0 = off]: the decoder learns to
             write every pitch in between the recorded ones.
         augment_gain_db: training frames get a random gain uniform in +-this many dB [0 = off].
+        input_pitch_shift: training-time :class:`InputPitchShift` (encoder sees some labelled frames pitch-shifted,
+            the decoder must rebuild them from the labels) [None: off]. Validation never shifts.
 
     Logged: ``train/*`` and ``val/*`` loss terms, ``val/spectral_convergence`` over the whole validation set
     (posterior mean, no sampling), ``val/accuracy/<task>`` and ``train/prediction/<task>``.
@@ -33,13 +36,15 @@ class SpectralVAEModule(L.LightningModule):
     """
 
     def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-                 loss: SpectralVAELoss, prediction_weight: float = 1.0, augment_pitch_semitones: float = 0.0,
+                 loss: SpectralVAELoss, prediction_weight: float = 1.0,
+                 input_pitch_shift: Optional[InputPitchShift] = None, augment_pitch_semitones: float = 0.0,
                  augment_gain_db: float = 0.0):
         super().__init__()
         self.vae = vae
         self.optimizer_factory = optimizer
         self.loss = loss
         self.prediction_weight = prediction_weight
+        self.input_pitch_shift = input_pitch_shift
         self.augment_pitch_semitones = float(augment_pitch_semitones)
         self.augment_gain_db = float(augment_gain_db)
         self.register_buffer("normalisation_fitted", torch.tensor(False))
@@ -61,7 +66,10 @@ class SpectralVAEModule(L.LightningModule):
     def _shared_step(self, batch: Dict, sample: bool) -> Dict[str, Tensor]:
         magnitude: Tensor = batch["magnitude"]
         labels: Dict[str, Tensor] = batch.get("labels", {})
-        features = self.vae.transform.to_features(magnitude)
+        encoder_magnitude, shifted = magnitude, None
+        if sample and self.input_pitch_shift is not None:  # training steps only (sample=True)
+            encoder_magnitude, shifted = self.input_pitch_shift(magnitude, labels, self.vae.decoder_tasks)
+        features = self.vae.transform.to_features(encoder_magnitude)
         mean, std = self.vae.encode(features, labels)
         z = reparameterise(mean, std) if sample else mean
         # the predictors run once, on z.detach(): their logits feed both the label completion of decode (argmax,
@@ -78,6 +86,8 @@ class SpectralVAEModule(L.LightningModule):
                 continue
             target = labels[task]
             known = target >= 0
+            if shifted is not None:  # a shifted frame's latent does not carry its labelled pitch
+                known = known & ~shifted
             # counts stay tensors: int()/float() here would force a device->host sync every step
             n_known = known.sum()
             weight = known.to(logits.dtype)
