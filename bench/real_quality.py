@@ -209,19 +209,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-eval-notes", type=int, default=24, help="notes evaluated per split (spread evenly)")
     parser.add_argument("--buffer-size", type=int, default=2048)
     parser.add_argument("--no-export", action="store_true", help="skip export, verify and streaming")
+    parser.add_argument("--skip-train", action="store_true", help="evaluate the run trained by an earlier call")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from vschaos.data.datamodule import SpectralDataModule
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
     from vschaos.export.export import ExportVerificationError, export_model
+    from vschaos.data.sampled import read_notes_csv
     from vschaos.host.model import load_model
+    from vschaos.io import atomic_write_text
     from vschaos.training.run import open_run
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     root = ensure_dataset(args)
-    split = split_by_pitch(root, work / args.tag)
-    training = train(args, split["train_root"], work / args.tag)
+    training_file = work / args.tag / "training.json"
+    if args.skip_train:  # evaluate the run a previous call trained (same --work and --tag)
+        split = {**json.loads((work / args.tag / "split.json").read_text()), "rows": read_notes_csv(root)}
+        split["train_root"] = Path(split["train_root"])
+        training = json.loads(training_file.read_text())
+        training["version_dir"] = Path(training["version_dir"])
+    else:
+        split = split_by_pitch(root, work / args.tag)
+        atomic_write_text(work / args.tag / "split.json", json.dumps(
+            {k: (str(v) if k == "train_root" else v) for k, v in split.items() if k != "rows"}))
+        training = train(args, split["train_root"], work / args.tag)
+        atomic_write_text(training_file, json.dumps({k: str(v) if k == "version_dir" else v
+                                                     for k, v in training.items()}))
     version_dir = training["version_dir"]
     instrument_of = {r["file"]: r["instrument"] for r in split["rows"]}
     held_keys = spread(sorted(r["file"] for r in split["rows"] if r["midi"] in split["held_out_pitches"]),
@@ -244,9 +260,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except ExportVerificationError as error:
                 entry["verify"] = f"FAIL: {str(error).splitlines()[0][:200]}"
         if name == "best":
-            dm = SpectralDataModule(run.vae.transform, dict(run.cfg.data.dataset),
-                                    val_fraction=float(run.cfg.data.val_fraction),
-                                    split_seed=int(run.cfg.data.split_seed))
+            dataset = OmegaConf.to_container(run.cfg.data.dataset, resolve=True)
+            dataset["tasks"] = []  # the split only: no labels needed
+            dm = instantiate(run.cfg.data, transform=run.vae.transform, dataset=dataset)
             val_keys = spread(sorted(dm.files[i].key for i in dm.val_files), args.max_eval_notes)
             for split_name, keys, where in (("validation", val_keys, split["train_root"]),
                                             ("held_out", held_keys, root)):
