@@ -263,7 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             dataset = OmegaConf.to_container(run.cfg.data.dataset, resolve=True)
             dataset["tasks"] = []  # the split only: no labels needed
             dm = instantiate(run.cfg.data, transform=run.vae.transform, dataset=dataset)
-            val_keys = spread(sorted(dm.files[i].key for i in dm.val_files), args.max_eval_notes)
+            files = dm.files  # reads the index, which also draws the train/validation split
+            val_keys = spread(sorted(files[i].key for i in dm.val_files), args.max_eval_notes)
             for split_name, keys, where in (("validation", val_keys, split["train_root"]),
                                             ("held_out", held_keys, root)):
                 rows = evaluate_notes(run.vae, keys, where, loaded, args.buffer_size)
