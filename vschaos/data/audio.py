@@ -11,7 +11,22 @@ AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".mp3", ".ogg")
 
 
 class AudioReadError(RuntimeError):
-    """A sound file could not be read; the message names the file."""
+    """A sound file could not be read; the message names the file once: ``PATH: REASON``.
+
+    ``path`` and ``reason`` are kept apart so that reports that already print the path (``file: message``
+    problem lists) can print the reason alone.
+    """
+
+    def __init__(self, path: Union[str, Path], reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def _decode_failure(path: Union[str, Path], what: str, error: Exception) -> AudioReadError:
+    # libsndfile's message starts with "Error opening '<path>': "; keep only its reason so the path appears once
+    detail = getattr(error, "error_string", None) or str(error).replace(f"'{path}'", "the file")
+    return AudioReadError(path, f"cannot read {what} ({detail.strip()})")
 
 
 # What soundfile raises for a file it cannot decode. Garbage, empty, missing files and directories
@@ -29,7 +44,7 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     try:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except _DECODE_ERRORS as error:
-        raise AudioReadError(f"{path}: cannot read audio ({error})") from error
+        raise _decode_failure(path, "audio", error) from error
     mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if file_rate != sample_rate:
         mono = AF.resample(mono, int(file_rate), int(sample_rate))
@@ -41,7 +56,7 @@ def audio_info(path: Union[str, Path]) -> "sf._SoundFileInfo":
     try:
         return sf.info(str(path))
     except _DECODE_ERRORS as error:
-        raise AudioReadError(f"{path}: cannot read audio header ({error})") from error
+        raise _decode_failure(path, "audio header", error) from error
 
 
 def save_audio(path: Union[str, Path], audio: torch.Tensor, sample_rate: int) -> Path:

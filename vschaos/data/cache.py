@@ -163,7 +163,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                 try:
                     audio = load_audio(f.path, sample_rate)
                 except AudioReadError as error:
-                    raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error}")]) from error
+                    raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error.reason}")]) from error
                 stored = file_magnitudes(transform, audio).to(store_dtype).numpy()
                 out.write(stored.tobytes())
                 # statistics of exactly what is stored (float16 rounding included), through the

@@ -2,13 +2,13 @@
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 from omegaconf import DictConfig, OmegaConf
 
 from vschaos.data.audio import scan_audio_files
 from vschaos.data.dataset import validate_dataset
-from vschaos.data.metadata import format_classes, format_metadata
+from vschaos.data.metadata import Problem, format_classes, format_metadata, read_classes
 from vschaos.io import atomic_write_text
 
 
@@ -65,8 +65,9 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     """Write ``metadata/TASK/metadata.txt`` (single labels) and ``classes.txt`` from the first-level
     sub-folder of ``data/`` each file lies in; files directly in ``data/`` get ``none``.
 
-    Class ids follow the sorted folder names. Returns the class names. Refuses (``FileExistsError``)
-    to replace an existing task unless ``force``.
+    A new task numbers its classes in sorted folder order. Refuses (``FileExistsError``) to replace an existing
+    task unless ``force``; with ``force`` the ids of an existing ``classes.txt`` are kept (a trained model's
+    class 1 stays class 1) and new folders get the next ids, in sorted order. Returns the class names by id.
     """
     root = Path(root)
     task_dir = root / "metadata" / task
@@ -76,13 +77,28 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     files = scan_audio_files(data_dir) if data_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no sound files under {data_dir}")
+    ids = _existing_class_ids(task_dir / "classes.txt")
     relative = [p.relative_to(root) for p in files]
-    classes = sorted({r.parts[1] for r in relative if len(r.parts) > 2})
-    ids = {name: i for i, name in enumerate(classes)}
+    for name in sorted({r.parts[1] for r in relative if len(r.parts) > 2} - set(ids)):
+        ids[name] = max(ids.values(), default=-1) + 1
     entries = {r.as_posix(): str(ids[r.parts[1]]) if len(r.parts) > 2 else "none" for r in relative}
-    atomic_write_text(task_dir / "classes.txt", format_classes(list(enumerate(classes))))
+    classes = sorted((class_id, name) for name, class_id in ids.items())
+    atomic_write_text(task_dir / "classes.txt", format_classes(classes))
     atomic_write_text(task_dir / "metadata.txt", format_metadata(entries, sort_keys=False))  # scan order
-    return classes
+    return [name for _, name in classes]
+
+
+def _existing_class_ids(path: Path) -> Dict[str, int]:
+    """``{name: id}`` of an existing ``classes.txt`` (empty if there is none); ValueError if it is malformed
+    (renumbering silently would change what a trained model's class ids mean)."""
+    if not path.is_file():
+        return {}
+    problems: List[Problem] = []
+    classes = read_classes(path, problems)
+    if problems:
+        raise ValueError(f"cannot keep the class ids of {path}: " + "; ".join(str(p) for p in problems)
+                         + " (fix or delete it)")
+    return {name: class_id for class_id, name in classes.items()}
 
 
 def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
@@ -90,11 +106,12 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
                                      description="Label each file with the name of its first-level folder under data/.")
     parser.add_argument("root", help="dataset root (holds data/)")
     parser.add_argument("task", help="task name, e.g. instrument")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing metadata/TASK")
+    parser.add_argument("--force", action="store_true",
+                        help="rewrite an existing metadata/TASK (existing class ids are kept, new folders appended)")
     args = parser.parse_args(argv)
     try:
         classes = folders_to_metadata(args.root, args.task, force=args.force)
-    except (FileExistsError, FileNotFoundError) as error:
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {Path(args.root) / 'metadata' / args.task}: {len(classes)} classes: {', '.join(classes)}")
@@ -103,7 +120,8 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     """``make_demo_dataset.py OUT_DIR [--seed 0] [--sample-rate 44100] [--minutes 8]
-    [--files-per-instrument 8]``: synthesise the demo dataset; returns 0 (1 on bad arguments)."""
+    [--files-per-instrument 8] [--force]``: synthesise the demo dataset; returns 0 (1 on bad arguments or an
+    existing ``OUT_DIR/metadata/`` without ``--force``)."""
     # imported here: the other tools need neither the synthesiser nor vschaos.pitch
     from vschaos.data.demo import (DEFAULT_FILES_PER_INSTRUMENT, DEFAULT_MINUTES, DEFAULT_SAMPLE_RATE,
                                    make_demo_dataset)
@@ -119,11 +137,14 @@ def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
                              f"to generalise)")
     parser.add_argument("--files-per-instrument", type=int, default=DEFAULT_FILES_PER_INSTRUMENT,
                         help="files per instrument (default %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing OUT_DIR/metadata/ (refused otherwise: it may hold your labels)")
     args = parser.parse_args(argv)
     try:
         out = make_demo_dataset(args.out_dir, seed=args.seed, sample_rate=args.sample_rate,
-                                minutes=args.minutes, files_per_instrument=args.files_per_instrument)
-    except ValueError as error:  # too few minutes for the number of files
+                                minutes=args.minutes, files_per_instrument=args.files_per_instrument,
+                                force=args.force)
+    except (ValueError, FileExistsError) as error:  # too few minutes for the number of files; existing metadata
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"demo dataset written to {out}")

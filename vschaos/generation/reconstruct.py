@@ -201,7 +201,7 @@ def reconstruct_files(vae: torch.nn.Module, inputs: Sequence[InputFile], out_dir
             info = audio_info(item.path)
             audio = load_audio(item.path, model_rate)
         except AudioReadError as error:
-            report.skipped.append(f"{item.path}: unreadable ({error})")
+            report.skipped.append(f"{item.path}: unreadable ({error.reason})")
             continue
         if audio.numel() == 0:
             report.skipped.append(f"{item.path}: no samples")
