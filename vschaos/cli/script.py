@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from vschaos.cli.arguments import IntListAction, int_list
 from vschaos.training.run import RunFolderError, open_run
 
 
@@ -28,8 +29,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--phase", default="pghi", choices=["pghi", "random", "keep_input"],
                         help="initial phase attribute (default pghi)")
     parser.add_argument("--seed", type=int, default=0, help="initial seed attribute (default 0)")
-    parser.add_argument("--buffers", type=int, nargs="+", default=None,
-                        help="buffer sizes to verify (default: powers of two from the hop to 8192)")
+    parser.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction, default=None,
+                        help="buffer sizes to verify, 512,2048 or 512 2048 (default: powers of two from the hop "
+                             "to 8192)")
     return parser.parse_args(argv)
 
 
