@@ -206,3 +206,15 @@ def test_demo_script_checks_the_dataset_with_the_transform_it_trains_with():
     defaults = yaml.safe_load((config_dir / f"{preset}.yaml").read_text())["defaults"]
     trained = next(entry["transform"] for entry in defaults if isinstance(entry, dict) and "transform" in entry)
     assert checked.group(1) == trained
+
+
+def test_train_py_is_an_alias_of_train_model_py():
+    """vschaos2's README runs ``python train.py --config-name ...``: the same command, the same answer."""
+    def run(script: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True,
+                              timeout=300)
+
+    alias, original = run("train.py"), run("train_model.py")
+    assert alias.returncode == original.returncode == 0, alias.stderr
+    assert "--config-name" in alias.stdout
+    assert alias.stdout.replace("train.py", "train_model.py") == original.stdout
