@@ -257,6 +257,22 @@ def test_files_of_the_training_tree_use_their_metadata(pitch_runs, dataset, tmp_
     assert written == expected and len(written) >= 2
 
 
+def test_dataset_root_option_points_a_run_at_its_moved_dataset(dataset, tmp_path, capsys):
+    import shutil
+
+    moved = Path(shutil.copytree(dataset, tmp_path / "moved", ignore=shutil.ignore_patterns(".vschaos_cache")))
+    run = make_run(tmp_path / "runs", "dgt_pitch_cond", "moved_data",
+                   SMALL_PITCH + ["model.conditioning.pitch.target=[encoder,decoder]"], dataset_root=tmp_path / "gone")
+    sound = next((moved / "data").rglob("*.wav"))
+    args = ["reconstruct", str(run), "--files", str(sound), "--out", str(tmp_path / "out"), "--phase", "pghi"]
+    assert main(args) == 1  # the saved root no longer exists: no labels for the encoder
+    assert "--labels pitch=" in capsys.readouterr().out
+    assert main(args + ["--dataset-root", str(moved)]) == 0  # labels from the moved tree's metadata
+    assert (tmp_path / "out" / "reconstructions" / sound.name).is_file()
+    assert main(args + ["--dataset-root", str(tmp_path / "nowhere")]) == 2
+    assert "--dataset-root" in capsys.readouterr().err
+
+
 def test_predictor_supplies_decoder_labels(pitch_runs, sounds, tmp_path):
     out = tmp_path / "out"
     assert main(["reconstruct", str(pitch_runs["predicted"]), "--files", str(sounds["tone"]), "--out", str(out)]) == 0

@@ -7,6 +7,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from vschaos.cli.train import compose_config, main
@@ -56,11 +57,14 @@ def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, caps
     common = ["--config-name", "demo", "name=my_training", f"rundir={rundir}", "callbacks.reconstructions.every_n_epochs=1",
               "callbacks.reconstructions.n_frames=16", *FAST]
     assert main([*common, f"+data.dataset.root={demo_root}"]) == 0
-    assert main([*common, f"data.dataset.root={demo_root}"]) == 0
+    monkeypatch.chdir(demo_root.parent)  # a root relative to the current directory is stored absolute
+    assert main([*common, f"data.dataset.root={demo_root.name}"]) == 0
+    monkeypatch.chdir(tmp_path)  # resume and load from elsewhere
     run = rundir / "my_training"
     assert sorted(p.name for p in run.iterdir()) == ["version_0", "version_1"]
     version = run / "version_1"
     assert (version / "config.yaml").is_file() and list(version.glob("events.out.tfevents*"))
+    assert OmegaConf.load(version / "config.yaml").data.dataset.root == str(demo_root.resolve())
     last, best = version / "checkpoints" / "last.ckpt", version / "checkpoints" / "best.ckpt"
     assert not list(version.glob("checkpoints/*.tmp")) and not list(version.glob("checkpoints/.*"))
     step = _step(last)

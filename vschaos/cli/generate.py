@@ -75,6 +75,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-iter", type=_non_negative_int, default=DEFAULT_GLA_ITERATIONS,
                         help=f"Griffin-Lim iterations for pghi+gla/griffinlim (default {DEFAULT_GLA_ITERATIONS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--dataset-root", type=Path, default=None, metavar="DIR",
+                        help="the training dataset, if it moved since training (default: data.dataset.root of the "
+                             "run's config.yaml); used for class names and training labels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +110,16 @@ def dataset_root(cfg: DictConfig) -> Optional[Path]:
     return Path(str(root)) if root else None
 
 
+def open_generation_run(args: argparse.Namespace):
+    """``open_run`` for the command's arguments, with ``--dataset-root`` replacing the saved dataset root."""
+    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    if args.dataset_root is not None:
+        if not args.dataset_root.is_dir():
+            raise GenerationError(f"--dataset-root {args.dataset_root}: no such folder")
+        OmegaConf.update(run.cfg, "data.dataset.root", str(args.dataset_root.resolve()), force_add=True)
+    return run
+
+
 def metadata_callbacks(cfg: DictConfig) -> Optional[dict]:
     callbacks = OmegaConf.select(cfg, "data.dataset.metadata_callbacks", default=None)
     return OmegaConf.to_container(callbacks, resolve=True) if callbacks is not None else None
@@ -122,7 +135,7 @@ def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    run = open_generation_run(args)
     cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
     inputs, problems = collect_inputs(args.files)
@@ -190,7 +203,7 @@ def latent_spread(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Modul
 
 def run_trajectories(args: argparse.Namespace) -> int:
     check_trajectory_names(args.trajectories)  # before loading anything
-    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    run = open_generation_run(args)
     cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
     means: Optional[List[torch.Tensor]] = None

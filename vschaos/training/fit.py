@@ -1,4 +1,5 @@
 """Build everything a run config describes, and train it in its run folder (new run or resume)."""
+import copy
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -104,6 +105,21 @@ def choose_version(run_root: Path, environ: Mapping[str, str]) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
+def with_absolute_dataset_root(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` whose ``data.dataset.root`` is absolute (resolved against the current directory).
+
+    The run's ``config.yaml`` is read again by ``resume`` and ``generate.py`` from any directory: a relative root
+    would then name another folder. To point a run at a moved dataset: ``resume RUN data.dataset.root=NEW`` or
+    ``generate.py ... --dataset-root NEW``.
+    """
+    root = OmegaConf.select(cfg, "data.dataset.root", default=None)
+    if root is None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    OmegaConf.update(cfg, "data.dataset.root", str(Path(str(root)).expanduser().resolve()))
+    return cfg
+
+
 def describe_model(vae: Any) -> str:
     """The model's structure and its parameter counts per block (for ``+check=1``)."""
     counts = vae.parameter_counts()
@@ -153,6 +169,7 @@ def fit(cfg: DictConfig, resume_dir: Optional[Path] = None) -> Path:
     folder) training continues there from ``checkpoints/last.ckpt`` (global step and optimiser state included).
     """
     L.seed_everything(int(cfg.seed), workers=True)
+    cfg = with_absolute_dataset_root(cfg)  # config.yaml must name the same folder from any directory
     vae, datamodule, module = build_objects(cfg)
     # every configuration and dataset problem is reported here, before a run folder exists: the index lists all
     # dataset problems at once (DatasetError), then the cache is built once (Lightning's own prepare_data/setup
