@@ -216,6 +216,25 @@ def test_run_folder_without_checkpoint_is_a_clear_error(tmp_path, sounds, capsys
     assert err.startswith("error: cannot load the model from") and "Traceback" not in err
 
 
+def test_non_finite_output_is_never_written(tmp_path, sounds, capsys):
+    """A model that outputs NaN (here: NaN decoder weights, as a diverged training leaves them)."""
+    run = make_run(tmp_path / "runs", "demo", "diverged")
+    checkpoint = run / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, weights_only=True)
+    for key, value in state["state_dict"].items():
+        if key.startswith("vae.decoder.") and value.is_floating_point():
+            value.fill_(float("nan"))
+    atomic_torch_save(state, checkpoint)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(run), "--files", str(sounds["tone"]), "--out", str(out), "--phase", "pghi"]) == 1
+    captured = capsys.readouterr()
+    assert "NaN/Inf" in captured.err and f"{sounds['tone']}: " in captured.out and "not written" in captured.out
+    assert not list(out.rglob("*.wav"))
+    assert main(["trajectories", str(run), "--trajectories", "sin", "-s", "8", "--phase", "random",
+                 "--out", str(out)]) == 2
+    assert "sin_0: the model decoded" in capsys.readouterr().err and not list(out.rglob("*.wav"))
+
+
 # ----------------------------------------------------------------------------- conditioned models
 
 @pytest.fixture(scope="module")
@@ -317,7 +336,29 @@ def test_trajectories_files_lengths_and_determinism(demo_run, tmp_path):
             assert (folder / f"{stem}{suffix}").read_bytes() == again.read_bytes()
     assert (folder / "sin_0.wav").read_bytes() != (folder / "sin_1.wav").read_bytes()
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["seed"] == 7 and set(manifest["files"]) == set(stems)
+    assert set(manifest["files"]) == set(stems) and all(e["seed"] == 7 for e in manifest["files"].values())
+
+
+def test_a_second_trajectories_call_adds_to_the_manifest(demo_run, tmp_path):
+    out = tmp_path / "out"
+    argv = ["trajectories", str(demo_run), "-s", "12", "--phase", "random", "--out", str(out)]
+    assert main(argv + ["--trajectories", "sin", "line", "--seed", "3"]) == 0
+    assert main(argv + ["--trajectories", "circle", "line", "--seed", "4"]) == 0
+    files = json.loads((out / "trajectories" / "manifest.json").read_text())["files"]
+    assert sorted(files) == ["circle_0", "line_0", "sin_0"]
+    # the first call's sin_0 keeps its seed; line_0 was made again by the second call
+    assert (files["sin_0"]["seed"], files["line_0"]["seed"], files["circle_0"]["seed"]) == (3, 4, 4)
+    assert files["sin_0"]["type"] == "sin" and files["sin_0"]["steps"] == 12
+    # a manifest of the older layout (settings at the top) is carried over entry by entry
+    (out / "trajectories" / "manifest.json").write_text(json.dumps(
+        {"seed": 9, "steps": 5, "files": {"random_0": {"type": "random", "batch": 0, "labels": {}}}}))
+    assert main(argv + ["--trajectories", "sin"]) == 0
+    files = json.loads((out / "trajectories" / "manifest.json").read_text())["files"]
+    assert files["random_0"] == {"seed": 9, "steps": 5, "type": "random", "batch": 0, "labels": {}}
+    assert files["sin_0"]["seed"] == 0
+    (out / "trajectories" / "manifest.json").write_text("{not json")
+    assert main(argv + ["--trajectories", "sin"]) == 2  # refused before anything is written or lost
+    assert (out / "trajectories" / "manifest.json").read_text() == "{not json"
 
 
 def test_trajectories_other_seed_and_rate(demo_run, tmp_path):
@@ -336,7 +377,8 @@ def test_spread_from_training_sounds_maps_the_paths(demo_run, sounds, tmp_path):
     assert main(argv + ["--out", str(tmp_path / "data"), "--spread-from", str(sounds["root"] / "folder" / "sub"),
                         str(sounds["tone"])]) == 0
     manifest = json.loads((tmp_path / "data" / "trajectories" / "manifest.json").read_text())
-    mean, std = np.array(manifest["spread"]["mean"]), np.array(manifest["spread"]["std"])
+    spread = manifest["files"]["line_0"]["spread"]
+    mean, std = np.array(spread["mean"]), np.array(spread["std"])
     assert mean.shape == (latent_dim_of(demo_run),) and (std > 0).all()
     prior = np.load(tmp_path / "prior" / "trajectories" / "line_0.npy")
     mapped = np.load(tmp_path / "data" / "trajectories" / "line_0.npy")
@@ -378,6 +420,26 @@ def test_decoder_conditioned_trajectories_use_seeded_default_labels(pitch_runs, 
             == (tmp_path / "c" / "trajectories" / "sin_0.wav").read_bytes())
     manifest = json.loads((tmp_path / "b" / "trajectories" / "manifest.json").read_text())
     assert all(entry["labels"] == {"pitch": 1, "octave": 3} for entry in manifest["files"].values())
+
+
+def test_conditioned_trajectory_plots_show_their_labels(pitch_runs, tmp_path, monkeypatch):
+    from vschaos.generation import synthesis
+
+    titles = {}
+    real_plot = synthesis.plot_latents_and_spectrogram
+
+    def recording_plot(path, *args, title=None, **kwargs):
+        titles[Path(path).stem] = title
+        return real_plot(path, *args, title=title, **kwargs)
+
+    monkeypatch.setattr(synthesis, "plot_latents_and_spectrogram", recording_plot)
+    argv = ["trajectories", "--trajectories", "sin", "-s", "16", "--phase", "random"]
+    assert main([argv[0], str(pitch_runs["decoder"]), *argv[1:], "--out", str(tmp_path / "a"),
+                 "--labels", "pitch=C#", "octave=3"]) == 0
+    assert titles["sin_0"] == "sin_0 (seed 0) pitch=C# (1), octave=2 (3)"  # names from the dataset's classes.txt
+    assert main([argv[0], str(pitch_runs["predicted"]), *argv[1:], "--out", str(tmp_path / "b")]) == 0
+    assert titles["sin_0"].startswith("sin_0 (seed 0) pitch=")  # predicted labels are named too
+    assert "pitch=" not in synthesis.labels_title({}) and synthesis.labels_title({"pitch": [1, 2]}) == "pitch=predicted"
 
 
 # ----------------------------------------------------------------------------- a really trained run

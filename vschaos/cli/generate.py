@@ -11,7 +11,8 @@ last (default), best, a file name in the version's checkpoints/ folder, or a pat
 Exit status: 0 on success; 2 with a one-line ``error:`` message for a problem with the arguments
 or the run folder (no traceback). ``reconstruct`` skips inputs it cannot use (unreadable, no
 label source), lists them at the end and still succeeds if at least one file was written; it
-fails (status 1) only when nothing could be reconstructed.
+fails (status 1) when nothing could be reconstructed, or when the model output NaN/Inf for any
+input (that file is not written). ``trajectories`` stops (status 2) at a path whose audio is not finite.
 """
 import argparse
 import sys
@@ -146,6 +147,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                                args.n_iter, args.seed)
     report.skipped = problems + report.skipped
     print(report.format())
+    if report.non_finite:
+        print(f"error: the model output NaN/Inf for {len(report.non_finite)} input(s); those files were not "
+              f"written (see above)", file=sys.stderr)
+        return EXIT_NOTHING_DONE
     if not report.rows:
         print("error: nothing was reconstructed", file=sys.stderr)
         return EXIT_NOTHING_DONE
@@ -213,9 +218,10 @@ def run_trajectories(args: argparse.Namespace) -> int:
     elif args.files:
         print("note: --files is only used by the 'interpolate' trajectory; ignored", file=sys.stderr)
     spread = latent_spread(args, cfg, vae, labels)
+    conditioning = {task: int(vae.task_dims[task]) for task in vae.decoder_tasks}
     report = generate_trajectories(vae, args.trajectories, args.batches, args.steps, args.out, labels, args.sr,
                                    args.seed, args.phase, args.n_iter, spread=spread, endpoints=means,
-                                   endpoint_stds=stds)
+                                   endpoint_stds=stds, class_names=load_class_names(dataset_root(cfg), conditioning))
     print(report.format())
     return 0
 
