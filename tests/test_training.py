@@ -248,3 +248,14 @@ def test_resumed_run_shuffles_like_a_fresh_run_at_the_same_epoch(tmp_path):
     L.Trainer(max_epochs=3, enable_checkpointing=False, **quiet).fit(resumed, ckpt_path=tmp_path / "epoch1.ckpt")
     assert sorted(resumed.seen) == [1, 2]
     assert resumed.seen[1] == fresh.seen[1] and resumed.seen[2] == fresh.seen[2]
+
+
+def test_fast_dev_run_keeps_nothing_as_it_says(demo_root, tmp_path, capsys):
+    """Lightning prints "checkpointing is suppressed" in fast_dev_run: no run folder and no checkpoint appear."""
+    rundir = tmp_path / "runs"
+    assert main(["--config-name", "demo", "name=smoke", f"rundir={rundir}", f"data.dataset.root={demo_root}",
+                 "debug=fast_dev_run"]) == 0
+    out = capsys.readouterr().out
+    assert "debug=fast_dev_run: one training and one validation batch ran; nothing was kept" in out
+    assert "run folder:" not in out
+    assert not rundir.exists() or not list(rundir.rglob("*"))

@@ -1,6 +1,7 @@
 """Build everything a run config describes, and train it in its run folder (new run or resume)."""
 import copy
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -150,24 +151,51 @@ def check(cfg: DictConfig) -> str:
     return report
 
 
+def is_fast_dev_run(cfg: DictConfig) -> bool:
+    """``debug=fast_dev_run`` (``trainer.fast_dev_run`` true or a batch count): a smoke test that keeps nothing."""
+    return bool(OmegaConf.select(cfg, "trainer.fast_dev_run", default=False))
+
+
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> List[L.Callback]:
     callbacks: List[L.Callback] = []
     for callback_cfg in (cfg.get("callbacks") or {}).values():
         if callback_cfg is None:
             continue
         callback = instantiate(callback_cfg)
+        if isinstance(callback, ModelCheckpoint) and is_fast_dev_run(cfg):
+            # Lightning says "checkpointing is suppressed" in fast_dev_run, yet save_last still writes last.ckpt
+            # at train end (which, on resume, would replace the real one)
+            continue
         if isinstance(callback, ModelCheckpoint):
             callback.dirpath = str(checkpoint_dir)  # checkpoints always live in the run's version folder
         callbacks.append(callback)
     return callbacks
 
 
-def fit(cfg: DictConfig, resume_dir: Optional[Path] = None) -> Path:
+FAST_DEV_RUN_MESSAGE = ("debug=fast_dev_run: one training and one validation batch ran; nothing was kept "
+                        "(no run folder, no checkpoint)")
+
+
+def fit(cfg: DictConfig, resume_dir: Optional[Path] = None) -> Optional[Path]:
     """Train the run ``cfg`` describes; returns its version folder ``rundir/name/version_N``.
 
     A new run gets the next free ``version_N`` under ``cfg.rundir/cfg.name``. With ``resume_dir`` (a version
     folder) training continues there from ``checkpoints/last.ckpt`` (global step and optimiser state included).
+    A new ``debug=fast_dev_run`` run keeps nothing, as Lightning's own message says: it runs in a scratch folder
+    that is deleted, prints :data:`FAST_DEV_RUN_MESSAGE` and returns None (an empty ``version_N`` would only
+    clutter the run folder).
     """
+    if is_fast_dev_run(cfg) and resume_dir is None:
+        with tempfile.TemporaryDirectory(prefix="vschaos_fast_dev_run_") as scratch:
+            scratch_cfg = copy.deepcopy(cfg)
+            OmegaConf.update(scratch_cfg, "rundir", scratch)
+            _fit(scratch_cfg, None)
+        print(FAST_DEV_RUN_MESSAGE)
+        return None
+    return _fit(cfg, resume_dir)
+
+
+def _fit(cfg: DictConfig, resume_dir: Optional[Path]) -> Path:
     L.seed_everything(int(cfg.seed), workers=True)
     cfg = with_absolute_dataset_root(cfg)  # config.yaml must name the same folder from any directory
     vae, datamodule, module = build_objects(cfg)
