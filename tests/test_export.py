@@ -542,3 +542,40 @@ def test_pd_example_is_a_valid_patch():
 
     demo_latents = int(compose_config("demo", []).model.latent_dim)
     assert decode_inlets == set(range(demo_latents))  # one slider per latent dimension of the demo preset
+
+
+def test_pd_example_turns_a_midi_note_into_the_label_ids_the_inlets_take():
+    """The Pd example's note box feeds the pitch model's decode label inlets (after the latents)
+    with the class ids of that note: pitch = midi mod 12, octave id = midi div 12 (A4 -> 9, 5)."""
+    from vschaos.cli.train import compose_config
+    from vschaos.pitch.notes import midi_to_pitch_class_octave
+
+    latents = int(compose_config("dgt_pitch_prediction", []).model.latent_dim)
+    text = (REPO / "patches" / "pd_example.pd").read_text()
+    records = [r.strip() for r in text.replace("\\;", "").split(";\n") if r.strip()]
+    objects = [r.split() for r in records[1:] if r.split()[1] in ("obj", "msg", "text", "floatatom")]
+    connects = [[int(v) for v in r.split()[2:6]] for r in records[1:] if r.split()[1] == "connect"]
+    note = next(i for i, tokens in enumerate(objects) if tokens[1] == "floatatom" and tokens[8] == "note")
+    decode = next(i for i, tokens in enumerate(objects)
+                  if tokens[1] == "obj" and tokens[4:7] == ["nn~", "pitch_model.ts", "decode"])
+
+    def run(index: int, value: float, inlets: dict) -> None:
+        """Propagate a float message (and signal) from object ``index`` through the patch."""
+        tokens = objects[index]
+        kind = tokens[4] if tokens[1] == "obj" else tokens[1]
+        if kind == "mod":
+            value = value % int(tokens[5])
+        elif kind == "div":
+            value = value // int(tokens[5])
+        for source, outlet, sink, inlet in connects:
+            if source != index:
+                continue
+            if sink == decode:
+                inlets[inlet] = value
+            else:
+                run(sink, value, inlets)
+
+    for midi in (69, 60, 59, 84, 36):
+        inlets: dict = {}
+        run(note, midi, inlets)
+        assert inlets == dict(zip((latents, latents + 1), midi_to_pitch_class_octave(midi)))

@@ -253,16 +253,24 @@ def test_conditioned_model_needs_labels_outside_the_training_tree(pitch_runs, so
     captured = capsys.readouterr()
     assert status == 1
     assert "'pitch' conditions the encoder" in captured.out and "--labels pitch=" in captured.out
-    # class names (from the dataset's classes.txt) and ids are both accepted; as in metadata files,
-    # a value that parses as an integer is an id (octave id 5 is named "4")
+    # labels as a musician writes them: class names (from the dataset's classes.txt), so octave=4 is
+    # octave 4 (id 5) and pitch=A the note A; raw ids only with the id: prefix
     assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
-                 "--labels", "pitch=A", "octave=5"]) == 0
+                 "--labels", "pitch=A", "octave=4"]) == 0
     by_name = (out / "reconstructions" / "tone.wav").read_bytes()
     assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
-                 "--labels", "pitch=9", "octave=5"]) == 0
+                 "--labels", "pitch=id:9", "octave=id:5"]) == 0
     assert (out / "reconstructions" / "tone.wav").read_bytes() == by_name
+    # octave=5 is the octave named 5 (id 6), not id 5
     assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
-                 "--labels", "pitch=2", "octave=5"]) == 0
+                 "--labels", "pitch=A", "octave=5"]) == 0
+    octave_five = (out / "reconstructions" / "tone.wav").read_bytes()
+    assert octave_five != by_name
+    assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
+                 "--labels", "pitch=A", "octave=id:6"]) == 0
+    assert (out / "reconstructions" / "tone.wav").read_bytes() == octave_five
+    assert main(["reconstruct", str(pitch_runs["encoder"]), "--files", str(sounds["tone"]), "--out", str(out),
+                 "--labels", "pitch=D", "octave=4"]) == 0
     assert (out / "reconstructions" / "tone.wav").read_bytes() != by_name
 
 
@@ -299,9 +307,12 @@ def test_predictor_supplies_decoder_labels(pitch_runs, sounds, tmp_path):
 
 
 @pytest.mark.parametrize("labels, message", [
-    (["pitch=12"], "out of range, task 'pitch' has ids 0..11"),
-    (["octave=-1"], "out of range"),
-    (["pitch=H"], "unknown class name for task 'pitch'"),
+    (["pitch=12"], "no pitch class is named '12'"),
+    (["pitch=9"], "a raw class id is written pitch=id:N (ids 0..11)"),
+    (["octave=10"], "no octave class is named '10'"),
+    (["octave=id:11"], "out of range, task 'octave' has ids 0..10"),
+    (["pitch=id:A"], "'id:' must be followed by an integer class id"),
+    (["pitch=H"], "no pitch class is named 'H' (names: C, C#,"),
     (["timbre=3"], "unknown task 'timbre'"),
     (["pitch"], "task=value"),
 ])
@@ -414,12 +425,14 @@ def test_decoder_conditioned_trajectories_use_seeded_default_labels(pitch_runs, 
     for labels in drawn:
         assert 0 <= labels["pitch"] < 12 and 0 <= labels["octave"] < 11
     assert main(argv + ["--out", str(tmp_path / "b"), "--labels", "pitch=C#", "octave=3"]) == 0
-    # same labels by id give the same sound (pitch C# is id 1)
-    assert main(argv + ["--out", str(tmp_path / "c"), "--labels", "pitch=1", "octave=3"]) == 0
+    # same labels by id give the same sound (pitch C# is id 1, octave 3 is id 4); flats name the same class
+    assert main(argv + ["--out", str(tmp_path / "c"), "--labels", "pitch=id:1", "octave=id:4"]) == 0
+    assert main(argv + ["--out", str(tmp_path / "d"), "--labels", "pitch=Db", "octave=3"]) == 0
     assert ((tmp_path / "b" / "trajectories" / "sin_0.wav").read_bytes()
-            == (tmp_path / "c" / "trajectories" / "sin_0.wav").read_bytes())
+            == (tmp_path / "c" / "trajectories" / "sin_0.wav").read_bytes()
+            == (tmp_path / "d" / "trajectories" / "sin_0.wav").read_bytes())
     manifest = json.loads((tmp_path / "b" / "trajectories" / "manifest.json").read_text())
-    assert all(entry["labels"] == {"pitch": 1, "octave": 3} for entry in manifest["files"].values())
+    assert all(entry["labels"] == {"pitch": 1, "octave": 4} for entry in manifest["files"].values())
 
 
 def test_conditioned_trajectory_plots_show_their_labels(pitch_runs, tmp_path, monkeypatch):
@@ -436,7 +449,7 @@ def test_conditioned_trajectory_plots_show_their_labels(pitch_runs, tmp_path, mo
     argv = ["trajectories", "--trajectories", "sin", "-s", "16", "--phase", "random"]
     assert main([argv[0], str(pitch_runs["decoder"]), *argv[1:], "--out", str(tmp_path / "a"),
                  "--labels", "pitch=C#", "octave=3"]) == 0
-    assert titles["sin_0"] == "sin_0 (seed 0) pitch=C# (1), octave=2 (3)"  # names from the dataset's classes.txt
+    assert titles["sin_0"] == "sin_0 (seed 0) pitch=C# (1), octave=3 (4)"  # class names (ids) from classes.txt
     assert main([argv[0], str(pitch_runs["predicted"]), *argv[1:], "--out", str(tmp_path / "b")]) == 0
     assert titles["sin_0"].startswith("sin_0 (seed 0) pitch=")  # predicted labels are named too
     assert "pitch=" not in synthesis.labels_title({}) and synthesis.labels_title({"pitch": [1, 2]}) == "pitch=predicted"

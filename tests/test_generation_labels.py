@@ -6,7 +6,7 @@ import torch
 
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import (TrainingMetadata, labels_for_frames, load_class_names,
-                                       parse_label_arguments, resolve_label_values)
+                                       parse_label_arguments, resolve_label_values, user_label_to_id)
 from vschaos.generation.reconstruct import collect_inputs, metrics_csv, resample_exact
 from vschaos.generation.synthesis import hold_last_frame, path_seed
 
@@ -34,19 +34,50 @@ def test_collect_inputs_mirrors_folders_and_renames_clashes(tmp_path):
     assert "no sound files" in problems[0]
 
 
-def test_parse_and_resolve_labels():
-    raw = parse_label_arguments(["pitch=A", " octave = 5 "])
-    assert raw == {"pitch": "A", "octave": "5"}
+def test_parse_and_resolve_labels_as_a_musician_writes_them():
+    raw = parse_label_arguments(["pitch=A", " octave = 4 "])
+    assert raw == {"pitch": "A", "octave": "4"}
     names = load_class_names(None, {"pitch": 12, "octave": 11, "instrument": 4})
     assert names["pitch"][9] == "A" and names["octave"][5] == "4" and "instrument" not in names
-    assert resolve_label_values(raw, {"pitch": 12, "octave": 11}, names) == {"pitch": 9, "octave": 5}
+    dims = {"pitch": 12, "octave": 11}
+    # octave=4 is octave 4 (A4 = 440 Hz: pitch id 9, octave id midi // 12 = 5)
+    assert resolve_label_values(raw, dims, names) == {"pitch": 9, "octave": 5}
+    assert resolve_label_values({"pitch": "Bb", "octave": "-1"}, dims, names) == {"pitch": 10, "octave": 0}
+    # raw ids only with the id: prefix
+    assert resolve_label_values({"pitch": "id:9", "octave": "id:5"}, dims, names) == {"pitch": 9, "octave": 5}
     with pytest.raises(GenerationError) as info:
-        resolve_label_values({"pitch": "12", "octave": "X", "colour": "1"}, {"pitch": 12, "octave": 11}, names)
+        resolve_label_values({"pitch": "12", "octave": "X", "colour": "1"}, dims, names)
     message = str(info.value)
-    assert "ids 0..11" in message and "'X'" not in message and "octave=X" in message and "'colour'" in message
+    assert "pitch=12: no pitch class is named '12'" in message and "pitch=id:N (ids 0..11)" in message
+    assert "octave=X: no octave class is named 'X' (names: -1, 0, 1," in message and "'colour'" in message
     for bad in (["pitch"], ["=3"], ["pitch=1", "pitch=2"]):
         with pytest.raises(GenerationError):
             parse_label_arguments(bad)
+
+
+def test_user_label_never_falls_back_to_an_id_where_names_exist():
+    octave_names = dict(load_class_names(None, {"octave": 11})["octave"])
+    assert user_label_to_id("octave", "9", 11, octave_names) == 10
+    with pytest.raises(ValueError, match="no octave class is named '10'"):
+        user_label_to_id("octave", "10", 11, octave_names)
+    with pytest.raises(ValueError, match="out of range, task 'octave' has ids 0..10"):
+        user_label_to_id("octave", "id:11", 11, octave_names)
+    with pytest.raises(ValueError, match="'id:' must be followed by an integer"):
+        user_label_to_id("octave", "id:four", 11, octave_names)
+    # a class whose name is an integer other than its id: the name wins
+    shuffled = {0: "2", 1: "0", 2: "1"}
+    assert [user_label_to_id("t", v, 3, shuffled) for v in ("0", "1", "2", "id:0")] == [1, 2, 0, 0]
+    # a flat is only an alias where it is not a class name itself
+    assert user_label_to_id("t", "Bb", 2, {0: "A#", 1: "Bb"}) == 1
+
+
+def test_user_label_without_class_names_is_an_id():
+    assert user_label_to_id("velocity", "3", 8, None) == 3
+    assert user_label_to_id("velocity", "id:3", 8, {}) == 3
+    with pytest.raises(ValueError, match="out of range, task 'velocity' has ids 0..7"):
+        user_label_to_id("velocity", "8", 8, None)
+    with pytest.raises(ValueError, match="has no class names .* give a class id"):
+        user_label_to_id("velocity", "loud", 8, None)
 
 
 def test_class_names_come_from_the_dataset(tmp_path):

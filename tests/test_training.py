@@ -259,3 +259,38 @@ def test_fast_dev_run_keeps_nothing_as_it_says(demo_root, tmp_path, capsys):
     assert "debug=fast_dev_run: one training and one validation batch ran; nothing was kept" in out
     assert "run folder:" not in out
     assert not rundir.exists() or not list(rundir.rglob("*"))
+
+
+def test_cpu_time_budget_stops_training_after_the_batch_that_spends_it(demo_root, tmp_path):
+    """A budget far below one batch's CPU time stops the run after its first step (with validation
+    and the last checkpoint written); max_epochs alone would have run 3 epochs of 2 batches."""
+    rundir = tmp_path / "runs"
+    overrides = [o for o in FAST if not o.startswith("trainer.max_epochs")] + ["trainer.max_epochs=3"]
+    assert main(["--config-name", "demo", "name=budget", f"rundir={rundir}", f"data.dataset.root={demo_root}",
+                 *overrides, "+callbacks.cpu_budget._target_=vschaos.training.callbacks.CPUTimeBudget",
+                 "+callbacks.cpu_budget.seconds=1e-6"]) == 0
+    last = rundir / "budget" / "version_0" / "checkpoints" / "last.ckpt"
+    assert _step(last) == 1
+    from vschaos.training.callbacks import CPUTimeBudget
+
+    with pytest.raises(ValueError, match="seconds must be > 0"):
+        CPUTimeBudget(0)
+
+
+def test_input_pitch_shift_trains_the_decoder_on_shifted_frames_and_keeps_them_from_the_predictors(demo_root):
+    cfg = compose_config("dgt_pitch_prediction", [
+        f"data.dataset.root={demo_root}", "data.batch_size=64", "model.encoder.hidden_dims=32",
+        "model.decoder.hidden_dims=32",
+        "module.input_pitch_shift={_target_:vschaos.models.pitch_shift.InputPitchShift,probability:1.0}"])
+    vae, datamodule, module = build_objects(cfg)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    labelled = ((batch["labels"]["pitch"] >= 0) & (batch["labels"]["octave"] >= 0)).sum()
+    assert labelled > 0
+    torch.manual_seed(0)
+    shifted_terms = module._shared_step(batch, sample=True)
+    # every labelled frame was shifted: the predictors learnt from none of them
+    assert shifted_terms["prediction/pitch/count"] == (batch["labels"]["pitch"] >= 0).sum() - labelled
+    plain_terms = module._shared_step(batch, sample=False)  # validation: never shifted
+    assert plain_terms["prediction/pitch/count"] == (batch["labels"]["pitch"] >= 0).sum()
+    assert torch.isfinite(shifted_terms["loss"])

@@ -69,8 +69,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sr", type=_positive_int, default=None,
                         help="output sample rate (default: the model's; resampled with torchaudio)")
     parser.add_argument("--labels", nargs="+", default=[], metavar="TASK=VALUE",
-                        help="fixed labels for conditioned models, e.g. pitch=A octave=5: a class name, or an "
-                             "integer = a class id (octave id 5 is named '4')")
+                        help="fixed labels for conditioned models, as class NAMES: pitch=A octave=4 is A4 "
+                             "(440 Hz; flats too: pitch=Bb); a raw class id only with the id: prefix "
+                             "(octave=id:5 is also octave 4)")
     parser.add_argument("--phase", choices=RECONSTRUCTION_METHODS, default=DEFAULT_PHASE,
                         help=f"offline phase reconstruction (default {DEFAULT_PHASE}: PGHI then fast Griffin-Lim)")
     parser.add_argument("--n-iter", type=_non_negative_int, default=DEFAULT_GLA_ITERATIONS,

@@ -149,3 +149,55 @@ def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(f"demo dataset written to {out}")
     return 0
+
+
+def make_sampled_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``make_sampled_dataset.py OUT --soundfont FILE [--programs ...] [--notes 36:96:3] [--velocities ...]
+    [--seconds 3] [--sample-rate 44100] [--gain 0.2] [--force]``: render single notes with fluidsynth
+    into a dataset tree; returns 0, 1 on a rendering problem, 2 on bad arguments."""
+    from vschaos.data.sampled import (DEFAULT_GAIN, DEFAULT_NOTES, DEFAULT_PROGRAMS, DEFAULT_SAMPLE_RATE,
+                                      DEFAULT_SECONDS, DEFAULT_VELOCITIES, SampledDatasetError,
+                                      make_sampled_dataset, parse_note_range)
+
+    parser = argparse.ArgumentParser(
+        prog="make_sampled_dataset.py",
+        description="Render single notes of General MIDI instruments from a SoundFont with the fluidsynth "
+                    "command-line synthesiser into a vschaos dataset (instrument, pitch, octave, midi tasks; "
+                    "notes.csv holds each note's true f0). Nothing is normalised.")
+    parser.add_argument("out_dir", help="dataset root to create (data/, metadata/ and notes.csv are written inside)")
+    parser.add_argument("--soundfont", required=True, help="a General MIDI SoundFont (.sf2 or .sf3)")
+    parser.add_argument("--programs", type=int, nargs="+", default=list(DEFAULT_PROGRAMS),
+                        help="GM program numbers 0..127, one instrument each (default: %(default)s)")
+    parser.add_argument("--notes", default=DEFAULT_NOTES,
+                        help="MIDI notes: START:STOP[:STEP], STOP included, or a comma list (default %(default)s)")
+    parser.add_argument("--velocities", type=int, nargs="+", default=list(DEFAULT_VELOCITIES),
+                        help="note-on velocities 1..127 (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="length of each file (default %(default)s)")
+    parser.add_argument("--hold", type=float, default=None,
+                        help="seconds before note off (default: min(2, 2/3 of --seconds): the release fits in)")
+    parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="default %(default)s")
+    parser.add_argument("--gain", type=float, default=DEFAULT_GAIN,
+                        help="fluidsynth master gain (default %(default)s, fluidsynth's own); a note that would "
+                             "clip is an error")
+    parser.add_argument("--fluidsynth", default="fluidsynth", help="fluidsynth executable (default: from PATH)")
+    parser.add_argument("--force", action="store_true", help="write over an existing dataset in OUT")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    args = parser.parse_args(argv)
+    try:
+        notes = parse_note_range(args.notes)
+        rendered, silent = make_sampled_dataset(
+            args.out_dir, args.soundfont, programs=args.programs, notes=notes, velocities=args.velocities,
+            seconds=args.seconds, hold=args.hold, sample_rate=args.sample_rate, gain=args.gain, force=args.force,
+            fluidsynth=args.fluidsynth, progress=None if args.quiet else print,
+            warn=lambda message: print(message, file=sys.stderr))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (FileExistsError, SampledDatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    peaks = [n.peak_dbfs for n in rendered]
+    print(f"wrote {len(rendered)} notes to {args.out_dir} ({len(set(n.instrument for n in rendered))} instruments, "
+          f"peaks {min(peaks):.1f}..{max(peaks):.1f} dBFS, not normalised)"
+          + (f"; skipped {len(silent)} silent notes" if silent else ""))
+    return 0

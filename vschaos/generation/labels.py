@@ -2,7 +2,8 @@
 
 Label sources, in order of precedence (per task the model is conditioned on):
 
-1. ``--labels task=value`` (a class id or a class name), the same for every frame;
+1. ``--labels task=value`` (a class name, or ``id:N`` for a raw id: :func:`user_label_to_id`), the same
+   for every frame;
 2. for a decoder task that has a predictor: the model's own prediction from the latent
    (left absent here; :meth:`SpectralVAE.decode` completes it);
 3. the file's metadata, when the file lies inside the run's training tree
@@ -33,6 +34,11 @@ def parse_label_arguments(items: Optional[Sequence[str]]) -> Dict[str, str]:
             raise GenerationError(f"--labels gives task {task!r} twice")
         parsed[task] = value
     return parsed
+
+
+ID_PREFIX = "id:"
+# Enharmonic spellings a musician may type for the built-in pitch classes (sharps are the class names).
+FLAT_ALIASES = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 
 
 def builtin_class_names(task: str, n_classes: int) -> Optional[Dict[int, str]]:
@@ -68,13 +74,63 @@ def load_class_names(dataset_root: Optional[Path], task_dims: Mapping[str, int])
     return names
 
 
+def _name_lookup(names: Mapping[int, str]) -> Dict[str, int]:
+    """Name -> id, plus the flat spellings of sharp names (``Bb`` -> the id of ``A#``) where the
+    flat is not itself a class name."""
+    by_name = {name: class_id for class_id, name in names.items()}
+    for flat, sharp in FLAT_ALIASES.items():
+        if sharp in by_name and flat not in by_name:
+            by_name[flat] = by_name[sharp]
+    return by_name
+
+
+def user_label_to_id(task: str, value: str, n_classes: int, names: Optional[Mapping[int, str]]) -> int:
+    """One label typed by a person (``--labels task=value``) -> class id; ``ValueError`` with a
+    one-line message naming the task, the value and what is accepted.
+
+    The rule (README, "Labels as you write them"):
+
+    * ``id:N`` is always the raw class id N (as stored in metadata files and sent to nn~ inlets);
+    * otherwise, where the task has class names (its ``classes.txt``, or the built-in pitch and
+      octave names), the value is a class NAME: ``octave=4`` is the class named ``4`` (octave 4,
+      id 5), ``pitch=A`` the note A (``Bb`` = ``A#``). A value that names no class is an error,
+      even if it is an integer: it never silently falls back to an id;
+    * a task without class names has nothing but ids: a plain integer is the id.
+    """
+    shown = f"{task}={value}"
+    ids = f"ids 0..{n_classes - 1}"
+    if value.startswith(ID_PREFIX):
+        text = value[len(ID_PREFIX):].strip()
+        try:
+            class_id = int(text)
+        except ValueError:
+            raise ValueError(f"--labels {shown}: '{ID_PREFIX}' must be followed by an integer class id ({ids})") \
+                from None
+        if not 0 <= class_id < n_classes:
+            raise ValueError(f"--labels {shown}: out of range, task {task!r} has {ids}")
+        return class_id
+    if names:
+        by_name = _name_lookup(names)
+        if value in by_name:
+            return by_name[value]
+        listed = ", ".join(names[i] for i in sorted(names))
+        raise ValueError(f"--labels {shown}: no {task} class is named {value!r} (names: {listed}); "
+                         f"a raw class id is written {task}={ID_PREFIX}N ({ids})")
+    try:
+        class_id = int(value)
+    except ValueError:
+        raise ValueError(f"--labels {shown}: task {task!r} has no class names (no classes.txt): "
+                         f"give a class id ({ids})") from None
+    if not 0 <= class_id < n_classes:
+        raise ValueError(f"--labels {shown}: out of range, task {task!r} has {ids}")
+    return class_id
+
+
 def resolve_label_values(raw: Mapping[str, str], task_dims: Mapping[str, int],
                          class_names: Mapping[str, Mapping[int, str]]) -> Dict[str, int]:
-    """Turn raw ``--labels`` values into class ids, checking tasks, names and ranges.
-
-    A value that parses as an integer is an id (as in metadata files); anything else must be a
-    class name of that task. Every problem is reported in one :class:`GenerationError`.
-    """
+    """Turn raw ``--labels`` values into class ids with :func:`user_label_to_id` (names win, ``id:N``
+    for raw ids), checking tasks, names and ranges. Every problem is reported in one
+    :class:`GenerationError`."""
     resolved: Dict[str, int] = {}
     problems: List[str] = []
     for task, value in raw.items():
@@ -82,22 +138,10 @@ def resolve_label_values(raw: Mapping[str, str], task_dims: Mapping[str, int],
             known = ", ".join(task_dims) if task_dims else "none: this model is not conditioned"
             problems.append(f"unknown task {task!r} in --labels (the model's tasks: {known})")
             continue
-        dim = int(task_dims[task])
-        names = class_names.get(task, {})
         try:
-            class_id = int(value)
-        except ValueError:
-            by_name = {name: i for i, name in names.items()}
-            if value not in by_name:
-                listed = ", ".join(names[i] for i in sorted(names)) if names else "none known (use ids)"
-                problems.append(f"--labels {task}={value}: unknown class name for task {task!r} "
-                                f"(ids 0..{dim - 1}; names: {listed})")
-                continue
-            class_id = by_name[value]
-        if not 0 <= class_id < dim:
-            problems.append(f"--labels {task}={value}: out of range, task {task!r} has ids 0..{dim - 1}")
-            continue
-        resolved[task] = class_id
+            resolved[task] = user_label_to_id(task, value, int(task_dims[task]), class_names.get(task))
+        except ValueError as error:
+            problems.append(str(error))
     if problems:
         raise GenerationError("; ".join(problems))
     return resolved

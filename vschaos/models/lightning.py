@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
+from vschaos.models.pitch_shift import InputPitchShift
 from vschaos.models.vae import SpectralVAE
 
 
@@ -20,6 +21,8 @@ class SpectralVAEModule(L.LightningModule):
         loss: the reconstruction + KL objective.
         prediction_weight: weight of the predictors' cross-entropy [1.0]. Predictors see ``z.detach()``, so this
             term trains the predictors only, never the encoder.
+        input_pitch_shift: training-time :class:`InputPitchShift` (encoder sees some labelled frames pitch-shifted,
+            the decoder must rebuild them from the labels) [None: off]. Validation never shifts.
 
     Logged: ``train/*`` and ``val/*`` loss terms, ``val/spectral_convergence`` over the whole validation set
     (posterior mean, no sampling), ``val/accuracy/<task>`` and ``train/prediction/<task>``.
@@ -28,12 +31,14 @@ class SpectralVAEModule(L.LightningModule):
     """
 
     def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-                 loss: SpectralVAELoss, prediction_weight: float = 1.0):
+                 loss: SpectralVAELoss, prediction_weight: float = 1.0,
+                 input_pitch_shift: Optional[InputPitchShift] = None):
         super().__init__()
         self.vae = vae
         self.optimizer_factory = optimizer
         self.loss = loss
         self.prediction_weight = prediction_weight
+        self.input_pitch_shift = input_pitch_shift
         self.register_buffer("normalisation_fitted", torch.tensor(False))
         # validation sums stay on the device as tensors; they are read once, at the end of the epoch
         self._val_sums: Dict[str, Tensor] = {}
@@ -53,7 +58,10 @@ class SpectralVAEModule(L.LightningModule):
     def _shared_step(self, batch: Dict, sample: bool) -> Dict[str, Tensor]:
         magnitude: Tensor = batch["magnitude"]
         labels: Dict[str, Tensor] = batch.get("labels", {})
-        features = self.vae.transform.to_features(magnitude)
+        encoder_magnitude, shifted = magnitude, None
+        if sample and self.input_pitch_shift is not None:  # training steps only (sample=True)
+            encoder_magnitude, shifted = self.input_pitch_shift(magnitude, labels, self.vae.decoder_tasks)
+        features = self.vae.transform.to_features(encoder_magnitude)
         mean, std = self.vae.encode(features, labels)
         z = reparameterise(mean, std) if sample else mean
         # the predictors run once, on z.detach(): their logits feed both the label completion of decode (argmax,
@@ -70,6 +78,8 @@ class SpectralVAEModule(L.LightningModule):
                 continue
             target = labels[task]
             known = target >= 0
+            if shifted is not None:  # a shifted frame's latent does not carry its labelled pitch
+                known = known & ~shifted
             # counts stay tensors: int()/float() here would force a device->host sync every step
             n_known = known.sum()
             weight = known.to(logits.dtype)
