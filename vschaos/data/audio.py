@@ -25,6 +25,9 @@ class AudioReadError(RuntimeError):
 
 def _decode_failure(path: Union[str, Path], what: str, error: Exception) -> AudioReadError:
     # libsndfile's message starts with "Error opening '<path>': "; keep only its reason so the path appears once
+    # (it says "System error." for a missing file: name that case)
+    if not Path(path).exists():
+        return AudioReadError(path, f"cannot read {what} (file not found)")
     detail = getattr(error, "error_string", None) or str(error).replace(f"'{path}'", "the file")
     return AudioReadError(path, f"cannot read {what} ({detail.strip()})")
 
