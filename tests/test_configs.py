@@ -4,10 +4,11 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from vschaos.cli.train import CONFIG_DIR, compose_config, normalise_override, parse_arguments
+from vschaos.cli.train import compose_config, normalise_override, parse_arguments
+from vschaos.configs import CONFIG_DIR, preset_names
 from vschaos.training.fit import build_objects
 
-PRESETS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+PRESETS = preset_names()
 GROUP_OPTIONS = sorted((p.parent.name, p.stem) for p in CONFIG_DIR.glob("*/*.yaml"))
 
 
@@ -79,3 +80,24 @@ def test_argument_parsing():
     assert normalise_override("trainer.max_epochs=3") == "trainer.max_epochs=3"
     with pytest.raises(SystemExit, match="unknown option"):
         parse_arguments(["--bogus"])
+
+
+@pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"base"}))
+def test_each_preset_is_the_base_with_its_experiment_over_it(preset, tmp_path):
+    by_name = compose_config(preset, [f"data.dataset.root={tmp_path}"])
+    template_style = compose_config("base", [f"experiment={preset}", f"data.dataset.root={tmp_path}"])
+    assert by_name == template_style and by_name.name == preset
+
+
+def test_presets_override_only_what_they_change(tmp_path):
+    base = compose_config("base", [f"data.dataset.root={tmp_path}"])
+    assert compose_config("dgt_mid", [f"data.dataset.root={tmp_path}"]) == base  # the base is dgt_mid
+    demo = compose_config("demo", [f"data.dataset.root={tmp_path}"])
+    assert (demo.transform.n_fft, demo.transform.sample_rate, demo.model.latent_dim) == (1024, 22050, 16)
+    assert demo.model.encoder.channels == [] and demo.model.decoder.hidden_dims == 256  # small model under it
+    assert demo.module.loss.beta == base.module.loss.beta and demo.trainer.max_epochs == 20
+    high = compose_config("dgt_high", [f"data.dataset.root={tmp_path}"])
+    assert high.model.encoder.channels == [16, 32, 64, 64] and high.transform.n_fft == 8192
+    prediction = compose_config("dgt_pitch_prediction", [f"data.dataset.root={tmp_path}"])
+    cond = compose_config("dgt_pitch_cond", [f"data.dataset.root={tmp_path}"])
+    assert prediction.model.conditioning == cond.model.conditioning and set(prediction.model.prediction) == {"pitch", "octave"}

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from vschaos.cli.arguments import IntListAction, int_list
+from vschaos.util import IntListAction, int_list
 from vschaos.training.run import (CHECKPOINT_SUFFIX, RunFolderError, find_version_dir, list_checkpoints,
                                   open_run)
 

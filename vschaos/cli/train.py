@@ -14,9 +14,9 @@ from typing import List, Optional, Sequence, Tuple
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from vschaos.configs import CONFIG_DIR
 from vschaos.training.run import find_version_dir, load_run_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 DEFAULT_CONFIG = "dgt_mid"
 USAGE = __doc__
 
@@ -58,7 +58,7 @@ def parse_arguments(argv: Sequence[str]) -> Tuple[str, Path, List[str]]:
 
 
 def compose_config(config_name: str, overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> DictConfig:
-    """Compose ``configs/<config_name>.yaml`` with Hydra overrides (no Hydra output folder, no log files)."""
+    """Compose ``vschaos/configs/<config_name>.yaml`` with Hydra overrides (no Hydra output folder, no log files)."""
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name="vschaos_train"):
         return compose(config_name=config_name, overrides=[normalise_override(o) for o in overrides])
 

@@ -22,10 +22,9 @@ def transform_names(config_dir: Path) -> List[str]:
 
 def load_transform_config(name: str, config_dir: Optional[Path] = None) -> DictConfig:
     """The resolved ``transform`` config ``config_dir/transform/<name>.yaml`` (default: the
-    package's ``configs/``). Raises ``ValueError`` naming the available transforms if unknown."""
+    package's ``vschaos/configs/``). Raises ``ValueError`` naming the available transforms if unknown."""
     if config_dir is None:
-        # imported here: vschaos.cli depends on vschaos.data, not the other way round
-        from vschaos.cli.train import CONFIG_DIR as config_dir
+        from vschaos.configs import CONFIG_DIR as config_dir
     names = transform_names(config_dir)
     if name not in names:
         raise ValueError(f"unknown transform {name!r}; available in {Path(config_dir) / 'transform'}: "
@@ -43,7 +42,7 @@ def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
                                      description="Validate a vschaos dataset tree and print what it holds.")
     parser.add_argument("root", help="dataset root (holds data/ and metadata/)")
     parser.add_argument("--transform", default=DEFAULT_TRANSFORM,
-                        help=f"front end from configs/transform/NAME.yaml whose frames are counted "
+                        help=f"front end from vschaos/configs/transform/NAME.yaml whose frames are counted "
                              f"(default: {DEFAULT_TRANSFORM})")
     parser.add_argument("--sample-rate", type=int, default=None,
                         help="rate used to count frames (default: the transform's sample_rate)")

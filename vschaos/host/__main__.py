@@ -6,11 +6,10 @@ import json
 import sys
 from typing import Dict, List, Optional
 
-from vschaos.cli.arguments import IntListAction, int_list
+from vschaos.util import IntListAction, int_list
 from vschaos.io import atomic_write_text
 
-from .model import HostError
-from .render import NonFiniteOutputError
+from .errors import HostError, NonFiniteOutputError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # verify ran and found problems; render's model output NaN/Inf (nothing written)

@@ -8,7 +8,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from .engine import EngineStats, StreamEngine
-from .model import HostError, LoadedModel, ModelSource, load_model
+from .errors import HostError, NonFiniteOutputError
+from .model import LoadedModel, ModelSource, load_model
 
 
 @dataclass
@@ -45,10 +46,6 @@ def render_array(model: "ModelSource | LoadedModel", method: str, signals: np.nd
         padded[:, :length] = signals
         output = engine.process(padded)[:, skip:skip + length]
         return RenderResult(output, engine.latency, model_delay, skip, engine.stats)
-
-
-class NonFiniteOutputError(HostError):
-    """The model output NaN or Inf: nothing is written (a NaN in a sound file can blow up a mixer or a speaker)."""
 
 
 def check_finite(output: np.ndarray, what: str) -> None:

@@ -10,7 +10,7 @@ is then unreliable and the labels are the only dependable source of pitch, so th
 to take its pitch from them. Targets stay real frames (nothing synthetic is ever a target); the
 predictors never learn from shifted frames (their latent does not match the labels).
 
-Off unless configured (``module.input_pitch_shift``, see configs/dgt_pitch_cond.yaml).
+Off unless configured (``module.input_pitch_shift``, see vschaos/configs/experiment/dgt_pitch_cond.yaml).
 """
 from typing import Dict, Sequence, Tuple
 

@@ -67,12 +67,12 @@ class ReconstructionMonitor(L.Callback):
 
 def spectrogram_figure(original: Tensor, estimate: Tensor, sample_rate: int, hop: int) -> "Figure":
     """Two magnitude spectrograms ``(frames, bins)`` side by side, drawn like the trajectory PNGs
-    (:func:`vschaos.generation.plots.draw_spectrogram`): seconds, Hz, dB, one colour scale for both (the
+    (:func:`vschaos.dsp.display.draw_spectrogram`): seconds, Hz, dB, one colour scale for both (the
     original's peak down 80 dB) and its colour bar, so they compare at a glance."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from vschaos.generation.plots import draw_spectrogram, magnitude_db
+    from vschaos.dsp.display import draw_spectrogram, magnitude_db
 
     figure = Figure(figsize=(9, 3.2), dpi=80)
     FigureCanvasAgg(figure)
