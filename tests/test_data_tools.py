@@ -196,16 +196,17 @@ def test_make_demo_dataset_script_defaults(tmp_path):
 def test_demo_script_checks_the_dataset_with_the_transform_it_trains_with():
     import re
 
-    import yaml
+    from omegaconf import OmegaConf
+
+    from vschaos.cli.train import compose_config
+    from vschaos.data.tools import load_transform_config
 
     script = (REPO / "demo.sh").read_text()
     preset = re.search(r"train_model\.py --config-name (\w+)", script).group(1)
     checked = re.search(r"check_dataset\.py demo_data --transform (\w+)", script)
     assert checked is not None, "demo.sh must pass --transform to check_dataset.py"
-    config_dir = next(d for d in (REPO / "vschaos/configs", REPO / "configs") if (d / f"{preset}.yaml").is_file())
-    defaults = yaml.safe_load((config_dir / f"{preset}.yaml").read_text())["defaults"]
-    trained = next(entry["transform"] for entry in defaults if isinstance(entry, dict) and "transform" in entry)
-    assert checked.group(1) == trained
+    trained = OmegaConf.to_container(compose_config(preset, ["data.dataset.root=unused"]).transform, resolve=True)
+    assert OmegaConf.to_container(load_transform_config(checked.group(1))) == trained
 
 
 def test_train_py_is_an_alias_of_train_model_py():
