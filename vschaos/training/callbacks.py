@@ -92,3 +92,33 @@ def spectrogram_image(original: Tensor, estimate: Tensor, sample_rate: int, hop:
     figure = spectrogram_figure(original, estimate, sample_rate, hop)
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+
+
+class CPUTimeBudget(L.Callback):
+    """Stop training once the training process has used ``seconds`` of CPU time (all its threads,
+    ``time.process_time``) since the fit started: a budget that means the same amount of work on a
+    quiet or a busy machine (wall-clock limits do not). Checked after every training batch; the
+    epoch in progress ends there and the last checkpoint is written as usual.
+
+    Enable it from the command line: ``+callbacks.cpu_budget._target_=vschaos.training.callbacks.CPUTimeBudget
+    +callbacks.cpu_budget.seconds=1800`` (15 minutes on 2 threads).
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        if not seconds > 0:
+            raise ValueError(f"CPUTimeBudget: seconds must be > 0, got {seconds}")
+        self.seconds = float(seconds)
+        self._start: Optional[float] = None
+        self.used = 0.0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.process_time()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, batch: object,
+                           batch_idx: int) -> None:
+        if self._start is None:
+            self._start = time.process_time()
+        self.used = time.process_time() - self._start
+        if self.used >= self.seconds:
+            trainer.should_stop = True
