@@ -2,7 +2,7 @@
 
     python train_model.py --config-name dgt_mid name=my_training rundir=my_path +data.dataset.root=my_data
     python train_model.py --config-name demo data.dataset.root=my_data +check=1
-    python train_model.py resume my_path/my_training [trainer.max_epochs=20 ...]
+    python train_model.py resume my_path/my_training [--checkpoint best] [trainer.max_epochs=20 ...]
 
 Arguments after the config name are Hydra overrides. ``+key=value`` is accepted for keys the config already
 has (vschaos2 wrote ``+data.dataset.root=``): single-``+`` overrides are passed to Hydra as ``++`` (set or add).
@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vschaos.configs import CONFIG_DIR
-from vschaos.training.run import find_version_dir, load_run_config
 
 DEFAULT_CONFIG = "dgt_mid"
 USAGE = __doc__
@@ -63,18 +62,6 @@ def compose_config(config_name: str, overrides: Sequence[str], config_dir: Path 
         return compose(config_name=config_name, overrides=[normalise_override(o) for o in overrides])
 
 
-def resume_config(run_dir: str, overrides: Sequence[str]) -> Tuple[DictConfig, Path]:
-    """The saved config of ``run_dir`` (``rundir/name`` -> latest version, or a ``version_N``) with overrides."""
-    version_dir = find_version_dir(run_dir)
-    cfg = load_run_config(version_dir)
-    dotlist = [override.lstrip("+") for override in overrides]
-    bad = [override for override in dotlist if "=" not in override or override.startswith("~")]
-    if bad:
-        raise SystemExit(f"resume accepts key=value overrides only, got {bad}")
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
-    return cfg, version_dir
-
-
 def _user_errors() -> Tuple[type, ...]:
     """Exceptions that mean "the user's config, dataset or run folder is wrong": reported in one message."""
     from hydra.errors import HydraException
@@ -95,6 +82,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except _user_errors() as error:
         print(f"train_model.py: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
+    except _training_failures() as error:  # diverged, disk full: one line, exit 1
+        print(f"train_model.py: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def _training_failures() -> Tuple[type, ...]:
+    from vschaos.models.lightning import NonFiniteTrainingError
+    from vschaos.training.resume import TrainingError
+
+    return NonFiniteTrainingError, TrainingError
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
@@ -104,11 +101,12 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    resume_dir: Optional[Path] = None
+    resume = None
     if args and args[0] == "resume":
-        if len(args) < 2:
-            raise SystemExit(f"resume needs a run folder\n\n{USAGE}")
-        cfg, resume_dir = resume_config(args[1], args[2:])
+        from vschaos.training.resume import parse_resume_arguments, plan_resume
+
+        resume = plan_resume(*parse_resume_arguments(args[1:]))  # checks everything, writes nothing
+        cfg = resume.cfg
     else:
         config_name, config_dir, overrides = parse_arguments(args)
         cfg = compose_config(config_name, overrides, config_dir)
@@ -117,7 +115,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if cfg.get("check"):
         print(check(cfg))
         return 0
-    version_dir = fit(cfg, resume_dir)
+    version_dir = fit(cfg, resume)
     if version_dir is not None:  # None: debug=fast_dev_run, which keeps nothing (fit says so)
         print(f"run folder: {version_dir}")
     return 0
