@@ -10,7 +10,8 @@ import soundfile as sf
 from vschaos.data.dataset import load_index, validate_dataset
 from vschaos.data.demo import INSTRUMENTS, make_demo_dataset
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
-from vschaos.data.tools import check_dataset_main, folders_to_metadata, folders_to_metadata_main, make_demo_dataset_main
+from vschaos.cli.dataset_tools import check_dataset_main, folders_to_metadata_main, make_demo_dataset_main
+from vschaos.data.folders import folders_to_metadata
 from vschaos.notes import octave_classes, pitch_classes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +200,7 @@ def test_demo_script_checks_the_dataset_with_the_transform_it_trains_with():
     from omegaconf import OmegaConf
 
     from vschaos.cli.train import compose_config
-    from vschaos.data.tools import load_transform_config
+    from vschaos.cli.dataset_tools import load_transform_config
 
     script = (REPO / "demo.sh").read_text()
     preset = re.search(r"train_model\.py --config-name (\w+)", script).group(1)
