@@ -11,7 +11,7 @@ echo "== 1/5 demo dataset -> demo_data/"
 if [ ! -f demo_data/metadata/instrument/metadata.txt ]; then
     $PY data_tools/make_demo_dataset.py demo_data
 fi
-$PY data_tools/check_dataset.py demo_data
+$PY data_tools/check_dataset.py demo_data --transform demo   # the front end the demo preset trains with
 
 echo "== 2/5 training the demo model -> runs/demo/"
 $PY train_model.py --config-name demo name=demo rundir=runs data.dataset.root=demo_data

@@ -116,7 +116,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         print(check(cfg))
         return 0
     version_dir = fit(cfg, resume)
-    print(f"run folder: {version_dir}")
+    if version_dir is not None:  # None: debug=fast_dev_run, which keeps nothing (fit says so)
+        print(f"run folder: {version_dir}")
     return 0
 
 
