@@ -31,6 +31,7 @@ from vschaos.generation.synthesis import generate_trajectories
 from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, UnknownTrajectoryError,
                                              check_trajectory_names)
 from vschaos.data.audio import AudioReadError, load_audio
+from vschaos.threads import add_threads_argument, apply_thread_policy
 from vschaos.training.run import RunFolderError, open_run
 
 EXIT_ERROR = 2
@@ -76,6 +77,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-iter", type=_non_negative_int, default=DEFAULT_GLA_ITERATIONS,
                         help=f"Griffin-Lim iterations for pghi+gla/griffinlim (default {DEFAULT_GLA_ITERATIONS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    add_threads_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +213,7 @@ def run_trajectories(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``generate.py`` / ``vschaos-generate``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    apply_thread_policy(args.threads)
     try:
         if args.command == "reconstruct":
             return run_reconstruct(args)

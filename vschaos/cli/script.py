@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from vschaos.training.run import RunFolderError, open_run
+from vschaos.threads import add_threads_argument, apply_thread_policy
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -30,11 +30,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="initial seed attribute (default 0)")
     parser.add_argument("--buffers", type=int, nargs="+", default=None,
                         help="buffer sizes to verify (default: powers of two from the hop to 8192)")
+    add_threads_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    apply_thread_policy(args.threads)  # before the heavy imports below: torch reads it when it loads
+    from vschaos.training.run import RunFolderError, open_run
     from vschaos.export import ExportVerificationError, export_model
     from vschaos.host import describe_model, latency_table
 

@@ -6,10 +6,9 @@ from typing import List, Optional, Sequence, Union
 
 from omegaconf import DictConfig, OmegaConf
 
-from vschaos.data.audio import scan_audio_files
-from vschaos.data.dataset import validate_dataset
-from vschaos.data.metadata import format_classes, format_metadata
-from vschaos.io import atomic_write_text
+from vschaos.threads import set_thread_environment
+# the dataset modules (numpy, soundfile, torch for DSP) are imported by the commands after their arguments are
+# parsed: --help and argument errors are instant
 
 
 DEFAULT_TRANSFORM = "dgt_mid"  # the transform group's default in the dgt_mid preset
@@ -48,6 +47,9 @@ def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
                         help="rate used to count frames (default: the transform's sample_rate)")
     parser.add_argument("--tasks", nargs="*", default=None, help="tasks to check (default: all under metadata/)")
     args = parser.parse_args(argv)
+    set_thread_environment()
+    from vschaos.data.dataset import validate_dataset
+
     try:
         transform = load_transform_config(args.transform)
     except ValueError as error:
@@ -72,6 +74,10 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     if (task_dir / "metadata.txt").exists() and not force:
         raise FileExistsError(f"{task_dir / 'metadata.txt'} exists; pass --force to overwrite it")
     data_dir = root / "data"
+    from vschaos.data.audio import scan_audio_files
+    from vschaos.data.metadata import format_classes, format_metadata
+    from vschaos.io import atomic_write_text
+
     files = scan_audio_files(data_dir) if data_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no sound files under {data_dir}")
@@ -91,6 +97,7 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("task", help="task name, e.g. instrument")
     parser.add_argument("--force", action="store_true", help="overwrite an existing metadata/TASK")
     args = parser.parse_args(argv)
+    set_thread_environment()
     try:
         classes = folders_to_metadata(args.root, args.task, force=args.force)
     except (FileExistsError, FileNotFoundError) as error:
@@ -119,6 +126,7 @@ def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--files-per-instrument", type=int, default=DEFAULT_FILES_PER_INSTRUMENT,
                         help="files per instrument (default %(default)s)")
     args = parser.parse_args(argv)
+    set_thread_environment()
     try:
         out = make_demo_dataset(args.out_dir, seed=args.seed, sample_rate=args.sample_rate,
                                 minutes=args.minutes, files_per_instrument=args.files_per_instrument)

@@ -1,5 +1,6 @@
 """LightningModule around :class:`SpectralVAE`: losses, beta schedule, predictors, logging."""
-from typing import Callable, Dict, Iterable, Optional
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import lightning as L
 import torch
@@ -10,6 +11,15 @@ from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
 from vschaos.models.vae import SpectralVAE
+
+
+def _built(argument: Any) -> Any:
+    """``argument`` itself, or the object a Hydra config (a mapping with ``_target_``) describes."""
+    if isinstance(argument, Mapping) and "_target_" in argument:
+        from hydra.utils import instantiate
+
+        return instantiate(argument)
+    return argument
 
 
 class SpectralVAEModule(L.LightningModule):
@@ -34,6 +44,9 @@ class SpectralVAEModule(L.LightningModule):
                  loss: SpectralVAELoss, prediction_weight: float = 1.0,
                  input_pitch_shift: Optional[InputPitchShift] = None):
         super().__init__()
+        # SpectralVAEModule.load_from_checkpoint passes the configs saved as hyperparameters
+        # (vschaos.training.hparams): build the objects they describe
+        vae, optimizer, loss, input_pitch_shift = (_built(arg) for arg in (vae, optimizer, loss, input_pitch_shift))
         self.vae = vae
         self.optimizer_factory = optimizer
         self.loss = loss

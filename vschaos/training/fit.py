@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from vschaos.data.dataset import validate_dataset
@@ -13,6 +14,7 @@ from vschaos.data.metadata import available_tasks
 from vschaos.io import atomic_write_text
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.checkpoints import AtomicCheckpointIO
+from vschaos.training.hparams import log_hyperparameters_to_tensorboard, module_hyperparameters
 from vschaos.training.run import CONFIG_NAME, build_model, find_checkpoint, version_number
 
 # The version folder chosen by the process that starts a run. Lightning's DDP launcher re-runs the script for
@@ -58,6 +60,7 @@ def build_objects(cfg: DictConfig) -> Tuple[Any, Any, Any]:
                     f"Add it to data.dataset.tasks (or set data.dataset.tasks=null).")
     datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
     module = instantiate(cfg.module, vae=vae)
+    module.save_hyperparameters(module_hyperparameters(cfg))  # load_from_checkpoint, hparams.yaml
     return vae, datamodule, module
 
 
@@ -176,6 +179,8 @@ def fit(cfg: DictConfig, resume_dir: Optional[Path] = None) -> Path:
         atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
                           plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
+    if rank == 0 and isinstance(logger, TensorBoardLogger):
+        log_hyperparameters_to_tensorboard(logger, cfg)  # TensorBoard's HPARAMS tab
     # set before trainer.fit: Lightning's DDP launcher starts the other ranks from inside it, with this environment
     os.environ[RUN_VERSION_ENV] = str(version)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
