@@ -95,6 +95,20 @@ def timed_training(preset: str, root: Path, work: Path, threads: int, steps: int
             "process_seconds": process["seconds"], "peak_rss_mb": process["peak_rss_mb"]}
 
 
+def time_demo_sh() -> Dict[str, float]:
+    """Seconds of ``bash demo.sh`` while one competing CPU-bound process runs; the venv setup runs first, untimed."""
+    subprocess.run(["bash", "scripts/setup_env.sh"], cwd=REPO, check=True)
+    (REPO / "bench" / "results").mkdir(exist_ok=True)
+    competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
+    try:
+        loadavg = os.getloadavg()[0]
+        result = run_command(["bash", "demo.sh"], REPO / "bench" / "results" / "demo_sh.log")
+    finally:
+        competitor.kill()
+        competitor.wait()
+    return {"seconds": result["seconds"], "loadavg_before": loadavg}
+
+
 def markdown(preset: str, rows: List[Dict], cache: Dict[str, float], steps: int, warmup: int) -> str:
     lines = [f"Training speed through train_model.py, preset {preset}, CPU ({os.cpu_count()} cores), "
              f"{steps} timed steps after {warmup} warm-up steps", "",
@@ -119,6 +133,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150, help="timed training steps per run")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (start of the loop)")
     parser.add_argument("--minutes", type=float, default=3.0, help="minutes of synthetic audio (44.1 kHz)")
+    parser.add_argument("--demo-sh", action="store_true",
+                        help="also time `bash demo.sh` with one competing process (setup run first, untimed; "
+                             "writes demo.sh's outputs in the checkout, as demo.sh does)")
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
     from common import write_results  # bench/ is sys.path[0] when this file is run (not in the training process)
@@ -152,10 +169,15 @@ def main() -> None:
                 if competitor is not None:
                     competitor.kill()
                     competitor.wait()
+    demo = time_demo_sh() if args.demo_sh else None
     table = markdown(args.preset, rows, cache, args.steps, args.warmup)
+    if demo is not None:
+        table += (f"\n`bash demo.sh` with one competing process (setup excluded): {demo['seconds']:.0f} s "
+                  f"(load average {demo['loadavg_before']:.2f} before).\n")
     print(table)
     write_results("train_speed", {"preset": args.preset, "steps": args.steps, "warmup": args.warmup,
-                                  "cpu_count": os.cpu_count(), "cache": cache, "runs": rows}, table)
+                                  "cpu_count": os.cpu_count(), "cache": cache, "runs": rows, "demo_sh": demo},
+                  table)
 
 
 if __name__ == "__main__":
