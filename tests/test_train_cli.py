@@ -105,10 +105,12 @@ def test_thread_policy_sets_torch_and_the_environment(monkeypatch):
 
 @pytest.mark.parametrize("command", ["train_model.py", "script.py", "data_tools/check_dataset.py",
                                      "data_tools/make_demo_dataset.py",
-                                     "data_tools/folders_to_metadata.py"])
+                                     "data_tools/folders_to_metadata.py", "-m vschaos.host"])
 def test_help_loads_neither_torch_nor_lightning(command):
+    run = (f"runpy.run_module({command[3:]!r}, run_name='__main__', alter_sys=True)" if command.startswith("-m ")
+           else f"runpy.run_path({str(REPO / command)!r}, run_name='__main__')")
     probe = (f"import runpy, sys; sys.argv = [{command!r}, '--help']\n"
-             f"try:\n    runpy.run_path({str(REPO / command)!r}, run_name='__main__')\n"
+             f"try:\n    {run}\n"
              f"except SystemExit:\n    pass\n"
              f"heavy = sorted(m for m in ('torch', 'lightning') if m in sys.modules)\n"
              f"print('HEAVY', heavy)")

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 from vschaos.io import atomic_write_text
 from vschaos.threads import DEFAULT_THREADS, apply_thread_policy
 
-from .model import HostError
+from .errors import HostError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # verify ran and found problems

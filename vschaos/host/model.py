@@ -16,15 +16,13 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from .errors import HostError  # noqa: F401  (re-exported: vschaos.host.model.HostError)
+
 ATTRIBUTE_TYPE_NAMES: Dict[int, str] = {0: "bool", 1: "int", 2: "float", 3: "str", 4: "tensor", 5: "buffer"}
 # Attribute names a model may use to expose its sample rate (ours, RAVE, nn-tilde helper).
 SAMPLE_RATE_ATTRIBUTES = ("sample_rate", "sampling_rate", "sr")
 
 ModelSource = Union[str, os.PathLike, torch.jit.ScriptModule]
-
-
-class HostError(Exception):
-    """A problem a user can hit; the CLI prints its message (no traceback) and exits non-zero."""
 
 
 class ModelLoadError(HostError):
