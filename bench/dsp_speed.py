@@ -3,7 +3,7 @@
 Times the pieces of ``SpectralTransform.reconstruct(mag, length, "pghi+gla", n_iter=16)``, the
 phase reconstruction that ``generate.py reconstruct`` runs by default: DGT analysis, magnitude,
 inverse DGT, PGHI, one fast Griffin-Lim iteration (the slope between ``n_iter`` = 0 and 8 of
-``functional.griffin_lim``, so the fixed set-up cost is left out), and the whole reconstruction,
+``phase.griffin_lim``, so the fixed set-up cost is left out), and the whole reconstruction,
 each at 1 and 2 torch threads. The input is a synthesised harmonic sound with vibrato plus a
 chirp (``--seconds``, default 10 s).
 
@@ -29,7 +29,8 @@ from typing import Callable, Dict
 
 import torch
 
-from vschaos.dsp import functional as F
+from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import griffin_lim, pghi
 from vschaos.dsp.transforms import SpectralTransform
 
 from common import interleaved_medians, test_sound, write_results
@@ -53,17 +54,17 @@ def main() -> None:
     seconds = length / transform.sample_rate
     magnitude = transform.magnitude(audio)
     spec = transform.analyse(audio)
-    phase = F.pghi(magnitude, lam, hop, n_fft, generator=torch.Generator().manual_seed(0))  # numba compiles here
+    phase = pghi(magnitude, lam, hop, n_fft, generator=torch.Generator().manual_seed(0))  # numba compiles here
     window, dual = transform.window, transform.dual
 
     def gla(n_iter: int) -> Callable[[], object]:
-        return lambda: F.griffin_lim(magnitude, phase, window, dual, hop, length, n_iter=n_iter)
+        return lambda: griffin_lim(magnitude, phase, window, dual, hop, length, n_iter=n_iter)
 
     stages: Dict[str, Callable[[], object]] = {
         "DGT analysis (analyse)": lambda: transform.analyse(audio),
         "magnitude (analyse + abs)": lambda: transform.magnitude(audio),
         "inverse DGT (synthesise)": lambda: transform.synthesise(spec, length),
-        "PGHI": lambda: F.pghi(magnitude, lam, hop, n_fft),
+        "PGHI": lambda: pghi(magnitude, lam, hop, n_fft),
         "griffin_lim n_iter=0": gla(0),
         "griffin_lim n_iter=8": gla(8),
         f"reconstruct pghi+gla {args.n_iter}": lambda: transform.reconstruct(magnitude, length, "pghi+gla", args.n_iter),
@@ -102,7 +103,7 @@ def main() -> None:
     sweep = []
     for n_iter in args.sweep:
         out = transform.reconstruct(magnitude, length, "pghi+gla", n_iter, generator=torch.Generator().manual_seed(0))
-        sc = float(F.spectral_convergence(magnitude, transform.magnitude(out)))
+        sc = float(dsp.spectral_convergence(magnitude, transform.magnitude(out)))
         cpu = sweep_timed[n_iter]["cpu_seconds"]
         sweep.append({"n_iter": n_iter, "spectral_convergence": sc, "cpu_ms_per_audio_second": 1000.0 * cpu / seconds,
                       "x_realtime_cpu": seconds / cpu})

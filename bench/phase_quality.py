@@ -7,8 +7,8 @@ by each method, resynthesised with the dual window, re-analysed, and scored with
 * ``random``: uniform random phase;
 * ``rtpghi_stream``: ``vschaos.dsp.streaming.RTPGHI`` (zero look-ahead), fed the true magnitudes
   block by block as the nn~ export does (``--block`` samples per call);
-* ``pghi``: offline phase-gradient heap integration (``functional.pghi``);
-* ``pghi+gla``: offline PGHI then fast Griffin-Lim (``functional.griffin_lim``).
+* ``pghi``: offline phase-gradient heap integration (``phase.pghi``);
+* ``pghi+gla``: offline PGHI then fast Griffin-Lim (``phase.griffin_lim``).
 
 Usage: ``python bench/phase_quality.py [--n-fft 2048 --hop 512 --sr 44100 --block 2048 --gla-iter 32]``.
 Writes ``bench/results/phase_quality.{json,md}``.
@@ -22,7 +22,8 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from vschaos.dsp import functional as F
+from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import griffin_lim, pghi
 from vschaos.dsp.streaming import RTPGHI
 
 from common import RESULTS_DIR, write_results
@@ -80,24 +81,24 @@ def rtpghi_streamed(magnitude: torch.Tensor, n_fft: int, hop: int, lam: float, b
 
 def evaluate(n_fft: int, hop: int, sample_rate: int, block: int, gla_iter: int,
              seconds: float = 2.0) -> Dict[str, Dict[str, float]]:
-    window = F.gaussian_window(n_fft)
-    dual = F.dual_window(window, hop)
-    lam = F.gaussian_lambda(n_fft)
+    window = dsp.gaussian_window(n_fft)
+    dual = dsp.dual_window(window, hop)
+    lam = dsp.gaussian_lambda(n_fft)
     generator = torch.Generator().manual_seed(0)
     results: Dict[str, Dict[str, float]] = {}
     for name, sound in test_sounds(sample_rate, seconds).items():
         audio = torch.from_numpy(sound).unsqueeze(0)
         length = audio.shape[-1]
-        magnitude = F.dgt(audio, window, hop).abs()
+        magnitude = dsp.dgt(audio, window, hop).abs()
 
         def score(phase: torch.Tensor) -> float:
-            resynth = F.idgt(torch.polar(magnitude, phase), dual, hop, length)
-            return float(F.spectral_convergence(magnitude, F.dgt(resynth, window, hop).abs()).mean())
+            resynth = dsp.idgt(torch.polar(magnitude, phase), dual, hop, length)
+            return float(dsp.spectral_convergence(magnitude, dsp.dgt(resynth, window, hop).abs()).mean())
 
         methods: Dict[str, Callable[[], torch.Tensor]] = {
             "random": lambda: (torch.rand(magnitude.shape, generator=generator) * 2 - 1) * math.pi,
             "rtpghi_stream": lambda: rtpghi_streamed(magnitude, n_fft, hop, lam, block),
-            "pghi": lambda: F.pghi(magnitude, lam, hop, n_fft, generator=generator),
+            "pghi": lambda: pghi(magnitude, lam, hop, n_fft, generator=generator),
         }
         row: Dict[str, float] = {}
         pghi_phase: Optional[torch.Tensor] = None
@@ -109,7 +110,7 @@ def evaluate(n_fft: int, hop: int, sample_rate: int, block: int, gla_iter: int,
             if method == "pghi":
                 pghi_phase = phase
         start = time.perf_counter()
-        refined = F.griffin_lim(magnitude, pghi_phase, window, dual, hop, length, n_iter=gla_iter)
+        refined = griffin_lim(magnitude, pghi_phase, window, dual, hop, length, n_iter=gla_iter)
         row["pghi+gla"] = score(refined)
         row["pghi+gla_seconds"] = time.perf_counter() - start + row["pghi_seconds"]
         results[name] = row
@@ -143,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     results = evaluate(args.n_fft, args.hop, args.sr, args.block, args.gla_iter, args.seconds)
     table = format_table(results)
     settings = {"n_fft": args.n_fft, "hop": args.hop, "sample_rate": args.sr, "block": args.block,
-                "gla_iter": args.gla_iter, "seconds": args.seconds, "tfr": F.DEFAULT_TFR}
+                "gla_iter": args.gla_iter, "seconds": args.seconds, "tfr": dsp.DEFAULT_TFR}
     means = {m: float(np.mean([row[m] for row in results.values()])) for m in METHODS}
     report = {"metric": "spectral convergence ||S - S^||_F / ||S||_F (lower is better)",
               "settings": settings, "per_sound": results, "mean": means}

@@ -1,11 +1,14 @@
-"""Shared test helpers: small synthesised sounds. Area-specific fixtures live in their test files."""
+"""Shared test helpers: small synthesised sounds and the one test double of the model contract.
+Area-specific fixtures live in their test files."""
 import math
 import os
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from torch import Tensor, nn
 
 # The suite runs on 2-core machines beside other work: keep torch from oversubscribing.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -51,3 +54,42 @@ def synth():
 
     return types.SimpleNamespace(harmonic_tone=harmonic_tone, chirp=chirp, white_noise=white_noise,
                                  write_wav=write_wav)
+
+
+class IdentitySpectralModel(nn.Module):
+    """The one test double of :class:`vschaos.models.contract.SpectralModel`: latent = features,
+    std = ``std``, decode = identity, no label tasks. Its output is known exactly (gain 1, delays
+    from the transform alone) and it scripts, so it serves generation and export tests alike."""
+
+    encoder_tasks: List[str]
+    decoder_tasks: List[str]
+    predicted_tasks: List[str]
+    task_dims: Dict[str, int]
+
+    def __init__(self, transform: nn.Module, std: float = 1.0):
+        super().__init__()
+        self.transform = transform
+        self.n_bins = int(transform.n_bins)
+        self.latent_dim = int(transform.n_bins)
+        self.std = float(std)
+        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks = [], [], []
+        self.task_dims = {}
+
+    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+        return features, torch.full_like(features, self.std)
+
+    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        return z
+
+    def predict(self, z: Tensor) -> Dict[str, Tensor]:
+        return {}
+
+    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],
+                        logits: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+        return labels
+
+
+@pytest.fixture
+def identity_model():
+    """The model-contract double, as a factory: ``identity_model(transform, std=1.0)``."""
+    return IdentitySpectralModel

@@ -11,7 +11,7 @@ from vschaos.data.dataset import load_index, validate_dataset
 from vschaos.data.demo import INSTRUMENTS, make_demo_dataset
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
 from vschaos.data.tools import check_dataset_main, folders_to_metadata, folders_to_metadata_main, make_demo_dataset_main
-from vschaos.pitch.notes import octave_classes, pitch_classes
+from vschaos.notes import octave_classes, pitch_classes
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SR = 16000

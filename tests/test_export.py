@@ -1,7 +1,8 @@
 """The nn~ export (vschaos.export, script.py), checked with our streaming host (vschaos.host).
 
-Fast tests use the demo and pitch presets with random weights and a stand-in identity VAE whose
-output is known exactly (delays, gain). Full-preset verifications are marked slow.
+Fast tests use the demo and pitch presets with random weights and the model-contract double
+(``identity_model``, tests/conftest.py) whose output is known exactly (delays, gain). Full-preset
+verifications are marked slow.
 """
 import json
 import math
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from vschaos.dsp import functional as F
+from vschaos.dsp import functional as dsp
 from vschaos.dsp.streaming import RTPGHI
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.cli.train import compose_config
@@ -44,32 +45,6 @@ def preset_vae(name: str, seed: int = 0) -> nn.Module:
     n_bins = vae.transform.n_bins
     vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
     return vae
-
-
-class IdentityVAE(nn.Module):
-    """Stand-in with the SpectralVAE interface: latent = features, decode = identity, std = 1."""
-
-    encoder_tasks: List[str]
-    decoder_tasks: List[str]
-    predicted_tasks: List[str]
-    task_dims: Dict[str, int]
-
-    def __init__(self, transform: SpectralTransform):
-        super().__init__()
-        self.transform = transform
-        self.n_bins = transform.n_bins
-        self.latent_dim = transform.n_bins
-        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks = [], [], []
-        self.task_dims = {}
-
-    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        return features, torch.ones_like(features)
-
-    def decode(self, z: Tensor, labels: Dict[str, Tensor]) -> Tensor:
-        return z
-
-    def predict(self, z: Tensor) -> Dict[str, Tensor]:
-        return {}
 
 
 class WrongDelayExport(StreamingVAE):
@@ -118,8 +93,8 @@ def prediction_export(prediction_vae):
 # ---------------------------------------------------------------- gain and delays (stand-in)
 @pytest.mark.parametrize("block", [256, 512, 2048])
 @pytest.mark.parametrize("batch", [1, 4])
-def test_forward_keep_input_is_the_input_delayed_at_unit_gain(small_transform, block, batch):
-    model = _script(StreamingVAE(IdentityVAE(small_transform), phase="keep_input"))
+def test_forward_keep_input_is_the_input_delayed_at_unit_gain(small_transform, identity_model, block, batch):
+    model = _script(StreamingVAE(identity_model(small_transform), phase="keep_input"))
     audio = torch.randn(batch, 1, 8192) * 0.3
     out = _stream(model.forward, audio, block)
     delay = int(model.forward_delay[0])
@@ -127,16 +102,16 @@ def test_forward_keep_input_is_the_input_delayed_at_unit_gain(small_transform, b
     torch.testing.assert_close(out[..., delay:], audio[..., : 8192 - delay], atol=2e-5, rtol=1e-4)
 
 
-def test_host_measures_the_declared_forward_delay(small_transform):
-    model = _script(StreamingVAE(IdentityVAE(small_transform), phase="keep_input"))
+def test_host_measures_the_declared_forward_delay(small_transform, identity_model):
+    model = _script(StreamingVAE(identity_model(small_transform), phase="keep_input"))
     report = verify_model(model, buffers=[256, 2048], batch_sizes=(1,), methods=["forward"])
     delay = [c for c in report.checks if c.name == "delay" and c.method == "forward"]
     assert report.ok, report.format()
     assert len(delay) == 1 and not delay[0].warning and "measured 768 samples" in delay[0].summary
 
 
-def test_decode_delay_is_the_centre_of_the_frame_it_produces(small_transform):
-    model = _script(StreamingVAE(IdentityVAE(small_transform)))
+def test_decode_delay_is_the_centre_of_the_frame_it_produces(small_transform, identity_model):
+    model = _script(StreamingVAE(identity_model(small_transform)))
     hop, n_fft = 256, 1024
     latent = torch.full((1, model.latent_dim, 16), -30.0)  # silence (features clamp to magnitude 0)
     # One flat first frame: a fresh RTPGHI gives its peaks (here every bin) phase 0, i.e. an impulse
@@ -148,8 +123,8 @@ def test_decode_delay_is_the_centre_of_the_frame_it_produces(small_transform):
     assert float(audio[: n_fft // 2 - hop].abs().max()) < 1e-3 * float(audio.abs().max())
 
 
-def test_encode_delay_is_the_lag_of_the_frame_centre(small_transform):
-    model = _script(StreamingVAE(IdentityVAE(small_transform)))
+def test_encode_delay_is_the_lag_of_the_frame_centre(small_transform, identity_model):
+    model = _script(StreamingVAE(identity_model(small_transform)))
     hop, n_fft = 256, 1024
     impulse_at = 10 * hop + hop - n_fft // 2 + 3 * hop  # the centre of frame 13
     audio = torch.zeros(1, 1, 8192)
@@ -162,8 +137,8 @@ def test_encode_delay_is_the_lag_of_the_frame_centre(small_transform):
     assert int(model.encode_delay[0]) + int(model.decode_delay[0]) == int(model.forward_delay[0])
 
 
-def test_export_with_a_wrong_declared_delay_is_refused(small_transform, tmp_path):
-    broken = _script(WrongDelayExport(IdentityVAE(small_transform), phase="keep_input"))
+def test_export_with_a_wrong_declared_delay_is_refused(small_transform, identity_model, tmp_path):
+    broken = _script(WrongDelayExport(identity_model(small_transform), phase="keep_input"))
     from vschaos.export import save_verified
     target = tmp_path / "broken.ts"
     with pytest.raises(ExportVerificationError, match="declared 512 samples, measured 768"):
@@ -194,7 +169,7 @@ def test_exported_decode_equals_the_eager_pipeline(demo_vae, demo_export):
         magnitude = transform.from_features(demo_vae.decode(z.transpose(1, 2).reshape(-1, demo_vae.latent_dim), {}))
     magnitude = magnitude.reshape(2, frames, transform.n_bins)
     phase = RTPGHI(transform.n_fft, transform.hop, transform.lam)(magnitude)
-    full = F.overlap_add(F.idgt_frames(torch.polar(magnitude, phase), transform.dual), transform.hop)
+    full = dsp.overlap_add(dsp.idgt_frames(torch.polar(magnitude, phase), transform.dual), transform.hop)
     torch.testing.assert_close(audio, full[:, : audio.shape[-1]], atol=1e-4, rtol=1e-3)
     # same latents -> same magnitudes: the scripted VAE is the eager one
     scripted_features = demo_export.vae.decode(z.transpose(1, 2).reshape(-1, demo_vae.latent_dim), {})
@@ -347,8 +322,8 @@ def test_temperature_and_random_phase_are_streamable_and_reproducible(demo_expor
         model.set_phase("pghi")
 
 
-def test_phase_noise_is_independent_of_latent_noise(small_transform):
-    model = StreamingVAE(IdentityVAE(small_transform), temperature=1.0, phase="random", seed=5)
+def test_phase_noise_is_independent_of_latent_noise(small_transform, identity_model):
+    model = StreamingVAE(identity_model(small_transform), temperature=1.0, phase="random", seed=5)
     batch, frames, bins = 2, 64, small_transform.n_bins
     frame_index = torch.arange(frames)
     # identity VAE, std 1, zero features: z is exactly the latent noise
@@ -373,8 +348,8 @@ def _dirty(x: Tensor, channels: int) -> Tensor:
 
 
 @pytest.mark.parametrize("phase", ["pghi", "random", "keep_input"])
-def test_non_finite_audio_neither_raises_nor_sticks(small_transform, demo_vae, phase):
-    for vae in (IdentityVAE(small_transform), demo_vae):
+def test_non_finite_audio_neither_raises_nor_sticks(small_transform, identity_model, demo_vae, phase):
+    for vae in (identity_model(small_transform), demo_vae):
         model, fresh = (script_model(vae, phase=phase, temperature=0.5) for _ in range(2))
         audio = torch.randn(2, 1, 8192) * 0.2
         dirty = _dirty(audio, 1)
@@ -389,8 +364,8 @@ def test_non_finite_audio_neither_raises_nor_sticks(small_transform, demo_vae, p
 
 
 @pytest.mark.parametrize("phase", ["pghi", "random"])
-def test_non_finite_latents_neither_raise_nor_stick(small_transform, demo_vae, phase):
-    for vae in (IdentityVAE(small_transform), demo_vae):
+def test_non_finite_latents_neither_raise_nor_stick(small_transform, identity_model, demo_vae, phase):
+    for vae in (identity_model(small_transform), demo_vae):
         model, fresh = (script_model(vae, phase=phase) for _ in range(2))
         z = torch.randn(2, vae.latent_dim, 32)
         dirty = z.clone()
@@ -405,7 +380,7 @@ def test_non_finite_latents_neither_raise_nor_stick(small_transform, demo_vae, p
     # A finite latent can decode to an infinite magnitude (exp of a huge feature). That frame's
     # audio is not finite (not hidden: verification must still see broken weights), but the phase
     # state stays finite and the stream is clean once the frame has left the overlap-add.
-    model = script_model(IdentityVAE(small_transform))
+    model = script_model(identity_model(small_transform))
     huge = torch.randn(1, small_transform.n_bins, 16)
     huge[:, :, 3] = 1e30
     out = _stream(model.decode, huge, 4)
@@ -416,20 +391,20 @@ def test_non_finite_latents_neither_raise_nor_stick(small_transform, demo_vae, p
 
 
 # ---------------------------------------------------------------- hop and host buffer sizes
-def test_a_hop_that_is_not_a_power_of_two_is_refused():
+def test_a_hop_that_is_not_a_power_of_two_is_refused(identity_model):
     transform = SpectralTransform(sample_rate=22050, n_fft=1200, hop=300)
-    for make in (lambda: StreamingVAE(IdentityVAE(transform)), lambda: script_model(IdentityVAE(transform))):
+    for make in (lambda: StreamingVAE(identity_model(transform)), lambda: script_model(identity_model(transform))):
         with pytest.raises(ValueError, match=r"hop 300: .*power-of-two buffers.*power-of-two hop \(e\.g\. 256 or 512\)"):
             make()
 
 
-def test_verify_buffers_are_the_host_buffer_sizes():
+def test_verify_buffers_are_the_host_buffer_sizes(identity_model):
     # save_verified leaves buffers=None to the host: its default sizes for an export are the
     # powers of two from the smallest one >= hop to 8192 (at least that smallest one)
     for hop, expected in ((256, [256, 512, 1024, 2048, 4096, 8192]),
                           (64, [64, 128, 256, 512, 1024, 2048, 4096, 8192])):
         transform = SpectralTransform(sample_rate=22050, n_fft=4 * hop, hop=hop)
-        description = host_load(_script(StreamingVAE(IdentityVAE(transform)))).description
+        description = host_load(_script(StreamingVAE(identity_model(transform)))).description
         assert description.min_buffer_size == next_power_of_two(hop) == hop
         assert default_buffers(description.min_buffer_size) == expected
     assert default_buffers(next_power_of_two(300)) == [512, 1024, 2048, 4096, 8192]  # powers of two, not 300 * 2^k

@@ -142,7 +142,7 @@ def test_reconstruct_at_another_rate_keeps_the_duration(demo_run, sounds, tmp_pa
     assert len(audio) == 2 * sf.info(str(sounds["tone"])).frames
 
 
-def test_reconstruct_quality_is_phase_limited_for_an_identity_model(demo_run, sounds):
+def test_reconstruct_quality_is_phase_limited_for_an_identity_model(demo_run, sounds, identity_model):
     """With a decoder that returns its input magnitude, the metrics measure phase reconstruction
     alone: PGHI + Griffin-Lim must recover a harmonic tone's magnitude closely."""
     from vschaos.generation.reconstruct import reconstruct_audio
@@ -151,27 +151,13 @@ def test_reconstruct_quality_is_phase_limited_for_an_identity_model(demo_run, so
 
     vae = open_run(demo_run).vae
 
-    class Identity(torch.nn.Module):
-        """Stand-in VAE whose 'latent' is the feature vector itself."""
-
-        def __init__(self, transform):
-            super().__init__()
-            self.transform = transform
-            self.encoder_tasks, self.decoder_tasks, self.predicted_tasks = [], [], []
-
-        def encode(self, features, labels):
-            return features, torch.zeros_like(features)
-
-        def decode(self, z, labels):
-            return z
-
     audio = load_audio(sounds["tone"], DEMO_RATE)
-    result = reconstruct_audio(Identity(vae.transform), audio, {})
+    result = reconstruct_audio(identity_model(vae.transform), audio, {})
     metrics = result.metrics()
     assert metrics["model_spectral_convergence"] < 1e-4
     assert metrics["spectral_convergence"] < 0.05  # measured ~0.006 for this tone
     assert result.audio.shape == audio.shape
-    random_phase = reconstruct_audio(Identity(vae.transform), audio, {}, method="random").metrics()
+    random_phase = reconstruct_audio(identity_model(vae.transform), audio, {}, method="random").metrics()
     assert random_phase["spectral_convergence"] > 10 * metrics["spectral_convergence"]
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vschaos.dsp.transforms import SpectralTransform
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import (TrainingMetadata, labels_for_frames, load_class_names,
                                        parse_label_arguments, resolve_label_values, user_label_to_id)
@@ -98,19 +99,21 @@ def test_label_sources_in_order(tmp_path):
     # pitch 3 during the first half second, then 7 until 1 s, then nothing
     (meta / "tracks" / "a.txt").write_text("0.0,0.5\t3\n0.5,1.0\t7\n")
     metadata = TrainingMetadata(root, ["pitch"], None, [wav, outside])
-    common = dict(n_fft=64, hop=16, sample_rate=100)  # frame t centred at (16 t - 16) / 100 s
-    labels = labels_for_frames(10, {}, ["pitch"], ["pitch"], [], metadata, wav, **common)["pitch"]
+    transform = SpectralTransform(sample_rate=100, n_fft=64, hop=16)  # frame t centred at (16 t - 16) / 100 s
+    both = dict(encoder_tasks=["pitch"], decoder_tasks=["pitch"], metadata=metadata)
+    labels = labels_for_frames(10, transform, fixed={}, path=wav, **both)["pitch"]
     centres = (torch.arange(10) * 16 + 16 - 32) / 100.0
     expected = torch.where(centres < 0, -1, torch.where(centres < 0.5, 3, torch.where(centres < 1.0, 7, -1)))
     assert torch.equal(labels, expected.long())
     # --labels win over metadata
-    fixed = labels_for_frames(10, {"pitch": 1}, ["pitch"], ["pitch"], [], metadata, wav, **common)["pitch"]
+    fixed = labels_for_frames(10, transform, fixed={"pitch": 1}, path=wav, **both)["pitch"]
     assert torch.equal(fixed, torch.ones(10, dtype=torch.long))
     # a predicted decoder task is left to the model's predictor
-    assert labels_for_frames(10, {}, [], ["pitch"], ["pitch"], metadata, wav, **common) == {}
+    assert labels_for_frames(10, transform, fixed={}, encoder_tasks=[], decoder_tasks=["pitch"],
+                             predicted_tasks=["pitch"], metadata=metadata, path=wav) == {}
     # outside the tree: no source
     with pytest.raises(GenerationError, match="--labels pitch=VALUE"):
-        labels_for_frames(10, {}, ["pitch"], ["pitch"], [], metadata, outside, **common)
+        labels_for_frames(10, transform, fixed={}, path=outside, **both)
 
 
 def test_small_helpers():

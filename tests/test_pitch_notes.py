@@ -8,7 +8,7 @@ from vschaos.data.metadata import format_metadata, parse_metadata
 from vschaos.pitch import (hz_to_midi, hz_to_pitch_class_octave, midi_to_pitch_class_octave, note_name,
                            octave_classes, octave_name, pitch_class_name, pitch_classes)
 from vschaos.pitch.tracker import PitchTrack, nan_median_filter
-from vschaos.pitch.tracks import format_seconds, format_track, frame_labels, merge_frames, parse_track
+from vschaos.pitch.tracks import format_seconds, format_track, pitch_octave_labels, merge_frames, parse_track
 
 
 @pytest.mark.parametrize("frequency, pitch, octave_id, names", [
@@ -47,7 +47,7 @@ def test_class_lists():
 def test_frame_labels_unvoiced_and_ids():
     track = PitchTrack(times=torch.arange(3) * 0.01, f0_hz=torch.tensor([440.0, float("nan"), 246.94]),
                        periodicity=torch.ones(3), hop_seconds=0.01, duration=0.03)
-    pitch, octave = frame_labels(track)
+    pitch, octave = pitch_octave_labels(track)
     assert pitch == ["9", "none", "11"] and octave == ["5", "none", "4"]
 
 
@@ -129,6 +129,7 @@ def test_empty_and_tiny_signals():
 
     empty = track_pitch(torch.zeros(0), 44100)
     assert empty.duration == 0.0 and not empty.voiced.any()
-    assert merge_frames(frame_labels(empty)[0], empty.times.tolist(), empty.duration) == []
+    assert merge_frames(pitch_octave_labels(empty)[0], empty.times.tolist(), empty.duration) == []
     short = track_pitch(torch.zeros(50), 44100)
-    assert merge_frames(frame_labels(short)[0], short.times.tolist(), short.duration) == [(0.0, 50 / 44100, "none")]
+    merged = merge_frames(pitch_octave_labels(short)[0], short.times.tolist(), short.duration)
+    assert merged == [(0.0, 50 / 44100, "none")]

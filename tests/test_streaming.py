@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from vschaos.dsp import functional as F
+from vschaos.dsp import functional as dsp
 from vschaos.dsp.streaming import (
     RTPGHI,
     StreamingAnalysis,
@@ -31,8 +31,8 @@ def _script(module):
 
 
 def _windows(n_fft=N_FFT, hop=HOP):
-    window = F.gaussian_window(n_fft)
-    return window, F.dual_window(window, hop)
+    window = dsp.gaussian_window(n_fft)
+    return window, dsp.dual_window(window, hop)
 
 
 def _vibrato_tone(seconds=1.0, sample_rate=22050, f0=220.0, n_harmonics=8):
@@ -54,7 +54,7 @@ def test_streamed_analysis_equals_offline_frames(block, batch):
     audio = torch.randn(batch, 16 * 1024)
     analysis = StreamingAnalysis(window, HOP)
     streamed = torch.cat([analysis(audio[:, a:b]) for a, b in _stream_blocks(audio.shape[-1], block)], dim=1)
-    offline = F.dgt(audio, window, HOP)
+    offline = dsp.dgt(audio, window, HOP)
     n = audio.shape[-1] // HOP
     assert streamed.shape == (batch, n, N_FFT // 2 + 1)
     # Offline has n_fft/hop - 1 extra trailing frames (right padding); the first n coincide.
@@ -66,9 +66,9 @@ def test_streamed_analysis_equals_offline_frames(block, batch):
 def test_streamed_synthesis_equals_offline_after_delay(block, batch):
     window, dual = _windows()
     length = 16 * 1024
-    spec = F.dgt(torch.randn(batch, length), window, HOP)
+    spec = dsp.dgt(torch.randn(batch, length), window, HOP)
     spec = spec * torch.exp(1j * torch.rand(spec.shape) * 6.0)  # inconsistent spectra too
-    offline = F.idgt(spec, dual, HOP, length)
+    offline = dsp.idgt(spec, dual, HOP, length)
     synthesis = StreamingSynthesis(dual, HOP)
     frames_per_call = block // HOP
     streamed = torch.cat([synthesis(spec[:, a:b]) for a, b in _stream_blocks(spec.shape[1], frames_per_call)],
@@ -77,7 +77,7 @@ def test_streamed_synthesis_equals_offline_after_delay(block, batch):
     assert delay == N_FFT - HOP
     # Streamed sample n is offline sample n - delay; before that comes the part of the first
     # frames that offline idgt crops (the full overlap-add).
-    full = F.overlap_add(F.idgt_frames(spec, dual), HOP)
+    full = dsp.overlap_add(dsp.idgt_frames(spec, dual), HOP)
     torch.testing.assert_close(streamed, full[:, : streamed.shape[-1]], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(streamed[:, delay:delay + length], offline, atol=1e-5, rtol=1e-5)
 
@@ -95,13 +95,13 @@ def test_analysis_then_synthesis_is_identity_delayed():
 def test_batch_size_change_reinitialises_state():
     window, dual = _windows()
     analysis, synthesis, phase = StreamingAnalysis(window, HOP), StreamingSynthesis(dual, HOP), \
-        RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))
+        RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT))
     loud = torch.randn(4, 2048)
     synthesis(analysis(loud))
     phase(analysis(loud).abs())
     assert analysis.history.shape == (4, N_FFT - HOP) and synthesis.tail.shape == (4, N_FFT - HOP)
     fresh_analysis, fresh_synthesis, fresh_phase = StreamingAnalysis(window, HOP), StreamingSynthesis(dual, HOP), \
-        RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))
+        RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT))
     quiet = torch.randn(2, 1024)
     spec = analysis(quiet)
     torch.testing.assert_close(spec, fresh_analysis(quiet))
@@ -136,16 +136,16 @@ def test_peak_anchors_follow_the_uphill_walk():
 
 
 def _spectral_convergence_of_phase(magnitude, phase, window, dual, length):
-    audio = F.idgt(torch.polar(magnitude, phase), dual, HOP, length)
-    return float(F.spectral_convergence(magnitude, F.dgt(audio, window, HOP).abs()).mean())
+    audio = dsp.idgt(torch.polar(magnitude, phase), dual, HOP, length)
+    return float(dsp.spectral_convergence(magnitude, dsp.dgt(audio, window, HOP).abs()).mean())
 
 
 def test_rtpghi_is_far_better_than_random_phase_on_a_harmonic_tone():
     window, dual = _windows()
     tone = _vibrato_tone().unsqueeze(0)
     length = tone.shape[-1]
-    magnitude = F.dgt(tone, window, HOP).abs()
-    rtpghi = RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))
+    magnitude = dsp.dgt(tone, window, HOP).abs()
+    rtpghi = RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT))
     streamed_phase = torch.cat([rtpghi(magnitude[:, a:b]) for a, b in _stream_blocks(magnitude.shape[1], 4)], dim=1)
     random_phase = (torch.rand(magnitude.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1) * math.pi
     sc_rtpghi = _spectral_convergence_of_phase(magnitude, streamed_phase, window, dual, length)
@@ -158,9 +158,9 @@ def test_rtpghi_is_far_better_than_random_phase_on_a_harmonic_tone():
 def test_rtpghi_independent_of_frames_per_call():
     tone = _vibrato_tone(0.5).unsqueeze(0)
     window, _ = _windows()
-    magnitude = F.dgt(tone, window, HOP).abs()
-    one_call = RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))(magnitude)
-    per_frame = RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))
+    magnitude = dsp.dgt(tone, window, HOP).abs()
+    one_call = RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT))(magnitude)
+    per_frame = RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT))
     streamed = torch.cat([per_frame(magnitude[:, i:i + 1]) for i in range(magnitude.shape[1])], dim=1)
     torch.testing.assert_close(torch.polar(torch.ones_like(streamed), streamed),
                                torch.polar(torch.ones_like(one_call), one_call), atol=1e-4, rtol=0)
@@ -173,12 +173,12 @@ def test_scripted_modules_equal_eager():
         eager, scripted = make(), _script(make())
         for a, b in _stream_blocks(4096, 1024):
             torch.testing.assert_close(scripted(audio[:, a:b]), eager(audio[:, a:b]))
-    spec = F.dgt(audio, window, HOP)
+    spec = dsp.dgt(audio, window, HOP)
     eager_syn, scripted_syn = StreamingSynthesis(dual, HOP), _script(StreamingSynthesis(dual, HOP))
     torch.testing.assert_close(scripted_syn(spec), eager_syn(spec))
-    magnitude = F.dgt(_vibrato_tone(0.3).unsqueeze(0), window, HOP).abs()
-    eager_phase = RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))
-    scripted_phase = _script(RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT)))
+    magnitude = dsp.dgt(_vibrato_tone(0.3).unsqueeze(0), window, HOP).abs()
+    eager_phase = RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT))
+    scripted_phase = _script(RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT)))
     for a, b in _stream_blocks(magnitude.shape[1], 3):
         torch.testing.assert_close(scripted_phase(magnitude[:, a:b]), eager_phase(magnitude[:, a:b]))
     scripted_phase.reset()
@@ -245,13 +245,13 @@ def test_peak_anchors_are_valid_indices_for_non_finite_frames():
 @pytest.mark.parametrize("scripted", [False, True])
 def test_rtpghi_survives_non_finite_magnitudes(scripted):
     window, _ = _windows()
-    magnitude = F.dgt(_vibrato_tone(0.5).unsqueeze(0), window, HOP).abs()
+    magnitude = dsp.dgt(_vibrato_tone(0.5).unsqueeze(0), window, HOP).abs()
     dirty = magnitude.clone()
     dirty[:, 10, 0] = float("nan")  # bin 0: every bin of the frame used to get anchor -1
     dirty[:, 11] = float("nan")
     dirty[:, 12, 40] = float("inf")
     dirty[:, 13, 7] = -float("inf")
-    make = lambda: RTPGHI(N_FFT, HOP, F.gaussian_lambda(N_FFT))
+    make = lambda: RTPGHI(N_FFT, HOP, dsp.gaussian_lambda(N_FFT))
     phase, reference = (_script(make()), _script(make())) if scripted else (make(), make())
     blocks = _stream_blocks(magnitude.shape[1], 4)
     out = torch.cat([phase(dirty[:, a:b]) for a, b in blocks], dim=1)

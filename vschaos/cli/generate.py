@@ -23,14 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from vschaos.dsp.transforms import RECONSTRUCTION_METHODS
 from vschaos.generation.errors import GenerationError
-from vschaos.generation.labels import (TrainingMetadata, labels_for_frames, load_class_names,
-                                       parse_label_arguments, resolve_label_values)
-from vschaos.generation.reconstruct import (DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, collect_inputs, encode_audio,
-                                            reconstruct_files)
+from vschaos.generation.labels import TrainingMetadata, load_class_names, parse_label_arguments, resolve_label_values
+from vschaos.generation.latents import encode_files, latent_spread
+from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, collect_inputs, reconstruct_files
 from vschaos.generation.synthesis import generate_trajectories
 from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, UnknownTrajectoryError,
                                              check_trajectory_names)
-from vschaos.data.audio import AudioReadError, load_audio
+from vschaos.models.contract import SpectralModel
 from vschaos.threads import add_threads_argument, apply_thread_policy
 from vschaos.training.run import RunFolderError, open_run
 
@@ -115,7 +114,7 @@ def metadata_callbacks(cfg: DictConfig) -> Optional[dict]:
     return OmegaConf.to_container(callbacks, resolve=True) if callbacks is not None else None
 
 
-def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module) -> Dict[str, int]:
+def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel) -> Dict[str, int]:
     """``--labels`` as class ids; only tasks that condition the encoder or decoder are accepted
     (a label for a task that is only predicted would change nothing)."""
     raw = parse_label_arguments(args.labels)
@@ -132,8 +131,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     tasks = list(dict.fromkeys(vae.encoder_tasks + vae.decoder_tasks))
     metadata = TrainingMetadata(dataset_root(cfg), tasks, metadata_callbacks(cfg), [i.path for i in inputs]) \
         if tasks else None
-    report = reconstruct_files(vae, inputs, args.out, labels, metadata, args.sr, args.temperature, args.phase,
-                               args.n_iter, args.seed)
+    report = reconstruct_files(vae, inputs, args.out, fixed_labels=labels, metadata=metadata, sample_rate=args.sr,
+                               temperature=args.temperature, method=args.phase, n_iter=args.n_iter, seed=args.seed)
     report.skipped = problems + report.skipped
     print(report.format())
     if not report.rows:
@@ -142,53 +141,28 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
-def interpolation_endpoints(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module,
+def interpolation_endpoints(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel,
                             labels: Dict[str, int]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """Posterior means and stds ``(frames, latent_dim)`` of the two ``--files`` sounds."""
     if len(args.files) != 2 or not all(Path(p).is_file() for p in args.files):
         raise GenerationError("the 'interpolate' trajectory needs exactly two sound files: --files A B")
-    return encode_files(cfg, vae, args.files, labels)
+    return encode_files(vae, args.files, fixed_labels=labels, dataset_root=dataset_root(cfg),
+                        metadata_callbacks=metadata_callbacks(cfg))
 
 
-def encode_files(cfg: DictConfig, vae: torch.nn.Module, paths: Sequence[Path], labels: Dict[str, int]
-                 ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-    """Posterior means and stds ``(frames, latent_dim)`` of each sound file in ``paths``, in order.
-
-    Encoder labels come from ``labels`` or the training tree's metadata (else GenerationError)."""
-    metadata = TrainingMetadata(dataset_root(cfg), vae.encoder_tasks, metadata_callbacks(cfg), paths) \
-        if vae.encoder_tasks else None
-    transform = vae.transform
-    means, stds = [], []
-    for path in paths:
-        try:
-            audio = load_audio(path, int(transform.sample_rate))
-        except AudioReadError as error:
-            raise GenerationError(str(error)) from error
-        if audio.numel() == 0:
-            raise GenerationError(f"{path}: no samples")
-        frame_labels = labels_for_frames(transform.num_frames(audio.shape[0]), labels, vae.encoder_tasks, [], [],
-                                         metadata, Path(path), transform.n_fft, transform.hop,
-                                         int(transform.sample_rate))
-        with torch.no_grad():
-            _, mean, std = encode_audio(vae, audio, frame_labels)
-        means.append(mean)
-        stds.append(std)
-    return means, stds
-
-
-def latent_spread(args: argparse.Namespace, cfg: DictConfig, vae: torch.nn.Module,
-                  labels: Dict[str, int]) -> Optional[LatentSpread]:
+def spread_from_argument(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel,
+                         labels: Dict[str, int]) -> Optional[LatentSpread]:
     """Spread of the posterior means of every frame of ``--spread-from`` (None: the prior)."""
     if not args.spread_from:
         return None
     inputs, problems = collect_inputs(args.spread_from)
     if problems:
         raise GenerationError("--spread-from: " + "; ".join(problems))
-    means, _ = encode_files(cfg, vae, [item.path for item in inputs], labels)
-    frames = torch.cat(means, dim=0)
-    if frames.shape[0] < 2:
-        raise GenerationError("--spread-from: need at least two frames of audio")
-    return LatentSpread.from_latents(frames)
+    try:
+        return latent_spread(vae, [item.path for item in inputs], fixed_labels=labels,
+                             dataset_root=dataset_root(cfg), metadata_callbacks=metadata_callbacks(cfg))
+    except GenerationError as error:
+        raise GenerationError(f"--spread-from: {error}") from error
 
 
 def run_trajectories(args: argparse.Namespace) -> int:
@@ -202,10 +176,10 @@ def run_trajectories(args: argparse.Namespace) -> int:
         means, stds = interpolation_endpoints(args, cfg, vae, labels)
     elif args.files:
         print("note: --files is only used by the 'interpolate' trajectory; ignored", file=sys.stderr)
-    spread = latent_spread(args, cfg, vae, labels)
-    report = generate_trajectories(vae, args.trajectories, args.batches, args.steps, args.out, labels, args.sr,
-                                   args.seed, args.phase, args.n_iter, spread=spread, endpoints=means,
-                                   endpoint_stds=stds)
+    spread = spread_from_argument(args, cfg, vae, labels)
+    report = generate_trajectories(vae, args.trajectories, args.out, batches=args.batches, steps=args.steps,
+                                   fixed_labels=labels, sample_rate=args.sr, seed=args.seed, method=args.phase,
+                                   n_iter=args.n_iter, spread=spread, endpoints=means, endpoint_stds=stds)
     print(report.format())
     return 0
 

@@ -8,7 +8,7 @@ a half octaves (MIDI 41..84), with rests (silent gaps). The tree follows the vsc
     OUT/metadata/pitch/{metadata.txt,classes.txt,tracks/*.txt}    pitch class, C=0..B=11
     OUT/metadata/octave/{metadata.txt,classes.txt,tracks/*.txt}   id = midi // 12, name = id - 1
 
-(ids and names from :mod:`vschaos.pitch.notes`, as the pitch extractor writes them).
+(ids and names from :mod:`vschaos.notes`, as the pitch extractor writes them).
 
 Track lines are ``onset,offset<TAB>value`` in seconds and cover each file end to end, with
 ``none`` for rests. The same seed gives the same bytes.
@@ -22,7 +22,7 @@ import soundfile as sf
 
 from vschaos.data.metadata import format_classes, format_metadata
 from vschaos.io import atomic_write, atomic_write_text
-from vschaos.pitch.notes import midi_to_hz, midi_to_pitch_class_octave, octave_classes, pitch_classes
+from vschaos.notes import midi_to_hz, midi_to_pitch_class_octave, octave_classes, pitch_classes
 
 INSTRUMENTS: Tuple[str, ...] = ("brass", "clarinet", "bell", "flute")
 # MIDI ranges per instrument (inclusive); together they span MIDI 41..84
@@ -178,7 +178,7 @@ def make_demo_dataset(out_dir: Union[str, Path], seed: int = 0, sample_rate: int
             audio = np.clip(audio, -1.0, 1.0).astype(np.float32)
             atomic_write(out / key, lambda tmp, a=audio: sf.write(tmp, a, sample_rate, subtype="PCM_16", format="WAV"))
             metadata["instrument"][key] = str(instrument_id)
-            # ids as vschaos.pitch.notes defines them (and the pitch extractor writes them)
+            # ids as vschaos.notes defines them (and the pitch extractor writes them)
             for task, value in (("pitch", lambda m: midi_to_pitch_class_octave(m)[0]),
                                 ("octave", lambda m: midi_to_pitch_class_octave(m)[1])):
                 atomic_write_text(out / "metadata" / task / "tracks" / f"{stem}.txt",

@@ -16,7 +16,7 @@ and reported. Output tree::
 
     OUT/data/<instrument>/<instrument>_m<midi>_v<velocity>.wav
     OUT/metadata/instrument/{metadata.txt,classes.txt}   single labels, ids in --programs order
-    OUT/metadata/pitch/{metadata.txt,classes.txt}        single labels, C=0..B=11 (vschaos.pitch.notes)
+    OUT/metadata/pitch/{metadata.txt,classes.txt}        single labels, C=0..B=11 (vschaos.notes)
     OUT/metadata/octave/{metadata.txt,classes.txt}       single labels, id = midi // 12
     OUT/metadata/midi/metadata.txt                        single int: the MIDI note played
     OUT/notes.csv                                         the truth: file, instrument, program, midi,
@@ -43,7 +43,7 @@ import soundfile as sf
 from vschaos.data.audio import scan_audio_files
 from vschaos.data.metadata import format_classes, format_metadata
 from vschaos.io import atomic_write, atomic_write_text
-from vschaos.pitch.notes import midi_to_hz, midi_to_pitch_class_octave, octave_classes, pitch_classes
+from vschaos.notes import midi_to_hz, midi_to_pitch_class_octave, octave_classes, pitch_classes
 
 # General MIDI level 1 program names (program numbers 0..127), used to name instrument folders.
 GM_PROGRAM_NAMES: Tuple[str, ...] = (

@@ -1,6 +1,6 @@
 """Heap integration kernel of PGHI, compiled with numba when it is installed.
 
-Kept apart from ``functional.py`` so that numba is imported (and the kernel compiled) only when
+Kept apart from ``phase.py`` so that numba is imported (and the kernel compiled) only when
 offline phase reconstruction is first used, never on the TorchScript/export path.
 
 Algorithm: Prusa, Balazs, Sondergaard, "A noniterative method for reconstruction of phase from
@@ -193,14 +193,14 @@ def project_magnitude(spec, mag):
 # PGHI pre- and post-processing in one pass each
 # --------------------------------------------------------------------------------------------
 #
-# functional.phase_derivatives (torch, also used by the streaming RTPGHI) builds the two
+# phase.phase_derivatives (torch, also used by the streaming RTPGHI) builds the two
 # gradients with ~10 full-array passes (padding copies, differences, scalings); offline PGHI
 # computes the same values here in one loop over the spectrogram.
 
 @_jit
 def phase_gradient(log_mag, time_scale, freq_scale, bin_advance, dphi_time, dphi_freq):
     """Offline phase gradient of one spectrogram, same values as
-    ``functional.phase_derivatives`` (centred differences; symmetric at DC/Nyquist along bins,
+    ``phase.phase_derivatives`` (centred differences; symmetric at DC/Nyquist along bins,
     one-sided at the first/last frame):
 
     ``dphi_time[t, m] = bin_advance * m + time_scale * ds/dm`` and
@@ -225,7 +225,7 @@ def phase_gradient(log_mag, time_scale, freq_scale, bin_advance, dphi_time, dphi
 
 
 @_jit
-def wrap_phase(phase):
+def wrap_phase_inplace(phase):
     """``phase <- remainder(phase + pi, 2 pi) - pi`` in place (any shape), into ``[-pi, pi)``."""
     flat = phase.reshape(-1)
     two_pi = 2.0 * np.pi

@@ -23,7 +23,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from vschaos.dsp import functional as F
+from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import phase_frequency_derivative, phase_time_derivative
 
 def wrap_phase(phase: Tensor) -> Tensor:
     """Wrap radians into ``[-pi, pi)`` (any shape)."""
@@ -85,7 +86,7 @@ class StreamingAnalysis(nn.Module):
         keep = self.n_fft - self.hop
         self.history = stream[:, stream.shape[-1] - keep:].clone()
         frames = stream.unfold(-1, self.n_fft, self.hop)  # (batch, time // hop, n_fft)
-        return F.dgt_frames(frames, self.window)
+        return dsp.dgt_frames(frames, self.window)
 
 
 class StreamingSynthesis(nn.Module):
@@ -111,7 +112,7 @@ class StreamingSynthesis(nn.Module):
         super().__init__()
         _init_hop_stream(self, "dual", dual, "tail", hop)
         self.delay = self.n_fft - self.hop
-        self.fused = F.overlap_add_dual_fused(self.n_fft, self.hop)
+        self.fused = dsp.overlap_add_dual_fused(self.n_fft, self.hop)
 
     @torch.jit.export
     def reset(self) -> None:
@@ -121,7 +122,7 @@ class StreamingSynthesis(nn.Module):
     def forward(self, spec: Tensor) -> Tensor:
         """Complex ``(batch, frames, bins)`` -> ``(batch, frames * hop)``."""
         if not self.fused:
-            return self.overlap_add_frames(F.idgt_frames(spec, self.dual))
+            return self.overlap_add_frames(dsp.idgt_frames(spec, self.dual))
         batch = spec.shape[0]
         n_frames = spec.shape[1]
         keep = self.n_fft - self.hop
@@ -131,7 +132,8 @@ class StreamingSynthesis(nn.Module):
         # one buffer of hop-sized blocks, seeded with the pending tail, overlap-added into in place
         out = torch.cat([self.tail.to(dtype).reshape(batch, keep // self.hop, self.hop),
                          torch.zeros(batch, n_frames, self.hop, dtype=dtype, device=spec.device)], dim=1)
-        summed = F.overlap_add_dual(spec, self.dual, self.hop, out).reshape(batch, (n_frames - 1) * self.hop + self.n_fft)
+        summed = dsp.overlap_add_dual(spec, self.dual, self.hop, out)
+        summed = summed.reshape(batch, (n_frames - 1) * self.hop + self.n_fft)
         emitted = n_frames * self.hop
         self.tail = summed[:, emitted:].clone()
         return summed[:, :emitted]
@@ -144,7 +146,7 @@ class StreamingSynthesis(nn.Module):
         keep = self.n_fft - self.hop
         if self.tail.shape[0] != batch:
             self.tail = torch.zeros(batch, keep, dtype=frames.dtype, device=frames.device)
-        summed = F.overlap_add(frames, self.hop)  # (batch, (frames - 1) * hop + n_fft)
+        summed = dsp.overlap_add(frames, self.hop)  # (batch, (frames - 1) * hop + n_fft)
         summed = torch.cat([summed[:, :keep] + self.tail, summed[:, keep:]], dim=-1)
         emitted = n_frames * self.hop
         self.tail = summed[:, emitted:].clone()
@@ -201,7 +203,7 @@ class RTPGHI(nn.Module):
 
     Prusa & Holighaus, "Phase vocoder done right", EUSIPCO 2017 (RTPGHI); phase gradient of the
     Gaussian window from Prusa, Balazs & Sondergaard, IEEE/ACM TASLP 2017 (PGHI), computed with
-    ``functional.phase_time_derivative`` / ``functional.phase_frequency_derivative``.
+    ``phase.phase_time_derivative`` / ``phase.phase_frequency_derivative``.
 
     For each new frame ``n`` (magnitude only, nothing from the future):
 
@@ -260,7 +262,7 @@ class RTPGHI(nn.Module):
         n_frames = magnitude.shape[1]
         magnitude = torch.nan_to_num(magnitude, nan=0.0, posinf=0.0, neginf=0.0)
         log_mag = stream_log_magnitude(magnitude)
-        dphi_time = wrap_phase(F.phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft))
+        dphi_time = wrap_phase(phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft))
         if self.prev_phase.shape[0] != batch:
             # Fresh stream: no slope into the first frame; its peaks get phase 0.
             self.prev_log_mag = log_mag[:, 0].clone()
@@ -273,7 +275,7 @@ class RTPGHI(nn.Module):
         # d log|S| / dt at frame n without look-ahead: second-order backward difference (BDF2),
         # exact for log-quadratic (Gaussian) envelopes, e.g. a partial gliding through a bin.
         time_slope = 1.5 * log_mag - 2.0 * history[:, 1 : n_frames + 1] + 0.5 * history[:, :n_frames]
-        dphi_freq = F.phase_frequency_derivative(time_slope, self.lam, self.hop, self.n_fft)
+        dphi_freq = phase_frequency_derivative(time_slope, self.lam, self.hop, self.n_fft)
 
         anchors = peak_anchors(log_mag)
         along_freq = frequency_integral(dphi_freq)

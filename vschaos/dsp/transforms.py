@@ -1,14 +1,15 @@
 """The model's spectral front end: Gaussian-window DGT magnitude, log contrast, normalisation.
 
 One object serves training (data cache, losses), generation (offline reconstruction) and export
-(it is scripted inside the model), so the front end has a single definition (DESIGN.md).
+(it is scripted inside the model), so the front end has a single definition (docs/ARCHITECTURE.md, sections 1-2).
 """
 from typing import Dict, Optional
 
 import torch
 from torch import Tensor, nn
 
-from vschaos.dsp import functional as F
+from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase import GLA_MOMENTUM, griffin_lim_consistent, pghi, with_magnitude
 
 #: Bump when the meaning of ``magnitude()`` changes, so that spectral frame caches rebuild.
 TRANSFORM_VERSION: int = 1
@@ -55,10 +56,10 @@ class SpectralTransform(nn.Module):
         self.hop = int(hop)
         self.n_bins = self.n_fft // 2 + 1
         self.tfr = float(tfr)
-        self.lam = F.gaussian_lambda(self.n_fft, self.tfr)
-        window = F.gaussian_window(self.n_fft, self.tfr)
+        self.lam = dsp.gaussian_lambda(self.n_fft, self.tfr)
+        window = dsp.gaussian_window(self.n_fft, self.tfr)
         self.register_buffer("window", window)
-        self.register_buffer("dual", F.dual_window(window, self.hop))
+        self.register_buffer("dual", dsp.dual_window(window, self.hop))
         self.register_buffer("norm_mean", torch.zeros(self.n_bins))
         self.register_buffer("norm_std", torch.ones(self.n_bins))
 
@@ -66,12 +67,12 @@ class SpectralTransform(nn.Module):
     @torch.jit.export
     def analyse(self, audio: Tensor) -> Tensor:
         """Complex DGT: ``(..., time)`` -> ``(..., frames, bins)``, ``frames = num_frames(time)``."""
-        return F.dgt(audio, self.window, self.hop)
+        return dsp.dgt(audio, self.window, self.hop)
 
     @torch.jit.export
     def synthesise(self, spec: Tensor, length: int) -> Tensor:
         """Inverse DGT with the dual window: complex ``(..., frames, bins)`` -> ``(..., length)``."""
-        return F.idgt(spec, self.dual, self.hop, length)
+        return dsp.idgt(spec, self.dual, self.hop, length)
 
     @torch.jit.export
     def magnitude(self, audio: Tensor) -> Tensor:
@@ -81,12 +82,12 @@ class SpectralTransform(nn.Module):
     @torch.jit.export
     def to_features(self, magnitude: Tensor) -> Tensor:
         """Model input: ``(log1p(|X|) - norm_mean) / norm_std``, ``(..., bins)`` -> ``(..., bins)``."""
-        return (F.contrast(magnitude) - self.norm_mean) / self.norm_std
+        return (dsp.contrast(magnitude) - self.norm_mean) / self.norm_std
 
     @torch.jit.export
     def from_features(self, features: Tensor) -> Tensor:
         """Inverse of :meth:`to_features`, magnitude clamped ``>= 0``: ``(..., bins)`` -> ``(..., bins)``."""
-        return F.inverse_contrast(features * self.norm_std + self.norm_mean)
+        return dsp.inverse_contrast(features * self.norm_std + self.norm_mean)
 
     def forward(self, audio: Tensor) -> Tensor:
         """Features of audio: ``(batch, time)`` -> ``(batch, frames, bins)``."""
@@ -119,7 +120,7 @@ class SpectralTransform(nn.Module):
     @torch.jit.unused
     def num_frames(self, length: int) -> int:
         """Frames :meth:`magnitude` gives for ``length`` samples."""
-        return F.num_frames(length, self.n_fft, self.hop)
+        return dsp.num_frames(length, self.n_fft, self.hop)
 
     @torch.jit.unused
     def reconstruct(self, magnitude: Tensor, length: int, method: str = "pghi+gla", n_iter: int = 16,
@@ -142,13 +143,13 @@ class SpectralTransform(nn.Module):
                              f"(expected {expected} frames for n_fft={self.n_fft}, hop={self.hop})")
         magnitude = magnitude.detach().clamp_min(0.0)
         if method.startswith("pghi"):
-            phase = F.pghi(magnitude, self.lam, self.hop, self.n_fft, generator=generator)
+            phase = pghi(magnitude, self.lam, self.hop, self.n_fft, generator=generator)
         else:
             phase = (torch.rand(magnitude.shape, generator=generator, dtype=magnitude.dtype,
                                 device=magnitude.device) * 2.0 - 1.0) * torch.pi
         if method in ("pghi+gla", "griffinlim") and n_iter > 0:
             # = polar(magnitude, griffin_lim(...)) without the angle/polar round trip
-            consistent = F._griffin_lim_consistent(magnitude, phase, self.window, self.dual, self.hop, length,
-                                                   n_iter, F.GLA_MOMENTUM)
-            return self.synthesise(F.with_magnitude(consistent, magnitude), length)
+            consistent = griffin_lim_consistent(magnitude, phase, self.window, self.dual, self.hop, length,
+                                                   n_iter, GLA_MOMENTUM)
+            return self.synthesise(with_magnitude(consistent, magnitude), length)
         return self.synthesise(torch.polar(magnitude, phase), length)

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import nn
 
 from vschaos.export.module import StreamingVAE
 from vschaos.io import atomic_write
+from vschaos.models.contract import SpectralModel
 
 PathLike = Union[str, Path]
 
@@ -27,7 +27,7 @@ class ExportVerificationError(RuntimeError):
         super().__init__(f"export refused: the model fails verification{where}\n{report.format()}")
 
 
-def script_model(vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", seed: int = 0
+def script_model(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0
                  ) -> torch.jit.ScriptModule:
     """Wrap a copy of ``vae`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
 
@@ -73,7 +73,7 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
     return path, reports["report"]
 
 
-def export_model(vae: nn.Module, path: PathLike, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+def export_model(vae: SpectralModel, path: PathLike, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
                  buffers: Optional[Sequence[int]] = None, batch_sizes: Sequence[int] = (1, 4)
                  ) -> Tuple[Path, object]:
     """Script ``vae`` for nn~ and write it to ``path`` after verification: ``(path, VerifyReport)``."""

@@ -1,9 +1,10 @@
 """The scripted nn~ module: a trained ``SpectralVAE`` wrapped for buffer-by-buffer streaming.
 
-It follows NN_CONTRACT.md (methods with ``<m>_params``, labels, typed attributes) and adds the
-declared delays ``<m>_delay`` and ``reset()`` (DESIGN.md section 6). The VAE object itself (its
-transform, encoder, decoder, embeddings, predictors) is scripted inside: there is no second
-implementation of the front end. Streaming state lives in the submodules' buffers (one row per
+It follows docs/NN_CONTRACT.md (methods with ``<m>_params``, labels, typed attributes) and adds
+the declared delays ``<m>_delay`` and ``reset()`` (docs/NN_CONTRACT.md section 6; the delays are
+defined in docs/ARCHITECTURE.md section 4). The VAE object itself (its transform, encoder,
+decoder, embeddings, predictors) is scripted inside: there is no second implementation of the
+front end. Streaming state lives in the submodules' buffers (one row per
 batch element) and is re-initialised when the batch size changes.
 
 Methods (``hop`` = the transform's hop, ``L`` = latent size):
@@ -38,6 +39,9 @@ from torch import Tensor, nn
 
 from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
                                    counter_uniform)
+from vschaos.models.components.distributions import sample_latent
+from vschaos.models.contract import SpectralModel, check_model
+from vschaos.util import is_power_of_two
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
 # Counter-noise streams: latent noise is counter_normal stream 0 (uniform streams 10 and 11), the
@@ -45,7 +49,7 @@ PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
 LATENT_NOISE_STREAM = 0
 PHASE_NOISE_STREAM = 1
 assert PHASE_NOISE_STREAM < NORMAL_UNIFORM_BASE
-# nn~ attribute type codes (NN_CONTRACT.md section 1)
+# nn~ attribute type codes (docs/NN_CONTRACT.md section 1)
 _FLOAT, _INT, _STR = 2, 1, 3
 
 
@@ -101,14 +105,13 @@ class StreamingVAE(nn.Module):
     forward_input_labels: List[str]
     forward_output_labels: List[str]
 
-    def __init__(self, vae: nn.Module, temperature: float = 0.0, phase: str = "pghi", seed: int = 0) -> None:
+    def __init__(self, vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0) -> None:
         super().__init__()
+        check_model(vae, "the nn~ export")
         if phase not in PHASE_MODES:
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
         if not temperature >= 0.0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        from vschaos.host.model import is_power_of_two  # __init__ is not scripted; the host stays optional
-
         transform = vae.transform
         hop = int(transform.hop)
         if not is_power_of_two(hop):
@@ -287,7 +290,7 @@ class StreamingVAE(nn.Module):
         mean, std = self.vae.encode(features, labels)
         if self.temperature > 0.0:  # normal stream 0: its uniforms are disjoint from the phase's
             noise = counter_normal(self.seed, self.latent_noise_stream, batch, frame_index, self.latent_dim)
-            return mean + self.temperature * std * noise.reshape(mean.shape)
+            return sample_latent(mean, std, self.temperature, noise.reshape(mean.shape))
         return mean
 
     def _random_phase(self, magnitude: Tensor, frame_index: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from torch import Tensor
 from vschaos.data.dataset import frame_labels
 from vschaos.data.metadata import (FileLabels, Problem, TaskMetadata, parse_metadata_callbacks, read_classes,
                                    read_task, TaskSpec)
+from vschaos.dsp.transforms import SpectralTransform
 from vschaos.generation.errors import GenerationError
 
 
@@ -44,7 +45,7 @@ FLAT_ALIASES = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
 def builtin_class_names(task: str, n_classes: int) -> Optional[Dict[int, str]]:
     """Names of the pitch tasks written by ``extract_pitch.py`` (docs/INTERFACES.md), when the
     task has that name and size: lets ``--labels pitch=A octave=4`` work without the dataset."""
-    from vschaos.pitch.notes import octave_classes, pitch_classes
+    from vschaos.notes import octave_classes, pitch_classes
 
     if task == "pitch" and n_classes == 12:
         return dict(pitch_classes())
@@ -188,13 +189,14 @@ class TrainingMetadata:
         return meta.labels.get(key)
 
 
-def labels_for_frames(n_frames: int, fixed: Mapping[str, int], encoder_tasks: Sequence[str],
-                      decoder_tasks: Sequence[str], predicted_tasks: Sequence[str],
-                      metadata: Optional[TrainingMetadata], path: Optional[Path],
-                      n_fft: int, hop: int, sample_rate: int) -> Dict[str, Tensor]:
+def labels_for_frames(n_frames: int, transform: SpectralTransform, *, fixed: Mapping[str, int],
+                      encoder_tasks: Sequence[str], decoder_tasks: Sequence[str] = (),
+                      predicted_tasks: Sequence[str] = (), metadata: Optional[TrainingMetadata] = None,
+                      path: Optional[Path] = None) -> Dict[str, Tensor]:
     """Per-frame labels ``{task: LongTensor (n_frames,)}`` for one sound, following the order of
-    sources in the module docstring. Predicted decoder tasks without a fixed label are left out
-    (the model predicts them); raises :class:`GenerationError` for a task with no source."""
+    sources in the module docstring; metadata is read at the centres of ``transform``'s frames.
+    Predicted decoder tasks without a fixed label are left out (the model predicts them); raises
+    :class:`GenerationError` for a task with no source."""
     labels: Dict[str, Tensor] = {}
     tasks = list(dict.fromkeys(list(encoder_tasks) + list(decoder_tasks)))
     for task in tasks:
@@ -205,7 +207,8 @@ def labels_for_frames(n_frames: int, fixed: Mapping[str, int], encoder_tasks: Se
             continue
         found = metadata.file_labels(path, task) if metadata is not None and path is not None else None
         if found is not None:
-            values = frame_labels(found, n_frames, n_fft, hop, sample_rate, dtype="int")
+            values = frame_labels(found, n_frames, int(transform.n_fft), int(transform.hop),
+                                  int(transform.sample_rate), dtype="int")
             labels[task] = torch.from_numpy(values).long()
             continue
         role = "the encoder" if task in encoder_tasks else "the decoder"

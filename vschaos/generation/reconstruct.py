@@ -9,7 +9,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torchaudio.functional as AF
@@ -20,6 +20,8 @@ from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
 from vschaos.io import atomic_write_text
+from vschaos.models.components.distributions import sample_latent
+from vschaos.models.contract import SpectralModel
 
 DEFAULT_PHASE = "pghi+gla"
 #: Fast Griffin-Lim iterations after PGHI for offline generation (see bench/generation_speed.py).
@@ -56,7 +58,7 @@ class Reconstruction:
         }
 
 
-def encode_audio(vae: torch.nn.Module, audio: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+def encode_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
     """Posterior of every frame: audio ``(time,)`` -> magnitude ``(frames, bins)``, mean and std
     ``(frames, latent_dim)``. ``labels``: ``{task: LongTensor (frames,)}`` for encoder tasks."""
     transform = vae.transform
@@ -74,11 +76,11 @@ def sample_latents(mean: Tensor, std: Tensor, temperature: float, generator: Opt
     if temperature == 0:
         return mean
     noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-    return mean + temperature * std * noise
+    return sample_latent(mean, std, temperature, noise)
 
 
 @torch.no_grad()
-def reconstruct_audio(vae: torch.nn.Module, audio: Tensor, labels: Dict[str, Tensor], temperature: float = 0.0,
+def reconstruct_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tensor], *, temperature: float = 0.0,
                       method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS,
                       generator: Optional[torch.Generator] = None) -> Reconstruction:
     """Reconstruct ``audio`` ``(time,)`` (at the model's rate) through ``vae``.
@@ -180,10 +182,11 @@ def metrics_csv(rows: Sequence[Dict[str, object]]) -> str:
     return buffer.getvalue()
 
 
-def reconstruct_files(vae: torch.nn.Module, inputs: Sequence[InputFile], out_dir: Path,
-                      fixed_labels: Dict[str, int], metadata: Optional[TrainingMetadata],
+def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: Path, *,
+                      fixed_labels: Mapping[str, int], metadata: Optional[TrainingMetadata] = None,
                       sample_rate: Optional[int] = None, temperature: float = 0.0, method: str = DEFAULT_PHASE,
-                      n_iter: int = DEFAULT_GLA_ITERATIONS, seed: int = 0, log: Callable[[str], None] = print) -> ReconstructionReport:
+                      n_iter: int = DEFAULT_GLA_ITERATIONS, seed: int = 0,
+                      log: Callable[[str], None] = print) -> ReconstructionReport:
     """Write ``out_dir/reconstructions/<relative>.wav`` for each input and ``metrics.csv``.
 
     Output length: the input's duration at ``sample_rate`` (default the model's rate), i.e. the
@@ -207,15 +210,16 @@ def reconstruct_files(vae: torch.nn.Module, inputs: Sequence[InputFile], out_dir
             report.skipped.append(f"{item.path}: no samples")
             continue
         try:
-            labels = labels_for_frames(transform.num_frames(audio.shape[0]), fixed_labels, vae.encoder_tasks,
-                                       vae.decoder_tasks, vae.predicted_tasks, metadata, item.path,
-                                       transform.n_fft, transform.hop, model_rate)
+            labels = labels_for_frames(transform.num_frames(audio.shape[0]), transform, fixed=fixed_labels,
+                                       encoder_tasks=vae.encoder_tasks, decoder_tasks=vae.decoder_tasks,
+                                       predicted_tasks=vae.predicted_tasks, metadata=metadata, path=item.path)
         except GenerationError as error:
             report.skipped.append(f"{item.path}: {error}")
             continue
         # one generator per file, seeded by its position: results do not depend on other inputs' lengths
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        result = reconstruct_audio(vae, audio, labels, temperature, method, n_iter, generator)
+        result = reconstruct_audio(vae, audio, labels, temperature=temperature, method=method, n_iter=n_iter,
+                                   generator=generator)
         out_length = int(round(info.frames * out_rate / float(info.samplerate)))
         output = resample_exact(result.audio, model_rate, out_rate, out_length)
         out_path = target_dir / item.relative_output

@@ -25,6 +25,7 @@ from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, check_tr
                                              interpolate_trajectory, make_trajectory)
 from vschaos.data.audio import save_audio
 from vschaos.io import atomic_save_npy, atomic_write_text
+from vschaos.models.contract import SpectralModel
 
 
 def path_seed(seed: int, name: str, index: int) -> int:
@@ -42,8 +43,9 @@ def hold_last_frame(magnitude: Tensor, n_frames: int) -> Tensor:
 
 
 @torch.no_grad()
-def decode_latent_path(vae: torch.nn.Module, latents: Tensor, labels: Dict[str, Tensor],
-                       method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS, generator: Optional[torch.Generator] = None) -> Tensor:
+def decode_latent_path(vae: SpectralModel, latents: Tensor, labels: Dict[str, Tensor], *,
+                       method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS,
+                       generator: Optional[torch.Generator] = None) -> Tensor:
     """Latent path ``(steps, latent_dim)`` (+ decoder labels ``{task: (steps,)}``) -> audio
     ``(steps * hop,)`` at the model's rate (see the module docstring for the trimming)."""
     transform = vae.transform
@@ -55,7 +57,7 @@ def decode_latent_path(vae: torch.nn.Module, latents: Tensor, labels: Dict[str, 
     return transform.reconstruct(padded[None], length, method=method, n_iter=n_iter, generator=generator)[0]
 
 
-def default_decoder_labels(vae: torch.nn.Module, steps: int, fixed: Dict[str, int],
+def default_decoder_labels(vae: SpectralModel, steps: int, fixed: Dict[str, int],
                            generator: torch.Generator) -> Dict[str, Tensor]:
     """Decoder labels for a generated path ``{task: LongTensor (steps,)}``: ``fixed`` (``--labels``)
     where given; a predicted task is left to the model's predictor (it follows the path); any
@@ -70,7 +72,7 @@ def default_decoder_labels(vae: torch.nn.Module, steps: int, fixed: Dict[str, in
     return labels
 
 
-def describe_labels(vae: torch.nn.Module, labels: Dict[str, Tensor], latents: Tensor) -> Dict[str, object]:
+def describe_labels(vae: SpectralModel, labels: Dict[str, Tensor], latents: Tensor) -> Dict[str, object]:
     """Labels actually decoded, for the manifest: a constant as its id, a varying one as a list,
     predicted tasks as the predictor's per-frame argmax."""
     described: Dict[str, object] = {}
@@ -94,10 +96,10 @@ class TrajectoryReport:
         return f"wrote {len(self.stems)} trajectories (.wav, .npy, .png) and {self.manifest_path}"
 
 
-def generate_trajectories(vae: torch.nn.Module, names: Sequence[str], batches: int, steps: int, out_dir: Path,
+def generate_trajectories(vae: SpectralModel, names: Sequence[str], out_dir: Path, *, batches: int, steps: int,
                           fixed_labels: Dict[str, int], sample_rate: Optional[int] = None, seed: int = 0,
-                          method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS, spread: Optional[LatentSpread] = None,
-                          endpoints: Optional[Sequence[Tensor]] = None,
+                          method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS,
+                          spread: Optional[LatentSpread] = None, endpoints: Optional[Sequence[Tensor]] = None,
                           endpoint_stds: Optional[Sequence[Tensor]] = None,
                           log: Callable[[str], None] = print) -> TrajectoryReport:
     """For each type in ``names`` and each batch ``i < batches``, write ``out_dir/trajectories/``
@@ -140,7 +142,7 @@ def generate_trajectories(vae: torch.nn.Module, names: Sequence[str], batches: i
             else:
                 latents = make_trajectory(name, steps, int(vae.latent_dim), generator, spread)
             labels = default_decoder_labels(vae, steps, fixed_labels, generator)
-            audio = decode_latent_path(vae, latents, labels, method, n_iter, generator)
+            audio = decode_latent_path(vae, latents, labels, method=method, n_iter=n_iter, generator=generator)
             output = resample_exact(audio, model_rate, out_rate, out_length)
             stem = f"{name}_{index}"
             save_audio(target_dir / f"{stem}.wav", output, out_rate)

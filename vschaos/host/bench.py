@@ -10,9 +10,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from vschaos.util import is_power_of_two
+
 from .engine import host_latency
-from .model import HostError, LoadedModel, ModelDescription, ModelSource, is_power_of_two, load_model
-from .verify import decimate, test_signal
+from .description import ModelDescription
+from .errors import HostError
+from .model import LoadedModel, ModelSource, load_model
+from .verify.signals import decimate, test_signal
 
 DEFAULT_BENCH_BUFFERS = (128, 256, 512, 1024, 2048, 4096, 8192)
 

@@ -17,7 +17,11 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from .model import HostError, LoadedModel, MethodInfo, ModelSource, is_power_of_two, load_model
+from vschaos.util import is_power_of_two
+
+from .description import MethodInfo
+from .errors import HostError
+from .model import LoadedModel, ModelSource, load_model
 
 
 @dataclass

@@ -1,5 +1,21 @@
-"""The host's base error, in a module without torch so that the command line can name it before loading a model."""
+"""The host's exceptions: every problem a user can hit is a :class:`HostError` with a one-line message."""
 
 
 class HostError(Exception):
     """A problem a user can hit; the CLI prints its message (no traceback) and exits non-zero."""
+
+
+class ModelLoadError(HostError):
+    """The file is missing, is not TorchScript, or does not follow the nn~ contract."""
+
+
+class MethodError(HostError):
+    """Unknown method, or a method whose ``<m>_params`` is unusable."""
+
+
+class AttributeValueError(HostError):
+    """Unknown attribute, wrong number or type of values, or a model refusing a ``set``."""
+
+
+class ModelCallError(HostError):
+    """The model raised inside a call, or returned the wrong shape/dtype."""

@@ -8,7 +8,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from .engine import EngineStats, StreamEngine
-from .model import HostError, LoadedModel, ModelSource, load_model
+from .errors import HostError
+from .model import LoadedModel, ModelSource, load_model
 
 
 @dataclass

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from vschaos.dsp.functional import spectral_convergence_energies
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
@@ -132,8 +133,9 @@ class SpectralVAEModule(L.LightningModule):
         for name in ("log_magnitude_l1", "kl"):
             self.log(f"val/{name}", terms[name], batch_size=batch_size, sync_dist=True)
         # spectral convergence of the whole validation set, not a mean of per-batch ratios
-        self._accumulate("sc_num", ((magnitude - terms["estimate"]) ** 2).sum())
-        self._accumulate("sc_den", (magnitude ** 2).sum())
+        error_energy, reference_energy = spectral_convergence_energies(magnitude, terms["estimate"])
+        self._accumulate("sc_num", error_energy)
+        self._accumulate("sc_den", reference_energy)
         for name, value in terms.items():
             if name.startswith("prediction/") and name.endswith(("count", "correct")):
                 self._accumulate(name, value)

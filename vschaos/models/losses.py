@@ -12,16 +12,11 @@ from typing import Dict
 import torch
 from torch import Tensor, nn
 
+from vschaos.dsp.functional import spectral_convergence
 from vschaos.models.components.distributions import kl_standard_normal
 
-
-def spectral_convergence(target_mag: Tensor, estimate_mag: Tensor, eps: float = 1e-8) -> Tensor:
-    """``||S - S^||_F / ||S||_F`` over the whole batch: (batch, bins) x2 -> scalar.
-
-    Normalised by the target, never the estimate (the estimate would let the model shrink the loss by
-    growing its output). Computed over the batch as one matrix so that silent frames do not divide by ~0.
-    """
-    return torch.linalg.vector_norm(target_mag - estimate_mag) / torch.linalg.vector_norm(target_mag).clamp_min(eps)
+# Bound of the loss's denominator ||S||_F: a near-silent batch must not blow the gradient up.
+SPECTRAL_CONVERGENCE_EPS = 1e-8
 
 
 def log_magnitude_l1(target_mag: Tensor, estimate_mag: Tensor, eps: float = 1e-2) -> Tensor:
@@ -72,7 +67,8 @@ class SpectralVAELoss(nn.Module):
     def forward(self, target_mag: Tensor, estimate_mag: Tensor, mean: Tensor, std: Tensor,
                 step: int) -> Dict[str, Tensor]:
         """Magnitudes (batch, bins), posterior mean/std (batch, latent), global step -> dict of scalars."""
-        sc = spectral_convergence(target_mag, estimate_mag)
+        # over the whole batch (batch, bins) as one matrix, so that silent frames do not divide by ~0
+        sc = spectral_convergence(target_mag, estimate_mag, eps=SPECTRAL_CONVERGENCE_EPS)
         log_l1 = log_magnitude_l1(target_mag, estimate_mag, self.log_eps)
         kl = kl_divergence(mean, std, self.free_bits)
         beta = self.beta_at(step)

@@ -17,10 +17,10 @@ import torch
 from vschaos.data.audio import AudioReadError, audio_info, load_audio, scan_audio_files
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
 from vschaos.io import atomic_write_text
-from vschaos.pitch.notes import octave_classes, pitch_classes
+from vschaos.notes import octave_classes, pitch_classes
 from vschaos.pitch.tracker import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
                                    DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS, track_pitch)
-from vschaos.pitch.tracks import format_track, frame_labels, merge_frames
+from vschaos.pitch.tracks import format_track, pitch_octave_labels, merge_frames
 
 TASKS = ("pitch", "octave")
 # metadata.txt is rewritten at most this often (and always at the end, even on Ctrl-C): rewriting
@@ -155,7 +155,7 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
                         log(f"error: {message}")
                     continue
                 times = track.times.tolist()
-                for task, labels in zip(TASKS, frame_labels(track)):
+                for task, labels in zip(TASKS, pitch_octave_labels(track)):
                     name = track_name(key)
                     atomic_write_text(task_dirs[task] / name, format_track(merge_frames(labels, times, track.duration)))
                     metadata[task].set(key, name)

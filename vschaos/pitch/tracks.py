@@ -5,14 +5,14 @@ from typing import List, Sequence, Tuple
 
 import torch
 
-from vschaos.pitch.notes import MIDI_MAX, MIDI_MIN, hz_to_midi
+from vschaos.notes import MIDI_MAX, MIDI_MIN, hz_to_midi
 from vschaos.pitch.tracker import PitchTrack
 
 UNVOICED = "none"
 Interval = Tuple[float, float, str]  # onset seconds, offset seconds, label
 
 
-def frame_labels(track: PitchTrack) -> Tuple[List[str], List[str]]:
+def pitch_octave_labels(track: PitchTrack) -> Tuple[List[str], List[str]]:
     """Per-frame ``pitch`` and ``octave`` labels (integer ids as text, ``none`` when unvoiced).
 
     ``midi = round(69 + 12 log2(f0 / 440))``; pitch = midi % 12; octave = midi // 12.

@@ -107,7 +107,7 @@ def choose_version(run_root: Path, environ: Mapping[str, str]) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
-def describe_model(vae: Any) -> str:
+def model_structure_report(vae: Any) -> str:
     """The model's structure and its parameter counts per block (for ``+check=1``)."""
     counts = vae.parameter_counts()
     lines = [str(vae), "", "parameters per block:"]
@@ -126,7 +126,7 @@ def check(cfg: DictConfig) -> str:
     vae, datamodule, _ = build_objects(cfg)
     check_tasks(vae, datamodule)
     datamodule.setup("fit")
-    report = describe_model(vae) + "\n\ndataset:\n" + datamodule.summary()
+    report = model_structure_report(vae) + "\n\ndataset:\n" + datamodule.summary()
     unused = [task for task in available_tasks(datamodule.root) if task not in datamodule.tasks]
     if unused:
         transform = datamodule.transform

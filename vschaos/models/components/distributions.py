@@ -15,9 +15,18 @@ def normal_parameters(raw: Tensor, min_std: float = 1e-4) -> Tuple[Tensor, Tenso
     return mean, F.softplus(pre_std) + min_std
 
 
-def reparameterise(mean: Tensor, std: Tensor, temperature: float = 1.0) -> Tensor:
-    """Sample ``z = mean + temperature * std * eps``, eps ~ N(0, I); shapes (batch, latent)."""
-    return mean + temperature * std * torch.randn_like(std)
+def sample_latent(mean: Tensor, std: Tensor, temperature: float, noise: Tensor) -> Tensor:
+    """The one latent sampling rule: ``z = mean + temperature * std * noise``, shapes (..., latent).
+
+    ``noise`` is standard normal; only its source differs: ``torch.randn`` in training, a seeded
+    generator in generation, counter-based noise in the nn~ export (reproducible at any buffer size).
+    """
+    return mean + temperature * std * noise
+
+
+def reparameterise(mean: Tensor, std: Tensor) -> Tensor:
+    """Training sample ``z = mean + std * eps``, eps ~ N(0, I) (the reparameterisation trick)."""
+    return sample_latent(mean, std, 1.0, torch.randn_like(std))
 
 
 def kl_standard_normal(mean: Tensor, std: Tensor) -> Tensor:

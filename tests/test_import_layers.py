@@ -1,0 +1,130 @@
+"""The layers of vschaos only point down (docs/ARCHITECTURE.md, section 1).
+
+Every ``import`` in every module of the package (inside functions too) is read with ``ast``: a
+module may import its own subpackage and the layers strictly below its own, nothing else.
+"""
+import ast
+from pathlib import Path
+from typing import Dict, List, Set, Tuple
+
+import vschaos
+
+PACKAGE_DIR = Path(vschaos.__file__).resolve().parent
+
+# Bottom first. Subpackages (and top-level modules) in one layer may not import each other.
+LAYERS: Tuple[Set[str], ...] = (
+    {"io", "util", "notes", "configs"},  # leaves: nothing from vschaos
+    {"dsp", "host"},                     # host runs any nn~ model, so it needs nothing but the leaves
+    {"models", "data"},
+    {"pitch"},
+    {"training"},
+    {"generation"},
+    {"export"},
+    {"cli"},
+)
+
+
+def layer_of(part: str) -> int:
+    for index, members in enumerate(LAYERS):
+        if part in members:
+            return index
+    raise KeyError(part)
+
+
+def module_name(path: Path, package_dir: Path) -> str:
+    parts = list(path.relative_to(package_dir.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(path: Path, package_dir: Path) -> List[Tuple[int, str]]:
+    """``(line, absolute module name)`` of every import of the package in one file."""
+    root = package_dir.name
+    name = module_name(path, package_dir)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target == root:  # from vschaos import io: the names are modules
+                found += [(node.lineno, f"{root}.{alias.name}") for alias in node.names]
+            else:
+                found.append((node.lineno, target))
+    return [(line, target) for line, target in found if target.split(".")[0] == root]
+
+
+def import_edges(package_dir: Path) -> Dict[str, List[Tuple[int, str, str]]]:
+    """Per file (relative path), ``(line, importing part, imported part)`` for every import between
+    parts of the package (a part = a subpackage or a top-level module)."""
+    edges: Dict[str, List[Tuple[int, str, str]]] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        source = module_name(path, package_dir).split(".")
+        if len(source) < 2:
+            continue  # the package's own __init__
+        for line, target in imported_modules(path, package_dir):
+            target_parts = target.split(".")
+            if len(target_parts) < 2:
+                continue
+            edges.setdefault(str(path.relative_to(package_dir.parent)), []).append(
+                (line, source[1], target_parts[1]))
+    return edges
+
+
+def layer_violations(package_dir: Path) -> List[str]:
+    """One line per import that is not down the layers or within its own part."""
+    problems = []
+    for file, edges in import_edges(package_dir).items():
+        for line, source, target in edges:
+            if source == target:
+                continue
+            try:
+                source_layer, target_layer = layer_of(source), layer_of(target)
+            except KeyError as error:
+                problems.append(f"{file}:{line}: '{error.args[0]}' is in no layer: add it to LAYERS")
+                continue
+            if target_layer >= source_layer:
+                direction = "sideways" if target_layer == source_layer else "upward"
+                problems.append(f"{file}:{line}: {source} imports {target} ({direction})")
+    return problems
+
+
+def test_every_import_of_the_package_points_down_the_layers():
+    assert layer_violations(PACKAGE_DIR) == []
+
+
+def test_every_part_of_the_package_has_a_layer():
+    parts = {path.stem if path.is_file() else path.name
+             for path in PACKAGE_DIR.iterdir()
+             if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()}
+    placed = set().union(*LAYERS)
+    assert parts - placed == set()
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_upward_sideways_and_unplaced_imports_are_reported_with_file_and_line(tmp_path):
+    package = tmp_path / "vschaos"
+    write(package / "__init__.py", "")
+    write(package / "util.py", "import math\n")
+    write(package / "dsp" / "__init__.py", "")
+    write(package / "dsp" / "core.py", "from vschaos import util\nfrom . import other\n\n"
+                                        "def f():\n    from vschaos.cli import train\n")
+    write(package / "dsp" / "other.py", "")
+    write(package / "host" / "__init__.py", "from ..dsp import core\n")
+    write(package / "cli" / "__init__.py", "")
+    write(package / "cli" / "train.py", "import vschaos.dsp.core\nfrom vschaos.extras import thing\n")
+    assert sorted(layer_violations(package)) == [
+        "vschaos/cli/train.py:2: 'extras' is in no layer: add it to LAYERS",
+        "vschaos/dsp/core.py:5: dsp imports cli (upward)",
+        "vschaos/host/__init__.py:1: host imports dsp (sideways)",
+    ]

@@ -1,0 +1,66 @@
+"""The model contract: what generation, export and the commands need of a trained spectral model.
+
+:class:`~vschaos.models.vae.SpectralVAE` is the implementation; the tests use one shared double
+(``tests/conftest.py``). Anything that satisfies :class:`SpectralModel` can be reconstructed
+through, decoded along latent paths and exported for nn~. For the export it must also be
+an ``nn.Module`` (it is copied, put in eval mode and frozen) and TorchScript-scriptable, since
+``encode``/``decode``/``predict``/``complete_labels`` are scripted inside the nn~ module.
+
+Shapes: ``features`` are normalised spectral frames ``(batch, bins)`` (``transform.to_features``),
+latents ``(batch, latent_dim)``, labels ``{task: LongTensor (batch,)}`` with -1 = missing.
+"""
+from typing import Dict, List, Optional, Protocol, Tuple
+
+from torch import Tensor
+
+from vschaos.dsp.transforms import SpectralTransform
+
+
+class SpectralModel(Protocol):
+    """A frame-wise spectral encoder/decoder with a diagonal-Normal latent and optional label tasks.
+
+    Task lists are in config order (the export's inlet order follows them); ``task_dims`` gives
+    the number of classes of every task that appears in them.
+    """
+
+    transform: SpectralTransform
+    latent_dim: int
+    n_bins: int
+    encoder_tasks: List[str]
+    decoder_tasks: List[str]
+    predicted_tasks: List[str]
+    task_dims: Dict[str, int]
+
+    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+        """Features ``(batch, bins)`` -> posterior mean and std ``(batch, latent_dim)``."""
+        ...
+
+    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        """Latent ``(batch, latent_dim)`` -> features ``(batch, bins)``; missing decoder labels are
+        completed from the model's predictions (``logits`` when already computed)."""
+        ...
+
+    def predict(self, z: Tensor) -> Dict[str, Tensor]:
+        """Logits ``(batch, classes)`` per predicted task."""
+        ...
+
+    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],
+                        logits: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+        """Copy of ``labels`` with missing (-1 or absent) predicted tasks filled by the predictions' argmax."""
+        ...
+
+
+# The protocol's attributes and methods, read from the class above (not written twice).
+CONTRACT_MEMBERS: Tuple[str, ...] = tuple(SpectralModel.__annotations__) + tuple(
+    name for name, value in vars(SpectralModel).items() if callable(value) and not name.startswith("_"))
+
+
+def check_model(model: object, purpose: str) -> SpectralModel:
+    """``model`` itself if it has every member of :class:`SpectralModel`, else ``TypeError`` naming
+    what it lacks. (``hasattr``, not ``isinstance``: from Python 3.12 a runtime protocol check no
+    longer sees an ``nn.Module``'s submodules and buffers.)"""
+    missing = [name for name in CONTRACT_MEMBERS if not hasattr(model, name)]
+    if not missing:
+        return model  # type: ignore[return-value]
+    raise TypeError(f"{purpose} needs a spectral model (vschaos.models.contract.SpectralModel); "
+                    f"{type(model).__name__} lacks {', '.join(missing)}")
