@@ -75,7 +75,7 @@ def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, caps
     assert step == 2 and _step(best) == 2  # both load with weights_only=True
     assert os.environ[RUN_VERSION_ENV] == "1"  # what DDP ranks > 0 would have read
     callback_states = torch.load(best, map_location="cpu", weights_only=True)["callbacks"]
-    assert [s["monitor"] for k, s in callback_states.items() if k.startswith("ModelCheckpoint")] == [
+    assert [s["monitor"] for k, s in callback_states.items() if k.startswith("BestCheckpoint")] == [
         "val/spectral_convergence"]
 
     # resume: same version folder, global step continues

@@ -4,7 +4,7 @@
     python train_model.py --config-name demo data.dataset.root=my_data +check=1
     python train_model.py --config-name demo data.dataset.root=my_data module.optimizer.lr=1e-3,2e-3 -m
     python train_model.py --config-name demo --cfg job            # print the composed config, train nothing
-    python train_model.py resume my_path/my_training [trainer.max_epochs=20 ...]
+    python train_model.py resume my_path/my_training [--checkpoint best] [trainer.max_epochs=20 ...]
 
 Everything after the program name is Hydra's command line (``--config-name``, ``--config-dir``, ``-m``/``--multirun``,
 ``--cfg``, ``--info``, ``--help``, overrides), with three vschaos additions:
@@ -112,22 +112,6 @@ def compose_config(config_name: str, overrides: Sequence[str], config_dir: Path 
         return compose(config_name=config_name, overrides=[normalise_override(o) for o in overrides])
 
 
-def resume_config(run_dir: str, overrides: Sequence[str]):
-    """The saved config of ``run_dir`` (``rundir/name`` -> latest version, or a ``version_N``) with overrides."""
-    from omegaconf import OmegaConf
-
-    from vschaos.training.run import find_version_dir, load_run_config
-
-    version_dir = find_version_dir(run_dir)
-    cfg = load_run_config(version_dir)
-    dotlist = [override.lstrip("+") for override in overrides]
-    bad = [override for override in dotlist if "=" not in override or override.startswith("~")]
-    if bad:
-        raise UserError(f"resume accepts key=value overrides only, got {bad}")
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
-    return cfg, version_dir
-
-
 def _user_errors() -> Tuple[type, ...]:
     """Exceptions that mean "the user's config, dataset or run folder is wrong": reported in one message."""
     from hydra.errors import HydraException
@@ -144,6 +128,14 @@ def _report(error: BaseException) -> int:
     kind = "" if isinstance(error, UserError) else f"{type(error).__name__}: "
     print(f"{PROG}: {kind}{error}", file=sys.stderr)
     return 2
+
+
+def _training_failures() -> Tuple[type, ...]:
+    """Training that started and failed for a reason that is not a bug (diverged, disk full): one line, exit 1."""
+    from vschaos.models.lightning import NonFiniteTrainingError
+    from vschaos.training.resume import TrainingError
+
+    return NonFiniteTrainingError, TrainingError
 
 
 # Lightning's messages that tell the user nothing about their run: advertising tips, and the deprecation of a
@@ -167,7 +159,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=_LEAFSPEC_DEPRECATION, category=FutureWarning)
 
 
-def train(cfg, resume_dir: Optional[Path] = None) -> int:
+def train(cfg, resume=None) -> int:
     """Apply the thread policy, then ``+check=1`` (print the check report) or train; returns the exit status."""
     from vschaos.threads import apply_thread_policy
 
@@ -180,7 +172,7 @@ def train(cfg, resume_dir: Optional[Path] = None) -> int:
     if cfg.get("check"):
         print(check(cfg))
         return 0
-    version_dir = fit(cfg, resume_dir)
+    version_dir = fit(cfg, resume)
     print(f"run folder: {version_dir}")
     return 0
 
@@ -214,6 +206,8 @@ def _hydra_task(cfg) -> None:
         status = train(cfg)
     except _user_errors() as error:
         status = _report(error)
+    except _training_failures() as error:  # diverged, disk full
+        status = _report(error) - 1
     if status:
         raise SystemExit(status)  # Hydra lets SystemExit through: the command's exit status
 
@@ -241,17 +235,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] == "resume":
-            if len(args) < 2 or args[1].startswith("-"):
-                print(f"resume needs a run folder\n\n{USAGE}", file=sys.stderr)
-                return 2
-            cfg, resume_dir = resume_config(args[1], args[2:])
-            return train(cfg, resume_dir)
+            from vschaos.training.resume import parse_resume_arguments, plan_resume
+
+            resume = plan_resume(*parse_resume_arguments(args[1:]))  # checks everything, writes nothing
+            return train(resume.cfg, resume)
         config_name, config_dirs, overrides, normalised = split_command_line(args)
         if not any(flag in args for flag in ("--help", "-h", "--hydra-help")):
             check_config_name(config_name, config_dirs)
         check_override_syntax(overrides)
     except _user_errors() as error:
         return _report(error)
+    except _training_failures() as error:  # diverged, disk full (resume)
+        return _report(error) - 1
     return _run_hydra_app(normalised)
 
 

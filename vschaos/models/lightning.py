@@ -1,4 +1,5 @@
-"""LightningModule around :class:`SpectralVAE`: losses, beta schedule, predictors, logging."""
+"""LightningModule around :class:`SpectralVAE`: losses, beta schedule, predictors, logging, non-finite guard."""
+import logging
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterable, Optional
 
@@ -12,6 +13,12 @@ from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
 from vschaos.models.vae import SpectralVAE
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Training stopped: the loss or the gradients were NaN/Inf for ``max_nonfinite_steps`` steps in a row."""
 
 
 def _built(argument: Any) -> Any:
@@ -34,6 +41,9 @@ class SpectralVAEModule(L.LightningModule):
             term trains the predictors only, never the encoder.
         input_pitch_shift: training-time :class:`InputPitchShift` (encoder sees some labelled frames pitch-shifted,
             the decoder must rebuild them from the labels) [None: off]. Validation never shifts.
+        max_nonfinite_steps: an optimiser step whose loss or gradients are not all finite is skipped (the weights
+            and the optimiser state stay as they were) with a warning; after this many such steps in a row
+            training stops with :class:`NonFiniteTrainingError` [10]. ``train/skipped_steps`` counts them.
 
     Logged: ``train/*`` and ``val/*`` loss terms, ``val/spectral_convergence`` over the whole validation set
     (posterior mean, no sampling), ``val/accuracy/<task>`` and ``train/prediction/<task>``.
@@ -43,8 +53,10 @@ class SpectralVAEModule(L.LightningModule):
 
     def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                  loss: SpectralVAELoss, prediction_weight: float = 1.0,
-                 input_pitch_shift: Optional[InputPitchShift] = None):
+                 input_pitch_shift: Optional[InputPitchShift] = None, max_nonfinite_steps: int = 10):
         super().__init__()
+        if int(max_nonfinite_steps) < 1:
+            raise ValueError(f"module.max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         # SpectralVAEModule.load_from_checkpoint passes the configs saved as hyperparameters
         # (vschaos.training.hparams): build the objects they describe
         vae, optimizer, loss, input_pitch_shift = (_built(arg) for arg in (vae, optimizer, loss, input_pitch_shift))
@@ -53,6 +65,10 @@ class SpectralVAEModule(L.LightningModule):
         self.loss = loss
         self.prediction_weight = prediction_weight
         self.input_pitch_shift = input_pitch_shift
+        self.max_nonfinite_steps = int(max_nonfinite_steps)
+        self.nonfinite_in_a_row = 0
+        self.skipped_steps = 0
+        self._loss_is_finite: Optional[Tensor] = None
         self.register_buffer("normalisation_fitted", torch.tensor(False))
         # validation sums stay on the device as tensors; they are read once, at the end of the epoch
         self._val_sums: Dict[str, Tensor] = {}
@@ -67,6 +83,17 @@ class SpectralVAEModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.parameters())
+
+    def on_load_checkpoint(self, checkpoint: Dict) -> None:
+        """On resume, the configured optimiser options (``module.optimizer.lr``...) replace the saved ones:
+        Lightning would restore the old values with the optimiser state, silently ignoring a resume override.
+        The optimiser's moments and step counts are kept."""
+        configured = self.optimizer_factory([torch.nn.Parameter(torch.zeros(1))]).defaults
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                for key in group.keys() & configured.keys():
+                    if key != "params":
+                        group[key] = configured[key]
 
     # ------------------------------------------------------------------ steps
     def _shared_step(self, batch: Dict, sample: bool) -> Dict[str, Tensor]:
@@ -116,7 +143,38 @@ class SpectralVAEModule(L.LightningModule):
         for name, value in terms.items():
             if name.startswith("prediction/") and not name.endswith(("count", "correct")):
                 self.log(f"train/{name}", value, batch_size=batch_size)
+        self._loss_is_finite = torch.isfinite(terms["loss"].detach())  # read in on_before_optimizer_step
         return terms["loss"]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip this step if the loss or a gradient is NaN/Inf: drop the gradients, so the optimiser leaves the
+        weights and its state untouched; stop after ``max_nonfinite_steps`` in a row. Costs one host sync per step.
+        Under DDP the gradients are already averaged here, and the decision is made unanimous."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        finite = torch.isfinite(torch.nn.utils.get_total_norm(grads)) if grads else torch.tensor(True)
+        if self._loss_is_finite is not None:
+            finite = finite & self._loss_is_finite.to(finite.device)
+        ok = bool(finite)
+        if self._trainer is not None:
+            ok = self.trainer.strategy.reduce_boolean_decision(ok, all=True)
+        if ok:
+            self.nonfinite_in_a_row = 0
+            return
+        for parameter in self.parameters():
+            parameter.grad = None
+        self.nonfinite_in_a_row += 1
+        self.skipped_steps += 1
+        if self._trainer is not None:
+            self.log("train/skipped_steps", float(self.skipped_steps))
+        step = int(self.global_step)
+        if self.nonfinite_in_a_row >= self.max_nonfinite_steps:
+            raise NonFiniteTrainingError(
+                f"training stopped at step {step}: the loss or the gradients were NaN/Inf for "
+                f"{self.nonfinite_in_a_row} steps in a row (module.max_nonfinite_steps={self.max_nonfinite_steps}); "
+                f"the checkpoints keep the last finite weights. Check the dataset for extreme levels, or lower "
+                f"module.optimizer.lr")
+        log.warning("step %d skipped: non-finite loss or gradients (%d in a row, stopping at %d)", step,
+                    self.nonfinite_in_a_row, self.max_nonfinite_steps)
 
     def on_validation_epoch_start(self) -> None:
         self._val_sums = {}

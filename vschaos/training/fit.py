@@ -13,9 +13,10 @@ from vschaos.data.dataset import validate_dataset
 from vschaos.data.metadata import available_tasks
 from vschaos.io import atomic_write_text
 from vschaos.models.vae import ConfigurationError
-from vschaos.training.checkpoints import AtomicCheckpointIO
+from vschaos.training.checkpoints import AtomicCheckpointIO, LastCheckpoint
 from vschaos.training.hparams import log_hyperparameters_to_tensorboard, module_hyperparameters
-from vschaos.training.run import CONFIG_NAME, build_model, find_checkpoint, version_number
+from vschaos.training.resume import DISK_FULL_ERRNOS, ResumePlan, disk_full_error, record_resume
+from vschaos.training.run import CONFIG_NAME, build_model, version_number
 
 # The version folder chosen by the process that starts a run. Lightning's DDP launcher re-runs the script for
 # ranks > 0 with a copy of os.environ; they read the version from here instead of picking the next free one
@@ -107,6 +108,27 @@ def choose_version(run_root: Path, environ: Mapping[str, str]) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
+def claim_version(run_root: Path, environ: Mapping[str, str], attempts: int = 1000) -> int:
+    """Create ``run_root/version_N`` for a new run and return ``N``; the folder is this launch's alone.
+
+    Rank 0 takes the next free number (:func:`choose_version`) and creates its folder with a plain ``mkdir``
+    (no ``exist_ok``): when two launches pick the same number at once, exactly one ``mkdir`` succeeds and the
+    other retries with the next number, so two runs never share a folder. A DDP process of rank > 0 takes the
+    launcher's choice (:func:`choose_version`) and creates nothing.
+    """
+    if global_rank(environ) > 0:  # never creates a folder: rank 0 is the one writer
+        return choose_version(run_root, environ)
+    run_root.mkdir(parents=True, exist_ok=True)
+    for _ in range(attempts):
+        version = choose_version(run_root, environ)
+        try:
+            (run_root / f"version_{version}").mkdir()
+        except FileExistsError:  # another launch claimed it between our listing and our mkdir
+            continue
+        return version
+    raise OSError(f"could not claim a version folder in {run_root} after {attempts} attempts")
+
+
 def model_structure_report(vae: Any) -> str:
     """The model's structure and its parameter counts per block (for ``+check=1``)."""
     counts = vae.parameter_counts()
@@ -138,22 +160,31 @@ def check(cfg: DictConfig) -> str:
 
 
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> List[L.Callback]:
+    """The configured callbacks, checkpoints in ``checkpoint_dir``; ``last.ckpt`` is always written by one
+    :class:`LastCheckpoint` (added when the config has none, e.g. a run started before it existed), never by a
+    ``ModelCheckpoint(save_last=True)``, which would rewrite it only when its metric improves."""
     callbacks: List[L.Callback] = []
     for callback_cfg in (cfg.get("callbacks") or {}).values():
         if callback_cfg is None:
             continue
         callback = instantiate(callback_cfg)
-        if isinstance(callback, ModelCheckpoint):
+        if isinstance(callback, (ModelCheckpoint, LastCheckpoint)):
             callback.dirpath = str(checkpoint_dir)  # checkpoints always live in the run's version folder
+        if isinstance(callback, ModelCheckpoint):
+            callback.save_last = False
         callbacks.append(callback)
+    if not any(isinstance(callback, LastCheckpoint) for callback in callbacks):
+        callbacks.append(LastCheckpoint(dirpath=str(checkpoint_dir)))
     return callbacks
 
 
-def fit(cfg: DictConfig, resume_dir: Optional[Path] = None) -> Path:
+def fit(cfg: DictConfig, resume: Optional[ResumePlan] = None) -> Path:
     """Train the run ``cfg`` describes; returns its version folder ``rundir/name/version_N``.
 
-    A new run gets the next free ``version_N`` under ``cfg.rundir/cfg.name``. With ``resume_dir`` (a version
-    folder) training continues there from ``checkpoints/last.ckpt`` (global step and optimiser state included).
+    A new run claims the next free ``version_N`` under ``cfg.rundir/cfg.name``. With ``resume`` (a checked
+    :class:`ResumePlan`, ``cfg`` being its ``cfg``) training continues in its version folder from its checkpoint
+    (global step and optimiser state included). A full disk is a :class:`TrainingError`; a diverged training a
+    :class:`NonFiniteTrainingError`.
     """
     L.seed_everything(int(cfg.seed), workers=True)
     vae, datamodule, module = build_objects(cfg)
@@ -164,24 +195,33 @@ def fit(cfg: DictConfig, resume_dir: Optional[Path] = None) -> Path:
     datamodule.setup("fit")
     rank = global_rank(os.environ)
     ckpt_path: Optional[str] = None
-    if resume_dir is not None:
+    if resume is not None:
         # the folder on disk wins over the saved rundir/name (the run may have been moved)
+        resume_dir = resume.version_dir
         save_dir, name, version = resume_dir.parent.parent, resume_dir.parent.name, version_number(resume_dir)
-        ckpt_path = str(find_checkpoint(resume_dir, "last"))
+        ckpt_path = str(resume.checkpoint)
     else:
         save_dir, name = Path(str(cfg.rundir)), str(cfg.name)
-        version = choose_version(save_dir / name, os.environ)
+        version = claim_version(save_dir / name, os.environ)
     logger_kwargs: Dict[str, Any] = {"save_dir": str(save_dir), "name": name, "version": version}
     logger = instantiate(cfg.logger, **logger_kwargs)
     version_dir = Path(logger.log_dir)
-    if rank == 0:  # one writer: processes of rank > 0 run this function too under DDP
-        version_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
-                          plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
-    if rank == 0 and isinstance(logger, TensorBoardLogger):
-        log_hyperparameters_to_tensorboard(logger, cfg)  # TensorBoard's HPARAMS tab
-    # set before trainer.fit: Lightning's DDP launcher starts the other ranks from inside it, with this environment
-    os.environ[RUN_VERSION_ENV] = str(version)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        if rank == 0:  # one writer: processes of rank > 0 run this function too under DDP
+            if resume is not None:
+                record_resume(resume)
+            else:
+                atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
+        trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
+                              plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
+        if rank == 0 and isinstance(logger, TensorBoardLogger):
+            log_hyperparameters_to_tensorboard(logger, cfg)  # TensorBoard's HPARAMS tab
+        # set before trainer.fit: Lightning's DDP launcher starts the other ranks from inside it, with this environment
+        os.environ[RUN_VERSION_ENV] = str(version)
+        # weights_only: a checkpoint holds tensors and plain data (Lightning would otherwise unpickle anything)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except OSError as error:
+        if error.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(error, version_dir) from error
+        raise
     return version_dir

@@ -9,7 +9,7 @@ import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import torch
 import yaml
@@ -31,8 +31,47 @@ VERSION_PATTERN = re.compile(r"^version_(\d+)$")
 CHECKPOINT_LOAD_ERRORS = (RuntimeError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile, OSError)
 
 
+# The only ``_target_``s a run folder's config.yaml may name. A run folder is how models are shared, and hydra's
+# instantiate calls whatever a ``_target_`` names (``torch.load``, ``builtins.open``...): anything else is refused
+# before any instantiation (:func:`check_targets`). vschaos's own classes, and the Lightning/torch classes that
+# the presets use or that a training config commonly adds (optimisers, schedulers, callbacks, loggers).
+ALLOWED_TARGETS = frozenset([
+    "vschaos.models.vae.SpectralVAE",
+    "vschaos.dsp.transforms.SpectralTransform",
+    "vschaos.data.datamodule.SpectralDataModule",
+    "vschaos.models.lightning.SpectralVAEModule",
+    "vschaos.models.losses.SpectralVAELoss",
+    "vschaos.models.pitch_shift.InputPitchShift",
+    "vschaos.training.callbacks.ReconstructionMonitor",
+    "vschaos.training.callbacks.CPUTimeBudget",
+    "vschaos.training.checkpoints.BestCheckpoint",
+    "vschaos.training.checkpoints.LastCheckpoint",
+    "lightning.pytorch.Trainer",
+    "lightning.pytorch.loggers.TensorBoardLogger",
+    "lightning.pytorch.loggers.CSVLogger",
+    "lightning.pytorch.callbacks.ModelCheckpoint",
+    "lightning.pytorch.callbacks.TQDMProgressBar",
+    "lightning.pytorch.callbacks.RichProgressBar",
+    "lightning.pytorch.callbacks.EarlyStopping",
+    "lightning.pytorch.callbacks.LearningRateMonitor",
+    "lightning.pytorch.callbacks.ModelSummary",
+    *(f"torch.optim.{name}" for name in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam")),
+    *(f"torch.optim.lr_scheduler.{name}" for name in (
+        "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+        "ReduceLROnPlateau", "OneCycleLR", "LinearLR", "ConstantLR", "CyclicLR", "PolynomialLR")),
+])
+TARGET_KEY = "_target_"
+# ``${other.key}``: copies another node of the config, which is checked where it is. Any other interpolation calls
+# a resolver (``${oc.create:...}`` could build a ``_target_`` that the check never sees) and is refused.
+KEY_REFERENCE = re.compile(r"\$\{[\w.\[\]-]*\}")
+
+
 class RunFolderError(FileNotFoundError):
     """A folder that is not a (complete) vschaos run, or a checkpoint that cannot be loaded."""
+
+
+class ForbiddenTargetError(RunFolderError):
+    """A run folder's config names a ``_target_`` outside :data:`ALLOWED_TARGETS` (refused, never instantiated)."""
 
 
 @dataclass
@@ -142,7 +181,8 @@ def find_checkpoint(version_dir: PathLike, name: PathLike = "last") -> Path:
 
 
 def load_run_config(version_dir: PathLike) -> DictConfig:
-    """The resolved ``config.yaml`` saved in a version folder."""
+    """The resolved ``config.yaml`` saved in a version folder; its ``_target_``s are checked against
+    :data:`ALLOWED_TARGETS` (:class:`ForbiddenTargetError` otherwise)."""
     path = Path(version_dir) / CONFIG_NAME
     if not path.is_file():
         raise RunFolderError(f"{path} not found: {version_dir} is not a vschaos run version folder")
@@ -152,7 +192,43 @@ def load_run_config(version_dir: PathLike) -> DictConfig:
         raise RunFolderError(f"cannot read {path}: {error}") from error
     if not isinstance(cfg, DictConfig):
         raise RunFolderError(f"{path} is not a mapping: not a vschaos run config")
+    check_targets(cfg, path)  # every reader of a run folder (script, generate, resume) comes through here
     return cfg
+
+
+def _walk(node: Any, key: str) -> Iterator[Tuple[str, Any]]:
+    """``(dotted key, value)`` of every leaf and every ``_target_`` of a plain (container) config tree."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            child = f"{key}.{name}" if key else str(name)
+            if name == TARGET_KEY:  # whatever its type: a mapping there is refused, not walked into
+                yield child, value
+            else:
+                yield from _walk(value, child)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{key}[{index}]")
+    else:
+        yield key, node
+
+
+def check_targets(cfg: DictConfig, source: PathLike) -> None:
+    """Raise :class:`ForbiddenTargetError` naming the key and value of every ``_target_`` of ``cfg`` (read from
+    ``source``) that is not in :data:`ALLOWED_TARGETS` (an interpolated ``_target_`` included), and of every
+    resolver interpolation (``${oc.create:...}`` could build a ``_target_`` this check would not see; plain
+    references ``${other.key}`` are allowed). Reads the config unresolved: instantiates and runs nothing."""
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    refused = []
+    for key, value in _walk(tree, ""):
+        if key.rsplit(".", 1)[-1] == TARGET_KEY and not (isinstance(value, str) and value in ALLOWED_TARGETS):
+            refused.append(f"{key}={value!r}")
+        elif isinstance(value, str) and "${" in KEY_REFERENCE.sub("", value):
+            refused.append(f"{key}={value!r} (a resolver interpolation)")
+    if refused:
+        raise ForbiddenTargetError(
+            f"{source}: refused {', '.join(refused)}: a run folder may only name vschaos's own classes and the "
+            f"torch/Lightning classes listed in vschaos.training.run.ALLOWED_TARGETS, so that a shared run folder "
+            f"cannot run code; nothing was instantiated")
 
 
 def build_model(cfg: DictConfig) -> SpectralVAE:
@@ -197,6 +273,8 @@ def open_run(run_dir: PathLike, version: Optional[int] = None, checkpoint: PathL
     problems: List[str] = []
     try:
         cfg = load_run_config(version_dir)
+    except ForbiddenTargetError:
+        raise  # a refusal, not a missing file: reported alone
     except RunFolderError as error:
         problems.append(str(error))
     try:
