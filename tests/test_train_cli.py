@@ -105,7 +105,7 @@ def test_thread_policy_sets_torch_and_the_environment(monkeypatch):
 
 @pytest.mark.parametrize("command", ["train_model.py", "script.py", "data_tools/check_dataset.py",
                                      "data_tools/make_demo_dataset.py",
-                                     "data_tools/folders_to_metadata.py", "-m vschaos.host"])
+                                     "data_tools/folders_to_metadata.py"])
 def test_help_loads_neither_torch_nor_lightning(command):
     run = (f"runpy.run_module({command[3:]!r}, run_name='__main__', alter_sys=True)" if command.startswith("-m ")
            else f"runpy.run_path({str(REPO / command)!r}, run_name='__main__')")
