@@ -4,7 +4,7 @@
 """
 import sys
 
-from vschaos.data.tools import folders_to_metadata_main
+from vschaos.cli.dataset_tools import folders_to_metadata_main
 
 if __name__ == "__main__":
     sys.exit(folders_to_metadata_main())

@@ -4,7 +4,7 @@
 """
 import sys
 
-from vschaos.data.tools import make_demo_dataset_main
+from vschaos.cli.dataset_tools import make_demo_dataset_main
 
 if __name__ == "__main__":
     sys.exit(make_demo_dataset_main())

@@ -5,7 +5,7 @@
 """
 import sys
 
-from vschaos.data.tools import make_sampled_dataset_main
+from vschaos.cli.dataset_tools import make_sampled_dataset_main
 
 if __name__ == "__main__":
     sys.exit(make_sampled_dataset_main())

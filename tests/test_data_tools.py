@@ -10,7 +10,8 @@ import soundfile as sf
 from vschaos.data.dataset import load_index, validate_dataset
 from vschaos.data.demo import INSTRUMENTS, make_demo_dataset
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
-from vschaos.data.tools import check_dataset_main, folders_to_metadata, folders_to_metadata_main, make_demo_dataset_main
+from vschaos.cli.dataset_tools import check_dataset_main, folders_to_metadata_main, make_demo_dataset_main
+from vschaos.data.folders import folders_to_metadata
 from vschaos.notes import octave_classes, pitch_classes
 
 REPO = Path(__file__).resolve().parents[1]

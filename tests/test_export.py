@@ -377,16 +377,16 @@ def test_non_finite_latents_neither_raise_nor_stick(small_transform, identity_mo
         assert bool(torch.isfinite(out).all())
         torch.testing.assert_close(out, _stream(fresh.decode, torch.nan_to_num(dirty, 0.0, 0.0, 0.0), 4),
                                    rtol=0, atol=0)
-    # A finite latent can decode to an infinite magnitude (exp of a huge feature). That frame's
-    # audio is not finite (not hidden: verification must still see broken weights), but the phase
-    # state stays finite and the stream is clean once the frame has left the overlap-add.
+    # A stand-in VAE without the SpectralVAE's clamps can decode a finite latent to an infinite
+    # magnitude (exp of a huge feature): the phase state stays finite, the output is soft-clipped
+    # (finite, within OUTPUT_LIMIT), and the stream is clean once the frame has left the overlap-add.
     model = script_model(identity_model(small_transform))
     huge = torch.randn(1, small_transform.n_bins, 16)
     huge[:, :, 3] = 1e30
     out = _stream(model.decode, huge, 4)
     assert bool(torch.isfinite(model.decode_rtpghi.prev_phase).all())
+    assert bool(torch.isfinite(out).all()) and float(out.abs().max()) <= 4.0
     clean_from = (3 + 1024 // 256) * 256  # the last sample frame 3 overlaps, + 1
-    assert bool(torch.isfinite(out[..., :3 * 256]).all()) and bool(torch.isfinite(out[..., clean_from:]).all())
     assert float(out[..., clean_from:].abs().max()) > 0
 
 

@@ -14,7 +14,7 @@ import soundfile as sf
 from vschaos.data.dataset import load_index, validate_dataset
 from vschaos.data.sampled import (NoteSpec, SampledDatasetError, instrument_name, make_sampled_dataset,
                                   note_midi_file, parse_note_range, read_notes_csv)
-from vschaos.data.tools import make_sampled_dataset_main
+from vschaos.cli.dataset_tools import make_sampled_dataset_main
 
 SR = 16000
 

@@ -6,7 +6,7 @@ without loading torch (fast start, small memory).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Union
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -15,6 +15,15 @@ if TYPE_CHECKING:
     import torch
 
 AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".mp3", ".ogg")
+
+
+#: Largest sample magnitude accepted in a sound file (60 dB above full scale). Float files can hold
+#: anything; beyond this they are mis-scaled (a float WAV written in integer units, or garbage), and
+#: training on them gives non-finite statistics and weights.
+MAX_SAMPLE_MAGNITUDE = 1000.0
+# soundfile subtypes that can hold non-finite or out-of-range values (integer PCM cannot)
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+_SCAN_BLOCK = 1 << 18  # frames per block when scanning a file's samples
 
 
 class AudioReadError(RuntimeError):
@@ -28,10 +37,53 @@ class AudioReadError(RuntimeError):
 _DECODE_ERRORS = (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError)
 
 
+class AudioValueError(AudioReadError):
+    """A sound file decodes, but holds NaN/Inf samples or samples beyond ``MAX_SAMPLE_MAGNITUDE``;
+    ``reason`` says which (without the file name)."""
+
+    def __init__(self, path: Union[str, Path], reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def sample_problem(samples: np.ndarray, first_frame: int = 0) -> Optional[str]:
+    """Why ``samples`` (any shape, frames first) cannot be used, or ``None``: non-finite values
+    (with the first frame that has one) or a magnitude beyond :data:`MAX_SAMPLE_MAGNITUDE`."""
+    finite = np.isfinite(samples)
+    if not finite.all():
+        frame = int(np.argwhere(~finite)[0][0]) + first_frame
+        return f"contains NaN/Inf samples (first at sample {frame})"
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        return (f"sample magnitude {peak:.3g} is beyond {MAX_SAMPLE_MAGNITUDE:g} (full scale is 1): "
+                f"rescale the file to about +-1")
+    return None
+
+
+def scan_audio_samples(path: Union[str, Path]) -> Optional[str]:
+    """Why a sound file's samples cannot be used (see :func:`sample_problem`), or ``None``. Float
+    files are scanned block by block (bounded memory); integer PCM is always in range and is not
+    decoded. Raises :class:`AudioReadError` naming the file if it cannot be decoded."""
+    try:
+        info = sf.info(str(path))
+        if info.subtype not in _FLOAT_SUBTYPES:
+            return None
+        position = 0
+        for block in sf.blocks(str(path), blocksize=_SCAN_BLOCK, dtype="float64", always_2d=True):
+            problem = sample_problem(block, position)
+            if problem is not None:
+                return problem
+            position += block.shape[0]
+    except _DECODE_ERRORS as error:
+        raise AudioReadError(f"{path}: cannot read audio ({error})") from error
+    return None
+
+
 def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     """Read ``path``, downmix to mono and resample to ``sample_rate``.
 
-    Returns a float32 tensor ``(time,)``. Raises :class:`AudioReadError` naming the file.
+    Returns a float32 tensor ``(time,)``. Raises :class:`AudioReadError` naming the file
+    (:class:`AudioValueError` when it holds NaN/Inf or absurdly large samples, see :func:`sample_problem`).
     """
     import torch
     import torchaudio.functional as AF
@@ -40,6 +92,9 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except _DECODE_ERRORS as error:
         raise AudioReadError(f"{path}: cannot read audio ({error})") from error
+    problem = sample_problem(data)
+    if problem is not None:
+        raise AudioValueError(path, problem)
     mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if file_rate != sample_rate:
         mono = AF.resample(mono, int(file_rate), int(sample_rate))

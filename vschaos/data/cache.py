@@ -7,15 +7,22 @@ Layout of ``cache_dir/<hash>/`` (default ``cache_dir = ROOT/.vschaos_cache``)::
     index.json       fingerprint, file keys, frame offsets, shapes, byte sizes (written last)
 
 ``<hash>`` hashes everything that changes the magnitudes: ``transform.cache_key()``, the sample
-rate, the dtype and each file's key, size and mtime. Labels are not cached. Every file is
+rate, the dtype and each file's key, size, mtime and a digest of its first and last 64 KiB (so that a
+file rewritten with the same size and mtime rebuilds). Labels are not cached. Every file is
 written to a temporary name and renamed; ``index.json`` is the commit marker, so a crash leaves
 no index pointing at partial data. A cache that fails any check (bad JSON, fingerprint, shape,
 dtype, byte size, truncated ``.npy``) is rebuilt with a warning.
+
+Integrity: ``index.json`` holds a CRC-32 of each file's block of rows in ``magnitudes.npy`` and of
+``stats.npy``; every open verifies them (one sequential read of the cache, which also warms the page
+cache for training; cost in ``bench/cache_integrity.py``), so same-size damage (a disk error, a
+stray write) is caught and the cache rebuilt instead of feeding NaN or garbage rows to training.
 """
 import hashlib
 import io
 import json
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -24,13 +31,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vschaos.data.audio import AudioReadError, load_audio
+from vschaos.data.audio import AudioReadError, AudioValueError, load_audio
 from vschaos.data.dataset import AudioFile
 from vschaos.data.metadata import DatasetError, Problem
 from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
 from vschaos.io import atomic_save_npy, atomic_write, atomic_write_text
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: content digests in the fingerprint, CRC-32 of blocks and stats in the index
 CACHE_DIRNAME = ".vschaos_cache"
 DTYPES = ("float32", "float16")
 
@@ -69,7 +76,7 @@ def cache_fingerprint(transform, files: Sequence[AudioFile], dtype: str) -> Dict
     entries = []
     for f in files:
         stat = f.path.stat()
-        entries.append([f.key, int(stat.st_size), int(stat.st_mtime_ns)])
+        entries.append([f.key, int(stat.st_size), int(stat.st_mtime_ns), content_digest(f.path, int(stat.st_size))])
     return {"format": CACHE_FORMAT, "transform": dict(transform.cache_key()),
             "sample_rate": int(transform.sample_rate), "dtype": dtype, "files": entries}
 
@@ -105,6 +112,58 @@ def file_magnitudes(transform, audio: torch.Tensor, chunk_frames: int = 128, bat
     return torch.cat(out)[:total]
 
 
+# ---------------------------------------------------------------------------------------- integrity
+DIGEST_BLOCK = 1 << 16  # bytes read at each end of an audio file for its content digest
+
+
+def content_digest(path: Path, size: int) -> str:
+    """BLAKE2b (64-bit) of a file's first and last ``DIGEST_BLOCK`` bytes: catches a rewrite that keeps
+    size and mtime (most edits change a header or the end) for two small reads per file."""
+    digest = hashlib.blake2b(digest_size=8)
+    with open(path, "rb") as handle:
+        digest.update(handle.read(DIGEST_BLOCK))
+        if size > DIGEST_BLOCK:
+            handle.seek(max(DIGEST_BLOCK, size - DIGEST_BLOCK))
+            digest.update(handle.read(DIGEST_BLOCK))
+    return digest.hexdigest()
+
+
+def block_checksums(magnitudes: np.ndarray, offsets: np.ndarray) -> List[int]:
+    """CRC-32 of each file's rows ``magnitudes[offsets[i]:offsets[i + 1]]`` (their bytes as stored)."""
+    return [zlib.crc32(np.ascontiguousarray(magnitudes[start:stop]).data) for start, stop in zip(offsets[:-1], offsets[1:])]
+
+
+def file_checksum(path: Path) -> int:
+    """CRC-32 of a whole (small) file."""
+    return zlib.crc32(Path(path).read_bytes())
+
+
+def _verify_integrity(directory: Path, index: Dict[str, object], magnitudes: np.ndarray, offsets: np.ndarray,
+                      keys: List[str]) -> None:
+    """Compare the CRC-32s recorded in ``index.json`` with the data; ``ValueError`` naming the first damaged
+    block (its audio file) or ``stats.npy``."""
+    recorded = index.get("block_crc32")
+    if not isinstance(recorded, list) or len(recorded) != len(keys):
+        raise ValueError(f"{directory / 'index.json'}: no block checksums")
+    for key, expected, actual, start, stop in zip(keys, recorded, block_checksums(magnitudes, offsets),
+                                                  offsets[:-1], offsets[1:]):
+        if actual != expected:
+            raise ValueError(f"{directory / 'magnitudes.npy'}: rows {start}..{stop} ({key}) fail their checksum "
+                             f"(damaged on disk)")
+    if file_checksum(directory / "stats.npy") != index.get("stats_crc32"):
+        raise ValueError(f"{directory / 'stats.npy'}: fails its checksum (damaged on disk)")
+
+
+def _validate_stats(path: Path, stats: np.ndarray, n_files: int, n_bins: int) -> None:
+    """``stats.npy`` holds per-file sums and sums of squares: right shape and dtype, finite, squares >= 0."""
+    if stats.shape != (n_files, 2, n_bins) or stats.dtype != np.float64:
+        raise ValueError(f"{path}: shape {stats.shape} {stats.dtype}, expected ({n_files}, 2, {n_bins}) float64")
+    if not np.all(np.isfinite(stats)):
+        raise ValueError(f"{path}: contains NaN/Inf")
+    if np.any(stats[:, 1] < 0):
+        raise ValueError(f"{path}: negative sums of squares")
+
+
 def _load_cache(directory: Path, fingerprint: Dict[str, object], keys: List[str]) -> FrameCache:
     """Open an existing cache, raising ``ValueError`` on any inconsistency."""
     index_path = directory / "index.json"
@@ -127,8 +186,8 @@ def _load_cache(directory: Path, fingerprint: Dict[str, object], keys: List[str]
     if magnitudes.shape != (int(offsets[-1]), n_bins) or magnitudes.dtype != np.dtype(dtype):
         raise ValueError(f"{mag_path}: shape {magnitudes.shape} {magnitudes.dtype}, expected "
                          f"({int(offsets[-1])}, {n_bins}) {dtype}")
-    if stats.shape != (len(keys), 2, n_bins) or stats.dtype != np.float64 or not np.all(np.isfinite(stats)):
-        raise ValueError(f"{stats_path}: shape {stats.shape}, expected ({len(keys)}, 2, {n_bins}) float64")
+    _validate_stats(stats_path, stats, len(keys), n_bins)
+    _verify_integrity(directory, index, magnitudes, offsets, keys)
     return FrameCache(directory, keys, offsets, magnitudes, stats, built=False)
 
 
@@ -153,6 +212,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
     # the header needs the frame count: predict it from the audio headers, patch it at the end
     predicted = sum(num_frames(f.n_samples(sample_rate), int(transform.n_fft), int(transform.hop)) for f in files)
     header = _npy_header(dtype, (predicted, n_bins))
+    bad_samples: List[Problem] = []
 
     def write_magnitudes(tmp: str) -> None:
         total_seconds = sum(f.seconds for f in files)
@@ -162,8 +222,13 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
             for i, f in enumerate(files):
                 try:
                     audio = load_audio(f.path, sample_rate)
+                except AudioValueError as error:  # keep going: report every such file at once
+                    bad_samples.append(Problem(error.path, None, error.reason))
+                    continue
                 except AudioReadError as error:
                     raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error}")]) from error
+                if bad_samples:
+                    continue
                 stored = file_magnitudes(transform, audio).to(store_dtype).numpy()
                 out.write(stored.tobytes())
                 # statistics of exactly what is stored (float16 rounding included), through the
@@ -174,6 +239,8 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                 stats[i, 1] = np.einsum("fb,fb->b", features, features, dtype=np.float64)
                 offsets.append(offsets[-1] + stored.shape[0])
                 bar.update(min(round(f.seconds, 1), bar.total - bar.n))  # rounding must not pass 100%
+            if bad_samples:
+                raise DatasetError(bad_samples, header="sound files with unusable samples")
             actual = _npy_header(dtype, (offsets[-1], n_bins))
             if len(actual) != len(header):  # only if a resampler's length rounding surprised us
                 raise _HeaderMismatch()
@@ -192,7 +259,15 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
              "n_bins": n_bins, "dtype": dtype,
              "magnitudes_bytes": (directory / "magnitudes.npy").stat().st_size,
              "stats_bytes": (directory / "stats.npy").stat().st_size}
+    index.update(_integrity_record(directory, offsets))
     atomic_write_text(directory / "index.json", json.dumps(index, default=str))
+
+
+def _integrity_record(directory: Path, offsets: List[int]) -> Dict[str, object]:
+    """Checksums of what is now on disk (read back, so a bad write is caught on the next open)."""
+    magnitudes = np.load(directory / "magnitudes.npy", mmap_mode="r")
+    return {"block_crc32": block_checksums(magnitudes, np.asarray(offsets, dtype=np.int64)),
+            "stats_crc32": file_checksum(directory / "stats.npy")}
 
 
 class _HeaderMismatch(Exception):

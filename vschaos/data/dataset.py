@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
-from vschaos.data.audio import AudioReadError, audio_info, scan_audio_files
+from vschaos.data.audio import AudioReadError, audio_info, scan_audio_files, scan_audio_samples
 from vschaos.data.metadata import (DatasetError, FileLabels, Problem, TaskMetadata, TaskSpec,
                                    available_tasks, parse_metadata_callbacks, read_task)
 from vschaos.dsp.functional import frame_centres, num_frames
@@ -118,6 +118,21 @@ def frame_labels(labels: Optional[FileLabels], n_frames: int, n_fft: int, hop: i
     return labels.at(times)
 
 
+def sample_problems(files: Sequence[AudioFile]) -> List[Problem]:
+    """A problem per file whose samples are unusable (NaN/Inf, or beyond
+    ``vschaos.data.audio.MAX_SAMPLE_MAGNITUDE``), see :func:`vschaos.data.audio.scan_audio_samples`."""
+    problems: List[Problem] = []
+    for audio in files:
+        try:
+            reason = scan_audio_samples(audio.path)
+        except AudioReadError as error:
+            problems.append(Problem(str(audio.path), None, f"unreadable audio: {error}"))
+            continue
+        if reason is not None:
+            problems.append(Problem(str(audio.path), None, reason))
+    return problems
+
+
 @dataclass
 class TaskReport:
     """Per-task findings: files labelled, labelled seconds/frames, frames per class."""
@@ -185,13 +200,17 @@ class DatasetReport:
 
 def validate_dataset(root: Union[str, Path], tasks: Optional[Sequence[str]] = None,
                      sample_rate: Optional[int] = None, metadata_callbacks: Optional[Mapping] = None,
-                     n_fft: int = 2048, hop: int = 512) -> DatasetReport:
+                     n_fft: int = 2048, hop: int = 512, scan_samples: bool = True) -> DatasetReport:
     """Check a dataset tree and count what it holds; never raises on dataset problems.
 
     Frames are counted from audio headers at ``sample_rate`` (default: each file's own rate)
     with the DGT frame layout of ``n_fft``/``hop``; a frame is labelled if its centre is.
+    ``scan_samples``: also decode float sound files and report NaN/Inf or absurdly large samples
+    (integer PCM files are never decoded: their samples are always in range).
     """
     index = load_index(root, tasks, metadata_callbacks, raise_on_problems=False)
+    if scan_samples:
+        index.problems.extend(sample_problems(index.files))
     reports: Dict[str, TaskReport] = {}
     for name, meta in index.tasks.items():
         report = TaskReport(name, meta.spec.dtype, meta.n_classes, meta.class_names, problems=list(meta.problems))

@@ -123,9 +123,40 @@ def parse_metadata_callbacks(callbacks: Optional[Mapping]) -> Dict[str, TaskSpec
     return specs
 
 
+class TextFileError(ValueError):
+    """A metadata text file that cannot be read as text: ``line`` is the 1-based line of the
+    first undecodable byte (``None`` when the file itself cannot be opened)."""
+
+    def __init__(self, path: Path, line: Optional[int], message: str):
+        self.path, self.line = str(path), line
+        super().__init__(message)
+
+    def problem(self) -> Problem:
+        return Problem(self.path, self.line, str(self))
+
+
+def _read_text(path: Path) -> str:
+    """UTF-8 text of ``path`` (a leading byte-order mark is dropped: editors on Windows write one).
+    Raises :class:`TextFileError` naming the line of the first byte that is not UTF-8, or why the
+    file cannot be opened (a folder, permissions)."""
+    if path.is_dir():
+        raise TextFileError(path, None, "is a folder, expected a text file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise TextFileError(path, None, f"cannot read ({error.strerror or error})") from error
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise TextFileError(path, line, f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as "
+                                        f"UTF-8") from error
+
+
 def _content_lines(path: Path) -> List[Tuple[int, str]]:
-    """``(line number, text)`` of the non-blank, non-comment lines of a text file."""
-    text = path.read_text(encoding="utf-8")
+    """``(line number, text)`` of the non-blank, non-comment lines of a text file; raises
+    :class:`TextFileError` if it is not UTF-8 text."""
+    text = _read_text(path)
     out = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip("\r\n").strip()
@@ -138,7 +169,12 @@ def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
     """``classes.txt`` -> ``{id: name}``; malformed lines, duplicate ids/names become problems."""
     classes: Dict[int, str] = {}
     seen_names: Dict[str, int] = {}
-    for number, line in _content_lines(path):
+    try:
+        lines = _content_lines(path)
+    except TextFileError as error:
+        problems.append(error.problem())
+        return classes
+    for number, line in lines:
         parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
         if len(parts) != 2 or not parts[1].strip():
             problems.append(Problem(str(path), number, f"expected 'id<TAB>name', got {line!r}"))
@@ -263,7 +299,11 @@ def read_track_file(path: Path, parse: _ValueParser, problems: List[Problem]) ->
         except ValueError:
             problems.append(Problem(name, number, f"onset/offset {parts[0]!r} are not numbers"))
             continue
-        if not (math.isfinite(onset) and math.isfinite(offset)) or offset < onset:
+        if not (math.isfinite(onset) and math.isfinite(offset)):
+            problems.append(Problem(name, number, f"onset/offset {parts[0]!r} must be finite numbers of "
+                                                  f"seconds"))
+            continue
+        if offset < onset:
             problems.append(Problem(name, number, f"interval {onset},{offset} has offset before onset"))
             continue
         if onsets and onset < onsets[-1]:
@@ -296,19 +336,19 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
     task_dir = root / "metadata" / spec.name
     meta = TaskMetadata(spec)
     metadata_path = task_dir / "metadata.txt"
-    if not metadata_path.is_file():
+    if not metadata_path.exists():
         meta.problems.append(Problem(str(metadata_path), None, f"task '{spec.name}': metadata.txt not found"))
         return meta
     classes_path = task_dir / "classes.txt"
-    if classes_path.is_file():
+    if classes_path.exists():
         meta.class_names = read_classes(classes_path, meta.problems)
     parse = _ValueParser(spec.name, spec.dtype, meta.class_names)
     seen: Dict[str, int] = {}
     name = str(metadata_path)
     try:
         lines = _content_lines(metadata_path)
-    except (OSError, UnicodeDecodeError) as error:
-        meta.problems.append(Problem(name, None, f"cannot read ({error})"))
+    except TextFileError as error:
+        meta.problems.append(error.problem())
         return meta
     for number, line in lines:
         key, _, value = line.partition("\t")
@@ -333,13 +373,13 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
             if not value or task_dir.resolve() not in track_path.parents:
                 meta.problems.append(Problem(name, number, f"track file {value!r} is not inside {task_dir}"))
                 continue
-            if not track_path.is_file():
+            if not track_path.exists():
                 meta.problems.append(Problem(name, number, f"track file {task_dir / value} not found"))
                 continue
             try:
                 meta.labels[normalised] = read_track_file(task_dir / value, parse, meta.problems)
-            except (OSError, UnicodeDecodeError) as error:
-                meta.problems.append(Problem(str(task_dir / value), None, f"cannot read ({error})"))
+            except TextFileError as error:
+                meta.problems.append(error.problem())
                 continue
             meta.kinds[normalised] = "tracks"
         else:
@@ -350,8 +390,9 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
 
 
 def available_tasks(root: Path) -> List[str]:
-    """Sorted names of the sub-folders of ``root/metadata`` that hold a ``metadata.txt``."""
+    """Sorted names of the sub-folders of ``root/metadata`` that hold a ``metadata.txt`` (a
+    ``metadata.txt`` that is not a file still names a task, so that :func:`read_task` reports it)."""
     meta_dir = Path(root) / "metadata"
     if not meta_dir.is_dir():
         return []
-    return sorted(p.name for p in meta_dir.iterdir() if p.is_dir() and (p / "metadata.txt").is_file())
+    return sorted(p.name for p in meta_dir.iterdir() if p.is_dir() and (p / "metadata.txt").exists())

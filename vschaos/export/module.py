@@ -24,11 +24,15 @@ Randomness (``temperature`` > 0, ``phase = random``) comes from counter-based no
 function of (``seed``, frame index since reset, batch row, channel): any buffer size gives the
 same stream, ``reset()`` restarts it, and two loads of the file produce the same output.
 
-Non-finite input (Max/Pd signals can carry NaN and Inf) never raises and never sticks: audio and
-latent inlets are read with NaN/Inf as 0, and RTPGHI reads non-finite magnitudes as 0 and keeps
-its phase finite. A decoded magnitude that is itself non-finite (a huge finite latent, or broken
-weights) is left in the output so that verification refuses broken weights; it only lasts until
-its frames have left the overlap-add.
+Bounded by construction (limits in ``vschaos.dsp.bounds``, quoted in the README): inputs are cast
+to the model's dtype (a float64 call cannot change the float32 state), audio inlets read NaN/Inf as 0
+and are clamped to ``+-INPUT_LIMIT``, latent inlets and ``encode``'s latent outlets to ``+-LATENT_LIMIT``
+(NaN/Inf -> 0), ``temperature`` is at most ``MAX_TEMPERATURE``; the VAE itself clamps its features and its
+decoded magnitudes (``SpectralVAE``), RTPGHI keeps its phase finite, and the audio outlets are
+soft-clipped (identity within ``+-OUTPUT_KNEE``, never beyond ``+-OUTPUT_LIMIT``). So no input,
+attribute value or weights can make a method emit NaN/Inf or an unbounded sample. Weights that are
+themselves NaN/Inf are refused when the module is built. An empty batch, an empty buffer, a buffer that
+is not a multiple of the hop or a wrong channel count raises a one-line ``ValueError`` naming the method.
 """
 from typing import Dict, List, Tuple
 
@@ -37,6 +41,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from vschaos.dsp.bounds import MAX_TEMPERATURE, bounded_audio_input, bounded_latent, soft_clip
 from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
                                    counter_uniform)
 from vschaos.models.components.distributions import sample_latent
@@ -51,11 +56,6 @@ PHASE_NOISE_STREAM = 1
 assert PHASE_NOISE_STREAM < NORMAL_UNIFORM_BASE
 # nn~ attribute type codes (docs/NN_CONTRACT.md section 1)
 _FLOAT, _INT, _STR = 2, 1, 3
-
-
-def finite_or_zero(x: Tensor) -> Tensor:
-    """NaN and +-Inf -> 0 (a host's signal can carry them; they must not reach the streaming state)."""
-    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def label_ids(values: Tensor, n_classes: int) -> Tensor:
@@ -76,8 +76,8 @@ class StreamingVAE(nn.Module):
         phase: initial ``phase`` attribute, one of ``pghi`` (default), ``random``, ``keep_input``.
         seed: initial ``seed`` attribute of the counter-based noise.
 
-    Attributes (nn~ ``set``/``get``): ``temperature`` (float >= 0: z = mean + temperature * std *
-    noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
+    Attributes (nn~ ``set``/``get``): ``temperature`` (float in ``[0, MAX_TEMPERATURE]`` = [0, 10]:
+    z = mean + temperature * std * noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
     ``random`` uniform random phase, ``keep_input`` the input's phase, forward only; decode uses
     ``pghi`` then), ``seed`` (int: noise seed). Read-only: ``sample_rate``, ``hop``, ``n_fft``,
     ``latent_dim`` (plain module attributes).
@@ -89,6 +89,7 @@ class StreamingVAE(nn.Module):
     n_bins: int
     latent_dim: int
     temperature: float
+    max_temperature: float
     phase: str
     seed: int
     latent_noise_stream: int
@@ -110,8 +111,13 @@ class StreamingVAE(nn.Module):
         check_model(vae, "the nn~ export")
         if phase not in PHASE_MODES:
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
-        if not temperature >= 0.0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if not 0.0 <= temperature <= MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be within [0, {MAX_TEMPERATURE:g}], got {temperature}")
+        broken = sum(int((~torch.isfinite(p)).sum()) for p in vae.parameters())
+        if broken:
+            total = sum(p.numel() for p in vae.parameters())
+            raise ValueError(f"export refused: {broken} of {total} parameters are NaN/Inf (the training "
+                             f"diverged); export an earlier checkpoint")
         transform = vae.transform
         hop = int(transform.hop)
         if not is_power_of_two(hop):
@@ -131,6 +137,7 @@ class StreamingVAE(nn.Module):
         self.temperature = float(temperature)
         self.phase = str(phase)
         self.seed = int(seed)
+        self.max_temperature = MAX_TEMPERATURE
         self.latent_noise_stream = LATENT_NOISE_STREAM  # attributes: scripted code cannot read globals
         self.phase_noise_stream = PHASE_NOISE_STREAM
 
@@ -215,8 +222,8 @@ class StreamingVAE(nn.Module):
 
     @torch.jit.export
     def set_temperature(self, temperature: float) -> int:
-        """0 on success; -1 (refused) for negative or non-finite values."""
-        if not (temperature >= 0.0 and temperature < math.inf):
+        """0 on success; -1 (refused, the value is kept) outside ``[0, max_temperature]`` (10) or NaN."""
+        if not (temperature >= 0.0 and temperature <= self.max_temperature):
             return -1
         self.temperature = float(temperature)
         return 0
@@ -298,25 +305,35 @@ class StreamingVAE(nn.Module):
         uniform = counter_uniform(self.seed, self.phase_noise_stream, magnitude.shape[0], frame_index, self.n_bins)
         return (2.0 * uniform - 1.0) * math.pi
 
-    def _check_input(self, x: Tensor, channels: int, ratio_is_hop: bool, method: str) -> None:
-        if x.dim() != 3 or x.shape[1] < channels:
-            raise ValueError(f"{method}: expected (batch, {channels}, time), got {list(x.shape)}")
+    def _checked_input(self, x: Tensor, channels: int, ratio_is_hop: bool, method: str) -> Tensor:
+        """``x`` ``(batch, channels, time)`` cast to the model's dtype (the streaming state keeps it),
+        or a one-line ``ValueError`` naming the method."""
+        if x.dim() != 3:
+            raise ValueError(f"{method}: expected a (batch, {channels}, time) tensor, got shape {list(x.shape)}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{method}: empty batch (shape {list(x.shape)}), expected at least one row")
+        if x.shape[1] != channels:
+            raise ValueError(f"{method}: expected {channels} input channels, got {x.shape[1]} (shape {list(x.shape)})")
+        if x.shape[2] == 0:
+            unit = "latent frames" if ratio_is_hop else f"samples (a multiple of the hop size {self.hop})"
+            raise ValueError(f"{method}: empty buffer (0 {unit})")
         if not ratio_is_hop and x.shape[2] % self.hop != 0:
             raise ValueError(f"{method}: buffer of {x.shape[2]} samples is not a multiple of the hop size "
                              f"{self.hop}")
+        return x.to(self.vae.transform.window.dtype)
 
     # ------------------------------------------------------------------ methods
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
         """Audio [+ encoder labels] ``(batch, 1 + n_enc, B)`` -> ``(batch, latent + n_pred, B // hop)``."""
-        self._check_input(x, 1 + len(self.encoder_tasks), False, "encode")
+        x = self._checked_input(x, 1 + len(self.encoder_tasks), False, "encode")
         batch = x.shape[0]
-        spec = self.encode_analysis(finite_or_zero(x[:, 0]))  # (batch, frames, bins)
+        spec = self.encode_analysis(bounded_audio_input(x[:, 0]))  # (batch, frames, bins)
         n_frames = spec.shape[1]
         frame_index, self.encode_frames = self._frame_indices(self.encode_frames, batch, n_frames)
         features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.encoder_tasks, True)
-        z = self._latent(features, labels, frame_index, batch)
+        z = bounded_latent(self._latent(features, labels, frame_index, batch))
         outputs = [z]
         if len(self.predicted_tasks) > 0:
             predictions = self.vae.predict(z)
@@ -328,11 +345,11 @@ class StreamingVAE(nn.Module):
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
         """Latent [+ decoder labels] ``(batch, latent + n_dec, B // hop)`` -> audio ``(batch, 1, B)``."""
-        self._check_input(x, self.latent_dim + len(self.decoder_tasks), True, "decode")
+        x = self._checked_input(x, self.latent_dim + len(self.decoder_tasks), True, "decode")
         batch = x.shape[0]
         n_frames = x.shape[2]
         frame_index, self.decode_frames = self._frame_indices(self.decode_frames, batch, n_frames)
-        z = finite_or_zero(x[:, : self.latent_dim]).transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
+        z = bounded_latent(x[:, : self.latent_dim]).transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
         labels = self._read_labels(x, self.latent_dim, self.decoder_tasks, False)
         features = self.vae.decode(z, labels)
         magnitude = self.vae.transform.from_features(features).reshape(batch, n_frames, self.n_bins)
@@ -341,13 +358,13 @@ class StreamingVAE(nn.Module):
         else:  # pghi, and keep_input (no input phase in decode)
             phase = self.decode_rtpghi(magnitude)
         audio = self.decode_synthesis(torch.polar(magnitude, phase))
-        return audio.unsqueeze(1)
+        return soft_clip(audio).unsqueeze(1)
 
     def forward(self, x: Tensor) -> Tensor:
         """Audio [+ labels] ``(batch, 1 + n_tasks, B)`` -> audio ``(batch, 1, B)`` (delay ``n_fft - hop``)."""
-        self._check_input(x, 1 + len(self.forward_tasks), False, "forward")
+        x = self._checked_input(x, 1 + len(self.forward_tasks), False, "forward")
         batch = x.shape[0]
-        spec = self.forward_analysis(finite_or_zero(x[:, 0]))
+        spec = self.forward_analysis(bounded_audio_input(x[:, 0]))
         n_frames = spec.shape[1]
         frame_index, self.forward_frames = self._frame_indices(self.forward_frames, batch, n_frames)
         features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
@@ -362,4 +379,4 @@ class StreamingVAE(nn.Module):
         else:
             phase = self.forward_rtpghi(magnitude)
         audio = self.forward_synthesis(torch.polar(magnitude, phase))
-        return audio.unsqueeze(1)
+        return soft_clip(audio).unsqueeze(1)

@@ -4,6 +4,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from vschaos.dsp.bounds import bounded_decoded_features, bounded_features, bounded_latent, magnitude_ceiling
 from vschaos.models.components.decoders import SpectralDecoder
 from vschaos.models.components.distributions import normal_parameters, reparameterise
 from vschaos.models.components.embeddings import make_embedding
@@ -51,6 +52,11 @@ class SpectralVAE(nn.Module):
             used in the order written (config order), never sorted.
         prediction: ``{task: {dim, type: MLPEncoder, args: {nlayers, hidden_dims, target_dist: Categorical}}}``.
         min_std: floor added to the posterior std [1e-4].
+
+    Bounds (``vschaos.dsp.bounds``, the same in training, generation and export): :meth:`encode` reads
+    features within ``+-FEATURE_LIMIT`` (NaN as 0); :meth:`decode` reads latents within ``+-LATENT_LIMIT``
+    and returns features whose magnitude lies in ``[0, magnitude_ceiling]``, so that
+    ``transform.from_features`` stays finite for any latent and any weights.
 
     Labels are ``Dict[str, LongTensor (batch,)]`` with -1 = missing. A missing label (or an absent task) embeds
     to zeros, except for decoder tasks that have a predictor: :meth:`decode` replaces them by the predictor's
@@ -126,6 +132,7 @@ class SpectralVAE(nn.Module):
 
     def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
         """Posterior parameters: features (batch, bins) -> mean, std (batch, latent)."""
+        features = bounded_features(features)
         condition = self._encoder_condition(labels, features)
         return normal_parameters(self.encoder(features, condition), self.min_std)
 
@@ -158,11 +165,22 @@ class SpectralVAE(nn.Module):
 
     def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
         """Latent (batch, latent) [+ labels] -> normalised features (batch, bins); missing labels completed
-        (from ``logits`` when given, see :meth:`complete_labels`)."""
+        (from ``logits`` when given, see :meth:`complete_labels`). Latents are clamped to ``+-LATENT_LIMIT`` and
+        the output to the features of magnitudes ``[0, magnitude_ceiling]`` (see :meth:`bound_decoded`)."""
+        z = bounded_latent(z)
         if len(self.predicted_tasks) > 0:
             labels = self.complete_labels(z, labels, logits)
         condition = self._decoder_condition(labels, z)
-        return self.decoder(torch.cat([z, condition], dim=-1))
+        return self.bound_decoded(self.decoder(torch.cat([z, condition], dim=-1)))
+
+    def bound_decoded(self, features: Tensor) -> Tensor:
+        """Decoded features ``(batch, bins)`` clamped per bin between the features of a zero magnitude and of
+        ``magnitude_ceiling(transform.window)``, before the inverse contrast: NaN -> silence, no overflow.
+        (``to_features`` is increasing in the magnitude, whatever the contrast.)"""
+        floor = self.transform.to_features(torch.zeros_like(self.transform.norm_mean))
+        ceiling = self.transform.to_features(
+            magnitude_ceiling(self.transform.window).to(features.dtype).expand(self.n_bins))
+        return bounded_decoded_features(features, floor.to(features.dtype), ceiling.to(features.dtype))
 
     def forward(self, features: Tensor, labels: Dict[str, Tensor], sample: bool = True,
                 logits: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -1,8 +1,9 @@
-"""Dataset preparation commands behind ``data_tools/*.py`` (the scripts only parse arguments)."""
+"""Dataset preparation commands behind ``data_tools/*.py``: argument parsing and reports here, the work
+in ``vschaos.data`` (the scripts themselves only call these functions)."""
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -62,34 +63,6 @@ def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     return 0 if report.ok else 1
 
 
-def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) -> List[str]:
-    """Write ``metadata/TASK/metadata.txt`` (single labels) and ``classes.txt`` from the first-level
-    sub-folder of ``data/`` each file lies in; files directly in ``data/`` get ``none``.
-
-    Class ids follow the sorted folder names. Returns the class names. Refuses (``FileExistsError``)
-    to replace an existing task unless ``force``.
-    """
-    root = Path(root)
-    task_dir = root / "metadata" / task
-    if (task_dir / "metadata.txt").exists() and not force:
-        raise FileExistsError(f"{task_dir / 'metadata.txt'} exists; pass --force to overwrite it")
-    data_dir = root / "data"
-    from vschaos.data.audio import scan_audio_files
-    from vschaos.data.metadata import format_classes, format_metadata
-    from vschaos.io import atomic_write_text
-
-    files = scan_audio_files(data_dir) if data_dir.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"no sound files under {data_dir}")
-    relative = [p.relative_to(root) for p in files]
-    classes = sorted({r.parts[1] for r in relative if len(r.parts) > 2})
-    ids = {name: i for i, name in enumerate(classes)}
-    entries = {r.as_posix(): str(ids[r.parts[1]]) if len(r.parts) > 2 else "none" for r in relative}
-    atomic_write_text(task_dir / "classes.txt", format_classes(list(enumerate(classes))))
-    atomic_write_text(task_dir / "metadata.txt", format_metadata(entries, sort_keys=False))  # scan order
-    return classes
-
-
 def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="folders_to_metadata.py",
                                      description="Label each file with the name of its first-level folder under data/.")
@@ -98,6 +71,8 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite an existing metadata/TASK")
     args = parser.parse_args(argv)
     set_thread_environment()
+    from vschaos.data.folders import folders_to_metadata
+
     try:
         classes = folders_to_metadata(args.root, args.task, force=args.force)
     except (FileExistsError, FileNotFoundError) as error:
@@ -110,7 +85,7 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
 def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     """``make_demo_dataset.py OUT_DIR [--seed 0] [--sample-rate 44100] [--minutes 8]
     [--files-per-instrument 8]``: synthesise the demo dataset; returns 0 (1 on bad arguments)."""
-    # imported here: the other tools need neither the synthesiser nor vschaos.pitch
+    # imported here: the other tools need not load the synthesiser
     from vschaos.data.demo import (DEFAULT_FILES_PER_INSTRUMENT, DEFAULT_MINUTES, DEFAULT_SAMPLE_RATE,
                                    make_demo_dataset)
 
