@@ -28,8 +28,9 @@ CASES = [("encode", "pghi"), ("decode", "pghi"), ("decode", "random"), ("forward
          ("forward", "random"), ("forward", "keep_input")]
 
 
-def run(preset: str, buffer: int, seconds: float, batch: int) -> Dict[str, object]:
-    cfg = compose_config(preset, [])  # the training CLI's own composition
+def run(preset: str, buffer: int, seconds: float, batch: int, overrides: Optional[List[str]] = None
+        ) -> Dict[str, object]:
+    cfg = compose_config(preset, list(overrides or []))  # the training CLI's own composition
     torch.manual_seed(0)
     vae = build_model(cfg).eval()
     scripted = script_model(vae)
@@ -52,7 +53,7 @@ def run(preset: str, buffer: int, seconds: float, batch: int) -> Dict[str, objec
             row["phase"] = phase
             rows.append(row)
             latency = report.latency
-    settings = {"preset": preset, "buffer": buffer, "batch": batch, "threads": 1,
+    settings = {"preset": preset, "overrides": list(overrides or []), "buffer": buffer, "batch": batch, "threads": 1,
                 "sample_rate": int(cfg.transform.sample_rate), "n_fft": int(cfg.transform.n_fft),
                 "hop": int(cfg.transform.hop), "torch": torch.__version__}
     return {"settings": settings, "rows": rows, "latency": latency}
@@ -73,14 +74,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     parser.add_argument("--buffer", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=2.0, help="timing time per case")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. model.decoder.type=...")
+    parser.add_argument("--name", default="export_speed", help="results file name (default %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    result = run(args.preset, args.buffer, args.seconds, args.batch)
+    result = run(args.preset, args.buffer, args.seconds, args.batch, args.set)
     s = result["settings"]
-    md = (f"# Export speed\n\n{s['preset']} (n_fft {s['n_fft']}, hop {s['hop']}), B = {s['buffer']} at "
+    md = (f"# Export speed\n\n{s['preset']} {' '.join(s['overrides'])} (n_fft {s['n_fft']}, hop {s['hop']}), B = {s['buffer']} at "
           f"{s['sample_rate']} Hz, batch {s['batch']}, 1 thread, torch {s['torch']}.\n\n"
           + format_table(result) + "\n\n```\n" + str(result["latency"]) + "\n```\n")
-    write_results("export_speed", result, md, args.out)
+    write_results(args.name, result, md, args.out)
     print(md)
     return result
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) the project's virtual environment in .venv with the package installed
-# in editable mode. Re-running is cheap: the install is skipped while pyproject.toml is unchanged.
+# in editable mode, with the test tools and the optional Neutone SDK (so its tests run).
+# Re-running is cheap: the install is skipped while pyproject.toml is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -16,7 +17,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[setup] (torch 1.2 GB + its CUDA libraries 3.2 GB; ~3.3 GB of wheels to download the first time)."
     echo "[setup] pip's own progress follows; its full log goes to .venv/pip-install.log"
     if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on \
-            --log .venv/pip-install.log -e '.[test]'; then
+            --log .venv/pip-install.log -e '.[test,neutone]'; then
         echo "[setup] pip install failed; full log in .venv/pip-install.log" >&2
         exit 1
     fi

@@ -38,3 +38,23 @@ def test_other_errors_are_not_disguised_as_bad_audio(tmp_path, monkeypatch):
         load_audio(path, 8000)
     with pytest.raises(MemoryError):
         audio_info(path)
+
+
+@pytest.mark.parametrize("read", [lambda p: load_audio(p, 8000), audio_info], ids=["load_audio", "audio_info"])
+def test_unreadable_audio_messages_name_the_file_once(tmp_path, read):
+    for path in bad_files(tmp_path):
+        with pytest.raises(AudioReadError) as caught:
+            read(path)
+        assert str(caught.value).count(path.name) == 1, str(caught.value)
+        assert path.name not in caught.value.reason and caught.value.path == str(path)
+
+
+def test_dataset_report_names_an_unreadable_file_once(tmp_path):
+    from vschaos.data.dataset import validate_dataset
+
+    (tmp_path / "data").mkdir()
+    sf.write(tmp_path / "data/ok.wav", np.zeros(800, np.float32), 8000)
+    (tmp_path / "data/broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00not a wave file at all" * 8)
+    text = validate_dataset(tmp_path, sample_rate=8000).format()
+    assert text.count("broken.wav") == 1, text
+    assert "broken.wav: unreadable audio: cannot read audio header (" in text

@@ -126,7 +126,26 @@ def test_folders_to_metadata(tmp_path, capsys):
     (tmp_path / "data/viola").mkdir()
     sf.write(tmp_path / "data/viola/d.wav", np.zeros(400, np.float32), 8000)
     assert folders_to_metadata_main([str(tmp_path), "instrument", "--force"]) == 0
-    assert (task / "classes.txt").read_text() == "0\tcello\n1\tviola\n2\tviolin\n"
+    # existing ids kept (a model trained on violin = 1 still means violin), the new folder appended
+    assert (task / "classes.txt").read_text() == "0\tcello\n1\tviolin\n2\tviola\n"
+    assert "data/viola/d.wav\t2\n" in (task / "metadata.txt").read_text()
+
+
+def test_folders_to_metadata_force_keeps_hand_edited_class_ids(tmp_path):
+    for key in ("data/violin/a.wav", "data/cello/c.wav", "data/harp/h.wav"):
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / key, np.zeros(400, np.float32), 8000)
+    task = tmp_path / "metadata/instrument"
+    task.mkdir(parents=True)
+    (task / "classes.txt").write_text("3\tviolin\n7\tcello\n")
+    (task / "metadata.txt").write_text("data/violin/a.wav\t3\n")
+    assert folders_to_metadata(tmp_path, "instrument", force=True) == ["violin", "cello", "harp"]
+    assert (task / "classes.txt").read_text() == "3\tviolin\n7\tcello\n8\tharp\n"
+    assert parse_metadata((task / "metadata.txt").read_text()) == {
+        "data/cello/c.wav": "7", "data/harp/h.wav": "8", "data/violin/a.wav": "3"}
+    (task / "classes.txt").write_text("x\tviolin\n")
+    with pytest.raises(ValueError, match="cannot keep the class ids of .*classes.txt.*not an integer"):
+        folders_to_metadata(tmp_path, "instrument", force=True)
 
 
 def test_check_dataset_counts_frames_with_a_named_transform(demo, capsys):
@@ -155,8 +174,49 @@ def test_make_demo_dataset_main_writes_the_same_bytes_as_the_function(demo, tmp_
     assert "too short" in capsys.readouterr().err
 
 
+def test_make_demo_dataset_refuses_an_existing_metadata_folder_without_force(tmp_path, capsys):
+    own = tmp_path / "ds/metadata/instrument/metadata.txt"
+    own.parent.mkdir(parents=True)
+    own.write_text("data/mine.wav\t0\n")
+    args = [str(tmp_path / "ds"), "--sample-rate", str(DEMO_SR), "--minutes", "0.4", "--files-per-instrument", "1"]
+    assert make_demo_dataset_main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'ds/metadata'} already holds instrument" in err and "--force" in err
+    assert own.read_text() == "data/mine.wav\t0\n" and not (tmp_path / "ds/data").exists()  # nothing written
+    assert make_demo_dataset_main(args + ["--force"]) == 0
+    assert own.read_text().startswith("data/brass/brass_00.wav\t0\n")
+
+
 def test_make_demo_dataset_script_defaults(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "data_tools/make_demo_dataset.py"), "--help"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "default 8:" in result.stdout and "files per instrument (default 8)" in result.stdout
+
+
+def test_demo_script_checks_the_dataset_with_the_transform_it_trains_with():
+    import re
+
+    from omegaconf import OmegaConf
+
+    from vschaos.cli.train import compose_config
+    from vschaos.cli.dataset_tools import load_transform_config
+
+    script = (REPO / "demo.sh").read_text()
+    preset = re.search(r"train_model\.py --config-name (\w+)", script).group(1)
+    checked = re.search(r"check_dataset\.py demo_data --transform (\w+)", script)
+    assert checked is not None, "demo.sh must pass --transform to check_dataset.py"
+    trained = OmegaConf.to_container(compose_config(preset, ["data.dataset.root=unused"]).transform, resolve=True)
+    assert OmegaConf.to_container(load_transform_config(checked.group(1))) == trained
+
+
+def test_train_py_is_an_alias_of_train_model_py():
+    """vschaos2's README runs ``python train.py --config-name ...``: the same command, the same answer."""
+    def run(script: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True,
+                              timeout=300)
+
+    alias, original = run("train.py"), run("train_model.py")
+    assert alias.returncode == original.returncode == 0, alias.stderr
+    assert "--config-name" in alias.stdout
+    assert alias.stdout.replace("train.py", "train_model.py") == original.stdout

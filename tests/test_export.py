@@ -488,6 +488,11 @@ def test_script_py_writes_a_verified_model(tmp_path):
     assert model.decode(torch.zeros(1, latent_channels, 8)).shape == (1, 1, 2048)
     missing = _script_py(str(tmp_path / "nope"))
     assert missing.returncode != 0 and "does not exist" in missing.stderr
+    # vschaos2's "-n name": the output name, written in the folder given (vschaos2's README: path_to_model/)
+    from vschaos.cli import script
+
+    assert script.main([str(run), "-n", "my_model", "--buffers", "256"]) == 0
+    assert (run / "my_model.ts").is_file()
 
 
 def test_pd_example_is_a_valid_patch():

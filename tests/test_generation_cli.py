@@ -202,6 +202,33 @@ def test_run_folder_without_checkpoint_is_a_clear_error(tmp_path, sounds, capsys
     assert err.startswith("error: cannot load the model from") and "Traceback" not in err
 
 
+def test_non_finite_output_is_never_written(demo_run, tmp_path, sounds, capsys, monkeypatch):
+    """The VAE bounds its own outputs; should any stage still yield NaN/Inf (a future model, a bug), the
+    writers refuse it. Simulated by making the synthesis return NaN."""
+    from vschaos.generation import reconstruct as reconstruct_module
+    from vschaos.generation import synthesis
+
+    real_reconstruct = reconstruct_module.reconstruct_audio
+
+    def nan_reconstruct(*args, **kwargs):
+        result = real_reconstruct(*args, **kwargs)
+        result.audio[::7] = float("nan")
+        return result
+
+    monkeypatch.setattr(reconstruct_module, "reconstruct_audio", nan_reconstruct)
+    monkeypatch.setattr(synthesis, "decode_latent_path",
+                        lambda *args, **kwargs: torch.full((8 * DEMO_HOP,), float("inf")))
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(demo_run), "--files", str(sounds["tone"]), "--out", str(out),
+                 "--phase", "pghi"]) == 1
+    captured = capsys.readouterr()
+    assert "NaN/Inf" in captured.err and f"{sounds['tone']}: " in captured.out and "not written" in captured.out
+    assert not list(out.rglob("*.wav"))
+    assert main(["trajectories", str(demo_run), "--trajectories", "sin", "-s", "8", "--phase", "random",
+                 "--out", str(out)]) == 2
+    assert "sin_0: the model decoded" in capsys.readouterr().err and not list(out.rglob("*.wav"))
+
+
 # ----------------------------------------------------------------------------- conditioned models
 
 @pytest.fixture(scope="module")
@@ -251,6 +278,22 @@ def test_files_of_the_training_tree_use_their_metadata(pitch_runs, dataset, tmp_
     assert written == expected and len(written) >= 2
 
 
+def test_dataset_root_option_points_a_run_at_its_moved_dataset(dataset, tmp_path, capsys):
+    import shutil
+
+    moved = Path(shutil.copytree(dataset, tmp_path / "moved", ignore=shutil.ignore_patterns(".vschaos_cache")))
+    run = make_run(tmp_path / "runs", "dgt_pitch_cond", "moved_data",
+                   SMALL_PITCH + ["model.conditioning.pitch.target=[encoder,decoder]"], dataset_root=tmp_path / "gone")
+    sound = next((moved / "data").rglob("*.wav"))
+    args = ["reconstruct", str(run), "--files", str(sound), "--out", str(tmp_path / "out"), "--phase", "pghi"]
+    assert main(args) == 1  # the saved root no longer exists: no labels for the encoder
+    assert "--labels pitch=" in capsys.readouterr().out
+    assert main(args + ["--dataset-root", str(moved)]) == 0  # labels from the moved tree's metadata
+    assert (tmp_path / "out" / "reconstructions" / sound.name).is_file()
+    assert main(args + ["--dataset-root", str(tmp_path / "nowhere")]) == 2
+    assert "--dataset-root" in capsys.readouterr().err
+
+
 def test_predictor_supplies_decoder_labels(pitch_runs, sounds, tmp_path):
     out = tmp_path / "out"
     assert main(["reconstruct", str(pitch_runs["predicted"]), "--files", str(sounds["tone"]), "--out", str(out)]) == 0
@@ -298,7 +341,29 @@ def test_trajectories_files_lengths_and_determinism(demo_run, tmp_path):
             assert (folder / f"{stem}{suffix}").read_bytes() == again.read_bytes()
     assert (folder / "sin_0.wav").read_bytes() != (folder / "sin_1.wav").read_bytes()
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["seed"] == 7 and set(manifest["files"]) == set(stems)
+    assert set(manifest["files"]) == set(stems) and all(e["seed"] == 7 for e in manifest["files"].values())
+
+
+def test_a_second_trajectories_call_adds_to_the_manifest(demo_run, tmp_path):
+    out = tmp_path / "out"
+    argv = ["trajectories", str(demo_run), "-s", "12", "--phase", "random", "--out", str(out)]
+    assert main(argv + ["--trajectories", "sin", "line", "--seed", "3"]) == 0
+    assert main(argv + ["--trajectories", "circle", "line", "--seed", "4"]) == 0
+    files = json.loads((out / "trajectories" / "manifest.json").read_text())["files"]
+    assert sorted(files) == ["circle_0", "line_0", "sin_0"]
+    # the first call's sin_0 keeps its seed; line_0 was made again by the second call
+    assert (files["sin_0"]["seed"], files["line_0"]["seed"], files["circle_0"]["seed"]) == (3, 4, 4)
+    assert files["sin_0"]["type"] == "sin" and files["sin_0"]["steps"] == 12
+    # a manifest of the older layout (settings at the top) is carried over entry by entry
+    (out / "trajectories" / "manifest.json").write_text(json.dumps(
+        {"seed": 9, "steps": 5, "files": {"random_0": {"type": "random", "batch": 0, "labels": {}}}}))
+    assert main(argv + ["--trajectories", "sin"]) == 0
+    files = json.loads((out / "trajectories" / "manifest.json").read_text())["files"]
+    assert files["random_0"] == {"seed": 9, "steps": 5, "type": "random", "batch": 0, "labels": {}}
+    assert files["sin_0"]["seed"] == 0
+    (out / "trajectories" / "manifest.json").write_text("{not json")
+    assert main(argv + ["--trajectories", "sin"]) == 2  # refused before anything is written or lost
+    assert (out / "trajectories" / "manifest.json").read_text() == "{not json"
 
 
 def test_trajectories_other_seed_and_rate(demo_run, tmp_path):
@@ -317,7 +382,8 @@ def test_spread_from_training_sounds_maps_the_paths(demo_run, sounds, tmp_path):
     assert main(argv + ["--out", str(tmp_path / "data"), "--spread-from", str(sounds["root"] / "folder" / "sub"),
                         str(sounds["tone"])]) == 0
     manifest = json.loads((tmp_path / "data" / "trajectories" / "manifest.json").read_text())
-    mean, std = np.array(manifest["spread"]["mean"]), np.array(manifest["spread"]["std"])
+    spread = manifest["files"]["line_0"]["spread"]
+    mean, std = np.array(spread["mean"]), np.array(spread["std"])
     assert mean.shape == (latent_dim_of(demo_run),) and (std > 0).all()
     prior = np.load(tmp_path / "prior" / "trajectories" / "line_0.npy")
     mapped = np.load(tmp_path / "data" / "trajectories" / "line_0.npy")
@@ -361,6 +427,26 @@ def test_decoder_conditioned_trajectories_use_seeded_default_labels(pitch_runs, 
             == (tmp_path / "d" / "trajectories" / "sin_0.wav").read_bytes())
     manifest = json.loads((tmp_path / "b" / "trajectories" / "manifest.json").read_text())
     assert all(entry["labels"] == {"pitch": 1, "octave": 4} for entry in manifest["files"].values())
+
+
+def test_conditioned_trajectory_plots_show_their_labels(pitch_runs, tmp_path, monkeypatch):
+    from vschaos.generation import synthesis
+
+    titles = {}
+    real_plot = synthesis.plot_latents_and_spectrogram
+
+    def recording_plot(path, *args, title=None, **kwargs):
+        titles[Path(path).stem] = title
+        return real_plot(path, *args, title=title, **kwargs)
+
+    monkeypatch.setattr(synthesis, "plot_latents_and_spectrogram", recording_plot)
+    argv = ["trajectories", "--trajectories", "sin", "-s", "16", "--phase", "random"]
+    assert main([argv[0], str(pitch_runs["decoder"]), *argv[1:], "--out", str(tmp_path / "a"),
+                 "--labels", "pitch=C#", "octave=3"]) == 0
+    assert titles["sin_0"] == "sin_0 (seed 0) pitch=C# (1), octave=3 (4)"  # class names (ids) from classes.txt
+    assert main([argv[0], str(pitch_runs["predicted"]), *argv[1:], "--out", str(tmp_path / "b")]) == 0
+    assert titles["sin_0"].startswith("sin_0 (seed 0) pitch=")  # predicted labels are named too
+    assert "pitch=" not in synthesis.labels_title({}) and synthesis.labels_title({"pitch": [1, 2]}) == "pitch=predicted"
 
 
 # ----------------------------------------------------------------------------- a really trained run

@@ -8,7 +8,7 @@ import yaml
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
-from host_models import DelayLine, Gain, RMSCodec, Raising, save  # noqa: E402
+from host_models import DelayLine, Gain, IdentitySpectral, RMSCodec, Raising, save  # noqa: E402
 from vschaos.host.__main__ import main  # noqa: E402
 
 
@@ -94,3 +94,78 @@ def test_bench_measures_rtf_at_the_model_rate(tmp_path):
     plain = bench_model(save(Gain(), tmp_path / "gain.ts"), buffers=[2048], max_calls=5, seconds_per_case=0.01)
     assert (own.sample_rate, forced.sample_rate, plain.sample_rate) == (22050, 48000, 44100)
     assert "at 22050 Hz" in own.format()
+
+
+class _HopForward(IdentitySpectral):
+    """forward (ratio 1) through 256-sample frames: like our exports, it needs whole hops (minimum buffer 256)."""
+
+    def __init__(self):
+        super().__init__(ratio=256)
+        self.register_method("forward", [1, 1, 1, 1])
+        self.sample_rate = 22050
+
+
+def test_bench_skips_and_names_buffers_below_the_model_minimum(tmp_path, capsys):
+    path = save(_HopForward(), tmp_path / "hop.ts")
+    assert main(["bench", path, "--methods", "forward", "--buffers", "128,2048", "--seconds", "0.02"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped: B=128: below the model's minimum buffer size 256" in out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("forward ") and "sync" not in line
+            and "threaded" not in line] == ["2048"]
+    assert main(["bench", path, "--buffers", "64,128", "--seconds", "0.02"]) == 2
+    assert "every one is below the model's minimum buffer size 256" in capsys.readouterr().err
+
+
+def test_latency_tables_use_the_model_sample_rate(tmp_path, capsys):
+    from vschaos.host import describe_model, latency_table
+
+    table = latency_table(describe_model(save(_HopForward(), tmp_path / "hop.ts")), 2048)
+    header = table.splitlines()[1]
+    assert "ms@22.05k" in header and "44.1k" not in header and "48k" not in header
+    sync = next(line for line in table.splitlines() if line.startswith("forward") and " sync " in line).split()
+    assert float(sync[-1]) == pytest.approx(1000 * int(sync[-2]) / 22050, abs=0.01)
+    # a model that exposes no rate keeps both usual rates
+    assert "ms@44.1k" in latency_table(describe_model(save(Gain(), tmp_path / "g.ts")), 2048)
+    assert main(["bench", save(_HopForward(), tmp_path / "hop2.ts"), "--buffers", "2048", "--seconds", "0.02"]) == 0
+    assert "ms@22.05k" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spelling", [["512,2048"], ["512", "2048"], ["512,", "2048"]])
+def test_buffers_accept_commas_or_spaces(spelling, gain_path, capsys):
+    from vschaos.host.__main__ import build_parser
+
+    assert build_parser().parse_args(["verify", gain_path, "--buffers", *spelling]).buffers == [512, 2048]
+    assert build_parser().parse_args(["bench", gain_path, "--buffers", *spelling]).buffers == [512, 2048]
+    assert main(["verify", gain_path, "--buffers", *spelling, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["buffers"] == [512, 2048]
+
+
+def test_render_refuses_a_file_at_another_rate_unless_resample(tmp_path, capsys):
+    path = save(_GainAt22k(), tmp_path / "gain22k.ts")
+    t = np.arange(4410) / 44100
+    sf.write(tmp_path / "in44k.wav", (0.5 * np.sin(2 * np.pi * 441 * t)).astype(np.float32), 44100, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    assert main(["render", path, "forward", str(tmp_path / "in44k.wav"), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "in44k.wav is at 44100 Hz but the model runs at 22050 Hz" in err and "--resample" in err
+    assert not out.exists()
+    assert main(["render", path, "forward", str(tmp_path / "in44k.wav"), str(out), "--resample",
+                 "--compensate-delay", "--set", "gain=1"]) == 0
+    y, rate = sf.read(out, dtype="float32")
+    assert rate == 22050 and y.shape == (2205,)
+    # still a 441 Hz tone: 10 periods in 0.1 s, now 50 samples per period
+    np.testing.assert_allclose(y[200:2000], 0.5 * np.sin(2 * np.pi * 441 * np.arange(200, 2000) / 22050), atol=2e-3)
+
+
+def test_render_never_writes_non_finite_samples(tmp_path, capsys):
+    from host_models import NaNModel
+
+    path = save(NaNModel(), tmp_path / "nan.ts")
+    sf.write(tmp_path / "in.wav", np.linspace(0, 1, 4096, dtype=np.float32), 44100, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    assert main(["render", path, "forward", str(tmp_path / "in.wav"), str(out), "--buffer", "512",
+                 "--compensate-delay"]) == 1
+    err = capsys.readouterr().err
+    first_nan = int(np.argmax(np.linspace(0, 1, 4096, dtype=np.float32) > 0.4))
+    assert f"non-finite sample(s) (NaN/Inf), the first at sample {first_nan} of outlet 0; nothing written" in err
+    assert not out.exists()

@@ -79,6 +79,26 @@ def test_latest_version_is_picked_numerically(run, template):
     assert int(loaded.cfg.model.latent_dim) == int(OmegaConf.create(template[0]).model.latent_dim)
 
 
+def test_latest_version_is_the_latest_with_a_checkpoint(run, template):
+    """A training that failed before its first checkpoint (version_11: config only, empty checkpoints/; version_12:
+    config only) does not hide version_10."""
+    write_version(run, 11, template, {})
+    (run / "version_11" / "checkpoints").mkdir()
+    write_version(run, 12, template, {})
+    assert find_version_dir(run) == run / "version_10"
+    assert mark_of(open_run(run), template) == 100
+
+
+def test_a_version_without_checkpoints_names_the_versions_that_have_one(run, template):
+    write_version(run, 11, template, {})
+    with pytest.raises(RunFolderError) as info:
+        open_run(run, version=11)
+    message = str(info.value)
+    assert f"checkpoints in {run / 'version_11' / 'checkpoints'}: none" in message
+    assert (f"versions with a checkpoint in {run}: version_0 (best.ckpt, last.ckpt), "
+            f"version_2 (best.ckpt, epoch=3.ckpt, last.ckpt), version_10 (best.ckpt, last.ckpt)") in message
+
+
 def test_trailing_slash_is_tolerated(run, template):
     assert open_run(str(run) + "/").version_dir == run / "version_10"
     loaded = open_run(str(run / "version_2") + "/")
@@ -279,15 +299,46 @@ def test_generate_with_a_version_folder_and_another_version(run, tmp_path, capsy
     assert err.startswith("error: ") and str(run / "version_4") in err and "Traceback" not in err
 
 
-def test_script_flags_match_generate():
+def _script_choice(run: Path, *argv: str):
+    """``(checkpoint, output_name, note)`` that script.py's options give for ``run``'s latest version."""
+    args = script.parse_args([str(run), *argv])
+    note = script.resolve_name_option(args, find_version_dir(run, args.version))
+    return args.checkpoint, args.output_name, note
+
+
+def test_script_flags_match_generate(run):
     args = script.parse_args(["run", "-v", "3", "-n", "best"])
-    assert (args.version, args.checkpoint) == (3, "best")
+    assert (args.version, args.name_or_checkpoint) == (3, "best")
+    assert _script_choice(run, "-v", "2", "-n", "best")[:2] == ("best", None)
     assert script.parse_args(["run", "--checkpoint", "epoch=3"]).checkpoint == "epoch=3"
-    assert script.parse_args(["run", "--name", "best"]).checkpoint == "best"  # the deprecated spelling
+    assert _script_choice(run, "--name", "best")[:2] == ("best", None)
     assert script.parse_args(["run"]).checkpoint == "last"
     generate_args = generate.build_parser().parse_args(["trajectories", "run", "--trajectories", "sin", "--out",
                                                         "o", "-v", "3", "-n", "best"])
     assert (generate_args.version, generate_args.checkpoint) == (3, "best")
+
+
+def test_script_n_is_a_checkpoint_when_one_has_that_name_else_the_output_name(run, tmp_path):
+    # checkpoints: last, best, a file of checkpoints/ (with or without .ckpt), a path
+    assert _script_choice(run, "-v", "2", "-n", "epoch=3") == ("epoch=3", None, None)
+    assert _script_choice(run, "-n", "last") == ("last", None, None)
+    assert _script_choice(run, "-n", "old.ckpt") == ("old.ckpt", None, None)  # reported missing by open_run
+    path = str(run / "version_0" / "checkpoints" / "best.ckpt")
+    assert _script_choice(run, "-n", path) == (path, None, None)
+    # anything else: vschaos2's meaning, the output name, and the command says so
+    checkpoint, name, note = _script_choice(run, "-n", "my_model")
+    assert (checkpoint, name) == ("last", "my_model")
+    assert note.startswith("note: -n my_model: no checkpoint of that name in ") and "my_model.ts" in note
+    assert _script_choice(run, "-n", "my_model", "--checkpoint", "best")[:2] == ("best", "my_model")
+    with pytest.raises(ValueError, match="--output-name other is given too"):
+        _script_choice(run, "-n", "my_model", "--output-name", "other")
+    with pytest.raises(ValueError, match="give one"):
+        _script_choice(run, "-n", "best", "--checkpoint", "last")
+
+
+def test_script_buffers_accept_commas_or_spaces():
+    for spelling in (["512,2048"], ["512", "2048"]):
+        assert script.parse_args(["run", "--buffers", *spelling]).buffers == [512, 2048]
 
 
 def test_script_reports_a_bad_run_folder(run, tmp_path, capsys):

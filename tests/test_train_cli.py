@@ -103,7 +103,7 @@ def test_thread_policy_sets_torch_and_the_environment(monkeypatch):
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("command", ["train_model.py", "script.py", "data_tools/check_dataset.py",
+@pytest.mark.parametrize("command", ["train_model.py", "data_tools/check_dataset.py",
                                      "data_tools/make_demo_dataset.py",
                                      "data_tools/folders_to_metadata.py"])
 def test_help_loads_neither_torch_nor_lightning(command):

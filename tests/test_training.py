@@ -7,6 +7,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from vschaos.cli.train import compose_config, main
@@ -56,11 +57,14 @@ def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, caps
     common = ["--config-name", "demo", "name=my_training", f"rundir={rundir}", "callbacks.reconstructions.every_n_epochs=1",
               "callbacks.reconstructions.n_frames=16", *FAST]
     assert main([*common, f"+data.dataset.root={demo_root}"]) == 0
-    assert main([*common, f"data.dataset.root={demo_root}"]) == 0
+    monkeypatch.chdir(demo_root.parent)  # a root relative to the current directory is stored absolute
+    assert main([*common, f"data.dataset.root={demo_root.name}"]) == 0
+    monkeypatch.chdir(tmp_path)  # resume and load from elsewhere
     run = rundir / "my_training"
     assert sorted(p.name for p in run.iterdir()) == ["version_0", "version_1"]
     version = run / "version_1"
     assert (version / "config.yaml").is_file() and list(version.glob("events.out.tfevents*"))
+    assert OmegaConf.load(version / "config.yaml").data.dataset.root == str(demo_root.resolve())
     last, best = version / "checkpoints" / "last.ckpt", version / "checkpoints" / "best.ckpt"
     assert not list(version.glob("checkpoints/*.tmp")) and not list(version.glob("checkpoints/.*"))
     step = _step(last)
@@ -244,6 +248,17 @@ def test_resumed_run_shuffles_like_a_fresh_run_at_the_same_epoch(tmp_path):
     L.Trainer(max_epochs=3, enable_checkpointing=False, **quiet).fit(resumed, ckpt_path=tmp_path / "epoch1.ckpt")
     assert sorted(resumed.seen) == [1, 2]
     assert resumed.seen[1] == fresh.seen[1] and resumed.seen[2] == fresh.seen[2]
+
+
+def test_fast_dev_run_keeps_nothing_as_it_says(demo_root, tmp_path, capsys):
+    """Lightning prints "checkpointing is suppressed" in fast_dev_run: no run folder and no checkpoint appear."""
+    rundir = tmp_path / "runs"
+    assert main(["--config-name", "demo", "name=smoke", f"rundir={rundir}", f"data.dataset.root={demo_root}",
+                 "debug=fast_dev_run"]) == 0
+    out = capsys.readouterr().out
+    assert "debug=fast_dev_run: one training and one validation batch ran; nothing was kept" in out
+    assert "run folder:" not in out
+    assert not rundir.exists() or not list(rundir.rglob("*"))
 
 
 def test_cpu_time_budget_stops_training_after_the_batch_that_spends_it(demo_root, tmp_path):

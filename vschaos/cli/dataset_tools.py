@@ -68,14 +68,15 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
                                      description="Label each file with the name of its first-level folder under data/.")
     parser.add_argument("root", help="dataset root (holds data/)")
     parser.add_argument("task", help="task name, e.g. instrument")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing metadata/TASK")
+    parser.add_argument("--force", action="store_true",
+                        help="rewrite an existing metadata/TASK (existing class ids are kept, new folders appended)")
     args = parser.parse_args(argv)
     set_thread_environment()
     from vschaos.data.folders import folders_to_metadata
 
     try:
         classes = folders_to_metadata(args.root, args.task, force=args.force)
-    except (FileExistsError, FileNotFoundError) as error:
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {Path(args.root) / 'metadata' / args.task}: {len(classes)} classes: {', '.join(classes)}")
@@ -84,8 +85,9 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
 
 def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     """``make_demo_dataset.py OUT_DIR [--seed 0] [--sample-rate 44100] [--minutes 8]
-    [--files-per-instrument 8]``: synthesise the demo dataset; returns 0 (1 on bad arguments)."""
-    # imported here: the other tools need not load the synthesiser
+    [--files-per-instrument 8] [--force]``: synthesise the demo dataset; returns 0 (1 on bad arguments or an
+    existing ``OUT_DIR/metadata/`` without ``--force``)."""
+    # imported here: the other tools need neither the synthesiser nor vschaos.pitch
     from vschaos.data.demo import (DEFAULT_FILES_PER_INSTRUMENT, DEFAULT_MINUTES, DEFAULT_SAMPLE_RATE,
                                    make_demo_dataset)
 
@@ -100,12 +102,15 @@ def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
                              f"to generalise)")
     parser.add_argument("--files-per-instrument", type=int, default=DEFAULT_FILES_PER_INSTRUMENT,
                         help="files per instrument (default %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing OUT_DIR/metadata/ (refused otherwise: it may hold your labels)")
     args = parser.parse_args(argv)
     set_thread_environment()
     try:
         out = make_demo_dataset(args.out_dir, seed=args.seed, sample_rate=args.sample_rate,
-                                minutes=args.minutes, files_per_instrument=args.files_per_instrument)
-    except ValueError as error:  # too few minutes for the number of files
+                                minutes=args.minutes, files_per_instrument=args.files_per_instrument,
+                                force=args.force)
+    except (ValueError, FileExistsError) as error:  # too few minutes for the number of files; existing metadata
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"demo dataset written to {out}")

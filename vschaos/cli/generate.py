@@ -11,7 +11,8 @@ last (default), best, a file name in the version's checkpoints/ folder, or a pat
 Exit status: 0 on success; 2 with a one-line ``error:`` message for a problem with the arguments
 or the run folder (no traceback). ``reconstruct`` skips inputs it cannot use (unreadable, no
 label source), lists them at the end and still succeeds if at least one file was written; it
-fails (status 1) only when nothing could be reconstructed.
+fails (status 1) when nothing could be reconstructed, or when the model output NaN/Inf for any
+input (that file is not written). ``trajectories`` stops (status 2) at a path whose audio is not finite.
 """
 import argparse
 import sys
@@ -76,6 +77,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-iter", type=_non_negative_int, default=DEFAULT_GLA_ITERATIONS,
                         help=f"Griffin-Lim iterations for pghi+gla/griffinlim (default {DEFAULT_GLA_ITERATIONS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    parser.add_argument("--dataset-root", type=Path, default=None, metavar="DIR",
+                        help="the training dataset, if it moved since training (default: data.dataset.root of the "
+                             "run's config.yaml); used for class names and training labels")
     add_threads_argument(parser)
 
 
@@ -109,6 +113,16 @@ def dataset_root(cfg: DictConfig) -> Optional[Path]:
     return Path(str(root)) if root else None
 
 
+def open_generation_run(args: argparse.Namespace):
+    """``open_run`` for the command's arguments, with ``--dataset-root`` replacing the saved dataset root."""
+    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    if args.dataset_root is not None:
+        if not args.dataset_root.is_dir():
+            raise GenerationError(f"--dataset-root {args.dataset_root}: no such folder")
+        OmegaConf.update(run.cfg, "data.dataset.root", str(args.dataset_root.resolve()), force_add=True)
+    return run
+
+
 def metadata_callbacks(cfg: DictConfig) -> Optional[dict]:
     callbacks = OmegaConf.select(cfg, "data.dataset.metadata_callbacks", default=None)
     return OmegaConf.to_container(callbacks, resolve=True) if callbacks is not None else None
@@ -124,7 +138,7 @@ def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel) 
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    run = open_generation_run(args)
     cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
     inputs, problems = collect_inputs(args.files)
@@ -135,6 +149,10 @@ def run_reconstruct(args: argparse.Namespace) -> int:
                                temperature=args.temperature, method=args.phase, n_iter=args.n_iter, seed=args.seed)
     report.skipped = problems + report.skipped
     print(report.format())
+    if report.non_finite:
+        print(f"error: the model output NaN/Inf for {len(report.non_finite)} input(s); those files were not "
+              f"written (see above)", file=sys.stderr)
+        return EXIT_NOTHING_DONE
     if not report.rows:
         print("error: nothing was reconstructed", file=sys.stderr)
         return EXIT_NOTHING_DONE
@@ -167,7 +185,7 @@ def spread_from_argument(args: argparse.Namespace, cfg: DictConfig, vae: Spectra
 
 def run_trajectories(args: argparse.Namespace) -> int:
     check_trajectory_names(args.trajectories)  # before loading anything
-    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    run = open_generation_run(args)
     cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
     means: Optional[List[torch.Tensor]] = None
@@ -177,9 +195,11 @@ def run_trajectories(args: argparse.Namespace) -> int:
     elif args.files:
         print("note: --files is only used by the 'interpolate' trajectory; ignored", file=sys.stderr)
     spread = spread_from_argument(args, cfg, vae, labels)
+    conditioning = {task: int(vae.task_dims[task]) for task in vae.decoder_tasks}
     report = generate_trajectories(vae, args.trajectories, args.out, batches=args.batches, steps=args.steps,
                                    fixed_labels=labels, sample_rate=args.sr, seed=args.seed, method=args.phase,
-                                   n_iter=args.n_iter, spread=spread, endpoints=means, endpoint_stds=stds)
+                                   n_iter=args.n_iter, spread=spread, endpoints=means, endpoint_stds=stds,
+                                   class_names=load_class_names(dataset_root(cfg), conditioning))
     print(report.format())
     return 0
 

@@ -1,14 +1,22 @@
-"""``python script.py RUN_DIR [-o OUT_DIR] [-v VERSION] [-n CHECKPOINT] [--output-name NAME]``.
+"""``python script.py RUN_DIR [-o OUT_DIR] [-v VERSION] [-n CHECKPOINT|NAME] [--checkpoint C] [--output-name NAME]``.
 
-Exports a trained run for nn~ / nn.ar as ``OUT_DIR/NAME.ts`` (default: the run folder and the run
-name), verified by our streaming host before it is written: a model that fails verification is
-refused (exit status 1, no file). Prints the model description and its latency table.
+Exports a trained run for nn~ / nn.ar as ``OUT_DIR/NAME.ts`` (default: the folder given as RUN_DIR, as vschaos2's
+README says, and the run name), verified by our streaming host before it is written: a model that fails
+verification is refused (exit status 1, no file). Prints the model description and its latency table.
+
+``-n`` has two meanings, told apart by one rule: a value that names a checkpoint (``last``, ``best``, anything
+ending in ``.ckpt`` or holding a folder part, a file of the version's ``checkpoints/``, or an existing file) picks
+the checkpoint; any other value is the output name (vschaos2's meaning: ``-n my_model`` -> ``my_model.ts``), and
+the command says so. ``--checkpoint`` and ``--output-name`` are the unambiguous spellings.
 """
 import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
 
+from vschaos.util import IntListAction, int_list
+from vschaos.training.run import (CHECKPOINT_SUFFIX, RunFolderError, find_version_dir, list_checkpoints,
+                                  open_run)
 from vschaos.threads import add_threads_argument, apply_thread_policy
 
 
@@ -16,22 +24,63 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="script.py", description="Export a trained vschaos run for nn~ / nn.ar "
                                      "(verified by vschaos.host before it is written).")
     parser.add_argument("run_dir", type=Path, help="the run folder rundir/name (or one of its version_N folders)")
-    parser.add_argument("-o", "--out", type=Path, default=None, help="output folder (default: the run folder)")
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help="output folder (default: RUN_DIR, the folder given, where vschaos2 writes it too)")
     parser.add_argument("-v", "--version", type=int, default=None,
                         help="version_N to export (default: latest; with a version folder, its sibling version_N)")
-    # --name is the old spelling of -n (vschaos2: "-n name" = checkpoint name); kept so old scripts still work
-    parser.add_argument("-n", "--checkpoint", "--name", dest="checkpoint", default="last",
-                        help="checkpoint: last (default), best, a file name in checkpoints/, or a path "
-                             "(--name: deprecated alias)")
+    parser.add_argument("-n", "--name", dest="name_or_checkpoint", default=None, metavar="CHECKPOINT|NAME",
+                        help="a checkpoint (last, best, a file of checkpoints/, a path) or else the output name "
+                             "(vschaos2's meaning); see the rule above")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint: last (default), best, a file name in checkpoints/, or a path")
     parser.add_argument("--output-name", default=None, help="file name without .ts (default: the run name)")
     parser.add_argument("--temperature", type=float, default=0.0, help="initial temperature attribute (default 0)")
     parser.add_argument("--phase", default="pghi", choices=["pghi", "random", "keep_input"],
                         help="initial phase attribute (default pghi)")
     parser.add_argument("--seed", type=int, default=0, help="initial seed attribute (default 0)")
-    parser.add_argument("--buffers", type=int, nargs="+", default=None,
-                        help="buffer sizes to verify (default: powers of two from the hop to 8192)")
+    parser.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction, default=None,
+                        help="buffer sizes to verify, 512,2048 or 512 2048 (default: powers of two from the hop "
+                             "to 8192)")
+    parser.add_argument("--format", choices=["nn", "neutone"], default="nn",
+                        help="nn: TorchScript for nn~ / nn.ar (default); neutone: a .nm file for the Neutone plugin "
+                             "(needs pip install -e .[neutone]; verified by the Neutone SDK)")
+    parser.add_argument("--data-description", default=None,
+                        help="neutone: the training data as the plugin shows it (default: from the run's dataset)")
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_threads_argument(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.checkpoint_given = args.checkpoint is not None
+    if args.checkpoint is None:
+        args.checkpoint = "last"
+    return args
+
+
+def names_a_checkpoint(value: str, version_dir: Path) -> bool:
+    """The rule that tells ``-n CHECKPOINT`` from vschaos2's ``-n NAME`` (see the module docstring)."""
+    if value in ("last", "best") or value.endswith(CHECKPOINT_SUFFIX) or Path(value).name != value:
+        return True
+    return value + CHECKPOINT_SUFFIX in list_checkpoints(version_dir) or Path(value).is_file()
+
+
+def resolve_name_option(args: argparse.Namespace, version_dir: Path) -> Optional[str]:
+    """Apply ``-n`` to ``args.checkpoint`` or ``args.output_name``; returns a note to print (or None).
+    Raises ValueError when ``-n`` would set something given twice."""
+    value = args.name_or_checkpoint
+    if value is None:
+        return None
+    if names_a_checkpoint(value, version_dir):
+        if args.checkpoint_given:
+            raise ValueError(f"-n {value} names a checkpoint and --checkpoint {args.checkpoint} another: give one")
+        args.checkpoint = value
+        return None
+    if args.output_name is not None:
+        available = ", ".join(list_checkpoints(version_dir)) or "none"
+        raise ValueError(f"-n {value} is not a checkpoint of {version_dir} ({available}), so it would be the "
+                         f"output name, but --output-name {args.output_name} is given too")
+    args.output_name = value
+    return (f"note: -n {value}: no checkpoint of that name in {version_dir / 'checkpoints'}, so it is the output "
+            f"name (vschaos2's meaning: {value}.ts); use --checkpoint to pick a checkpoint")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -42,12 +91,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     from vschaos.host import describe_model, latency_table
 
     try:
-        run = open_run(args.run_dir, args.version, args.checkpoint)
-    except RunFolderError as error:
+        version_dir = find_version_dir(args.run_dir, args.version)
+        note = resolve_name_option(args, version_dir)
+        run = open_run(version_dir, None, args.checkpoint)
+    except (RunFolderError, ValueError) as error:
         print(f"script.py: {error}", file=sys.stderr)
         return 2
+    if note:
+        print(note)
     name = args.output_name or run.run_dir.name
-    out_dir = args.out if args.out is not None else run.run_dir
+    # vschaos2's README: "The .ts file will be exported at path_to_model/", the folder given on the command line
+    out_dir = args.out if args.out is not None else Path(str(args.run_dir).rstrip("/\\") or str(args.run_dir))
+    if args.format == "neutone":
+        from vschaos.cli.neutone import export_neutone_run
+        return export_neutone_run(run, out_dir / f"{name}.nm", name, args)
     path = out_dir / f"{name}.ts"
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path}")
     try:

@@ -173,7 +173,8 @@ def train(cfg, resume=None) -> int:
         print(check(cfg))
         return 0
     version_dir = fit(cfg, resume)
-    print(f"run folder: {version_dir}")
+    if version_dir is not None:  # None: debug=fast_dev_run, which keeps nothing (fit says so)
+        print(f"run folder: {version_dir}")
     return 0
 
 

@@ -27,7 +27,25 @@ _SCAN_BLOCK = 1 << 18  # frames per block when scanning a file's samples
 
 
 class AudioReadError(RuntimeError):
-    """A sound file could not be read; the message names the file."""
+    """A sound file could not be read; the message names the file once: ``PATH: REASON``.
+
+    ``path`` and ``reason`` are kept apart so that reports that already print the path (``file: message``
+    problem lists) can print the reason alone.
+    """
+
+    def __init__(self, path: Union[str, Path], reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def _decode_failure(path: Union[str, Path], what: str, error: Exception) -> AudioReadError:
+    # libsndfile's message starts with "Error opening '<path>': "; keep only its reason so the path appears once
+    # (it says "System error." for a missing file: name that case)
+    if not Path(path).exists():
+        return AudioReadError(path, f"cannot read {what} (file not found)")
+    detail = getattr(error, "error_string", None) or str(error).replace(f"'{path}'", "the file")
+    return AudioReadError(path, f"cannot read {what} ({detail.strip()})")
 
 
 # What soundfile raises for a file it cannot decode. Garbage, empty, missing files and directories
@@ -42,8 +60,7 @@ class AudioValueError(AudioReadError):
     ``reason`` says which (without the file name)."""
 
     def __init__(self, path: Union[str, Path], reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(path, reason)
 
 
 def sample_problem(samples: np.ndarray, first_frame: int = 0) -> Optional[str]:
@@ -75,7 +92,7 @@ def scan_audio_samples(path: Union[str, Path]) -> Optional[str]:
                 return problem
             position += block.shape[0]
     except _DECODE_ERRORS as error:
-        raise AudioReadError(f"{path}: cannot read audio ({error})") from error
+        raise _decode_failure(path, "audio", error) from error
     return None
 
 
@@ -91,7 +108,7 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     try:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except _DECODE_ERRORS as error:
-        raise AudioReadError(f"{path}: cannot read audio ({error})") from error
+        raise _decode_failure(path, "audio", error) from error
     problem = sample_problem(data)
     if problem is not None:
         raise AudioValueError(path, problem)
@@ -106,7 +123,7 @@ def audio_info(path: Union[str, Path]) -> "sf._SoundFileInfo":
     try:
         return sf.info(str(path))
     except _DECODE_ERRORS as error:
-        raise AudioReadError(f"{path}: cannot read audio header ({error})") from error
+        raise _decode_failure(path, "audio header", error) from error
 
 
 def save_audio(path: Union[str, Path], audio: torch.Tensor, sample_rate: int) -> Path:

@@ -226,7 +226,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                     bad_samples.append(Problem(error.path, None, error.reason))
                     continue
                 except AudioReadError as error:
-                    raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error}")]) from error
+                    raise DatasetError([Problem(str(f.path), None, f"unreadable audio: {error.reason}")]) from error
                 if bad_samples:
                     continue
                 stored = file_magnitudes(transform, audio).to(store_dtype).numpy()

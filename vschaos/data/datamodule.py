@@ -8,7 +8,7 @@ memory-mapped cache and of the label arrays with it.
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import lightning
 import numpy as np
@@ -256,12 +256,34 @@ class SpectralDataModule(lightning.LightningDataModule):
 
     # ------------------------------------------------------------------ statistics
     def normalisation(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Per-bin mean and std ``(bins,)`` float32 of ``log1p(|X|)`` over the training split
-        (accumulated in float64 while the cache was built)."""
+        """Per-bin mean and std ``(bins,)`` float32 of the transform's ``contrast(|X|)`` over the training
+        split. ``log1p(|X|)`` (the default representation) was accumulated in float64 while the cache was
+        built; another representation (``log_floor_db``) is accumulated here, in float64, in one pass."""
         if self._cache is None:
             self.setup()
-        mean, std = self._cache.normalisation(self.train_files)
+        if float(getattr(self.transform, "contrast_scale", 1.0)) == 1.0:
+            mean, std = self._cache.normalisation(self.train_files)
+        else:
+            mean, std = self._contrast_statistics(self.train_files)
         return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
+
+    def _contrast_statistics(self, file_indices: Sequence[int], chunk: int = 4096) -> Tuple[np.ndarray, np.ndarray]:
+        magnitudes, offsets = self._cache.magnitudes, self._cache.offsets
+        sums = np.zeros((2, magnitudes.shape[1]), dtype=np.float64)
+        count = 0
+        with torch.no_grad():
+            for i in file_indices:
+                for start in range(int(offsets[i]), int(offsets[i + 1]), chunk):
+                    stop = min(start + chunk, int(offsets[i + 1]))
+                    features = self.transform.contrast(torch.from_numpy(np.asarray(magnitudes[start:stop],
+                                                                                   dtype=np.float32))).numpy()
+                    sums[0] += features.sum(axis=0, dtype=np.float64)
+                    sums[1] += np.einsum("fb,fb->b", features, features, dtype=np.float64)
+                    count += stop - start
+        if count == 0:
+            raise ValueError("normalisation: the selected files have no frames")
+        mean = sums[0] / count
+        return mean, np.sqrt(np.maximum(sums[1] / count - mean * mean, 0.0))
 
     def summary(self) -> str:
         """Files, frames, seconds and labels per task (printed by ``+check=1``)."""

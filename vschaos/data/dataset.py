@@ -76,11 +76,11 @@ def load_index(root: Union[str, Path], tasks: Optional[Sequence[str]] = None,
             try:
                 info = audio_info(path)
                 if info.frames <= 0:
-                    raise AudioReadError("no samples")
+                    raise AudioReadError(path, "no samples")
                 files.append(AudioFile(key, path, info.frames / info.samplerate, int(info.samplerate),
                                        int(info.frames)))
             except AudioReadError as error:
-                problems.append(Problem(str(path), None, f"unreadable audio: {error}"))
+                problems.append(Problem(str(path), None, f"unreadable audio: {error.reason}"))
         if not files and not problems:
             problems.append(Problem(str(data_dir), None, "empty dataset: no sound files (.wav .aif .aiff "
                                                          ".flac .mp3 .ogg) under data/"))

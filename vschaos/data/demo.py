@@ -151,13 +151,19 @@ def _track_lines(notes: List[Tuple[float, float, int]], duration: float, value) 
 
 def make_demo_dataset(out_dir: Union[str, Path], seed: int = 0, sample_rate: int = DEFAULT_SAMPLE_RATE,
                       minutes: float = DEFAULT_MINUTES,
-                      files_per_instrument: int = DEFAULT_FILES_PER_INSTRUMENT) -> Path:
+                      files_per_instrument: int = DEFAULT_FILES_PER_INSTRUMENT, force: bool = False) -> Path:
     """Synthesise the demo dataset into ``out_dir`` (created; existing demo files are replaced).
 
     Returns ``out_dir``. The same ``(seed, sample_rate, minutes, files_per_instrument)`` gives
-    byte-identical files.
+    byte-identical files. A non-empty ``out_dir/metadata/`` may hold a user's own labels: without ``force``
+    it is refused (``FileExistsError``) before anything is written.
     """
     out = Path(out_dir)
+    metadata_dir = out / "metadata"
+    if not force and metadata_dir.is_dir() and any(metadata_dir.iterdir()):
+        existing = ", ".join(sorted(p.name for p in metadata_dir.iterdir()))
+        raise FileExistsError(f"{metadata_dir} already holds {existing}: the demo would overwrite "
+                              f"instrument/pitch/octave there; pass --force to replace them, or choose another folder")
     rng = np.random.default_rng(seed)
     file_seconds = minutes * 60.0 / (len(INSTRUMENTS) * files_per_instrument)
     if file_seconds < 1.0:

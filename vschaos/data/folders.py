@@ -1,9 +1,9 @@
 """Label a dataset by its folders: each file's first-level sub-folder of ``data/`` is its class."""
 from pathlib import Path
-from typing import List, Union
+from typing import Dict, List, Union
 
 from vschaos.data.audio import scan_audio_files
-from vschaos.data.metadata import format_classes, format_metadata
+from vschaos.data.metadata import Problem, format_classes, format_metadata, read_classes
 from vschaos.io import atomic_write_text
 
 
@@ -11,8 +11,9 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     """Write ``metadata/TASK/metadata.txt`` (single labels) and ``classes.txt`` from the first-level
     sub-folder of ``data/`` each file lies in; files directly in ``data/`` get ``none``.
 
-    Class ids follow the sorted folder names. Returns the class names. Refuses (``FileExistsError``)
-    to replace an existing task unless ``force``.
+    A new task numbers its classes in sorted folder order. Refuses (``FileExistsError``) to replace an existing
+    task unless ``force``; with ``force`` the ids of an existing ``classes.txt`` are kept (a trained model's
+    class 1 stays class 1) and new folders get the next ids, in sorted order. Returns the class names by id.
     """
     root = Path(root)
     task_dir = root / "metadata" / task
@@ -22,10 +23,25 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     files = scan_audio_files(data_dir) if data_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no sound files under {data_dir}")
+    ids = _existing_class_ids(task_dir / "classes.txt")
     relative = [p.relative_to(root) for p in files]
-    classes = sorted({r.parts[1] for r in relative if len(r.parts) > 2})
-    ids = {name: i for i, name in enumerate(classes)}
+    for name in sorted({r.parts[1] for r in relative if len(r.parts) > 2} - set(ids)):
+        ids[name] = max(ids.values(), default=-1) + 1
     entries = {r.as_posix(): str(ids[r.parts[1]]) if len(r.parts) > 2 else "none" for r in relative}
-    atomic_write_text(task_dir / "classes.txt", format_classes(list(enumerate(classes))))
+    classes = sorted((class_id, name) for name, class_id in ids.items())
+    atomic_write_text(task_dir / "classes.txt", format_classes(classes))
     atomic_write_text(task_dir / "metadata.txt", format_metadata(entries, sort_keys=False))  # scan order
-    return classes
+    return [name for _, name in classes]
+
+
+def _existing_class_ids(path: Path) -> Dict[str, int]:
+    """``{name: id}`` of an existing ``classes.txt`` (empty if there is none); ValueError if it is malformed
+    (renumbering silently would change what a trained model's class ids mean)."""
+    if not path.is_file():
+        return {}
+    problems: List[Problem] = []
+    classes = read_classes(path, problems)
+    if problems:
+        raise ValueError(f"cannot keep the class ids of {path}: " + "; ".join(str(p) for p in problems)
+                         + " (fix or delete it)")
+    return {name: class_id for class_id, name in classes.items()}

@@ -189,14 +189,23 @@ def idgt(spec: Tensor, dual: Tensor, hop: int, length: int) -> Tensor:
     return out[..., n_fft - hop : n_fft - hop + length]
 
 
-def contrast(magnitude: Tensor) -> Tensor:
-    """Log-compression used as the model's input representation: ``log1p(|X|)``."""
-    return torch.log1p(magnitude)
+def contrast(magnitude: Tensor, scale: float = 1.0) -> Tensor:
+    """Log-compression used as the model's input representation: ``log1p(|X| / scale)``.
+
+    ``scale`` is the magnitude below which the curve turns linear: with the default 1.0 (the original
+    ``log1p(|X|)``) that is about -53 dB below a full-scale sine's peak bin, so quiet partials sit in
+    the linear part; a smaller scale (``SpectralTransform(log_floor_db=...)``) gives a true log range
+    down to it."""
+    if scale == 1.0:
+        return torch.log1p(magnitude)
+    return torch.log1p(magnitude / scale)
 
 
-def inverse_contrast(features: Tensor) -> Tensor:
-    """Inverse of :func:`contrast`, clamped at zero: ``expm1(max(c, 0))``."""
-    return torch.expm1(torch.clamp(features, min=0.0))
+def inverse_contrast(features: Tensor, scale: float = 1.0) -> Tensor:
+    """Inverse of :func:`contrast`, clamped at zero: ``scale * expm1(max(c, 0))``."""
+    if scale == 1.0:
+        return torch.expm1(torch.clamp(features, min=0.0))
+    return torch.expm1(torch.clamp(features, min=0.0)) * scale
 
 
 def spectral_convergence(reference_mag: Tensor, estimate_mag: Tensor, eps: float = 1e-12) -> Tensor:

@@ -3,6 +3,7 @@
 One object serves training (data cache, losses), generation (offline reconstruction) and export
 (it is scripted inside the model), so the front end has a single definition (docs/ARCHITECTURE.md, sections 1-2).
 """
+import math
 from typing import Dict, Optional
 
 import torch
@@ -25,11 +26,19 @@ class SpectralTransform(nn.Module):
         n_fft: window length = FFT size (default 2048); must be a multiple of ``hop``.
         hop: hop size in samples (default 512).
         tfr: time-frequency ratio of the Gaussian window, ``lambda = tfr * n_fft^2`` (default 0.25).
+        log_floor_db: representation. ``None`` (default, and what a config without the key gets):
+            ``log1p(|X|)``, linear below ~-53 dB re a full-scale sine. A number, e.g. -100: the true
+            log range ``log1p(|X| / floor)`` with ``floor`` that many dB below a full-scale sine's
+            peak bin (``full_scale = sum(window) / 2``).
+        norm_std_floor: :meth:`set_normalisation` floors each bin's std at this fraction of the
+            std pooled over all bins (default 0.1), so silent or band-limited bins do not turn any
+            energy there into huge features.
 
     Attributes: ``sample_rate, n_fft, hop, n_bins (= n_fft // 2 + 1), tfr, lam`` (plain values);
     buffers ``window (n_fft,)``, ``dual (n_fft,)``, ``norm_mean (n_bins,)`` = 0 and
     ``norm_std (n_bins,)`` = 1 until :meth:`set_normalisation`. The buffers are saved in the
-    model's state dict, so a checkpoint carries its normalisation.
+    model's state dict, so a checkpoint carries its normalisation. ``contrast_scale`` (float) is the
+    magnitude where the log curve turns linear (1.0 for ``log1p(|X|)``).
     """
 
     sample_rate: int
@@ -38,8 +47,11 @@ class SpectralTransform(nn.Module):
     n_bins: int
     tfr: float
     lam: float
+    contrast_scale: float
+    norm_std_floor: float
 
-    def __init__(self, sample_rate: int = 44100, n_fft: int = 2048, hop: int = 512, tfr: float = 0.25) -> None:
+    def __init__(self, sample_rate: int = 44100, n_fft: int = 2048, hop: int = 512, tfr: float = 0.25,
+                 log_floor_db: Optional[float] = None, norm_std_floor: float = 0.1) -> None:
         super().__init__()
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -51,6 +63,10 @@ class SpectralTransform(nn.Module):
             raise ValueError(f"n_fft must be even, got {n_fft}")
         if not tfr > 0:
             raise ValueError(f"tfr must be positive, got {tfr}")
+        if log_floor_db is not None and not (math.isfinite(float(log_floor_db)) and float(log_floor_db) < 0):
+            raise ValueError(f"log_floor_db must be a negative number of dB (e.g. -100) or null, got {log_floor_db}")
+        if not 0 <= norm_std_floor < 1:
+            raise ValueError(f"norm_std_floor must lie in [0, 1), got {norm_std_floor}")
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop = int(hop)
@@ -60,6 +76,9 @@ class SpectralTransform(nn.Module):
         window = dsp.gaussian_window(self.n_fft, self.tfr)
         self.register_buffer("window", window)
         self.register_buffer("dual", dsp.dual_window(window, self.hop))
+        self.full_scale = float(window.sum()) / 2.0  # peak bin of a full-scale sine centred on a bin
+        self.contrast_scale = 1.0 if log_floor_db is None else self.full_scale * 10.0 ** (float(log_floor_db) / 20.0)
+        self.norm_std_floor = float(norm_std_floor)
         self.register_buffer("norm_mean", torch.zeros(self.n_bins))
         self.register_buffer("norm_std", torch.ones(self.n_bins))
 
@@ -81,13 +100,18 @@ class SpectralTransform(nn.Module):
 
     @torch.jit.export
     def to_features(self, magnitude: Tensor) -> Tensor:
-        """Model input: ``(log1p(|X|) - norm_mean) / norm_std``, ``(..., bins)`` -> ``(..., bins)``."""
-        return (dsp.contrast(magnitude) - self.norm_mean) / self.norm_std
+        """Model input: ``(contrast(|X|) - norm_mean) / norm_std``, ``(..., bins)`` -> ``(..., bins)``."""
+        return (dsp.contrast(magnitude, self.contrast_scale) - self.norm_mean) / self.norm_std
+
+    @torch.jit.export
+    def contrast(self, magnitude: Tensor) -> Tensor:
+        """The representation before normalisation, ``log1p(|X| / contrast_scale)``: ``(..., bins)``."""
+        return dsp.contrast(magnitude, self.contrast_scale)
 
     @torch.jit.export
     def from_features(self, features: Tensor) -> Tensor:
         """Inverse of :meth:`to_features`, magnitude clamped ``>= 0``: ``(..., bins)`` -> ``(..., bins)``."""
-        return dsp.inverse_contrast(features * self.norm_std + self.norm_mean)
+        return dsp.inverse_contrast(features * self.norm_std + self.norm_mean, self.contrast_scale)
 
     def forward(self, audio: Tensor) -> Tensor:
         """Features of audio: ``(batch, time)`` -> ``(batch, frames, bins)``."""
@@ -96,8 +120,10 @@ class SpectralTransform(nn.Module):
     # ---------------------------------------------------------------- python-side helpers
     @torch.jit.unused
     def set_normalisation(self, mean: Tensor, std: Tensor) -> None:
-        """Store per-bin statistics of ``log1p(|X|)`` (each ``(n_bins,)``); ``std`` is clamped
-        to ``>= 1e-4`` so that silent bins do not blow features up."""
+        """Store per-bin statistics of :meth:`contrast` (each ``(n_bins,)``). ``std`` is floored at
+        ``max(1e-4, norm_std_floor * pooled)``, ``pooled`` the std of all bins' values together
+        (``sqrt(mean(std^2) + var(mean))``): a silent or band-limited bin (std ~1e-3 on real notes) would
+        otherwise turn any energy there (a live microphone, broadband noise) into features of order 1e3."""
         mean = torch.as_tensor(mean)
         std = torch.as_tensor(std)
         for name, value in (("mean", mean), ("std", std)):
@@ -109,7 +135,10 @@ class SpectralTransform(nn.Module):
                 raise ValueError(f"set_normalisation: {name} contains NaN or Inf")
         with torch.no_grad():
             self.norm_mean.copy_(mean.to(self.norm_mean))
-            self.norm_std.copy_(std.to(self.norm_std).clamp_min(1e-4))
+            std = std.to(self.norm_std)
+            mean = mean.to(self.norm_mean)
+            pooled = float(torch.sqrt(std.pow(2).mean() + mean.var(unbiased=False)))
+            self.norm_std.copy_(std.clamp_min(max(1e-4, self.norm_std_floor * pooled)))
 
     @torch.jit.unused
     def cache_key(self) -> Dict[str, object]:

@@ -160,6 +160,8 @@ class StreamingVAE(nn.Module):
         self.forward_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
         for method in ("encode", "decode", "forward"):
             self.register_buffer(f"{method}_frames", torch.zeros(0, dtype=torch.int64))
+        # Added to z in forward (zeros: no effect). The Neutone export's latent-direction knobs set it.
+        self.register_buffer("forward_latent_offset", torch.zeros(self.latent_dim))
 
         latent_labels = [f"(signal) latent {i}" for i in range(self.latent_dim)]
         self.encode_input_labels = ["(signal) audio input"] + self._label_inlets(self.encoder_tasks)
@@ -370,6 +372,7 @@ class StreamingVAE(nn.Module):
         features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.forward_tasks, True)
         z = self._latent(features, self._select(labels, self.encoder_tasks), frame_index, batch)
+        z = z + self.forward_latent_offset
         decoded = self.vae.decode(z, self._select(labels, self.decoder_tasks))
         magnitude = self.vae.transform.from_features(decoded).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":

@@ -10,6 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from vschaos.dsp.display import draw_spectrogram
 from vschaos.io import atomic_write
 
 
@@ -39,13 +40,6 @@ def plot_latents_and_spectrogram(path: Union[str, Path], latents: Tensor, magnit
     if title:
         top.set_title(title)
 
-    decibels = 20.0 * torch.log10(magnitude.clamp_min(1e-12))
-    floor = float(decibels.max()) - 80.0  # 80 dB of dynamic range is enough to see the structure
-    decibels = decibels.clamp_min(floor)
-    duration = magnitude.shape[0] * seconds_per_frame
-    image = bottom.imshow(decibels.transpose(0, 1).numpy(), origin="lower", aspect="auto",
-                          extent=(0.0, duration, 0.0, sample_rate / 2.0), cmap="magma")
-    bottom.set_xlabel("time (s)")
-    bottom.set_ylabel("frequency (Hz)")
+    image = draw_spectrogram(bottom, magnitude, sample_rate, hop)
     figure.colorbar(image, ax=[top, bottom], label="dB", fraction=0.03, pad=0.01)
     return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))

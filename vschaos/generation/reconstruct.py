@@ -157,6 +157,7 @@ class ReconstructionReport:
 
     rows: List[Dict[str, object]] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
+    non_finite: List[str] = field(default_factory=list)  # outputs with NaN/Inf: not written, the command fails
     metrics_path: Optional[Path] = None
 
     def format(self) -> str:
@@ -169,6 +170,9 @@ class ReconstructionReport:
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} input(s):")
             lines.extend(f"  {reason}" for reason in self.skipped)
+        if self.non_finite:
+            lines.append(f"NOT WRITTEN, the model output NaN/Inf for {len(self.non_finite)} input(s):")
+            lines.extend(f"  {reason}" for reason in self.non_finite)
         return "\n".join(lines)
 
 
@@ -192,7 +196,8 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
     Output length: the input's duration at ``sample_rate`` (default the model's rate), i.e. the
     same number of samples as the input when ``sample_rate`` equals the file's rate. Metrics
     compare magnitudes at the model's rate. An input that cannot be read, or that lacks a label
-    the model needs, is skipped and listed in the report; the others are still processed.
+    the model needs, is skipped and listed in the report; the others are still processed. An output
+    holding NaN or Inf is not written and is listed in ``report.non_finite``.
     """
     transform = vae.transform
     model_rate = int(transform.sample_rate)
@@ -204,7 +209,7 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
             info = audio_info(item.path)
             audio = load_audio(item.path, model_rate)
         except AudioReadError as error:
-            report.skipped.append(f"{item.path}: unreadable ({error})")
+            report.skipped.append(f"{item.path}: unreadable ({error.reason})")
             continue
         if audio.numel() == 0:
             report.skipped.append(f"{item.path}: no samples")
@@ -223,6 +228,11 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
         out_length = int(round(info.frames * out_rate / float(info.samplerate)))
         output = resample_exact(result.audio, model_rate, out_rate, out_length)
         out_path = target_dir / item.relative_output
+        bad = int((~torch.isfinite(output)).sum())
+        if bad:  # a NaN in a sound file can blow up the next tool in the chain: never written
+            report.non_finite.append(f"{item.path}: {bad} of {output.numel()} output samples are NaN/Inf; "
+                                     f"{out_path} not written")
+            continue
         save_audio(out_path, output, out_rate)
         row: Dict[str, object] = {"input": str(item.path), "output": item.relative_output.as_posix(),
                                   "seconds": out_length / float(out_rate)}

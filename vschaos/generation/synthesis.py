@@ -85,6 +85,37 @@ def describe_labels(vae: SpectralModel, labels: Dict[str, Tensor], latents: Tens
     return described
 
 
+def labels_title(described: Dict[str, object], class_names: Optional[Dict[str, Dict[int, str]]] = None) -> str:
+    """``pitch=A (9), octave=4 (5)`` for a plot title: a constant label by name (and id), a varying one
+    (a predictor following the path) as ``pitch=predicted``."""
+    parts = []
+    for task, value in described.items():
+        if isinstance(value, list):
+            parts.append(f"{task}=predicted")
+            continue
+        name = (class_names or {}).get(task, {}).get(int(value))
+        parts.append(f"{task}={name} ({value})" if name is not None and str(name) != str(value) else f"{task}={value}")
+    return ", ".join(parts)
+
+
+def load_manifest(path: Path) -> Dict[str, Dict[str, object]]:
+    """The ``files`` entries of an existing ``manifest.json`` (empty if there is none), so that a second
+    ``trajectories`` call into the same folder adds to it instead of losing the first call's seeds. A
+    manifest written before per-file settings had its settings at the top: they are copied into its entries."""
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise GenerationError(f"cannot add to {path}: {error}; move it away or choose another --out") from error
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(entry, dict) for entry in files.values()):
+        raise GenerationError(f"cannot add to {path}: not a trajectories manifest (no 'files' mapping); move it "
+                              f"away or choose another --out")
+    top = {key: value for key, value in manifest.items() if key != "files"}
+    return {stem: {**top, **entry} for stem, entry in files.items()}
+
+
 @dataclass
 class TrajectoryReport:
     """Files written by :func:`generate_trajectories` (``{type}_{i}`` stems) and the manifest."""
@@ -101,11 +132,15 @@ def generate_trajectories(vae: SpectralModel, names: Sequence[str], out_dir: Pat
                           method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS,
                           spread: Optional[LatentSpread] = None, endpoints: Optional[Sequence[Tensor]] = None,
                           endpoint_stds: Optional[Sequence[Tensor]] = None,
-                          log: Callable[[str], None] = print) -> TrajectoryReport:
+                          log: Callable[[str], None] = print,
+                          class_names: Optional[Dict[str, Dict[int, str]]] = None) -> TrajectoryReport:
     """For each type in ``names`` and each batch ``i < batches``, write ``out_dir/trajectories/``
     ``<type>_<i>.wav`` (``steps * hop`` samples at the model's rate, resampled to
     ``sample_rate``), ``<type>_<i>.npy`` (the latent path ``(steps, latent_dim)`` float32) and
-    ``<type>_<i>.png``; plus ``manifest.json`` (seed, spread, labels decoded per file).
+    ``<type>_<i>.png`` (titled with the decoded labels, by ``class_names`` where known); plus
+    ``manifest.json``: per file its type, batch, labels decoded and the settings that made it (seed, steps,
+    rates, phase, spread). Entries of an earlier call into the same folder are kept (a file made again
+    replaces its entry). A path whose audio is not finite (NaN/Inf) is not written: GenerationError.
     ``spread`` maps the generator-driven paths (default: the prior N(0, I), see ``trajectories``).
 
     ``interpolate`` needs ``endpoints``: two latent sequences ``(frames, latent_dim)`` (posterior
@@ -124,12 +159,13 @@ def generate_trajectories(vae: SpectralModel, names: Sequence[str], out_dir: Pat
     out_length = int(round(steps * transform.hop * out_rate / float(model_rate)))
     target_dir = Path(out_dir) / "trajectories"
     report = TrajectoryReport()
-    manifest: Dict[str, object] = {"seed": seed, "steps": steps, "hop": int(transform.hop),
+    manifest_path = target_dir / "manifest.json"
+    files = load_manifest(manifest_path)  # before any work: a manifest we cannot extend stops the command
+    settings: Dict[str, object] = {"seed": seed, "steps": steps, "hop": int(transform.hop),
                                    "model_sample_rate": model_rate, "sample_rate": out_rate,
                                    "phase": method,
                                    "spread": "prior N(0, I)" if spread is None else
-                                   {"mean": spread.mean.tolist(), "std": spread.std.tolist()},
-                                   "files": {}}
+                                   {"mean": spread.mean.tolist(), "std": spread.std.tolist()}}
     for name in dict.fromkeys(names):  # each type once, in the order given
         for index in range(batches):
             generator = torch.Generator().manual_seed(path_seed(seed, name, index))
@@ -145,15 +181,23 @@ def generate_trajectories(vae: SpectralModel, names: Sequence[str], out_dir: Pat
             audio = decode_latent_path(vae, latents, labels, method=method, n_iter=n_iter, generator=generator)
             output = resample_exact(audio, model_rate, out_rate, out_length)
             stem = f"{name}_{index}"
+            if not bool(torch.isfinite(output).all()):
+                if report.stems:  # keep the record of what was written before stopping
+                    atomic_write_text(manifest_path, json.dumps({"files": files}, indent=2) + "\n")
+                raise GenerationError(f"{stem}: the model decoded {int((~torch.isfinite(output)).sum())} non-finite "
+                                      f"sample(s) (NaN/Inf); {stem}.wav not written")
             save_audio(target_dir / f"{stem}.wav", output, out_rate)
             array = latents.detach().cpu().numpy().astype(np.float32)
             atomic_save_npy(target_dir / f"{stem}.npy", array)
             spectrum = transform.magnitude(audio[None])[0, :steps]
+            described = describe_labels(vae, labels, latents)
+            title = f"{stem} (seed {seed})"
+            if described:
+                title += " " + labels_title(described, class_names)
             plot_latents_and_spectrogram(target_dir / f"{stem}.png", latents, spectrum, model_rate,
-                                         int(transform.hop), title=f"{stem} (seed {seed})")
-            manifest["files"][stem] = {"type": name, "batch": index,
-                                       "labels": describe_labels(vae, labels, latents)}
+                                         int(transform.hop), title=title)
+            files[stem] = {"type": name, "batch": index, "labels": described, **settings}
             report.stems.append(stem)
             log(f"[trajectories] {target_dir / stem}.wav ({out_length} samples at {out_rate} Hz)")
-    report.manifest_path = atomic_write_text(target_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    report.manifest_path = atomic_write_text(manifest_path, json.dumps({"files": files}, indent=2) + "\n")
     return report

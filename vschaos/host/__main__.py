@@ -6,21 +6,15 @@ import json
 import sys
 from typing import Dict, List, Optional
 
+from vschaos.util import IntListAction, int_list
 from vschaos.io import atomic_write_text
 from vschaos.threads import DEFAULT_THREADS, apply_thread_policy
 
-from .errors import HostError
+from .errors import HostError, NonFiniteOutputError
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # verify ran and found problems
+EXIT_FAILED = 1  # verify ran and found problems; render's model output NaN/Inf (nothing written)
 EXIT_ERROR = 2  # the command could not run (bad file, bad argument, model error)
-
-
-def _int_list(text: str) -> List[int]:
-    try:
-        return [int(item) for item in text.replace(" ", "").split(",") if item]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
 
 
 def _attribute_settings(items: Optional[List[str]]) -> Dict[str, List[str]]:
@@ -46,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="contract, shapes, streaming == offline, delays; exit 0 if all pass")
     verify.add_argument("model")
-    verify.add_argument("--buffers", type=_int_list, help="e.g. 512,2048 (default: largest ratio .. 8192)")
-    verify.add_argument("--batch-sizes", type=_int_list, default=[1, 4])
+    verify.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction,
+                        help="e.g. 512,2048 or 512 2048 (default: largest ratio .. 8192)")
+    verify.add_argument("--batch-sizes", nargs="+", type=int_list, action=IntListAction, default=[1, 4])
     verify.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m])
     verify.add_argument("--tolerance", type=float, default=1e-4)
     verify.add_argument("--set", action="append", metavar="ATTR=VALUE", help="set an attribute first")
@@ -64,11 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--threaded", action="store_true", help="worker thread (latency 2B-V)")
     render.add_argument("--compensate-delay", action="store_true", help="remove host latency + declared delay")
     render.add_argument("--set", action="append", metavar="ATTR=VALUE")
+    render.add_argument("--resample", action="store_true",
+                        help="resample an input at another rate than the model's (refused otherwise); "
+                             "the output is written at the model's rate")
 
     bench = commands.add_parser("bench", help="time per call, 1/RTF, memory, latency table")
     bench.add_argument("model")
     bench.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m])
-    bench.add_argument("--buffers", type=_int_list)
+    bench.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction,
+                       help="e.g. 128,2048,8192 or 128 2048 8192 (below the model's minimum: skipped, with a note)")
     bench.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads (default %(default)s)")
     bench.add_argument("--batch", type=int, default=1)
     bench.add_argument("--seconds", type=float, default=1.0, help="time budget per case")
@@ -98,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK if report.ok else EXIT_FAILED
     if args.command == "render":
         result = render(load_model(args.model), args.method, args.input, args.output, args.buffer, args.vector,
-                        args.batch, args.threaded, args.compensate_delay, _attribute_settings(args.set))
+                        args.batch, args.threaded, args.compensate_delay, _attribute_settings(args.set),
+                        resample=args.resample)
         print(f"wrote {args.output}: {result.output.shape[0]} channel(s), {result.output.shape[1]} samples; "
               f"host latency {result.latency}, declared model delay {result.model_delay}, "
               f"compensated {result.compensated}; {result.stats.calls} calls, "
@@ -123,6 +123,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     apply_thread_policy(getattr(args, "threads", DEFAULT_THREADS))
     try:
         return _run(args)
+    except NonFiniteOutputError as error:  # the command ran; the model's output is what is wrong
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except HostError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR

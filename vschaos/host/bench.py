@@ -43,6 +43,7 @@ class BenchReport:
     threads: int
     rows: List[BenchRow] = field(default_factory=list)
     latency: str = ""
+    skipped: List[str] = field(default_factory=list)  # buffer sizes not timed, and why
 
     def to_dict(self) -> Dict[str, object]:
         return asdict(self)
@@ -55,7 +56,8 @@ class BenchReport:
         for r in self.rows:
             lines.append(f"{r.method:<12} {r.buffer_size:>6} {r.batch:>5} {r.calls:>5} {r.median_ms:>10.3f} "
                          f"{r.p99_ms:>9.3f} {r.max_ms:>9.3f} {r.inverse_rtf:>9.1f} {r.peak_rss_mb:>8.0f}")
-        return "\n".join(lines + ["", self.latency])
+        notes = [f"skipped: {note}" for note in self.skipped]
+        return "\n".join(lines + notes + ["", self.latency])
 
 
 def _peak_rss_mb() -> float:
@@ -64,8 +66,14 @@ def _peak_rss_mb() -> float:
 
 
 def latency_table(description: ModelDescription, buffer_size: int, vector_size: int = 64,
-                  sample_rates: Sequence[int] = (44100, 48000)) -> str:
-    """Latency per method: host buffering (sync B - V, threaded 2B - V) plus the declared model delay."""
+                  sample_rates: Optional[Sequence[int]] = None) -> str:
+    """Latency per method: host buffering (sync B - V, threaded 2B - V) plus the declared model delay.
+
+    Milliseconds are given at ``sample_rates``: by default the model's own rate (nn~ does not resample, so that
+    is the rate it runs at), or 44.1 and 48 kHz for a model that does not expose one.
+    """
+    if sample_rates is None:
+        sample_rates = (description.sample_rate,) if description.sample_rate else (44100, 48000)
     header = f"{'method':<12} {'mode':<9} {'host':>7} {'model':>7} {'total':>7}" + "".join(
         f" {f'ms@{sr / 1000:g}k':>10}" for sr in sample_rates)
     lines = [f"latency at B={buffer_size}, V={vector_size} (samples; model = declared <method>_delay)", header,
@@ -91,20 +99,34 @@ def bench_model(source: "ModelSource | LoadedModel", methods: Optional[Sequence[
     """Time each method at each buffer size on ``threads`` torch threads (restored afterwards).
 
     Each case runs 2 warm-up calls, then calls until ``seconds_per_case`` or ``max_calls`` (at least
-    ``min_calls``). Buffers below a method's ratio are skipped. ``sample_rate`` (for 1/RTF) defaults
+    ``min_calls``). Buffers below the model's minimum buffer size (or a method's ratio) are skipped and listed
+    in ``report.skipped``; a HostError if none is left. ``sample_rate`` (for 1/RTF) defaults
     to the rate the model exposes, else 44100 Hz: a 22.05 kHz model has twice as long to compute a
     buffer as a 44.1 kHz one.
     """
     model = source if isinstance(source, LoadedModel) else load_model(source, sample_rate)
     description = model.description
+    # latency in ms at --sample-rate if given, else latency_table's default (the model's rate, or 44.1/48 kHz)
+    table_rates: Optional[Sequence[int]] = None
     if sample_rate is None:
         sample_rate = description.sample_rate or DEFAULT_SAMPLE_RATE
+    else:
+        table_rates = (sample_rate,)
     selected = [description.method(m) for m in methods] if methods else description.methods
     buffers = sorted(set(int(b) for b in (buffers or DEFAULT_BENCH_BUFFERS)))
     for buffer in buffers:
         if not is_power_of_two(buffer):
             raise HostError(f"buffer size {buffer} is not a power of two")
     report = BenchReport(model.path, sample_rate, threads)
+    too_small = [b for b in buffers if b < description.min_buffer_size]
+    if too_small:
+        # nn~ cannot run the model with them either: every call needs whole hops
+        report.skipped.append(f"B={','.join(map(str, too_small))}: below the model's minimum buffer size "
+                              f"{description.min_buffer_size}")
+        buffers = [b for b in buffers if b >= description.min_buffer_size]
+    if not buffers:
+        raise HostError(f"no buffer size to bench: every one is below the model's minimum buffer size "
+                        f"{description.min_buffer_size}")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -131,5 +153,5 @@ def bench_model(source: "ModelSource | LoadedModel", methods: Optional[Sequence[
     finally:
         torch.set_num_threads(previous_threads)
     shown = sorted({max(buffers[0], description.min_buffer_size, vector_size), max(buffers[-1], vector_size)})
-    report.latency = "\n\n".join(latency_table(description, b, vector_size) for b in shown)
+    report.latency = "\n\n".join(latency_table(description, b, vector_size, table_rates) for b in shown)
     return report

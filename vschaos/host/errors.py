@@ -19,3 +19,7 @@ class AttributeValueError(HostError):
 
 class ModelCallError(HostError):
     """The model raised inside a call, or returned the wrong shape/dtype."""
+
+
+class NonFiniteOutputError(HostError):
+    """The model output NaN or Inf: nothing is written (a NaN in a sound file can blow up a mixer or a speaker)."""

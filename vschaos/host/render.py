@@ -8,7 +8,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from .engine import EngineStats, StreamEngine
-from .errors import HostError
+from .errors import HostError, NonFiniteOutputError
 from .model import LoadedModel, ModelSource, load_model
 
 
@@ -48,14 +48,37 @@ def render_array(model: "ModelSource | LoadedModel", method: str, signals: np.nd
         return RenderResult(output, engine.latency, model_delay, skip, engine.stats)
 
 
+def check_finite(output: np.ndarray, what: str) -> None:
+    """Raise :class:`NonFiniteOutputError` if ``output`` ``(outlets, time)`` holds NaN or Inf, saying where."""
+    bad = ~np.isfinite(output)
+    if bad.any():
+        outlet, sample = (int(i[0]) for i in np.nonzero(bad))
+        raise NonFiniteOutputError(f"{what}: the model output {int(bad.sum())} non-finite sample(s) (NaN/Inf), the "
+                                   f"first at sample {sample} of outlet {outlet}; nothing written")
+
+
+def _resample(signals: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    import torch
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(signals)), int(from_rate), int(to_rate)).numpy()
+
+
 def render(model: "ModelSource | LoadedModel", method: str, input_path: str, output_path: str,
            buffer_size: Optional[int] = None, vector_size: int = 64, batch: int = 1, threaded: bool = False,
            compensate_delay: bool = False, attributes: Optional[Dict[str, Sequence[object]]] = None,
-           subtype: str = "FLOAT") -> RenderResult:
+           subtype: str = "FLOAT", resample: bool = False) -> RenderResult:
     """Read ``input_path`` (channels feed the inlets in order), stream it, write ``output_path``.
 
     Outlets become the output file's channels (control signals included, as audio-rate
     sample-and-hold). Written as 32-bit float by default so control values are not clipped.
+
+    Sample rate: nn~ never resamples, and a model run at another rate than it was trained at plays at the
+    wrong speed and pitch. So a file whose rate differs from the rate the model exposes is refused
+    (HostError naming both) unless the model has ``set_sample_rate`` (it is told the file's rate, as nn~
+    does) or ``resample`` is set: then the input is resampled to the model's rate and the output is
+    written at the model's rate. An output holding NaN or Inf is never written
+    (:class:`NonFiniteOutputError`).
     """
     import soundfile as sf
 
@@ -65,8 +88,19 @@ def render(model: "ModelSource | LoadedModel", method: str, input_path: str, out
         audio, sample_rate = sf.read(input_path, dtype="float32", always_2d=True)
     except Exception as error:
         raise HostError(f"cannot read {input_path} as a sound file: {error}") from None
-    result = render_array(model, method, audio.T, buffer_size, vector_size, batch, threaded, compensate_delay,
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    signals = audio.T
+    model_rate = loaded.description.sample_rate
+    if model_rate and int(sample_rate) != model_rate and not loaded.description.has_set_sample_rate:
+        if not resample:
+            raise HostError(f"{input_path} is at {int(sample_rate)} Hz but the model runs at {model_rate} Hz "
+                            f"(nn~ does not resample: it would play at the wrong speed and pitch); pass "
+                            f"--resample to convert the input to {model_rate} Hz")
+        signals = _resample(signals, int(sample_rate), model_rate)
+        sample_rate = model_rate
+    result = render_array(loaded, method, signals, buffer_size, vector_size, batch, threaded, compensate_delay,
                           int(sample_rate), attributes)
+    check_finite(result.output, f"render {input_path} through {method}")
     directory = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(directory, exist_ok=True)
     try:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vschaos.dsp.functional import spectral_convergence_energies
+from vschaos.models.augment import augment_frames
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
@@ -39,6 +40,10 @@ class SpectralVAEModule(L.LightningModule):
         loss: the reconstruction + KL objective.
         prediction_weight: weight of the predictors' cross-entropy [1.0]. Predictors see ``z.detach()``, so this
             term trains the predictors only, never the encoder.
+        augment_pitch_semitones: training frames are moved along frequency by a random shift uniform in
+            +-this many semitones (:func:`vschaos.models.augment.shift_pitch`) [0 = off]: the decoder learns to
+            write every pitch in between the recorded ones.
+        augment_gain_db: training frames get a random gain uniform in +-this many dB [0 = off].
         input_pitch_shift: training-time :class:`InputPitchShift` (encoder sees some labelled frames pitch-shifted,
             the decoder must rebuild them from the labels) [None: off]. Validation never shifts.
         max_nonfinite_steps: an optimiser step whose loss or gradients are not all finite is skipped (the weights
@@ -53,7 +58,8 @@ class SpectralVAEModule(L.LightningModule):
 
     def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                  loss: SpectralVAELoss, prediction_weight: float = 1.0,
-                 input_pitch_shift: Optional[InputPitchShift] = None, max_nonfinite_steps: int = 10):
+                 input_pitch_shift: Optional[InputPitchShift] = None, max_nonfinite_steps: int = 10,
+                 augment_pitch_semitones: float = 0.0, augment_gain_db: float = 0.0):
         super().__init__()
         if int(max_nonfinite_steps) < 1:
             raise ValueError(f"module.max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
@@ -69,6 +75,8 @@ class SpectralVAEModule(L.LightningModule):
         self.nonfinite_in_a_row = 0
         self.skipped_steps = 0
         self._loss_is_finite: Optional[Tensor] = None
+        self.augment_pitch_semitones = float(augment_pitch_semitones)
+        self.augment_gain_db = float(augment_gain_db)
         self.register_buffer("normalisation_fitted", torch.tensor(False))
         # validation sums stay on the device as tensors; they are read once, at the end of the epoch
         self._val_sums: Dict[str, Tensor] = {}
@@ -136,6 +144,9 @@ class SpectralVAEModule(L.LightningModule):
         return terms
 
     def training_step(self, batch: Dict, batch_idx: int) -> Tensor:
+        if self.augment_pitch_semitones > 0 or self.augment_gain_db > 0:
+            batch = {**batch, "magnitude": augment_frames(batch["magnitude"], self.augment_pitch_semitones,
+                                                          self.augment_gain_db)}
         terms = self._shared_step(batch, sample=True)
         batch_size = batch["magnitude"].shape[0]
         for name in ("loss", "spectral_convergence", "log_magnitude_l1", "kl", "beta"):

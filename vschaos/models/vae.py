@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_decoded_features, bounded_features, bounded_latent, magnitude_ceiling
-from vschaos.models.components.decoders import SpectralDecoder
+from vschaos.models.components.decoders import make_decoder
 from vschaos.models.components.distributions import normal_parameters, reparameterise
 from vschaos.models.components.embeddings import make_embedding
 from vschaos.models.components.encoders import SpectralEncoder
@@ -47,7 +47,8 @@ class SpectralVAE(nn.Module):
         transform: the ``SpectralTransform`` whose normalisation buffers live in this module (and its checkpoint).
         latent_dim: size of the diagonal-Normal latent [16].
         encoder: kwargs of :class:`SpectralEncoder` (channels, kernel_size, stride, hidden_dims, nlayers).
-        decoder: kwargs of :class:`SpectralDecoder` (channels [] = MLP only, kernel_size, stride, hidden_dims, nlayers).
+        decoder: ``type`` (``SpectralDecoder`` [default]: MLP, or ``UpsamplingConvDecoder``: convolutions along
+            frequency) and its kwargs (channels, kernel_size, stride, hidden_dims, nlayers).
         conditioning: ``{task: {dim, target: [encoder|decoder], embedding: OneHot|Embedding, embedding_dim}}``,
             used in the order written (config order), never sorted.
         prediction: ``{task: {dim, type: MLPEncoder, args: {nlayers, hidden_dims, target_dist: Categorical}}}``.
@@ -108,7 +109,7 @@ class SpectralVAE(nn.Module):
         encoder_cond = sum(m.out_dim for m in self.encoder_embeddings.values())
         decoder_cond = sum(m.out_dim for m in self.decoder_embeddings.values())
         self.encoder = SpectralEncoder(self.n_bins, 2 * self.latent_dim, cond_dim=encoder_cond, **dict(encoder or {}))
-        self.decoder = SpectralDecoder(self.latent_dim + decoder_cond, self.n_bins, **dict(decoder or {}))
+        self.decoder = make_decoder(self.latent_dim + decoder_cond, self.n_bins, **dict(decoder or {}))
 
     def _task_labels(self, labels: Dict[str, Tensor], task: str, reference: Tensor) -> Tensor:
         """``labels[task]``, or all -1 (missing) when the task is absent: (batch,) long."""

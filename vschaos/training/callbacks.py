@@ -53,8 +53,8 @@ class ReconstructionMonitor(L.Callback):
         pl_module.train(was_training)
         writer = trainer.logger.experiment
         step = trainer.global_step
-        writer.add_image("spectrogram/original_vs_reconstruction", spectrogram_image(magnitude, estimate), step,
-                         dataformats="HWC")
+        image = spectrogram_image(magnitude, estimate, int(transform.sample_rate), int(transform.hop))
+        writer.add_image("spectrogram/original_vs_reconstruction", image, step, dataformats="HWC")
         overlap = transform.n_fft // transform.hop - 1
         n_frames = magnitude.shape[0]
         if n_frames > overlap:
@@ -65,23 +65,33 @@ class ReconstructionMonitor(L.Callback):
                                  sample_rate=transform.sample_rate)
 
 
-def spectrogram_image(original: Tensor, estimate: Tensor) -> np.ndarray:
-    """Two log-magnitude spectrograms (frames, bins) side by side -> RGB uint8 image (height, width, 3)."""
+def spectrogram_figure(original: Tensor, estimate: Tensor, sample_rate: int, hop: int) -> "Figure":
+    """Two magnitude spectrograms ``(frames, bins)`` side by side, drawn like the trajectory PNGs
+    (:func:`vschaos.dsp.display.draw_spectrogram`): seconds, Hz, dB, one colour scale for both (the
+    original's peak down 80 dB) and its colour bar, so they compare at a glance."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 3), dpi=80)
-    canvas = FigureCanvasAgg(figure)
-    for index, (title, mag) in enumerate((("original", original), ("reconstruction", estimate))):
-        axis = figure.add_subplot(1, 2, index + 1)
-        image = torch.log10(mag.detach().cpu().float() + 1e-3).T.numpy()
-        axis.imshow(image, origin="lower", aspect="auto", cmap="magma")
+    from vschaos.dsp.display import draw_spectrogram, magnitude_db
+
+    figure = Figure(figsize=(9, 3.2), dpi=80)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2, sharey=True)
+    top_db = float(magnitude_db(original).max())
+    image = None
+    for axis, (title, mag) in zip(axes, (("original", original), ("reconstruction", estimate))):
+        image = draw_spectrogram(axis, mag, sample_rate, hop, vmax_db=top_db)
         axis.set_title(title)
-        axis.set_xlabel("frame")
-        axis.set_ylabel("bin")
-    figure.tight_layout()
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    axes[1].set_ylabel("")
+    figure.colorbar(image, ax=list(axes), label="dB", fraction=0.04, pad=0.01)
+    return figure
+
+
+def spectrogram_image(original: Tensor, estimate: Tensor, sample_rate: int, hop: int) -> np.ndarray:
+    """:func:`spectrogram_figure` as an RGB uint8 image (height, width, 3) for TensorBoard."""
+    figure = spectrogram_figure(original, estimate, sample_rate, hop)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
 
 
 class CPUTimeBudget(L.Callback):

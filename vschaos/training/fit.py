@@ -1,5 +1,7 @@
 """Build everything a run config describes, and train it in its run folder (new run or resume)."""
+import copy
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -108,6 +110,21 @@ def choose_version(run_root: Path, environ: Mapping[str, str]) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
+def with_absolute_dataset_root(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` whose ``data.dataset.root`` is absolute (resolved against the current directory).
+
+    The run's ``config.yaml`` is read again by ``resume`` and ``generate.py`` from any directory: a relative root
+    would then name another folder. To point a run at a moved dataset: ``resume RUN data.dataset.root=NEW`` or
+    ``generate.py ... --dataset-root NEW``.
+    """
+    root = OmegaConf.select(cfg, "data.dataset.root", default=None)
+    if root is None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    OmegaConf.update(cfg, "data.dataset.root", str(Path(str(root)).expanduser().resolve()))
+    return cfg
+
+
 def claim_version(run_root: Path, environ: Mapping[str, str], attempts: int = 1000) -> int:
     """Create ``run_root/version_N`` for a new run and return ``N``; the folder is this launch's alone.
 
@@ -159,6 +176,11 @@ def check(cfg: DictConfig) -> str:
     return report
 
 
+def is_fast_dev_run(cfg: DictConfig) -> bool:
+    """``debug=fast_dev_run`` (``trainer.fast_dev_run`` true or a batch count): a smoke test that keeps nothing."""
+    return bool(OmegaConf.select(cfg, "trainer.fast_dev_run", default=False))
+
+
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> List[L.Callback]:
     """The configured callbacks, checkpoints in ``checkpoint_dir``; ``last.ckpt`` is always written by one
     :class:`LastCheckpoint` (added when the config has none, e.g. a run started before it existed), never by a
@@ -168,25 +190,47 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> List[L.Callback]:
         if callback_cfg is None:
             continue
         callback = instantiate(callback_cfg)
+        if isinstance(callback, (ModelCheckpoint, LastCheckpoint)) and is_fast_dev_run(cfg):
+            # Lightning says "checkpointing is suppressed" in fast_dev_run, yet save_last still writes last.ckpt
+            # at train end (which, on resume, would replace the real one)
+            continue
         if isinstance(callback, (ModelCheckpoint, LastCheckpoint)):
             callback.dirpath = str(checkpoint_dir)  # checkpoints always live in the run's version folder
         if isinstance(callback, ModelCheckpoint):
             callback.save_last = False
         callbacks.append(callback)
-    if not any(isinstance(callback, LastCheckpoint) for callback in callbacks):
+    if not is_fast_dev_run(cfg) and not any(isinstance(callback, LastCheckpoint) for callback in callbacks):
         callbacks.append(LastCheckpoint(dirpath=str(checkpoint_dir)))
     return callbacks
 
 
-def fit(cfg: DictConfig, resume: Optional[ResumePlan] = None) -> Path:
+FAST_DEV_RUN_MESSAGE = ("debug=fast_dev_run: one training and one validation batch ran; nothing was kept "
+                        "(no run folder, no checkpoint)")
+
+
+def fit(cfg: DictConfig, resume: Optional[ResumePlan] = None) -> Optional[Path]:
     """Train the run ``cfg`` describes; returns its version folder ``rundir/name/version_N``.
 
     A new run claims the next free ``version_N`` under ``cfg.rundir/cfg.name``. With ``resume`` (a checked
     :class:`ResumePlan`, ``cfg`` being its ``cfg``) training continues in its version folder from its checkpoint
     (global step and optimiser state included). A full disk is a :class:`TrainingError`; a diverged training a
-    :class:`NonFiniteTrainingError`.
+    :class:`NonFiniteTrainingError`. A new ``debug=fast_dev_run`` run keeps nothing, as Lightning's own message
+    says: it runs in a scratch folder that is deleted, prints :data:`FAST_DEV_RUN_MESSAGE` and returns None (an
+    empty ``version_N`` would only clutter the run folder).
     """
+    if is_fast_dev_run(cfg) and resume is None:
+        with tempfile.TemporaryDirectory(prefix="vschaos_fast_dev_run_") as scratch:
+            scratch_cfg = copy.deepcopy(cfg)
+            OmegaConf.update(scratch_cfg, "rundir", scratch)
+            _fit(scratch_cfg, None)
+        print(FAST_DEV_RUN_MESSAGE)
+        return None
+    return _fit(cfg, resume)
+
+
+def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
     L.seed_everything(int(cfg.seed), workers=True)
+    cfg = with_absolute_dataset_root(cfg)  # config.yaml must name the same folder from any directory
     vae, datamodule, module = build_objects(cfg)
     # every configuration and dataset problem is reported here, before a run folder exists: the index lists all
     # dataset problems at once (DatasetError), then the cache is built once (Lightning's own prepare_data/setup

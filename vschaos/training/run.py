@@ -123,7 +123,16 @@ def _versions_text(run_dir: Path) -> str:
 
 def _checkpoints_text(version_dir: Path) -> str:
     names = list_checkpoints(version_dir)
-    return f"checkpoints in {version_dir / CHECKPOINT_FOLDER}: {', '.join(names) if names else 'none'}"
+    text = f"checkpoints in {version_dir / CHECKPOINT_FOLDER}: {', '.join(names) if names else 'none'}"
+    if not names and version_number(version_dir) is not None:
+        text += "; " + _versions_with_checkpoints_text(version_dir.parent)
+    return text
+
+
+def _versions_with_checkpoints_text(run_dir: Path) -> str:
+    """``versions with a checkpoint: version_0 (best.ckpt, last.ckpt), ...`` (or ``none``)."""
+    found = [f"{p.name} ({', '.join(list_checkpoints(p))})" for p in list_versions(run_dir) if list_checkpoints(p)]
+    return f"versions with a checkpoint in {run_dir}: {', '.join(found) if found else 'none'}"
 
 
 def _is_version_dir(path: Path) -> bool:
@@ -135,8 +144,10 @@ def _is_version_dir(path: Path) -> bool:
 def find_version_dir(run_dir: PathLike, version: Optional[int] = None) -> Path:
     """The version folder that ``RUN_DIR [-v version]`` names.
 
-    ``run_dir`` is a run folder ``rundir/name`` (its highest ``version_N``, or ``version_<version>``) or one of
-    its ``version_N`` folders. For a version folder, ``version`` None or equal to N gives that folder, and a
+    ``run_dir`` is a run folder ``rundir/name`` (its highest ``version_N`` that holds a checkpoint, or
+    ``version_<version>``) or one of its ``version_N`` folders. "Latest" skips versions without a checkpoint: a
+    training that failed or was stopped before its first checkpoint leaves an empty ``version_N`` that must not
+    hide the trained one before it. For a version folder, ``version`` None or equal to N gives that folder, and a
     different ``version`` gives its sibling ``version_<version>`` (``-v`` always picks the version within the
     same run). A trailing slash is tolerated.
     """
@@ -155,7 +166,9 @@ def find_version_dir(run_dir: PathLike, version: Optional[int] = None) -> Path:
     versions = list_versions(run_dir)
     if not versions:
         raise RunFolderError(f"{run_dir} holds no version_N folder: not a vschaos run folder (rundir/name)")
-    return versions[-1]
+    with_checkpoints = [p for p in versions if list_checkpoints(p)]
+    # none at all: the latest, whose missing checkpoint open_run reports (with the versions that have none)
+    return with_checkpoints[-1] if with_checkpoints else versions[-1]
 
 
 def find_checkpoint(version_dir: PathLike, name: PathLike = "last") -> Path:

@@ -1,0 +1,338 @@
+"""The Neutone export (vschaos.export.neutone, ``script.py --format neutone``), checked with the Neutone SDK's
+own loader, validation and benchmarks, against the nn~ export's ``forward``.
+
+Needs the optional extra (``pip install -e .[neutone]``; CI installs it); without it these tests skip, except
+the ones proving the nn~ path never needs the SDK.
+"""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from vschaos.cli.script import main as script_main
+from vschaos.cli.train import compose_config
+from vschaos.dsp.transforms import SpectralTransform
+from vschaos.export import script_model
+from vschaos.io import atomic_torch_save, atomic_write_text
+from vschaos.training.run import CONFIG_NAME, build_model
+
+REPO = Path(__file__).resolve().parents[1]
+HAVE_SDK = importlib.util.find_spec("neutone_sdk") is not None
+needs_sdk = pytest.mark.skipif(not HAVE_SDK, reason="the Neutone SDK is not installed: pip install -e .[neutone]")
+DEMO_RATE, DEMO_HOP = 22050, 256
+SMALL_PITCH = ["transform=demo", "model=small"]  # the pitch presets on the demo front end: fast
+TOL = 1e-4  # streaming vs one offline call: float summation order differs (the host allows the same)
+FAST_BENCH = dict(bench_buffers=(2048,), bench_repeat=2, bench_iters=3)
+NO_BENCH = dict(benchmark=False, sdk_offline_check=False)  # the SDK's schema, reload and plugin-method checks only
+
+
+def preset_vae(name: str, overrides=(), seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    vae = build_model(compose_config(name, list(overrides))).eval()
+    n_bins = vae.transform.n_bins
+    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
+    return vae
+
+
+def nn_export(vae: nn.Module):
+    """The nn~ export of the same model: the reference the Neutone model must reproduce."""
+    return script_model(vae)
+
+
+def offline_forward(module, audio: Tensor, labels: Tuple[float, ...] = ()) -> Tensor:
+    """``module.forward`` in one call on ``audio (1, T)`` with constant label inlets -> ``(1, T)``."""
+    inputs = torch.full((1, 1 + len(labels), audio.shape[1]), -1.0)
+    inputs[0, 0] = audio[0]
+    for i, value in enumerate(labels):
+        inputs[0, 1 + i] = value
+    module.reset()
+    with torch.no_grad():
+        return module.forward(inputs)[0]
+
+
+def shifted(reference: Tensor, delay: int) -> Tensor:
+    out = torch.zeros_like(reference)
+    out[:, delay:] = reference[:, :reference.shape[1] - delay]
+    return out
+
+
+def knob_params(values: List[float], length: int) -> Tensor:
+    from neutone_sdk.constants import MAX_N_PARAMS
+
+    params = torch.zeros(MAX_N_PARAMS, length)
+    for i, value in enumerate(values):
+        params[i] = value
+    return params
+
+
+def noise(length: int, seed: int = 1) -> Tensor:
+    return 0.3 * torch.randn(1, length, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def demo_vae():
+    return preset_vae("demo")
+
+
+@pytest.fixture(scope="module")
+def demo_directions():
+    from vschaos.export.neutone import LatentDirections
+
+    torch.manual_seed(3)
+    vectors = torch.linalg.qr(torch.randn(16, 2))[0].T.contiguous()  # two orthonormal directions
+    return LatentDirections(vectors, torch.tensor([0.7, 0.3]), "test directions")
+
+
+@pytest.fixture(scope="module")
+def demo_file(tmp_path_factory, demo_vae, demo_directions):
+    from vschaos.export.neutone import export_neutone, make_texts
+
+    path = tmp_path_factory.mktemp("neutone") / "demo.nm"
+    texts = make_texts("demo", demo_vae, "'demo_data' (4 files, 20 s)", demo_directions)
+    report = export_neutone(demo_vae, path, texts, demo_directions, **FAST_BENCH)
+    return path, report
+
+
+@pytest.fixture(scope="module")
+def demo_loaded(demo_file):
+    from vschaos.export.neutone import load_neutone_model
+
+    return load_neutone_model(str(demo_file[0]))
+
+
+# ---------------------------------------------------------------- directions
+@needs_sdk
+def test_principal_directions_recover_a_known_covariance():
+    from vschaos.export.neutone import principal_directions
+
+    rotation = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(0)))[0]
+    spread = torch.tensor([3.0, 2.0, 1.0, 0.5])
+    latents = (torch.randn(20000, 4, generator=torch.Generator().manual_seed(1)) * spread) @ rotation.T + 5.0
+    vectors, scales = principal_directions(latents)
+    assert vectors.shape == (2, 4)
+    assert torch.allclose(vectors @ vectors.T, torch.eye(2), atol=TOL)
+    for i in range(2):  # the rotation's columns, up to the fixed sign
+        assert abs(float(vectors[i] @ rotation[:, i])) > 0.999
+        assert vectors[i, vectors[i].abs().argmax()] > 0
+    assert torch.allclose(scales, spread[:2], rtol=0.03)
+
+
+# ---------------------------------------------------------------- export and SDK checks
+@needs_sdk
+def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded):
+    path, report = demo_file
+    model, metadata = demo_loaded  # load_neutone_model validates the metadata against the SDK's schema
+    assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+    assert metadata["model_name"] == "demo" and metadata["is_experimental"] is True
+    assert metadata["native_sample_rates"] == [DEMO_RATE]
+    assert metadata["native_buffer_sizes"] == [DEMO_HOP * k for k in range(1, 8192 // DEMO_HOP + 1)]
+    assert metadata["is_input_mono"] and metadata["is_output_mono"]
+    assert "'demo_data' (4 files, 20 s)" in metadata["model_short_description"]
+    assert [p["name"] for p in metadata["neutone_parameters"].values()] == ["temperature", "direction 1",
+                                                                            "direction 2"]
+    model.set_daw_sample_rate_and_buffer_size(DEMO_RATE, 2048)
+    assert model.calc_model_delay_samples() == 1024 - DEMO_HOP and model.calc_buffering_delay_samples() == 0
+    assert [c.daw_buffer for c in report.checks] == [2048, 256] and all(c.ok for c in report.checks)
+    speed = report.benchmarks.inverse_rtf(48000, 2048)
+    assert speed is not None and speed > 0
+    # the SDK's latency benchmark at 44.1 kHz: the model delay counted in DAW samples (twice the model's rate)
+    row = [r for r in report.benchmarks.latency if r["sample_rate"] == 44100 and r["buffer_size"] == 2048][0]
+    assert row["model"] == 2 * (1024 - DEMO_HOP)
+    text = report.format()
+    assert "1/RTF" in text and "PASS" in text and "direction 2" in text
+
+
+@needs_sdk
+@pytest.mark.parametrize("buffer, buffering_delay", [(2048, 0), (128, DEMO_HOP - 128)])
+def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo_vae, demo_loaded, buffer,
+                                                                             buffering_delay):
+    from vschaos.export.neutone import stream_file_model
+
+    model, _ = demo_loaded
+    reference_module = nn_export(demo_vae)
+    model.set_daw_sample_rate_and_buffer_size(DEMO_RATE, buffer)
+    assert model.calc_buffering_delay_samples() == buffering_delay
+    assert model.calc_model_delay_samples() == int(reference_module.forward_delay[0])
+    audio = noise(8192)
+    out = stream_file_model(model, audio, DEMO_RATE, buffer)
+    expected = shifted(offline_forward(reference_module, audio), buffering_delay)
+    assert out.abs().max() > 0.01
+    assert torch.allclose(out, expected, atol=TOL), float((out - expected).abs().max())
+
+
+@needs_sdk
+def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded, demo_directions):
+    from vschaos.export.neutone import DIRECTION_RANGE, TEMPERATURE_MAX, stream_file_model
+
+    model, _ = demo_loaded
+    audio = noise(4096, seed=2)
+    reference_module = nn_export(demo_vae)
+    # temperature knob 0.25 -> temperature 0.25 * TEMPERATURE_MAX, same counter noise (seed 0)
+    out = stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([0.25, 0.5, 0.5], audio.shape[1]))
+    assert reference_module.set_temperature(0.25 * TEMPERATURE_MAX) == 0
+    assert torch.allclose(out, offline_forward(reference_module, audio), atol=TOL)
+    assert not torch.allclose(out, offline_forward(nn_export(demo_vae), audio), atol=1e-3)
+    # direction knobs: 1.0 -> +DIRECTION_RANGE std along direction 1; 0.0 -> -DIRECTION_RANGE std along 2
+    out = stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([0.0, 1.0, 0.0], audio.shape[1]))
+    reference_module = nn_export(demo_vae)
+    offset = DIRECTION_RANGE * (demo_directions.scales[0] * demo_directions.vectors[0]
+                                - demo_directions.scales[1] * demo_directions.vectors[1])
+    reference_module.forward_latent_offset.copy_(offset)
+    assert torch.allclose(out, offline_forward(reference_module, audio), atol=TOL)
+    # back to the defaults: no offset left behind
+    out = stream_file_model(model, audio, DEMO_RATE, 2048)
+    assert torch.allclose(out, offline_forward(nn_export(demo_vae), audio), atol=TOL)
+
+
+@needs_sdk
+def test_note_knob_conditions_a_pitch_model(tmp_path):
+    from vschaos.export.neutone import (LABEL_AUTO_BELOW, NOTE_RANGE, LatentDirections, export_neutone,
+                                        load_neutone_model, make_texts, stream_file_model)
+
+    vae = preset_vae("dgt_pitch_cond", SMALL_PITCH)
+    directions = LatentDirections.axes(int(vae.latent_dim), "no data in this test")
+    path = tmp_path / "pitch.nm"
+    export_neutone(vae, path, make_texts("pitch", vae, "'notes'", directions), directions, **NO_BENCH)
+    model, metadata = load_neutone_model(str(path))
+    assert [p["name"] for p in metadata["neutone_parameters"].values()][-1] == "note"
+    assert "pitch" in metadata["tags"]
+    audio = noise(4096, seed=4)
+    reference_module = nn_export(vae)
+    tasks = list(reference_module.forward_tasks)
+    low, high = NOTE_RANGE
+    a4 = LABEL_AUTO_BELOW + (69 - low) / (high - low) * (1 - LABEL_AUTO_BELOW)  # MIDI 69: A (9), octave id 5
+    labels = [0.0] * len(tasks)
+    labels[tasks.index("pitch")], labels[tasks.index("octave")] = 9.0, 5.0
+    out = stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([0.0, 0.5, 0.5, a4], audio.shape[1]))
+    assert torch.allclose(out, offline_forward(reference_module, audio, tuple(labels)), atol=TOL)
+    auto = stream_file_model(model, audio, DEMO_RATE, 2048)  # note knob 0: labels unknown (-1)
+    assert torch.allclose(auto, offline_forward(reference_module, audio, (-1.0,) * len(tasks)), atol=TOL)
+    assert not torch.allclose(out, auto, atol=1e-3)
+
+
+class WrongDelayNeutone:  # built lazily: the class needs the SDK
+    @staticmethod
+    def make():
+        from vschaos.export.neutone import NeutoneSpectralVAE
+
+        class WrongDelay(NeutoneSpectralVAE):
+            """Reports one hop less delay than the model has."""
+
+            @torch.jit.export
+            def calc_model_delay_samples(self) -> int:
+                return self.vs_delay - 256
+
+        return WrongDelay
+
+
+@needs_sdk
+def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch, identity_model):
+    import vschaos.export.neutone as neutone
+
+    # the shared double: output = the input's spectrogram with RTPGHI phase, so its delay is measurable
+    vae = identity_model(SpectralTransform(sample_rate=DEMO_RATE, n_fft=1024, hop=DEMO_HOP))
+    directions = neutone.LatentDirections.axes(int(vae.latent_dim), "identity")
+    texts = neutone.make_texts("identity", vae, "'none'", directions)
+    path = tmp_path / "out" / "identity.nm"
+    # the right delay passes: the delay is measured (the identity model's output resembles its input)
+    report = neutone.export_neutone(vae, path, texts, directions, **NO_BENCH)
+    assert all(c.ok for c in report.checks) and "measured" in report.checks[0].delay_summary
+    path.unlink()
+    monkeypatch.setattr(neutone, "NeutoneSpectralVAE", WrongDelayNeutone.make())
+    with pytest.raises(neutone.NeutoneExportError, match="reported delay"):
+        neutone.export_neutone(vae, path, texts, directions, **NO_BENCH)
+    assert list(path.parent.iterdir()) == []  # nothing written, no temporary folder left
+
+
+# ---------------------------------------------------------------- command line
+def make_run(rundir: Path, preset: str, name: str, overrides=(), dataset_root=None) -> Path:
+    extra = [f"name={name}", f"rundir={rundir}"] + list(overrides)
+    if dataset_root is not None:
+        extra.append(f"data.dataset.root={dataset_root}")
+    cfg = compose_config(preset, extra)
+    torch.manual_seed(0)
+    vae = build_model(cfg)
+    version_dir = rundir / name / "version_0"
+    atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_torch_save({"state_dict": {f"vae.{k}": v for k, v in vae.state_dict().items()}},
+                      version_dir / "checkpoints" / "last.ckpt")
+    return rundir / name
+
+
+@needs_sdk
+@pytest.mark.slow
+def test_script_format_neutone_uses_the_training_latents(tmp_path, capsys):
+    from vschaos.data.demo import make_demo_dataset
+    from vschaos.export.neutone import load_neutone_model, principal_directions, training_latents
+    from vschaos.training.run import open_run
+
+    data = make_demo_dataset(tmp_path / "demo_data", sample_rate=DEMO_RATE, minutes=0.1, files_per_instrument=1)
+    run_dir = make_run(tmp_path / "runs", "demo", "tiny", dataset_root=data)
+    assert script_main([str(run_dir), "--format", "neutone", "-o", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "1/RTF" in printed and "principal directions of" in printed and "SDK benchmark-latency" in printed
+    model, metadata = load_neutone_model(str(tmp_path / "out" / "tiny.nm"))
+    assert "'demo_data' (" in metadata["model_short_description"]
+    # the stored directions are the principal directions of the training latents, scaled
+    run = open_run(run_dir)
+    latents, _ = training_latents(run.cfg, run.vae)
+    vectors, scales = principal_directions(latents)
+    from vschaos.export.neutone import DIRECTION_RANGE
+    steps = model.w2w_base.vs_direction_steps
+    assert torch.allclose(steps, DIRECTION_RANGE * scales.unsqueeze(1) * vectors, atol=TOL)
+
+
+@needs_sdk
+@pytest.mark.slow
+def test_script_neutone_without_training_data_falls_back_to_the_prior_axes(tmp_path, capsys):
+    run_dir = make_run(tmp_path / "runs", "demo", "nodata", dataset_root=tmp_path / "gone")
+    assert script_main([str(run_dir), "--format", "neutone", "--temperature", "0.5",
+                        "--data-description", "my synth patches"]) == 0
+    captured = capsys.readouterr()
+    assert "latent axes 0-1 of the prior" in captured.out and "not readable" in captured.out
+    assert "--temperature apply to --format nn only" in captured.err
+    from vschaos.export.neutone import load_neutone_model
+
+    _, metadata = load_neutone_model(str(run_dir / "nodata.nm"))
+    assert "my synth patches" in metadata["model_short_description"]
+
+
+def test_without_the_sdk_neutone_export_is_a_clear_error_and_nn_is_unaffected(tmp_path, capsys, monkeypatch):
+    run_dir = make_run(tmp_path / "runs", "demo", "nosdk")
+    monkeypatch.setitem(sys.modules, "neutone_sdk", None)  # import neutone_sdk -> ImportError
+    monkeypatch.delitem(sys.modules, "vschaos.export.neutone", raising=False)
+    assert script_main([str(run_dir), "--format", "neutone", "-o", str(tmp_path / "out")]) == 2
+    assert "pip install -e .[neutone]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@needs_sdk
+@pytest.mark.parametrize("preset, overrides, last_knob", [("dgt_mid", (), "direction 2"),
+                                                         ("dgt_pitch_cond", (), "note"),
+                                                         ("dgt_pitch_prediction", (), "note")])
+def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob):
+    from vschaos.export.neutone import LatentDirections, export_neutone, make_texts
+
+    vae = preset_vae(preset, overrides)
+    directions = LatentDirections.axes(int(vae.latent_dim), "random weights")
+    report = export_neutone(vae, tmp_path / f"{preset}.nm", make_texts(preset, vae, "'none'", directions), directions,
+                            **FAST_BENCH)
+    assert all(c.ok for c in report.checks)
+    assert report.metadata["native_sample_rates"] == [44100]
+    assert report.knobs[-1][0] == last_knob
+    assert report.benchmarks.inverse_rtf(48000, 2048) > 0
+
+
+def test_the_nn_path_never_imports_the_sdk():
+    code = ("import sys, vschaos.export, vschaos.cli.script, vschaos.host; "
+            "assert 'neutone_sdk' not in sys.modules, 'neutone_sdk imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr

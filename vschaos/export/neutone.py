@@ -1,0 +1,660 @@
+"""Export a trained ``SpectralVAE`` to the Neutone plugin (VST3/AU) through the Neutone SDK.
+
+Needs the optional extra: ``pip install -e .[neutone]`` (``neutone-sdk`` 1.5.x). Nothing else in
+vschaos imports this module, so the nn~ export never needs the SDK.
+
+The Neutone model wraps the very :class:`~vschaos.export.module.StreamingVAE` the nn~ export
+scripts (same front end, encoder, decoder, RTPGHI phase, overlap-add): :class:`NeutoneSpectralVAE`
+only maps the plugin's mono buffer and knobs onto its ``forward`` inlets and attributes. The SDK's
+``SampleQueueWrapper`` does the DAW side (stereo/mono, resampling to the model's rate, FIFO queues
+to a native buffer size).
+
+Knobs (the plugin sends values in [0, 1], averaged over each model buffer):
+
+* ``temperature``: ``0..TEMPERATURE_MAX`` (default 0 = the posterior mean).
+* ``direction 1`` / ``direction 2``: move the latent along the first two principal directions of
+  the training latents (computed at export, stored in the file), ``(knob - 0.5) * 2 *
+  DIRECTION_RANGE`` standard deviations along each; 0.5 (default) = no change.
+* for label-conditioned models, ``note`` (pitch and octave tasks: a fixed MIDI note from
+  ``NOTE_RANGE``) or ``<task> class`` (the first decoder task): below ``LABEL_AUTO_BELOW`` = "auto"
+  (the label is unknown: the model's own prediction where it has a predictor, else the neutral
+  missing-label input).
+
+Verification on export (:func:`export_neutone`): the SDK's own ``save_neutone_model`` (TorchScript
+conversion, metadata schema validation, reload, the methods the plugin calls, offline rendering)
+writes the file into a temporary folder; then the loaded file must equal ``StreamingVAE.forward``
+shifted by the SDK's buffering delay at two buffer sizes, its delay (measured as our host measures
+nn~ models) must match the reported one, and the SDK's speed and latency benchmarks run on it (in a
+child process: they set torch's thread counts). Only then is it renamed into place.
+"""
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import copy
+import numpy as np
+import torch
+from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformToWaveformBase
+from neutone_sdk.constants import MAX_N_PARAMS
+from neutone_sdk.utils import load_neutone_model, save_neutone_model
+from torch import Tensor, nn
+
+from vschaos.export.module import StreamingVAE
+
+PathLike = Union[str, Path]
+
+TEMPERATURE_MAX = 2.0
+DIRECTION_RANGE = 2.0  # knob at 0 or 1 = -2 or +2 std of the training latents along the direction
+LABEL_AUTO_BELOW = 0.02  # knob values below this leave the label unknown ("auto")
+NOTE_RANGE = (24, 96)  # MIDI C1..C7 across the rest of the note knob
+MAX_NATIVE_BUFFER = 8192
+MAX_DIRECTION_FRAMES = 20000  # training frames encoded for the principal directions
+CHECK_BUFFERS = (2048, 256)  # DAW buffer sizes of the equality and delay checks (at the model's rate)
+BENCH_BUFFERS = (128, 256, 512, 1024, 2048)  # the SDK's defaults
+BENCH_SAMPLE_RATES = (48000,)
+LATENCY_SAMPLE_RATES = (44100, 48000)
+EQUALITY_TOLERANCE = 1e-4  # x max(1, peak |reference|), as the host's streaming == offline check
+NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
+log = logging.getLogger(__name__)
+
+
+class NeutoneExportError(RuntimeError):
+    """The Neutone model failed the SDK's checks or ours; nothing was written."""
+
+
+# ---------------------------------------------------------------------------------------------- latent directions
+@dataclass
+class LatentDirections:
+    """Unit latent directions ``vectors (n, latent)`` with the training latents' std along each ``scales (n,)``."""
+    vectors: Tensor
+    scales: Tensor
+    source: str
+
+    @staticmethod
+    def axes(latent_dim: int, why: str) -> "LatentDirections":
+        """Latent axes 0 and 1 with unit std (the prior N(0, I)): the fallback without training data."""
+        n = min(2, latent_dim)
+        return LatentDirections(torch.eye(latent_dim)[:n], torch.ones(n), f"latent axes 0-{n - 1} of the prior ({why})")
+
+
+def principal_directions(latents: Tensor, n: int = 2) -> Tuple[Tensor, Tensor]:
+    """First ``n`` principal directions ``(n, latent)`` of ``latents (frames, latent)`` and the std along each.
+
+    Signs are fixed (largest component positive) so the same latents always give the same knobs."""
+    centred = latents.double() - latents.double().mean(0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    n = min(n, vh.shape[0])
+    vectors = vh[:n]
+    largest = vectors.abs().argmax(dim=1)
+    signs = torch.sign(vectors[torch.arange(n), largest])
+    vectors = vectors * signs.unsqueeze(1)
+    scales = singular[:n] / math.sqrt(max(latents.shape[0] - 1, 1))
+    return vectors.float(), scales.float()
+
+
+def training_latents(cfg, vae: nn.Module, max_frames: int = MAX_DIRECTION_FRAMES) -> Tuple[Tensor, str]:
+    """Posterior means ``(frames, latent)`` of up to ``max_frames`` training frames (the run's dataset, its
+    training split, in the seeded training order) and a one-line description of that data.
+
+    Raises ``DatasetError`` / ``ValueError`` / ``OSError`` when the dataset cannot be read."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from vschaos.training.fit import model_tasks
+
+    dataset = OmegaConf.to_container(cfg.data.dataset, resolve=True) if cfg.data.get("dataset") is not None else {}
+    if dataset.get("tasks") is None:
+        dataset["tasks"] = model_tasks(vae)
+    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
+    datamodule.setup()
+    means: List[Tensor] = []
+    count = 0
+    with torch.no_grad():
+        for batch in datamodule.train_dataloader():
+            features = vae.transform.to_features(batch["magnitude"])
+            mean, _ = vae.encode(features, batch["labels"])
+            means.append(mean)
+            count += mean.shape[0]
+            if count >= max_frames:
+                break
+    if count < 2:
+        raise ValueError(f"the training split of {datamodule.root} has {count} frame(s): need at least 2")
+    files = datamodule.files
+    seconds = sum(f.seconds for f in files)
+    return torch.cat(means)[:max_frames], data_description(datamodule.root, len(files), seconds, datamodule.tasks)
+
+
+def data_description(root: PathLike, n_files: Optional[int], seconds: Optional[float], tasks: Sequence[str]) -> str:
+    """``'NAME' (12 files, 95 s; labels pitch, octave)`` from what is known of a dataset."""
+    parts = []
+    if n_files is not None:
+        parts.append(f"{n_files} files" + (f", {seconds:.0f} s" if seconds is not None else ""))
+    if tasks:
+        parts.append("labels " + ", ".join(tasks))
+    return f"'{Path(str(root)).name}'" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
+    """The principal directions of the run's training latents, or the prior's axes (with the reason) when
+    the training data cannot be read; and the training data's description."""
+    from vschaos.data.metadata import DatasetError
+
+    root = cfg.data.dataset.get("root") if cfg.data.get("dataset") is not None else None
+    try:
+        latents, description = training_latents(cfg, vae)
+    except (DatasetError, ValueError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        why = f"training data {root} not readable: {first_line}"
+        return LatentDirections.axes(int(vae.latent_dim), why), data_description(root or "unknown", None, None, [])
+    vectors, scales = principal_directions(latents)
+    source = f"principal directions of {latents.shape[0]} training frames"
+    return LatentDirections(vectors, scales, source), description
+
+
+# ---------------------------------------------------------------------------------------------- the wrapper
+@dataclass
+class NeutoneTexts:
+    """Metadata shown by the plugin and the Neutone website (the SDK's schema limits are enforced here)."""
+    name: str
+    short_description: str
+    long_description: str
+    technical_description: str
+    tags: List[str]
+    authors: List[str] = field(default_factory=lambda: ["vschaos"])
+    version: str = "1.0.0"
+    is_experimental: bool = True  # a user-trained research model, not a curated release
+
+    def __post_init__(self):
+        self.name = self.name[:30]
+        self.short_description = _clip(self.short_description, 150)
+        self.long_description = _clip(self.long_description, 500)
+        self.technical_description = _clip(self.technical_description, 500)
+        self.tags = list(dict.fromkeys(t[:15] for t in self.tags))[:7]
+        self.authors = list(dict.fromkeys(self.authors))[:5]
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+class NeutoneSpectralVAE(WaveformToWaveformBase):
+    """Neutone ``WaveformToWaveformBase`` around a (not yet scripted) :class:`StreamingVAE`.
+
+    Mono in, mono out, at the model's own sample rate; native buffer sizes are the multiples of the
+    hop up to ``MAX_NATIVE_BUFFER``; the reported delay is ``StreamingVAE``'s ``forward_delay``.
+    """
+
+    # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
+    neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
+    remapped_params: Dict[str, Tensor]
+    neutone_parameter_names: List[str]
+    vs_name: str
+    vs_authors: List[str]
+    vs_short: str
+    vs_long: str
+    vs_technical: str
+    vs_tags: List[str]
+    vs_version: str
+    vs_experimental: bool
+    vs_links: Dict[str, str]
+    vs_sample_rate: int
+    vs_buffer_sizes: List[int]
+    vs_delay: int
+    vs_n_tasks: int
+    vs_direction_names: List[str]
+    vs_label_mode: int
+    vs_label_knob: str
+    vs_pitch_index: int
+    vs_octave_index: int
+    vs_class_index: int
+    vs_n_classes: int
+    vs_temperature_max: float
+    vs_auto_below: float
+    vs_note_low: int
+    vs_note_high: int
+
+    def __init__(self, stream: StreamingVAE, texts: NeutoneTexts, directions: LatentDirections) -> None:
+        # Plain attributes first: the SDK's constructor already calls the metadata and knob getters.
+        self.vs_name, self.vs_authors = texts.name, list(texts.authors)
+        self.vs_short, self.vs_long = texts.short_description, texts.long_description
+        self.vs_technical, self.vs_tags = texts.technical_description, list(texts.tags)
+        self.vs_version, self.vs_experimental = texts.version, bool(texts.is_experimental)
+        self.vs_links = {}
+        self.vs_sample_rate = int(stream.sample_rate)
+        hop = int(stream.hop)
+        self.vs_buffer_sizes = [hop * k for k in range(1, max(MAX_NATIVE_BUFFER, hop) // hop + 1)]
+        self.vs_delay = int(stream.delays()[2])
+        self.vs_n_tasks = len(stream.forward_tasks)
+        self.vs_direction_names = [f"direction {i + 1}" for i in range(directions.vectors.shape[0])]
+        self.vs_temperature_max = TEMPERATURE_MAX
+        self.vs_auto_below = LABEL_AUTO_BELOW
+        self.vs_note_low, self.vs_note_high = NOTE_RANGE
+        self.vs_pitch_index = self.vs_octave_index = self.vs_class_index = -1
+        self.vs_n_classes = 0
+        tasks, dims = list(stream.forward_tasks), dict(stream.task_dims)
+        if "pitch" in tasks and "octave" in tasks and dims["pitch"] == 12:
+            self.vs_label_mode, self.vs_label_knob = NOTE_LABELS, "note"
+            self.vs_pitch_index, self.vs_octave_index = tasks.index("pitch"), tasks.index("octave")
+        elif stream.decoder_tasks:
+            task = stream.decoder_tasks[0]
+            self.vs_label_mode, self.vs_label_knob = CLASS_LABELS, f"{task} class"[:20]
+            self.vs_class_index, self.vs_n_classes = tasks.index(task), int(dims[task])
+        else:
+            self.vs_label_mode, self.vs_label_knob = NO_LABEL, ""
+        self._directions_source = directions.source
+        self._label_task_names = tasks
+        super().__init__(stream, use_debug_mode=True)
+        self.register_buffer("vs_direction_steps",
+                             DIRECTION_RANGE * directions.scales.float().unsqueeze(1) * directions.vectors.float())
+
+    # ------------------------------------------------------------------ metadata
+    def get_model_name(self) -> str:
+        return self.vs_name
+
+    def get_model_authors(self) -> List[str]:
+        return self.vs_authors
+
+    def get_model_short_description(self) -> str:
+        return self.vs_short
+
+    def get_model_long_description(self) -> str:
+        return self.vs_long
+
+    def get_technical_description(self) -> str:
+        return self.vs_technical
+
+    def get_tags(self) -> List[str]:
+        return self.vs_tags
+
+    def get_model_version(self) -> str:
+        return self.vs_version
+
+    def is_experimental(self) -> bool:
+        return self.vs_experimental
+
+    def get_technical_links(self) -> Dict[str, str]:
+        return self.vs_links
+
+    def get_citation(self) -> str:
+        return ""
+
+    @torch.jit.unused
+    def get_neutone_parameters(self) -> List[NeutoneParameter]:
+        return [ContinuousNeutoneParameter(name, description, default)
+                for name, description, default in self.knobs()]
+
+    @torch.jit.unused
+    def knobs(self) -> List[Tuple[str, str, float]]:
+        """``(name, description, default)`` of each knob, in plugin order."""
+        knobs = [("temperature", f"latent sampling: 0 = posterior mean, 1 = std x {TEMPERATURE_MAX:g}", 0.0)]
+        for i, name in enumerate(self.vs_direction_names):
+            knobs.append((name, f"move along principal direction {i + 1} of the training latents "
+                                f"(0.5 = none, 0/1 = -/+{DIRECTION_RANGE:g} std)", 0.5))
+        if self.vs_label_mode == NOTE_LABELS:
+            low, high = NOTE_RANGE
+            knobs.append(("note", f"pitch label: < {LABEL_AUTO_BELOW:g} auto, then MIDI {low}-{high}", 0.0))
+        elif self.vs_label_mode == CLASS_LABELS:
+            knobs.append((self.vs_label_knob, f"class label: < {LABEL_AUTO_BELOW:g} auto, then classes "
+                                              f"0-{self.vs_n_classes - 1}", 0.0))
+        return knobs
+
+    # ------------------------------------------------------------------ plugin contract
+    @torch.jit.export
+    def is_input_mono(self) -> bool:
+        return True
+
+    @torch.jit.export
+    def is_output_mono(self) -> bool:
+        return True
+
+    @torch.jit.export
+    def get_native_sample_rates(self) -> List[int]:
+        return [self.vs_sample_rate]
+
+    @torch.jit.export
+    def get_native_buffer_sizes(self) -> List[int]:
+        return self.vs_buffer_sizes
+
+    @torch.jit.export
+    def calc_model_delay_samples(self) -> int:
+        return self.vs_delay
+
+    def reset_model(self) -> bool:
+        self.model.reset()
+        return True
+
+    def _knob(self, params: Dict[str, Tensor], name: str, default: float) -> Tensor:
+        """The knob's value in [0, 1] ``(1,)`` (a non-finite value reads as the default)."""
+        return torch.nan_to_num(params[name], nan=default, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+
+    def _label_values(self, knob: float) -> Tensor:
+        """Label inlet values ``(n_tasks,)``: -1 (unknown) unless the knob picks a note or a class."""
+        values = torch.full([self.vs_n_tasks], -1.0)
+        if knob >= self.vs_auto_below:
+            position = (knob - self.vs_auto_below) / (1.0 - self.vs_auto_below)
+            if self.vs_label_mode == 1:
+                midi = int(round(self.vs_note_low + position * (self.vs_note_high - self.vs_note_low)))
+                values[self.vs_pitch_index] = float(midi % 12)
+                values[self.vs_octave_index] = float(midi // 12)
+            elif self.vs_label_mode == 2:
+                values[self.vs_class_index] = float(round(position * (self.vs_n_classes - 1)))
+        return values
+
+    def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        """``x (1, B)`` -> ``(1, B)`` through ``StreamingVAE.forward`` with the knobs applied."""
+        self.model.set_temperature(self.vs_temperature_max * float(self._knob(params, "temperature", 0.0)))
+        if len(self.vs_direction_names) > 0:
+            amounts = torch.cat([self._knob(params, name, 0.5) for name in self.vs_direction_names])
+            offset = torch.matmul((amounts - 0.5) * 2.0, self.vs_direction_steps)
+            self.model.forward_latent_offset.copy_(offset)
+        inputs = torch.full([1, 1 + self.vs_n_tasks, x.shape[1]], -1.0)
+        inputs[0, 0] = x[0]
+        if self.vs_label_mode != 0:
+            values = self._label_values(float(self._knob(params, self.vs_label_knob, 0.0)))
+            inputs[0, 1:] = values.unsqueeze(1)
+        return self.model.forward(inputs)[0]
+
+
+# ---------------------------------------------------------------------------------------------- texts
+def make_texts(name: str, vae: nn.Module, training_data: str, directions: LatentDirections,
+               checkpoint: str = "") -> NeutoneTexts:
+    """Metadata for the plugin from the model and the run's training data description."""
+    transform = vae.transform
+    tasks = [str(t) for t in vae.task_dims]
+    conditioned = [str(t) for t in vae.decoder_tasks]
+    short = f"Timbre transfer through a spectral VAE trained on {training_data}."
+    knob_text = (f"Knobs: temperature (latent sampling), direction 1 and 2 (move through the model's "
+                 f"timbre space along the main axes of its training sounds)")
+    if "pitch" in tasks and "octave" in tasks:
+        knob_text += ", note (condition on a fixed note; lowest = auto)"
+    elif conditioned:
+        knob_text += f", {conditioned[0]} class (lowest = auto)"
+    long = (f"Any sound goes in; the model re-synthesises its spectral envelope with what it learned from "
+            f"{training_data}. Mono, {int(transform.sample_rate)} Hz (the plugin resamples). {knob_text}.")
+    technical = (f"vschaos frame-wise spectral VAE: Gaussian-window STFT n_fft {int(transform.n_fft)}, hop "
+                 f"{int(transform.hop)} at {int(transform.sample_rate)} Hz, latent {int(vae.latent_dim)}"
+                 + (f", conditioned on {', '.join(conditioned)}" if conditioned else "")
+                 + f"; real-time phase-gradient heap integration (RTPGHI) and overlap-add; delay "
+                   f"{int(transform.n_fft) - int(transform.hop)} samples. Directions: {directions.source}."
+                 + (f" Checkpoint {checkpoint}." if checkpoint else ""))
+    tags = ["timbre transfer", "spectral", "vae", "vschaos"] + (["pitch"] if "pitch" in tasks else [])
+    return NeutoneTexts(name=name, short_description=short, long_description=long,
+                        technical_description=technical, tags=tags)
+
+
+def streaming_module(vae: nn.Module) -> StreamingVAE:
+    """The nn~ export's module around a copy of ``vae`` (eval mode, no gradients), not scripted."""
+    vae = copy.deepcopy(vae).eval()
+    for parameter in vae.parameters():
+        parameter.requires_grad_(False)
+    return StreamingVAE(vae).eval()
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def stream_file_model(model, audio: Tensor, sample_rate: int, buffer: int, params: Optional[Tensor] = None
+                      ) -> Tensor:
+    """Run a loaded Neutone model as the plugin does: ``audio (1, T)`` (mono DAW) in DAW buffers of
+    ``buffer`` samples (T a multiple of it) after ``set_daw_sample_rate_and_buffer_size``; ``params
+    (MAX_N_PARAMS, T)`` or None (the defaults). Returns ``(1, T)``."""
+    model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer)
+    model.reset()
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, audio.shape[1], buffer):
+            block_params = None if params is None else params[:, start:start + buffer].contiguous()
+            outputs.append(model.forward(audio[:, start:start + buffer].contiguous(), block_params).clone())
+    return torch.cat(outputs, dim=1)
+
+
+@dataclass
+class BufferCheck:
+    """Equality with ``StreamingVAE.forward`` and the measured delay at one DAW buffer size (model's rate)."""
+    daw_buffer: int
+    model_buffer: int
+    buffering_delay: int
+    model_delay: int
+    max_error: float
+    delay_summary: str
+    problems: List[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
+    """The loaded file streamed at ``buffer`` must equal its own scripted ``StreamingVAE.forward`` (one
+    offline call) shifted by the SDK's buffering delay, and its measured delay (as our host measures an nn~
+    model's: waveform cross-correlation, else the band envelopes) must equal buffering + model delay."""
+    from vschaos.host.verify import (ENVELOPE_MIN_LENGTH, MIN_CORRELATION_FOR_DELAY, envelope_delay,
+                                     measure_delay)
+
+    sample_rate = int(model.get_native_sample_rates()[0])
+    model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer)
+    buffering, model_delay = int(model.calc_buffering_delay_samples()), int(model.calc_model_delay_samples())
+    model_buffer = int(model.model_bs)
+    total = buffering + model_delay
+    problems: List[str] = []
+    length = -(-max(int(seconds * sample_rate), 4 * (total + buffer)) // buffer) * buffer
+    generator = torch.Generator().manual_seed(5)
+    audio = 0.3 * torch.randn(1, length, generator=generator)
+    streamed = stream_file_model(model, audio, sample_rate, buffer)
+    stream = model.w2w_base.model
+    n_tasks = len(model.w2w_base.model.forward_tasks)
+    inputs = torch.full((1, 1 + n_tasks, length), -1.0)
+    inputs[0, 0] = audio[0]
+    with torch.no_grad():
+        stream.reset()
+        stream.set_temperature(0.0)
+        stream.forward_latent_offset.zero_()
+        reference = stream.forward(inputs)[0]
+        stream.reset()
+    if not torch.isfinite(streamed).all():
+        problems.append(f"buffer {buffer}: non-finite output")
+    expected = torch.zeros_like(reference)
+    expected[:, buffering:] = reference[:, :length - buffering]
+    max_error = float((streamed - expected).abs().max())
+    bound = EQUALITY_TOLERANCE * max(1.0, float(reference.abs().max()))
+    if not max_error <= bound:
+        problems.append(f"buffer {buffer}: output differs from StreamingVAE.forward delayed by the buffering delay "
+                        f"{buffering} by up to {max_error:.3g} (> {bound:.3g})")
+
+    def process(signal: np.ndarray) -> np.ndarray:
+        padded = -(-len(signal) // buffer) * buffer
+        x = torch.zeros(1, padded)
+        x[0, :len(signal)] = torch.from_numpy(signal.astype(np.float32))
+        return stream_file_model(model, x, sample_rate, buffer)[0, :len(signal)].double().numpy()
+
+    lag, correlation = measure_delay(audio[0].double().numpy(), np.nan_to_num(streamed[0].double().numpy()),
+                                     length // 2)
+    if correlation >= MIN_CORRELATION_FOR_DELAY:
+        summary = f"measured {lag} samples (waveform)"
+        if lag != total:
+            problems.append(f"buffer {buffer}: reported delay {total}, measured {lag} samples")
+    else:
+        env_length = -(-max(ENVELOPE_MIN_LENGTH, 4 * (total + buffer)) // buffer) * buffer
+        envelope = envelope_delay(process, env_length)
+        if not envelope.measurable:
+            summary = f"not measurable ({envelope.why_not()}; an untrained model?)"
+        else:
+            summary = f"{envelope.describe()}"
+            if abs(envelope.lag - total) > envelope.resolution:
+                problems.append(f"buffer {buffer}: reported delay {total}, {envelope.describe()}")
+    model.reset()
+    return BufferCheck(buffer, model_buffer, buffering, model_delay, max_error, summary, problems)
+
+
+# ---------------------------------------------------------------------------------------------- SDK benchmarks
+_BENCH_CHILD = """
+import json, sys
+from neutone_sdk.benchmark import benchmark_latency_, benchmark_speed_
+args = json.loads(sys.argv[1])
+benchmark_speed_(args["path"], buffer_size=args["buffers"], sample_rate=args["speed_rates"], repeat=args["repeat"],
+                 n_iters=args["n_iters"], daw_is_mono=False, num_threads=args["threads"], num_interop_threads=1)
+benchmark_latency_(args["path"], buffer_size=args["buffers"], sample_rate=args["latency_rates"])
+"""
+_SPEED_LINE = re.compile(r"Sample rate:\s*(\d+)\s*\|\s*Buffer size:\s*(\d+)\s*\|\s*duration:\s*([\d.]+)±([\d.]+)\s*\|"
+                         r"\s*1/RTF:\s*([\d.]+)")
+_LATENCY_LINE = re.compile(r"Sample rate:\s*(\d+)\s*\|\s*Buffer size:\s*(\d+)\s*\|\s*Total delay:\s*(\d+)\s*\|"
+                           r"\s*\(Buffering delay:\s*(\d+)\s*\|\s*Model delay:\s*(\d+)\)")
+
+
+@dataclass
+class SdkBenchmarks:
+    """Figures of the SDK's ``benchmark_speed_`` and ``benchmark_latency_`` (parsed from their log lines)."""
+    speed: List[Dict[str, float]]
+    latency: List[Dict[str, int]]
+    threads: int
+    repeat: int
+    n_iters: int
+
+    def inverse_rtf(self, sample_rate: int, buffer: int) -> Optional[float]:
+        for row in self.speed:
+            if row["sample_rate"] == sample_rate and row["buffer_size"] == buffer:
+                return row["inverse_rtf"]
+        return None
+
+    def format(self) -> str:
+        lines = [f"SDK benchmark-speed ({self.threads} thread, stereo DAW, {self.repeat} x {self.n_iters} calls; "
+                 f"duration = seconds per {self.n_iters} calls):",
+                 "  sample rate | buffer | duration        | 1/RTF"]
+        for row in self.speed:
+            lines.append(f"  {row['sample_rate']:>11} | {row['buffer_size']:>6} | {row['duration']:.4f} ± "
+                         f"{row['std']:.4f} | {row['inverse_rtf']:.1f}")
+        lines += ["SDK benchmark-latency (samples at the DAW rate):",
+                  "  sample rate | buffer | total | buffering | model"]
+        for row in self.latency:
+            lines.append(f"  {row['sample_rate']:>11} | {row['buffer_size']:>6} | {row['total']:>5} | "
+                         f"{row['buffering']:>9} | {row['model']:>5}")
+        return "\n".join(lines)
+
+
+def run_sdk_benchmarks(path: PathLike, buffers: Sequence[int] = BENCH_BUFFERS,
+                       speed_rates: Sequence[int] = BENCH_SAMPLE_RATES,
+                       latency_rates: Sequence[int] = LATENCY_SAMPLE_RATES, repeat: int = 10, n_iters: int = 30,
+                       threads: int = 1, timeout: float = 900.0) -> SdkBenchmarks:
+    """Run the SDK's speed and latency benchmarks on the file in a child process (they set torch's thread
+    counts, which a process can do once). Raises :class:`NeutoneExportError` if they fail."""
+    args = {"path": str(path), "buffers": [int(b) for b in buffers], "speed_rates": [int(r) for r in speed_rates],
+            "latency_rates": [int(r) for r in latency_rates], "repeat": int(repeat), "n_iters": int(n_iters),
+            "threads": int(threads)}
+    env = dict(os.environ, LOGLEVEL="INFO", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONWARNINGS="ignore::FutureWarning")
+    try:
+        result = subprocess.run([sys.executable, "-c", _BENCH_CHILD, json.dumps(args)], capture_output=True,
+                                text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise NeutoneExportError(f"the SDK benchmarks did not finish within {timeout:.0f} s") from error
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        raise NeutoneExportError(f"the SDK benchmarks failed (exit {result.returncode}):\n{tail}")
+    speed = [{"sample_rate": int(m[1]), "buffer_size": int(m[2]), "duration": float(m[3]), "std": float(m[4]),
+              "inverse_rtf": float(m[5])} for m in _SPEED_LINE.finditer(output)]
+    latency = [{"sample_rate": int(m[1]), "buffer_size": int(m[2]), "total": int(m[3]), "buffering": int(m[4]),
+                "model": int(m[5])} for m in _LATENCY_LINE.finditer(output)]
+    expected_speed = len(buffers) * len(speed_rates)
+    expected_latency = len(buffers) * len(latency_rates)
+    if len(speed) != expected_speed or len(latency) != expected_latency:
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        raise NeutoneExportError(f"could not read the SDK benchmark figures ({len(speed)}/{expected_speed} speed "
+                                 f"rows, {len(latency)}/{expected_latency} latency rows):\n{tail}")
+    return SdkBenchmarks(speed, latency, int(threads), int(repeat), int(n_iters))
+
+
+# ---------------------------------------------------------------------------------------------- export
+@dataclass
+class NeutoneExportReport:
+    path: Path
+    metadata: Dict[str, object]
+    knobs: List[Tuple[str, str, float]]
+    directions_source: str
+    checks: List[BufferCheck]
+    benchmarks: Optional[SdkBenchmarks]
+
+    def format(self) -> str:
+        meta = self.metadata
+        lines = [f"Neutone model {meta['model_name']!r} (SDK {meta['sdk_version']}, experimental: "
+                 f"{meta['is_experimental']}): mono, native sample rate {meta['native_sample_rates']}, native "
+                 f"buffer sizes {meta['native_buffer_sizes'][:4]}{'...' if len(meta['native_buffer_sizes']) > 4 else ''}",
+                 f"  {meta['model_short_description']}",
+                 f"  tags: {', '.join(meta['tags'])}",
+                 "knobs:"]
+        for i, (name, description, default) in enumerate(self.knobs):
+            lines.append(f"  {i + 1}. {name} (default {default:g}): {description}")
+        lines.append(f"  directions: {self.directions_source}")
+        lines.append("SDK validation (save_neutone_model: TorchScript, metadata schema, reload, plugin methods, "
+                     "offline mode): passed")
+        for check in self.checks:
+            lines.append(f"check at DAW buffer {check.daw_buffer} (model buffer {check.model_buffer}): equals "
+                         f"StreamingVAE.forward after the buffering delay {check.buffering_delay} (max error "
+                         f"{check.max_error:.2g}); reported delay {check.buffering_delay + check.model_delay} "
+                         f"(model {check.model_delay}), {check.delay_summary}: "
+                         f"{'PASS' if check.ok else 'FAIL'}")
+        if self.benchmarks is not None:
+            lines.append(self.benchmarks.format())
+        return "\n".join(lines)
+
+
+def export_neutone(vae: nn.Module, path: PathLike, texts: NeutoneTexts, directions: LatentDirections,
+                   check_buffers: Sequence[int] = CHECK_BUFFERS, benchmark: bool = True,
+                   bench_buffers: Sequence[int] = BENCH_BUFFERS, bench_repeat: int = 10, bench_iters: int = 30,
+                   threads: int = 1, sdk_offline_check: bool = True) -> NeutoneExportReport:
+    """Write ``vae`` as a Neutone model to ``path`` only if the SDK's validation, our equality and delay
+    checks and the SDK's benchmarks all pass; raises :class:`NeutoneExportError` otherwise (nothing written).
+
+    ``benchmark=False`` skips the SDK's benchmarks and ``sdk_offline_check=False`` the SDK's offline rendering
+    of its bundled 17 s sample (tests use both to stay fast; the command line always runs them)."""
+    with warnings.catch_warnings():  # torch.jit.script/save/load deprecation notices: TorchScript is what Neutone loads
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=FutureWarning)
+        return _export_neutone(vae, path, texts, directions, check_buffers, benchmark, bench_buffers, bench_repeat,
+                               bench_iters, threads, sdk_offline_check)
+
+
+def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, bench_buffers, bench_repeat,
+                    bench_iters, threads, sdk_offline_check) -> NeutoneExportReport:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = NeutoneSpectralVAE(streaming_module(vae), texts, directions)
+    knobs = wrapper.knobs()
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        try:
+            save_neutone_model(wrapper, folder, dump_samples=False, submission=False, speed_benchmark=False,
+                               test_offline_mode=sdk_offline_check)
+            model, metadata = load_neutone_model(str(folder / "model.nm"))
+        except Exception as error:  # the SDK reports failed checks as AssertionError, schema or TorchScript errors
+            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise NeutoneExportError(f"export refused, {path} not written: the Neutone SDK's validation failed: "
+                                     f"{type(error).__name__}: {message}") from error
+        checks = [check_buffer(model, int(buffer)) for buffer in check_buffers]
+        problems = [problem for check in checks for problem in check.problems]
+        if problems:
+            raise NeutoneExportError(f"export refused, {path} not written:\n  " + "\n  ".join(problems))
+        benchmarks = None
+        if benchmark:
+            benchmarks = run_sdk_benchmarks(folder / "model.nm", buffers=bench_buffers, repeat=bench_repeat,
+                                            n_iters=bench_iters, threads=threads)
+        os.replace(folder / "model.nm", path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return NeutoneExportReport(path, metadata, knobs, directions.source, checks, benchmarks)
+
+
+def export_run(run, path: PathLike, name: str, data_text: Optional[str] = None, **options) -> NeutoneExportReport:
+    """Export a loaded run (:func:`vschaos.training.run.open_run`): directions and training data description
+    from its dataset (the prior's axes when it cannot be read), metadata from the run."""
+    directions, description = run_directions(run.cfg, run.vae)
+    texts = make_texts(name, run.vae, data_text or description, directions,
+                       checkpoint=f"{run.version_dir.name}/{run.checkpoint_path.name}")
+    return export_neutone(run.vae, path, texts, directions, **options)
