@@ -1,141 +1,183 @@
-"""Training speed on this CPU: cache build (x real time), training throughput (frames/s, steps/s) for
-dgt_low/mid/high at batch 256, and time to validation spectral convergence < 0.35 for the demo preset.
+"""Training speed through the real command: ``train_model.py`` run as a subprocess, as users run it (Hydra
+composition, Lightning loop, data loader, validation, checkpoints, TensorBoard, progress bar).
 
-    .venv/bin/python bench/train_speed.py [--threads 2] [--steps 20] [--demo-budget 300] [--skip-demo]
+For each thread count (default 1 and 2) and load (idle, and with one competing CPU-bound process
+``python -c "while True: pass"``), one ``train_model.py --config-name PRESET threads=T trainer.max_steps=N`` run on a
+synthetic dataset (the demo synthesiser at 44.1 kHz). A step-timer callback (added by a Hydra override, the way
+a user adds one) times the steps after the first ``--warmup`` ones; frames/s = timed steps x batch size / time.
+The frame cache is built once by a ``+check=1`` run beforehand and reported apart (its build is excluded
+from the timed runs). Peak RSS is the training process's own (``wait4``). ``threads=0`` (torch's default:
+one thread per core, what vschaos did before the thread policy) can be added with ``--threads 0 1 2``.
 
-Writes bench/results/train_speed.{json,md}. The configs are the real presets (hydra compose).
+    .venv/bin/python bench/train_speed.py [--preset dgt_mid] [--threads 1 2] [--steps 150] [--warmup 10]
+                                          [--loads idle busy] [--minutes 3]
+
+Writes bench/results/train_speed.{json,md}. The machine's load average is recorded with each row: on a shared
+machine the figures are only comparable within one run (the rows of one run interleave nothing; run it on a
+quiet machine for absolute figures).
 """
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-import numpy as np
-import torch
+import lightning as L
 
-from vschaos.cli.train import compose_config
-from vschaos.data.audio import save_audio
-from vschaos.data.demo import make_demo_dataset
-from vschaos.training.fit import build_objects
-
-from common import write_results
+REPO = Path(__file__).resolve().parents[1]  # the training subprocess imports bench.train_speed.StepTimer from here
+# what the child must not inherit: the thread policy under test sets these itself
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "OMP_WAIT_POLICY")
+COMPETITOR = "while True: pass"
 
 
+class StepTimer(L.Callback):
+    """Writes ``{"steps", "seconds", "frames"}`` of the training steps after the first ``warmup`` ones to ``path``
+    when training ends (wall time, validation and checkpoints of the epochs in between included)."""
 
-def synth_dataset(root: Path, seconds: float, sample_rate: int = 44100, n_files: int = 4) -> Path:
-    """Harmonic tones with noise, ``n_files`` files of ``seconds / n_files`` s (no labels)."""
-    rng = np.random.default_rng(0)
-    (root / "metadata").mkdir(parents=True, exist_ok=True)
-    n = int(seconds / n_files * sample_rate)
-    t = np.arange(n) / sample_rate
-    for index in range(n_files):
-        f0 = 110.0 * 2 ** (index / 3)
-        audio = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) * 0.2 + 0.01 * rng.standard_normal(n)
-        save_audio(root / "data" / f"tone_{index}.wav", torch.from_numpy(audio.astype(np.float32)), sample_rate)
-    return root
+    def __init__(self, path: str, warmup: int = 10):
+        self.path, self.warmup = path, int(warmup)
+        self.start: Optional[float] = None
+        self.steps = self.frames = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup and self.start is None:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.start is not None:
+            self.steps += 1
+            self.frames += int(batch["magnitude"].shape[0])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        seconds = time.perf_counter() - self.start if self.start is not None else 0.0
+        Path(self.path).write_text(json.dumps({"steps": self.steps, "seconds": seconds, "frames": self.frames}))
 
 
-def throughput(preset: str, root: Path, steps: int) -> Dict[str, float]:
-    cfg = compose_config(preset, [f"data.dataset.root={root}", "data.batch_size=256", "data.val_fraction=0.25"])
-    vae, datamodule, module = build_objects(cfg)
-    seconds_audio = sum(f.seconds for f in datamodule.files)
+def child_env() -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_command(command: List[str], log: Path) -> Dict[str, float]:
+    """Run ``command`` (stdout/stderr to ``log``); ``{"seconds", "peak_rss_mb"}``; raises with the log's tail."""
     start = time.perf_counter()
-    datamodule.setup("fit")
-    cache_seconds = time.perf_counter() - start
-    mean, std = datamodule.normalisation()
-    vae.transform.set_normalisation(mean, std)
-    optimiser = module.configure_optimizers()
-    batches = list(datamodule.train_dataloader())
-    full = [b for b in batches if b["magnitude"].shape[0] == 256] or batches
-    for batch in full[:2]:  # warm-up
-        module._shared_step(batch, sample=True)["loss"].backward()
-    start = time.perf_counter()
-    done = frames = 0
-    while done < steps:
-        for batch in full:
-            terms = module._shared_step(batch, sample=True)
-            optimiser.zero_grad()
-            terms["loss"].backward()
-            optimiser.step()
-            done += 1
-            frames += batch["magnitude"].shape[0]
-            if done >= steps:
-                break
-    elapsed = time.perf_counter() - start
-    return {"preset": preset, "n_bins": vae.n_bins, "parameters": vae.parameter_counts()["total"],
-            "cache_x_realtime": seconds_audio / cache_seconds, "steps_per_s": done / elapsed,
-            "frames_per_s": frames / elapsed}
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{tail}")
+    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024.0}
 
 
-def time_to_sc(root: Path, budget: float, target: float = 0.35) -> Dict[str, float]:
-    cfg = compose_config("demo", [f"data.dataset.root={root}"])
-    vae, datamodule, module = build_objects(cfg)
-    start = time.perf_counter()
-    datamodule.setup("fit")
-    mean, std = datamodule.normalisation()
-    vae.transform.set_normalisation(mean, std)
-    optimiser = module.configure_optimizers()
-    val = list(datamodule.val_dataloader())
-    epoch, sc, step = 0, 1.0, 0
-    while time.perf_counter() - start < budget and epoch < int(cfg.trainer.max_epochs):
-        for batch in datamodule.train_dataloader():
-            terms = module._shared_step(batch, sample=True)
-            optimiser.zero_grad()
-            terms["loss"].backward()
-            optimiser.step()
-            step += 1
-        epoch += 1
-        num = den = 0.0
-        with torch.no_grad():
-            for batch in val:
-                estimate = module.reconstruct_magnitude(batch["magnitude"])
-                num += float(((batch["magnitude"] - estimate) ** 2).sum())
-                den += float((batch["magnitude"] ** 2).sum())
-        sc = (num / den) ** 0.5
-        print(f"  demo epoch {epoch}: val SC {sc:.3f} at {time.perf_counter() - start:.0f} s", flush=True)
-        if sc < target:
-            break
-    return {"epochs": epoch, "steps": step, "val_spectral_convergence": sc,
-            "seconds": time.perf_counter() - start, "reached": sc < target}
+def train_command(preset: str, root: Path, rundir: Path, threads: int, extra: List[str]) -> List[str]:
+    return [sys.executable, str(REPO / "train_model.py"), "--config-name", preset, f"data.dataset.root={root}",
+            f"rundir={rundir}", f"name={preset}", f"threads={threads}", *extra]
 
 
-def markdown(rows: List[Dict[str, float]], demo: Dict[str, float], threads: int) -> str:
-    lines = [f"Training speed, CPU, {threads} threads, batch 256", "",
-             "| preset | bins | parameters | cache build (x real time) | steps/s | frames/s |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {r['preset']} | {r['n_bins']} | {r['parameters']:,} | {r['cache_x_realtime']:.0f} | "
-              f"{r['steps_per_s']:.2f} | {r['frames_per_s']:.0f} |" for r in rows]
-    if demo:
-        lines += ["", f"demo preset: val spectral convergence {demo['val_spectral_convergence']:.3f} after "
-                      f"{demo['epochs']} epochs / {demo['steps']} steps in {demo['seconds']:.0f} s "
-                      f"(target < 0.35: {'reached' if demo['reached'] else 'NOT reached'})"]
+def timed_training(preset: str, root: Path, work: Path, threads: int, steps: int, warmup: int) -> Dict[str, float]:
+    timing = work / f"timing_{threads}_{time.monotonic_ns()}.json"
+    extra = [f"+trainer.max_steps={steps + warmup}", "trainer.max_epochs=-1",
+             f"+callbacks.step_timer._target_=bench.train_speed.StepTimer", f"+callbacks.step_timer.path={timing}",
+             f"+callbacks.step_timer.warmup={warmup}"]
+    process = run_command(train_command(preset, root, work / "runs", threads, extra), work / "train.log")
+    measured = json.loads(timing.read_text())
+    return {"steps_per_s": measured["steps"] / measured["seconds"],
+            "frames_per_s": measured["frames"] / measured["seconds"],
+            "timed_steps": measured["steps"], "timed_seconds": measured["seconds"],
+            "process_seconds": process["seconds"], "peak_rss_mb": process["peak_rss_mb"]}
+
+
+def time_demo_sh() -> Dict[str, float]:
+    """Seconds of ``bash demo.sh`` while one competing CPU-bound process runs; the venv setup runs first, untimed."""
+    subprocess.run(["bash", "scripts/setup_env.sh"], cwd=REPO, check=True)
+    (REPO / "bench" / "results").mkdir(exist_ok=True)
+    competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
+    try:
+        loadavg = os.getloadavg()[0]
+        result = run_command(["bash", "demo.sh"], REPO / "bench" / "results" / "demo_sh.log")
+    finally:
+        competitor.kill()
+        competitor.wait()
+    return {"seconds": result["seconds"], "loadavg_before": loadavg}
+
+
+def markdown(preset: str, rows: List[Dict], cache: Dict[str, float], steps: int, warmup: int) -> str:
+    lines = [f"Training speed through train_model.py, preset {preset}, CPU ({os.cpu_count()} cores), "
+             f"{steps} timed steps after {warmup} warm-up steps", "",
+             "| threads | load | steps/s | frames/s | process s (total) | peak RSS MB | load avg (1 min) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        threads = "torch default" if r["threads"] == 0 else str(r["threads"])
+        lines.append(f"| {threads} | {r['load']} | {r['steps_per_s']:.1f} | {r['frames_per_s']:,.0f} | "
+                     f"{r['process_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['loadavg_before']:.2f} |")
+    lines += ["", f"Frame cache (built once by `+check=1`, excluded above): {cache['frames']:,} frames of "
+                  f"{cache['audio_seconds']:.0f} s audio, check run {cache['seconds']:.1f} s in all "
+                  f"(start-up included), peak RSS {cache['peak_rss_mb']:.0f} MB.",
+              "load 'busy': one competing process `python -c \"while True: pass\"` runs throughout."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=60.0, help="seconds of synthetic audio per preset")
-    parser.add_argument("--demo-budget", type=float, default=300.0)
-    parser.add_argument("--demo-minutes", type=float, default=8.0, help="demo dataset length (8 files/instrument)")
-    parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--preset", default="dgt_mid")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--loads", nargs="+", choices=["idle", "busy"], default=["idle", "busy"])
+    parser.add_argument("--steps", type=int, default=150, help="timed training steps per run")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (start of the loop)")
+    parser.add_argument("--minutes", type=float, default=3.0, help="minutes of synthetic audio (44.1 kHz)")
+    parser.add_argument("--demo-sh", action="store_true",
+                        help="also time `bash demo.sh` with one competing process (setup run first, untimed; "
+                             "writes demo.sh's outputs in the checkout, as demo.sh does)")
+    parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    rows = []
+    from common import write_results  # bench/ is sys.path[0] when this file is run (not in the training process)
+    from vschaos.data.demo import make_demo_dataset
+
     with tempfile.TemporaryDirectory() as tmp:
-        root = synth_dataset(Path(tmp) / "synth", args.seconds)
-        for preset in ("dgt_low", "dgt_mid", "dgt_high"):
-            rows.append(throughput(preset, root, args.steps))
-            print(rows[-1], flush=True)
-        demo = {}
-        if not args.skip_demo:
-            demo = time_to_sc(make_demo_dataset(Path(tmp) / "demo", minutes=args.demo_minutes,
-                                                  files_per_instrument=8), args.demo_budget)
-    table = markdown(rows, demo, args.threads)
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        root = work / "data"
+        if not (root / "metadata").is_dir():
+            make_demo_dataset(root, sample_rate=44100, minutes=args.minutes, files_per_instrument=4)
+        check = run_command(train_command(args.preset, root, work / "runs", 1, ["+check=1"]), work / "check.log")
+        summary = next((line for line in (work / "check.log").read_text().splitlines()
+                        if line.startswith("dataset ")), "")
+        frames = int(summary.split(" frames")[0].rsplit(" ", 1)[1]) if " frames" in summary else 0
+        audio_seconds = float(summary.split(" s;")[0].rsplit(" ", 1)[1]) if " s;" in summary else 0.0
+        cache = {"frames": frames, "audio_seconds": audio_seconds, **check}
+        print(f"cache: {cache}", flush=True)
+        rows = []
+        for load in args.loads:
+            competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if load == "busy" else None
+            try:
+                for threads in args.threads:
+                    loadavg = os.getloadavg()[0]
+                    row = {"preset": args.preset, "threads": threads, "load": load, "loadavg_before": loadavg,
+                           **timed_training(args.preset, root, work, threads, args.steps, args.warmup)}
+                    row["loadavg_after"] = os.getloadavg()[0]
+                    rows.append(row)
+                    print(row, flush=True)
+            finally:
+                if competitor is not None:
+                    competitor.kill()
+                    competitor.wait()
+    demo = time_demo_sh() if args.demo_sh else None
+    table = markdown(args.preset, rows, cache, args.steps, args.warmup)
+    if demo is not None:
+        table += (f"\n`bash demo.sh` with one competing process (setup excluded): {demo['seconds']:.0f} s "
+                  f"(load average {demo['loadavg_before']:.2f} before).\n")
     print(table)
-    write_results("train_speed", {"threads": args.threads, "presets": rows, "demo": demo}, table)
+    write_results("train_speed", {"preset": args.preset, "steps": args.steps, "warmup": args.warmup,
+                                  "cpu_count": os.cpu_count(), "cache": cache, "runs": rows, "demo_sh": demo},
+                  table)
 
 
 if __name__ == "__main__":

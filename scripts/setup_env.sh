@@ -12,12 +12,15 @@ fi
 stamp=.venv/.vschaos-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "[setup] installing vschaos and its dependencies into .venv (first time: a few minutes)"
-    # The full log goes to a file: pip's notices about local package mirrors are noise here.
-    if ! .venv/bin/python -m pip install --disable-pip-version-check -e '.[test,neutone]' > .venv/pip-install.log 2>&1; then
-        tail -n 40 .venv/pip-install.log
+    # the size first: on Linux x86-64 PyPI's torch brings NVIDIA's CUDA libraries even for CPU use
+    echo "[setup] installing vschaos and its dependencies into .venv: about 6 GB on disk on Linux x86-64"
+    echo "[setup] (torch 1.2 GB + its CUDA libraries 3.2 GB; ~3.3 GB of wheels to download the first time)."
+    echo "[setup] pip's own progress follows; its full log goes to .venv/pip-install.log"
+    if ! .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on \
+            --log .venv/pip-install.log -e '.[test,neutone]'; then
         echo "[setup] pip install failed; full log in .venv/pip-install.log" >&2
         exit 1
     fi
+    echo "[setup] done: .venv takes $(du -sh .venv | cut -f1)"
     echo "$want" > "$stamp"
 fi

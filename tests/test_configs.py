@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from vschaos.cli.train import compose_config, normalise_override, parse_arguments
+from vschaos.cli.train import UserError, compose_config, normalise_override, split_command_line
 from vschaos.configs import CONFIG_DIR, preset_names
 from vschaos.training.fit import build_objects
 
@@ -73,13 +73,16 @@ def test_both_dataset_root_spellings_compose(tmp_path):
     assert plus.data.dataset.n_files == 3 and plus.check == 1
 
 
-def test_argument_parsing():
-    name, _, overrides = parse_arguments(["--config-name", "dgt_low", "name=a", "+data.dataset.root=d", "++x=1"])
-    assert name == "dgt_low" and overrides == ["name=a", "++data.dataset.root=d", "++x=1"]
-    assert parse_arguments(["--config-name=demo.yaml"])[0] == "demo"
+def test_command_line_split_normalises_plus_overrides_and_keeps_hydra_flags():
+    name, dirs, overrides, argv = split_command_line(
+        ["--config-name", "dgt_low", "name=a", "+data.dataset.root=d", "++x=1", "-m", "--cfg", "job", "-cd", "extra"])
+    assert name == "dgt_low" and dirs == [Path("extra")] and overrides == ["name=a", "++data.dataset.root=d", "++x=1"]
+    assert argv == ["--config-name", "dgt_low", "name=a", "++data.dataset.root=d", "++x=1", "-m", "--cfg", "job",
+                    "-cd", "extra"]
+    assert split_command_line(["--config-name=demo.yaml"])[0] == "demo"
     assert normalise_override("trainer.max_epochs=3") == "trainer.max_epochs=3"
-    with pytest.raises(SystemExit, match="unknown option"):
-        parse_arguments(["--bogus"])
+    with pytest.raises(UserError, match="--config-name needs a value"):
+        split_command_line(["--config-name"])
 
 
 @pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"base"}))

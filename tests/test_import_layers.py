@@ -13,7 +13,7 @@ PACKAGE_DIR = Path(vschaos.__file__).resolve().parent
 
 # Bottom first. Subpackages (and top-level modules) in one layer may not import each other.
 LAYERS: Tuple[Set[str], ...] = (
-    {"io", "util", "notes", "configs"},  # leaves: nothing from vschaos
+    {"io", "util", "notes", "configs", "threads"},  # leaves: nothing from vschaos
     {"dsp", "host"},                     # host runs any nn~ model, so it needs nothing but the leaves
     {"models", "data"},
     {"pitch"},

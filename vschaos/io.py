@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 import numpy as np
-import torch
 
 PathLike = Union[str, os.PathLike]
 
@@ -48,6 +47,8 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
 
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     """``torch.save`` to ``path`` atomically (plain data and tensors only)."""
+    import torch  # here: the commands that never save a tensor should not pay for importing torch
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 

@@ -11,10 +11,14 @@ Tasks ``pitch`` and ``octave`` (see docs/INTERFACES.md):
 So A4 = 440 Hz is pitch 9 ``A``, octave id 5 named ``4``; middle C (261.63 Hz) is pitch 0 ``C``,
 octave id 5 named ``4``.
 """
-import math
-from typing import List, Tuple, Union
+from __future__ import annotations
 
-import torch
+import math
+import sys
+from typing import TYPE_CHECKING, List, Tuple, Union
+
+if TYPE_CHECKING:  # not imported at run time: the demo synthesiser and the data tools use these without torch
+    import torch
 
 PITCH_CLASS_NAMES: Tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 N_PITCH_CLASSES = 12
@@ -24,8 +28,9 @@ MIDI_MIN, MIDI_MAX = 0, 127
 
 def hz_to_midi(frequency: Union[float, torch.Tensor]) -> Union[float, torch.Tensor]:
     """Fractional MIDI note number ``69 + 12 log2(f / 440)``; NaN stays NaN (tensor input)."""
-    if isinstance(frequency, torch.Tensor):
-        return 69.0 + 12.0 * torch.log2(frequency / 440.0)
+    torch_module = sys.modules.get("torch")  # a tensor exists only once torch is loaded
+    if torch_module is not None and isinstance(frequency, torch_module.Tensor):
+        return 69.0 + 12.0 * torch_module.log2(frequency / 440.0)
     return 69.0 + 12.0 * math.log2(frequency / 440.0)
 
 

@@ -7,8 +7,9 @@ from typing import List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from vschaos.data.dataset import validate_dataset
-from vschaos.data.folders import folders_to_metadata
+from vschaos.threads import set_thread_environment
+# the dataset modules (numpy, soundfile, torch for DSP) are imported by the commands after their arguments are
+# parsed: --help and argument errors are instant
 
 
 DEFAULT_TRANSFORM = "dgt_mid"  # the transform group's default in the dgt_mid preset
@@ -47,6 +48,9 @@ def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
                         help="rate used to count frames (default: the transform's sample_rate)")
     parser.add_argument("--tasks", nargs="*", default=None, help="tasks to check (default: all under metadata/)")
     args = parser.parse_args(argv)
+    set_thread_environment()
+    from vschaos.data.dataset import validate_dataset
+
     try:
         transform = load_transform_config(args.transform)
     except ValueError as error:
@@ -67,6 +71,9 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="rewrite an existing metadata/TASK (existing class ids are kept, new folders appended)")
     args = parser.parse_args(argv)
+    set_thread_environment()
+    from vschaos.data.folders import folders_to_metadata
+
     try:
         classes = folders_to_metadata(args.root, args.task, force=args.force)
     except (FileExistsError, FileNotFoundError, ValueError) as error:
@@ -98,6 +105,7 @@ def make_demo_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="replace an existing OUT_DIR/metadata/ (refused otherwise: it may hold your labels)")
     args = parser.parse_args(argv)
+    set_thread_environment()
     try:
         out = make_demo_dataset(args.out_dir, seed=args.seed, sample_rate=args.sample_rate,
                                 minutes=args.minutes, files_per_instrument=args.files_per_instrument,

@@ -3,6 +3,7 @@ import argparse
 import sys
 from typing import List, Optional
 
+from vschaos.threads import add_threads_argument, apply_thread_policy, threads_argument
 from vschaos.pitch.tracker import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
                                    DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS)
 
@@ -26,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"frames quieter than this (dBFS, 20 ms window) are unvoiced (default {DEFAULT_SILENCE_DB})")
     parser.add_argument("--median", type=int, default=DEFAULT_MEDIAN_FRAMES,
                         help=f"median filter width in frames for f0 (default {DEFAULT_MEDIAN_FRAMES}; 1 = off)")
-    parser.add_argument("--jobs", type=int, default=None, help="torch threads (default: torch's default)")
+    add_threads_argument(parser)
+    parser.add_argument("--jobs", dest="threads", type=threads_argument, default=argparse.SUPPRESS,
+                        help="old spelling of --threads")
     parser.add_argument("--force", action="store_true", help="relabel files that are already labelled")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -35,15 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (``sys.argv[1:]`` when None), run the extraction; returns the exit code."""
     args = build_parser().parse_args(argv)
-    if args.jobs is not None and args.jobs < 1:
-        print(f"error: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
-        return 2
+    apply_thread_policy(args.threads)
     from vschaos.pitch.extract import extract_dataset
 
     try:
         report = extract_dataset(args.root, model=args.model, hop_seconds=args.hop, fmin=args.fmin, fmax=args.fmax,
                                  threshold=args.threshold, silence_db=args.silence_db, median_frames=args.median,
-                                 force=args.force, num_threads=args.jobs, progress=not args.quiet,
+                                 force=args.force, num_threads=args.threads or None, progress=not args.quiet,
                                  log=lambda message: print(message, file=sys.stderr))
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

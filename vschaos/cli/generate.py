@@ -31,6 +31,7 @@ from vschaos.generation.synthesis import generate_trajectories
 from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, UnknownTrajectoryError,
                                              check_trajectory_names)
 from vschaos.models.contract import SpectralModel
+from vschaos.threads import add_threads_argument, apply_thread_policy
 from vschaos.training.run import RunFolderError, open_run
 
 EXIT_ERROR = 2
@@ -79,6 +80,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-root", type=Path, default=None, metavar="DIR",
                         help="the training dataset, if it moved since training (default: data.dataset.root of the "
                              "run's config.yaml); used for class names and training labels")
+    add_threads_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +207,7 @@ def run_trajectories(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``generate.py`` / ``vschaos-generate``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    apply_thread_policy(args.threads)
     try:
         if args.command == "reconstruct":
             return run_reconstruct(args)

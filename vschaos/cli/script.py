@@ -17,6 +17,7 @@ from typing import List, Optional
 from vschaos.util import IntListAction, int_list
 from vschaos.training.run import (CHECKPOINT_SUFFIX, RunFolderError, find_version_dir, list_checkpoints,
                                   open_run)
+from vschaos.threads import add_threads_argument, apply_thread_policy
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -47,6 +48,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="neutone: the training data as the plugin shows it (default: from the run's dataset)")
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     args.checkpoint_given = args.checkpoint is not None
     if args.checkpoint is None:
@@ -83,6 +85,8 @@ def resolve_name_option(args: argparse.Namespace, version_dir: Path) -> Optional
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    apply_thread_policy(args.threads)  # before the heavy imports below: torch reads it when it loads
+    from vschaos.training.run import RunFolderError, open_run
     from vschaos.export import ExportVerificationError, export_model
     from vschaos.host import describe_model, latency_table
 

@@ -1,23 +1,37 @@
-"""``python train_model.py`` (vschaos2 syntax):
+"""``python train_model.py`` / ``vschaos-train``: a Hydra application (vschaos2 command lines still work).
 
     python train_model.py --config-name dgt_mid name=my_training rundir=my_path +data.dataset.root=my_data
     python train_model.py --config-name demo data.dataset.root=my_data +check=1
+    python train_model.py --config-name demo data.dataset.root=my_data module.optimizer.lr=1e-3,2e-3 -m
+    python train_model.py --config-name demo --cfg job            # print the composed config, train nothing
     python train_model.py resume my_path/my_training [--checkpoint best] [trainer.max_epochs=20 ...]
 
-Arguments after the config name are Hydra overrides. ``+key=value`` is accepted for keys the config already
-has (vschaos2 wrote ``+data.dataset.root=``): single-``+`` overrides are passed to Hydra as ``++`` (set or add).
+Everything after the program name is Hydra's command line (``--config-name``, ``--config-dir``, ``-m``/``--multirun``,
+``--cfg``, ``--info``, ``--help``, overrides), with three vschaos additions:
+  * ``+key=value`` also sets a key the config already has (vschaos2 wrote ``+data.dataset.root=``): a single ``+``
+    is passed to Hydra as ``++`` (set or add);
+  * ``resume RUN [key=value ...]`` continues a run from its own saved config (not a Hydra command line);
+  * an unknown ``--config-name`` lists the presets that exist.
+A run lives in ``rundir/name/version_N``; a sweep (``-m``) writes one version per job there. ``hydra.run.dir=DIR``
+(``hydra.sweep.dir=DIR`` with ``-m``) puts the versions in ``DIR/version_N`` instead. Hydra writes no log file and
+no ``.hydra/`` folder: each version holds its own ``config.yaml``.
 """
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
-
-from vschaos.configs import CONFIG_DIR
+from vschaos.configs import CONFIG_DIR, preset_names
 
 DEFAULT_CONFIG = "dgt_mid"
 USAGE = __doc__
+PROG = "train_model.py"
+# Hydra's own options that take a value (the value is not an override)
+_VALUE_OPTIONS = ("--config-name", "-cn", "--config-dir", "-cd", "--config-path", "-cp", "--cfg", "-c",
+                  "--package", "-p", "--experimental-rerun")
+
+
+class UserError(Exception):
+    """A problem with the command line that the user fixes (one line on stderr, exit status 2)."""
 
 
 def normalise_override(override: str) -> str:
@@ -27,37 +41,73 @@ def normalise_override(override: str) -> str:
     return override
 
 
-def parse_arguments(argv: Sequence[str]) -> Tuple[str, Path, List[str]]:
-    """``(config_name, config_dir, overrides)`` from ``--config-name/-cn``, ``--config-dir/-cd`` and overrides."""
-    config_name, config_dir, overrides = DEFAULT_CONFIG, CONFIG_DIR, []
-    args = list(argv)
+def _option_value(args: Sequence[str], index: int) -> Tuple[Optional[str], Optional[str], int]:
+    """``(flag, value, next_index)`` for a Hydra option with a value at ``args[index]`` (``(None, None, index + 1)``
+    otherwise); accepts ``--flag value`` and ``--flag=value``."""
+    arg = args[index]
+    for flag in _VALUE_OPTIONS:
+        if arg == flag:
+            return flag, (args[index + 1] if index + 1 < len(args) else None), index + 2
+        if arg.startswith(flag + "="):
+            return flag, arg.split("=", 1)[1], index + 1
+    return None, None, index + 1
+
+
+def split_command_line(argv: Sequence[str]) -> Tuple[str, List[Path], List[str], List[str]]:
+    """``(config_name, extra_config_dirs, overrides, normalised_argv)`` of a training command line.
+
+    ``overrides`` are the positional ``key=value`` arguments with ``+key`` normalised to ``++key``;
+    ``normalised_argv`` is ``argv`` with the same normalisation (what Hydra is given).
+    """
+    config_name, config_dirs, overrides, normalised = DEFAULT_CONFIG, [], [], []
     index = 0
-    while index < len(args):
-        arg = args[index]
-        for flags, kind in ((("--config-name", "-cn"), "name"), (("--config-dir", "-cd"), "dir")):
-            if arg in flags or any(arg.startswith(flag + "=") for flag in flags):
-                if "=" in arg:
-                    value = arg.split("=", 1)[1]
-                else:
-                    if index + 1 >= len(args):
-                        raise SystemExit(f"{arg} needs a value\n\n{USAGE}")
-                    index += 1
-                    value = args[index]
-                if kind == "name":
-                    config_name = value[:-5] if value.endswith(".yaml") else value
-                else:
-                    config_dir = Path(value).resolve()
-                break
+    while index < len(argv):
+        flag, value, next_index = _option_value(argv, index)
+        if flag is not None:
+            if value is None:
+                raise UserError(f"{flag} needs a value")
+            if flag in ("--config-name", "-cn"):
+                config_name = value[:-5] if value.endswith(".yaml") else value
+            elif flag in ("--config-dir", "-cd"):
+                config_dirs.append(Path(value))
+            normalised.extend(argv[index:next_index])
+        elif argv[index].startswith("-") and not argv[index].startswith("+"):
+            normalised.append(argv[index])  # a Hydra flag without a value (-m, --info, --help, ...): Hydra checks it
         else:
-            if arg.startswith("-") and not arg.startswith("+"):
-                raise SystemExit(f"unknown option {arg}\n\n{USAGE}")
-            overrides.append(normalise_override(arg))
-        index += 1
-    return config_name, config_dir, overrides
+            overrides.append(normalise_override(argv[index]))
+            normalised.append(overrides[-1])
+        index = next_index
+    return config_name, config_dirs, overrides, normalised
 
 
-def compose_config(config_name: str, overrides: Sequence[str], config_dir: Path = CONFIG_DIR) -> DictConfig:
-    """Compose ``vschaos/configs/<config_name>.yaml`` with Hydra overrides (no Hydra output folder, no log files)."""
+def check_config_name(config_name: str, config_dirs: Sequence[Path] = ()) -> None:
+    """Raise :class:`UserError` listing the presets when ``config_name`` is not one (Hydra would only say that it
+    is not in the search path)."""
+    known = set(preset_names())
+    for directory in config_dirs:
+        known.update(preset_names(directory))
+    if config_name not in known:
+        where = ", ".join([str(CONFIG_DIR)] + [str(d) for d in config_dirs])
+        raise UserError(f"unknown preset {config_name!r} (--config-name); presets: {', '.join(sorted(known))} "
+                        f"(in {where})")
+
+
+def check_override_syntax(overrides: Sequence[str]) -> None:
+    """Raise :class:`UserError` for an override Hydra cannot parse (before Hydra reports it with a stack hint)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as error:
+        raise UserError(f"OverrideParseException: {error}") from None
+
+
+def compose_config(config_name: str, overrides: Sequence[str], config_dir: Path = CONFIG_DIR):
+    """Compose ``vschaos/configs/<config_name>.yaml`` with Hydra overrides, as the command line would (no Hydra
+    output folder, no log files). For tests, benchmarks and notebooks."""
+    from hydra import compose, initialize_config_dir
+
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3", job_name="vschaos_train"):
         return compose(config_name=config_name, overrides=[normalise_override(o) for o in overrides])
 
@@ -71,47 +121,54 @@ def _user_errors() -> Tuple[type, ...]:
     from vschaos.models.vae import ConfigurationError
     from vschaos.training.run import RunFolderError
 
-    return DatasetError, RunFolderError, ConfigurationError, HydraException, OmegaConfBaseException
+    return UserError, DatasetError, RunFolderError, ConfigurationError, HydraException, OmegaConfBaseException
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``train_model.py``; returns the exit status (2 for a configuration, dataset or run-folder
-    error, printed on stderr as one message without a traceback: it is the user's to fix, not a crash)."""
-    try:
-        return _main(argv)
-    except _user_errors() as error:
-        print(f"train_model.py: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    except _training_failures() as error:  # diverged, disk full: one line, exit 1
-        print(f"train_model.py: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+def _report(error: BaseException) -> int:
+    kind = "" if isinstance(error, UserError) else f"{type(error).__name__}: "
+    print(f"{PROG}: {kind}{error}", file=sys.stderr)
+    return 2
 
 
 def _training_failures() -> Tuple[type, ...]:
+    """Training that started and failed for a reason that is not a bug (diverged, disk full): one line, exit 1."""
     from vschaos.models.lightning import NonFiniteTrainingError
     from vschaos.training.resume import TrainingError
 
     return NonFiniteTrainingError, TrainingError
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
-    from vschaos.training.fit import check, fit  # heavy imports after argument errors
+# Lightning's messages that tell the user nothing about their run: advertising tips, and the deprecation of a
+# torch class that Lightning itself uses (fixed upstream, not ours or the user's to act on)
+_LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+_LIGHTNING_TIP = "\U0001f4a1 Tip:"
+_LEAFSPEC_DEPRECATION = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0
-    resume = None
-    if args and args[0] == "resume":
-        from vschaos.training.resume import parse_resume_arguments, plan_resume
 
-        resume = plan_resume(*parse_resume_arguments(args[1:]))  # checks everything, writes nothing
-        cfg = resume.cfg
-    else:
-        config_name, config_dir, overrides = parse_arguments(args)
-        cfg = compose_config(config_name, overrides, config_dir)
+def _not_a_tip(record) -> bool:
+    return not str(record.msg).startswith(_LIGHTNING_TIP)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's tips and its LeafSpec deprecation warning from this process's output (idempotent)."""
+    import logging
+    import warnings
+
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).addFilter(_not_a_tip)
+    warnings.filterwarnings("ignore", message=_LEAFSPEC_DEPRECATION, category=FutureWarning)
+
+
+def train(cfg, resume=None) -> int:
+    """Apply the thread policy, then ``+check=1`` (print the check report) or train; returns the exit status."""
+    from vschaos.threads import apply_thread_policy
+
+    apply_thread_policy(cfg.get("threads", 1))
+    quiet_lightning()
+    from vschaos.training.fit import check, fit  # after the thread policy: torch reads it when it loads
+
     if cfg.data.dataset.get("root") is None:
-        raise SystemExit("no dataset: set data.dataset.root=PATH (or +data.dataset.root=PATH)")
+        raise UserError("no dataset: set data.dataset.root=PATH (or +data.dataset.root=PATH)")
     if cfg.get("check"):
         print(check(cfg))
         return 0
@@ -119,6 +176,79 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if version_dir is not None:  # None: debug=fast_dev_run, which keeps nothing (fit says so)
         print(f"run folder: {version_dir}")
     return 0
+
+
+def _run_folder_from_hydra(cfg) -> None:
+    """Honour ``hydra.run.dir`` / ``hydra.sweep.dir``: when the job's output folder is neither the working directory
+    (the default: Hydra then creates nothing) nor ``rundir/name``, it becomes the run folder (rundir and name
+    follow it)."""
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    default = Path(os.path.abspath(Path(str(cfg.rundir)) / str(cfg.name)))
+    if output_dir in (Path.cwd(), default):
+        return
+    with open_dict(cfg):
+        cfg.rundir, cfg.name = str(output_dir.parent), output_dir.name
+
+
+def _hydra_task(cfg) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        print(f"[sweep] job {hydra_cfg.job.num}: {' '.join(hydra_cfg.overrides.task)}", flush=True)
+    _run_folder_from_hydra(cfg)
+    try:
+        status = train(cfg)
+    except _user_errors() as error:
+        status = _report(error)
+    except _training_failures() as error:  # diverged, disk full
+        status = _report(error) - 1
+    if status:
+        raise SystemExit(status)  # Hydra lets SystemExit through: the command's exit status
+
+
+def _run_hydra_app(argv: List[str]) -> int:
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    program = sys.argv[0] if sys.argv else PROG
+    # Hydra reads sys.argv; Lightning's DDP launcher re-runs sys.argv for ranks > 0 (with the same normalisation)
+    sys.argv = [program, *argv]
+    app = hydra.main(version_base="1.3", config_path="pkg://vschaos.configs", config_name=DEFAULT_CONFIG)(_hydra_task)
+    try:
+        app()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        GlobalHydra.instance().clear()  # a later compose (tests, notebooks) starts afresh
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``train_model.py``; returns the exit status (2 for a configuration, dataset or run-folder
+    error, printed on stderr as one message without a traceback: it is the user's to fix, not a crash)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] == "resume":
+            from vschaos.training.resume import parse_resume_arguments, plan_resume
+
+            resume = plan_resume(*parse_resume_arguments(args[1:]))  # checks everything, writes nothing
+            return train(resume.cfg, resume)
+        config_name, config_dirs, overrides, normalised = split_command_line(args)
+        if not any(flag in args for flag in ("--help", "-h", "--hydra-help")):
+            check_config_name(config_name, config_dirs)
+        check_override_syntax(overrides)
+    except _user_errors() as error:
+        return _report(error)
+    except _training_failures() as error:  # diverged, disk full (resume)
+        return _report(error) - 1
+    return _run_hydra_app(normalised)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,3 @@ def preset_names(config_dir: Path = CONFIG_DIR) -> List[str]:
     """Names usable as ``--config-name``: the ``*.yaml`` files at the top of ``config_dir``, sorted."""
     return sorted(path.stem for path in Path(config_dir).glob("*.yaml"))
 
-
-def group_options(group: str, config_dir: Path = CONFIG_DIR) -> List[str]:
-    """Options of the config group ``group`` (``config_dir/group/<option>.yaml``), sorted."""
-    return sorted(path.stem for path in (Path(config_dir) / group).glob("*.yaml"))

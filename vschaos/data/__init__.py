@@ -1,14 +1,18 @@
 """Dataset tree parsing and validation, metadata readers, spectral frame cache, LightningDataModule.
 
-``SpectralDataModule`` and the cache are imported on first use, so the dataset tools do not pay
-for importing lightning.
+Every name is imported on first use (PEP 562), so that ``import vschaos.data.<module>`` loads only what that
+module needs: the dataset tools start without torch or lightning.
 """
-from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio, save_audio, scan_audio_files
-from vschaos.data.dataset import DatasetIndex, DatasetReport, TaskReport, frame_labels, load_index, validate_dataset
-from vschaos.data.metadata import DatasetError, FileLabels, Problem
-
-_LAZY = {"SpectralDataModule": "vschaos.data.datamodule", "FrameCache": "vschaos.data.cache",
-         "load_or_build_cache": "vschaos.data.cache"}
+_LAZY = {
+    "AUDIO_EXTENSIONS": "vschaos.data.audio", "AudioReadError": "vschaos.data.audio", "audio_info": "vschaos.data.audio",
+    "load_audio": "vschaos.data.audio", "save_audio": "vschaos.data.audio", "scan_audio_files": "vschaos.data.audio",
+    "DatasetIndex": "vschaos.data.dataset", "DatasetReport": "vschaos.data.dataset",
+    "TaskReport": "vschaos.data.dataset", "frame_labels": "vschaos.data.dataset", "load_index": "vschaos.data.dataset",
+    "validate_dataset": "vschaos.data.dataset",
+    "DatasetError": "vschaos.data.metadata", "FileLabels": "vschaos.data.metadata", "Problem": "vschaos.data.metadata",
+    "SpectralDataModule": "vschaos.data.datamodule",
+    "FrameCache": "vschaos.data.cache", "load_or_build_cache": "vschaos.data.cache",
+}
 
 
 def __getattr__(name: str):
@@ -19,8 +23,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'vschaos.data' has no attribute {name!r}")
 
 
-__all__ = [
-    "AUDIO_EXTENSIONS", "AudioReadError", "audio_info", "load_audio", "save_audio", "scan_audio_files",
-    "FrameCache", "load_or_build_cache", "SpectralDataModule", "DatasetIndex", "DatasetReport", "TaskReport",
-    "frame_labels", "load_index", "validate_dataset", "DatasetError", "FileLabels", "Problem",
-]
+__all__ = list(_LAZY)

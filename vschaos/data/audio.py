@@ -1,11 +1,18 @@
-"""Reading sound files: soundfile for decoding, torchaudio for resampling."""
+"""Reading sound files: soundfile for decoding, torchaudio for resampling.
+
+torch and torchaudio are imported by the functions that use them: the dataset tools scan and check files
+without loading torch (fast start, small memory).
+"""
+from __future__ import annotations
+
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import TYPE_CHECKING, List, Optional, Union
 
 import numpy as np
 import soundfile as sf
-import torch
-import torchaudio.functional as AF
+
+if TYPE_CHECKING:
+    import torch
 
 AUDIO_EXTENSIONS = (".wav", ".aif", ".aiff", ".flac", ".mp3", ".ogg")
 
@@ -95,6 +102,9 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     Returns a float32 tensor ``(time,)``. Raises :class:`AudioReadError` naming the file
     (:class:`AudioValueError` when it holds NaN/Inf or absurdly large samples, see :func:`sample_problem`).
     """
+    import torch
+    import torchaudio.functional as AF
+
     try:
         data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except _DECODE_ERRORS as error:

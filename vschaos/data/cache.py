@@ -238,7 +238,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                 stats[i, 0] = features.sum(axis=0, dtype=np.float64)
                 stats[i, 1] = np.einsum("fb,fb->b", features, features, dtype=np.float64)
                 offsets.append(offsets[-1] + stored.shape[0])
-                bar.update(round(f.seconds, 1))
+                bar.update(min(round(f.seconds, 1), bar.total - bar.n))  # rounding must not pass 100%
             if bad_samples:
                 raise DatasetError(bad_samples, header="sound files with unusable samples")
             actual = _npy_header(dtype, (offsets[-1], n_bins))

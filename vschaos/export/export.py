@@ -59,7 +59,9 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
 
     def write_and_verify(tmp: str) -> None:
         scripted.reset()
-        torch.jit.save(scripted, tmp)
+        with warnings.catch_warnings():  # TorchScript is what nn~ loads: torch's deprecation notice is expected
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.save.*", category=FutureWarning)
+            torch.jit.save(scripted, tmp)
         report = verify_model(tmp, buffers=None if buffers is None else list(buffers),
                               batch_sizes=tuple(batch_sizes))
         report.path = str(path)

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 
 from vschaos.util import IntListAction, int_list
 from vschaos.io import atomic_write_text
+from vschaos.threads import DEFAULT_THREADS, apply_thread_policy
 
 from .errors import HostError, NonFiniteOutputError
 
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m])
     bench.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction,
                        help="e.g. 128,2048,8192 or 128 2048 8192 (below the model's minimum: skipped, with a note)")
-    bench.add_argument("--threads", type=int, default=1)
+    bench.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads (default %(default)s)")
     bench.add_argument("--batch", type=int, default=1)
     bench.add_argument("--seconds", type=float, default=1.0, help="time budget per case")
     bench.add_argument("--sample-rate", type=int, default=None,
@@ -118,6 +119,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:  # argparse already printed usage
         return int(exit_request.code or 0)
+    # one torch thread per process unless bench asks for more (vschaos/threads.py says why)
+    apply_thread_policy(getattr(args, "threads", DEFAULT_THREADS))
     try:
         return _run(args)
     except NonFiniteOutputError as error:  # the command ran; the model's output is what is wrong

@@ -59,7 +59,9 @@ class LoadedModel:
     def serialized(self) -> bytes:
         if self._source_bytes is None:
             buffer = io.BytesIO()
-            torch.jit.save(self.module, buffer)
+            with warnings.catch_warnings():  # an in-memory copy for fresh(): torch's notice would only confuse
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.save.*", category=FutureWarning)
+                torch.jit.save(self.module, buffer)
             self._source_bytes = buffer.getvalue()
         return self._source_bytes
 

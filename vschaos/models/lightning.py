@@ -1,6 +1,7 @@
 """LightningModule around :class:`SpectralVAE`: losses, beta schedule, predictors, logging, non-finite guard."""
 import logging
-from typing import Callable, Dict, Iterable, Optional
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import lightning as L
 import torch
@@ -19,6 +20,15 @@ log = logging.getLogger(__name__)
 
 class NonFiniteTrainingError(RuntimeError):
     """Training stopped: the loss or the gradients were NaN/Inf for ``max_nonfinite_steps`` steps in a row."""
+
+
+def _built(argument: Any) -> Any:
+    """``argument`` itself, or the object a Hydra config (a mapping with ``_target_``) describes."""
+    if isinstance(argument, Mapping) and "_target_" in argument:
+        from hydra.utils import instantiate
+
+        return instantiate(argument)
+    return argument
 
 
 class SpectralVAEModule(L.LightningModule):
@@ -53,6 +63,9 @@ class SpectralVAEModule(L.LightningModule):
         super().__init__()
         if int(max_nonfinite_steps) < 1:
             raise ValueError(f"module.max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
+        # SpectralVAEModule.load_from_checkpoint passes the configs saved as hyperparameters
+        # (vschaos.training.hparams): build the objects they describe
+        vae, optimizer, loss, input_pitch_shift = (_built(arg) for arg in (vae, optimizer, loss, input_pitch_shift))
         self.vae = vae
         self.optimizer_factory = optimizer
         self.loss = loss

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from vschaos.data.dataset import validate_dataset
@@ -15,6 +16,7 @@ from vschaos.data.metadata import available_tasks
 from vschaos.io import atomic_write_text
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.checkpoints import AtomicCheckpointIO, LastCheckpoint
+from vschaos.training.hparams import log_hyperparameters_to_tensorboard, module_hyperparameters
 from vschaos.training.resume import DISK_FULL_ERRNOS, ResumePlan, disk_full_error, record_resume
 from vschaos.training.run import CONFIG_NAME, build_model, version_number
 
@@ -61,6 +63,7 @@ def build_objects(cfg: DictConfig) -> Tuple[Any, Any, Any]:
                     f"Add it to data.dataset.tasks (or set data.dataset.tasks=null).")
     datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
     module = instantiate(cfg.module, vae=vae)
+    module.save_hyperparameters(module_hyperparameters(cfg))  # load_from_checkpoint, hparams.yaml
     return vae, datamodule, module
 
 
@@ -255,6 +258,8 @@ def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
                 atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
                               plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
+        if rank == 0 and isinstance(logger, TensorBoardLogger):
+            log_hyperparameters_to_tensorboard(logger, cfg)  # TensorBoard's HPARAMS tab
         # set before trainer.fit: Lightning's DDP launcher starts the other ranks from inside it, with this environment
         os.environ[RUN_VERSION_ENV] = str(version)
         # weights_only: a checkpoint holds tensors and plain data (Lightning would otherwise unpickle anything)
