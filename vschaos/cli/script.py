@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from vschaos.util import IntListAction, int_list
-from vschaos.training.run import (CHECKPOINT_SUFFIX, RunFolderError, find_version_dir, list_checkpoints,
-                                  open_run)
 from vschaos.threads import add_threads_argument, apply_thread_policy
+from vschaos.util import IntListAction, int_list
+# vschaos.training (torch, Lightning) is imported after the arguments are parsed: --help answers at once
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -58,6 +57,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def names_a_checkpoint(value: str, version_dir: Path) -> bool:
     """The rule that tells ``-n CHECKPOINT`` from vschaos2's ``-n NAME`` (see the module docstring)."""
+    from vschaos.training.run import CHECKPOINT_SUFFIX, list_checkpoints
+
     if value in ("last", "best") or value.endswith(CHECKPOINT_SUFFIX) or Path(value).name != value:
         return True
     return value + CHECKPOINT_SUFFIX in list_checkpoints(version_dir) or Path(value).is_file()
@@ -75,6 +76,8 @@ def resolve_name_option(args: argparse.Namespace, version_dir: Path) -> Optional
         args.checkpoint = value
         return None
     if args.output_name is not None:
+        from vschaos.training.run import list_checkpoints
+
         available = ", ".join(list_checkpoints(version_dir)) or "none"
         raise ValueError(f"-n {value} is not a checkpoint of {version_dir} ({available}), so it would be the "
                          f"output name, but --output-name {args.output_name} is given too")
@@ -86,7 +89,7 @@ def resolve_name_option(args: argparse.Namespace, version_dir: Path) -> Optional
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     apply_thread_policy(args.threads)  # before the heavy imports below: torch reads it when it loads
-    from vschaos.training.run import RunFolderError, open_run
+    from vschaos.training.run import RunFolderError, find_version_dir, open_run
     from vschaos.export import ExportVerificationError, export_model
     from vschaos.host import describe_model, latency_table
 
