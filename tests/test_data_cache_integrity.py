@@ -12,15 +12,9 @@ from vschaos.data.cache import DIGEST_BLOCK, content_digest, load_or_build_cache
 from vschaos.data.dataset import load_index
 from vschaos.dsp.transforms import SpectralTransform
 
+from test_data_cache import tree  # noqa: F401  (the same small dataset fixture)
+
 SR = 8000
-
-
-@pytest.fixture
-def tree(tmp_path, synth):
-    root = tmp_path / "ds"
-    for i, seconds in enumerate((1.0, 0.7, 1.3)):
-        synth.write_wav(root / f"data/f{i}.wav", synth.harmonic_tone(200.0 * (i + 1), seconds, SR, seed=i), SR)
-    return root
 
 
 def build(root):

@@ -252,18 +252,7 @@ def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch,
 
 
 # ---------------------------------------------------------------- command line
-def make_run(rundir: Path, preset: str, name: str, overrides=(), dataset_root=None) -> Path:
-    extra = [f"name={name}", f"rundir={rundir}"] + list(overrides)
-    if dataset_root is not None:
-        extra.append(f"data.dataset.root={dataset_root}")
-    cfg = compose_config(preset, extra)
-    torch.manual_seed(0)
-    vae = build_model(cfg)
-    version_dir = rundir / name / "version_0"
-    atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
-    atomic_torch_save({"state_dict": {f"vae.{k}": v for k, v in vae.state_dict().items()}},
-                      version_dir / "checkpoints" / "last.ckpt")
-    return rundir / name
+from test_generation_cli import make_run  # noqa: E402  (one run-folder maker for the CLI tests)
 
 
 @needs_sdk
