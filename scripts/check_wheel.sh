@@ -36,7 +36,7 @@ assert vschaos.__file__.startswith(sys.argv[1]), f"vschaos imported from {vschao
 assert (vschaos.configs.CONFIG_DIR / "demo.yaml").is_file(), "the wheel lacks the configs"
 print(f"[wheel] vschaos from {vschaos.__file__}")
 PY
-"$VPY" -c 'import sys; from vschaos.data.tools import make_demo_dataset_main; sys.exit(make_demo_dataset_main(sys.argv[1:]))' \
+"$VPY" -c 'import sys; from vschaos.cli.dataset_tools import make_demo_dataset_main; sys.exit(make_demo_dataset_main(sys.argv[1:]))' \
     data --minutes 0.5 --files-per-instrument 2
 vschaos-train --config-name demo data.dataset.root=data +check=1
 vschaos-train --config-name demo name=wheel rundir=runs data.dataset.root=data trainer.max_epochs=1
