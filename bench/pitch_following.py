@@ -48,7 +48,7 @@ from vschaos.data.audio import load_audio
 from vschaos.data.dataset import frame_labels
 from vschaos.generation.labels import TrainingMetadata
 from vschaos.pitch import midi_to_hz, track_pitch
-from vschaos.pitch.notes import midi_to_pitch_class_octave, note_name, octave_name, pitch_class_name
+from vschaos.notes import midi_to_pitch_class_octave, note_name, octave_name, pitch_class_name
 
 from common import RESULTS_DIR, write_results
 

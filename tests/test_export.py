@@ -523,7 +523,7 @@ def test_pd_example_turns_a_midi_note_into_the_label_ids_the_inlets_take():
     """The Pd example's note box feeds the pitch model's decode label inlets (after the latents)
     with the class ids of that note: pitch = midi mod 12, octave id = midi div 12 (A4 -> 9, 5)."""
     from vschaos.cli.train import compose_config
-    from vschaos.pitch.notes import midi_to_pitch_class_octave
+    from vschaos.notes import midi_to_pitch_class_octave
 
     latents = int(compose_config("dgt_pitch_prediction", []).model.latent_dim)
     text = (REPO / "patches" / "pd_example.pd").read_text()
