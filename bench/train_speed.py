@@ -11,6 +11,7 @@ one thread per core, what vschaos did before the thread policy) can be added wit
 
     .venv/bin/python bench/train_speed.py [--preset dgt_mid] [--threads 1 2] [--steps 150] [--warmup 10]
                                           [--loads idle busy] [--minutes 3]
+                                          [--override KEY=VALUE ...]
 
 Writes bench/results/train_speed.{json,md}. The machine's load average is recorded with each row: on a shared
 machine the figures are only comparable within one run (the rows of one run interleave nothing; run it on a
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import lightning as L
+
+from vschaos.threads import threads_argument
 
 REPO = Path(__file__).resolve().parents[1]  # the training subprocess imports bench.train_speed.StepTimer from here
 # what the child must not inherit: the thread policy under test sets these itself
@@ -82,14 +85,17 @@ def train_command(preset: str, root: Path, rundir: Path, threads: int, extra: Li
             f"rundir={rundir}", f"name={preset}", f"threads={threads}", *extra]
 
 
-def timed_training(preset: str, root: Path, work: Path, threads: int, steps: int, warmup: int) -> Dict[str, float]:
+def timed_training(preset: str, root: Path, work: Path, threads: int, steps: int, warmup: int,
+                   overrides: List[str] = ()) -> Dict[str, float]:
     timing = work / f"timing_{threads}_{time.monotonic_ns()}.json"
-    extra = [f"+trainer.max_steps={steps + warmup}", "trainer.max_epochs=-1",
-             f"+callbacks.step_timer._target_=bench.train_speed.StepTimer", f"+callbacks.step_timer.path={timing}",
+    extra = [*overrides, f"+trainer.max_steps={steps + warmup}", "trainer.max_epochs=-1",
+             "+callbacks.step_timer._target_=bench.train_speed.StepTimer", f"+callbacks.step_timer.path={timing}",
              f"+callbacks.step_timer.warmup={warmup}"]
     process = run_command(train_command(preset, root, work / "runs", threads, extra), work / "train.log")
     measured = json.loads(timing.read_text())
-    return {"steps_per_s": measured["steps"] / measured["seconds"],
+    resolved = [line.split("training with ")[1].split()[0] for line in (work / "train.log").read_text().splitlines()
+                if line.startswith("threads=auto: training with ")]
+    return {"resolved_threads": int(resolved[0]) if resolved else threads,"steps_per_s": measured["steps"] / measured["seconds"],
             "frames_per_s": measured["frames"] / measured["seconds"],
             "timed_steps": measured["steps"], "timed_seconds": measured["seconds"],
             "process_seconds": process["seconds"], "peak_rss_mb": process["peak_rss_mb"]}
@@ -109,13 +115,17 @@ def time_demo_sh() -> Dict[str, float]:
     return {"seconds": result["seconds"], "loadavg_before": loadavg}
 
 
-def markdown(preset: str, rows: List[Dict], cache: Dict[str, float], steps: int, warmup: int) -> str:
-    lines = [f"Training speed through train_model.py, preset {preset}, CPU ({os.cpu_count()} cores), "
-             f"{steps} timed steps after {warmup} warm-up steps", "",
+def markdown(preset: str, rows: List[Dict], cache: Dict[str, float], steps: int, warmup: int,
+             overrides: List[str]) -> str:
+    lines = [f"Training speed through train_model.py, preset {preset}"
+             + (f" ({' '.join(overrides)})" if overrides else "")
+             + f", CPU ({os.cpu_count()} cores), {steps} timed steps after {warmup} warm-up steps", "",
              "| threads | load | steps/s | frames/s | process s (total) | peak RSS MB | load avg (1 min) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         threads = "torch default" if r["threads"] == 0 else str(r["threads"])
+        if r["threads"] == "auto":
+            threads = f"auto ({r['resolved_threads']})"
         lines.append(f"| {threads} | {r['load']} | {r['steps_per_s']:.1f} | {r['frames_per_s']:,.0f} | "
                      f"{r['process_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {r['loadavg_before']:.2f} |")
     lines += ["", f"Frame cache (built once by `+check=1`, excluded above): {cache['frames']:,} frames of "
@@ -128,7 +138,8 @@ def markdown(preset: str, rows: List[Dict], cache: Dict[str, float], steps: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="dgt_mid")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=threads_argument, nargs="+", default=[1, 2],
+                        help="thread counts to time (0: torch's default, auto: the policy's probe)")
     parser.add_argument("--loads", nargs="+", choices=["idle", "busy"], default=["idle", "busy"])
     parser.add_argument("--steps", type=int, default=150, help="timed training steps per run")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (start of the loop)")
@@ -136,6 +147,8 @@ def main() -> None:
     parser.add_argument("--demo-sh", action="store_true",
                         help="also time `bash demo.sh` with one competing process (setup run first, untimed; "
                              "writes demo.sh's outputs in the checkout, as demo.sh does)")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Hydra override for every timed run (repeatable), e.g. data.batch_size=512")
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
     from common import write_results  # bench/ is sys.path[0] when this file is run (not in the training process)
@@ -161,7 +174,8 @@ def main() -> None:
                 for threads in args.threads:
                     loadavg = os.getloadavg()[0]
                     row = {"preset": args.preset, "threads": threads, "load": load, "loadavg_before": loadavg,
-                           **timed_training(args.preset, root, work, threads, args.steps, args.warmup)}
+                           **timed_training(args.preset, root, work, threads, args.steps, args.warmup,
+                                           args.override)}
                     row["loadavg_after"] = os.getloadavg()[0]
                     rows.append(row)
                     print(row, flush=True)
@@ -170,12 +184,13 @@ def main() -> None:
                     competitor.kill()
                     competitor.wait()
     demo = time_demo_sh() if args.demo_sh else None
-    table = markdown(args.preset, rows, cache, args.steps, args.warmup)
+    table = markdown(args.preset, rows, cache, args.steps, args.warmup, args.override)
     if demo is not None:
         table += (f"\n`bash demo.sh` with one competing process (setup excluded): {demo['seconds']:.0f} s "
                   f"(load average {demo['loadavg_before']:.2f} before).\n")
     print(table)
-    write_results("train_speed", {"preset": args.preset, "steps": args.steps, "warmup": args.warmup,
+    write_results("train_speed", {"preset": args.preset, "overrides": args.override, "steps": args.steps,
+                                  "warmup": args.warmup,
                                   "cpu_count": os.cpu_count(), "cache": cache, "runs": rows, "demo_sh": demo},
                   table)
 

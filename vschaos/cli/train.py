@@ -163,7 +163,9 @@ def train(cfg, resume=None) -> int:
     """Apply the thread policy, then ``+check=1`` (print the check report) or train; returns the exit status."""
     from vschaos.threads import apply_thread_policy
 
-    apply_thread_policy(cfg.get("threads", 1))
+    threads = apply_thread_policy(cfg.get("threads", 1))
+    if str(cfg.get("threads", 1)).lower() == "auto":
+        print(f"threads=auto: training with {threads} CPU thread(s), the cores idle now (threads=N to choose)")
     quiet_lightning()
     from vschaos.training.fit import check, fit  # after the thread policy: torch reads it when it loads
 
