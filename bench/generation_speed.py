@@ -20,9 +20,9 @@ from typing import Dict, List
 import torch
 
 from vschaos.cli.train import compose_config
-from vschaos.dsp.transforms import RECONSTRUCTION_METHODS
+from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, RECONSTRUCTION_METHODS
 from vschaos.dsp.functional import spectral_convergence
-from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, encode_audio, reconstruct_audio
+from vschaos.generation.reconstruct import encode_audio, reconstruct_audio
 from vschaos.training.run import build_model
 
 from common import median_seconds, test_sound, write_results

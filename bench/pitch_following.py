@@ -39,7 +39,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from vschaos.generation.labels import TrainingMetadata
 from vschaos.pitch import midi_to_hz, track_pitch
 from vschaos.notes import midi_to_pitch_class_octave, note_name, octave_name, pitch_class_name
 
-from common import RESULTS_DIR, write_results
+from common import write_results
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
@@ -243,7 +243,7 @@ def evaluate_export(export: Path, requests: Sequence[Dict[str, object]], sample_
                     latent_dim: int) -> List[Dict[str, object]]:
     """The export in the streaming host at B = 2048: encode -> decode with label inlets, and forward."""
     from vschaos.host.model import load_model
-    from vschaos.host.render import render_array
+    from vschaos.host.rendering import render_array
 
     model = load_model(str(export))
     rows = []

@@ -138,7 +138,7 @@ def level_db(output: np.ndarray, reference: np.ndarray) -> float:
 def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_size: int) -> List[Dict[str, float]]:
     from vschaos.data.audio import load_audio
     from vschaos.dsp import functional as F
-    from vschaos.host.render import render_array
+    from vschaos.host.rendering import render_array
 
     transform = vae.transform
     out = []

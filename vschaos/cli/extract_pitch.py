@@ -4,8 +4,8 @@ import sys
 from typing import List, Optional
 
 from vschaos.threads import add_threads_argument, apply_thread_policy, threads_argument
-from vschaos.pitch.tracker import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
-                                   DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS)
+from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
+                                    DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS)
 
 
 def build_parser() -> argparse.ArgumentParser:

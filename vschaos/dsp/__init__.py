@@ -4,26 +4,17 @@
 ``phase`` the phase reconstruction (offline PGHI and fast Griffin-Lim run numba kernels; the
 phase-gradient formulas are shared with the streaming RTPGHI); ``transforms.SpectralTransform`` is
 the module shell used by training, generation and export; ``streaming`` holds the real-time
-analysis/synthesis state.
+analysis/synthesis state; ``phase_methods`` the method names (no torch: command-line parsers read them).
+The names below are imported on first use (``vschaos.util.lazy_exports``).
 """
-from vschaos.dsp.functional import (dgt, dual_window, gaussian_lambda, gaussian_window, idgt, log_spectral_distance,
-                                    num_frames, spectral_convergence)
-from vschaos.dsp.phase import griffin_lim, pghi, phase_derivatives, phase_frequency_derivative, phase_time_derivative
-from vschaos.dsp.transforms import SpectralTransform
+from vschaos.util import lazy_exports
 
-__all__ = [
-    "SpectralTransform",
-    "dgt",
-    "dual_window",
-    "gaussian_lambda",
-    "gaussian_window",
-    "griffin_lim",
-    "idgt",
-    "log_spectral_distance",
-    "num_frames",
-    "phase_derivatives",
-    "phase_frequency_derivative",
-    "phase_time_derivative",
-    "pghi",
-    "spectral_convergence",
-]
+_EXPORTS = {
+    **{name: ".functional" for name in ("dgt", "dual_window", "gaussian_lambda", "gaussian_window", "idgt",
+                                        "log_spectral_distance", "num_frames", "spectral_convergence")},
+    **{name: ".phase" for name in ("griffin_lim", "pghi", "phase_derivatives", "phase_frequency_derivative",
+                                   "phase_time_derivative")},
+    "SpectralTransform": ".transforms",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

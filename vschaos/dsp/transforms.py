@@ -10,12 +10,12 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp import functional as dsp
+from vschaos.dsp.phase_methods import RECONSTRUCTION_METHODS
 from vschaos.dsp.phase import GLA_MOMENTUM, griffin_lim_consistent, pghi, with_magnitude
 
 #: Bump when the meaning of ``magnitude()`` changes, so that spectral frame caches rebuild.
 TRANSFORM_VERSION: int = 1
 
-RECONSTRUCTION_METHODS = ("pghi+gla", "pghi", "griffinlim", "random")
 
 
 class SpectralTransform(nn.Module):

@@ -17,15 +17,13 @@ from torch import Tensor
 
 from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio, save_audio
 from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
+from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
 from vschaos.io import atomic_write_text
 from vschaos.models.components.distributions import sample_latent
 from vschaos.models.contract import SpectralModel
 
-DEFAULT_PHASE = "pghi+gla"
-#: Fast Griffin-Lim iterations after PGHI for offline generation (see bench/generation_speed.py).
-DEFAULT_GLA_ITERATIONS = 16
 
 METRICS_COLUMNS = ("input", "output", "seconds", "spectral_convergence", "log_spectral_distance_db",
                    "model_spectral_convergence", "model_log_spectral_distance_db")

@@ -20,7 +20,8 @@ from torch import Tensor
 
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.plots import plot_latents_and_spectrogram
-from vschaos.generation.reconstruct import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, resample_exact
+from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE
+from vschaos.generation.reconstruct import resample_exact
 from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, check_trajectory_names,
                                              interpolate_trajectory, make_trajectory)
 from vschaos.data.audio import save_audio

@@ -1,21 +1,22 @@
 """vschaos.host: an nn~-compatible streaming host to load, describe, verify, bench and render nn~ models.
 
 See docs/NN_CONTRACT.md for the contract it reproduces; ``python -m vschaos.host --help`` for the CLI.
+The names below are imported on first use (``vschaos.util.lazy_exports``): ``--help`` answers without torch.
 """
-from vschaos.util import next_power_of_two
+from vschaos.util import lazy_exports
 
-from .bench import BenchReport, BenchRow, bench_model, latency_table
-from .description import AttributeInfo, MethodInfo, ModelDescription, convert_attribute_values
-from .engine import EngineStats, StreamEngine, batched_to_outlets, host_latency, inlets_to_batched
-from .errors import AttributeValueError, HostError, MethodError, ModelCallError, ModelLoadError
-from .model import LoadedModel, describe_model, load_model
-from .render import RenderResult, render, render_array
-from .verify import Check, VerifyReport, measure_delay, verify_model
-
-__all__ = [
-    "AttributeInfo", "AttributeValueError", "BenchReport", "BenchRow", "Check", "EngineStats", "HostError",
-    "LoadedModel", "MethodError", "MethodInfo", "ModelCallError", "ModelDescription", "ModelLoadError",
-    "RenderResult", "StreamEngine", "VerifyReport", "batched_to_outlets", "bench_model", "convert_attribute_values",
-    "describe_model", "host_latency", "inlets_to_batched", "latency_table", "load_model", "measure_delay",
-    "next_power_of_two", "render", "render_array", "verify_model",
-]
+_EXPORTS = {
+    "next_power_of_two": "vschaos.util",
+    "BenchReport": ".bench", "BenchRow": ".bench", "bench_model": ".bench", "latency_table": ".bench",
+    "AttributeInfo": ".description", "MethodInfo": ".description", "ModelDescription": ".description",
+    "convert_attribute_values": ".description",
+    "EngineStats": ".engine", "StreamEngine": ".engine", "batched_to_outlets": ".engine", "host_latency": ".engine",
+    "inlets_to_batched": ".engine",
+    "AttributeValueError": ".errors", "HostError": ".errors", "MethodError": ".errors", "ModelCallError": ".errors",
+    "ModelLoadError": ".errors",
+    "LoadedModel": ".model", "describe_model": ".model", "load_model": ".model",
+    "RenderResult": ".rendering", "render": ".rendering", "render_array": ".rendering",
+    "Check": ".verify", "VerifyReport": ".verify", "measure_delay": ".verify", "verify_model": ".verify",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from .bench import bench_model
     from .model import describe_model, load_model
-    from .render import render
+    from .rendering import render
     from .verify import verify_model
 
     if args.command == "describe":

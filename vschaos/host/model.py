@@ -17,8 +17,7 @@ from vschaos.util import next_power_of_two
 
 from .description import (ATTRIBUTE_TYPE_NAMES, AttributeInfo, MethodInfo, ModelDescription, convert_attribute_values,
                           infer_attribute_type)
-# HostError and MethodError are not used here: imported so that ``vschaos.host.model`` keeps offering them.
-from .errors import AttributeValueError, HostError, MethodError, ModelCallError, ModelLoadError  # noqa: F401
+from .errors import AttributeValueError, ModelCallError, ModelLoadError
 
 # Attribute names a model may use to expose its sample rate (ours, RAVE, nn-tilde helper).
 SAMPLE_RATE_ATTRIBUTES = ("sample_rate", "sampling_rate", "sr")
@@ -99,8 +98,8 @@ class LoadedModel:
         if self._has("get_methods"):
             try:
                 return [str(n) for n in self.module.get_methods()]
-            except Exception as error:  # a broken get_methods: fall back like nn~ does
-                del error
+            except Exception:  # a broken get_methods (any error): fall back like nn~ does
+                pass
         return [n for n in self._script_methods() if self._has(f"{n}_params")]
 
     def _read_method(self, name: str) -> MethodInfo:

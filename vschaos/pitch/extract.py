@@ -18,8 +18,9 @@ from vschaos.data.audio import AudioReadError, audio_info, load_audio, scan_audi
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
 from vschaos.io import atomic_write_text
 from vschaos.notes import octave_classes, pitch_classes
-from vschaos.pitch.tracker import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
-                                   DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS, track_pitch)
+from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
+                                    DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS)
+from vschaos.pitch.tracker import track_pitch
 from vschaos.pitch.tracks import format_track, pitch_octave_labels, merge_frames
 
 TASKS = ("pitch", "octave")

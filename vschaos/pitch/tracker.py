@@ -15,21 +15,14 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
+from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
+                                    DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS)
+
 CREPE_SAMPLE_RATE = 16000
 CREPE_WINDOW = 1024
 CREPE_BINS = 360
 CREPE_CENTS_PER_BIN = 20.0
 CREPE_CENTS_OFFSET = 1997.3794084376191  # cents (re 10 Hz) of bin 0, from the CREPE paper/code
-CREPE_FMAX = 2006.0  # Hz, highest bin centre
-
-MODELS = ("tiny", "full")
-DEFAULT_MODEL = "tiny"
-DEFAULT_HOP_SECONDS = 0.01
-DEFAULT_FMIN = 50.0
-DEFAULT_FMAX = CREPE_FMAX
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_SILENCE_DB = -60.0
-DEFAULT_MEDIAN_FRAMES = 5
 # Frames per network call; bounds memory (the full model's first layer is ~1 MB per frame).
 DEFAULT_BATCH_FRAMES = {"tiny": 512, "full": 64}
 # The silence test looks at a short window centred on the frame, not CREPE's 64 ms window:

@@ -1,0 +1,7 @@
+"""Names of the phase reconstruction methods and the offline default, in a module without torch: command-line
+parsers (``generate.py --phase``) read them before anything heavy loads."""
+
+RECONSTRUCTION_METHODS = ("pghi+gla", "pghi", "griffinlim", "random")
+DEFAULT_PHASE = "pghi+gla"
+#: Fast Griffin-Lim iterations after PGHI for offline generation (see bench/generation_speed.py).
+DEFAULT_GLA_ITERATIONS = 16
