@@ -90,6 +90,15 @@ class IdentitySpectralModel(nn.Module):
 
 
 @pytest.fixture
+def tree(tmp_path, synth):
+    """A small unlabelled dataset: ``ds/data/f{0,1,2}.wav``, harmonic tones of 1.0, 0.7 and 1.3 s at 8 kHz."""
+    root = tmp_path / "ds"
+    for i, seconds in enumerate((1.0, 0.7, 1.3)):
+        synth.write_wav(root / f"data/f{i}.wav", synth.harmonic_tone(200.0 * (i + 1), seconds, 8000, seed=i), 8000)
+    return root
+
+
+@pytest.fixture
 def identity_model():
     """The model-contract double, as a factory: ``identity_model(transform, std=1.0)``."""
     return IdentitySpectralModel

@@ -18,14 +18,6 @@ def small_transform(hop: int = 64) -> SpectralTransform:
     return SpectralTransform(sample_rate=SR, n_fft=256, hop=hop)
 
 
-@pytest.fixture
-def tree(tmp_path, synth):
-    root = tmp_path / "ds"
-    for i, seconds in enumerate((1.0, 0.7, 1.3)):
-        synth.write_wav(root / f"data/f{i}.wav", synth.harmonic_tone(200.0 * (i + 1), seconds, SR, seed=i), SR)
-    return root
-
-
 def build(root, transform=None, **kwargs):
     return load_or_build_cache(transform or small_transform(), load_index(root).files, root, progress=False, **kwargs)
 

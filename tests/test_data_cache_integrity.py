@@ -12,8 +12,6 @@ from vschaos.data.cache import DIGEST_BLOCK, content_digest, load_or_build_cache
 from vschaos.data.dataset import load_index
 from vschaos.dsp.transforms import SpectralTransform
 
-from test_data_cache import tree  # noqa: F401  (the same small dataset fixture)
-
 SR = 8000
 
 

@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 from typing import List
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf

@@ -1,7 +1,6 @@
 """SpectralVAE, its components and losses on tiny synthetic tensors."""
 import pytest
 import torch
-from torch.nn import functional as F
 
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.models.components.decoders import SpectralDecoder

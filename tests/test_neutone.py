@@ -12,15 +12,13 @@ from typing import List, Tuple
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from vschaos.cli.script import main as script_main
 from vschaos.cli.train import compose_config
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.export import script_model
-from vschaos.io import atomic_torch_save, atomic_write_text
-from vschaos.training.run import CONFIG_NAME, build_model
+from vschaos.training.run import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_SDK = importlib.util.find_spec("neutone_sdk") is not None

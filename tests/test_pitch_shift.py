@@ -1,6 +1,4 @@
 """Input pitch shift (vschaos.models.pitch_shift): frequency-axis scaling and which frames it touches."""
-import math
-
 import pytest
 import torch
 

@@ -1,7 +1,6 @@
 """Representation (log1p vs true log range), the data-derived std floor, and the convolutional decoder."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,5 +1,6 @@
 """train_model.py as a Hydra application (sweeps, --cfg, hydra.run.dir), preset errors, the thread policy and
 commands whose --help loads no torch."""
+import argparse
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import yaml
 
 from vschaos.cli.train import main
 from vschaos.data.demo import make_demo_dataset
+from vschaos import threads as threads_module
 from vschaos.threads import THREAD_ENV_VARIABLES, apply_thread_policy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +35,7 @@ def test_cfg_job_prints_the_composed_config_and_trains_nothing(tmp_path, capsys)
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["name"] == "demo" and printed["transform"]["n_fft"] == 1024
     assert printed["data"]["dataset"] == {**printed["data"]["dataset"], "root": "somewhere", "n_files": 3}
-    assert printed["threads"] == 1 and "hydra" not in printed and not rundir.exists()
+    assert printed["threads"] == "auto" and "hydra" not in printed and not rundir.exists()
 
 
 def test_hydra_help_shows_the_vschaos2_command_lines(capsys):
@@ -103,8 +105,33 @@ def test_thread_policy_sets_torch_and_the_environment(monkeypatch):
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("command", ["train_model.py", "data_tools/check_dataset.py",
-                                     "data_tools/make_demo_dataset.py",
+def test_threads_auto_takes_the_idle_cores_and_at_least_one(monkeypatch):
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 2)
+    for idle, expected in ((1.97, 2), (1.8, 2), (1.0, 1), (0.6, 1), (0.0, 1), (7.9, 2)):
+        monkeypatch.setattr(threads_module, "idle_cores", lambda seconds=0.25, idle=idle: idle)
+        assert threads_module.resolve_threads("auto") == expected, idle
+    assert threads_module.resolve_threads(3) == 3 and threads_module.resolve_threads(None) == 0
+    assert threads_module.threads_argument("AUTO") == "auto" and threads_module.threads_argument("2") == 2
+    with pytest.raises(argparse.ArgumentTypeError, match="'auto', got 'two'"):
+        threads_module.threads_argument("two")
+    with pytest.raises(ValueError, match="or 'auto', got 'many'"):
+        threads_module.resolve_threads("many")
+
+
+def test_idle_cores_counts_what_other_processes_leave(monkeypatch):
+    """/proc/stat's idle share over the probe, times the cores; this process sleeps meanwhile."""
+    readings = iter([(1000, 4000), (1150, 4200)])  # (idle, total) jiffies: 150 of 200 idle
+    monkeypatch.setattr(threads_module, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(threads_module.os, "cpu_count", lambda: 2)
+    assert threads_module.idle_cores(seconds=0.0) == pytest.approx(1.5)
+    monkeypatch.setattr(threads_module, "_cpu_times", lambda: None)  # no /proc (macOS): the load average
+    monkeypatch.setattr(threads_module.os, "getloadavg", lambda: (0.5, 0.0, 0.0))
+    assert threads_module.idle_cores(seconds=0.0) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("command", ["train_model.py", "script.py", "generate.py", "extract_pitch.py",
+                                     "-m vschaos.host", "data_tools/check_dataset.py",
+                                     "data_tools/make_demo_dataset.py", "data_tools/make_sampled_dataset.py",
                                      "data_tools/folders_to_metadata.py"])
 def test_help_loads_neither_torch_nor_lightning(command):
     run = (f"runpy.run_module({command[3:]!r}, run_name='__main__', alter_sys=True)" if command.startswith("-m ")

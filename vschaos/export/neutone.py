@@ -45,7 +45,6 @@ import copy
 import numpy as np
 import torch
 from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformToWaveformBase
-from neutone_sdk.constants import MAX_N_PARAMS
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
@@ -373,8 +372,8 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     tasks = [str(t) for t in vae.task_dims]
     conditioned = [str(t) for t in vae.decoder_tasks]
     short = f"Timbre transfer through a spectral VAE trained on {training_data}."
-    knob_text = (f"Knobs: temperature (latent sampling), direction 1 and 2 (move through the model's "
-                 f"timbre space along the main axes of its training sounds)")
+    knob_text = ("Knobs: temperature (latent sampling), direction 1 and 2 (move through the model's "
+                 "timbre space along the main axes of its training sounds)")
     if "pitch" in tasks and "octave" in tasks:
         knob_text += ", note (condition on a fixed note; lowest = auto)"
     elif conditioned:
@@ -405,7 +404,7 @@ def stream_file_model(model, audio: Tensor, sample_rate: int, buffer: int, param
                       ) -> Tensor:
     """Run a loaded Neutone model as the plugin does: ``audio (1, T)`` (mono DAW) in DAW buffers of
     ``buffer`` samples (T a multiple of it) after ``set_daw_sample_rate_and_buffer_size``; ``params
-    (MAX_N_PARAMS, T)`` or None (the defaults). Returns ``(1, T)``."""
+    (n_params, T)`` (the SDK allows up to 4) or None (the defaults). Returns ``(1, T)``."""
     model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer)
     model.reset()
     outputs = []

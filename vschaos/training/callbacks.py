@@ -1,12 +1,14 @@
 """TensorBoard monitors (audio reconstructions, spectrogram images of validation frames) and a CPU-time budget."""
 import time
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class ReconstructionMonitor(L.Callback):
