@@ -261,6 +261,14 @@ def test_fast_dev_run_keeps_nothing_as_it_says(demo_root, tmp_path, capsys):
     assert not rundir.exists() or not list(rundir.rglob("*"))
 
 
+def test_progress_bar_off_in_the_trainer_means_no_bar(demo_root, tmp_path, capsys):
+    """trainer.enable_progress_bar=false alone used to fail: Lightning refused the configured TQDMProgressBar."""
+    assert main(["--config-name", "demo", "name=quiet", f"rundir={tmp_path / 'runs'}", f"data.dataset.root={demo_root}",
+                 "debug=fast_dev_run", "trainer.enable_progress_bar=false"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing was kept" in captured.out and "it/s" not in captured.out + captured.err
+
+
 def test_cpu_time_budget_stops_training_after_the_batch_that_spends_it(demo_root, tmp_path):
     """A budget far below one batch's CPU time stops the run after its first step (with validation
     and the last checkpoint written); max_epochs alone would have run 3 epochs of 2 batches."""

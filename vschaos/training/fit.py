@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -198,6 +198,8 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> List[L.Callback]:
             callback.dirpath = str(checkpoint_dir)  # checkpoints always live in the run's version folder
         if isinstance(callback, ModelCheckpoint):
             callback.save_last = False
+        if isinstance(callback, ProgressBar) and not cfg.trainer.get("enable_progress_bar", True):
+            continue  # trainer.enable_progress_bar=false means no bar (Lightning refuses one passed in anyway)
         callbacks.append(callback)
     if not is_fast_dev_run(cfg) and not any(isinstance(callback, LastCheckpoint) for callback in callbacks):
         callbacks.append(LastCheckpoint(dirpath=str(checkpoint_dir)))
