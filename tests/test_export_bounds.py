@@ -202,7 +202,8 @@ def test_model_clamps_features_latents_and_decoded_magnitudes_in_every_path():
     torch.testing.assert_close((mean, std), (expected_mean, expected_std), rtol=0, atol=0)
     z = torch.tensor([[1e30, -1e30, float("nan"), 3.0]])
     torch.testing.assert_close(vae.decode(z, {}), vae.decode(torch.tensor([[50.0, -50.0, 0.0, 3.0]]), {}))
-    magnitude = transform.from_features(vae.decode(torch.randn(64, 4) * 50, {}))
+    with torch.no_grad():
+        magnitude = transform.from_features(vae.decode(torch.randn(64, 4) * 50, {}))
     ceiling = float(bounds.magnitude_ceiling(transform.window))
     assert bool(torch.isfinite(magnitude).all()) and float(magnitude.min()) >= 0.0
     assert float(magnitude.max()) <= ceiling * (1 + 1e-5)

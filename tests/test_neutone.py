@@ -123,6 +123,7 @@ def test_principal_directions_recover_a_known_covariance():
 
 
 # ---------------------------------------------------------------- export and SDK checks
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded):
     path, report = demo_file
@@ -147,6 +148,7 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
     assert "1/RTF" in text and "PASS" in text and "direction 2" in text
 
 
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 @pytest.mark.parametrize("buffer, buffering_delay", [(2048, 0), (128, DEMO_HOP - 128)])
 def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo_vae, demo_loaded, buffer,
@@ -165,6 +167,7 @@ def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo
     assert torch.allclose(out, expected, atol=TOL), float((out - expected).abs().max())
 
 
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded, demo_directions):
     from vschaos.export.neutone import DIRECTION_RANGE, TEMPERATURE_MAX, stream_file_model
@@ -189,6 +192,7 @@ def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded
     assert torch.allclose(out, offline_forward(nn_export(demo_vae), audio), atol=TOL)
 
 
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 def test_note_knob_conditions_a_pitch_model(tmp_path):
     from vschaos.export.neutone import (LABEL_AUTO_BELOW, NOTE_RANGE, LatentDirections, export_neutone,
@@ -230,6 +234,7 @@ class WrongDelayNeutone:  # built lazily: the class needs the SDK
         return WrongDelay
 
 
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch, identity_model):
     import vschaos.export.neutone as neutone
@@ -318,6 +323,7 @@ def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob
     assert report.benchmarks.inverse_rtf(48000, 2048) > 0
 
 
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 def test_the_nn_path_never_imports_the_sdk():
     code = ("import sys, vschaos.export, vschaos.cli.script, vschaos.host; "
             "assert 'neutone_sdk' not in sys.modules, 'neutone_sdk imported'")

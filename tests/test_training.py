@@ -50,6 +50,7 @@ def test_one_training_batch(preset, demo_root, tmp_path):
         assert f"prediction/{task}/count" in terms
 
 
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, capsys, monkeypatch):
     # a value left by an earlier run in this process must not make a new run reuse its version folder
     monkeypatch.setenv(RUN_VERSION_ENV, "7")

@@ -5,6 +5,7 @@ once per module and copied into each test that writes to it.
 """
 import errno
 import logging
+import os
 import pickle
 import shutil
 import threading
@@ -418,3 +419,21 @@ class _Touch:
 
 def test_forbidden_target_error_is_a_run_folder_error():
     assert issubclass(ForbiddenTargetError, RunFolderError)
+
+
+def test_a_moved_run_keeps_its_best_score_on_resume(tmp_path, recwarn):
+    """Lightning forgets best_model_score when the checkpoint folder changed (it warns): after moving a run, the
+    next epoch would replace best.ckpt however bad. BestCheckpoint re-roots the saved paths instead."""
+    from vschaos.training.checkpoints import BestCheckpoint
+
+    old, new = str(tmp_path / "old" / "checkpoints"), str(tmp_path / "new" / "checkpoints")
+    saved = BestCheckpoint(dirpath=old, monitor="val/spectral_convergence", filename="best")
+    saved.best_model_score = torch.tensor(0.25)
+    saved.best_model_path = saved.kth_best_model_path = os.path.join(old, "best.ckpt")
+    saved.best_k_models = {os.path.join(old, "best.ckpt"): torch.tensor(0.25)}
+    resumed = BestCheckpoint(dirpath=new, monitor="val/spectral_convergence", filename="best")
+    resumed.load_state_dict(saved.state_dict())
+    assert float(resumed.best_model_score) == 0.25
+    assert resumed.best_model_path == os.path.join(new, "best.ckpt")
+    assert resumed.best_k_models == {os.path.join(new, "best.ckpt"): torch.tensor(0.25)}
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]

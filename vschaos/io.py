@@ -52,6 +52,19 @@ def atomic_torch_save(obj: Any, path: PathLike) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def load_tensors_only(path: PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain data, never code. A hostile or broken
+    file raises (``pickle.UnpicklingError`` and the like) without torch's warning about its pickle protocol,
+    which says nothing a user can act on: the caller's one-line error does."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def atomic_save_npy(path: PathLike, array: np.ndarray) -> Path:
     """``np.save`` ``array`` to ``path`` (name kept as given: no ``.npy`` appended) atomically."""
 

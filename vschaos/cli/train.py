@@ -150,13 +150,16 @@ def _not_a_tip(record) -> bool:
 
 
 def quiet_lightning() -> None:
-    """Drop Lightning's tips and its LeafSpec deprecation warning from this process's output (idempotent)."""
+    """Drop Lightning's tips, its LeafSpec deprecation warning and its "checkpoint directory is not empty" on
+    resume from this process's output (idempotent)."""
     import logging
     import warnings
 
     for name in _LIGHTNING_LOGGERS:
         logging.getLogger(name).addFilter(_not_a_tip)
     warnings.filterwarnings("ignore", message=_LEAFSPEC_DEPRECATION, category=FutureWarning)
+    # a resume writes into its own checkpoints/ folder on purpose (a new run always gets an empty version_N)
+    warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
 
 
 def train(cfg, resume=None) -> int:

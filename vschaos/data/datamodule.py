@@ -275,8 +275,9 @@ class SpectralDataModule(lightning.LightningDataModule):
             for i in file_indices:
                 for start in range(int(offsets[i]), int(offsets[i + 1]), chunk):
                     stop = min(start + chunk, int(offsets[i + 1]))
-                    features = self.transform.contrast(torch.from_numpy(np.asarray(magnitudes[start:stop],
-                                                                                   dtype=np.float32))).numpy()
+                    # a copy: the cache is a read-only memory map, and torch warns on non-writable arrays
+                    chunk_magnitudes = np.array(magnitudes[start:stop], dtype=np.float32)
+                    features = self.transform.contrast(torch.from_numpy(chunk_magnitudes)).numpy()
                     sums[0] += features.sum(axis=0, dtype=np.float64)
                     sums[1] += np.einsum("fb,fb->b", features, features, dtype=np.float64)
                     count += stop - start

@@ -1,6 +1,7 @@
 """Checkpoints: atomic writes for Lightning (temp file + rename, via :mod:`vschaos.io`), ``last.ckpt`` after every
 epoch (and optionally every N steps), ``best.ckpt`` never from non-finite weights or metrics."""
 import logging
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -95,3 +96,21 @@ class BestCheckpoint(ModelCheckpoint):
                         self.monitor, float(current))
             return False
         return super().check_monitor_top_k(trainer, current)
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """On resume of a run folder that was moved or copied, keep the best score: Lightning restores it only
+        when the saved ``dirpath`` equals today's (it warns and forgets it otherwise, so the next epoch's
+        checkpoint would replace ``best.ckpt`` however bad). Checkpoints always live in the version's own
+        ``checkpoints/`` folder, so the saved paths are re-rooted there by file name."""
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and os.path.normpath(saved) != os.path.normpath(self.dirpath):
+            def moved(path: Any) -> Any:
+                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+
+            state_dict = dict(state_dict, dirpath=self.dirpath)
+            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+                if key in state_dict:
+                    state_dict[key] = moved(state_dict[key])
+            if "best_k_models" in state_dict:
+                state_dict["best_k_models"] = {moved(path): score for path, score in state_dict["best_k_models"].items()}
+        super().load_state_dict(state_dict)

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vschaos.io import atomic_write_text
+from vschaos.io import atomic_write_text, load_tensors_only
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.run import (CHECKPOINT_FOLDER, CHECKPOINT_LOAD_ERRORS, CONFIG_NAME, RunFolderError,
                                   find_checkpoint, find_version_dir, list_checkpoints, load_run_config)
@@ -91,7 +91,7 @@ def frozen_changes(saved: DictConfig, cfg: DictConfig) -> List[str]:
 def checkpoint_problem(path: Path) -> Optional[str]:
     """Why ``path`` cannot be resumed from (one line), or None. Loads it with ``weights_only=True``."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors_only(path)
     except pickle.UnpicklingError:
         return "corrupt, or holds more than tensors and plain data (refused by torch.load(weights_only=True))"
     except CHECKPOINT_LOAD_ERRORS as error:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Tuple, Union
 
-import torch
 import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vschaos.io import load_tensors_only
 from vschaos.models.vae import SpectralVAE
 
 PathLike = Union[str, Path]
@@ -256,7 +256,7 @@ def _load_vae_state(path: Path, version_dir: Path) -> dict:
         return RunFolderError(f"cannot load the model from {path}: {reason} ({_checkpoints_text(version_dir)})")
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors_only(path)
     except pickle.UnpicklingError as error:
         # torch's own text advises weights_only=False, i.e. running arbitrary code from the file: not offered here
         raise cannot("UnpicklingError: the file is corrupt or holds more than tensors and plain data "
