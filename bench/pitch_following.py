@@ -184,6 +184,7 @@ def train_and_export(preset: str, work: Path, args: argparse.Namespace, env: Dic
     shutil.rmtree(run_dir, ignore_errors=True)
     command = [sys.executable, "train_model.py", "--config-name", preset, f"name={name}",
                f"rundir={work / 'runs'}", f"data.dataset.root={work / 'train'}", "trainer.max_epochs=100000",
+               f"threads={args.threads}",  # the training's own thread policy, not the environment, decides
                "+callbacks.cpu_budget._target_=vschaos.training.callbacks.CPUTimeBudget",
                f"+callbacks.cpu_budget.seconds={args.cpu_budget}", "callbacks.reconstructions=null",
                "callbacks.progress=null", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",

@@ -112,14 +112,14 @@ def train(args, train_root: Path, work: Path) -> Dict[str, object]:
     run_dir = rundir / args.tag
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    base = [f"name={args.tag}", f"rundir={rundir}", f"data.dataset.root={train_root}",
+    base = [f"name={args.tag}", f"rundir={rundir}", f"data.dataset.root={train_root}", f"threads={args.threads}",
             "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "callbacks.progress=null",
             f"seed={args.seed}"] + list(args.set)
     first = run_cli(["--config-name", args.config] + base + ["trainer.max_epochs=1"], args.threads)
     version_dir = run_dir / "version_0"
     shutil.copy2(version_dir / "checkpoints" / "last.ckpt", version_dir / "checkpoints" / "epoch1.ckpt")
     remaining = max(args.cpu_minutes * 60.0 - first["cpu_seconds"], 1.0)
-    second = run_cli(["resume", str(version_dir), f"trainer.max_epochs={args.max_epochs}",
+    second = run_cli(["resume", str(version_dir), f"trainer.max_epochs={args.max_epochs}", f"threads={args.threads}",
                       "callbacks.budget._target_=vschaos.training.callbacks.CPUTimeBudget",
                       f"callbacks.budget.seconds={remaining:.1f}"], args.threads)
     last = torch.load(version_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
