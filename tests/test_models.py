@@ -142,21 +142,10 @@ def test_predictor_learns_a_separable_task():
     assert accuracy > 0.9
 
 
-def test_scripted_vae_equals_eager():
-    torch.manual_seed(0)
+def test_scripted_vae_keeps_the_task_lists_in_config_order():
+    # scripted outputs equal eager ones: tests/test_properties.py; here the attributes nn~ reads
     conditioning = {**PITCH_COND, "style": {"dim": 3, "target": ["encoder"]}}
-    vae = tiny_vae(conditioning, PITCH_PRED, decoder={"channels": [4, 2], "kernel_size": 5, "stride": 2,
-                                                      "hidden_dims": 32, "nlayers": 1}).eval()
-    scripted = torch.jit.script(vae)
-    features = torch.randn(5, vae.n_bins)
-    labels = {"pitch": torch.tensor([1, -1, 3, -1, 11]), "octave": torch.tensor([0, 4, -1, 10, 2]),
-              "style": torch.tensor([0, 1, 2, -1, 0])}
-    mean, std = vae.encode(features, labels)
-    s_mean, s_std = scripted.encode(features, labels)
-    assert torch.allclose(mean, s_mean, atol=1e-6) and torch.allclose(std, s_std, atol=1e-6)
-    assert torch.allclose(vae.decode(mean, labels), scripted.decode(mean, labels), atol=1e-6)
-    assert torch.allclose(vae.predict(mean)["pitch"], scripted.predict(mean)["pitch"], atol=1e-6)
-    assert torch.equal(vae.complete_labels(mean, labels)["pitch"], scripted.complete_labels(mean, labels)["pitch"])
+    scripted = torch.jit.script(tiny_vae(conditioning, PITCH_PRED).eval())
     assert scripted.decoder_tasks == ["pitch", "octave"] and scripted.predicted_tasks == ["pitch"]
     assert scripted.encoder_tasks == ["style"] and scripted.latent_dim == 4
 
