@@ -44,16 +44,6 @@ UNEVEN = (1, 3, 2, 5, 1, 4)
 BUFFER_PLANS = {"hop": (1,), "2hop": (2,), "4hop": (4,), "uneven": UNEVEN}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The cases are tiny: a second intra-op thread only adds synchronisation, which on a busy
-    2-core machine made the streamed export calls 20 times slower (3.3 s instead of 0.15 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ------------------------------------------------------------------------------ inputs
 def sounds(batch: int, hops: int = HOPS) -> Tensor:
     """``(batch, hops * HOP)`` audio, a different sound per row: harmonic tones, chirps, noise."""
