@@ -91,6 +91,15 @@ class IdentitySpectralModel(nn.Module):
         return labels
 
 
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """The demo dataset, built once per test run and shared (read-only: tests that change a dataset copy it):
+    8 files of 1.5 s at 22.05 kHz with instrument, pitch and octave labels."""
+    from vschaos.data.demo import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo"), sample_rate=22050, minutes=0.2, files_per_instrument=2)
+
+
 @pytest.fixture
 def tree(tmp_path, synth):
     """A small unlabelled dataset: ``ds/data/f{0,1,2}.wav``, harmonic tones of 1.0, 0.7 and 1.3 s at 8 kHz."""

@@ -12,19 +12,12 @@ from torch.utils.data import DataLoader
 
 from vschaos.cli.train import compose_config, main
 from vschaos.data.datamodule import BatchIndexSampler
-from vschaos.data.demo import make_demo_dataset
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.fit import RUN_VERSION_ENV, build_objects, check_tasks, choose_version
 from vschaos.training.run import RunFolderError, find_version_dir, open_run
 
 FAST = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
         "data.batch_size=32", "callbacks.progress.refresh_rate=0", "trainer.log_every_n_steps=1", "trainer.enable_model_summary=false"]
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    """8 files of 1.5 s at 22.05 kHz with instrument, pitch and octave labels."""
-    return make_demo_dataset(tmp_path_factory.mktemp("demo"), sample_rate=22050, minutes=0.2, files_per_instrument=2)
 
 
 def _step(ckpt: Path) -> int:

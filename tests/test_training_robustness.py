@@ -19,7 +19,6 @@ from omegaconf import OmegaConf
 
 from vschaos.cli import generate, script
 from vschaos.cli.train import compose_config, main
-from vschaos.data.demo import make_demo_dataset
 from vschaos.models.lightning import NonFiniteTrainingError
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.training import checkpoints as checkpoints_module
@@ -34,11 +33,6 @@ FAST = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "data.ba
         "callbacks.progress=null", "callbacks.reconstructions=null", "trainer.log_every_n_steps=1",
         "trainer.enable_model_summary=false", "trainer.enable_progress_bar=false"]
 PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_pitch_cond", "dgt_pitch_prediction"]
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    return make_demo_dataset(tmp_path_factory.mktemp("demo"), sample_rate=22050, minutes=0.2, files_per_instrument=2)
 
 
 @pytest.fixture(scope="module")
