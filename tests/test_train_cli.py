@@ -118,6 +118,14 @@ def test_threads_auto_takes_the_idle_cores_and_at_least_one(monkeypatch):
         threads_module.resolve_threads("many")
 
 
+@pytest.mark.parametrize("value", ["abc", "-2"])
+def test_a_bad_threads_value_is_one_line_before_anything_runs(value, tmp_path, capsys):
+    assert main(["--config-name", "demo", f"threads={value}", f"data.dataset.root={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert f"threads={value}: threads must be" in err and "'auto'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_idle_cores_counts_what_other_processes_leave(monkeypatch):
     """/proc/stat's idle share over the probe, times the cores; this process sleeps meanwhile."""
     readings = iter([(1000, 4000), (1150, 4200)])  # (idle, total) jiffies: 150 of 200 idle

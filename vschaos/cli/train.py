@@ -166,7 +166,10 @@ def train(cfg, resume=None) -> int:
     """Apply the thread policy, then ``+check=1`` (print the check report) or train; returns the exit status."""
     from vschaos.threads import apply_thread_policy
 
-    threads = apply_thread_policy(cfg.get("threads", 1))
+    try:
+        threads = apply_thread_policy(cfg.get("threads", 1))
+    except ValueError as error:
+        raise UserError(f"threads={cfg.get('threads')}: {error}") from None
     if str(cfg.get("threads", 1)).lower() == "auto":
         print(f"threads=auto: training with {threads} CPU thread(s), the cores idle now (threads=N to choose)")
     quiet_lightning()
