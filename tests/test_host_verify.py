@@ -5,10 +5,10 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
-from host_models import (AttributeModel, DelayLine, Gain, Hold, IdentitySpectral, Mixer, NaNModel,  # noqa: E402
+from host_models import (AttributeModel, BufferRounding, DelayLine, Gain, Hold, IdentitySpectral, Mixer, NaNModel,  # noqa: E402
                          OldStyle, OnePole, PhaseScrambler, RMSCodec, save, script)
 from vschaos.host import HostError, measure_delay, verify_model  # noqa: E402
-from vschaos.host.__main__ import main  # noqa: E402
+from vschaos.host.__main__ import build_parser, main  # noqa: E402
 from vschaos.host.verify import (ENVELOPE_MIN_RESOLUTION, PAIR_CHECK, decimate, envelope_test_signal,  # noqa: E402
                                  measure_envelope_delay, pair_test_signal)
 
@@ -45,6 +45,19 @@ def test_output_one_frame_short_fails_with_shapes():
 def test_swapped_axes_same_size_fails_streaming():
     problems = failing(verify_model(script(RMSCodec(swap_axes=True)), buffers=BUFFERS), "streaming")
     assert "streaming differs from offline: max error" in problems
+
+
+def test_rounding_that_depends_on_the_buffer_passes_streaming():
+    """A 6e-5 relative difference (a trained model's measured rounding) at an output peak near 4 must not refuse
+    an export; the tolerance, -60 dB of the peak, still fails the state bugs below by orders of magnitude."""
+    from vschaos.host.verify.checks import DEFAULT_TOLERANCE
+
+    report = verify_model(script(BufferRounding()), buffers=BUFFERS)
+    streaming = [c for c in report.checks if c.name == "streaming"]
+    assert streaming and all(c.passed for c in streaming), report.format()
+    assert build_parser().parse_args(["verify", "m.ts"]).tolerance == DEFAULT_TOLERANCE == 1e-3
+    strict = verify_model(script(BufferRounding()), buffers=BUFFERS, tolerance=1e-4)
+    assert "streaming differs from offline" in failing(strict, "streaming")
 
 
 def test_forgotten_state_fails_streaming():

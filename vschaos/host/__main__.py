@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="e.g. 512,2048 or 512 2048 (default: largest ratio .. 8192)")
     verify.add_argument("--batch-sizes", nargs="+", type=int_list, action=IntListAction, default=[1, 4])
     verify.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m])
-    verify.add_argument("--tolerance", type=float, default=1e-4)
+    verify.add_argument("--tolerance", type=float, default=1e-3,
+                        help="streaming vs offline: largest error allowed, times max(1, output peak) (default 1e-3)")
     verify.add_argument("--set", action="append", metavar="ATTR=VALUE", help="set an attribute first")
     verify.add_argument("--json", action="store_true")
 

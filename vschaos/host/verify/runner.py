@@ -8,7 +8,7 @@ from vschaos.util import is_power_of_two
 from ..description import MethodInfo
 from ..errors import HostError
 from ..model import LoadedModel, ModelSource, load_model
-from .checks import check_attributes, check_contract, check_shapes, check_streaming
+from .checks import DEFAULT_TOLERANCE, check_attributes, check_contract, check_shapes, check_streaming
 from .delay_checks import check_delay, check_pair_delay, delay_pair
 from .report import VerifyReport
 
@@ -30,7 +30,7 @@ def buffers_for_method(info: MethodInfo, buffers: Sequence[int]) -> List[int]:
 
 
 def verify_model(source: "ModelSource | LoadedModel", buffers: Optional[List[int]] = None,
-                 batch_sizes: Sequence[int] = (1, 4), tolerance: float = 1e-4,
+                 batch_sizes: Sequence[int] = (1, 4), tolerance: float = DEFAULT_TOLERANCE,
                  methods: Optional[Sequence[str]] = None,
                  attributes: Optional[Dict[str, Sequence[object]]] = None) -> VerifyReport:
     """Run every check on a model given as a path, a ScriptModule or a :class:`LoadedModel`.
