@@ -46,7 +46,7 @@ def test_debug_options_set_what_they_promise_in_every_preset(preset, tmp_path):
     assert fast.fast_dev_run == 1 and fast.max_epochs == 1 and fast.max_steps == 1
     assert fast.limit_train_batches == 1 and fast.limit_val_batches == 1 and fast.num_sanity_val_steps == 0
     assert type(fast.logger).__name__ == "DummyLogger"
-    # overfit: 4 batches for 50 epochs, even in presets that set their own max_epochs (demo: 20)
+    # overfit: 4 batches for 50 epochs, even in presets that set their own max_epochs (demo: 12)
     overfit = _instantiate_all(compose_config(preset, [f"data.dataset.root={tmp_path}", "debug=overfit"]), tmp_path)
     assert overfit.overfit_batches == 4 and overfit.max_epochs == 50 and not overfit.fast_dev_run
     assert overfit.limit_train_batches == 4 and overfit.limit_val_batches == 4
@@ -98,9 +98,12 @@ def test_presets_override_only_what_they_change(tmp_path):
     demo = compose_config("demo", [f"data.dataset.root={tmp_path}"])
     assert (demo.transform.n_fft, demo.transform.sample_rate, demo.model.latent_dim) == (1024, 22050, 16)
     assert demo.model.encoder.channels == [] and demo.model.decoder.hidden_dims == 256  # small model under it
-    assert demo.module.loss.beta == base.module.loss.beta and demo.trainer.max_epochs == 20
+    assert demo.module.loss.beta == base.module.loss.beta and demo.trainer.max_epochs == 12
     high = compose_config("dgt_high", [f"data.dataset.root={tmp_path}"])
     assert high.model.encoder.channels == [16, 32, 64, 64] and high.transform.n_fft == 8192
     prediction = compose_config("dgt_pitch_prediction", [f"data.dataset.root={tmp_path}"])
     cond = compose_config("dgt_pitch_cond", [f"data.dataset.root={tmp_path}"])
     assert prediction.model.conditioning == cond.model.conditioning and set(prediction.model.prediction) == {"pitch", "octave"}
+    # the input pitch shift is on where it was measured (dgt_pitch_cond), off with predictors (not measured)
+    assert cond.module.input_pitch_shift.probability == 0.5 and cond.module.input_pitch_shift.max_semitones == 12.0
+    assert prediction.module.input_pitch_shift is None and base.module.input_pitch_shift is None
