@@ -81,7 +81,7 @@ def demo_vae():
 
 @pytest.fixture(scope="module")
 def demo_directions():
-    from vschaos.export.neutone import LatentDirections
+    from vschaos.export.directions import LatentDirections
 
     torch.manual_seed(3)
     vectors = torch.linalg.qr(torch.randn(16, 2))[0].T.contiguous()  # two orthonormal directions
@@ -108,7 +108,7 @@ def demo_loaded(demo_file):
 # ---------------------------------------------------------------- directions
 @needs_sdk
 def test_principal_directions_recover_a_known_covariance():
-    from vschaos.export.neutone import principal_directions
+    from vschaos.export.directions import principal_directions
 
     rotation = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(0)))[0]
     spread = torch.tensor([3.0, 2.0, 1.0, 0.5])
@@ -153,7 +153,7 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
 @pytest.mark.parametrize("buffer, buffering_delay", [(2048, 0), (128, DEMO_HOP - 128)])
 def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo_vae, demo_loaded, buffer,
                                                                              buffering_delay):
-    from vschaos.export.neutone import stream_file_model
+    from vschaos.export.neutone_checks import stream_file_model
 
     model, _ = demo_loaded
     reference_module = nn_export(demo_vae)
@@ -170,7 +170,8 @@ def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded, demo_directions):
-    from vschaos.export.neutone import DIRECTION_RANGE, TEMPERATURE_MAX, stream_file_model
+    from vschaos.export.neutone import DIRECTION_RANGE, TEMPERATURE_MAX
+    from vschaos.export.neutone_checks import stream_file_model
 
     model, _ = demo_loaded
     audio = noise(4096, seed=2)
@@ -195,8 +196,9 @@ def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 def test_note_knob_conditions_a_pitch_model(tmp_path):
-    from vschaos.export.neutone import (LABEL_AUTO_BELOW, NOTE_RANGE, LatentDirections, export_neutone,
-                                        load_neutone_model, make_texts, stream_file_model)
+    from vschaos.export.directions import LatentDirections
+    from vschaos.export.neutone import LABEL_AUTO_BELOW, NOTE_RANGE, export_neutone, load_neutone_model, make_texts
+    from vschaos.export.neutone_checks import stream_file_model
 
     vae = preset_vae("dgt_pitch_cond", SMALL_PITCH)
     directions = LatentDirections.axes(int(vae.latent_dim), "no data in this test")
@@ -238,10 +240,11 @@ class WrongDelayNeutone:  # built lazily: the class needs the SDK
 @needs_sdk
 def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch, identity_model):
     import vschaos.export.neutone as neutone
+    from vschaos.export.directions import LatentDirections
 
     # the shared double: output = the input's spectrogram with RTPGHI phase, so its delay is measurable
     vae = identity_model(SpectralTransform(sample_rate=DEMO_RATE, n_fft=1024, hop=DEMO_HOP))
-    directions = neutone.LatentDirections.axes(int(vae.latent_dim), "identity")
+    directions = LatentDirections.axes(int(vae.latent_dim), "identity")
     texts = neutone.make_texts("identity", vae, "'none'", directions)
     path = tmp_path / "out" / "identity.nm"
     # the right delay passes: the delay is measured (the identity model's output resembles its input)
@@ -262,7 +265,8 @@ from test_generation_cli import make_run  # noqa: E402  (one run-folder maker fo
 @pytest.mark.slow
 def test_script_format_neutone_uses_the_training_latents(tmp_path, capsys):
     from vschaos.data.demo import make_demo_dataset
-    from vschaos.export.neutone import load_neutone_model, principal_directions, training_latents
+    from vschaos.export.directions import principal_directions, training_latents
+    from vschaos.export.neutone import load_neutone_model
     from vschaos.training.run import open_run
 
     data = make_demo_dataset(tmp_path / "demo_data", sample_rate=DEMO_RATE, minutes=0.1, files_per_instrument=1)
@@ -311,7 +315,8 @@ def test_without_the_sdk_neutone_export_is_a_clear_error_and_nn_is_unaffected(tm
                                                          ("dgt_pitch_cond", (), "note"),
                                                          ("dgt_pitch_prediction", (), "note")])
 def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob):
-    from vschaos.export.neutone import LatentDirections, export_neutone, make_texts
+    from vschaos.export.directions import LatentDirections
+    from vschaos.export.neutone import export_neutone, make_texts
 
     vae = preset_vae(preset, overrides)
     directions = LatentDirections.axes(int(vae.latent_dim), "random weights")

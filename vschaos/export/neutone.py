@@ -25,30 +25,28 @@ conversion, metadata schema validation, reload, the methods the plugin calls, of
 writes the file into a temporary folder; then the loaded file must equal ``StreamingVAE.forward``
 shifted by the SDK's buffering delay at two buffer sizes, its delay (measured as our host measures
 nn~ models) must match the reported one, and the SDK's speed and latency benchmarks run on it (in a
-child process: they set torch's thread counts). Only then is it renamed into place.
+child process: they set torch's thread counts). Only then is it renamed into place. The directions live in
+``vschaos.export.directions``, the checks and benchmarks in ``vschaos.export.neutone_checks``.
 """
-import json
+import copy
 import logging
-import math
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-import copy
-import numpy as np
 import torch
 from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformToWaveformBase
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
+from vschaos.export.directions import LatentDirections, run_directions
 from vschaos.export.module import StreamingVAE
+from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, BufferCheck, NeutoneExportError,
+                                           SdkBenchmarks, check_buffer, run_sdk_benchmarks)
 
 PathLike = Union[str, Path]
 
@@ -57,107 +55,8 @@ DIRECTION_RANGE = 2.0  # knob at 0 or 1 = -2 or +2 std of the training latents a
 LABEL_AUTO_BELOW = 0.02  # knob values below this leave the label unknown ("auto")
 NOTE_RANGE = (24, 96)  # MIDI C1..C7 across the rest of the note knob
 MAX_NATIVE_BUFFER = 8192
-MAX_DIRECTION_FRAMES = 20000  # training frames encoded for the principal directions
-CHECK_BUFFERS = (2048, 256)  # DAW buffer sizes of the equality and delay checks (at the model's rate)
-BENCH_BUFFERS = (128, 256, 512, 1024, 2048)  # the SDK's defaults
-BENCH_SAMPLE_RATES = (48000,)
-LATENCY_SAMPLE_RATES = (44100, 48000)
-EQUALITY_TOLERANCE = 1e-4  # x max(1, peak |reference|), as the host's streaming == offline check
 NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
 log = logging.getLogger(__name__)
-
-
-class NeutoneExportError(RuntimeError):
-    """The Neutone model failed the SDK's checks or ours; nothing was written."""
-
-
-# ---------------------------------------------------------------------------------------------- latent directions
-@dataclass
-class LatentDirections:
-    """Unit latent directions ``vectors (n, latent)`` with the training latents' std along each ``scales (n,)``."""
-    vectors: Tensor
-    scales: Tensor
-    source: str
-
-    @staticmethod
-    def axes(latent_dim: int, why: str) -> "LatentDirections":
-        """Latent axes 0 and 1 with unit std (the prior N(0, I)): the fallback without training data."""
-        n = min(2, latent_dim)
-        return LatentDirections(torch.eye(latent_dim)[:n], torch.ones(n), f"latent axes 0-{n - 1} of the prior ({why})")
-
-
-def principal_directions(latents: Tensor, n: int = 2) -> Tuple[Tensor, Tensor]:
-    """First ``n`` principal directions ``(n, latent)`` of ``latents (frames, latent)`` and the std along each.
-
-    Signs are fixed (largest component positive) so the same latents always give the same knobs."""
-    centred = latents.double() - latents.double().mean(0)
-    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-    n = min(n, vh.shape[0])
-    vectors = vh[:n]
-    largest = vectors.abs().argmax(dim=1)
-    signs = torch.sign(vectors[torch.arange(n), largest])
-    vectors = vectors * signs.unsqueeze(1)
-    scales = singular[:n] / math.sqrt(max(latents.shape[0] - 1, 1))
-    return vectors.float(), scales.float()
-
-
-def training_latents(cfg, vae: nn.Module, max_frames: int = MAX_DIRECTION_FRAMES) -> Tuple[Tensor, str]:
-    """Posterior means ``(frames, latent)`` of up to ``max_frames`` training frames (the run's dataset, its
-    training split, in the seeded training order) and a one-line description of that data.
-
-    Raises ``DatasetError`` / ``ValueError`` / ``OSError`` when the dataset cannot be read."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from vschaos.training.fit import model_tasks
-
-    dataset = OmegaConf.to_container(cfg.data.dataset, resolve=True) if cfg.data.get("dataset") is not None else {}
-    if dataset.get("tasks") is None:
-        dataset["tasks"] = model_tasks(vae)
-    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
-    datamodule.setup()
-    means: List[Tensor] = []
-    count = 0
-    with torch.no_grad():
-        for batch in datamodule.train_dataloader():
-            features = vae.transform.to_features(batch["magnitude"])
-            mean, _ = vae.encode(features, batch["labels"])
-            means.append(mean)
-            count += mean.shape[0]
-            if count >= max_frames:
-                break
-    if count < 2:
-        raise ValueError(f"the training split of {datamodule.root} has {count} frame(s): need at least 2")
-    files = datamodule.files
-    seconds = sum(f.seconds for f in files)
-    return torch.cat(means)[:max_frames], data_description(datamodule.root, len(files), seconds, datamodule.tasks)
-
-
-def data_description(root: PathLike, n_files: Optional[int], seconds: Optional[float], tasks: Sequence[str]) -> str:
-    """``'NAME' (12 files, 95 s; labels pitch, octave)`` from what is known of a dataset."""
-    parts = []
-    if n_files is not None:
-        parts.append(f"{n_files} files" + (f", {seconds:.0f} s" if seconds is not None else ""))
-    if tasks:
-        parts.append("labels " + ", ".join(tasks))
-    return f"'{Path(str(root)).name}'" + (f" ({'; '.join(parts)})" if parts else "")
-
-
-def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
-    """The principal directions of the run's training latents, or the prior's axes (with the reason) when
-    the training data cannot be read; and the training data's description."""
-    from vschaos.data.metadata import DatasetError
-
-    root = cfg.data.dataset.get("root") if cfg.data.get("dataset") is not None else None
-    try:
-        latents, description = training_latents(cfg, vae)
-    except (DatasetError, ValueError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        why = f"training data {root} not readable: {first_line}"
-        return LatentDirections.axes(int(vae.latent_dim), why), data_description(root or "unknown", None, None, [])
-    vectors, scales = principal_directions(latents)
-    source = f"principal directions of {latents.shape[0]} training frames"
-    return LatentDirections(vectors, scales, source), description
 
 
 # ---------------------------------------------------------------------------------------------- the wrapper
@@ -397,178 +296,6 @@ def streaming_module(vae: nn.Module) -> StreamingVAE:
     for parameter in vae.parameters():
         parameter.requires_grad_(False)
     return StreamingVAE(vae).eval()
-
-
-# ---------------------------------------------------------------------------------------------- checks
-def stream_file_model(model, audio: Tensor, sample_rate: int, buffer: int, params: Optional[Tensor] = None
-                      ) -> Tensor:
-    """Run a loaded Neutone model as the plugin does: ``audio (1, T)`` (mono DAW) in DAW buffers of
-    ``buffer`` samples (T a multiple of it) after ``set_daw_sample_rate_and_buffer_size``; ``params
-    (n_params, T)`` (the SDK allows up to 4) or None (the defaults). Returns ``(1, T)``."""
-    model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer)
-    model.reset()
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, audio.shape[1], buffer):
-            block_params = None if params is None else params[:, start:start + buffer].contiguous()
-            outputs.append(model.forward(audio[:, start:start + buffer].contiguous(), block_params).clone())
-    return torch.cat(outputs, dim=1)
-
-
-@dataclass
-class BufferCheck:
-    """Equality with ``StreamingVAE.forward`` and the measured delay at one DAW buffer size (model's rate)."""
-    daw_buffer: int
-    model_buffer: int
-    buffering_delay: int
-    model_delay: int
-    max_error: float
-    delay_summary: str
-    problems: List[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
-    """The loaded file streamed at ``buffer`` must equal its own scripted ``StreamingVAE.forward`` (one
-    offline call) shifted by the SDK's buffering delay, and its measured delay (as our host measures an nn~
-    model's: waveform cross-correlation, else the band envelopes) must equal buffering + model delay."""
-    from vschaos.host.verify import (ENVELOPE_MIN_LENGTH, MIN_CORRELATION_FOR_DELAY, envelope_delay,
-                                     measure_delay)
-
-    sample_rate = int(model.get_native_sample_rates()[0])
-    model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer)
-    buffering, model_delay = int(model.calc_buffering_delay_samples()), int(model.calc_model_delay_samples())
-    model_buffer = int(model.model_bs)
-    total = buffering + model_delay
-    problems: List[str] = []
-    length = -(-max(int(seconds * sample_rate), 4 * (total + buffer)) // buffer) * buffer
-    generator = torch.Generator().manual_seed(5)
-    audio = 0.3 * torch.randn(1, length, generator=generator)
-    streamed = stream_file_model(model, audio, sample_rate, buffer)
-    stream = model.w2w_base.model
-    n_tasks = len(model.w2w_base.model.forward_tasks)
-    inputs = torch.full((1, 1 + n_tasks, length), -1.0)
-    inputs[0, 0] = audio[0]
-    with torch.no_grad():
-        stream.reset()
-        stream.set_temperature(0.0)
-        stream.forward_latent_offset.zero_()
-        reference = stream.forward(inputs)[0]
-        stream.reset()
-    if not torch.isfinite(streamed).all():
-        problems.append(f"buffer {buffer}: non-finite output")
-    expected = torch.zeros_like(reference)
-    expected[:, buffering:] = reference[:, :length - buffering]
-    max_error = float((streamed - expected).abs().max())
-    bound = EQUALITY_TOLERANCE * max(1.0, float(reference.abs().max()))
-    if not max_error <= bound:
-        problems.append(f"buffer {buffer}: output differs from StreamingVAE.forward delayed by the buffering delay "
-                        f"{buffering} by up to {max_error:.3g} (> {bound:.3g})")
-
-    def process(signal: np.ndarray) -> np.ndarray:
-        padded = -(-len(signal) // buffer) * buffer
-        x = torch.zeros(1, padded)
-        x[0, :len(signal)] = torch.from_numpy(signal.astype(np.float32))
-        return stream_file_model(model, x, sample_rate, buffer)[0, :len(signal)].double().numpy()
-
-    lag, correlation = measure_delay(audio[0].double().numpy(), np.nan_to_num(streamed[0].double().numpy()),
-                                     length // 2)
-    if correlation >= MIN_CORRELATION_FOR_DELAY:
-        summary = f"measured {lag} samples (waveform)"
-        if lag != total:
-            problems.append(f"buffer {buffer}: reported delay {total}, measured {lag} samples")
-    else:
-        env_length = -(-max(ENVELOPE_MIN_LENGTH, 4 * (total + buffer)) // buffer) * buffer
-        envelope = envelope_delay(process, env_length)
-        if not envelope.measurable:
-            summary = f"not measurable ({envelope.why_not()}; an untrained model?)"
-        else:
-            summary = f"{envelope.describe()}"
-            if abs(envelope.lag - total) > envelope.resolution:
-                problems.append(f"buffer {buffer}: reported delay {total}, {envelope.describe()}")
-    model.reset()
-    return BufferCheck(buffer, model_buffer, buffering, model_delay, max_error, summary, problems)
-
-
-# ---------------------------------------------------------------------------------------------- SDK benchmarks
-_BENCH_CHILD = """
-import json, sys
-from neutone_sdk.benchmark import benchmark_latency_, benchmark_speed_
-args = json.loads(sys.argv[1])
-benchmark_speed_(args["path"], buffer_size=args["buffers"], sample_rate=args["speed_rates"], repeat=args["repeat"],
-                 n_iters=args["n_iters"], daw_is_mono=False, num_threads=args["threads"], num_interop_threads=1)
-benchmark_latency_(args["path"], buffer_size=args["buffers"], sample_rate=args["latency_rates"])
-"""
-_SPEED_LINE = re.compile(r"Sample rate:\s*(\d+)\s*\|\s*Buffer size:\s*(\d+)\s*\|\s*duration:\s*([\d.]+)±([\d.]+)\s*\|"
-                         r"\s*1/RTF:\s*([\d.]+)")
-_LATENCY_LINE = re.compile(r"Sample rate:\s*(\d+)\s*\|\s*Buffer size:\s*(\d+)\s*\|\s*Total delay:\s*(\d+)\s*\|"
-                           r"\s*\(Buffering delay:\s*(\d+)\s*\|\s*Model delay:\s*(\d+)\)")
-
-
-@dataclass
-class SdkBenchmarks:
-    """Figures of the SDK's ``benchmark_speed_`` and ``benchmark_latency_`` (parsed from their log lines)."""
-    speed: List[Dict[str, float]]
-    latency: List[Dict[str, int]]
-    threads: int
-    repeat: int
-    n_iters: int
-
-    def inverse_rtf(self, sample_rate: int, buffer: int) -> Optional[float]:
-        for row in self.speed:
-            if row["sample_rate"] == sample_rate and row["buffer_size"] == buffer:
-                return row["inverse_rtf"]
-        return None
-
-    def format(self) -> str:
-        lines = [f"SDK benchmark-speed ({self.threads} thread, stereo DAW, {self.repeat} x {self.n_iters} calls; "
-                 f"duration = seconds per {self.n_iters} calls):",
-                 "  sample rate | buffer | duration        | 1/RTF"]
-        for row in self.speed:
-            lines.append(f"  {row['sample_rate']:>11} | {row['buffer_size']:>6} | {row['duration']:.4f} ± "
-                         f"{row['std']:.4f} | {row['inverse_rtf']:.1f}")
-        lines += ["SDK benchmark-latency (samples at the DAW rate):",
-                  "  sample rate | buffer | total | buffering | model"]
-        for row in self.latency:
-            lines.append(f"  {row['sample_rate']:>11} | {row['buffer_size']:>6} | {row['total']:>5} | "
-                         f"{row['buffering']:>9} | {row['model']:>5}")
-        return "\n".join(lines)
-
-
-def run_sdk_benchmarks(path: PathLike, buffers: Sequence[int] = BENCH_BUFFERS,
-                       speed_rates: Sequence[int] = BENCH_SAMPLE_RATES,
-                       latency_rates: Sequence[int] = LATENCY_SAMPLE_RATES, repeat: int = 10, n_iters: int = 30,
-                       threads: int = 1, timeout: float = 900.0) -> SdkBenchmarks:
-    """Run the SDK's speed and latency benchmarks on the file in a child process (they set torch's thread
-    counts, which a process can do once). Raises :class:`NeutoneExportError` if they fail."""
-    args = {"path": str(path), "buffers": [int(b) for b in buffers], "speed_rates": [int(r) for r in speed_rates],
-            "latency_rates": [int(r) for r in latency_rates], "repeat": int(repeat), "n_iters": int(n_iters),
-            "threads": int(threads)}
-    env = dict(os.environ, LOGLEVEL="INFO", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONWARNINGS="ignore::FutureWarning")
-    try:
-        result = subprocess.run([sys.executable, "-c", _BENCH_CHILD, json.dumps(args)], capture_output=True,
-                                text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired as error:
-        raise NeutoneExportError(f"the SDK benchmarks did not finish within {timeout:.0f} s") from error
-    output = result.stdout + result.stderr
-    if result.returncode != 0:
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        raise NeutoneExportError(f"the SDK benchmarks failed (exit {result.returncode}):\n{tail}")
-    speed = [{"sample_rate": int(m[1]), "buffer_size": int(m[2]), "duration": float(m[3]), "std": float(m[4]),
-              "inverse_rtf": float(m[5])} for m in _SPEED_LINE.finditer(output)]
-    latency = [{"sample_rate": int(m[1]), "buffer_size": int(m[2]), "total": int(m[3]), "buffering": int(m[4]),
-                "model": int(m[5])} for m in _LATENCY_LINE.finditer(output)]
-    expected_speed = len(buffers) * len(speed_rates)
-    expected_latency = len(buffers) * len(latency_rates)
-    if len(speed) != expected_speed or len(latency) != expected_latency:
-        tail = "\n".join(output.strip().splitlines()[-15:])
-        raise NeutoneExportError(f"could not read the SDK benchmark figures ({len(speed)}/{expected_speed} speed "
-                                 f"rows, {len(latency)}/{expected_latency} latency rows):\n{tail}")
-    return SdkBenchmarks(speed, latency, int(threads), int(repeat), int(n_iters))
 
 
 # ---------------------------------------------------------------------------------------------- export

@@ -1,0 +1,100 @@
+"""Latent directions for knobs: the principal directions of a run's training latents (or the prior's axes when
+the training data cannot be read), and the one-line description of that data. No plugin SDK needed."""
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+PathLike = Union[str, Path]
+MAX_DIRECTION_FRAMES = 20000  # training frames encoded for the principal directions
+
+
+@dataclass
+class LatentDirections:
+    """Unit latent directions ``vectors (n, latent)`` with the training latents' std along each ``scales (n,)``."""
+    vectors: Tensor
+    scales: Tensor
+    source: str
+
+    @staticmethod
+    def axes(latent_dim: int, why: str) -> "LatentDirections":
+        """Latent axes 0 and 1 with unit std (the prior N(0, I)): the fallback without training data."""
+        n = min(2, latent_dim)
+        return LatentDirections(torch.eye(latent_dim)[:n], torch.ones(n), f"latent axes 0-{n - 1} of the prior ({why})")
+
+
+def principal_directions(latents: Tensor, n: int = 2) -> Tuple[Tensor, Tensor]:
+    """First ``n`` principal directions ``(n, latent)`` of ``latents (frames, latent)`` and the std along each.
+
+    Signs are fixed (largest component positive) so the same latents always give the same knobs."""
+    centred = latents.double() - latents.double().mean(0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    n = min(n, vh.shape[0])
+    vectors = vh[:n]
+    largest = vectors.abs().argmax(dim=1)
+    signs = torch.sign(vectors[torch.arange(n), largest])
+    vectors = vectors * signs.unsqueeze(1)
+    scales = singular[:n] / math.sqrt(max(latents.shape[0] - 1, 1))
+    return vectors.float(), scales.float()
+
+
+def training_latents(cfg, vae: nn.Module, max_frames: int = MAX_DIRECTION_FRAMES) -> Tuple[Tensor, str]:
+    """Posterior means ``(frames, latent)`` of up to ``max_frames`` training frames (the run's dataset, its
+    training split, in the seeded training order) and a one-line description of that data.
+
+    Raises ``DatasetError`` / ``ValueError`` / ``OSError`` when the dataset cannot be read."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from vschaos.training.fit import model_tasks
+
+    dataset = OmegaConf.to_container(cfg.data.dataset, resolve=True) if cfg.data.get("dataset") is not None else {}
+    if dataset.get("tasks") is None:
+        dataset["tasks"] = model_tasks(vae)
+    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
+    datamodule.setup()
+    means: List[Tensor] = []
+    count = 0
+    with torch.no_grad():
+        for batch in datamodule.train_dataloader():
+            features = vae.transform.to_features(batch["magnitude"])
+            mean, _ = vae.encode(features, batch["labels"])
+            means.append(mean)
+            count += mean.shape[0]
+            if count >= max_frames:
+                break
+    if count < 2:
+        raise ValueError(f"the training split of {datamodule.root} has {count} frame(s): need at least 2")
+    files = datamodule.files
+    seconds = sum(f.seconds for f in files)
+    return torch.cat(means)[:max_frames], data_description(datamodule.root, len(files), seconds, datamodule.tasks)
+
+
+def data_description(root: PathLike, n_files: Optional[int], seconds: Optional[float], tasks: Sequence[str]) -> str:
+    """``'NAME' (12 files, 95 s; labels pitch, octave)`` from what is known of a dataset."""
+    parts = []
+    if n_files is not None:
+        parts.append(f"{n_files} files" + (f", {seconds:.0f} s" if seconds is not None else ""))
+    if tasks:
+        parts.append("labels " + ", ".join(tasks))
+    return f"'{Path(str(root)).name}'" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
+    """The principal directions of the run's training latents, or the prior's axes (with the reason) when
+    the training data cannot be read; and the training data's description."""
+    from vschaos.data.metadata import DatasetError
+
+    root = cfg.data.dataset.get("root") if cfg.data.get("dataset") is not None else None
+    try:
+        latents, description = training_latents(cfg, vae)
+    except (DatasetError, ValueError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        why = f"training data {root} not readable: {first_line}"
+        return LatentDirections.axes(int(vae.latent_dim), why), data_description(root or "unknown", None, None, [])
+    vectors, scales = principal_directions(latents)
+    source = f"principal directions of {latents.shape[0]} training frames"
+    return LatentDirections(vectors, scales, source), description
