@@ -457,7 +457,7 @@ def test_generate_from_a_trained_demo_run(dataset, tmp_path, capsys):
     from vschaos.cli.train import main as train_main
 
     assert train_main(["--config-name", "demo", "name=demo", f"rundir={tmp_path / 'runs'}",
-                       f"data.dataset.root={dataset}", "trainer.max_epochs=1",
+                       f"data.dataset.root={dataset}", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
                        "callbacks.progress.refresh_rate=1000"]) == 0
     run = tmp_path / "runs" / "demo"
     out = tmp_path / "gen"
