@@ -32,27 +32,25 @@ def problems_of(root, **kwargs):
     return [str(p) for p in validate_dataset(root, sample_rate=SR, n_fft=256, hop=64, **kwargs).problems]
 
 
-def test_latin1_classes_txt_is_reported_with_file_and_line(tmp_path, synth):
+# (file with a latin-1 byte, its text, the task's metadata.txt written beside it (None: it is that file), bad line)
+LATIN1_FILES = [
+    ("metadata/instrument/classes.txt", "0\tviolin\n1\tpiano\n2\tcor anglais \u00e9\n",
+     ("metadata/instrument/metadata.txt", b"data/a.wav\t0\n"), 3),
+    ("metadata/instrument/metadata.txt", "data/a.wav\t0\ndata/b.wav\tcaf\u00e9\n", None, 2),
+    ("metadata/pitch/tracks/a.txt", "0.0,0.2\t1\n# r\u00e9sum\u00e9\n",
+     ("metadata/pitch/metadata.txt", b"data/a.wav\ttracks/a.txt\n"), 2),
+]
+
+
+@pytest.mark.parametrize("relative, text, pointer, line", LATIN1_FILES,
+                         ids=["classes.txt", "metadata.txt", "track file"])
+def test_a_latin1_metadata_file_is_reported_with_file_and_line(tmp_path, synth, relative, text, pointer, line):
     root = tree_with(tmp_path, synth)
-    classes = root / "metadata/instrument/classes.txt"
-    write_bytes(classes, "0\tviolin\n1\tpiano\n2\tcor anglais \u00e9\n".encode("latin-1"))
-    write_bytes(root / "metadata/instrument/metadata.txt", b"data/a.wav\t0\n")
-    assert problems_of(root) == [f"{classes}:3: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
-
-
-def test_latin1_metadata_txt_is_reported_with_its_line(tmp_path, synth):
-    root = tree_with(tmp_path, synth)
-    metadata = root / "metadata/instrument/metadata.txt"
-    write_bytes(metadata, "data/a.wav\t0\ndata/b.wav\tcaf\u00e9\n".encode("latin-1"))
-    assert problems_of(root) == [f"{metadata}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
-
-
-def test_latin1_track_file_is_reported_with_its_line(tmp_path, synth):
-    root = tree_with(tmp_path, synth)
-    track = root / "metadata/pitch/tracks/a.txt"
-    write_bytes(track, "0.0,0.2\t1\n# r\u00e9sum\u00e9\n".encode("latin-1"))
-    write_bytes(root / "metadata/pitch/metadata.txt", b"data/a.wav\ttracks/a.txt\n")
-    assert problems_of(root) == [f"{track}:2: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
+    bad = root / relative
+    write_bytes(bad, text.encode("latin-1"))
+    if pointer is not None:
+        write_bytes(root / pointer[0], pointer[1])
+    assert problems_of(root) == [f"{bad}:{line}: not UTF-8 text (byte 0xe9); save the file as UTF-8"]
 
 
 def test_utf8_byte_order_mark_is_tolerated_in_every_metadata_file(tmp_path, synth):

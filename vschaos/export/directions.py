@@ -3,12 +3,13 @@ the training data cannot be read), and the one-line description of that data. No
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-PathLike = Union[str, Path]
+from vschaos.io import PathLike
+
 MAX_DIRECTION_FRAMES = 20000  # training frames encoded for the principal directions
 
 

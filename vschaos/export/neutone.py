@@ -43,12 +43,12 @@ from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformTo
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
+from vschaos.io import PathLike
 from vschaos.export.directions import LatentDirections, run_directions
 from vschaos.export.module import StreamingVAE
 from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, BufferCheck, NeutoneExportError,
                                            SdkBenchmarks, check_buffer, run_sdk_benchmarks)
 
-PathLike = Union[str, Path]
 
 TEMPERATURE_MAX = 2.0
 DIRECTION_RANGE = 2.0  # knob at 0 or 1 = -2 or +2 std of the training latents along the direction

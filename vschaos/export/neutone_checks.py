@@ -12,16 +12,15 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from vschaos.host.verify.checks import DEFAULT_TOLERANCE
+from vschaos.io import PathLike
 
-PathLike = Union[str, Path]
 CHECK_BUFFERS = (2048, 256)  # DAW buffer sizes of the equality and delay checks (at the model's rate)
 BENCH_BUFFERS = (128, 256, 512, 1024, 2048)  # the SDK's defaults
 BENCH_SAMPLE_RATES = (48000,)
