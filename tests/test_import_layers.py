@@ -7,6 +7,8 @@ import ast
 from pathlib import Path
 from typing import Dict, List, Set, Tuple
 
+import pytest
+
 import vschaos
 
 PACKAGE_DIR = Path(vschaos.__file__).resolve().parent
@@ -128,3 +130,16 @@ def test_upward_sideways_and_unplaced_imports_are_reported_with_file_and_line(tm
         "vschaos/dsp/core.py:5: dsp imports cli (upward)",
         "vschaos/host/__init__.py:1: host imports dsp (sideways)",
     ]
+
+
+@pytest.mark.parametrize("package", ["vschaos.dsp", "vschaos.pitch", "vschaos.host"])
+def test_every_lazy_export_resolves_to_the_object_its_module_defines(package):
+    """The lazy packages list their names by hand (vschaos.util.lazy_exports): each must still exist where listed."""
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__all__ and set(module.__all__) <= set(dir(module))
+    for name in module.__all__:
+        assert getattr(module, name) is not None, f"{package}.{name}"
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'no_such_name'"):
+        getattr(module, "no_such_name")
