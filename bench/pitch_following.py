@@ -22,7 +22,8 @@
    and the output's f0 is tracked with the project's tracker (``vschaos.pitch.track_pitch``): share of
    voiced frames within 50 cents of the requested note, share of notes whose median f0 is within
    50 cents, and voiced frames per note relative to the input's.
-4. Predictors (presets with predictors): pitch-class and octave accuracy of the latent's predictions
+4. Predictors (presets with predictors): pitch-class and octave accuracy of the predictions (from the latent
+   or the spectrum, as the preset's predictors read)
    on the held-out files' frames, against extract_pitch's frame labels and against the true note
    (on frames extract_pitch finds voiced), plus a confusion summary.
 Prints tables per octave and per instrument and writes bench/results/<name>.{json,md}.
@@ -285,8 +286,8 @@ def evaluate_predictors(run_dir: Path, heldout: Sequence[Dict[str, object]], lab
     for note in heldout:
         audio = load_audio(root / str(note["key"]), int(transform.sample_rate))
         with torch.no_grad():
-            _, mean, _ = encode_audio(vae, audio, {})
-            logits = vae.predict(mean)
+            magnitude, mean, _ = encode_audio(vae, audio, {})
+            logits = vae.predict(mean, transform.to_features(magnitude))
         predicted = {task: logits[task].argmax(-1).numpy() for task in ("pitch", "octave") if task in logits}
         true_pc, true_oct = midi_to_pitch_class_octave(int(note["midi"]))
         extracted = labels[str(note["key"])]

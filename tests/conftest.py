@@ -66,6 +66,7 @@ class IdentitySpectralModel(nn.Module):
     encoder_tasks: List[str]
     decoder_tasks: List[str]
     predicted_tasks: List[str]
+    spectrum_tasks: List[str]
     task_dims: Dict[str, int]
 
     def __init__(self, transform: nn.Module, std: float = 1.0):
@@ -74,7 +75,7 @@ class IdentitySpectralModel(nn.Module):
         self.n_bins = int(transform.n_bins)
         self.latent_dim = int(transform.n_bins)
         self.std = float(std)
-        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks = [], [], []
+        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks, self.spectrum_tasks = [], [], [], []
         self.task_dims = {}
 
     def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
@@ -83,7 +84,7 @@ class IdentitySpectralModel(nn.Module):
     def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
         return z
 
-    def predict(self, z: Tensor) -> Dict[str, Tensor]:
+    def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
         return {}
 
     def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],

@@ -104,6 +104,8 @@ def test_presets_override_only_what_they_change(tmp_path):
     prediction = compose_config("dgt_pitch_prediction", [f"data.dataset.root={tmp_path}"])
     cond = compose_config("dgt_pitch_cond", [f"data.dataset.root={tmp_path}"])
     assert prediction.model.conditioning == cond.model.conditioning and set(prediction.model.prediction) == {"pitch", "octave"}
-    # the input pitch shift is on where it was measured (dgt_pitch_cond), off with predictors (not measured)
+    # the input pitch shift is on in both pitch presets (spectrum predictors read the unshifted frames), off elsewhere
     assert cond.module.input_pitch_shift.probability == 0.5 and cond.module.input_pitch_shift.max_semitones == 12.0
-    assert prediction.module.input_pitch_shift is None and base.module.input_pitch_shift is None
+    assert prediction.module.input_pitch_shift == cond.module.input_pitch_shift and base.module.input_pitch_shift is None
+    assert {task: spec.type for task, spec in prediction.model.prediction.items()} == {
+        "pitch": "SpectrumNotePredictor", "octave": "SpectrumNotePredictor"}

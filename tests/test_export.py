@@ -31,14 +31,19 @@ REPO = Path(__file__).resolve().parents[1]
 PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_pitch_cond", "dgt_pitch_prediction"]
 
 
-def preset_config(name: str):
-    return compose_config(name, [])  # the training CLI's own composition
+# dgt_pitch_prediction with vschaos2's predictors on the latent (the preset's read the spectrum)
+LATENT_PREDICTORS = [f"{change}model.prediction.{task}.{key}" for task in ("pitch", "octave") for change, key in
+                     (("", "type=MLPEncoder"), ("~", "args.fold"), ("~", "args.channels"))]
 
 
-def preset_vae(name: str, seed: int = 0) -> nn.Module:
+def preset_config(name: str, overrides=()):
+    return compose_config(name, list(overrides))  # the training CLI's own composition
+
+
+def preset_vae(name: str, seed: int = 0, overrides=()) -> nn.Module:
     """The preset's VAE with a random (seeded) init and a non-trivial normalisation."""
     torch.manual_seed(seed)
-    vae = build_model(preset_config(name)).eval()
+    vae = build_model(preset_config(name, overrides)).eval()
     n_bins = vae.transform.n_bins
     vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
     return vae
@@ -79,7 +84,7 @@ def demo_export(demo_vae):
 
 @pytest.fixture(scope="module")
 def prediction_vae():
-    return preset_vae("dgt_pitch_prediction")
+    return preset_vae("dgt_pitch_prediction", overrides=LATENT_PREDICTORS)
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +186,27 @@ def test_label_inlets_follow_config_order_and_change_decode(prediction_export):
     model.reset()
     x = torch.cat([z, pitch.float().reshape(1, 1, 4), octave.float().reshape(1, 1, 4)], dim=1)
     torch.testing.assert_close(from_prediction, model.decode(x))
+
+
+def test_spectrum_predictors_fill_unknown_labels_in_forward_from_the_input_and_not_in_decode():
+    model = script_model(preset_vae("dgt_pitch_prediction"))
+    assert model.forward_input_labels[1:] == ["(signal) pitch class 0-11 (<0: predicted)",
+                                              "(signal) octave class 0-10 (<0: predicted)"]
+    assert model.decode_input_labels[16:] == ["(signal) pitch class 0-11 (<0: unknown)",
+                                              "(signal) octave class 0-10 (<0: unknown)"]
+    t = torch.arange(8192) / 44100.0
+    audio = sum(0.3 / k * torch.sin(2 * math.pi * 220.0 * k * t) for k in range(1, 6)).reshape(1, 1, -1)
+    model.reset()
+    classes = model.encode(audio)[:, 16:]  # (1, 2, frames): the spectrum predictors' classes per frame
+    inlets = classes.repeat_interleave(model.hop, dim=-1)  # as nn~ would send them back, one value per hop
+    model.reset()
+    predicted = model.forward(torch.cat([audio, torch.full_like(inlets, -1.0)], dim=1))
+    model.reset()
+    given = model.forward(torch.cat([audio, inlets], dim=1))
+    torch.testing.assert_close(predicted, given)
+    model.reset()
+    other = model.forward(torch.cat([audio, (inlets + 3) % 11], dim=1))
+    assert not torch.allclose(predicted, other)  # the labels matter, so the equality above says something
 
 
 def test_encode_outputs_predicted_classes(prediction_export):

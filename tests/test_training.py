@@ -113,6 +113,7 @@ def test_open_run_names_the_bad_folder(tmp_path):
 def test_short_demo_training_lowers_validation_loss(demo_root, tmp_path):
     import lightning as L
 
+    L.seed_everything(0)  # the weights' draw decides how far 6 epochs get: not the other tests' RNG use
     cfg = compose_config("demo", [f"data.dataset.root={demo_root}", "data.batch_size=64"])
     vae, datamodule, module = build_objects(cfg)
     datamodule.setup("fit")
@@ -279,20 +280,31 @@ def test_cpu_time_budget_stops_training_after_the_batch_that_spends_it(demo_root
         CPUTimeBudget(0)
 
 
-def test_input_pitch_shift_trains_the_decoder_on_shifted_frames_and_keeps_them_from_the_predictors(demo_root):
+LATENT_PREDICTORS = [f"{change}model.prediction.{task}.{key}" for task in ("pitch", "octave") for change, key in
+                     (("", "type=MLPEncoder"), ("~", "args.fold"), ("~", "args.channels"))]
+
+
+@pytest.mark.parametrize("predictors", ["latent", "spectrum"])
+def test_input_pitch_shift_trains_the_decoder_on_shifted_frames_and_keeps_them_from_latent_predictors(
+        demo_root, predictors):
     cfg = compose_config("dgt_pitch_prediction", [
         f"data.dataset.root={demo_root}", "data.batch_size=64", "model.encoder.hidden_dims=32",
-        "model.decoder.hidden_dims=32",
-        "module.input_pitch_shift={_target_:vschaos.models.pitch_shift.InputPitchShift,probability:1.0}"])
+        "model.decoder.hidden_dims=32", "module.predictor_frames=40",
+        "module.input_pitch_shift={_target_:vschaos.models.pitch_shift.InputPitchShift,probability:1.0}"]
+        + (LATENT_PREDICTORS if predictors == "latent" else []))
     vae, datamodule, module = build_objects(cfg)
+    assert vae.spectrum_tasks == ([] if predictors == "latent" else ["pitch", "octave"])
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
-    labelled = ((batch["labels"]["pitch"] >= 0) & (batch["labels"]["octave"] >= 0)).sum()
+    known = batch["labels"]["pitch"] >= 0
+    labelled = (known & (batch["labels"]["octave"] >= 0)).sum()
     assert labelled > 0
     torch.manual_seed(0)
     shifted_terms = module._shared_step(batch, sample=True)
-    # every labelled frame was shifted: the predictors learnt from none of them
-    assert shifted_terms["prediction/pitch/count"] == (batch["labels"]["pitch"] >= 0).sum() - labelled
-    plain_terms = module._shared_step(batch, sample=False)  # validation: never shifted
-    assert plain_terms["prediction/pitch/count"] == (batch["labels"]["pitch"] >= 0).sum()
+    if predictors == "latent":  # every labelled frame was shifted: the latent predictors learnt from none of them
+        assert shifted_terms["prediction/pitch/count"] == known.sum() - labelled
+    else:  # the spectrum predictors read the unshifted frames: they learn from the first 40, shifted or not
+        assert shifted_terms["prediction/pitch/count"] == known[:40].sum()
+    plain_terms = module._shared_step(batch, sample=False)  # validation: never shifted, every frame scored
+    assert plain_terms["prediction/pitch/count"] == known.sum()
     assert torch.isfinite(shifted_terms["loss"])

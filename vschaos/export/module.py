@@ -18,7 +18,9 @@ Methods (``hop`` = the transform's hop, ``L`` = latent size):
 Label inlets are read once per frame (the last sample of each hop block, as nn~ decimates),
 rounded and clamped to ``[0, n_classes - 1]``. A negative value (or NaN) means "unknown": the
 model's own prediction for tasks that have a predictor, otherwise the VAE's neutral "missing
-label" input (a zero embedding, what it saw for unlabelled training frames).
+label" input (a zero embedding, what it saw for unlabelled training frames). A predictor that
+reads the spectrum (``SpectrumNotePredictor``) predicts in ``encode`` and ``forward`` only:
+``decode`` has no audio, so there its task is "unknown" (the inlet descriptions say which).
 
 Randomness (``temperature`` > 0, ``phase = random``) comes from counter-based noise, a pure
 function of (``seed``, frame index since reset, batch row, channel): any buffer size gives the
@@ -34,7 +36,7 @@ attribute value or weights can make a method emit NaN/Inf or an unbounded sample
 themselves NaN/Inf are refused when the module is built. An empty batch, an empty buffer, a buffer that
 is not a multiple of the hop or a wrong channel count raises a one-line ``ValueError`` naming the method.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import math
 
@@ -164,12 +166,15 @@ class StreamingVAE(nn.Module):
         self.register_buffer("forward_latent_offset", torch.zeros(self.latent_dim))
 
         latent_labels = [f"(signal) latent {i}" for i in range(self.latent_dim)]
-        self.encode_input_labels = ["(signal) audio input"] + self._label_inlets(self.encoder_tasks)
+        # decode reads no audio: there, only tasks predicted from the latent are predicted
+        latent_predicted = [t for t in self.predicted_tasks if t not in vae.spectrum_tasks]
+        self.encode_input_labels = ["(signal) audio input"] + self._label_inlets(self.encoder_tasks, self.predicted_tasks)
         self.encode_output_labels = latent_labels + [
             f"(signal) predicted {t} class 0-{self.task_dims[t] - 1}" for t in self.predicted_tasks]
-        self.decode_input_labels = latent_labels + self._label_inlets(self.decoder_tasks)
+        self.decode_input_labels = latent_labels + self._label_inlets(self.decoder_tasks, latent_predicted)
         self.decode_output_labels = ["(signal) audio output"]
-        self.forward_input_labels = ["(signal) audio input"] + self._label_inlets(self.forward_tasks)
+        self.forward_input_labels = ["(signal) audio input"] + self._label_inlets(self.forward_tasks,
+                                                                                    self.predicted_tasks)
         self.forward_output_labels = ["(signal) audio output"]
 
         n_pred = len(self.predicted_tasks)
@@ -189,10 +194,10 @@ class StreamingVAE(nn.Module):
         self.register_buffer("seed_params", torch.tensor([_INT], dtype=torch.int64))
 
     @torch.jit.unused
-    def _label_inlets(self, tasks: List[str]) -> List[str]:
+    def _label_inlets(self, tasks: List[str], predicted: List[str]) -> List[str]:
         inlets = []
         for task in tasks:
-            unknown = "predicted" if task in self.predicted_tasks else "unknown"
+            unknown = "predicted" if task in predicted else "unknown"
             inlets.append(f"(signal) {task} class 0-{self.task_dims[task] - 1} (<0: {unknown})")
         return inlets
 
@@ -338,7 +343,7 @@ class StreamingVAE(nn.Module):
         z = bounded_latent(self._latent(features, labels, frame_index, batch))
         outputs = [z]
         if len(self.predicted_tasks) > 0:
-            predictions = self.vae.predict(z)
+            predictions = self.vae.predict(z, features)
             for task in self.predicted_tasks:
                 outputs.append(predictions[task].argmax(dim=-1).to(z.dtype).unsqueeze(-1))
         out = torch.cat(outputs, dim=-1).reshape(batch, n_frames, -1)
@@ -373,7 +378,10 @@ class StreamingVAE(nn.Module):
         labels = self._read_labels(x, 1, self.forward_tasks, True)
         z = self._latent(features, self._select(labels, self.encoder_tasks), frame_index, batch)
         z = z + self.forward_latent_offset
-        decoded = self.vae.decode(z, self._select(labels, self.decoder_tasks))
+        logits: Optional[Dict[str, Tensor]] = None
+        if len(self.predicted_tasks) > 0:  # spectrum predictors read this input's frames
+            logits = self.vae.predict(z, features)
+        decoded = self.vae.decode(z, self._select(labels, self.decoder_tasks), logits)
         magnitude = self.vae.transform.from_features(decoded).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":
             phase = self._random_phase(magnitude, frame_index)

@@ -91,7 +91,9 @@ def reconstruct_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tenso
     magnitude, mean, std = encode_audio(vae, audio, labels)
     z = sample_latents(mean, std, temperature, generator)
     decoder_labels = {task: labels[task] for task in vae.decoder_tasks if task in labels}
-    decoded = transform.from_features(vae.decode(z, decoder_labels))
+    # spectrum predictors (missing labels of their tasks) read the input's frames
+    logits = vae.predict(z, transform.to_features(magnitude)) if vae.predicted_tasks else None
+    decoded = transform.from_features(vae.decode(z, decoder_labels, logits))
     output = transform.reconstruct(decoded[None], length, method=method, n_iter=n_iter, generator=generator)[0]
     return Reconstruction(output, magnitude, decoded, transform.magnitude(output[None])[0], z)
 

@@ -61,13 +61,14 @@ def decode_latent_path(vae: SpectralModel, latents: Tensor, labels: Dict[str, Te
 def default_decoder_labels(vae: SpectralModel, steps: int, fixed: Dict[str, int],
                            generator: torch.Generator) -> Dict[str, Tensor]:
     """Decoder labels for a generated path ``{task: LongTensor (steps,)}``: ``fixed`` (``--labels``)
-    where given; a predicted task is left to the model's predictor (it follows the path); any
-    other decoder task gets one class drawn uniformly from ``generator`` (constant over the path)."""
+    where given; a task predicted from the latent is left to the model's predictor (it follows the
+    path); any other decoder task (spectrum predictors included: a latent path has no spectrum to
+    read) gets one class drawn uniformly from ``generator`` (constant over the path)."""
     labels: Dict[str, Tensor] = {}
     for task in vae.decoder_tasks:
         if task in fixed:
             labels[task] = torch.full((steps,), int(fixed[task]), dtype=torch.long)
-        elif task not in vae.predicted_tasks:
+        elif task not in vae.predicted_tasks or task in vae.spectrum_tasks:
             drawn = int(torch.randint(int(vae.task_dims[task]), (1,), generator=generator))
             labels[task] = torch.full((steps,), drawn, dtype=torch.long)
     return labels

@@ -29,6 +29,7 @@ class SpectralModel(Protocol):
     encoder_tasks: List[str]
     decoder_tasks: List[str]
     predicted_tasks: List[str]
+    spectrum_tasks: List[str]  # predicted from the input frames, not the latent: a bare latent leaves them missing
     task_dims: Dict[str, int]
 
     def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
@@ -40,8 +41,9 @@ class SpectralModel(Protocol):
         completed from the model's predictions (``logits`` when already computed)."""
         ...
 
-    def predict(self, z: Tensor) -> Dict[str, Tensor]:
-        """Logits ``(batch, classes)`` per predicted task."""
+    def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Logits ``(batch, classes)`` per predicted task, from the latent and (for predictors that read
+        the spectrum) the frames' ``features``; without features those tasks are absent."""
         ...
 
     def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],

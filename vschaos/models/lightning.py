@@ -46,6 +46,10 @@ class SpectralVAEModule(L.LightningModule):
         augment_gain_db: training frames get a random gain uniform in +-this many dB [0 = off].
         input_pitch_shift: training-time :class:`InputPitchShift` (encoder sees some labelled frames pitch-shifted,
             the decoder must rebuild them from the labels) [None: off]. Validation never shifts.
+        predictor_frames: spectrum predictors (``SpectrumNotePredictor``) learn from the first this many frames
+            of each (shuffled) training batch [64; 0 = all]: their convolutions along frequency cost more than the
+            rest of the model per frame, and a quarter of a batch teaches them as well (bench/pitch_following.py).
+            They still complete the labels of every frame. Latent predictors always learn from every frame.
         max_nonfinite_steps: an optimiser step whose loss or gradients are not all finite is skipped (the weights
             and the optimiser state stay as they were) with a warning; after this many such steps in a row
             training stops with :class:`NonFiniteTrainingError` [10]. ``train/skipped_steps`` counts them.
@@ -59,7 +63,7 @@ class SpectralVAEModule(L.LightningModule):
     def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                  loss: SpectralVAELoss, prediction_weight: float = 1.0,
                  input_pitch_shift: Optional[InputPitchShift] = None, max_nonfinite_steps: int = 10,
-                 augment_pitch_semitones: float = 0.0, augment_gain_db: float = 0.0):
+                 augment_pitch_semitones: float = 0.0, augment_gain_db: float = 0.0, predictor_frames: int = 64):
         super().__init__()
         if int(max_nonfinite_steps) < 1:
             raise ValueError(f"module.max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
@@ -77,6 +81,9 @@ class SpectralVAEModule(L.LightningModule):
         self._loss_is_finite: Optional[Tensor] = None
         self.augment_pitch_semitones = float(augment_pitch_semitones)
         self.augment_gain_db = float(augment_gain_db)
+        if int(predictor_frames) < 0:
+            raise ValueError(f"module.predictor_frames must be >= 0 (0 = every frame), got {predictor_frames}")
+        self.predictor_frames = int(predictor_frames)
         self.register_buffer("normalisation_fitted", torch.tensor(False))
         # validation sums stay on the device as tensors; they are read once, at the end of the epoch
         self._val_sums: Dict[str, Tensor] = {}
@@ -113,21 +120,34 @@ class SpectralVAEModule(L.LightningModule):
         features = self.vae.transform.to_features(encoder_magnitude)
         mean, std = self.vae.encode(features, labels)
         z = reparameterise(mean, std) if sample else mean
-        # the predictors run once, on z.detach(): their logits feed both the label completion of decode (argmax,
-        # no gradient anyway) and the cross-entropy below (stop-gradient: never reaches the encoder)
+        # the latent predictors run once, on z.detach(): their logits feed both the label completion of decode
+        # (argmax, no gradient anyway) and the cross-entropy below (stop-gradient: never reaches the encoder)
         all_logits = self.vae.predict(z.detach())
+        # spectrum predictors read the true frames (never the pitch-shifted encoder input), so every labelled
+        # frame teaches them; they complete labels on every frame, and train on at most predictor_frames
+        trained_logits = dict(all_logits)
+        if len(self.vae.spectrum_tasks) > 0:
+            with torch.no_grad():
+                all_logits.update(self.vae.predict(z, self.vae.transform.to_features(magnitude)))
+            if sample:
+                subset = magnitude[: self.predictor_frames] if self.predictor_frames > 0 else magnitude
+                for task in self.vae.spectrum_tasks:
+                    trained_logits[task] = self.vae.spectrum_predictors[task](subset)
+            else:
+                trained_logits = all_logits
         decoded = self.vae.decode(z, labels, all_logits)
         estimate = self.vae.transform.from_features(decoded)
         terms = self.loss(magnitude, estimate, mean, std, int(self.global_step))
         terms["estimate"] = estimate
         total = terms["loss"]
         # stop-gradient: the predictors learn from the latent, the encoder never learns from them
-        for task, logits in all_logits.items():
+        for task, logits in trained_logits.items():
             if task not in labels:
                 continue
-            target = labels[task]
+            target = labels[task][: logits.shape[0]]
             known = target >= 0
-            if shifted is not None:  # a shifted frame's latent does not carry its labelled pitch
+            if shifted is not None and task not in self.vae.spectrum_tasks:
+                # a shifted frame's latent does not carry its labelled pitch (its spectrum, unshifted, does)
                 known = known & ~shifted
             # counts stay tensors: int()/float() here would force a device->host sync every step
             n_known = known.sum()

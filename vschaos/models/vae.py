@@ -10,8 +10,13 @@ from vschaos.models.components.distributions import normal_parameters, reparamet
 from vschaos.models.components.embeddings import make_embedding
 from vschaos.models.components.encoders import SpectralEncoder
 from vschaos.models.components.predictors import MLPPredictor
+from vschaos.models.components.spectrum_predictor import SpectrumNotePredictor
 
 VALID_TARGETS = ("encoder", "decoder")
+# model.prediction.<task>.type: what a predictor reads
+LATENT_PREDICTOR = "MLPEncoder"  # the latent z (vschaos2's)
+SPECTRUM_PREDICTOR = "SpectrumNotePredictor"  # the input frame's magnitudes (pitch class or octave)
+PREDICTOR_TYPES = (LATENT_PREDICTOR, SPECTRUM_PREDICTOR)
 
 
 class ConfigurationError(ValueError):
@@ -35,9 +40,10 @@ def _check_conditioning(conditioning: Mapping[str, Any], prediction: Mapping[str
     for task, spec in prediction.items():
         if "dim" not in spec:
             raise ConfigurationError(f"model.prediction.{task} needs a 'dim' (number of classes)")
-        kind = spec.get("type", "MLPEncoder")
-        if kind != "MLPEncoder":
-            raise ConfigurationError(f"model.prediction.{task}.type {kind!r} is not supported: use MLPEncoder")
+        kind = spec.get("type", LATENT_PREDICTOR)
+        if kind not in PREDICTOR_TYPES:
+            raise ConfigurationError(f"model.prediction.{task}.type {kind!r} is not supported: use one of "
+                                     f"{', '.join(PREDICTOR_TYPES)}")
 
 
 class SpectralVAE(nn.Module):
@@ -51,7 +57,9 @@ class SpectralVAE(nn.Module):
             frequency) and its kwargs (channels, kernel_size, stride, hidden_dims, nlayers).
         conditioning: ``{task: {dim, target: [encoder|decoder], embedding: OneHot|Embedding, embedding_dim}}``,
             used in the order written (config order), never sorted.
-        prediction: ``{task: {dim, type: MLPEncoder, args: {nlayers, hidden_dims, target_dist: Categorical}}}``.
+        prediction: ``{task: {dim, type, args}}``. ``type: MLPEncoder`` (default) reads the latent (args: nlayers,
+            hidden_dims, target_dist: Categorical); ``type: SpectrumNotePredictor`` reads the input frame's
+            magnitudes (args: ``fold: pitch_class`` or ``octave``, see ``components/spectrum_predictor.py``).
         min_std: floor added to the posterior std [1e-4].
 
     Bounds (``vschaos.dsp.bounds``, the same in training, generation and export): :meth:`encode` reads
@@ -60,13 +68,17 @@ class SpectralVAE(nn.Module):
     ``transform.from_features`` stays finite for any latent and any weights.
 
     Labels are ``Dict[str, LongTensor (batch,)]`` with -1 = missing. A missing label (or an absent task) embeds
-    to zeros, except for decoder tasks that have a predictor: :meth:`decode` replaces them by the predictor's
-    argmax on ``z`` (the same path at training, generation and export).
+    to zeros, except for decoder tasks that have a predictor: they are replaced by the predictor's argmax (the
+    same path at training, generation and export). A latent predictor needs only ``z``, so :meth:`decode`
+    completes its task; a spectrum predictor needs the input frame, so only :meth:`forward` (and callers that
+    pass :meth:`predict`'s logits from the features) complete its task, and decoding a bare latent leaves it
+    missing.
     """
 
     encoder_tasks: List[str]
     decoder_tasks: List[str]
     predicted_tasks: List[str]
+    spectrum_tasks: List[str]
     task_dims: Dict[str, int]
 
     def __init__(self, transform: nn.Module, latent_dim: int = 16, encoder: Optional[Mapping[str, Any]] = None,
@@ -96,15 +108,25 @@ class SpectralVAE(nn.Module):
             if "decoder" in targets:
                 self.decoder_tasks.append(task)
                 self.decoder_embeddings[task] = make_embedding(kind, int(spec["dim"]), size)
-        self.predicted_tasks = []
-        self.predictors = nn.ModuleDict()
+        self.predicted_tasks, self.spectrum_tasks = [], []
+        self.predictors = nn.ModuleDict()  # on the latent (the name predates spectrum predictors: checkpoints)
+        self.spectrum_predictors = nn.ModuleDict()
         for task, spec in prediction.items():
             if task in self.task_dims and self.task_dims[task] != int(spec["dim"]):
                 raise ConfigurationError(f"task {task!r}: model.prediction dim {spec['dim']} differs from "
                                          f"model.conditioning dim {self.task_dims[task]}")
             self.task_dims[task] = int(spec["dim"])
             self.predicted_tasks.append(task)
-            self.predictors[task] = MLPPredictor(self.latent_dim, int(spec["dim"]), **dict(spec.get("args") or {}))
+            args = dict(spec.get("args") or {})
+            if spec.get("type", LATENT_PREDICTOR) == SPECTRUM_PREDICTOR:
+                self.spectrum_tasks.append(task)
+                try:
+                    self.spectrum_predictors[task] = SpectrumNotePredictor(
+                        self.n_bins, int(transform.sample_rate), int(spec["dim"]), **args)
+                except (TypeError, ValueError) as error:
+                    raise ConfigurationError(f"model.prediction.{task}: {error}") from None
+            else:
+                self.predictors[task] = MLPPredictor(self.latent_dim, int(spec["dim"]), **args)
 
         encoder_cond = sum(m.out_dim for m in self.encoder_embeddings.values())
         decoder_cond = sum(m.out_dim for m in self.decoder_embeddings.values())
@@ -137,11 +159,17 @@ class SpectralVAE(nn.Module):
         condition = self._encoder_condition(labels, features)
         return normal_parameters(self.encoder(features, condition), self.min_std)
 
-    def predict(self, z: Tensor) -> Dict[str, Tensor]:
-        """Logits (batch, n_classes) per predicted task, from the latent (batch, latent)."""
+    def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Logits (batch, n_classes) per predicted task: latent predictors read ``z`` (batch, latent), spectrum
+        predictors the frames ``features`` (batch, bins) were computed from (their tasks are absent from the
+        result when ``features`` is None)."""
         out: Dict[str, Tensor] = {}
         for task, predictor in self.predictors.items():
             out[task] = predictor(z)
+        if features is not None and len(self.spectrum_tasks) > 0:
+            magnitude = self.transform.from_features(bounded_features(features))
+            for task, predictor in self.spectrum_predictors.items():
+                out[task] = predictor(magnitude)
         return out
 
     def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],
@@ -187,16 +215,20 @@ class SpectralVAE(nn.Module):
                 logits: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Encode, sample (or take the mean), decode: (batch, bins) -> decoded (batch, bins), z, mean, std.
 
-        ``logits`` is passed to :meth:`decode` (predictors' output on the sampled ``z``, when already known)."""
+        ``logits`` is passed to :meth:`decode` (predictors' output on the sampled ``z`` and on ``features``,
+        when already known); None runs the predictors here, spectrum predictors included."""
         mean, std = self.encode(features, labels)
         z = reparameterise(mean, std) if sample else mean
+        if logits is None and len(self.spectrum_tasks) > 0:
+            logits = self.predict(z, features)
         return self.decode(z, labels, logits), z, mean, std
 
     @torch.jit.unused
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable parameters per block (encoder, decoder, embeddings, predictors), for ``+check=1``."""
         blocks = {"encoder": self.encoder, "decoder": self.decoder, "encoder_embeddings": self.encoder_embeddings,
-                  "decoder_embeddings": self.decoder_embeddings, "predictors": self.predictors}
+                  "decoder_embeddings": self.decoder_embeddings, "predictors": self.predictors,
+                  "spectrum_predictors": self.spectrum_predictors}
         counts = {name: sum(p.numel() for p in block.parameters()) for name, block in blocks.items()}
         counts["total"] = sum(counts.values())
         return counts
