@@ -156,3 +156,38 @@ def test_shift_pitch_moves_partials_by_the_semitone_ratio():
     louder = augment_frames(frame, 0.0, 6.0, generator=torch.Generator().manual_seed(0))
     ratio = (louder / frame.clamp_min(1e-12))[:, 40]
     assert bool(((ratio > 0.5) & (ratio < 2.0)).all()) and not torch.allclose(louder, frame)
+
+
+def test_shift_notes_moves_each_labelled_frame_and_its_note_labels_together():
+    from vschaos.models.augment import shift_notes
+    from vschaos.notes import hz_to_midi
+
+    transform = SpectralTransform(SR, 1024, 256)
+    bin_hz = SR / 1024
+    f0 = 440.0  # A4: pitch 9, octave id 5
+    frames = transform.magnitude(sine(f0, 0.5)[None])[0, 10:11].repeat(400, 1)
+    labels = {"pitch": torch.full((400,), 9), "octave": torch.full((400,), 5), "instrument": torch.arange(400)}
+    labels["pitch"][300:] = -1  # octave known, pitch not: its new octave would be unknown, so it stays
+    labels["octave"][350:] = -1  # nothing known: moves freely
+    moved, moved_labels = shift_notes(frames, labels, 3, generator=torch.Generator().manual_seed(0))
+    heard = hz_to_midi(moved.argmax(-1).double() * bin_hz)  # the frame's new note, from its spectrum
+    shift = torch.round(heard - hz_to_midi(torch.tensor(float(frames[0].argmax()) * bin_hz, dtype=torch.float64)))
+    labelled = slice(0, 300)
+    assert set(shift[labelled].long().tolist()) == set(range(-3, 4))  # every whole shift occurs
+    midi = moved_labels["octave"][labelled] * 12 + moved_labels["pitch"][labelled]
+    assert torch.equal(midi, 69 + shift[labelled].long())  # labels moved exactly as the spectrum did
+    assert bool((shift[300:350] == 0).all()) and torch.equal(moved[300:350], frames[300:350])
+    assert bool((moved_labels["pitch"][300:] == -1).all()) and bool((moved_labels["octave"][350:] == -1).all())
+    assert set(shift[350:].long().tolist()) - {0}  # unlabelled frames move too
+    assert moved_labels["instrument"] is labels["instrument"]  # other tasks untouched
+
+
+def test_shift_notes_never_leaves_the_midi_range():
+    from vschaos.models.augment import shift_notes
+
+    frames = torch.rand(200, 64)
+    labels = {"pitch": torch.tensor([0, 7] * 100), "octave": torch.tensor([0, 10] * 100)}  # MIDI 0 and 127
+    _, moved = shift_notes(frames, labels, 5, generator=torch.Generator().manual_seed(1))
+    midi = moved["octave"] * 12 + moved["pitch"]
+    assert int(midi.min()) >= 0 and int(midi.max()) <= 127
+    assert bool((midi[0::2] <= 5).all()) and bool((midi[1::2] >= 122).all())

@@ -308,3 +308,24 @@ def test_input_pitch_shift_trains_the_decoder_on_shifted_frames_and_keeps_them_f
     plain_terms = module._shared_step(batch, sample=False)  # validation: never shifted, every frame scored
     assert plain_terms["prediction/pitch/count"] == known.sum()
     assert torch.isfinite(shifted_terms["loss"])
+
+
+def test_note_augmentation_moves_training_frames_and_labels_and_validation_never(demo_root, monkeypatch):
+    import vschaos.models.lightning as lightning
+
+    cfg = compose_config("dgt_pitch_cond", [f"data.dataset.root={demo_root}", "data.batch_size=32",
+                                            "model.encoder.hidden_dims=32", "model.decoder.hidden_dims=32",
+                                            "module.augment_note_semitones=2", "module.input_pitch_shift=null"])
+    _, datamodule, module = build_objects(cfg)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    seen = []
+    monkeypatch.setattr(lightning, "shift_notes", lambda m, labels, n: seen.append(n) or (m * 0, labels))
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    module.training_step(batch, 0)
+    assert seen == [2]  # the training step moved the batch by up to 2 semitones (here: to silence)
+    module.validation_step(batch, 0)
+    assert seen == [2]
+    with pytest.raises(Exception, match="module.augment_note_semitones must be a whole number >= 0, got 1.5"):
+        build_objects(compose_config("dgt_pitch_cond", [f"data.dataset.root={demo_root}",
+                                                        "module.augment_note_semitones=1.5"]))

@@ -1,4 +1,6 @@
 """Data augmentation a frame-wise spectral model can use, applied to magnitude frames at training time only."""
+from typing import Dict, Tuple
+
 import torch
 from torch import Tensor
 
@@ -27,3 +29,31 @@ def augment_frames(magnitude: Tensor, pitch_semitones: float, gain_db: float,
         gains = (torch.rand(batch, 1, generator=generator, device=magnitude.device) * 2 - 1) * gain_db
         out = out * torch.pow(10.0, gains / 20.0).to(out.dtype)
     return out
+
+
+def shift_notes(magnitude: Tensor, labels: Dict[str, Tensor], max_semitones: int,
+                generator: "torch.Generator | None" = None) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """Each frame moved along frequency by a whole number of semitones, uniform in ``[-max_semitones,
+    max_semitones]``, and its ``pitch`` / ``octave`` labels (``vschaos.notes``: ``midi % 12``, ``midi // 12``)
+    moved with it, so a pitch-conditioned decoder sees every note near the recorded ones, labelled right.
+
+    A frame whose octave is known but not its pitch class stays where it is (its new octave is unknown), as
+    does one that would leave MIDI 0..127; unlabelled frames move freely. ``magnitude`` (batch, bins),
+    ``labels`` ``{task: (batch,) long, -1 missing}`` -> both moved (other tasks' labels unchanged).
+    """
+    batch = magnitude.shape[0]
+    shifts = torch.randint(-max_semitones, max_semitones + 1, (batch,), generator=generator).to(magnitude.device)
+    pitch, octave = labels.get("pitch"), labels.get("octave")
+    out = dict(labels)
+    if octave is not None:
+        pitch_known = pitch >= 0 if pitch is not None else torch.zeros_like(octave, dtype=torch.bool)
+        both = (octave >= 0) & pitch_known
+        moved = octave * 12 + (pitch if pitch is not None else 0) + shifts
+        stays = ((octave >= 0) & ~pitch_known) | (both & ((moved < 0) | (moved > 127)))
+        shifts = torch.where(stays, torch.zeros_like(shifts), shifts)
+        if pitch is not None:
+            moved = octave * 12 + pitch + shifts
+            out["octave"] = torch.where(both, torch.div(moved, 12, rounding_mode="floor"), octave)
+    if pitch is not None:
+        out["pitch"] = torch.where(pitch >= 0, (pitch + shifts) % 12, pitch)
+    return shift_pitch(magnitude, shifts.to(magnitude.dtype)), out

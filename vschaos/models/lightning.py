@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vschaos.dsp.functional import spectral_convergence_energies
-from vschaos.models.augment import augment_frames
+from vschaos.models.augment import augment_frames, shift_notes
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
@@ -44,6 +44,9 @@ class SpectralVAEModule(L.LightningModule):
             +-this many semitones (:func:`vschaos.models.augment.shift_pitch`) [0 = off]: the decoder learns to
             write every pitch in between the recorded ones.
         augment_gain_db: training frames get a random gain uniform in +-this many dB [0 = off].
+        augment_note_semitones: training frames are moved by a whole number of semitones, uniform in +-this many,
+            and their ``pitch``/``octave`` labels with them (:func:`vschaos.models.augment.shift_notes`) [0 = off]:
+            a pitch-conditioned decoder learns the notes between and around the recorded ones.
         input_pitch_shift: training-time :class:`InputPitchShift` (encoder sees some labelled frames pitch-shifted,
             the decoder must rebuild them from the labels) [None: off]. Validation never shifts.
         predictor_frames: spectrum predictors (``SpectrumNotePredictor``) learn from the first this many frames
@@ -63,7 +66,8 @@ class SpectralVAEModule(L.LightningModule):
     def __init__(self, vae: SpectralVAE, optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
                  loss: SpectralVAELoss, prediction_weight: float = 1.0,
                  input_pitch_shift: Optional[InputPitchShift] = None, max_nonfinite_steps: int = 10,
-                 augment_pitch_semitones: float = 0.0, augment_gain_db: float = 0.0, predictor_frames: int = 64):
+                 augment_pitch_semitones: float = 0.0, augment_gain_db: float = 0.0, predictor_frames: int = 64,
+                 augment_note_semitones: int = 0):
         super().__init__()
         if int(max_nonfinite_steps) < 1:
             raise ValueError(f"module.max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
@@ -81,6 +85,9 @@ class SpectralVAEModule(L.LightningModule):
         self._loss_is_finite: Optional[Tensor] = None
         self.augment_pitch_semitones = float(augment_pitch_semitones)
         self.augment_gain_db = float(augment_gain_db)
+        if int(augment_note_semitones) < 0 or int(augment_note_semitones) != augment_note_semitones:
+            raise ValueError(f"module.augment_note_semitones must be a whole number >= 0, got {augment_note_semitones}")
+        self.augment_note_semitones = int(augment_note_semitones)
         if int(predictor_frames) < 0:
             raise ValueError(f"module.predictor_frames must be >= 0 (0 = every frame), got {predictor_frames}")
         self.predictor_frames = int(predictor_frames)
@@ -164,6 +171,9 @@ class SpectralVAEModule(L.LightningModule):
         return terms
 
     def training_step(self, batch: Dict, batch_idx: int) -> Tensor:
+        if self.augment_note_semitones > 0:
+            magnitude, labels = shift_notes(batch["magnitude"], batch.get("labels", {}), self.augment_note_semitones)
+            batch = {**batch, "magnitude": magnitude, "labels": labels}
         if self.augment_pitch_semitones > 0 or self.augment_gain_db > 0:
             batch = {**batch, "magnitude": augment_frames(batch["magnitude"], self.augment_pitch_semitones,
                                                           self.augment_gain_db)}
