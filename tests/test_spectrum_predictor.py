@@ -128,3 +128,26 @@ def test_a_bad_spectrum_predictor_config_names_the_task(args, message):
     with pytest.raises(ConfigurationError, match=rf"model\.prediction\.pitch: .*{message}"):
         SpectralVAE(SpectralTransform(RATE, N_FFT, 256), latent_dim=4, conditioning={"pitch": {"dim": 12}},
                     prediction={"pitch": {"dim": 12, "type": "SpectrumNotePredictor", "args": args}})
+
+
+def test_forward_fills_missing_labels_from_the_spectrum_and_decode_of_a_bare_latent_leaves_them_missing():
+    torch.manual_seed(0)
+    transform = SpectralTransform(RATE, N_FFT, 256)
+    vae = SpectralVAE(transform, latent_dim=4, encoder={"channels": [], "hidden_dims": 16, "nlayers": 1},
+                      decoder={"hidden_dims": 16, "nlayers": 1},
+                      conditioning={"pitch": {"dim": 12}, "octave": {"dim": 11}},
+                      prediction={"pitch": {"dim": 12, "type": "SpectrumNotePredictor", "args": {"fold": "pitch_class"}},
+                                  "octave": {"dim": 11, "type": "SpectrumNotePredictor", "args": {"fold": "octave"}}})
+    assert vae.spectrum_tasks == ["pitch", "octave"] and vae.predicted_tasks == ["pitch", "octave"]
+    features = transform.to_features(torch.cat([tone_magnitudes(57.0)[:2], tone_magnitudes(64.0)[:2]]))
+    missing = {"pitch": torch.full((4,), -1), "octave": torch.full((4,), -1)}
+    with torch.no_grad():
+        decoded, z, mean, _ = vae(features, missing, sample=False)
+        logits = vae.predict(mean, features)
+        assert set(vae.predict(mean)) == set()  # without the frames there is nothing to predict from
+        guessed = {task: logits[task].argmax(-1) for task in ("pitch", "octave")}
+        torch.testing.assert_close(decoded, vae.decode(mean, guessed))
+        torch.testing.assert_close(vae.decode(mean, missing), vae.decode(mean, {}))  # zero embeddings
+        assert not torch.allclose(vae.decode(mean, missing), decoded)
+        scripted = torch.jit.script(vae)
+        torch.testing.assert_close(scripted(features, missing, False)[0], decoded)
