@@ -329,3 +329,34 @@ def test_note_augmentation_moves_training_frames_and_labels_and_validation_never
     with pytest.raises(Exception, match="module.augment_note_semitones must be a whole number >= 0, got 1.5"):
         build_objects(compose_config("dgt_pitch_cond", [f"data.dataset.root={demo_root}",
                                                         "module.augment_note_semitones=1.5"]))
+
+
+def test_every_step_the_logger_writes_holds_every_training_term(demo_root):
+    """The loss terms are logged only on the steps Lightning writes (log_every_n_steps): none may be missing there."""
+    from lightning.pytorch.loggers import Logger
+
+    class RecordingLogger(Logger):
+        name, version = "recording", 0
+
+        def __init__(self):
+            super().__init__()
+            self.written = {}
+
+        def log_metrics(self, metrics, step=None):
+            self.written.setdefault(step, {}).update(metrics)
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            pass
+
+    cfg = compose_config("demo", [f"data.dataset.root={demo_root}", "data.batch_size=32"])
+    _, datamodule, module = build_objects(cfg)
+    logger = RecordingLogger()
+    trainer = L.Trainer(max_steps=7, logger=logger, log_every_n_steps=3, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(module, datamodule=datamodule)
+    train_steps = {step: keys for step, keys in logger.written.items() if any(k.startswith("train/") for k in keys)}
+    assert sorted(train_steps) == [2, 5]  # Lightning writes steps 3 and 6 (0-based 2 and 5)
+    for step, values in train_steps.items():
+        assert {"train/loss", "train/spectral_convergence", "train/log_magnitude_l1", "train/kl", "train/beta"} <= set(values)
+        # this step's values, not a previous step's left in Lightning's results (beta grows every step)
+        assert values["train/beta"] == pytest.approx(module.loss.beta_at(step))
