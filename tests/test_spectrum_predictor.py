@@ -24,20 +24,21 @@ def tone_magnitudes(midi: float, harmonics=(1.0, 0.5, 0.33, 0.25, 0.2), seconds:
 
 def test_band_weights_interpolate_where_bands_are_narrower_than_bins_and_vanish_above_nyquist():
     centres = 440.0 * 2.0 ** (torch.arange(-3, 4) / 36.0)  # a third of a semitone apart: ~8.5 Hz < 15.6 Hz bins
-    weights = log_frequency_weights(N_BINS, RATE, centres)
+    weights = log_frequency_weights(N_FFT, RATE, centres)
     torch.testing.assert_close(weights.sum(0), torch.ones(7))
     # 440 Hz lies between bins 28 (437.5 Hz) and 29 (453.1 Hz): linear interpolation
     assert weights[:, 3].nonzero().flatten().tolist() == [28, 29]
     assert float(weights[28, 3]) == pytest.approx(1 - 2.5 / 15.625, abs=1e-6)
-    wide = log_frequency_weights(N_BINS, RATE, torch.tensor([3000.0, 4000.0, 7999.0, 8001.0, 12000.0]))
+    wide = log_frequency_weights(N_FFT, RATE, torch.tensor([3000.0, 4000.0, 7999.0, 8001.0, 12000.0]))
     torch.testing.assert_close(wide.sum(0), torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0]))
     assert int((wide[:, 1] > 0).sum()) > 2  # a band wider than a bin averages several bins
 
 
 def test_a_pure_tone_peaks_in_its_own_band():
-    predictor = SpectrumNotePredictor(N_BINS, RATE, 12, "pitch_class")
+    predictor = SpectrumNotePredictor(N_FFT, RATE, 12, "pitch_class")
     bands = predictor.log_bands(tone_magnitudes(69.0, harmonics=(1.0,)))
-    axis_index_of_a4 = int(predictor.stack_index[1, (69 - predictor.midi_low) * 3 + 1])  # h = 1, centre of A4
+    margin = 5  # positions added on each side for the unpadded convolutions (kernels 5, 5, 3)
+    axis_index_of_a4 = int(predictor.stack_index[1, margin + (69 - predictor.midi_low) * 3 + 1])  # h = 1, A4's centre
     assert bands.argmax(-1).unique().tolist() == [axis_index_of_a4]
     assert float(bands.max()) == pytest.approx(math.log(1 + predictor.floor), abs=1e-6)  # relative to the peak
 
@@ -46,7 +47,7 @@ def test_a_semitone_up_is_the_same_scores_one_note_up():
     """Weights are shared along log frequency: the note scores of a tone a semitone higher are the scores of the
     lower tone moved by one note (up to the linear bins' interpolation)."""
     torch.manual_seed(0)
-    predictor = SpectrumNotePredictor(N_BINS, RATE, 12, "pitch_class", midi_low=36, midi_high=96)
+    predictor = SpectrumNotePredictor(N_FFT, RATE, 12, "pitch_class", midi_low=36, midi_high=96)
     with torch.no_grad():
         low = predictor.note_logits(tone_magnitudes(66.0)).mean(0)
         high = predictor.note_logits(tone_magnitudes(67.0)).mean(0)
@@ -60,7 +61,7 @@ def test_folds_take_the_best_note_of_each_class():
     torch.manual_seed(0)
     magnitude = tone_magnitudes(60.0)[:3]
     for fold, n_classes, class_of in (("pitch_class", 12, lambda m: m % 12), ("octave", 11, lambda m: m // 12)):
-        predictor = SpectrumNotePredictor(N_BINS, RATE, n_classes, fold, midi_low=30, midi_high=90)
+        predictor = SpectrumNotePredictor(N_FFT, RATE, n_classes, fold, midi_low=30, midi_high=90)
         with torch.no_grad():
             notes, logits = predictor.note_logits(magnitude), predictor(magnitude)
         midi = torch.arange(30, 91)
@@ -89,8 +90,8 @@ def test_it_learns_pitch_and_octave_at_pitches_it_never_saw():
 
     train = notes(list(range(48, 85, 3)) * 2)
     test = notes([m for m in range(49, 84) if m % 3 != 0])
-    predictors = {"pitch": SpectrumNotePredictor(N_BINS, RATE, 12, "pitch_class", 36, 96, channels=8),
-                  "octave": SpectrumNotePredictor(N_BINS, RATE, 11, "octave", 36, 96, channels=8)}
+    predictors = {"pitch": SpectrumNotePredictor(N_FFT, RATE, 12, "pitch_class", 36, 96, channels=8),
+                  "octave": SpectrumNotePredictor(N_FFT, RATE, 11, "octave", 36, 96, channels=8)}
     optimiser = torch.optim.Adam([p for m in predictors.values() for p in m.parameters()], 3e-3)
     for _ in range(250):
         index = torch.randint(len(train[0]), (64,))
@@ -105,9 +106,21 @@ def test_it_learns_pitch_and_octave_at_pitches_it_never_saw():
             assert accuracy >= 0.9, f"{task} accuracy {float(accuracy):.2f} on unseen pitches"
 
 
+def test_a_silent_frame_scores_every_note_alike_in_any_precision_and_an_empty_batch_is_empty():
+    torch.manual_seed(0)
+    predictor = SpectrumNotePredictor(N_FFT, RATE, 12, "pitch_class")
+    with torch.no_grad():
+        notes = predictor.note_logits(torch.zeros(2, N_BINS))
+        # unpadded convolutions: the ends of the range read the spectrum's floor too, not a loud padding
+        torch.testing.assert_close(notes, torch.full_like(notes, float(notes[0, 0])))
+        half = predictor.half()(torch.zeros(2, N_BINS, dtype=torch.float16))
+        assert half.dtype == torch.float16 and bool(torch.isfinite(half).all())
+        assert predictor.float()(torch.zeros(0, N_BINS)).shape == (0, 12)
+
+
 def test_any_input_gives_finite_logits_and_the_script_agrees():
     torch.manual_seed(0)
-    predictor = SpectrumNotePredictor(N_BINS, RATE, 11, "octave").eval()
+    predictor = SpectrumNotePredictor(N_FFT, RATE, 11, "octave").eval()
     scripted = torch.jit.script(predictor)
     inputs = torch.stack([torch.zeros(N_BINS), torch.full((N_BINS,), float("nan")),
                           torch.full((N_BINS,), float("inf")), torch.full((N_BINS,), 1e30),
@@ -120,14 +133,19 @@ def test_any_input_gives_finite_logits_and_the_script_agrees():
 
 @pytest.mark.parametrize("args, message", [
     ({"fold": "semitone"}, "fold must be one of"),
+    ({"fold": "octave", "bins_per_semitone": 2}, "bins_per_semitone must be an odd whole number >= 1, got 2"),
+    ({"fold": "octave", "bins_per_semitone": 0}, "bins_per_semitone must be an odd whole number >= 1, got 0"),
+    ({"fold": "octave", "kernel_size": 4}, "kernel_size must be an odd whole number >= 1, got 4"),
+    ({"fold": "octave", "channels": 0}, "channels must be a whole number >= 1, got 0"),
     ({"fold": "octave"}, "predicts 11 classes .* dim 12"),
     ({"fold": "pitch_class", "midi_low": 90, "midi_high": 40}, "midi_low < midi_high"),
     ({"fold": "pitch_class", "width": 3}, "unexpected keyword argument 'width'"),
 ])
 def test_a_bad_spectrum_predictor_config_names_the_task(args, message):
+    dim = 11 if args.get("fold") == "octave" and "predicts" not in message else 12
     with pytest.raises(ConfigurationError, match=rf"model\.prediction\.pitch: .*{message}"):
-        SpectralVAE(SpectralTransform(RATE, N_FFT, 256), latent_dim=4, conditioning={"pitch": {"dim": 12}},
-                    prediction={"pitch": {"dim": 12, "type": "SpectrumNotePredictor", "args": args}})
+        SpectralVAE(SpectralTransform(RATE, N_FFT, 256), latent_dim=4, conditioning={"pitch": {"dim": dim}},
+                    prediction={"pitch": {"dim": dim, "type": "SpectrumNotePredictor", "args": args}})
 
 
 def test_forward_fills_missing_labels_from_the_spectrum_and_decode_of_a_bare_latent_leaves_them_missing():

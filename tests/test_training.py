@@ -348,14 +348,20 @@ def test_every_step_the_logger_writes_holds_every_training_term(demo_root):
         def log_hyperparams(self, params, *args, **kwargs):
             pass
 
+    class StopAfterFiveSteps(L.Callback):  # as the CPU budget or early stopping stop a run
+        def on_train_batch_end(self, trainer, *args):
+            trainer.should_stop = trainer.should_stop or trainer.global_step >= 5
+
     cfg = compose_config("demo", [f"data.dataset.root={demo_root}", "data.batch_size=32"])
     _, datamodule, module = build_objects(cfg)
     logger = RecordingLogger()
-    trainer = L.Trainer(max_steps=7, logger=logger, log_every_n_steps=3, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = L.Trainer(max_steps=20, logger=logger, log_every_n_steps=3, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=[StopAfterFiveSteps()])
     trainer.fit(module, datamodule=datamodule)
     train_steps = {step: keys for step, keys in logger.written.items() if any(k.startswith("train/") for k in keys)}
-    assert sorted(train_steps) == [2, 5]  # Lightning writes steps 3 and 6 (0-based 2 and 5)
+    # Lightning writes steps 3 and 6 (0-based 2 and 5), and the step where a callback stops training
+    assert sorted(train_steps) == [2, 4]
     for step, values in train_steps.items():
         assert {"train/loss", "train/spectral_convergence", "train/log_magnitude_l1", "train/kl", "train/beta"} <= set(values)
         # this step's values, not a previous step's left in Lightning's results (beta grows every step)

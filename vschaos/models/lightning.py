@@ -94,6 +94,8 @@ class SpectralVAEModule(L.LightningModule):
         self.register_buffer("normalisation_fitted", torch.tensor(False))
         # validation sums stay on the device as tensors; they are read once, at the end of the epoch
         self._val_sums: Dict[str, Tensor] = {}
+        self._step_terms: Dict[str, Tensor] = {}  # this training step's loss terms, logged in on_train_batch_end
+        self._step_batch_size = 0
 
     # ------------------------------------------------------------------ setup
     def on_fit_start(self) -> None:
@@ -180,22 +182,26 @@ class SpectralVAEModule(L.LightningModule):
         terms = self._shared_step(batch, sample=True)
         batch_size = batch["magnitude"].shape[0]
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
-        if self._writes_logs_this_step():
-            for name in ("spectral_convergence", "log_magnitude_l1", "kl", "beta"):
-                self.log(f"train/{name}", terms[name], batch_size=batch_size)
-            for name, value in terms.items():
-                if name.startswith("prediction/") and not name.endswith(("count", "correct")):
-                    self.log(f"train/{name}", value, batch_size=batch_size)
+        # the other terms are logged in on_train_batch_end, on the steps the logger writes
+        self._step_terms = {name: value.detach() for name, value in terms.items()
+                            if name in ("spectral_convergence", "log_magnitude_l1", "kl", "beta")
+                            or (name.startswith("prediction/") and not name.endswith(("count", "correct")))}
+        self._step_batch_size = batch_size
         self._loss_is_finite = torch.isfinite(terms["loss"].detach())  # read in on_before_optimizer_step
         return terms["loss"]
 
-    def _writes_logs_this_step(self) -> bool:
-        """Whether the logger writes this step's values (every ``trainer.log_every_n_steps``, as Lightning decides
-        it): each ``self.log`` call costs ~1 ms of Python on a CPU step of ~80, and Lightning drops the values of
-        the other steps anyway. ``train/loss`` is logged every step (the progress bar shows it)."""
-        if self._trainer is None:
-            return True
-        return (int(self.global_step) + 1) % max(1, int(self.trainer.log_every_n_steps)) == 0
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Log the step's loss terms when the logger writes this step: every ``trainer.log_every_n_steps``, or when
+        a callback (CPU budget, early stopping) has just stopped training, as Lightning decides it. Each
+        ``self.log`` call costs ~1 ms of Python on a CPU step of ~80, and Lightning drops the values of the other
+        steps anyway. (Callbacks' ``on_train_batch_end`` run before this hook, so ``should_stop`` is final here.)"""
+        terms, self._step_terms = self._step_terms, {}
+        # Lightning's own decision (its logger connector's; if a Lightning version lacks it, log every step)
+        connector = getattr(self._trainer, "_logger_connector", None) if self._trainer is not None else None
+        if connector is not None and not getattr(connector, "should_update_logs", True):
+            return
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, batch_size=self._step_batch_size)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Skip this step if the loss or a gradient is NaN/Inf: drop the gradients, so the optimiser leaves the

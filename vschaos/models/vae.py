@@ -122,7 +122,7 @@ class SpectralVAE(nn.Module):
                 self.spectrum_tasks.append(task)
                 try:
                     self.spectrum_predictors[task] = SpectrumNotePredictor(
-                        self.n_bins, int(transform.sample_rate), int(spec["dim"]), **args)
+                        int(transform.n_fft), int(transform.sample_rate), int(spec["dim"]), **args)
                 except (TypeError, ValueError) as error:
                     raise ConfigurationError(f"model.prediction.{task}: {error}") from None
             else:
@@ -164,6 +164,7 @@ class SpectralVAE(nn.Module):
         predictors the frames ``features`` (batch, bins) were computed from (their tasks are absent from the
         result when ``features`` is None)."""
         out: Dict[str, Tensor] = {}
+        z = bounded_latent(z)  # what decode reads
         for task, predictor in self.predictors.items():
             out[task] = predictor(z)
         if features is not None and len(self.spectrum_tasks) > 0:
