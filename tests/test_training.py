@@ -366,3 +366,21 @@ def test_every_step_the_logger_writes_holds_every_training_term(demo_root):
         assert {"train/loss", "train/spectral_convergence", "train/log_magnitude_l1", "train/kl", "train/beta"} <= set(values)
         # this step's values, not a previous step's left in Lightning's results (beta grows every step)
         assert values["train/beta"] == pytest.approx(module.loss.beta_at(step))
+
+
+def test_spectrum_predictors_complete_only_the_unlabelled_training_frames(demo_root):
+    cfg = compose_config("dgt_pitch_prediction", [f"data.dataset.root={demo_root}", "data.batch_size=64",
+                                                  "model.encoder.hidden_dims=32", "model.decoder.hidden_dims=32"])
+    _, datamodule, module = build_objects(cfg)
+    datamodule.setup("fit")
+    magnitude = next(iter(datamodule.train_dataloader()))["magnitude"]
+    pitch = torch.arange(64) % 12
+    pitch[::5] = -1  # every fifth frame unvoiced
+    labels = {"pitch": pitch, "octave": torch.full((64,), 5)}
+    with torch.no_grad():
+        sparse = module._spectrum_completion_logits(magnitude, labels, every_frame=False)
+        full = module._spectrum_completion_logits(magnitude, labels, every_frame=True)
+    missing = pitch < 0
+    for task in ("pitch", "octave"):
+        torch.testing.assert_close(sparse[task][missing], full[task][missing])  # what completion reads
+        assert bool((sparse[task][~missing] == 0).all())  # labelled frames: not computed

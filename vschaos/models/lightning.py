@@ -137,7 +137,7 @@ class SpectralVAEModule(L.LightningModule):
         trained_logits = dict(all_logits)
         if len(self.vae.spectrum_tasks) > 0:
             with torch.no_grad():
-                all_logits.update(self.vae.predict(z, self.vae.transform.to_features(magnitude)))
+                all_logits.update(self._spectrum_completion_logits(magnitude, labels, every_frame=not sample))
             if sample:
                 subset = magnitude[: self.predictor_frames] if self.predictor_frames > 0 else magnitude
                 for task in self.vae.spectrum_tasks:
@@ -171,6 +171,26 @@ class SpectralVAEModule(L.LightningModule):
             total = total + self.prediction_weight * ce
         terms["loss"] = total
         return terms
+
+    def _spectrum_completion_logits(self, magnitude: Tensor, labels: Dict[str, Tensor],
+                                    every_frame: bool) -> Dict[str, Tensor]:
+        """Spectrum predictors' logits ``{task: (batch, classes)}`` for label completion. In training only the
+        frames missing a label of theirs are read (the others' rows stay 0: their label is known, the argmax is
+        never used): the predictors cost more per frame than the VAE, and most training frames are labelled."""
+        if every_frame:
+            return {task: self.vae.spectrum_predictors[task](magnitude) for task in self.vae.spectrum_tasks}
+        missing = torch.zeros(magnitude.shape[0], dtype=torch.bool, device=magnitude.device)
+        for task in self.vae.spectrum_tasks:
+            missing = missing | (labels[task] < 0 if task in labels else torch.ones_like(missing))
+        rows = missing.nonzero().squeeze(1)
+        out: Dict[str, Tensor] = {}
+        for task in self.vae.spectrum_tasks:
+            predictor = self.vae.spectrum_predictors[task]
+            logits = magnitude.new_zeros(magnitude.shape[0], predictor.n_classes)
+            if rows.numel() > 0:
+                logits[rows] = predictor(magnitude[rows]).to(logits.dtype)
+            out[task] = logits
+        return out
 
     def training_step(self, batch: Dict, batch_idx: int) -> Tensor:
         if self.augment_note_semitones > 0:
