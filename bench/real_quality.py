@@ -11,7 +11,11 @@ train/validation files by the data module as usual. The budget is the CPU time o
 threads, so that the result does not depend on what else shares the machine. Training runs one epoch first
 (kept as ``epoch1.ckpt``), then resumes under the remaining budget.
 
-Per note: the decoder alone (posterior mean, magnitude vs the input's, SC and LSD in dB), after offline phase
+``--config dgt_pitch_prediction`` (pitch-conditioned, labels predicted from the spectrum) needs the
+dataset's ``pitch``/``octave`` labels first: ``python extract_pitch.py NOTES_DIR``.
+
+Per note: the decoder alone (posterior mean, labels completed by the model's predictors if it has any,
+magnitude vs the input's, SC and LSD in dB), after offline phase
 reconstruction (``pghi+gla``, re-analysed), and through the verified export's streaming ``forward`` in
 ``vschaos.host`` at B = 2048 (output aligned by the declared delay: SC vs the input, level error = output RMS
 over input RMS in dB). Writes ``bench/results/real_quality[_TAG].{json,md}``.
@@ -91,6 +95,8 @@ def split_by_pitch(root: Path, work: Path) -> Dict[str, object]:
         atomic_write_text(train_root / "metadata" / task_dir.name / "metadata.txt", format_metadata(entries))
         if (task_dir / "classes.txt").is_file():
             shutil.copy2(task_dir / "classes.txt", train_root / "metadata" / task_dir.name / "classes.txt")
+        if (task_dir / "tracks").is_dir():  # time-varying labels (extract_pitch.py): metadata.txt points into it
+            shutil.copytree(task_dir / "tracks", train_root / "metadata" / task_dir.name / "tracks")
     return {"rows": rows, "held_out_pitches": sorted(held), "train_pitches": [p for p in pitches if p not in held],
             "train_root": train_root}
 
@@ -145,8 +151,8 @@ def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_s
     for key in keys:
         audio = load_audio(root / key, transform.sample_rate)
         mag = transform.magnitude(audio[None])[0]
-        mean, _ = vae.encode(transform.to_features(mag), {})
-        estimate = transform.from_features(vae.decode(mean, {}))
+        # posterior mean through the whole model: a preset with predictors completes its labels here, as in forward
+        estimate = transform.from_features(vae(transform.to_features(mag), {}, sample=False)[0])
         row = {"file": key, "sc": float(F.spectral_convergence(mag, estimate)),
                "lsd": float(F.log_spectral_distance(mag, estimate))}
         audio_out = transform.reconstruct(estimate, audio.shape[-1], method="pghi+gla")
