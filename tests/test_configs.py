@@ -107,5 +107,8 @@ def test_presets_override_only_what_they_change(tmp_path):
     # the input pitch shift is on in both pitch presets (spectrum predictors read the unshifted frames), off elsewhere
     assert cond.module.input_pitch_shift.probability == 0.5 and cond.module.input_pitch_shift.max_semitones == 12.0
     assert prediction.module.input_pitch_shift == cond.module.input_pitch_shift and base.module.input_pitch_shift is None
+    # whole-semitone note augmentation: on in both pitch presets, off where there are no note labels
+    assert cond.module.augment_note_semitones == prediction.module.augment_note_semitones == 2
+    assert base.module.augment_note_semitones == 0
     assert {task: spec.type for task, spec in prediction.model.prediction.items()} == {
         "pitch": "SpectrumNotePredictor", "octave": "SpectrumNotePredictor"}
