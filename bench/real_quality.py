@@ -161,7 +161,11 @@ def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_s
         row["offline_lsd"] = float(F.log_spectral_distance(mag, mag_out))
         if loaded_export is not None:
             loaded_export.module.reset()
-            streamed = render_array(loaded_export, "forward", audio.numpy()[None], buffer_size=buffer_size,
+            # label inlets (conditioned presets) at -1 = "unknown": the model's own prediction (a host fills
+            # inlets it is not given with 0, which is a class)
+            labels = loaded_export.description.method("forward").in_channels - 1
+            inlets = np.concatenate([audio.numpy()[None], -np.ones((labels, audio.shape[-1]), dtype=np.float32)])
+            streamed = render_array(loaded_export, "forward", inlets, buffer_size=buffer_size,
                                     compensate_delay=True, sample_rate=transform.sample_rate).output[0]
             mag_stream = transform.magnitude(torch.from_numpy(np.ascontiguousarray(streamed))[None])[0]
             row["stream_sc"] = float(F.spectral_convergence(mag, mag_stream))
