@@ -44,6 +44,14 @@ def log_frequency_weights(n_fft: int, sample_rate: int, centres_hz: Tensor) -> T
     return torch.where(total > 0, weights / total.clamp(min=1e-12), weights).float()
 
 
+def relative_to_row_peak(x: Tensor) -> Tensor:
+    """``x`` ``(batch, n)`` >= 0 divided by each row's maximum; an all-zero row stays zero (no 0/0, in any
+    float dtype: a small clamp such as 1e-30 is 0 in float16)."""
+    peak = x.amax(dim=-1, keepdim=True)
+    positive = peak > 0
+    return torch.where(positive, x / torch.where(positive, peak, torch.ones_like(peak)), torch.zeros_like(x))
+
+
 class SpectrumNotePredictor(nn.Module):
     """Linear magnitudes ``(batch, n_fft // 2 + 1)`` -> class logits ``(batch, n_classes)`` of the frame's note.
 
@@ -114,15 +122,9 @@ class SpectrumNotePredictor(nn.Module):
         ``[log FLOOR, 0]``; a silent or non-finite frame reads as the floor everywhere (in any float dtype:
         ratios are taken only where the peak is above zero)."""
         magnitude = torch.nan_to_num(magnitude, nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0.0)
-        # scaled to the frame's peak first: squaring a large magnitude would overflow
-        peak = magnitude.amax(dim=-1, keepdim=True)
-        scaled = torch.where(peak > 0, magnitude / torch.where(peak > 0, peak, torch.ones_like(peak)),
-                             torch.zeros_like(magnitude))
+        scaled = relative_to_row_peak(magnitude)  # first: squaring a large magnitude would overflow
         bands = (scaled * scaled) @ self.band_weights.to(scaled.dtype)
-        band_peak = bands.amax(dim=-1, keepdim=True)
-        relative = torch.where(band_peak > 0, bands / torch.where(band_peak > 0, band_peak, torch.ones_like(band_peak)),
-                               torch.zeros_like(bands))
-        return torch.log(relative + self.floor)
+        return torch.log(relative_to_row_peak(bands) + self.floor)
 
     def note_logits(self, magnitude: Tensor) -> Tensor:
         """``(batch, bins)`` -> one score per candidate note ``midi_low..midi_high`` ``(batch, notes)``."""
