@@ -146,7 +146,9 @@ class SpectralVAEModule(L.LightningModule):
                 trained_logits = all_logits
         decoded = self.vae.decode(z, labels, all_logits)
         estimate = self.vae.transform.from_features(decoded)
-        terms = self.loss(magnitude, estimate, mean, std, int(self.global_step))
+        # a pitch latent is measured, not sampled from the prior: it stays outside the KL
+        pitch_dims = self.vae.pitch_dims
+        terms = self.loss(magnitude, estimate, mean[:, pitch_dims:], std[:, pitch_dims:], int(self.global_step))
         terms["estimate"] = estimate
         total = terms["loss"]
         # stop-gradient: the predictors learn from the latent, the encoder never learns from them

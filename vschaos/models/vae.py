@@ -8,7 +8,9 @@ from vschaos.dsp.bounds import bounded_decoded_features, bounded_features, bound
 from vschaos.models.components.decoders import make_decoder
 from vschaos.models.components.distributions import normal_parameters, reparameterise
 from vschaos.models.components.embeddings import make_embedding
+from vschaos.dsp.f0 import HarmonicF0
 from vschaos.models.components.encoders import SpectralEncoder
+from vschaos.models.components.harmonic import HarmonicDecoder, PitchCoordinate
 from vschaos.models.components.predictors import MLPPredictor
 from vschaos.models.components.spectrum_predictor import SpectrumNotePredictor
 
@@ -17,6 +19,8 @@ VALID_TARGETS = ("encoder", "decoder")
 LATENT_PREDICTOR = "MLPEncoder"  # the latent z (vschaos2's)
 SPECTRUM_PREDICTOR = "SpectrumNotePredictor"  # the input frame's magnitudes (pitch class or octave)
 PREDICTOR_TYPES = (LATENT_PREDICTOR, SPECTRUM_PREDICTOR)
+HARMONIC_DECODER = "HarmonicDecoder"  # model.decoder.type of the source-filter decoder (needs model.pitch_latent)
+PITCH_LATENT_KEYS = ("centre_hz", "octaves_per_unit", "fmin", "fmax")
 
 
 class ConfigurationError(ValueError):
@@ -61,6 +65,11 @@ class SpectralVAE(nn.Module):
             hidden_dims, target_dist: Categorical); ``type: SpectrumNotePredictor`` reads the input frame's
             magnitudes (args: ``fold: pitch_class`` or ``octave``, see ``components/spectrum_predictor.py``).
         min_std: floor added to the posterior std [1e-4].
+        pitch_latent: ``None`` [default], or ``{centre_hz: 220, octaves_per_unit: 1, fmin: 30, fmax: 2000}``: the
+            latent's first dimension is then the frame's f0 as a :class:`PitchCoordinate` (``log2(f0 / centre_hz)
+            / octaves_per_unit``), measured by :class:`vschaos.dsp.f0.HarmonicF0` (``fmin``..``fmax`` Hz) from the
+            input instead of learnt: deterministic (std ``min_std``), outside the KL, and what
+            ``HarmonicDecoder`` (``decoder.type``) reads to place its partials. ``latent_dim`` counts it.
 
     Bounds (``vschaos.dsp.bounds``, the same in training, generation and export): :meth:`encode` reads
     features within ``+-FEATURE_LIMIT`` (NaN as 0); :meth:`decode` reads latents within ``+-LATENT_LIMIT``
@@ -80,10 +89,13 @@ class SpectralVAE(nn.Module):
     predicted_tasks: List[str]
     spectrum_tasks: List[str]
     task_dims: Dict[str, int]
+    pitch_dims: int
+    decoder_writes_magnitude: bool
 
     def __init__(self, transform: nn.Module, latent_dim: int = 16, encoder: Optional[Mapping[str, Any]] = None,
                  decoder: Optional[Mapping[str, Any]] = None, conditioning: Optional[Mapping[str, Any]] = None,
-                 prediction: Optional[Mapping[str, Any]] = None, min_std: float = 1e-4):
+                 prediction: Optional[Mapping[str, Any]] = None, min_std: float = 1e-4,
+                 pitch_latent: Optional[Mapping[str, Any]] = None):
         super().__init__()
         conditioning = dict(conditioning or {})
         prediction = dict(prediction or {})
@@ -128,10 +140,50 @@ class SpectralVAE(nn.Module):
             else:
                 self.predictors[task] = MLPPredictor(self.latent_dim, int(spec["dim"]), **args)
 
+        self.pitch_trackers = nn.ModuleList()  # one HarmonicF0 with a pitch latent, else none (scriptable either way)
+        self.pitch_coordinate = self._build_pitch_latent(pitch_latent)
+        self.pitch_dims = len(self.pitch_trackers)
         encoder_cond = sum(m.out_dim for m in self.encoder_embeddings.values())
         decoder_cond = sum(m.out_dim for m in self.decoder_embeddings.values())
-        self.encoder = SpectralEncoder(self.n_bins, 2 * self.latent_dim, cond_dim=encoder_cond, **dict(encoder or {}))
-        self.decoder = make_decoder(self.latent_dim + decoder_cond, self.n_bins, **dict(decoder or {}))
+        self.encoder = SpectralEncoder(self.n_bins, 2 * (self.latent_dim - self.pitch_dims), cond_dim=encoder_cond,
+                                       **dict(encoder or {}))
+        decoder = dict(decoder or {})
+        self.decoder_writes_magnitude = decoder.get("type") == HARMONIC_DECODER
+        if self.decoder_writes_magnitude:
+            if self.pitch_dims == 0:
+                raise ConfigurationError("model.decoder.type HarmonicDecoder places its partials at the latent's f0: "
+                                         "it needs model.pitch_latent (e.g. model=harmonic)")
+            decoder.pop("type")
+            try:
+                self.decoder = HarmonicDecoder(self.latent_dim + decoder_cond, self.n_bins, int(transform.sample_rate),
+                                               int(transform.n_fft), float(transform.tfr), self.pitch_coordinate,
+                                               float(transform.full_scale), **decoder)
+            except (TypeError, ValueError) as error:
+                raise ConfigurationError(f"model.decoder: {error}") from None
+        else:
+            self.decoder = make_decoder(self.latent_dim + decoder_cond, self.n_bins, **decoder)
+
+    def _build_pitch_latent(self, pitch_latent: Optional[Mapping[str, Any]]) -> PitchCoordinate:
+        """The pitch coordinate (defaults when there is no pitch latent) and, with one, its f0 tracker."""
+        nyquist = float(self.transform.sample_rate) / 2.0
+        if pitch_latent is None:
+            return PitchCoordinate(fmax=nyquist)
+        spec = dict(pitch_latent)
+        unknown = sorted(set(spec) - set(PITCH_LATENT_KEYS))
+        if unknown:
+            raise ConfigurationError(f"model.pitch_latent: unknown key(s) {unknown}; known: {list(PITCH_LATENT_KEYS)}")
+        if self.latent_dim < 2:
+            raise ConfigurationError(f"model.pitch_latent needs latent_dim >= 2 (the pitch and at least one "
+                                     f"learnt dimension), got {self.latent_dim}")
+        try:
+            coordinate = PitchCoordinate(float(spec.get("centre_hz", 220.0)), float(spec.get("octaves_per_unit", 1.0)),
+                                         fmin=20.0, fmax=nyquist)
+            self.pitch_trackers.append(HarmonicF0(int(self.transform.n_fft), int(self.transform.sample_rate),
+                                                  fmin=float(spec.get("fmin", 30.0)),
+                                                  fmax=float(spec.get("fmax", 2000.0))))
+        except (TypeError, ValueError) as error:
+            raise ConfigurationError(f"model.pitch_latent: {error}") from None
+        return coordinate
 
     def _task_labels(self, labels: Dict[str, Tensor], task: str, reference: Tensor) -> Tensor:
         """``labels[task]``, or all -1 (missing) when the task is absent: (batch,) long."""
@@ -157,7 +209,14 @@ class SpectralVAE(nn.Module):
         """Posterior parameters: features (batch, bins) -> mean, std (batch, latent)."""
         features = bounded_features(features)
         condition = self._encoder_condition(labels, features)
-        return normal_parameters(self.encoder(features, condition), self.min_std)
+        mean, std = normal_parameters(self.encoder(features, condition), self.min_std)
+        for tracker in self.pitch_trackers:  # the pitch latent: measured, not learnt (no gradient to carry)
+            with torch.no_grad():
+                f0_hz = tracker(self.transform.from_features(features))
+                pitch = self.pitch_coordinate.coordinate(f0_hz).unsqueeze(-1).to(mean.dtype)
+            mean = torch.cat([pitch, mean], dim=-1)
+            std = torch.cat([torch.full_like(pitch, self.min_std), std], dim=-1)
+        return mean, std
 
     def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Logits (batch, n_classes) per predicted task: latent predictors read ``z`` (batch, latent), spectrum
@@ -201,7 +260,10 @@ class SpectralVAE(nn.Module):
         if len(self.predicted_tasks) > 0:
             labels = self.complete_labels(z, labels, logits)
         condition = self._decoder_condition(labels, z)
-        return self.bound_decoded(self.decoder(torch.cat([z, condition], dim=-1)))
+        decoded = self.decoder(torch.cat([z, condition], dim=-1))
+        if self.decoder_writes_magnitude:  # HarmonicDecoder: magnitudes -> the features every caller reads
+            decoded = self.transform.to_features(decoded)
+        return self.bound_decoded(decoded)
 
     def bound_decoded(self, features: Tensor) -> Tensor:
         """Decoded features ``(batch, bins)`` clamped per bin between the features of a zero magnitude and of

@@ -1,0 +1,227 @@
+"""The f0 tracker (vschaos/dsp/f0.py), the pitch latent and the source-filter decoder
+(vschaos/models/components/harmonic.py): known frequencies in, known frequencies out."""
+import math
+import warnings
+
+import pytest
+import torch
+
+from conftest import harmonic_tone
+from tests.test_export import _verify_buffers, preset_vae
+from vschaos.cli.train import compose_config
+from vschaos.dsp.f0 import HarmonicF0, f0_candidates, refine_f0, subharmonic_matrix
+from vschaos.dsp.transforms import SpectralTransform
+from vschaos.export import export_model
+from vschaos.models.components.harmonic import HarmonicDecoder, PitchCoordinate, band_interpolation
+from vschaos.models.vae import ConfigurationError, SpectralVAE
+from vschaos.training.fit import build_objects
+
+RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def transform():
+    return SpectralTransform(sample_rate=RATE, n_fft=1024, hop=256)
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    return HarmonicF0(1024, RATE)
+
+
+def _frames(transform, audio) -> torch.Tensor:
+    """Magnitude frames of the steady middle of ``audio`` (numpy or tensor): (frames, bins)."""
+    magnitude = transform.magnitude(torch.as_tensor(audio, dtype=torch.float32)[None])[0]
+    return magnitude[6:-6]
+
+
+def _cents(estimate: torch.Tensor, truth: float) -> torch.Tensor:
+    return 1200 * torch.log2(estimate / truth)
+
+
+@pytest.mark.parametrize("freq", [98.0, 220.5, 347.3, 880.0, 1500.0])
+def test_tracker_finds_a_harmonic_tones_f0_within_a_cent(transform, tracker, freq):
+    frames = _frames(transform, harmonic_tone(freq, 0.8, RATE, n_harmonics=8))
+    cents = _cents(tracker(frames), freq)
+    assert cents.abs().max() < 1.0, cents
+
+
+def test_tracker_prefers_the_fundamental_of_an_odd_harmonic_tone(transform, tracker):
+    # clarinet-like: odd partials only; the octave above (2 f0) collects none of them
+    t = torch.arange(int(0.8 * RATE)) / RATE
+    tone = sum(torch.sin(2 * math.pi * 196.0 * k * t) / k for k in (1, 3, 5, 7, 9))
+    assert _cents(tracker(_frames(transform, 0.3 * tone)), 196.0).abs().max() < 1.0
+
+
+def test_tracker_is_level_independent_and_batch_consistent(transform, tracker):
+    frames = _frames(transform, harmonic_tone(261.6, 0.6, RATE))
+    loud, quiet = tracker(frames), tracker(frames * 1e-4)
+    assert torch.allclose(loud, quiet, rtol=1e-4)
+    singles = torch.cat([tracker(frames[i:i + 1]) for i in range(frames.shape[0])])
+    assert torch.allclose(loud, singles, rtol=1e-5)
+
+
+def test_tracker_gives_a_finite_f0_in_range_for_silence_and_noise(transform, tracker):
+    silence = torch.zeros(3, transform.n_bins)
+    noise = _frames(transform, torch.randn(RATE // 2, generator=torch.Generator().manual_seed(0)))
+    for frames in (silence, noise):
+        f0 = tracker(frames)
+        assert torch.isfinite(f0).all() and (f0 >= 30 - 1e-3).all() and (f0 <= 2000 + 1e-3).all()
+
+
+def test_scripted_tracker_equals_eager(transform, tracker):
+    frames = _frames(transform, harmonic_tone(440.0, 0.5, RATE))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(tracker)
+    assert torch.equal(scripted(frames), tracker(frames))
+
+
+def test_refinement_reads_between_the_bins():
+    # a Gaussian peak's log is a parabola: three bins give its centre exactly
+    bins = torch.arange(64, dtype=torch.float64)
+    centre = 10.37
+    magnitude = sum(torch.exp(-math.pi * 0.25 * (bins - k * centre) ** 2) / k for k in (1, 2, 3, 4))[None]
+    refined = refine_f0(magnitude, torch.tensor([10.0 * 1.0], dtype=torch.float64), bin_hz=1.0, n_harmonics=4)
+    assert abs(float(refined) - centre) < 2e-3
+
+
+def test_subharmonic_matrix_reads_each_harmonic_by_linear_interpolation():
+    candidates = torch.tensor([2.5])
+    matrix = subharmonic_matrix(candidates, n_bins=10, bin_hz=1.0, n_harmonics=3, decay=0.5)
+    # k=1 at bin 2.5 (0.5 + 0.5), k=2 at bin 5 (weight 0.5), k=3 at bin 7.5 (0.25 split)
+    expected = torch.zeros(10)
+    expected[2] = expected[3] = 0.5
+    expected[5] = 0.5
+    expected[7] = expected[8] = 0.125
+    assert torch.allclose(matrix[:, 0], expected)
+
+
+def test_tracker_arguments_are_checked():
+    with pytest.raises(ValueError, match="fmin"):
+        f0_candidates(500.0, 100.0, 4)
+    with pytest.raises(ValueError, match="steps_per_semitone"):
+        f0_candidates(50.0, 100.0, 0)
+    with pytest.raises(ValueError, match="Nyquist"):
+        HarmonicF0(1024, RATE, fmax=12000.0)
+
+
+# ---------------------------------------------------------------- pitch coordinate and decoder
+def test_pitch_coordinate_round_trips_and_clamps():
+    pitch = PitchCoordinate(220.0, 1.0, fmin=20.0, fmax=11025.0)
+    hz = torch.tensor([55.0, 220.0, 440.0, 3520.0])
+    assert torch.allclose(pitch.coordinate(hz), torch.tensor([-2.0, 0.0, 1.0, 4.0]))
+    assert torch.allclose(pitch.hz(pitch.coordinate(hz)), hz, rtol=1e-6)
+    assert float(pitch.hz(torch.tensor(50.0))) == 11025.0 and float(pitch.hz(torch.tensor(-50.0))) == 20.0
+    with pytest.raises(ValueError, match="octaves_per_unit"):
+        PitchCoordinate(220.0, 0.0)
+
+
+def test_comb_partial_has_the_shape_of_a_sine_in_the_dgt(transform):
+    # a partial drawn by the comb matches the transform's own magnitude of a sine at that frequency
+    freq = 1000.3
+    t = torch.arange(RATE) / RATE
+    sine = transform.magnitude(torch.sin(2 * math.pi * freq * t)[None])[0, 20]
+    decoder = HarmonicDecoder(4, transform.n_bins, RATE, transform.n_fft, transform.tfr,
+                              PitchCoordinate(fmax=RATE / 2), transform.full_scale, n_harmonics=1)
+    comb = decoder.comb(torch.tensor([freq]), torch.tensor([[0.0]]))[0]
+    centre = int(sine.argmax())
+    near = slice(centre - 3, centre + 4)
+    shape_error = (comb[near] / comb[near].norm() - sine[near] / sine[near].norm()).norm()
+    assert shape_error < 0.02
+    assert int(comb.argmax()) == centre and float(comb[centre + 8:].abs().max()) == 0.0
+
+
+def test_comb_places_every_partial_at_k_f0_and_none_above_nyquist(transform):
+    decoder = HarmonicDecoder(4, transform.n_bins, RATE, transform.n_fft, transform.tfr,
+                              PitchCoordinate(fmax=RATE / 2), transform.full_scale, n_harmonics=40)
+    f0 = torch.tensor([440.0, 1234.5])
+    comb = decoder.comb(f0, torch.zeros(2, 40))
+    bin_hz = RATE / transform.n_fft
+    for row, freq in enumerate(f0.tolist()):
+        peaks = [b for b in range(1, transform.n_bins - 1)
+                 if comb[row, b] > comb[row, b - 1] and comb[row, b] >= comb[row, b + 1] and comb[row, b] > 1.0]
+        expected = [round(k * freq / bin_hz) for k in range(1, 41) if k * freq / bin_hz < transform.n_bins - 1.5]
+        assert peaks == expected
+    assert torch.isfinite(comb).all()
+
+
+def test_band_interpolation_is_a_partition_of_unity():
+    matrix = band_interpolation(16, 513, RATE)
+    assert matrix.shape == (16, 513) and torch.allclose(matrix.sum(0), torch.ones(513), atol=1e-5)
+
+
+# ---------------------------------------------------------------- in the VAE
+def _harmonic_vae(transform, **decoder):
+    torch.manual_seed(0)
+    return SpectralVAE(transform, latent_dim=6, encoder={"channels": [4, 8], "hidden_dims": 32},
+                       decoder={"type": "HarmonicDecoder", "n_harmonics": 24, "noise_bands": 16, "hidden_dims": 32,
+                                **decoder},
+                       pitch_latent={"centre_hz": 220.0})
+
+
+def test_pitch_latent_is_the_measured_f0_with_no_spread(transform):
+    vae = _harmonic_vae(transform)
+    frames = _frames(transform, harmonic_tone(440.0, 0.5, RATE))
+    mean, std = vae.encode(transform.to_features(frames), {})
+    assert mean.shape == (frames.shape[0], 6)
+    assert torch.allclose(mean[:, 0], torch.ones(frames.shape[0]), atol=1e-3)  # log2(440 / 220) = 1
+    assert torch.all(std[:, 0] == vae.min_std) and torch.all(std[:, 1:] > vae.min_std)
+
+
+def test_harmonic_vae_decodes_partials_at_the_latent_pitch(transform):
+    vae = _harmonic_vae(transform)
+    with torch.no_grad():  # mute the noise envelope: only the comb sounds
+        vae.decoder.mlp.net[-1].bias[24:] = -30.0
+    z = torch.zeros(1, 6)
+    z[0, 0] = math.log2(330.0 / 220.0)
+    magnitude = transform.from_features(vae.decode(z, {}))[0]
+    bin_hz = RATE / transform.n_fft
+    peaks = [b for b in range(1, 200) if magnitude[b] > magnitude[b - 1] and magnitude[b] >= magnitude[b + 1]
+             and magnitude[b] > 1e-3 * magnitude.max()]
+    assert peaks[:4] == [round(k * 330.0 / bin_hz) for k in (1, 2, 3, 4)]
+
+
+def test_harmonic_vae_scripts_and_stays_finite_on_hostile_latents(transform):
+    vae = _harmonic_vae(transform).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(vae)
+    z = torch.tensor([[float("nan")] * 6, [1e6] * 6, [-1e6] * 6, [0.3] * 6])
+    eager, script = vae.decode(z, {}), scripted.decode(z, {})
+    assert torch.isfinite(eager).all() and torch.equal(eager, script)
+    features = transform.to_features(_frames(transform, harmonic_tone(300.0, 0.4, RATE)))
+    assert torch.equal(scripted.encode(features, {})[0], vae.encode(features, {})[0])
+
+
+def test_harmonic_configuration_errors_name_the_key(transform):
+    with pytest.raises(ConfigurationError, match="model.pitch_latent"):
+        SpectralVAE(transform, 6, decoder={"type": "HarmonicDecoder"})
+    with pytest.raises(ConfigurationError, match="unknown key"):
+        SpectralVAE(transform, 6, decoder={"type": "HarmonicDecoder"}, pitch_latent={"centre": 220})
+    with pytest.raises(ConfigurationError, match="latent_dim >= 2"):
+        SpectralVAE(transform, 1, pitch_latent={})
+    with pytest.raises(ConfigurationError, match="model.decoder"):
+        SpectralVAE(transform, 6, decoder={"type": "HarmonicDecoder", "channels": [8]}, pitch_latent={})
+
+
+def test_the_pitch_dimension_stays_out_of_the_kl(tmp_path):
+    cfg = compose_config("demo", [f"data.dataset.root={tmp_path}", "model=harmonic"])
+    vae, _, module = build_objects(cfg)
+    assert vae.pitch_dims == 1 and vae.latent_dim == 16
+    vae.transform.set_normalisation(torch.zeros(vae.n_bins), torch.ones(vae.n_bins))
+    frames = _frames(vae.transform, harmonic_tone(440.0, 0.6, vae.transform.sample_rate))
+    with torch.no_grad():
+        terms = module._shared_step({"magnitude": frames}, sample=False)
+        mean, std = vae.encode(vae.transform.to_features(frames), {})
+    from vschaos.models.losses import kl_divergence
+    assert torch.allclose(terms["kl"], kl_divergence(mean[:, 1:], std[:, 1:]))
+    assert float(kl_divergence(mean, std)) > float(terms["kl"]) + 5  # the pitch dim alone would add ~9 nats
+
+
+@pytest.mark.slow
+def test_harmonic_model_export_passes_the_host_verification(tmp_path):
+    vae = preset_vae("demo", overrides=["model=harmonic"])
+    path, report = export_model(vae, tmp_path / "harmonic.ts", buffers=_verify_buffers(vae.transform.hop),
+                                batch_sizes=(1, 4))
+    assert report.ok, report.format()

@@ -1,0 +1,132 @@
+"""Frame-wise fundamental frequency from a Gaussian-window DGT magnitude: scriptable, no learned weights.
+
+Two stages, both on one magnitude frame ``(batch, bins)``:
+
+1. **Subharmonic summation** (Hermes 1988): each candidate f0 on a log grid (default 1/4 semitone from
+   30 Hz to 2 kHz) scores ``sum_k decay^(k-1) * A(k f0)``, ``A`` the frame's log-compressed magnitude
+   (relative to its own peak, so the level does not matter) read by linear interpolation between bins.
+   The scores of every candidate are one matrix product with a fixed ``(bins, candidates)`` matrix.
+   Decaying weights make the true f0 outscore its sub-octave (which collects the same even harmonics
+   with smaller weights) and its octave (which misses the odd ones).
+2. **Refinement**: near each of the first harmonics of the winner, the largest bin and its two
+   neighbours give the peak's position by parabolic interpolation of the log magnitude, which is exact
+   for a stationary sinusoid under a Gaussian window (its spectrum is a Gaussian, a parabola in log).
+   The f0 is the least-squares fit of those positions to ``k * f0``, weighted by the peaks' amplitudes.
+
+A frame without a pitch (silence, noise) still gets an f0 (the best candidate); a model reading it
+learns what the rest of the spectrum says about it.
+"""
+import math
+import torch
+from torch import Tensor, nn
+
+#: compressed magnitudes are ``log1p(|X| / (RELATIVE_FLOOR * frame peak))``: ~-60 dB under the peak counts
+RELATIVE_FLOOR: float = 1.0e-3
+
+
+def f0_candidates(fmin: float, fmax: float, steps_per_semitone: int) -> Tensor:
+    """Log-spaced candidate frequencies in Hz from ``fmin`` to ``fmax`` (inclusive): ``(candidates,)``."""
+    if not 0 < fmin < fmax:
+        raise ValueError(f"f0 range must satisfy 0 < fmin < fmax, got fmin={fmin}, fmax={fmax}")
+    if steps_per_semitone < 1:
+        raise ValueError(f"steps_per_semitone must be >= 1, got {steps_per_semitone}")
+    count = int(math.floor(12 * steps_per_semitone * math.log2(fmax / fmin))) + 1
+    steps = torch.arange(count, dtype=torch.float64) / (12.0 * steps_per_semitone)
+    return (fmin * torch.pow(2.0, steps)).float()
+
+
+def subharmonic_matrix(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics: int = 12,
+                       decay: float = 0.84) -> Tensor:
+    """``(bins, candidates)`` matrix ``M`` such that ``A @ M`` is each candidate's subharmonic sum: harmonic ``k``
+    of candidate ``c`` reads ``A`` at fractional bin ``k c / bin_hz`` (linear interpolation), weight
+    ``decay^(k-1)``; harmonics beyond the last bin count nothing."""
+    if n_harmonics < 1 or not 0 < decay <= 1:
+        raise ValueError(f"need n_harmonics >= 1 and 0 < decay <= 1, got {n_harmonics}, {decay}")
+    matrix = torch.zeros(n_bins, candidates.numel(), dtype=torch.float64)
+    columns = torch.arange(candidates.numel())
+    for k in range(1, n_harmonics + 1):
+        position = candidates.double() * k / bin_hz
+        lower = position.floor().long()
+        frac = position - lower.double()
+        weight = decay ** (k - 1)
+        inside = lower + 1 < n_bins
+        matrix.index_put_((lower[inside], columns[inside]), weight * (1 - frac[inside]), accumulate=True)
+        matrix.index_put_((lower[inside] + 1, columns[inside]), weight * frac[inside], accumulate=True)
+    return matrix.float()
+
+
+def compressed_magnitude(magnitude: Tensor, relative_floor: float = RELATIVE_FLOOR) -> Tensor:
+    """``log1p(|X| / (relative_floor * peak))`` per frame, ``(batch, bins)``: level-independent, ~0 in silence."""
+    peak = magnitude.amax(dim=-1, keepdim=True)
+    return torch.log1p(magnitude / (relative_floor * peak + 1e-12))
+
+
+def refine_f0(magnitude: Tensor, coarse_hz: Tensor, bin_hz: float, n_harmonics: int = 8) -> Tensor:
+    """Refined f0 ``(batch,)`` in Hz from ``coarse_hz`` ``(batch,)`` (within about half a semitone): the
+    amplitude-weighted least-squares fit of ``k * f0`` to the parabolically interpolated peaks of harmonics
+    ``1..n_harmonics`` (those below the last bin but one). Falls back to ``coarse_hz`` when no harmonic
+    peak is found or the fit moves more than a semitone."""
+    n_bins = magnitude.shape[-1]
+    k = torch.arange(1, n_harmonics + 1, dtype=magnitude.dtype, device=magnitude.device)
+    expected = coarse_hz.unsqueeze(-1) * k / bin_hz  # (batch, K) fractional bins
+    centre = expected.round().long()
+    valid = (centre >= 2) & (centre <= n_bins - 3)
+    centre = centre.clamp(2, n_bins - 3)
+    # the largest of the three bins around the expected position, then a parabola through it and its neighbours
+    offsets = torch.arange(-1, 2, device=magnitude.device)
+    window = magnitude.gather(1, (centre.unsqueeze(-1) + offsets).flatten(1)).view(centre.shape[0], -1, 3)
+    peak = centre + window.argmax(dim=-1) - 1
+    triple = magnitude.gather(1, (peak.unsqueeze(-1) + offsets).flatten(1)).view(centre.shape[0], -1, 3)
+    log_triple = torch.log(triple + 1e-12)
+    left, middle, right = log_triple[..., 0], log_triple[..., 1], log_triple[..., 2]
+    curvature = left - 2 * middle + right
+    is_peak = (middle >= left) & (middle >= right) & (curvature < 0)
+    delta = torch.where(is_peak, 0.5 * (left - right) / torch.where(is_peak, curvature, -torch.ones_like(curvature)),
+                        torch.zeros_like(curvature)).clamp(-0.5, 0.5)
+    position = peak.to(magnitude.dtype) + delta
+    weight = triple[..., 1] * (valid & is_peak).to(magnitude.dtype)
+    # least squares of position_k = k * f0 / bin_hz, each harmonic weighted by its amplitude
+    numerator = (weight * k * position).sum(-1)
+    denominator = (weight * k * k).sum(-1)
+    fitted = numerator / denominator.clamp_min(1e-30) * bin_hz
+    ratio = fitted / coarse_hz
+    ok = (denominator > 0) & (ratio > 2 ** (-1 / 12)) & (ratio < 2 ** (1 / 12))
+    return torch.where(ok, fitted, coarse_hz)
+
+
+class HarmonicF0(nn.Module):
+    """f0 of each DGT magnitude frame (see the module docstring): ``(batch, bins)`` -> ``(batch,)`` Hz.
+
+    Args: ``n_fft``, ``sample_rate`` of the transform; ``fmin``/``fmax`` [30, 2000] Hz;
+    ``steps_per_semitone`` of the candidate grid [4]; ``n_harmonics`` summed [12] with weights
+    ``decay^(k-1)`` [0.84]; ``refine_harmonics`` fitted [8]. The result lies within ``[fmin, fmax]``. The matrix is rebuilt from these
+    (a non-persistent buffer: checkpoints do not carry it)."""
+
+    bin_hz: float
+    refine_harmonics: int
+    fmin: float
+    fmax: float
+
+    def __init__(self, n_fft: int, sample_rate: int, fmin: float = 30.0, fmax: float = 2000.0,
+                 steps_per_semitone: int = 4, n_harmonics: int = 12, decay: float = 0.84, refine_harmonics: int = 8):
+        super().__init__()
+        if fmax >= sample_rate / 2:
+            raise ValueError(f"fmax ({fmax} Hz) must lie below the Nyquist frequency ({sample_rate / 2} Hz)")
+        if refine_harmonics < 1:
+            raise ValueError(f"refine_harmonics must be >= 1, got {refine_harmonics}")
+        self.bin_hz = float(sample_rate) / float(n_fft)
+        self.refine_harmonics = int(refine_harmonics)
+        self.fmin, self.fmax = float(fmin), float(fmax)
+        candidates = f0_candidates(fmin, fmax, steps_per_semitone)
+        self.register_buffer("candidates", candidates, persistent=False)
+        self.register_buffer("matrix", subharmonic_matrix(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics,
+                                                          decay), persistent=False)
+
+    def salience(self, magnitude: Tensor) -> Tensor:
+        """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``."""
+        return compressed_magnitude(magnitude) @ self.matrix.to(magnitude.dtype)
+
+    def forward(self, magnitude: Tensor) -> Tensor:
+        coarse = self.candidates.to(magnitude.dtype)[self.salience(magnitude).argmax(dim=-1)]
+        return refine_f0(magnitude, coarse, self.bin_hz, self.refine_harmonics).clamp(self.fmin, self.fmax)
+

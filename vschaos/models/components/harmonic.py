@@ -1,0 +1,139 @@
+"""Source-filter decoder: a harmonic comb at the frame's f0 plus a smooth noise envelope (DDSP-like, in the
+DGT magnitude domain), and the pitch coordinate that carries f0 in the latent.
+
+Why: a frame-wise decoder that writes each bin with its own weights (``SpectralDecoder``) cannot put a harmonic
+pattern at a pitch it never produced, and convolutions over linear bins cannot either (partials spread apart as
+the pitch rises). This decoder writes partial ``k`` at exactly ``k * f0``: its MLP only chooses the amplitudes of
+the partials and of a noise envelope, which vary smoothly with pitch, so notes between and beyond the
+recorded ones come out at the right frequencies (README "Real recordings").
+
+A partial of a Gaussian-window DGT is itself a Gaussian along frequency: a sinusoid at fractional bin ``c``
+gives ``|X(b)| = a * exp(-pi * tfr * (b - c)^2)``, ``tfr`` the transform's time-frequency ratio. Each partial
+is drawn on the few bins where that exceeds 1e-4 of its peak (``scatter_add``), so the comb costs
+``batch x harmonics x ~8`` values, not ``batch x harmonics x bins``.
+"""
+import math
+import torch
+from torch import Tensor, nn
+
+from vschaos.models.components.encoders import MLP
+
+#: a partial is drawn where its Gaussian exceeds this fraction of its peak
+PEAK_SUPPORT: float = 1.0e-4
+#: log-amplitudes (natural log, relative to ``amplitude_reference``) are clamped to this range: from silence
+#: (-260 dB) to 3 x a full-scale sine (the decoded features are clamped again at the model's magnitude ceiling)
+LOG_AMPLITUDE_MIN: float = -30.0
+LOG_AMPLITUDE_MAX: float = 1.1
+
+
+class PitchCoordinate(nn.Module):
+    """The latent's pitch coordinate: ``coordinate = log2(f0 / centre_hz) / octaves_per_unit``, so the prior
+    N(0, 1) spans ``centre_hz`` +- ``octaves_per_unit`` octaves per standard deviation. Defaults: 220 Hz (A3),
+    1 octave per unit. ``fmin``/``fmax`` bound the f0 that a coordinate can ask for."""
+
+    centre_hz: float
+    octaves_per_unit: float
+    fmin: float
+    fmax: float
+
+    def __init__(self, centre_hz: float = 220.0, octaves_per_unit: float = 1.0, fmin: float = 20.0,
+                 fmax: float = 20000.0):
+        super().__init__()
+        values = {"centre_hz": centre_hz, "octaves_per_unit": octaves_per_unit, "fmin": fmin, "fmax": fmax}
+        for name, value in values.items():
+            if not (math.isfinite(float(value)) and float(value) > 0):
+                raise ValueError(f"pitch coordinate: {name} must be a positive number, got {value}")
+        if not fmin < fmax:
+            raise ValueError(f"pitch coordinate: fmin ({fmin}) must be below fmax ({fmax})")
+        self.centre_hz = float(centre_hz)
+        self.octaves_per_unit = float(octaves_per_unit)
+        self.fmin = float(fmin)
+        self.fmax = float(fmax)
+
+    def coordinate(self, f0_hz: Tensor) -> Tensor:
+        """f0 in Hz (any shape) -> coordinate."""
+        return torch.log2(f0_hz.clamp(self.fmin, self.fmax) / self.centre_hz) / self.octaves_per_unit
+
+    def hz(self, coordinate: Tensor) -> Tensor:
+        """Coordinate (any shape) -> f0 in Hz, within ``[fmin, fmax]``."""
+        return (self.centre_hz * torch.exp2(coordinate * self.octaves_per_unit)).clamp(self.fmin, self.fmax)
+
+
+def band_interpolation(n_bands: int, n_bins: int, sample_rate: int) -> Tensor:
+    """``(bands, bins)`` matrix of linear interpolation between ``n_bands`` points spaced evenly on the mel scale
+    from 0 Hz to Nyquist: ``envelope @ matrix`` is a smooth curve over the bins."""
+    if n_bands < 2:
+        raise ValueError(f"noise_bands must be >= 2, got {n_bands}")
+
+    def mel(hz: Tensor) -> Tensor:
+        return 2595.0 * torch.log10(1.0 + hz / 700.0)
+
+    bins_mel = mel(torch.linspace(0.0, sample_rate / 2.0, n_bins, dtype=torch.float64))
+    points = torch.linspace(0.0, float(bins_mel[-1]), n_bands, dtype=torch.float64)
+    spacing = points[1] - points[0]
+    matrix = (1.0 - (bins_mel.unsqueeze(0) - points.unsqueeze(1)).abs() / spacing).clamp_min(0.0)
+    return matrix.float()
+
+
+class HarmonicDecoder(nn.Module):
+    """Latent (first entry: the pitch coordinate, see :class:`PitchCoordinate`) + condition -> linear DGT
+    magnitudes ``(batch, n_bins)``: ``n_harmonics`` partials at ``k * f0`` plus a noise envelope of
+    ``noise_bands`` mel-spaced points, their log-amplitudes written by an MLP (``hidden_dims`` x ``nlayers``).
+
+    Args: ``in_dim`` (latent + condition), ``n_bins``, ``sample_rate``, ``n_fft``, ``tfr`` (the transform's),
+    ``pitch`` (the VAE's :class:`PitchCoordinate`), ``amplitude_reference`` (magnitude of log-amplitude 0,
+    the transform's full-scale sine peak), ``n_harmonics`` [96], ``noise_bands`` [64], ``hidden_dims`` [512],
+    ``nlayers`` [2]. Partials above the last bin are silent."""
+
+    outputs_magnitude: bool = True
+    n_bins: int
+    n_harmonics: int
+    bin_hz: float
+    peak_rate: float
+    amplitude_reference: float
+    log_amplitude_min: float
+    log_amplitude_max: float
+
+    def __init__(self, in_dim: int, n_bins: int, sample_rate: int, n_fft: int, tfr: float, pitch: PitchCoordinate,
+                 amplitude_reference: float, n_harmonics: int = 96, noise_bands: int = 64, hidden_dims: int = 512,
+                 nlayers: int = 2):
+        super().__init__()
+        if int(n_harmonics) < 1:
+            raise ValueError(f"HarmonicDecoder: n_harmonics must be >= 1, got {n_harmonics}")
+        self.n_bins = int(n_bins)
+        self.n_harmonics = int(n_harmonics)
+        self.bin_hz = float(sample_rate) / float(n_fft)
+        self.peak_rate = math.pi * float(tfr)  # |X(b)| ∝ exp(-peak_rate * (b - c)^2)
+        self.amplitude_reference = float(amplitude_reference)
+        self.log_amplitude_min, self.log_amplitude_max = LOG_AMPLITUDE_MIN, LOG_AMPLITUDE_MAX
+        self.pitch = pitch
+        half_width = math.ceil(math.sqrt(math.log(1.0 / PEAK_SUPPORT) / self.peak_rate))
+        self.register_buffer("peak_offsets", torch.arange(-half_width + 1, half_width + 1), persistent=False)
+        self.register_buffer("harmonic_numbers", torch.arange(1, self.n_harmonics + 1).float(), persistent=False)
+        self.register_buffer("noise_matrix", band_interpolation(int(noise_bands), self.n_bins, int(sample_rate)),
+                             persistent=False)
+        self.mlp = MLP(in_dim, self.n_harmonics + int(noise_bands), hidden_dims, nlayers)
+        with torch.no_grad():  # start quiet (-87 dB re a full-scale sine's peak bin), not at full scale
+            self.mlp.net[-1].bias.fill_(-10.0)
+
+    def comb(self, f0_hz: Tensor, log_amplitudes: Tensor) -> Tensor:
+        """Partials ``k = 1..n_harmonics`` at ``k * f0_hz`` ``(batch,)`` with amplitudes ``exp(log_amplitudes)``
+        ``(batch, n_harmonics)`` (relative to ``amplitude_reference``) -> magnitudes ``(batch, n_bins)``."""
+        centre = f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(f0_hz.dtype) / self.bin_hz  # (batch, K) bins
+        base = centre.floor()
+        bins = base.unsqueeze(-1) + self.peak_offsets.to(centre.dtype)  # (batch, K, width)
+        shape = torch.exp(-self.peak_rate * (bins - centre.unsqueeze(-1)) ** 2)
+        inside = (bins >= 0) & (bins <= self.n_bins - 1)
+        amplitude = torch.exp(log_amplitudes.clamp(self.log_amplitude_min, self.log_amplitude_max))
+        values = amplitude.unsqueeze(-1) * shape * inside.to(shape.dtype) * self.amplitude_reference
+        index = bins.clamp(0, self.n_bins - 1).long()
+        out = f0_hz.new_zeros(f0_hz.shape[0], self.n_bins)
+        return out.scatter_add(1, index.flatten(1), values.flatten(1))
+
+    def forward(self, h: Tensor) -> Tensor:
+        out = self.mlp(h)
+        f0_hz = self.pitch.hz(h[:, 0])
+        harmonics = self.comb(f0_hz, out[:, : self.n_harmonics])
+        noise_log = out[:, self.n_harmonics:].clamp(self.log_amplitude_min, self.log_amplitude_max)
+        noise = torch.exp(noise_log) @ self.noise_matrix.to(out.dtype) * self.amplitude_reference
+        return harmonics + noise
