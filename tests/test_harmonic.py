@@ -9,7 +9,7 @@ import torch
 from conftest import harmonic_tone
 from tests.test_export import _verify_buffers, preset_vae
 from vschaos.cli.train import compose_config
-from vschaos.dsp.f0 import HarmonicF0, f0_candidates, refine_f0, subharmonic_matrix
+from vschaos.dsp.f0 import HarmonicF0, f0_candidates, refine_f0, subharmonic_taps
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.export import export_model
 from vschaos.models.components.harmonic import HarmonicDecoder, PitchCoordinate, band_interpolation
@@ -86,15 +86,23 @@ def test_refinement_reads_between_the_bins():
     assert abs(float(refined) - centre) < 2e-3
 
 
-def test_subharmonic_matrix_reads_each_harmonic_by_linear_interpolation():
-    candidates = torch.tensor([2.5])
-    matrix = subharmonic_matrix(candidates, n_bins=10, bin_hz=1.0, n_harmonics=3, decay=0.5)
-    # k=1 at bin 2.5 (0.5 + 0.5), k=2 at bin 5 (weight 0.5), k=3 at bin 7.5 (0.25 split)
-    expected = torch.zeros(10)
-    expected[2] = expected[3] = 0.5
-    expected[5] = 0.5
-    expected[7] = expected[8] = 0.125
-    assert torch.allclose(matrix[:, 0], expected)
+def test_subharmonic_taps_read_each_harmonic_by_linear_interpolation():
+    index, weight = subharmonic_taps(torch.tensor([2.5, 4.0]), n_bins=10, bin_hz=1.0, n_harmonics=3, decay=0.5)
+    reads = torch.zeros(2, 10).scatter_add(1, index, weight)
+    # 2.5: k=1 at bin 2.5 (0.5 + 0.5), k=2 at bin 5 (weight 0.5), k=3 at bin 7.5 (0.125 + 0.125)
+    assert torch.allclose(reads[0], torch.tensor([0, 0, 0.5, 0.5, 0, 0.5, 0, 0.125, 0.125, 0]))
+    # 4.0: k=3 at bin 12 lies beyond the last bin and reads nothing
+    assert torch.allclose(reads[1], torch.tensor([0, 0, 0, 0, 1.0, 0, 0, 0, 0.5, 0]))
+
+
+def test_tracker_gives_each_frame_the_same_f0_in_any_batch(transform, tracker):
+    # streaming sends one frame at a time, the offline path all of them: a near-tie between two candidates
+    # must not be decided differently (noise frames are full of near-ties)
+    noise = _frames(transform, torch.randn(RATE, generator=torch.Generator().manual_seed(1)))
+    together = tracker.salience(noise)
+    alone = torch.cat([tracker.salience(noise[i:i + 1]) for i in range(noise.shape[0])])
+    assert torch.equal(together, alone)
+    assert torch.equal(tracker(noise), torch.cat([tracker(noise[i:i + 1]) for i in range(noise.shape[0])]))
 
 
 def test_tracker_arguments_are_checked():
@@ -124,7 +132,7 @@ def test_comb_partial_has_the_shape_of_a_sine_in_the_dgt(transform):
     sine = transform.magnitude(torch.sin(2 * math.pi * freq * t)[None])[0, 20]
     decoder = HarmonicDecoder(4, transform.n_bins, RATE, transform.n_fft, transform.tfr,
                               PitchCoordinate(fmax=RATE / 2), transform.full_scale, n_harmonics=1)
-    comb = decoder.comb(torch.tensor([freq]), torch.tensor([[0.0]]))[0]
+    comb = decoder.comb(torch.tensor([freq]), torch.tensor([[1.0]]))[0]
     centre = int(sine.argmax())
     near = slice(centre - 3, centre + 4)
     shape_error = (comb[near] / comb[near].norm() - sine[near] / sine[near].norm()).norm()
@@ -136,7 +144,7 @@ def test_comb_places_every_partial_at_k_f0_and_none_above_nyquist(transform):
     decoder = HarmonicDecoder(4, transform.n_bins, RATE, transform.n_fft, transform.tfr,
                               PitchCoordinate(fmax=RATE / 2), transform.full_scale, n_harmonics=40)
     f0 = torch.tensor([440.0, 1234.5])
-    comb = decoder.comb(f0, torch.zeros(2, 40))
+    comb = decoder.comb(f0, torch.ones(2, 40))
     bin_hz = RATE / transform.n_fft
     for row, freq in enumerate(f0.tolist()):
         peaks = [b for b in range(1, transform.n_bins - 1)
@@ -144,6 +152,24 @@ def test_comb_places_every_partial_at_k_f0_and_none_above_nyquist(transform):
         expected = [round(k * freq / bin_hz) for k in range(1, 41) if k * freq / bin_hz < transform.n_bins - 1.5]
         assert peaks == expected
     assert torch.isfinite(comb).all()
+
+
+def test_decoder_level_is_bounded_whatever_the_weights(transform):
+    # partial amplitudes sum to <= 1 (a sum of sines within full scale), noise bands <= exp(-3): even with weights
+    # x100 and hostile latents, no bin exceeds (1 + exp(-3)) x a full-scale sine's peak
+    torch.manual_seed(0)
+    decoder = HarmonicDecoder(6, transform.n_bins, RATE, transform.n_fft, transform.tfr,
+                              PitchCoordinate(fmax=RATE / 2), transform.full_scale, n_harmonics=48, noise_bands=16)
+    with torch.no_grad():
+        for parameter in decoder.parameters():
+            parameter.mul_(100.0)
+    h = torch.randn(64, 6) * 10
+    h[:, 0] = torch.linspace(-4, 6, 64)  # f0 from 14 Hz (clamped to 20) to Nyquist
+    with torch.no_grad():
+        magnitude = decoder(h)
+    assert torch.isfinite(magnitude).all()
+    assert float(magnitude.max()) <= transform.full_scale * (1 + math.exp(-3)) * 1.0001
+    assert float(magnitude.max()) > 0.5 * transform.full_scale  # the bound is reached, not a silent decoder
 
 
 def test_band_interpolation_is_a_partition_of_unity():
@@ -172,7 +198,7 @@ def test_pitch_latent_is_the_measured_f0_with_no_spread(transform):
 def test_harmonic_vae_decodes_partials_at_the_latent_pitch(transform):
     vae = _harmonic_vae(transform)
     with torch.no_grad():  # mute the noise envelope: only the comb sounds
-        vae.decoder.mlp.net[-1].bias[24:] = -30.0
+        vae.decoder.mlp.net[-1].bias[1 + 24:] = -30.0
     z = torch.zeros(1, 6)
     z[0, 0] = math.log2(330.0 / 220.0)
     magnitude = transform.from_features(vae.decode(z, {}))[0]

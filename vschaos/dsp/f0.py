@@ -5,7 +5,9 @@ Two stages, both on one magnitude frame ``(batch, bins)``:
 1. **Subharmonic summation** (Hermes 1988): each candidate f0 on a log grid (default 1/4 semitone from
    30 Hz to 2 kHz) scores ``sum_k decay^(k-1) * A(k f0)``, ``A`` the frame's log-compressed magnitude
    (relative to its own peak, so the level does not matter) read by linear interpolation between bins.
-   The scores of every candidate are one matrix product with a fixed ``(bins, candidates)`` matrix.
+   Each candidate reads its own fixed taps (a gather and a sum per frame, not a matrix product: BLAS
+   sums in an order that depends on the batch size, and a near-tie between two candidates would then
+   pick another f0 offline than when streaming one frame at a time).
    Decaying weights make the true f0 outscore its sub-octave (which collects the same even harmonics
    with smaller weights) and its octave (which misses the odd ones).
 2. **Refinement**: near each of the first harmonics of the winner, the largest bin and its two
@@ -17,6 +19,8 @@ A frame without a pitch (silence, noise) still gets an f0 (the best candidate); 
 learns what the rest of the spectrum says about it.
 """
 import math
+from typing import Tuple
+
 import torch
 from torch import Tensor, nn
 
@@ -35,24 +39,21 @@ def f0_candidates(fmin: float, fmax: float, steps_per_semitone: int) -> Tensor:
     return (fmin * torch.pow(2.0, steps)).float()
 
 
-def subharmonic_matrix(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics: int = 12,
-                       decay: float = 0.84) -> Tensor:
-    """``(bins, candidates)`` matrix ``M`` such that ``A @ M`` is each candidate's subharmonic sum: harmonic ``k``
-    of candidate ``c`` reads ``A`` at fractional bin ``k c / bin_hz`` (linear interpolation), weight
-    ``decay^(k-1)``; harmonics beyond the last bin count nothing."""
+def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics: int = 12,
+                     decay: float = 0.84) -> Tuple[Tensor, Tensor]:
+    """Where and how much each candidate reads: ``(index, weight)``, each ``(candidates, 2 * n_harmonics)``.
+    Harmonic ``k`` of candidate ``c`` reads the frame at fractional bin ``k c / bin_hz`` by linear interpolation
+    between its two neighbouring bins, weight ``decay^(k-1)``; harmonics beyond the last bin read nothing."""
     if n_harmonics < 1 or not 0 < decay <= 1:
         raise ValueError(f"need n_harmonics >= 1 and 0 < decay <= 1, got {n_harmonics}, {decay}")
-    matrix = torch.zeros(n_bins, candidates.numel(), dtype=torch.float64)
-    columns = torch.arange(candidates.numel())
-    for k in range(1, n_harmonics + 1):
-        position = candidates.double() * k / bin_hz
-        lower = position.floor().long()
-        frac = position - lower.double()
-        weight = decay ** (k - 1)
-        inside = lower + 1 < n_bins
-        matrix.index_put_((lower[inside], columns[inside]), weight * (1 - frac[inside]), accumulate=True)
-        matrix.index_put_((lower[inside] + 1, columns[inside]), weight * frac[inside], accumulate=True)
-    return matrix.float()
+    k = torch.arange(1, n_harmonics + 1, dtype=torch.float64)
+    position = candidates.double().unsqueeze(-1) * k / bin_hz  # (candidates, K)
+    lower = position.floor()
+    frac = position - lower
+    inside = (lower + 1 < n_bins).double()
+    weight = decay ** (k - 1) * inside
+    index = torch.cat([lower, lower + 1], dim=-1).clamp(0, n_bins - 1).long()
+    return index, torch.cat([weight * (1 - frac), weight * frac], dim=-1).float()
 
 
 def compressed_magnitude(magnitude: Tensor, relative_floor: float = RELATIVE_FLOOR) -> Tensor:
@@ -99,8 +100,8 @@ class HarmonicF0(nn.Module):
 
     Args: ``n_fft``, ``sample_rate`` of the transform; ``fmin``/``fmax`` [30, 2000] Hz;
     ``steps_per_semitone`` of the candidate grid [4]; ``n_harmonics`` summed [12] with weights
-    ``decay^(k-1)`` [0.84]; ``refine_harmonics`` fitted [8]. The result lies within ``[fmin, fmax]``. The matrix is rebuilt from these
-    (a non-persistent buffer: checkpoints do not carry it)."""
+    ``decay^(k-1)`` [0.84]; ``refine_harmonics`` fitted [8]. The result lies within ``[fmin, fmax]``. The taps are
+    rebuilt from these (non-persistent buffers: checkpoints do not carry them)."""
 
     bin_hz: float
     refine_harmonics: int
@@ -119,12 +120,15 @@ class HarmonicF0(nn.Module):
         self.fmin, self.fmax = float(fmin), float(fmax)
         candidates = f0_candidates(fmin, fmax, steps_per_semitone)
         self.register_buffer("candidates", candidates, persistent=False)
-        self.register_buffer("matrix", subharmonic_matrix(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics,
-                                                          decay), persistent=False)
+        index, weight = subharmonic_taps(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics, decay)
+        self.register_buffer("tap_index", index.flatten(), persistent=False)
+        self.register_buffer("tap_weight", weight, persistent=False)
 
     def salience(self, magnitude: Tensor) -> Tensor:
-        """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``."""
-        return compressed_magnitude(magnitude) @ self.matrix.to(magnitude.dtype)
+        """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``; each frame's sums are
+        the same whatever the batch (see the module docstring)."""
+        taps = compressed_magnitude(magnitude)[:, self.tap_index].view(magnitude.shape[0], self.tap_weight.shape[0], -1)
+        return (taps * self.tap_weight.to(magnitude.dtype)).sum(dim=-1)
 
     def forward(self, magnitude: Tensor) -> Tensor:
         coarse = self.candidates.to(magnitude.dtype)[self.salience(magnitude).argmax(dim=-1)]

@@ -20,10 +20,13 @@ from vschaos.models.components.encoders import MLP
 
 #: a partial is drawn where its Gaussian exceeds this fraction of its peak
 PEAK_SUPPORT: float = 1.0e-4
-#: log-amplitudes (natural log, relative to ``amplitude_reference``) are clamped to this range: from silence
-#: (-260 dB) to 3 x a full-scale sine (the decoded features are clamped again at the model's magnitude ceiling)
+#: log-amplitudes (natural log, relative to ``amplitude_reference``, a full-scale sine's peak bin) start at
+#: silence (-260 dB) ...
 LOG_AMPLITUDE_MIN: float = -30.0
-LOG_AMPLITUDE_MAX: float = 1.1
+#: ... and stop at 0 for the sum of the partials' amplitudes (so their sum of sines never exceeds full scale) and
+#: at -3 for each noise band (about white noise of unit variance, whose bins average exp(-2.9) of that reference)
+LOG_GAIN_MAX: float = 0.0
+LOG_NOISE_MAX: float = -3.0
 
 
 class PitchCoordinate(nn.Module):
@@ -92,7 +95,9 @@ class HarmonicDecoder(nn.Module):
     peak_rate: float
     amplitude_reference: float
     log_amplitude_min: float
-    log_amplitude_max: float
+    log_gain_max: float
+    log_noise_max: float
+    nyquist_hz: float
 
     def __init__(self, in_dim: int, n_bins: int, sample_rate: int, n_fft: int, tfr: float, pitch: PitchCoordinate,
                  amplitude_reference: float, n_harmonics: int = 96, noise_bands: int = 64, hidden_dims: int = 512,
@@ -105,27 +110,31 @@ class HarmonicDecoder(nn.Module):
         self.bin_hz = float(sample_rate) / float(n_fft)
         self.peak_rate = math.pi * float(tfr)  # |X(b)| ∝ exp(-peak_rate * (b - c)^2)
         self.amplitude_reference = float(amplitude_reference)
-        self.log_amplitude_min, self.log_amplitude_max = LOG_AMPLITUDE_MIN, LOG_AMPLITUDE_MAX
+        self.log_amplitude_min, self.log_gain_max, self.log_noise_max = LOG_AMPLITUDE_MIN, LOG_GAIN_MAX, LOG_NOISE_MAX
+        self.nyquist_hz = float(sample_rate) / 2.0
         self.pitch = pitch
         half_width = math.ceil(math.sqrt(math.log(1.0 / PEAK_SUPPORT) / self.peak_rate))
         self.register_buffer("peak_offsets", torch.arange(-half_width + 1, half_width + 1), persistent=False)
         self.register_buffer("harmonic_numbers", torch.arange(1, self.n_harmonics + 1).float(), persistent=False)
         self.register_buffer("noise_matrix", band_interpolation(int(noise_bands), self.n_bins, int(sample_rate)),
                              persistent=False)
-        self.mlp = MLP(in_dim, self.n_harmonics + int(noise_bands), hidden_dims, nlayers)
-        with torch.no_grad():  # start quiet (-87 dB re a full-scale sine's peak bin), not at full scale
-            self.mlp.net[-1].bias.fill_(-10.0)
+        # outputs: the partials' total log-amplitude, their distribution's logits, the noise bands' log-amplitudes
+        self.mlp = MLP(in_dim, 1 + self.n_harmonics + int(noise_bands), hidden_dims, nlayers)
+        with torch.no_grad():  # start quiet (-43 dB partials, -87 dB noise re a full-scale sine), not at full scale
+            bias = self.mlp.net[-1].bias
+            bias.zero_()
+            bias[0] = -5.0
+            bias[1 + self.n_harmonics:] = -10.0
 
-    def comb(self, f0_hz: Tensor, log_amplitudes: Tensor) -> Tensor:
-        """Partials ``k = 1..n_harmonics`` at ``k * f0_hz`` ``(batch,)`` with amplitudes ``exp(log_amplitudes)``
-        ``(batch, n_harmonics)`` (relative to ``amplitude_reference``) -> magnitudes ``(batch, n_bins)``."""
+    def comb(self, f0_hz: Tensor, amplitudes: Tensor) -> Tensor:
+        """Partials ``k = 1..n_harmonics`` at ``k * f0_hz`` ``(batch,)`` with ``amplitudes`` ``(batch, n_harmonics)``
+        (1 = a full-scale sine: ``amplitude_reference`` at the peak) -> magnitudes ``(batch, n_bins)``."""
         centre = f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(f0_hz.dtype) / self.bin_hz  # (batch, K) bins
         base = centre.floor()
         bins = base.unsqueeze(-1) + self.peak_offsets.to(centre.dtype)  # (batch, K, width)
         shape = torch.exp(-self.peak_rate * (bins - centre.unsqueeze(-1)) ** 2)
         inside = (bins >= 0) & (bins <= self.n_bins - 1)
-        amplitude = torch.exp(log_amplitudes.clamp(self.log_amplitude_min, self.log_amplitude_max))
-        values = amplitude.unsqueeze(-1) * shape * inside.to(shape.dtype) * self.amplitude_reference
+        values = amplitudes.unsqueeze(-1) * shape * inside.to(shape.dtype) * self.amplitude_reference
         index = bins.clamp(0, self.n_bins - 1).long()
         out = f0_hz.new_zeros(f0_hz.shape[0], self.n_bins)
         return out.scatter_add(1, index.flatten(1), values.flatten(1))
@@ -133,7 +142,13 @@ class HarmonicDecoder(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         out = self.mlp(h)
         f0_hz = self.pitch.hz(h[:, 0])
-        harmonics = self.comb(f0_hz, out[:, : self.n_harmonics])
-        noise_log = out[:, self.n_harmonics:].clamp(self.log_amplitude_min, self.log_amplitude_max)
+        # DDSP's split: a total amplitude times a distribution over the partials below Nyquist (the first always
+        # counts), so the partials' amplitudes sum to at most 1: bounded by construction, whatever the weights
+        gain = torch.exp(out[:, :1].clamp(self.log_amplitude_min, self.log_gain_max))
+        harmonic_numbers = self.harmonic_numbers.to(out.dtype)
+        audible = (harmonic_numbers * f0_hz.unsqueeze(-1) < self.nyquist_hz) | (harmonic_numbers == 1.0)
+        logits = out[:, 1: 1 + self.n_harmonics].masked_fill(~audible, -math.inf)
+        harmonics = self.comb(f0_hz, gain * torch.softmax(logits, dim=-1))
+        noise_log = out[:, 1 + self.n_harmonics:].clamp(self.log_amplitude_min, self.log_noise_max)
         noise = torch.exp(noise_log) @ self.noise_matrix.to(out.dtype) * self.amplitude_reference
         return harmonics + noise
