@@ -127,7 +127,8 @@ class HarmonicF0(nn.Module):
     def salience(self, magnitude: Tensor) -> Tensor:
         """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``; each frame's sums are
         the same whatever the batch (see the module docstring)."""
-        taps = compressed_magnitude(magnitude)[:, self.tap_index].view(magnitude.shape[0], self.tap_weight.shape[0], -1)
+        taps = compressed_magnitude(magnitude).index_select(1, self.tap_index).view(
+            magnitude.shape[0], self.tap_weight.shape[0], -1)
         return (taps * self.tap_weight.to(magnitude.dtype)).sum(dim=-1)
 
     def forward(self, magnitude: Tensor) -> Tensor:
