@@ -13,7 +13,7 @@ GROUP_OPTIONS = sorted((p.parent.name, p.stem) for p in CONFIG_DIR.glob("*/*.yam
 
 
 def test_expected_presets_exist():
-    assert {"dgt_low", "dgt_mid", "dgt_high", "dgt_pitch_cond", "dgt_pitch_prediction", "demo"} <= set(PRESETS)
+    assert {"dgt_low", "dgt_mid", "dgt_high", "dgt_harmonic", "dgt_pitch_cond", "dgt_pitch_prediction", "demo"} <= set(PRESETS)
 
 
 def _instantiate_all(cfg, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from vschaos.host.verify import default_buffers
 from vschaos.training.run import build_model
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_pitch_cond", "dgt_pitch_prediction"]
+PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_harmonic", "dgt_pitch_cond", "dgt_pitch_prediction"]
 
 
 # dgt_pitch_prediction with vschaos2's predictors on the latent (the preset's read the spectrum)

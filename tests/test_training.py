@@ -24,7 +24,7 @@ def _step(ckpt: Path) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
-@pytest.mark.parametrize("preset", ["demo", "dgt_pitch_cond", "dgt_pitch_prediction"])
+@pytest.mark.parametrize("preset", ["demo", "dgt_harmonic", "dgt_pitch_cond", "dgt_pitch_prediction"])
 def test_one_training_batch(preset, demo_root, tmp_path):
     cfg = compose_config(preset, [f"data.dataset.root={demo_root}", "data.batch_size=16",
                                   "model.encoder.hidden_dims=32", "model.decoder.hidden_dims=32"])
