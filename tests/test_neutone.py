@@ -312,6 +312,7 @@ def test_without_the_sdk_neutone_export_is_a_clear_error_and_nn_is_unaffected(tm
 @pytest.mark.slow
 @needs_sdk
 @pytest.mark.parametrize("preset, overrides, last_knob", [("dgt_mid", (), "direction 2"),
+                                                         ("dgt_harmonic", (), "direction 2"),
                                                          ("dgt_pitch_cond", (), "note"),
                                                          ("dgt_pitch_prediction", (), "note")])
 def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob):
