@@ -170,6 +170,8 @@ def test_decoder_level_is_bounded_whatever_the_weights(transform):
     assert torch.isfinite(magnitude).all()
     assert float(magnitude.max()) <= transform.full_scale * (1 + math.exp(-3)) * 1.0001
     assert float(magnitude.max()) > 0.5 * transform.full_scale  # the bound is reached, not a silent decoder
+    # DC and Nyquist stay silent (RTPGHI cannot integrate a phase there: README "Model")
+    assert float(magnitude[:, 0].abs().max()) == 0.0 and float(magnitude[:, -1].abs().max()) == 0.0
 
 
 def test_band_interpolation_is_a_partition_of_unity():

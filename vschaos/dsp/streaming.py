@@ -153,11 +153,18 @@ class StreamingSynthesis(nn.Module):
         return summed[:, :emitted]
 
 
-def peak_anchors(log_mag: Tensor) -> Tensor:
+#: two log-magnitudes closer than this (nepers, ~0.001 dB) count as equal when finding peaks
+PEAK_TIE_NEPERS: float = 1.0e-4
+
+
+def peak_anchors(log_mag: Tensor, tie: float = PEAK_TIE_NEPERS) -> Tensor:
     """Index of the spectral peak each bin is integrated from, ``(..., bins)`` -> int64 same shape.
 
-    A bin is a peak when it is not smaller than either neighbour (outside the spectrum counts as
-    ``-inf``). Every other bin walks uphill to its larger neighbour, then on in that direction,
+    A bin is a peak when neither neighbour exceeds it by more than ``tie`` nepers (outside the
+    spectrum counts as ``-inf``). The tolerance makes a flat stretch (a decoder output at one of its
+    bounds) all peaks whatever the float rounding: with an exact comparison, rounding differences of
+    1e-7 between a streamed and an offline call made some of its bins walk to a neighbour instead,
+    and the output differ between buffer sizes. Every other bin walks uphill to its larger neighbour, then on in that direction,
     until it reaches a peak: between two peaks the spectrum is valley-shaped, so the walk is
     monotone and ends at the next peak to the right or the previous one to the left. This is the
     order in which a max-heap reaches the bins of a frame from its peaks (PGHI's heap pops the
@@ -170,7 +177,7 @@ def peak_anchors(log_mag: Tensor) -> Tensor:
     lowest = torch.full_like(log_mag[..., :1], -math.inf)
     left = torch.cat([lowest, log_mag[..., : n_bins - 1]], dim=-1)
     right = torch.cat([log_mag[..., 1:], lowest], dim=-1)
-    is_peak = (log_mag >= left) & (log_mag >= right)
+    is_peak = (log_mag >= left - tie) & (log_mag >= right - tie)
     index = torch.arange(n_bins, device=log_mag.device).expand_as(log_mag)
     previous_peak = torch.cummax(torch.where(is_peak, index, torch.full_like(index, -1)), dim=-1).values
     next_peak = torch.flip(

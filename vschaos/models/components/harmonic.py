@@ -118,6 +118,13 @@ class HarmonicDecoder(nn.Module):
         self.register_buffer("harmonic_numbers", torch.arange(1, self.n_harmonics + 1).float(), persistent=False)
         self.register_buffer("noise_matrix", band_interpolation(int(noise_bands), self.n_bins, int(sample_rate)),
                              persistent=False)
+        # the DC and Nyquist bins stay silent: a real signal's coefficient there has phase 0 or pi, which RTPGHI
+        # cannot integrate (no neighbour on one side), so a partial leaking into DC (f0 near the 30 Hz floor) made
+        # the output depend on float rounding (streaming != offline); they carry nothing audible
+        edges = torch.ones(self.n_bins)
+        edges[0] = 0.0
+        edges[-1] = 0.0
+        self.register_buffer("edge_mask", edges, persistent=False)
         # outputs: the partials' total log-amplitude, their distribution's logits, the noise bands' log-amplitudes
         self.mlp = MLP(in_dim, 1 + self.n_harmonics + int(noise_bands), hidden_dims, nlayers)
         with torch.no_grad():  # start quiet (-43 dB partials, -87 dB noise re a full-scale sine), not at full scale
@@ -151,4 +158,4 @@ class HarmonicDecoder(nn.Module):
         harmonics = self.comb(f0_hz, gain * torch.softmax(logits, dim=-1))
         noise_log = out[:, 1 + self.n_harmonics:].clamp(self.log_amplitude_min, self.log_noise_max)
         noise = torch.exp(noise_log) @ self.noise_matrix.to(out.dtype) * self.amplitude_reference
-        return harmonics + noise
+        return (harmonics + noise) * self.edge_mask.to(out.dtype)
