@@ -180,7 +180,7 @@ def test_label_inlets_follow_config_order_and_change_decode(prediction_export):
         out = decode_with(weird, weird)
         assert out.shape == (1, 1, 2048) and bool(torch.isfinite(out).all())
     # negative = the model's own prediction: same as feeding the predicted classes
-    predicted = model.vae.predict(z[0].T)
+    predicted = model.vae.predict(z[0].T.double())  # the export runs its model math in float64
     pitch, octave = predicted["pitch"].argmax(-1), predicted["octave"].argmax(-1)
     from_prediction = decode_with(-1.0, -1.0)
     model.reset()
@@ -218,7 +218,7 @@ def test_encode_outputs_predicted_classes(prediction_export):
     assert bool((classes == classes.round()).all())
     assert 0 <= float(classes[:, 0].min()) and float(classes[:, 0].max()) <= 11
     assert 0 <= float(classes[:, 1].min()) and float(classes[:, 1].max()) <= 10
-    expected = model.vae.predict(out[:, :16].transpose(1, 2).reshape(-1, 16))["pitch"].argmax(-1)
+    expected = model.vae.predict(out[:, :16].transpose(1, 2).reshape(-1, 16).double())["pitch"].argmax(-1)
     assert classes[:, 0].reshape(-1).tolist() == expected.float().tolist()
 
 

@@ -27,18 +27,25 @@ class ExportVerificationError(RuntimeError):
         super().__init__(f"export refused: the model fails verification{where}\n{report.format()}")
 
 
+def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0
+                     ) -> StreamingVAE:
+    """:class:`StreamingVAE` around a float64 copy of ``vae`` (eval mode, no gradients), not scripted: what
+    both export targets (nn~ and Neutone) wrap. Float64 model math: StreamingVAE's docstring says why."""
+    vae = copy.deepcopy(vae).eval().double()
+    for parameter in vae.parameters():
+        parameter.requires_grad_(False)
+    return StreamingVAE(vae, temperature=temperature, phase=phase, seed=seed).eval()
+
+
 def script_model(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0
                  ) -> torch.jit.ScriptModule:
-    """Wrap a copy of ``vae`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
+    """Wrap a float64 copy of ``vae`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
 
     Raises ``ValueError`` if the hop is not a power of two (nn~ could never call the model). The
     caller's ``vae`` is not modified. ``torch.jit.script`` is what nn~'s libtorch loads; its
     deprecation warning in recent torch is expected and silenced here.
     """
-    vae = copy.deepcopy(vae).eval()
-    for parameter in vae.parameters():
-        parameter.requires_grad_(False)
-    module = StreamingVAE(vae, temperature=temperature, phase=phase, seed=seed).eval()
+    module = streaming_module(vae, temperature=temperature, phase=phase, seed=seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)

@@ -73,7 +73,9 @@ class StreamingVAE(nn.Module):
     """nn~ / nn.ar model around a ``SpectralVAE`` (scripted with ``torch.jit.script``).
 
     Args:
-        vae: the trained ``SpectralVAE`` (used as is: put it in eval mode; it is not copied).
+        vae: the trained ``SpectralVAE`` (used as is: put it in eval mode; it is not copied). Its own dtype is the
+            dtype of the model math (``script_model`` exports a float64 copy); the streaming analysis, RTPGHI,
+            synthesis and every inlet and outlet are float32 whatever it is.
         temperature: initial ``temperature`` attribute (0 = posterior mean).
         phase: initial ``phase`` attribute, one of ``pghi`` (default), ``random``, ``keep_input``.
         seed: initial ``seed`` attribute of the counter-based noise.
@@ -83,6 +85,11 @@ class StreamingVAE(nn.Module):
     ``random`` uniform random phase, ``keep_input`` the input's phase, forward only; decode uses
     ``pghi`` then), ``seed`` (int: noise seed). Read-only: ``sample_rate``, ``hop``, ``n_fft``,
     ``latent_dim`` (plain module attributes).
+
+    Why the model math may run in float64: RTPGHI's choice of spectral peaks is discontinuous in the
+    magnitudes, and float32 matrix products round differently for a call of one frame (streaming) and
+    of many (offline); on smooth decoded spectra that flipped peaks and made the output depend on the
+    buffer size. In float64 the two differ by ~1e-16, which float32 rounding of the magnitudes removes.
     """
 
     sample_rate: int
@@ -153,11 +160,13 @@ class StreamingVAE(nn.Module):
                 forward_tasks.append(task)
         self.forward_tasks = forward_tasks
 
-        # Streaming state, one set per method so that methods never disturb each other.
-        self.encode_analysis = StreamingAnalysis(transform.window, self.hop)
-        self.forward_analysis = StreamingAnalysis(transform.window, self.hop)
-        self.decode_synthesis = StreamingSynthesis(transform.dual, self.hop)
-        self.forward_synthesis = StreamingSynthesis(transform.dual, self.hop)
+        # Streaming state, one set per method so that methods never disturb each other; float32 like the host's
+        # buffers, whatever the model math's dtype.
+        window, dual = transform.window.float(), transform.dual.float()
+        self.encode_analysis = StreamingAnalysis(window, self.hop)
+        self.forward_analysis = StreamingAnalysis(window, self.hop)
+        self.decode_synthesis = StreamingSynthesis(dual, self.hop)
+        self.forward_synthesis = StreamingSynthesis(dual, self.hop)
         self.decode_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
         self.forward_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
         for method in ("encode", "decode", "forward"):
@@ -313,8 +322,8 @@ class StreamingVAE(nn.Module):
         return (2.0 * uniform - 1.0) * math.pi
 
     def _checked_input(self, x: Tensor, channels: int, ratio_is_hop: bool, method: str) -> Tensor:
-        """``x`` ``(batch, channels, time)`` cast to the model's dtype (the streaming state keeps it),
-        or a one-line ``ValueError`` naming the method."""
+        """``x`` ``(batch, channels, time)`` cast to float32 (the streaming state's dtype), or a one-line
+        ``ValueError`` naming the method."""
         if x.dim() != 3:
             raise ValueError(f"{method}: expected a (batch, {channels}, time) tensor, got shape {list(x.shape)}")
         if x.shape[0] == 0:
@@ -327,7 +336,11 @@ class StreamingVAE(nn.Module):
         if not ratio_is_hop and x.shape[2] % self.hop != 0:
             raise ValueError(f"{method}: buffer of {x.shape[2]} samples is not a multiple of the hop size "
                              f"{self.hop}")
-        return x.to(self.vae.transform.window.dtype)
+        return x.to(self.encode_analysis.window.dtype)
+
+    def _model_dtype(self, x: Tensor) -> Tensor:
+        """``x`` in the dtype of the model math (see the class docstring)."""
+        return x.to(self.vae.transform.norm_mean.dtype)
 
     # ------------------------------------------------------------------ methods
     @torch.jit.export
@@ -338,7 +351,7 @@ class StreamingVAE(nn.Module):
         spec = self.encode_analysis(bounded_audio_input(x[:, 0]))  # (batch, frames, bins)
         n_frames = spec.shape[1]
         frame_index, self.encode_frames = self._frame_indices(self.encode_frames, batch, n_frames)
-        features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
+        features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.encoder_tasks, True)
         z = bounded_latent(self._latent(features, labels, frame_index, batch))
         outputs = [z]
@@ -346,7 +359,7 @@ class StreamingVAE(nn.Module):
             predictions = self.vae.predict(z, features)
             for task in self.predicted_tasks:
                 outputs.append(predictions[task].argmax(dim=-1).to(z.dtype).unsqueeze(-1))
-        out = torch.cat(outputs, dim=-1).reshape(batch, n_frames, -1)
+        out = torch.cat(outputs, dim=-1).reshape(batch, n_frames, -1).to(x.dtype)
         return out.transpose(1, 2).contiguous()
 
     @torch.jit.export
@@ -358,8 +371,8 @@ class StreamingVAE(nn.Module):
         frame_index, self.decode_frames = self._frame_indices(self.decode_frames, batch, n_frames)
         z = bounded_latent(x[:, : self.latent_dim]).transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
         labels = self._read_labels(x, self.latent_dim, self.decoder_tasks, False)
-        features = self.vae.decode(z, labels)
-        magnitude = self.vae.transform.from_features(features).reshape(batch, n_frames, self.n_bins)
+        features = self.vae.decode(self._model_dtype(z), labels)
+        magnitude = self.vae.transform.from_features(features).to(x.dtype).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":
             phase = self._random_phase(magnitude, frame_index)
         else:  # pghi, and keep_input (no input phase in decode)
@@ -374,7 +387,7 @@ class StreamingVAE(nn.Module):
         spec = self.forward_analysis(bounded_audio_input(x[:, 0]))
         n_frames = spec.shape[1]
         frame_index, self.forward_frames = self._frame_indices(self.forward_frames, batch, n_frames)
-        features = self.vae.transform.to_features(spec.abs()).reshape(batch * n_frames, self.n_bins)
+        features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.forward_tasks, True)
         z = self._latent(features, self._select(labels, self.encoder_tasks), frame_index, batch)
         z = z + self.forward_latent_offset
@@ -382,7 +395,7 @@ class StreamingVAE(nn.Module):
         if len(self.predicted_tasks) > 0:  # spectrum predictors read this input's frames
             logits = self.vae.predict(z, features)
         decoded = self.vae.decode(z, self._select(labels, self.decoder_tasks), logits)
-        magnitude = self.vae.transform.from_features(decoded).reshape(batch, n_frames, self.n_bins)
+        magnitude = self.vae.transform.from_features(decoded).to(x.dtype).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":
             phase = self._random_phase(magnitude, frame_index)
         elif self.phase == "keep_input":

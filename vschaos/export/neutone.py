@@ -28,7 +28,6 @@ nn~ models) must match the reported one, and the SDK's speed and latency benchma
 child process: they set torch's thread counts). Only then is it renamed into place. The directions live in
 ``vschaos.export.directions``, the checks and benchmarks in ``vschaos.export.neutone_checks``.
 """
-import copy
 import logging
 import os
 import shutil
@@ -45,6 +44,7 @@ from torch import Tensor, nn
 
 from vschaos.io import PathLike
 from vschaos.export.directions import LatentDirections, run_directions
+from vschaos.export.export import streaming_module
 from vschaos.export.module import StreamingVAE
 from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, BufferCheck, NeutoneExportError,
                                            SdkBenchmarks, check_buffer, run_sdk_benchmarks)
@@ -288,14 +288,6 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     tags = ["timbre transfer", "spectral", "vae", "vschaos"] + (["pitch"] if "pitch" in tasks else [])
     return NeutoneTexts(name=name, short_description=short, long_description=long,
                         technical_description=technical, tags=tags)
-
-
-def streaming_module(vae: nn.Module) -> StreamingVAE:
-    """The nn~ export's module around a copy of ``vae`` (eval mode, no gradients), not scripted."""
-    vae = copy.deepcopy(vae).eval()
-    for parameter in vae.parameters():
-        parameter.requires_grad_(False)
-    return StreamingVAE(vae).eval()
 
 
 # ---------------------------------------------------------------------------------------------- export
