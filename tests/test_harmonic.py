@@ -225,6 +225,9 @@ def test_harmonic_vae_scripts_and_stays_finite_on_hostile_latents(transform):
 def test_harmonic_configuration_errors_name_the_key(transform):
     with pytest.raises(ConfigurationError, match="model.pitch_latent"):
         SpectralVAE(transform, 6, decoder={"type": "HarmonicDecoder"})
+    for value in (5, "abc"):  # a command-line slip: model.pitch_latent=5
+        with pytest.raises(ConfigurationError, match="model.pitch_latent must be a mapping"):
+            SpectralVAE(transform, 6, pitch_latent=value)
     with pytest.raises(ConfigurationError, match="unknown key"):
         SpectralVAE(transform, 6, decoder={"type": "HarmonicDecoder"}, pitch_latent={"centre": 220})
     with pytest.raises(ConfigurationError, match="latent_dim >= 2"):

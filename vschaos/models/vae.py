@@ -168,6 +168,9 @@ class SpectralVAE(nn.Module):
         nyquist = float(self.transform.sample_rate) / 2.0
         if pitch_latent is None:
             return PitchCoordinate(fmax=nyquist)
+        if not isinstance(pitch_latent, Mapping):
+            raise ConfigurationError(f"model.pitch_latent must be a mapping of {list(PITCH_LATENT_KEYS)} (or null), "
+                                     f"got {pitch_latent!r}")
         spec = dict(pitch_latent)
         unknown = sorted(set(spec) - set(PITCH_LATENT_KEYS))
         if unknown:
