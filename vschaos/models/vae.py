@@ -5,10 +5,10 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_decoded_features, bounded_features, bounded_latent, magnitude_ceiling
+from vschaos.dsp.f0 import HarmonicF0
 from vschaos.models.components.decoders import make_decoder
 from vschaos.models.components.distributions import normal_parameters, reparameterise
 from vschaos.models.components.embeddings import make_embedding
-from vschaos.dsp.f0 import HarmonicF0
 from vschaos.models.components.encoders import SpectralEncoder
 from vschaos.models.components.harmonic import HarmonicDecoder, PitchCoordinate
 from vschaos.models.components.predictors import MLPPredictor
