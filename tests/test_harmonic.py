@@ -9,7 +9,7 @@ import torch
 from conftest import harmonic_tone
 from tests.test_export import _verify_buffers, preset_vae
 from vschaos.cli.train import compose_config
-from vschaos.dsp.f0 import HarmonicF0, f0_candidates, refine_f0, subharmonic_taps
+from vschaos.dsp.f0 import HarmonicF0, f0_candidates, harmonic_peaks, refine_f0, subharmonic_taps
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.export import export_model
 from vschaos.models.components.harmonic import HarmonicDecoder, PitchCoordinate, band_interpolation
@@ -86,13 +86,40 @@ def test_refinement_reads_between_the_bins():
     assert abs(float(refined) - centre) < 2e-3
 
 
-def test_subharmonic_taps_read_each_harmonic_by_linear_interpolation():
-    index, weight = subharmonic_taps(torch.tensor([2.5, 4.0]), n_bins=10, bin_hz=1.0, n_harmonics=3, decay=0.5)
-    reads = torch.zeros(2, 10).scatter_add(1, index, weight)
-    # 2.5: k=1 at bin 2.5 (0.5 + 0.5), k=2 at bin 5 (weight 0.5), k=3 at bin 7.5 (0.125 + 0.125)
-    assert torch.allclose(reads[0], torch.tensor([0, 0, 0.5, 0.5, 0, 0.5, 0, 0.125, 0.125, 0]))
+def test_subharmonic_taps_name_the_two_bins_around_each_harmonic():
+    index, position, weight = subharmonic_taps(torch.tensor([2.5, 4.0]), n_bins=10, bin_hz=1.0, n_harmonics=3,
+                                               decay=0.5)
+    # 2.5: harmonics at bins 2.5, 5, 7.5 read bins (2, 3), (5, 6), (7, 8) with weights 1, 0.5, 0.25
+    assert index[:, 0].tolist() == [[2, 5, 7], [3, 6, 8]]
+    assert torch.allclose(position[0], torch.tensor([2.5, 5.0, 7.5]))
+    assert torch.allclose(weight[0], torch.tensor([1.0, 0.5, 0.25]))
     # 4.0: k=3 at bin 12 lies beyond the last bin and reads nothing
-    assert torch.allclose(reads[1], torch.tensor([0, 0, 0, 0, 1.0, 0, 0, 0, 0.5, 0]))
+    assert torch.allclose(weight[1], torch.tensor([1.0, 0.5, 0.0]))
+
+
+def test_harmonic_peaks_keep_only_local_maxima_at_their_interpolated_positions():
+    # two Gaussian peaks (parabolas in log) centred at 5.3 and 12.0 bins over a flat floor
+    bins = torch.arange(20, dtype=torch.float64)
+    magnitude = 1e-6 + torch.exp(-0.5 * (bins - 5.3) ** 2) + 0.1 * torch.exp(-0.5 * (bins - 12.0) ** 2)
+    height, position = harmonic_peaks(magnitude[None])
+    assert (height[0] > 0).nonzero().flatten().tolist() == [5, 12]
+    assert abs(float(position[0, 5]) - 5.3) < 1e-3 and abs(float(position[0, 12]) - 12.0) < 1e-6
+    assert float(height[0, 5]) > float(height[0, 12])
+
+
+@pytest.mark.parametrize("freq,n_harmonics", [(41.2, 1), (65.4, 1), (110.0, 1), (220.0, 1), (440.0, 1),
+                                               (55.0, 8), (82.4, 8)])
+def test_tracker_reads_sines_and_low_notes_at_dgt_mid_resolution(freq, n_harmonics):
+    # reading the flanks of each partial, low candidates used to win: a 220 Hz sine read as ~40 Hz, and
+    # notes below ~110 Hz at the 30 Hz floor (partials 21.5 Hz bins apart: 55 Hz is 2.6 bins)
+    rate, n_fft = 44100, 2048
+    t = torch.arange(int(0.8 * rate)) / rate
+    tone = harmonic_tone(freq, 0.8, rate, n_harmonics=n_harmonics) if n_harmonics > 1 else \
+        0.3 * torch.sin(2 * math.pi * freq * t)
+    frames = SpectralTransform(sample_rate=rate, n_fft=n_fft, hop=512).magnitude(
+        torch.as_tensor(tone, dtype=torch.float32)[None])[0][6:-6]
+    cents = _cents(HarmonicF0(n_fft, rate)(frames), freq)
+    assert cents.abs().max() < 20.0, cents
 
 
 def test_tracker_gives_each_frame_the_same_f0_in_any_batch(transform, tracker):
