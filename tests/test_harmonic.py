@@ -86,25 +86,22 @@ def test_refinement_reads_between_the_bins():
     assert abs(float(refined) - centre) < 2e-3
 
 
-def test_subharmonic_taps_name_the_two_bins_around_each_harmonic():
-    index, position, weight = subharmonic_taps(torch.tensor([2.5, 4.0]), n_bins=10, bin_hz=1.0, n_harmonics=3,
-                                               decay=0.5)
-    # 2.5: harmonics at bins 2.5, 5, 7.5 read bins (2, 3), (5, 6), (7, 8) with weights 1, 0.5, 0.25
+def test_subharmonic_taps_read_the_two_bins_around_each_harmonic_by_closeness():
+    index, weight = subharmonic_taps(torch.tensor([2.5, 4.0]), n_bins=10, bin_hz=1.0, n_harmonics=3, decay=0.5)
+    # 2.5: harmonics at bins 2.5, 5, 7.5 read bins (2, 3), (5, 6), (7, 8); decay 1, 0.5, 0.25 times closeness
     assert index[:, 0].tolist() == [[2, 5, 7], [3, 6, 8]]
-    assert torch.allclose(position[0], torch.tensor([2.5, 5.0, 7.5]))
-    assert torch.allclose(weight[0], torch.tensor([1.0, 0.5, 0.25]))
+    assert torch.allclose(weight[:, 0], torch.tensor([[0.5, 0.5, 0.125], [0.5, 0.0, 0.125]]))
     # 4.0: k=3 at bin 12 lies beyond the last bin and reads nothing
-    assert torch.allclose(weight[1], torch.tensor([1.0, 0.5, 0.0]))
+    assert torch.allclose(weight[:, 1], torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]]))
 
 
-def test_harmonic_peaks_keep_only_local_maxima_at_their_interpolated_positions():
-    # two Gaussian peaks (parabolas in log) centred at 5.3 and 12.0 bins over a flat floor
-    bins = torch.arange(20, dtype=torch.float64)
-    magnitude = 1e-6 + torch.exp(-0.5 * (bins - 5.3) ** 2) + 0.1 * torch.exp(-0.5 * (bins - 12.0) ** 2)
-    height, position = harmonic_peaks(magnitude[None])
-    assert (height[0] > 0).nonzero().flatten().tolist() == [5, 12]
-    assert abs(float(position[0, 5]) - 5.3) < 1e-3 and abs(float(position[0, 12]) - 12.0) < 1e-6
-    assert float(height[0, 5]) > float(height[0, 12])
+def test_harmonic_peaks_keep_only_local_maxima_above_the_floor():
+    # two peaks over a flat floor: only their top bins remain, the taller one higher
+    bins = torch.arange(40, dtype=torch.float64)
+    compressed = 0.1 + 6 * torch.exp(-0.5 * (bins - 5.3) ** 2) + 3 * torch.exp(-0.5 * (bins - 22.0) ** 2)
+    height = harmonic_peaks(compressed[None])[0]
+    assert (height > 0).nonzero().flatten().tolist() == [5, 22]
+    assert float(height[5]) > float(height[22]) > 0
 
 
 @pytest.mark.parametrize("freq,n_harmonics", [(41.2, 1), (65.4, 1), (110.0, 1), (220.0, 1), (440.0, 1),

@@ -4,17 +4,17 @@ Two stages, both on one magnitude frame ``(batch, bins)``:
 
 1. **Subharmonic summation** (Hermes 1988) over the frame's spectral peaks: each candidate f0 on a log grid
    (default 1/4 semitone from 30 Hz to 2 kHz) scores ``sum_k decay^(k-1) * read_k``. ``read_k`` is the height
-   of a peak (its log-compressed magnitude above the frame's mean, relative to the frame's own maximum, so
-   the level does not matter) found in one of the two bins around ``k f0``, times ``1 - d``, ``d`` the distance
-   in bins from the peak's interpolated position to ``k f0``. Reading peaks, not the spectrum, keeps the
-   flanks of one partial from feeding every harmonic of a deep subharmonic; weighting by the distance makes
-   the candidate nearest the partials win over its neighbours, even for a lone sinusoid.
+   of a peak (a local maximum of the log-compressed magnitude, relative to the frame's own maximum so the
+   level does not matter, above a floor) in one of the two bins around ``k f0``, times ``1 - d``, ``d`` the
+   distance in bins from that bin to ``k f0``. Reading peaks, not the spectrum, keeps the flanks of one
+   partial from feeding every harmonic of a deep subharmonic; weighting by the distance makes the
+   candidate nearest the partials win over its neighbours, even for a lone sinusoid.
    Each candidate reads its own fixed taps (gathers and a sum per frame, not a matrix product: BLAS
    sums in an order that depends on the batch size, and a near-tie between two candidates would then
    pick another f0 offline than when streaming one frame at a time).
    Decaying weights make the true f0 outscore its sub-octave (which collects the same even harmonics
    with smaller weights) and its octave (which misses the odd ones).
-2. **Refinement**: near each of the first harmonics of the winner, the largest bin and its two
+2. **Refinement**: near each of the first harmonics of the winner (within half a bin of the partials), the largest bin and its two
    neighbours give the peak's position by parabolic interpolation of the log magnitude, which is exact
    for a stationary sinusoid under a Gaussian window (its spectrum is a Gaussian, a parabola in log).
    The f0 is the least-squares fit of those positions to ``k * f0``, weighted by the peaks' amplitudes.
@@ -44,20 +44,20 @@ def f0_candidates(fmin: float, fmax: float, steps_per_semitone: int) -> Tensor:
 
 
 def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics: int = 12,
-                     decay: float = 0.84) -> Tuple[Tensor, Tensor, Tensor]:
-    """Where and how much each candidate reads, for ``(candidates,)`` f0s in Hz:
-
-    - ``index`` ``(2, candidates, n_harmonics)``: the two bins around each harmonic, lower then upper;
-    - ``position`` ``(candidates, n_harmonics)``: harmonic ``k``'s fractional bin ``k c / bin_hz``;
-    - ``weight`` ``(candidates, n_harmonics)``: ``decay^(k-1)``, 0 for harmonics beyond the last bin."""
+                     decay: float = 0.84) -> Tuple[Tensor, Tensor]:
+    """Where and how much each candidate reads: ``(index, weight)``, each ``(2, candidates, n_harmonics)``.
+    Harmonic ``k`` of candidate ``c`` lies at fractional bin ``p = k c / bin_hz``; it reads its lower bin
+    ``floor(p)`` with weight ``decay^(k-1) * (1 - frac(p))`` and its upper bin with ``decay^(k-1) * frac(p)``
+    (the salience takes the larger of the two reads); harmonics beyond the last bin read nothing."""
     if n_harmonics < 1 or not 0 < decay <= 1:
         raise ValueError(f"need n_harmonics >= 1 and 0 < decay <= 1, got {n_harmonics}, {decay}")
     k = torch.arange(1, n_harmonics + 1, dtype=torch.float64)
     position = candidates.double().unsqueeze(-1) * k / bin_hz  # (candidates, K)
     lower = position.floor()
-    inside = (lower + 1 < n_bins).double()
+    frac = position - lower
+    weight = decay ** (k - 1) * (lower + 1 < n_bins).double()
     index = torch.stack([lower, lower + 1]).clamp(0, n_bins - 1).long()
-    return index, position.float(), (decay ** (k - 1) * inside).float()
+    return index, torch.stack([weight * (1 - frac), weight * frac]).float()
 
 
 def compressed_magnitude(magnitude: Tensor, relative_floor: float = RELATIVE_FLOOR) -> Tensor:
@@ -66,34 +66,17 @@ def compressed_magnitude(magnitude: Tensor, relative_floor: float = RELATIVE_FLO
     return torch.log1p(magnitude / (relative_floor * peak + 1e-12))
 
 
-def parabolic_offset(left: Tensor, middle: Tensor, right: Tensor) -> Tensor:
-    """Where the parabola through three equally spaced log magnitudes peaks, relative to the middle one, in
-    ``[-0.5, 0.5]`` bins; 0 where the middle is not a strict maximum. Exact for a stationary sinusoid under a
-    Gaussian window (its spectrum is a Gaussian, a parabola in log)."""
-    curvature = left - 2 * middle + right
-    is_peak = (middle >= left) & (middle >= right) & (curvature < 0)
-    safe = torch.where(is_peak, curvature, -torch.ones_like(curvature))
-    return torch.where(is_peak, 0.5 * (left - right) / safe, torch.zeros_like(curvature)).clamp(-0.5, 0.5)
-
-
-def harmonic_peaks(magnitude: Tensor) -> Tuple[Tensor, Tensor]:
-    """The spectral peaks of magnitude frames ``(batch, bins)``: ``(height, position)``, each ``(batch, bins)``.
-
-    ``height`` is, at each local maximum of the compressed magnitude, how far it rises above the frame's
-    mean (a floor: noise peaks mostly stay under it; a median did no better on noisy tones and costs a sort),
-    and zero elsewhere; ``position`` is the peak's interpolated fractional bin.
-    Only peaks count, so a candidate whose harmonics fall on the flank of one partial reads nothing there
-    (a Gaussian window's peak spans ~5 bins above -60 dB, and leakage spreads further): reading the flanks,
-    a pure sine below ~900 Hz came out as a deep subharmonic, whose many close harmonics all collected them."""
-    compressed = compressed_magnitude(magnitude)
-    level = (compressed - compressed.mean(dim=-1, keepdim=True)).clamp_min(0.0)
+def harmonic_peaks(compressed: Tensor) -> Tensor:
+    """The peaks of compressed magnitude frames ``(batch, bins)``: at each local maximum, how far it rises
+    above the frame's mean plus one standard deviation (a floor that most noise peaks stay under); zero
+    elsewhere. Reading peaks, not the spectrum, keeps the flanks of one partial (a Gaussian window's peak
+    spans ~5 bins above -60 dB, and leakage spreads further) from feeding every harmonic of a deep
+    subharmonic: reading them, a pure sine below ~900 Hz came out two or more octaves low."""
+    floor = compressed.mean(dim=-1, keepdim=True) + compressed.std(dim=-1, keepdim=True)
+    level = (compressed - floor).clamp_min(0.0)
     inner = level[:, 1:-1]
     is_peak = (inner >= level[:, :-2]) & (inner > level[:, 2:])
-    height = torch.nn.functional.pad(inner * is_peak.to(level.dtype), (1, 1))
-    log_magnitude = torch.log(magnitude + 1e-12)
-    offset = parabolic_offset(log_magnitude[:, :-2], log_magnitude[:, 1:-1], log_magnitude[:, 2:])
-    bins = torch.arange(magnitude.shape[-1], dtype=magnitude.dtype, device=magnitude.device)
-    return height, bins + torch.nn.functional.pad(offset, (1, 1))
+    return torch.nn.functional.pad(inner * is_peak.to(level.dtype), (1, 1))
 
 
 def refine_f0(magnitude: Tensor, coarse_hz: Tensor, bin_hz: float, n_harmonics: int = 8) -> Tensor:
@@ -114,15 +97,21 @@ def refine_f0(magnitude: Tensor, coarse_hz: Tensor, bin_hz: float, n_harmonics: 
     triple = magnitude.gather(1, (peak.unsqueeze(-1) + offsets).flatten(1)).view(centre.shape[0], -1, 3)
     log_triple = torch.log(triple + 1e-12)
     left, middle, right = log_triple[..., 0], log_triple[..., 1], log_triple[..., 2]
-    is_peak = (middle >= left) & (middle >= right) & (left - 2 * middle + right < 0)
-    position = peak.to(magnitude.dtype) + parabolic_offset(left, middle, right)
+    curvature = left - 2 * middle + right
+    is_peak = (middle >= left) & (middle >= right) & (curvature < 0)
+    delta = torch.where(is_peak, 0.5 * (left - right) / torch.where(is_peak, curvature, -torch.ones_like(curvature)),
+                        torch.zeros_like(curvature)).clamp(-0.5, 0.5)
+    position = peak.to(magnitude.dtype) + delta
     weight = triple[..., 1] * (valid & is_peak).to(magnitude.dtype)
     # least squares of position_k = k * f0 / bin_hz, each harmonic weighted by its amplitude
     numerator = (weight * k * position).sum(-1)
     denominator = (weight * k * k).sum(-1)
     fitted = numerator / denominator.clamp_min(1e-30) * bin_hz
     ratio = fitted / coarse_hz
-    ok = (denominator > 0) & (ratio > 2 ** (-1 / 12)) & (ratio < 2 ** (1 / 12))
+    # the coarse f0 may sit up to half a bin from the partials (a lone sine's peak is read from its bin):
+    # at low f0 that is more than a semitone
+    tolerance = torch.clamp(0.75 * bin_hz / coarse_hz, min=2 ** (1 / 12) - 1)
+    ok = (denominator > 0) & ((ratio - 1).abs() < tolerance)
     return torch.where(ok, fitted, coarse_hz)
 
 
@@ -151,22 +140,18 @@ class HarmonicF0(nn.Module):
         self.fmin, self.fmax = float(fmin), float(fmax)
         candidates = f0_candidates(fmin, fmax, steps_per_semitone)
         self.register_buffer("candidates", candidates, persistent=False)
-        index, position, weight = subharmonic_taps(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics, decay)
+        index, weight = subharmonic_taps(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics, decay)
         self.register_buffer("tap_index", index.flatten(), persistent=False)
-        self.register_buffer("tap_position", position, persistent=False)
         self.register_buffer("tap_weight", weight, persistent=False)
 
     def salience(self, magnitude: Tensor) -> Tensor:
         """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``; each frame's sums are
         the same whatever the batch (see the module docstring)."""
-        # harmonic k reads a peak in either of its two bins by its height times 1 - its distance in bins
-        # from k * candidate: the candidate nearest the partials wins a tie between its neighbours
-        height, position = harmonic_peaks(magnitude)
-        shape = [magnitude.shape[0], 2, self.tap_weight.shape[0], self.tap_weight.shape[1]]
-        closeness = (1.0 - (position.index_select(1, self.tap_index).view(shape)
-                            - self.tap_position.to(magnitude.dtype)).abs()).clamp_min(0.0)
-        reads = height.index_select(1, self.tap_index).view(shape) * closeness
-        return (torch.maximum(reads[:, 0], reads[:, 1]) * self.tap_weight.to(magnitude.dtype)).sum(dim=-1)
+        # harmonic k reads the larger of its two bins' peaks, each weighted by its closeness to k * candidate:
+        # of two candidates that read the same peaks, the one nearer to them wins
+        reads = harmonic_peaks(compressed_magnitude(magnitude)).index_select(1, self.tap_index).view(
+            [magnitude.shape[0]] + list(self.tap_weight.shape)) * self.tap_weight.to(magnitude.dtype)
+        return torch.maximum(reads[:, 0], reads[:, 1]).sum(dim=-1)
 
     def forward(self, magnitude: Tensor) -> Tensor:
         coarse = self.candidates.to(magnitude.dtype)[self.salience(magnitude).argmax(dim=-1)]
