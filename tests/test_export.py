@@ -246,6 +246,7 @@ def test_inlet_order_is_the_config_order_under_any_hash_seed():
 def test_attributes_round_trip_and_refuse_bad_values(demo_export):
     model = demo_export
     assert model.get_attributes() == ["temperature", "phase", "seed"]
+    assert model.set_transpose(3.0) == -1  # no pitch latent: nothing to transpose (models/components/harmonic.py)
     assert model.get_methods() == ["forward", "encode", "decode"]
     assert model.temperature_params.tolist() == [2] and model.phase_params.tolist() == [3]
     assert model.seed_params.tolist() == [1]

@@ -51,6 +51,7 @@ from vschaos.models.contract import SpectralModel, check_model
 from vschaos.util import is_power_of_two
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
+MAX_TRANSPOSE_SEMITONES = 48.0  # the ``transpose`` attribute's range (models with a pitch latent)
 # Counter-noise streams: latent noise is counter_normal stream 0 (uniform streams 10 and 11), the
 # random phase counter_uniform stream 1; counter_normal never draws uniform streams below 10.
 LATENT_NOISE_STREAM = 0
@@ -83,7 +84,9 @@ class StreamingVAE(nn.Module):
     Attributes (nn~ ``set``/``get``): ``temperature`` (float in ``[0, MAX_TEMPERATURE]`` = [0, 10]:
     z = mean + temperature * std * noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
     ``random`` uniform random phase, ``keep_input`` the input's phase, forward only; decode uses
-    ``pghi`` then), ``seed`` (int: noise seed). Read-only: ``sample_rate``, ``hop``, ``n_fft``,
+    ``pghi`` then), ``seed`` (int: noise seed), and for a model with a pitch latent ``transpose`` (float
+    semitones in ``+-MAX_TRANSPOSE_SEMITONES``: ``forward`` moves the measured pitch, so the output plays
+    that much higher or lower). Read-only: ``sample_rate``, ``hop``, ``n_fft``,
     ``latent_dim`` (plain module attributes).
 
     Why the model math may run in float64: RTPGHI's choice of spectral peaks is discontinuous in the
@@ -99,6 +102,10 @@ class StreamingVAE(nn.Module):
     latent_dim: int
     temperature: float
     max_temperature: float
+    transpose: float
+    max_transpose: float
+    pitch_dims: int
+    pitch_units_per_semitone: float
     phase: str
     seed: int
     latent_noise_stream: int
@@ -147,6 +154,12 @@ class StreamingVAE(nn.Module):
         self.phase = str(phase)
         self.seed = int(seed)
         self.max_temperature = MAX_TEMPERATURE
+        # a pitch latent (z[:, 0] = the measured f0's coordinate) can be transposed in forward
+        self.pitch_dims = int(getattr(vae, "pitch_dims", 0))
+        octaves_per_unit = float(vae.pitch_coordinate.octaves_per_unit) if self.pitch_dims > 0 else 1.0
+        self.pitch_units_per_semitone = 1.0 / (12.0 * octaves_per_unit)
+        self.transpose = 0.0
+        self.max_transpose = MAX_TRANSPOSE_SEMITONES
         self.latent_noise_stream = LATENT_NOISE_STREAM  # attributes: scripted code cannot read globals
         self.phase_noise_stream = PHASE_NOISE_STREAM
 
@@ -201,6 +214,7 @@ class StreamingVAE(nn.Module):
         self.register_buffer("temperature_params", torch.tensor([_FLOAT], dtype=torch.int64))
         self.register_buffer("phase_params", torch.tensor([_STR], dtype=torch.int64))
         self.register_buffer("seed_params", torch.tensor([_INT], dtype=torch.int64))
+        self.register_buffer("transpose_params", torch.tensor([_FLOAT], dtype=torch.int64))
 
     @torch.jit.unused
     def _label_inlets(self, tasks: List[str], predicted: List[str]) -> List[str]:
@@ -230,7 +244,22 @@ class StreamingVAE(nn.Module):
 
     @torch.jit.export
     def get_attributes(self) -> List[str]:
+        if self.pitch_dims > 0:
+            return ["temperature", "phase", "seed", "transpose"]
         return ["temperature", "phase", "seed"]
+
+    @torch.jit.export
+    def get_transpose(self) -> Tuple[float]:
+        return (self.transpose,)
+
+    @torch.jit.export
+    def set_transpose(self, semitones: float) -> int:
+        """Transpose ``forward`` by this many semitones (moves the pitch latent): 0 on success; -1 (refused, the
+        value is kept) for a model without a pitch latent, NaN, or beyond ``+-max_transpose`` (48)."""
+        if self.pitch_dims == 0 or not (abs(semitones) <= self.max_transpose):
+            return -1
+        self.transpose = float(semitones)
+        return 0
 
     @torch.jit.export
     def get_temperature(self) -> Tuple[float]:
@@ -391,6 +420,8 @@ class StreamingVAE(nn.Module):
         labels = self._read_labels(x, 1, self.forward_tasks, True)
         z = self._latent(features, self._select(labels, self.encoder_tasks), frame_index, batch)
         z = z + self.forward_latent_offset
+        if self.pitch_dims > 0 and self.transpose != 0.0:
+            z = torch.cat([z[:, :1] + self.transpose * self.pitch_units_per_semitone, z[:, 1:]], dim=1)
         logits: Optional[Dict[str, Tensor]] = None
         if len(self.predicted_tasks) > 0:  # spectrum predictors read this input's frames
             logits = self.vae.predict(z, features)
