@@ -11,7 +11,7 @@ from tests.test_export import _verify_buffers, preset_vae
 from vschaos.cli.train import compose_config
 from vschaos.dsp.f0 import HarmonicF0, f0_candidates, harmonic_peaks, refine_f0, subharmonic_taps
 from vschaos.dsp.transforms import SpectralTransform
-from vschaos.export import export_model
+from vschaos.export import export_model, script_model
 from vschaos.models.components.harmonic import HarmonicDecoder, PitchCoordinate, band_interpolation
 from vschaos.models.vae import ConfigurationError, SpectralVAE
 from vschaos.training.fit import build_objects
@@ -95,6 +95,32 @@ def test_subharmonic_taps_read_the_two_bins_around_each_harmonic_by_closeness():
     assert torch.allclose(weight[:, 1], torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]]))
 
 
+def test_subharmonic_taps_widen_the_harmonics_that_the_grid_may_miss():
+    # candidates half a bin apart: harmonic k may lie k/4 bin from the partial, so from k = 4 it reads peaks
+    # widened by 1 bin, from k = 8 by 2 (the largest width within reach), each at its nearest bin
+    index, weight = subharmonic_taps(torch.tensor([100.0, 100.5]), n_bins=2000, bin_hz=1.0, n_harmonics=12,
+                                     decay=0.5, widths=(0, 1, 2, 4))
+    level = index[0, 0] // 2000
+    assert level.tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2]
+    assert (index[0, 0, 3:] % 2000).tolist() == [100 * k for k in range(4, 13)]
+    assert torch.equal(index[0, 0, 3:], index[1, 0, 3:]) and (weight[1, 0, 3:] == 0).all()
+    assert torch.allclose(weight[0, 0, 3:], 0.5 ** torch.arange(3.0, 12.0))
+    with pytest.raises(ValueError, match="widths"):
+        subharmonic_taps(torch.tensor([100.0]), 2000, 1.0, widths=(1, 2))
+
+
+@pytest.mark.parametrize("freq", [309.8, 610.0, 1234.7])
+def test_tracker_finds_harmonic_tones_at_dgt_high_resolution(freq):
+    # 8192 points, 5.4 Hz bins: a quarter semitone spans several bins above ~400 Hz; these read 2-3 octaves
+    # low, or one high, until the grid was capped at half a bin and the upper harmonics read widened peaks
+    rate, n_fft = 44100, 8192
+    tone = harmonic_tone(freq, 1.0, rate, n_harmonics=8)
+    frames = SpectralTransform(sample_rate=rate, n_fft=n_fft, hop=2048).magnitude(
+        torch.as_tensor(tone, dtype=torch.float32)[None])[0][4:-4]
+    cents = _cents(HarmonicF0(n_fft, rate)(frames), freq)
+    assert cents.abs().max() < 20.0, cents
+
+
 def test_harmonic_peaks_keep_only_local_maxima_above_the_floor():
     # two peaks over a flat floor: only their top bins remain, the taller one higher
     bins = torch.arange(40, dtype=torch.float64)
@@ -122,16 +148,28 @@ def test_tracker_reads_sines_and_low_notes_at_dgt_mid_resolution(freq, n_harmoni
 def test_tracker_gives_each_frame_the_same_f0_in_any_batch(transform, tracker):
     # streaming sends one frame at a time, the offline path all of them: a near-tie between two candidates
     # must not be decided differently (noise frames are full of near-ties)
-    noise = _frames(transform, torch.randn(RATE, generator=torch.Generator().manual_seed(1)))
-    together = tracker.salience(noise)
-    alone = torch.cat([tracker.salience(noise[i:i + 1]) for i in range(noise.shape[0])])
-    assert torch.equal(together, alone)
-    assert torch.equal(tracker(noise), torch.cat([tracker(noise[i:i + 1]) for i in range(noise.shape[0])]))
+    # (noise frames are full of near-ties), nor a flat frame (a click: every bin on the floor, whose last
+    # bits depend on the batch size)
+    clicks = torch.zeros(RATE)
+    clicks[::RATE // 20] = 1.0
+    for audio in (torch.randn(RATE, generator=torch.Generator().manual_seed(1)), clicks):
+        frames = _frames(transform, audio)
+        together = tracker.salience(frames)
+        alone = torch.cat([tracker.salience(frames[i:i + 1]) for i in range(frames.shape[0])])
+        assert torch.equal(together, alone)
+        assert torch.equal(tracker(frames), torch.cat([tracker(frames[i:i + 1]) for i in range(frames.shape[0])]))
 
 
 def test_tracker_arguments_are_checked():
     with pytest.raises(ValueError, match="fmin"):
         f0_candidates(500.0, 100.0, 4)
+    with pytest.raises(ValueError, match="max_step_hz"):
+        f0_candidates(50.0, 100.0, 4, max_step_hz=0.0)
+    # a quarter semitone apart, but never more than max_step_hz; the last one reaches fmax
+    grid = f0_candidates(100.0, 2000.0, 4, max_step_hz=10.0).double()
+    steps = grid.diff()
+    assert grid[0] == 100.0 and grid[-1] >= 2000.0 > grid[-2]
+    assert torch.allclose(steps, torch.minimum(grid[:-1] * (2 ** (1 / 48) - 1), torch.tensor(10.0)), rtol=1e-5)
     with pytest.raises(ValueError, match="steps_per_semitone"):
         f0_candidates(50.0, 100.0, 0)
     with pytest.raises(ValueError, match="Nyquist"):
@@ -232,6 +270,32 @@ def test_harmonic_vae_decodes_partials_at_the_latent_pitch(transform):
     peaks = [b for b in range(1, 200) if magnitude[b] > magnitude[b - 1] and magnitude[b] >= magnitude[b + 1]
              and magnitude[b] > 1e-3 * magnitude.max()]
     assert peaks[:4] == [round(k * 330.0 / bin_hz) for k in (1, 2, 3, 4)]
+
+
+def test_transpose_attribute_moves_forwards_pitch_by_semitones(transform, tracker):
+    vae = _harmonic_vae(transform).eval()
+    with torch.no_grad():  # partials falling off ~3 dB each, as instruments' do (equal partials read an octave up)
+        last = vae.decoder.mlp.net[-1]
+        last.weight[1:] = 0.0
+        last.bias[1:1 + 24] = -0.35 * torch.arange(24.0)
+        last.bias[1 + 24:] = -30.0  # and no noise
+    scripted = script_model(vae)
+    assert scripted.get_attributes() == ["temperature", "phase", "seed", "transpose"]
+    assert scripted.transpose_params.tolist() == [2]  # float, for nn~'s attribute parser
+    tone = torch.as_tensor(harmonic_tone(220.0, 0.8, RATE, n_harmonics=8))[: 64 * 256]
+    measured = {}
+    for semitones in (0.0, 12.0, -7.0):
+        assert scripted.set_transpose(semitones) == 0 and scripted.get_transpose() == (semitones,)
+        scripted.reset()
+        with torch.no_grad():
+            out = scripted.forward(tone.view(1, 1, -1))[0, 0]
+        measured[semitones] = float(tracker(_frames(transform, out)[10:-4]).median())
+    assert abs(float(_cents(torch.tensor(measured[0.0]), 220.0))) < 10
+    assert abs(float(_cents(torch.tensor(measured[12.0]), 440.0))) < 10
+    assert abs(float(_cents(torch.tensor(measured[-7.0]), 220.0 * 2 ** (-7 / 12)))) < 10
+    # refused (the value is kept): NaN, beyond +-48 semitones
+    for bad in (float("nan"), 48.5, -1e9):
+        assert scripted.set_transpose(bad) == -1 and scripted.get_transpose() == (-7.0,)
 
 
 def test_harmonic_vae_scripts_and_stays_finite_on_hostile_latents(transform):

@@ -2,20 +2,21 @@
 
 Two stages, both on one magnitude frame ``(batch, bins)``:
 
-1. **Subharmonic summation** (Hermes 1988) over the frame's spectral peaks: each candidate f0 on a log grid
-   (default 1/4 semitone from 30 Hz to 2 kHz) scores ``sum_k decay^(k-1) * read_k``. ``read_k`` is the height
-   of a peak (a local maximum of the log-compressed magnitude, relative to the frame's own maximum so the
-   level does not matter, above a floor) in one of the two bins around ``k f0``, times ``1 - d``, ``d`` the
-   distance in bins from that bin to ``k f0``. Reading peaks, not the spectrum, keeps the flanks of one
-   partial from feeding every harmonic of a deep subharmonic; weighting by the distance makes the
-   candidate nearest the partials win over its neighbours, even for a lone sinusoid.
+1. **Subharmonic summation** (Hermes 1988) over the frame's spectral peaks: each candidate f0 on a grid
+   (1/4 semitone, or half a bin where that is finer, from 30 Hz to 2 kHz) scores ``sum_k decay^(k-1) * read_k``.
+   ``read_k`` is the height of a peak (a local maximum of the log-compressed magnitude, relative to the
+   frame's own maximum so the level does not matter, above a floor) near ``k f0``: in one of its two bins,
+   times ``1 - d`` for ``d`` the bin's distance to ``k f0``, or, for the upper harmonics that the grid
+   may miss by more than a bin, anywhere within that reach (``subharmonic_taps``). Reading peaks, not the
+   spectrum, keeps the flanks of one partial from feeding every harmonic of a deep subharmonic; weighting
+   by the distance makes the candidate nearest the partials win over its neighbours, even for a sinusoid.
    Each candidate reads its own fixed taps (gathers and a sum per frame, not a matrix product: BLAS
    sums in an order that depends on the batch size, and a near-tie between two candidates would then
    pick another f0 offline than when streaming one frame at a time).
    Decaying weights make the true f0 outscore its sub-octave (which collects the same even harmonics
    with smaller weights) and its octave (which misses the odd ones).
-2. **Refinement**: near each of the first harmonics of the winner (within half a bin of the partials), the largest bin and its two
-   neighbours give the peak's position by parabolic interpolation of the log magnitude, which is exact
+2. **Refinement**: near each of the first harmonics of the winner (within about half a bin of the partials),
+   the largest bin and its two neighbours give the peak's position by parabolic interpolation of the log magnitude, which is exact
    for a stationary sinusoid under a Gaussian window (its spectrum is a Gaussian, a parabola in log).
    The f0 is the least-squares fit of those positions to ``k * f0``, weighted by the peaks' amplitudes.
 
@@ -23,41 +24,81 @@ A frame without a pitch (silence, noise) still gets an f0 (the best candidate); 
 learns what the rest of the spectrum says about it.
 """
 import math
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 #: compressed magnitudes are ``log1p(|X| / (RELATIVE_FLOOR * frame peak))``: ~-60 dB under the peak counts
 RELATIVE_FLOOR: float = 1.0e-3
+#: peaks less than this far above the floor (compressed units; a full-scale partial is ~7) do not count
+PEAK_MIN_HEIGHT: float = 1.0e-3
+#: half-widths in bins to which peaks are widened for harmonics that the candidate grid may miss by more
+PEAK_WIDTHS: Tuple[int, ...] = (0, 1, 2, 4, 8)
 
 
-def f0_candidates(fmin: float, fmax: float, steps_per_semitone: int) -> Tensor:
-    """Log-spaced candidate frequencies in Hz from ``fmin`` to ``fmax`` (inclusive): ``(candidates,)``."""
+def f0_candidates(fmin: float, fmax: float, steps_per_semitone: int, max_step_hz: float = math.inf) -> Tensor:
+    """Candidate frequencies in Hz from ``fmin`` up to the first one at or above ``fmax``: ``(candidates,)``.
+    Consecutive candidates are ``1 / steps_per_semitone`` semitone apart, or ``max_step_hz`` where that is
+    closer (high up, at fine frequency resolution)."""
     if not 0 < fmin < fmax:
         raise ValueError(f"f0 range must satisfy 0 < fmin < fmax, got fmin={fmin}, fmax={fmax}")
     if steps_per_semitone < 1:
         raise ValueError(f"steps_per_semitone must be >= 1, got {steps_per_semitone}")
-    count = int(math.floor(12 * steps_per_semitone * math.log2(fmax / fmin))) + 1
-    steps = torch.arange(count, dtype=torch.float64) / (12.0 * steps_per_semitone)
-    return (fmin * torch.pow(2.0, steps)).float()
+    if not max_step_hz > 0:
+        raise ValueError(f"max_step_hz must be > 0, got {max_step_hz}")
+    ratio = 2.0 ** (1.0 / (12.0 * steps_per_semitone))
+    values = [float(fmin)]
+    while values[-1] < fmax:
+        values.append(min(values[-1] * ratio, values[-1] + max_step_hz))
+    return torch.tensor(values, dtype=torch.float64).float()
 
 
-def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics: int = 12,
-                     decay: float = 0.84) -> Tuple[Tensor, Tensor]:
-    """Where and how much each candidate reads: ``(index, weight)``, each ``(2, candidates, n_harmonics)``.
-    Harmonic ``k`` of candidate ``c`` lies at fractional bin ``p = k c / bin_hz``; it reads its lower bin
-    ``floor(p)`` with weight ``decay^(k-1) * (1 - frac(p))`` and its upper bin with ``decay^(k-1) * frac(p)``
-    (the salience takes the larger of the two reads); harmonics beyond the last bin read nothing."""
+def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics: int = 12, decay: float = 0.84,
+                     widths: Sequence[int] = PEAK_WIDTHS) -> Tuple[Tensor, Tensor]:
+    """Where and how much each candidate reads: ``(index, weight)``, each ``(2, candidates, n_harmonics)``;
+    ``index`` addresses the peaks widened to each of ``widths`` (half-widths in bins, the first 0), laid end
+    to end: ``width_level * n_bins + bin``.
+
+    Harmonic ``k`` of candidate ``c`` lies at fractional bin ``p = k c / bin_hz``, up to ``k`` times half the
+    grid step from a partial that the grid's nearest candidate stands for. Where that is under a bin, it
+    reads its lower bin ``floor(p)`` with weight ``decay^(k-1) * (1 - frac(p))`` and its upper bin with
+    ``decay^(k-1) * frac(p)`` (the salience takes the larger: the candidate nearest the partials wins);
+    beyond, it reads bin ``round(p)`` of the peaks widened to the largest width within that distance, with
+    weight ``decay^(k-1)``, but never wider than a quarter of the harmonics' spacing (so that no two
+    harmonics read the same partial). Harmonics beyond the last bin read nothing."""
     if n_harmonics < 1 or not 0 < decay <= 1:
         raise ValueError(f"need n_harmonics >= 1 and 0 < decay <= 1, got {n_harmonics}, {decay}")
+    if len(widths) == 0 or widths[0] != 0 or any(b <= a for a, b in zip(widths, widths[1:])):
+        raise ValueError(f"widths must start at 0 and increase, got {list(widths)}")
+    c = candidates.double()
+    steps = torch.diff(c, append=(c[-1:] if len(c) < 2 else c[-1:] + (c[-1] - c[-2]).unsqueeze(0)))
     k = torch.arange(1, n_harmonics + 1, dtype=torch.float64)
-    position = candidates.double().unsqueeze(-1) * k / bin_hz  # (candidates, K)
+    position = c.unsqueeze(-1) * k / bin_hz  # (candidates, K)
+    reach = (k * 0.5 * steps.unsqueeze(-1) / bin_hz).minimum((c / bin_hz / 4).unsqueeze(-1))
+    level = torch.zeros_like(position, dtype=torch.long)
+    for i, width in enumerate(widths[1:], start=1):
+        level = torch.where(reach >= width, torch.full_like(level, i), level)
     lower = position.floor()
     frac = position - lower
     weight = decay ** (k - 1) * (lower + 1 < n_bins).double()
-    index = torch.stack([lower, lower + 1]).clamp(0, n_bins - 1).long()
-    return index, torch.stack([weight * (1 - frac), weight * frac]).float()
+    exact = level == 0
+    nearest = position.round().clamp(0, n_bins - 1)
+    lower_index = torch.where(exact, lower.clamp(0, n_bins - 1), nearest) + level * n_bins
+    upper_index = torch.where(exact, (lower + 1).clamp(0, n_bins - 1), nearest) + level * n_bins
+    lower_weight = torch.where(exact, weight * (1 - frac), weight)
+    upper_weight = torch.where(exact, weight * frac, torch.zeros_like(weight))
+    return torch.stack([lower_index, upper_index]).long(), torch.stack([lower_weight, upper_weight]).float()
+
+
+def widened_peaks(peaks: Tensor, widths: List[int]) -> Tensor:
+    """``peaks (batch, bins)`` max-pooled over ``+-width`` bins for each of ``widths`` (0 = as is), laid end to end:
+    ``(batch, len(widths) * bins)``."""
+    levels = [peaks]
+    for width in widths[1:]:
+        levels.append(torch.nn.functional.max_pool1d(peaks.unsqueeze(1), kernel_size=2 * width + 1, stride=1,
+                                                     padding=width).squeeze(1))
+    return torch.cat(levels, dim=-1)
 
 
 def compressed_magnitude(magnitude: Tensor, relative_floor: float = RELATIVE_FLOOR) -> Tensor:
@@ -66,24 +107,27 @@ def compressed_magnitude(magnitude: Tensor, relative_floor: float = RELATIVE_FLO
     return torch.log1p(magnitude / (relative_floor * peak + 1e-12))
 
 
-def harmonic_peaks(compressed: Tensor) -> Tensor:
+def harmonic_peaks(compressed: Tensor, min_height: float = PEAK_MIN_HEIGHT) -> Tensor:
     """The peaks of compressed magnitude frames ``(batch, bins)``: at each local maximum, how far it rises
     above the frame's mean plus one standard deviation (a floor that most noise peaks stay under); zero
     elsewhere. Reading peaks, not the spectrum, keeps the flanks of one partial (a Gaussian window's peak
     spans ~5 bins above -60 dB, and leakage spreads further) from feeding every harmonic of a deep
     subharmonic: reading them, a pure sine below ~900 Hz came out two or more octaves low."""
     floor = compressed.mean(dim=-1, keepdim=True) + compressed.std(dim=-1, keepdim=True)
-    level = (compressed - floor).clamp_min(0.0)
+    level = compressed - floor
+    # the floor's last bits depend on the batch size (reduction order): on a flat frame (a click) every bin
+    # sits on it, and rounding would make "peaks" that differ between a streamed call and an offline one
+    level = torch.where(level > min_height, level, torch.zeros_like(level))
     inner = level[:, 1:-1]
     is_peak = (inner >= level[:, :-2]) & (inner > level[:, 2:])
     return torch.nn.functional.pad(inner * is_peak.to(level.dtype), (1, 1))
 
 
 def refine_f0(magnitude: Tensor, coarse_hz: Tensor, bin_hz: float, n_harmonics: int = 8) -> Tensor:
-    """Refined f0 ``(batch,)`` in Hz from ``coarse_hz`` ``(batch,)`` (within about half a semitone): the
-    amplitude-weighted least-squares fit of ``k * f0`` to the parabolically interpolated peaks of harmonics
-    ``1..n_harmonics`` (those below the last bin but one). Falls back to ``coarse_hz`` when no harmonic
-    peak is found or the fit moves more than a semitone."""
+    """Refined f0 ``(batch,)`` in Hz from ``coarse_hz`` ``(batch,)`` (its first harmonic within about half a bin
+    of the partial): the amplitude-weighted least-squares fit of ``k * f0`` to the parabolically interpolated
+    peaks of harmonics ``1..n_harmonics`` (those below the last bin but one). Falls back to ``coarse_hz`` when
+    no harmonic peak is found or the fit moves by more than a semitone or 0.75 bin, whichever is more."""
     n_bins = magnitude.shape[-1]
     k = torch.arange(1, n_harmonics + 1, dtype=magnitude.dtype, device=magnitude.device)
     expected = coarse_hz.unsqueeze(-1) * k / bin_hz  # (batch, K) fractional bins
@@ -119,11 +163,13 @@ class HarmonicF0(nn.Module):
     """f0 of each DGT magnitude frame (see the module docstring): ``(batch, bins)`` -> ``(batch,)`` Hz.
 
     Args: ``n_fft``, ``sample_rate`` of the transform; ``fmin``/``fmax`` [30, 2000] Hz;
-    ``steps_per_semitone`` of the candidate grid [4]; ``n_harmonics`` summed [12] with weights
+    ``steps_per_semitone`` of the candidate grid [4] (never coarser than half a bin); ``n_harmonics`` summed [12]
+    with weights
     ``decay^(k-1)`` [0.84]; ``refine_harmonics`` fitted [8]. The result lies within ``[fmin, fmax]``. The taps are
     rebuilt from these (non-persistent buffers: checkpoints do not carry them)."""
 
     bin_hz: float
+    widths: List[int]
     refine_harmonics: int
     fmin: float
     fmax: float
@@ -138,18 +184,20 @@ class HarmonicF0(nn.Module):
         self.bin_hz = float(sample_rate) / float(n_fft)
         self.refine_harmonics = int(refine_harmonics)
         self.fmin, self.fmax = float(fmin), float(fmax)
-        candidates = f0_candidates(fmin, fmax, steps_per_semitone)
+        # a candidate's first harmonic may lie up to a quarter bin from a partial: the grid is never coarser
+        # than half a bin (at 8192 points, a quarter semitone spans several bins above ~400 Hz)
+        candidates = f0_candidates(fmin, fmax, steps_per_semitone, max_step_hz=0.5 * self.bin_hz)
         self.register_buffer("candidates", candidates, persistent=False)
-        index, weight = subharmonic_taps(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics, decay)
+        self.widths = list(PEAK_WIDTHS)
+        index, weight = subharmonic_taps(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics, decay, self.widths)
         self.register_buffer("tap_index", index.flatten(), persistent=False)
         self.register_buffer("tap_weight", weight, persistent=False)
 
     def salience(self, magnitude: Tensor) -> Tensor:
         """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``; each frame's sums are
         the same whatever the batch (see the module docstring)."""
-        # harmonic k reads the larger of its two bins' peaks, each weighted by its closeness to k * candidate:
-        # of two candidates that read the same peaks, the one nearer to them wins
-        reads = harmonic_peaks(compressed_magnitude(magnitude)).index_select(1, self.tap_index).view(
+        peaks = widened_peaks(harmonic_peaks(compressed_magnitude(magnitude)), self.widths)
+        reads = peaks.index_select(1, self.tap_index).view(
             [magnitude.shape[0]] + list(self.tap_weight.shape)) * self.tap_weight.to(magnitude.dtype)
         return torch.maximum(reads[:, 0], reads[:, 1]).sum(dim=-1)
 
