@@ -122,6 +122,27 @@ def test_principal_directions_recover_a_known_covariance():
     assert torch.allclose(scales, spread[:2], rtol=0.03)
 
 
+def test_directions_of_a_pitch_latent_model_leave_the_pitch_out(monkeypatch):
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from vschaos.export import directions as directions_module
+
+    # the measured pitch varies most in the training latents; the transpose knob moves it, not the directions
+    spread = torch.tensor([5.0, 2.0, 1.0, 0.5])
+    latents = torch.randn(5000, 4, generator=torch.Generator().manual_seed(2)) * spread
+    monkeypatch.setattr(directions_module, "training_latents", lambda cfg, vae: (latents, "'notes'"))
+    cfg = OmegaConf.create({"data": {"dataset": {"root": "notes"}}})
+    found, _ = directions_module.run_directions(cfg, SimpleNamespace(pitch_dims=1, latent_dim=4))
+    assert found.vectors[:, 0].abs().max() == 0 and "pitch dimension left out" in found.source
+    assert abs(float(found.vectors[0, 1])) > 0.99 and torch.allclose(found.scales, spread[1:3], rtol=0.05)
+    unpitched, _ = directions_module.run_directions(cfg, SimpleNamespace(pitch_dims=0, latent_dim=4))
+    assert abs(float(unpitched.vectors[0, 0])) > 0.99
+    fallback = directions_module.LatentDirections.axes(4, "no data", first=1)
+    assert fallback.vectors.tolist() == [[0, 1, 0, 0], [0, 0, 1, 0]] and "axes 1-2" in fallback.source
+
+
 # ---------------------------------------------------------------- export and SDK checks
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
@@ -221,6 +242,31 @@ def test_note_knob_conditions_a_pitch_model(tmp_path):
     assert not torch.allclose(out, auto, atol=1e-3)
 
 
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@needs_sdk
+def test_transpose_knob_moves_a_harmonic_models_pitch(tmp_path):
+    from vschaos.export.directions import LatentDirections
+    from vschaos.export.neutone import TRANSPOSE_RANGE, export_neutone, load_neutone_model, make_texts
+    from vschaos.export.neutone_checks import stream_file_model
+
+    vae = preset_vae("demo", ("model=harmonic",))
+    directions = LatentDirections.axes(int(vae.latent_dim), "no data in this test", first=vae.pitch_dims)
+    assert directions.vectors[:, 0].abs().sum() == 0  # the directions leave the pitch to the transpose knob
+    path = tmp_path / "harmonic.nm"
+    export_neutone(vae, path, make_texts("harmonic", vae, "'notes'", directions), directions, **NO_BENCH)
+    model, metadata = load_neutone_model(str(path))
+    names = [p["name"] for p in metadata["neutone_parameters"].values()]
+    assert names == ["temperature", "direction 1", "direction 2", "transpose"]
+    audio = noise(4096, seed=5)
+    out = stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([0.0, 0.5, 0.5, 0.75], audio.shape[1]))
+    reference_module = nn_export(vae)
+    assert reference_module.set_transpose(0.5 * TRANSPOSE_RANGE) == 0  # knob 0.75 = half way up
+    assert torch.allclose(out, offline_forward(reference_module, audio), atol=TOL)
+    untransposed = stream_file_model(model, audio, DEMO_RATE, 2048)
+    assert torch.allclose(untransposed, offline_forward(nn_export(vae), audio), atol=TOL)
+    assert not torch.allclose(out, untransposed, atol=1e-3)
+
+
 class WrongDelayNeutone:  # built lazily: the class needs the SDK
     @staticmethod
     def make():
@@ -312,7 +358,7 @@ def test_without_the_sdk_neutone_export_is_a_clear_error_and_nn_is_unaffected(tm
 @pytest.mark.slow
 @needs_sdk
 @pytest.mark.parametrize("preset, overrides, last_knob", [("dgt_mid", (), "direction 2"),
-                                                         ("dgt_harmonic", (), "direction 2"),
+                                                         ("dgt_harmonic", (), "transpose"),
                                                          ("dgt_pitch_cond", (), "note"),
                                                          ("dgt_pitch_prediction", (), "note")])
 def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob):

@@ -21,10 +21,12 @@ class LatentDirections:
     source: str
 
     @staticmethod
-    def axes(latent_dim: int, why: str) -> "LatentDirections":
-        """Latent axes 0 and 1 with unit std (the prior N(0, I)): the fallback without training data."""
-        n = min(2, latent_dim)
-        return LatentDirections(torch.eye(latent_dim)[:n], torch.ones(n), f"latent axes 0-{n - 1} of the prior ({why})")
+    def axes(latent_dim: int, why: str, first: int = 0) -> "LatentDirections":
+        """Latent axes ``first`` and ``first + 1`` with unit std (the prior N(0, I)): the fallback without training
+        data (``first`` = the number of pitch dimensions, which the transpose knob moves instead)."""
+        n = max(0, min(2, latent_dim - first))
+        return LatentDirections(torch.eye(latent_dim)[first:first + n], torch.ones(n),
+                                f"latent axes {first}-{first + n - 1} of the prior ({why})")
 
 
 def principal_directions(latents: Tensor, n: int = 2) -> Tuple[Tensor, Tensor]:
@@ -90,12 +92,18 @@ def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
     from vschaos.data.metadata import DatasetError
 
     root = cfg.data.dataset.get("root") if cfg.data.get("dataset") is not None else None
+    pitch_dims = int(getattr(vae, "pitch_dims", 0))
     try:
         latents, description = training_latents(cfg, vae)
     except (DatasetError, ValueError, OSError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         why = f"training data {root} not readable: {first_line}"
-        return LatentDirections.axes(int(vae.latent_dim), why), data_description(root or "unknown", None, None, [])
+        return (LatentDirections.axes(int(vae.latent_dim), why, pitch_dims),
+                data_description(root or "unknown", None, None, []))
+    if pitch_dims > 0:  # the measured pitch has the transpose knob; directions move the timbre only
+        latents = torch.cat([torch.zeros_like(latents[:, :pitch_dims]), latents[:, pitch_dims:]], dim=1)
     vectors, scales = principal_directions(latents)
     source = f"principal directions of {latents.shape[0]} training frames"
+    if pitch_dims > 0:
+        source += " (the pitch dimension left out)"
     return LatentDirections(vectors, scales, source), description

@@ -15,6 +15,8 @@ Knobs (the plugin sends values in [0, 1], averaged over each model buffer):
 * ``direction 1`` / ``direction 2``: move the latent along the first two principal directions of
   the training latents (computed at export, stored in the file), ``(knob - 0.5) * 2 *
   DIRECTION_RANGE`` standard deviations along each; 0.5 (default) = no change.
+* for models with a pitch latent (``model=harmonic``), ``transpose``: ``(knob - 0.5) * 2 * TRANSPOSE_RANGE``
+  semitones (StreamingVAE's ``transpose`` attribute; 0.5 = none); the directions then leave the pitch out.
 * for label-conditioned models, ``note`` (pitch and octave tasks: a fixed MIDI note from
   ``NOTE_RANGE``) or ``<task> class`` (the first decoder task): below ``LABEL_AUTO_BELOW`` = "auto"
   (the label is unknown: the model's own prediction where it has a predictor, else the neutral
@@ -54,6 +56,8 @@ TEMPERATURE_MAX = 2.0
 DIRECTION_RANGE = 2.0  # knob at 0 or 1 = -2 or +2 std of the training latents along the direction
 LABEL_AUTO_BELOW = 0.02  # knob values below this leave the label unknown ("auto")
 NOTE_RANGE = (24, 96)  # MIDI C1..C7 across the rest of the note knob
+TRANSPOSE_RANGE = 12.0  # semitones at either end of the transpose knob
+MAX_KNOBS = 4  # the plugin shows four
 MAX_NATIVE_BUFFER = 8192
 NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
 log = logging.getLogger(__name__)
@@ -110,6 +114,7 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
     vs_delay: int
     vs_n_tasks: int
     vs_direction_names: List[str]
+    vs_transpose_range: float
     vs_label_mode: int
     vs_label_knob: str
     vs_pitch_index: int
@@ -133,7 +138,7 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         self.vs_buffer_sizes = [hop * k for k in range(1, max(MAX_NATIVE_BUFFER, hop) // hop + 1)]
         self.vs_delay = int(stream.delays()[2])
         self.vs_n_tasks = len(stream.forward_tasks)
-        self.vs_direction_names = [f"direction {i + 1}" for i in range(directions.vectors.shape[0])]
+        self.vs_transpose_range = TRANSPOSE_RANGE if int(stream.pitch_dims) > 0 else 0.0
         self.vs_temperature_max = TEMPERATURE_MAX
         self.vs_auto_below = LABEL_AUTO_BELOW
         self.vs_note_low, self.vs_note_high = NOTE_RANGE
@@ -149,6 +154,10 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
             self.vs_class_index, self.vs_n_classes = tasks.index(task), int(dims[task])
         else:
             self.vs_label_mode, self.vs_label_knob = NO_LABEL, ""
+        # temperature, the directions that fit, transpose, the label knob: at most MAX_KNOBS
+        room = MAX_KNOBS - 1 - int(self.vs_transpose_range > 0) - int(self.vs_label_mode != NO_LABEL)
+        directions = LatentDirections(directions.vectors[:room], directions.scales[:room], directions.source)
+        self.vs_direction_names = [f"direction {i + 1}" for i in range(directions.vectors.shape[0])]
         self._directions_source = directions.source
         self._label_task_names = tasks
         super().__init__(stream, use_debug_mode=True)
@@ -198,6 +207,8 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         for i, name in enumerate(self.vs_direction_names):
             knobs.append((name, f"move along principal direction {i + 1} of the training latents "
                                 f"(0.5 = none, 0/1 = -/+{DIRECTION_RANGE:g} std)", 0.5))
+        if self.vs_transpose_range > 0:
+            knobs.append(("transpose", f"semitones: 0.5 = none, 0/1 = -/+{self.vs_transpose_range:g}", 0.5))
         if self.vs_label_mode == NOTE_LABELS:
             low, high = NOTE_RANGE
             knobs.append(("note", f"pitch label: < {LABEL_AUTO_BELOW:g} auto, then MIDI {low}-{high}", 0.0))
@@ -255,6 +266,9 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
             amounts = torch.cat([self._knob(params, name, 0.5) for name in self.vs_direction_names])
             offset = torch.matmul((amounts - 0.5) * 2.0, self.vs_direction_steps)
             self.model.forward_latent_offset.copy_(offset)
+        if self.vs_transpose_range > 0:
+            knob = float(self._knob(params, "transpose", 0.5))
+            self.model.set_transpose((knob - 0.5) * 2.0 * self.vs_transpose_range)
         inputs = torch.full([1, 1 + self.vs_n_tasks, x.shape[1]], -1.0)
         inputs[0, 0] = x[0]
         if self.vs_label_mode != 0:
@@ -273,6 +287,8 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     short = f"Timbre transfer through a spectral VAE trained on {training_data}."
     knob_text = ("Knobs: temperature (latent sampling), direction 1 and 2 (move through the model's "
                  "timbre space along the main axes of its training sounds)")
+    if int(getattr(vae, "pitch_dims", 0)) > 0:
+        knob_text += f", transpose (+-{TRANSPOSE_RANGE:g} semitones; middle = none)"
     if "pitch" in tasks and "octave" in tasks:
         knob_text += ", note (condition on a fixed note; lowest = auto)"
     elif conditioned:
