@@ -182,6 +182,36 @@ def test_reconstruct_nothing_readable_fails(demo_run, sounds, tmp_path, capsys):
     assert not (tmp_path / "out" / "reconstructions" / "metrics.csv").exists()
 
 
+def test_reconstruct_transpose_moves_the_pitch_latent_of_a_harmonic_model(tmp_path, sounds, capsys):
+    from vschaos.generation.reconstruct import reconstruct_audio
+    from vschaos.training.run import open_run
+
+    run_dir = make_run(tmp_path / "runs", "demo", "harmonic", ["model=harmonic"])
+    vae = open_run(run_dir).vae
+    audio = torch.as_tensor(harmonic_tone(220.0, 0.5, DEMO_RATE))
+    plain = reconstruct_audio(vae, audio, {}, method="pghi")
+    fifth = reconstruct_audio(vae, audio, {}, method="pghi", transpose=7.0)
+    # z[:, 0] is log2(f0 / 220 Hz) at one octave per unit: +7 semitones = +7/12; nothing else moves
+    assert torch.allclose(fifth.latents[:, 0], plain.latents[:, 0] + 7 / 12, atol=1e-6)
+    assert torch.equal(fifth.latents[:, 1:], plain.latents[:, 1:])
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(run_dir), "--files", str(sounds["tone"]), "--out", str(out),
+                 "--transpose", "-5"]) == 0, capsys.readouterr().err
+    assert (out / "reconstructions" / "tone.wav").is_file()
+
+
+def test_reconstruct_transpose_is_refused_without_a_pitch_latent(demo_run, sounds, tmp_path, capsys):
+    status = main(["reconstruct", str(demo_run), "--files", str(sounds["tone"]), "--out", str(tmp_path / "out"),
+                   "--transpose", "12"])
+    assert status == 2 and "no pitch latent" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "reconstructions").exists()
+    for bad in ("nan", "49", "up"):
+        with pytest.raises(SystemExit):
+            main(["reconstruct", str(demo_run), "--files", str(sounds["tone"]), "--out", str(tmp_path / "out"),
+                  "--transpose", bad])
+        assert "--transpose" in capsys.readouterr().err
+
+
 def test_run_folder_without_checkpoint_is_a_clear_error(tmp_path, sounds, capsys):
     version = tmp_path / "empty_run" / "version_0"
     (version / "checkpoints").mkdir(parents=True)

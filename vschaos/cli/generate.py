@@ -47,6 +47,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _semitones(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of semitones, got {text!r}") from None
+    if not abs(value) <= 48.0:
+        raise argparse.ArgumentTypeError(f"semitones must lie within +-48, got {text}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="run folder rundir/name (latest version) or a version_N folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -81,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="sound files and folders (walked recursively)")
     reconstruct.add_argument("--temperature", type=_non_negative_float, default=0.0,
                              help="0: posterior mean (default); T > 0: sample with std * T")
+    reconstruct.add_argument("--transpose", type=_semitones, default=0.0, metavar="SEMITONES",
+                             help="move the measured pitch by this many semitones (models with a pitch latent: "
+                                  "dgt_harmonic; default 0)")
     trajectories = commands.add_parser("trajectories", help="decode latent trajectories to sound")
     _add_common(trajectories)
     trajectories.add_argument("--trajectories", nargs="+", required=True, metavar="TYPE",

@@ -59,7 +59,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     metadata = TrainingMetadata(dataset_root(cfg), tasks, metadata_callbacks(cfg), [i.path for i in inputs]) \
         if tasks else None
     report = reconstruct_files(vae, inputs, args.out, fixed_labels=labels, metadata=metadata, sample_rate=args.sr,
-                               temperature=args.temperature, method=args.phase, n_iter=args.n_iter, seed=args.seed)
+                               temperature=args.temperature, method=args.phase, n_iter=args.n_iter, seed=args.seed,
+                               transpose=args.transpose)
     report.skipped = problems + report.skipped
     print(report.format())
     if report.non_finite:

@@ -47,6 +47,7 @@ from vschaos.dsp.bounds import MAX_TEMPERATURE, bounded_audio_input, bounded_lat
 from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
                                    counter_uniform)
 from vschaos.models.components.distributions import sample_latent
+from vschaos.models.components.harmonic import transpose_pitch
 from vschaos.models.contract import SpectralModel, check_model
 from vschaos.util import is_power_of_two
 
@@ -105,7 +106,7 @@ class StreamingVAE(nn.Module):
     transpose: float
     max_transpose: float
     pitch_dims: int
-    pitch_units_per_semitone: float
+    pitch_octaves_per_unit: float
     phase: str
     seed: int
     latent_noise_stream: int
@@ -156,8 +157,7 @@ class StreamingVAE(nn.Module):
         self.max_temperature = MAX_TEMPERATURE
         # a pitch latent (z[:, 0] = the measured f0's coordinate) can be transposed in forward
         self.pitch_dims = int(getattr(vae, "pitch_dims", 0))
-        octaves_per_unit = float(vae.pitch_coordinate.octaves_per_unit) if self.pitch_dims > 0 else 1.0
-        self.pitch_units_per_semitone = 1.0 / (12.0 * octaves_per_unit)
+        self.pitch_octaves_per_unit = float(vae.pitch_coordinate.octaves_per_unit) if self.pitch_dims > 0 else 1.0
         self.transpose = 0.0
         self.max_transpose = MAX_TRANSPOSE_SEMITONES
         self.latent_noise_stream = LATENT_NOISE_STREAM  # attributes: scripted code cannot read globals
@@ -421,7 +421,7 @@ class StreamingVAE(nn.Module):
         z = self._latent(features, self._select(labels, self.encoder_tasks), frame_index, batch)
         z = z + self.forward_latent_offset
         if self.pitch_dims > 0 and self.transpose != 0.0:
-            z = torch.cat([z[:, :1] + self.transpose * self.pitch_units_per_semitone, z[:, 1:]], dim=1)
+            z = transpose_pitch(z, self.transpose, self.pitch_octaves_per_unit)
         logits: Optional[Dict[str, Tensor]] = None
         if len(self.predicted_tasks) > 0:  # spectrum predictors read this input's frames
             logits = self.vae.predict(z, features)

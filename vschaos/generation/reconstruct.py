@@ -22,6 +22,7 @@ from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
 from vschaos.io import atomic_write_text
 from vschaos.models.components.distributions import sample_latent
+from vschaos.models.components.harmonic import transpose_pitch
 from vschaos.models.contract import SpectralModel
 
 
@@ -80,16 +81,22 @@ def sample_latents(mean: Tensor, std: Tensor, temperature: float, generator: Opt
 @torch.no_grad()
 def reconstruct_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tensor], *, temperature: float = 0.0,
                       method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS,
-                      generator: Optional[torch.Generator] = None) -> Reconstruction:
+                      generator: Optional[torch.Generator] = None, transpose: float = 0.0) -> Reconstruction:
     """Reconstruct ``audio`` ``(time,)`` (at the model's rate) through ``vae``.
 
     ``labels``: ``{task: LongTensor (frames,)}`` (-1 = missing; absent predicted tasks are
-    predicted by the model). The output has exactly ``time`` samples.
+    predicted by the model). ``transpose``: semitones added to the measured pitch of a model with a
+    pitch latent (``GenerationError`` for another model). The output has exactly ``time`` samples.
     """
     transform = vae.transform
     length = int(audio.shape[-1])
+    if transpose != 0.0 and int(getattr(vae, "pitch_dims", 0)) == 0:
+        raise GenerationError(f"transpose {transpose:g}: this model has no pitch latent to move (train with "
+                              f"--config-name dgt_harmonic or model=harmonic)")
     magnitude, mean, std = encode_audio(vae, audio, labels)
     z = sample_latents(mean, std, temperature, generator)
+    if transpose != 0.0:
+        z = transpose_pitch(z, transpose, float(vae.pitch_coordinate.octaves_per_unit))
     decoder_labels = {task: labels[task] for task in vae.decoder_tasks if task in labels}
     # spectrum predictors (missing labels of their tasks) read the input's frames
     logits = vae.predict(z, transform.to_features(magnitude)) if vae.predicted_tasks else None
@@ -189,7 +196,7 @@ def metrics_csv(rows: Sequence[Dict[str, object]]) -> str:
 def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: Path, *,
                       fixed_labels: Mapping[str, int], metadata: Optional[TrainingMetadata] = None,
                       sample_rate: Optional[int] = None, temperature: float = 0.0, method: str = DEFAULT_PHASE,
-                      n_iter: int = DEFAULT_GLA_ITERATIONS, seed: int = 0,
+                      n_iter: int = DEFAULT_GLA_ITERATIONS, seed: int = 0, transpose: float = 0.0,
                       log: Callable[[str], None] = print) -> ReconstructionReport:
     """Write ``out_dir/reconstructions/<relative>.wav`` for each input and ``metrics.csv``.
 
@@ -224,7 +231,7 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
         # one generator per file, seeded by its position: results do not depend on other inputs' lengths
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
         result = reconstruct_audio(vae, audio, labels, temperature=temperature, method=method, n_iter=n_iter,
-                                   generator=generator)
+                                   generator=generator, transpose=transpose)
         out_length = int(round(info.frames * out_rate / float(info.samplerate)))
         output = resample_exact(result.audio, model_rate, out_rate, out_length)
         out_path = target_dir / item.relative_output

@@ -29,6 +29,12 @@ LOG_GAIN_MAX: float = 0.0
 LOG_NOISE_MAX: float = -3.0
 
 
+def transpose_pitch(z: Tensor, semitones: float, octaves_per_unit: float) -> Tensor:
+    """Latents ``(batch, latent)`` whose first entry (the pitch coordinate) is moved by ``semitones``: the
+    decoder then writes the partials that much higher or lower. Shared by generation and the export."""
+    return torch.cat([z[:, :1] + semitones / (12.0 * octaves_per_unit), z[:, 1:]], dim=1)
+
+
 class PitchCoordinate(nn.Module):
     """The latent's pitch coordinate: ``coordinate = log2(f0 / centre_hz) / octaves_per_unit``, so the prior
     N(0, 1) spans ``centre_hz`` +- ``octaves_per_unit`` octaves per standard deviation. Defaults: 220 Hz (A3),
