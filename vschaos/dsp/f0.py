@@ -72,7 +72,7 @@ def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics
     if len(widths) == 0 or widths[0] != 0 or any(b <= a for a, b in zip(widths, widths[1:])):
         raise ValueError(f"widths must start at 0 and increase, got {list(widths)}")
     c = candidates.double()
-    steps = torch.diff(c, append=(c[-1:] if len(c) < 2 else c[-1:] + (c[-1] - c[-2]).unsqueeze(0)))
+    steps = torch.diff(c, append=2 * c[-1:] - c[-2:-1] if len(c) > 1 else c[-1:])  # the last repeats its step
     k = torch.arange(1, n_harmonics + 1, dtype=torch.float64)
     position = c.unsqueeze(-1) * k / bin_hz  # (candidates, K)
     reach = (k * 0.5 * steps.unsqueeze(-1) / bin_hz).minimum((c / bin_hz / 4).unsqueeze(-1))
