@@ -45,7 +45,9 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 
-from vschaos.data.audio import load_audio
+# this checkout's vschaos, as the training subprocesses use (PYTHONPATH=REPO), not an installed one
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from vschaos.data.audio import load_audio  # noqa: E402
 from vschaos.data.dataset import frame_labels
 from vschaos.generation.labels import TrainingMetadata
 from vschaos.pitch import midi_to_hz, track_pitch

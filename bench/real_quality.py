@@ -38,6 +38,9 @@ import torch
 from common import write_results
 
 REPO = Path(__file__).resolve().parents[1]
+# evaluate with this checkout's vschaos, as the training subprocesses do (PYTHONPATH=REPO), not with an
+# installed one: run from a frozen copy while editing the tree, the two differed
+sys.path.insert(0, str(REPO))
 DEFAULT_WORK = REPO / "bench" / "results" / "real_quality_work"
 
 
