@@ -24,6 +24,7 @@ PITCH_CLASS_NAMES: Tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G",
 N_PITCH_CLASSES = 12
 N_OCTAVES = 11  # MIDI 0..127 spans octave ids 0..10
 MIDI_MIN, MIDI_MAX = 0, 127
+MAX_TRANSPOSE_SEMITONES = 48.0  # the widest transposition of a pitch latent (export attribute, generate.py)
 
 
 def hz_to_midi(frequency: Union[float, torch.Tensor]) -> Union[float, torch.Tensor]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE, RECONSTRUCTION_METHODS
+from vschaos.notes import MAX_TRANSPOSE_SEMITONES
 from vschaos.threads import add_threads_argument, apply_thread_policy
 # the models, torch and Lightning (vschaos.cli.generate_commands) load after the arguments are parsed
 
@@ -52,8 +53,8 @@ def _semitones(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of semitones, got {text!r}") from None
-    if not abs(value) <= 48.0:
-        raise argparse.ArgumentTypeError(f"semitones must lie within +-48, got {text}")
+    if not abs(value) <= MAX_TRANSPOSE_SEMITONES:
+        raise argparse.ArgumentTypeError(f"semitones must lie within +-{MAX_TRANSPOSE_SEMITONES:g}, got {text}")
     return value
 
 

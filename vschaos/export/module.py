@@ -49,10 +49,10 @@ from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysi
 from vschaos.models.components.distributions import sample_latent
 from vschaos.models.components.harmonic import transpose_pitch
 from vschaos.models.contract import SpectralModel, check_model
+from vschaos.notes import MAX_TRANSPOSE_SEMITONES
 from vschaos.util import is_power_of_two
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
-MAX_TRANSPOSE_SEMITONES = 48.0  # the ``transpose`` attribute's range (models with a pitch latent)
 # Counter-noise streams: latent noise is counter_normal stream 0 (uniform streams 10 and 11), the
 # random phase counter_uniform stream 1; counter_normal never draws uniform streams below 10.
 LATENT_NOISE_STREAM = 0
