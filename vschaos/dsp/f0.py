@@ -188,8 +188,10 @@ class HarmonicF0(nn.Module):
         # than half a bin (at 8192 points, a quarter semitone spans several bins above ~400 Hz)
         candidates = f0_candidates(fmin, fmax, steps_per_semitone, max_step_hz=0.5 * self.bin_hz)
         self.register_buffer("candidates", candidates, persistent=False)
-        self.widths = list(PEAK_WIDTHS)
-        index, weight = subharmonic_taps(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics, decay, self.widths)
+        index, weight = subharmonic_taps(candidates, n_fft // 2 + 1, self.bin_hz, n_harmonics, decay, PEAK_WIDTHS)
+        # widen the peaks only as far as some tap reads (the half-bin grid keeps 12 harmonics within 3 bins):
+        # each width is a max-pool over every frame, streamed calls included
+        self.widths = list(PEAK_WIDTHS[:int(index.max()) // (n_fft // 2 + 1) + 1])
         self.register_buffer("tap_index", index.flatten(), persistent=False)
         self.register_buffer("tap_weight", weight, persistent=False)
 
