@@ -72,7 +72,7 @@ def test_batch_size_change_reinitialises_state():
     torch.testing.assert_close(spec, fresh_analysis(quiet))
     torch.testing.assert_close(synthesis(spec), fresh_synthesis(spec))
     torch.testing.assert_close(phase(spec.abs()), fresh_phase(spec.abs()))
-    assert analysis.history.shape[0] == 2 and synthesis.tail.shape[0] == 2 and phase.prev_phase.shape[0] == 2
+    assert analysis.history.shape[0] == 2 and synthesis.tail.shape[0] == 2 and phase.prev_shifted_phase.shape[0] == 2
 
 
 def test_reset_forgets_the_stream():
@@ -200,8 +200,35 @@ def test_rtpghi_survives_non_finite_magnitudes(scripted):
     phase, reference = (_script(make()), _script(make())) if scripted else (make(), make())
     blocks = _stream_blocks(magnitude.shape[1], 4)
     out = torch.cat([phase(dirty[:, a:b]) for a, b in blocks], dim=1)
-    assert bool(torch.isfinite(out).all()) and bool(torch.isfinite(phase.prev_phase).all())
+    assert bool(torch.isfinite(out).all()) and bool(torch.isfinite(phase.prev_shifted_phase).all())
     # non-finite values count as silence: same phases as the stream with zeros in their place
     zeroed = torch.nan_to_num(dirty, nan=0.0, posinf=0.0, neginf=0.0)
     expected = torch.cat([reference(zeroed[:, a:b]) for a, b in blocks], dim=1)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_bin_phase_advance_is_the_bin_frequency_wrapped():
+    from vschaos.dsp.phase import bin_phase_advance
+    for n_fft, hop in [(2048, 512), (1024, 256), (1000, 250), (8192, 2048)]:
+        advance = bin_phase_advance(n_fft, hop)
+        exact = 2 * math.pi * hop * torch.arange(n_fft // 2 + 1, dtype=torch.float64) / n_fft
+        assert advance.shape == (n_fft // 2 + 1,)
+        assert float(advance.min()) >= -math.pi and float(advance.max()) < math.pi
+        turns = (exact - advance) / (2 * math.pi)
+        assert float((turns - turns.round()).abs().max()) < 1e-9  # equal modulo 2 pi
+
+
+@pytest.mark.parametrize("frames_per_call", [1, 3, 8, 9, 40])
+def test_synthesis_equals_offline_whichever_overlap_add_it_uses(frames_per_call):
+    """Up to FOLD_MAX_FRAMES frames a call overlap-adds with one fold, beyond with block additions."""
+    from vschaos.dsp.streaming import FOLD_MAX_FRAMES
+    assert 8 <= FOLD_MAX_FRAMES < 9
+    window, dual = _windows()
+    tone = _vibrato_tone(0.5).unsqueeze(0)
+    spec = dsp.dgt(tone, window, HOP)
+    synthesis = StreamingSynthesis(dual, HOP)
+    streamed = torch.cat([synthesis(spec[:, a:b]) for a, b in _stream_blocks(spec.shape[1], frames_per_call)], -1)
+    offline = dsp.idgt(spec, dual, HOP, tone.shape[-1])
+    delay = synthesis.delay
+    torch.testing.assert_close(streamed[:, delay:delay + offline.shape[-1]], offline[:, : streamed.shape[-1] - delay],
+                               rtol=0, atol=2e-6)

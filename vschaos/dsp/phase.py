@@ -37,27 +37,47 @@ def log_magnitude(magnitude: Tensor, floor: float = 1e-10) -> Tensor:
     return torch.log(torch.maximum(magnitude, peak * floor + 1e-30))
 
 
-def phase_time_derivative(log_mag: Tensor, lam: float, hop: int, n_fft: int) -> Tensor:
+def bin_phase_advance(n_fft: int, hop: int) -> Tensor:
+    """Phase advance per frame of each bin's own frequency, ``2 pi hop m / n_fft``, wrapped into ``[-pi, pi)``:
+    ``(n_fft // 2 + 1,)`` float64, exact (the wrap is done in whole turns, ``hop * m mod n_fft``). The term
+    :func:`phase_time_derivative` adds its slope to: wrapped, the sum stays small, so a float32 stream keeps
+    its precision at high bins (unwrapped it reaches ``pi * hop``, e.g. 1600 rad at dgt_mid)."""
+    m = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    turns = torch.remainder(m * hop, n_fft) / n_fft
+    turns = torch.where(turns >= 0.5, turns - 1.0, turns)
+    return (2.0 * math.pi) * turns
+
+
+def phase_time_derivative(log_mag: Tensor, lam: float, hop: int, n_fft: int,
+                          bin_advance: Optional[Tensor] = None) -> Tensor:
     """Phase advance per frame (radians) from the log-magnitude of each frame.
 
     ``log_mag`` ``(..., bins)`` (any leading axes, e.g. ``(batch, frames, bins)`` or one
     streamed frame ``(batch, bins)``) -> same shape. Uses the centred difference of ``log_mag``
     along bins; at DC and Nyquist the spectrum of a real signal is symmetric, so the slope is 0.
+    ``bin_advance``: the bins' own advance ``(bins,)``; ``None`` computes it unwrapped, a stream passes
+    :func:`bin_phase_advance` (equal modulo ``2 pi``, built once).
     """
     n_bins = log_mag.shape[-1]
-    padded = torch.cat([log_mag[..., 1:2], log_mag, log_mag[..., n_bins - 2 : n_bins - 1]], dim=-1)
-    ds_dm = 0.5 * (padded[..., 2:] - padded[..., :-2])
-    m = torch.arange(n_bins, dtype=log_mag.dtype, device=log_mag.device)
-    return (2.0 * math.pi * hop / n_fft) * m + (hop * n_fft / lam) * ds_dm
+    twice_slope = torch.nn.functional.pad(log_mag[..., 2:] - log_mag[..., : n_bins - 2], [1, 1])
+    if bin_advance is None:
+        bin_advance = (2.0 * math.pi * hop / n_fft) * torch.arange(n_bins, dtype=log_mag.dtype, device=log_mag.device)
+    return torch.add(bin_advance, twice_slope, alpha=0.5 * hop * n_fft / lam)
+
+
+def phase_frequency_derivative_factor(lam: float, hop: int, n_fft: int) -> float:
+    """``dphi_freq = factor * d log|V| / dt`` (radians per bin, ``dt`` in frames): ``-lambda / (n_fft * hop)``."""
+    return -lam / (n_fft * hop)
 
 
 def phase_frequency_derivative(log_mag_time_slope: Tensor, lam: float, hop: int, n_fft: int) -> Tensor:
     """Phase advance per bin (radians) from ``d log|V| / dt`` per frame ``(..., bins)``.
 
     The caller chooses the time difference: centred offline (:func:`phase_derivatives`),
-    backward in a zero-look-ahead stream (RTPGHI).
+    backward in a zero-look-ahead stream (RTPGHI, which folds :func:`phase_frequency_derivative_factor`
+    into its integral).
     """
-    return (-lam / (n_fft * hop)) * log_mag_time_slope
+    return phase_frequency_derivative_factor(lam, hop, n_fft) * log_mag_time_slope
 
 
 def log_magnitude_time_slope(log_mag: Tensor) -> Tensor:
