@@ -304,10 +304,10 @@ def test_temperature_and_random_phase_are_streamable_and_reproducible(demo_expor
 def test_phase_noise_is_independent_of_latent_noise(small_transform, identity_model):
     model = StreamingVAE(identity_model(small_transform), temperature=1.0, phase="random", seed=5)
     batch, frames, bins = 2, 64, small_transform.n_bins
-    frame_index = torch.arange(frames)
+    counter = torch.zeros(batch, dtype=torch.int64)  # a fresh stream: frames 0..63
     # identity VAE, std 1, zero features: z is exactly the latent noise
-    noise = model._latent(torch.zeros(batch * frames, bins), {}, frame_index, batch).reshape(-1)
-    phase = model._random_phase(torch.ones(batch, frames, bins), frame_index).reshape(-1)
+    noise = model._latent(torch.zeros(batch * frames, bins), {}, counter, batch, frames).reshape(-1)
+    phase = model._random_phase(torch.ones(batch, frames, bins), counter).reshape(-1)
     uniform = (phase / math.pi + 1.0) / 2.0
     assert float(noise.std()) > 0.9 and float(phase.std()) > 1.5  # both are really random
     # if the phase's uniforms were Box-Muller's angle or radius input, these would be ~-0.89 / ~0.5
@@ -339,7 +339,7 @@ def test_non_finite_audio_neither_raises_nor_sticks(small_transform, identity_mo
             expected = _stream(getattr(fresh, method), torch.nan_to_num(dirty, 0.0, 0.0, 0.0), 1024)
             assert bool(torch.isfinite(out).all())
             torch.testing.assert_close(out, expected, rtol=0, atol=0)
-        assert bool(torch.isfinite(model.forward_rtpghi.prev_phase).all())
+        assert bool(torch.isfinite(model.forward_rtpghi.prev_shifted_phase).all())
 
 
 @pytest.mark.parametrize("phase", ["pghi", "random"])
@@ -363,7 +363,7 @@ def test_non_finite_latents_neither_raise_nor_stick(small_transform, identity_mo
     huge = torch.randn(1, small_transform.n_bins, 16)
     huge[:, :, 3] = 1e30
     out = _stream(model.decode, huge, 4)
-    assert bool(torch.isfinite(model.decode_rtpghi.prev_phase).all())
+    assert bool(torch.isfinite(model.decode_rtpghi.prev_shifted_phase).all())
     assert bool(torch.isfinite(out).all()) and float(out.abs().max()) <= 4.0
     clean_from = (3 + 1024 // 256) * 256  # the last sample frame 3 overlaps, + 1
     assert float(out[..., clean_from:].abs().max()) > 0

@@ -22,6 +22,8 @@ limit                  value      where
 ``OUTPUT_LIMIT``       4          ... and soft-clipped (tanh) beyond it, never past +-4
 =====================  =========  ===========================================================
 """
+import math
+
 import torch
 from torch import Tensor
 
@@ -69,14 +71,16 @@ def bounded_decoded_features(features: Tensor, floor: Tensor, ceiling: Tensor) -
 
     Below the floor the inverse contrast gives a zero magnitude anyway, and training targets lie below
     the ceiling, so neither clamp changes what a model learns."""
-    clean = torch.where(torch.isnan(features), floor, features)  # +-Inf are clamped below
-    return torch.minimum(torch.maximum(clean, floor), ceiling)
+    # NaN -> -inf then the floor; +-Inf -> the largest finite floats, then the ceiling / the floor
+    return torch.clamp(torch.nan_to_num(features, nan=-math.inf), min=floor, max=ceiling)
 
 
 def soft_clip(audio: Tensor, knee: float = OUTPUT_KNEE, limit: float = OUTPUT_LIMIT) -> Tensor:
     """Audio outlets (any shape) -> finite, identical within ``+-OUTPUT_KNEE``, smoothly saturating
     (tanh, continuous slope 1 at the knee) towards ``+-OUTPUT_LIMIT`` beyond it; NaN -> 0."""
-    x = torch.where(torch.isnan(audio), torch.zeros_like(audio), audio)  # +-Inf: tanh(inf) = 1 -> +-limit
+    x = torch.nan_to_num(audio, nan=0.0)  # +-Inf -> +-the largest float: tanh -> 1, i.e. +-limit
+    size = x.abs()
     room = limit - knee
-    excess = (x.abs() - knee).clamp_min(0.0)
-    return torch.where(x.abs() <= knee, x, torch.sign(x) * (knee + room * torch.tanh(excess / room)))
+    # knee + room * tanh(excess / room) equals the knee within it (>= |x|) and lies below |x| beyond it
+    saturated = torch.tanh((size - knee).clamp_min(0.0) * (1.0 / room)) * room + knee
+    return torch.copysign(torch.minimum(size, saturated), x)

@@ -111,7 +111,7 @@ class SpectralTransform(nn.Module):
     @torch.jit.export
     def from_features(self, features: Tensor) -> Tensor:
         """Inverse of :meth:`to_features`, magnitude clamped ``>= 0``: ``(..., bins)`` -> ``(..., bins)``."""
-        return dsp.inverse_contrast(features * self.norm_std + self.norm_mean, self.contrast_scale)
+        return dsp.inverse_contrast(torch.addcmul(self.norm_mean, features, self.norm_std), self.contrast_scale)
 
     def forward(self, audio: Tensor) -> Tensor:
         """Features of audio: ``(batch, time)`` -> ``(batch, frames, bins)``."""

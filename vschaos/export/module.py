@@ -311,14 +311,18 @@ class StreamingVAE(nn.Module):
         self.forward_frames = torch.zeros(0, dtype=torch.int64, device=self.forward_frames.device)
 
     # ------------------------------------------------------------------ helpers
-    def _frame_indices(self, counter: Tensor, batch: int, n_frames: int) -> Tuple[Tensor, Tensor]:
-        """Indices of this call's frames since the stream started ``(n_frames,)`` and the
-        advanced counter ``(batch,)``; a batch-size change restarts the count."""
+    def _frame_counter(self, counter: Tensor, batch: int, n_frames: int) -> Tuple[Tensor, Tensor]:
+        """The frame counter ``(batch,)`` at the start of this call (a batch-size change restarts it) and the
+        counter advanced by ``n_frames``. The frames' indices (:meth:`_frame_index`) are only built when noise
+        needs them: each tensor operation costs microseconds on every call."""
         if counter.shape[0] != batch:
             counter = torch.zeros(batch, dtype=torch.int64, device=counter.device)
-        start = counter[0] if batch > 0 else torch.zeros((), dtype=torch.int64, device=counter.device)
-        indices = start + torch.arange(n_frames, dtype=torch.int64, device=counter.device)
-        return indices, counter + n_frames
+        return counter, counter + n_frames
+
+    def _frame_index(self, counter: Tensor, n_frames: int) -> Tensor:
+        """Indices ``(n_frames,)`` of this call's frames since the stream started, from :meth:`_frame_counter`'s
+        first result."""
+        return counter[0] + torch.arange(n_frames, dtype=torch.int64, device=counter.device)
 
     def _read_labels(self, x: Tensor, first_channel: int, tasks: List[str], decimate: bool) -> Dict[str, Tensor]:
         """Label inlets ``x[:, first_channel + i]`` -> ``{task: (batch * frames,) int64}``."""
@@ -336,17 +340,20 @@ class StreamingVAE(nn.Module):
             out[task] = labels[task]
         return out
 
-    def _latent(self, features: Tensor, labels: Dict[str, Tensor], frame_index: Tensor, batch: int) -> Tensor:
+    def _latent(self, features: Tensor, labels: Dict[str, Tensor], counter: Tensor, batch: int, n_frames: int
+                ) -> Tensor:
         """Features ``(batch * frames, bins)`` -> z ``(batch * frames, latent)``: posterior mean plus
         ``temperature * std`` times counter-based noise."""
         mean, std = self.vae.encode(features, labels)
         if self.temperature > 0.0:  # normal stream 0: its uniforms are disjoint from the phase's
+            frame_index = self._frame_index(counter, n_frames)
             noise = counter_normal(self.seed, self.latent_noise_stream, batch, frame_index, self.latent_dim)
             return sample_latent(mean, std, self.temperature, noise.reshape(mean.shape))
         return mean
 
-    def _random_phase(self, magnitude: Tensor, frame_index: Tensor) -> Tensor:
+    def _random_phase(self, magnitude: Tensor, counter: Tensor) -> Tensor:
         """Uniform phase in ``[-pi, pi)`` for ``(batch, frames, bins)`` (uniform stream 1)."""
+        frame_index = self._frame_index(counter, magnitude.shape[1])
         uniform = counter_uniform(self.seed, self.phase_noise_stream, magnitude.shape[0], frame_index, self.n_bins)
         return (2.0 * uniform - 1.0) * math.pi
 
@@ -379,10 +386,10 @@ class StreamingVAE(nn.Module):
         batch = x.shape[0]
         spec = self.encode_analysis(bounded_audio_input(x[:, 0]))  # (batch, frames, bins)
         n_frames = spec.shape[1]
-        frame_index, self.encode_frames = self._frame_indices(self.encode_frames, batch, n_frames)
+        counter, self.encode_frames = self._frame_counter(self.encode_frames, batch, n_frames)
         features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.encoder_tasks, True)
-        z = bounded_latent(self._latent(features, labels, frame_index, batch))
+        z = bounded_latent(self._latent(features, labels, counter, batch, n_frames))
         outputs = [z]
         if len(self.predicted_tasks) > 0:
             predictions = self.vae.predict(z, features)
@@ -397,13 +404,13 @@ class StreamingVAE(nn.Module):
         x = self._checked_input(x, self.latent_dim + len(self.decoder_tasks), True, "decode")
         batch = x.shape[0]
         n_frames = x.shape[2]
-        frame_index, self.decode_frames = self._frame_indices(self.decode_frames, batch, n_frames)
+        counter, self.decode_frames = self._frame_counter(self.decode_frames, batch, n_frames)
         z = bounded_latent(x[:, : self.latent_dim]).transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
         labels = self._read_labels(x, self.latent_dim, self.decoder_tasks, False)
         features = self.vae.decode(self._model_dtype(z), labels)
         magnitude = self.vae.transform.from_features(features).to(x.dtype).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":
-            phase = self._random_phase(magnitude, frame_index)
+            phase = self._random_phase(magnitude, counter)
         else:  # pghi, and keep_input (no input phase in decode)
             phase = self.decode_rtpghi(magnitude)
         audio = self.decode_synthesis(torch.polar(magnitude, phase))
@@ -415,10 +422,10 @@ class StreamingVAE(nn.Module):
         batch = x.shape[0]
         spec = self.forward_analysis(bounded_audio_input(x[:, 0]))
         n_frames = spec.shape[1]
-        frame_index, self.forward_frames = self._frame_indices(self.forward_frames, batch, n_frames)
+        counter, self.forward_frames = self._frame_counter(self.forward_frames, batch, n_frames)
         features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.forward_tasks, True)
-        z = self._latent(features, self._select(labels, self.encoder_tasks), frame_index, batch)
+        z = self._latent(features, self._select(labels, self.encoder_tasks), counter, batch, n_frames)
         z = z + self.forward_latent_offset
         if self.pitch_dims > 0 and self.transpose != 0.0:
             z = transpose_pitch(z, self.transpose, self.pitch_octaves_per_unit)
@@ -428,7 +435,7 @@ class StreamingVAE(nn.Module):
         decoded = self.vae.decode(z, self._select(labels, self.decoder_tasks), logits)
         magnitude = self.vae.transform.from_features(decoded).to(x.dtype).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":
-            phase = self._random_phase(magnitude, frame_index)
+            phase = self._random_phase(magnitude, counter)
         elif self.phase == "keep_input":
             phase = torch.angle(spec)
         else:

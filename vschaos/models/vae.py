@@ -91,6 +91,7 @@ class SpectralVAE(nn.Module):
     task_dims: Dict[str, int]
     pitch_dims: int
     decoder_writes_magnitude: bool
+    ceiling_contrast: float
 
     def __init__(self, transform: nn.Module, latent_dim: int = 16, encoder: Optional[Mapping[str, Any]] = None,
                  decoder: Optional[Mapping[str, Any]] = None, conditioning: Optional[Mapping[str, Any]] = None,
@@ -104,6 +105,8 @@ class SpectralVAE(nn.Module):
         self.n_bins = int(transform.n_bins)
         self.latent_dim = int(latent_dim)
         self.min_std = float(min_std)
+        # contrast of the largest decoded magnitude (the window never changes, so neither does this constant)
+        self.ceiling_contrast = float(transform.contrast(magnitude_ceiling(transform.window).double()))
 
         self.task_dims = {}
         self.encoder_tasks, self.decoder_tasks = [], []
@@ -196,17 +199,17 @@ class SpectralVAE(nn.Module):
 
     def _encoder_condition(self, labels: Dict[str, Tensor], reference: Tensor) -> Tensor:
         """Encoder embeddings concatenated in config order: (batch, encoder_cond_dim)."""
-        parts: List[Tensor] = [reference.new_zeros(reference.shape[0], 0)]
+        parts: List[Tensor] = [reference[:, :0]]
         for task, embedding in self.encoder_embeddings.items():  # ModuleDict keeps config order
             parts.append(embedding(self._task_labels(labels, task, reference)).to(reference.dtype))
-        return torch.cat(parts, dim=-1)
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
 
-    def _decoder_condition(self, labels: Dict[str, Tensor], reference: Tensor) -> Tensor:
-        """Decoder embeddings concatenated in config order: (batch, decoder_cond_dim)."""
-        parts: List[Tensor] = [reference.new_zeros(reference.shape[0], 0)]
+    def _decoder_input(self, z: Tensor, labels: Dict[str, Tensor]) -> Tensor:
+        """The latent and the decoder embeddings in config order: (batch, latent + decoder_cond_dim)."""
+        parts: List[Tensor] = [z]
         for task, embedding in self.decoder_embeddings.items():
-            parts.append(embedding(self._task_labels(labels, task, reference)).to(reference.dtype))
-        return torch.cat(parts, dim=-1)
+            parts.append(embedding(self._task_labels(labels, task, z)).to(z.dtype))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else z
 
     def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
         """Posterior parameters: features (batch, bins) -> mean, std (batch, latent)."""
@@ -262,8 +265,7 @@ class SpectralVAE(nn.Module):
         z = bounded_latent(z)
         if len(self.predicted_tasks) > 0:
             labels = self.complete_labels(z, labels, logits)
-        condition = self._decoder_condition(labels, z)
-        decoded = self.decoder(torch.cat([z, condition], dim=-1))
+        decoded = self.decoder(self._decoder_input(z, labels))
         if self.decoder_writes_magnitude:  # HarmonicDecoder: magnitudes -> the features every caller reads
             decoded = self.transform.to_features(decoded)
         return self.bound_decoded(decoded)
@@ -272,9 +274,9 @@ class SpectralVAE(nn.Module):
         """Decoded features ``(batch, bins)`` clamped per bin between the features of a zero magnitude and of
         ``magnitude_ceiling(transform.window)``, before the inverse contrast: NaN -> silence, no overflow.
         (``to_features`` is increasing in the magnitude, whatever the contrast.)"""
-        floor = self.transform.to_features(torch.zeros_like(self.transform.norm_mean))
-        ceiling = self.transform.to_features(
-            magnitude_ceiling(self.transform.window).to(features.dtype).expand(self.n_bins))
+        mean, std = self.transform.norm_mean, self.transform.norm_std
+        floor = torch.neg(mean) / std  # to_features(0): the contrast of a zero magnitude is 0
+        ceiling = (self.ceiling_contrast - mean) / std
         return bounded_decoded_features(features, floor.to(features.dtype), ceiling.to(features.dtype))
 
     def forward(self, features: Tensor, labels: Dict[str, Tensor], sample: bool = True,
