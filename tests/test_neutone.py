@@ -216,6 +216,22 @@ def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
+def test_a_non_finite_knob_reads_as_its_default_or_its_end(demo_loaded):
+    """A host can send NaN/Inf knob values: NaN is the knob's default, +Inf its top, -Inf its bottom."""
+    from vschaos.export.neutone_checks import stream_file_model
+
+    model, _ = demo_loaded
+    audio = noise(4096, seed=4)
+    nan, inf = float("nan"), float("inf")
+    out = stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([nan, nan, nan], audio.shape[1]))
+    assert torch.equal(out, stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([0.0, 0.5, 0.5], 4096)))
+    out = stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([inf, -inf, inf], audio.shape[1]))
+    assert bool(torch.isfinite(out).all())
+    assert torch.equal(out, stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([1.0, 0.0, 1.0], 4096)))
+
+
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@needs_sdk
 def test_note_knob_conditions_a_pitch_model(tmp_path):
     from vschaos.export.directions import LatentDirections
     from vschaos.export.neutone import LABEL_AUTO_BELOW, NOTE_RANGE, export_neutone, load_neutone_model, make_texts

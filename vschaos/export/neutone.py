@@ -161,6 +161,9 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         self._directions_source = directions.source
         self._label_task_names = tasks
         super().__init__(stream, use_debug_mode=True)
+        defaults = [default for _, _, default in self.knobs()]
+        defaults += [0.0] * (self._get_max_n_params() - len(defaults))
+        self.register_buffer("vs_knob_defaults", torch.tensor(defaults).unsqueeze(1))
         self.register_buffer("vs_direction_steps",
                              DIRECTION_RANGE * directions.scales.float().unsqueeze(1) * directions.vectors.float())
 
@@ -242,9 +245,12 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         self.model.reset()
         return True
 
-    def _knob(self, params: Dict[str, Tensor], name: str, default: float) -> Tensor:
-        """The knob's value in [0, 1] ``(1,)`` (a non-finite value reads as the default)."""
-        return torch.nan_to_num(params[name], nan=default, posinf=1.0, neginf=0.0).clamp(0.0, 1.0)
+    def aggregate_params(self, params: Tensor) -> Tensor:
+        """Each knob's value for this buffer: the SDK's mean over the buffer, NaN read as the knob's default and
+        the rest clamped to [0, 1] (+Inf -> 1, -Inf -> 0). Done here once for all knobs, since every tensor
+        operation costs microseconds per call."""
+        torch.mean(params, dim=1, keepdim=True, out=self.agg_params)
+        return torch.where(torch.isnan(self.agg_params), self.vs_knob_defaults, self.agg_params).clamp(0.0, 1.0)
 
     def _label_values(self, knob: float) -> Tensor:
         """Label inlet values ``(n_tasks,)``: -1 (unknown) unless the knob picks a note or a class."""
@@ -261,18 +267,20 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
 
     def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         """``x (1, B)`` -> ``(1, B)`` through ``StreamingVAE.forward`` with the knobs applied."""
-        self.model.set_temperature(self.vs_temperature_max * float(self._knob(params, "temperature", 0.0)))
+        self.model.set_temperature(self.vs_temperature_max * float(params["temperature"]))
         if len(self.vs_direction_names) > 0:
-            amounts = torch.cat([self._knob(params, name, 0.5) for name in self.vs_direction_names])
+            amounts = torch.cat([params[name] for name in self.vs_direction_names])
             offset = torch.matmul((amounts - 0.5) * 2.0, self.vs_direction_steps)
             self.model.forward_latent_offset.copy_(offset)
         if self.vs_transpose_range > 0:
-            knob = float(self._knob(params, "transpose", 0.5))
+            knob = float(params["transpose"])
             self.model.set_transpose((knob - 0.5) * 2.0 * self.vs_transpose_range)
+        if self.vs_n_tasks == 0:
+            return self.model.forward(x.unsqueeze(0))[0]
         inputs = torch.full([1, 1 + self.vs_n_tasks, x.shape[1]], -1.0)
         inputs[0, 0] = x[0]
         if self.vs_label_mode != 0:
-            values = self._label_values(float(self._knob(params, self.vs_label_knob, 0.0)))
+            values = self._label_values(float(params[self.vs_label_knob]))
             inputs[0, 1:] = values.unsqueeze(1)
         return self.model.forward(inputs)[0]
 
