@@ -82,5 +82,5 @@ def soft_clip(audio: Tensor, knee: float = OUTPUT_KNEE, limit: float = OUTPUT_LI
     size = x.abs()
     room = limit - knee
     # knee + room * tanh(excess / room) equals the knee within it (>= |x|) and lies below |x| beyond it
-    saturated = torch.tanh((size - knee).clamp_min(0.0) * (1.0 / room)) * room + knee
+    saturated = torch.tanh((size - knee).clamp_min(0.0) / room) * room + knee
     return torch.copysign(torch.minimum(size, saturated), x)

@@ -275,7 +275,11 @@ class RTPGHI(nn.Module):
         magnitude = torch.nan_to_num(magnitude, nan=0.0, posinf=0.0, neginf=0.0)
         log_mag = stream_log_magnitude(magnitude)
         # Not wrapped: only its differences and the final remainder need the wrap (bin_advance keeps it small).
-        dphi_time = phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft, self.bin_advance)
+        if log_mag.dtype == torch.float64:  # the buffer is float32 (a stream's dtype): exact for a float64 one
+            advance = bin_phase_advance(self.n_fft, self.hop).to(log_mag.device)
+        else:
+            advance = self.bin_advance.to(log_mag.dtype)
+        dphi_time = phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft, advance)
         if self.prev_shifted_phase.shape[0] != batch:
             # Fresh stream: no slope into the first frame; the first frame's time step (its own dphi_time)
             # then lands its peaks on phase 0.
