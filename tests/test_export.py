@@ -180,7 +180,7 @@ def test_label_inlets_follow_config_order_and_change_decode(prediction_export):
         out = decode_with(weird, weird)
         assert out.shape == (1, 1, 2048) and bool(torch.isfinite(out).all())
     # negative = the model's own prediction: same as feeding the predicted classes
-    predicted = model.vae.predict(z[0].T.double())  # the export runs its model math in float64
+    predicted = model.vae.predict(z[0].T.to(model.vae.transform.norm_mean.dtype))  # the model math's dtype
     pitch, octave = predicted["pitch"].argmax(-1), predicted["octave"].argmax(-1)
     from_prediction = decode_with(-1.0, -1.0)
     model.reset()
@@ -218,7 +218,8 @@ def test_encode_outputs_predicted_classes(prediction_export):
     assert bool((classes == classes.round()).all())
     assert 0 <= float(classes[:, 0].min()) and float(classes[:, 0].max()) <= 11
     assert 0 <= float(classes[:, 1].min()) and float(classes[:, 1].max()) <= 10
-    expected = model.vae.predict(out[:, :16].transpose(1, 2).reshape(-1, 16).double())["pitch"].argmax(-1)
+    latent = out[:, :16].transpose(1, 2).reshape(-1, 16).to(model.vae.transform.norm_mean.dtype)
+    expected = model.vae.predict(latent)["pitch"].argmax(-1)
     assert classes[:, 0].reshape(-1).tolist() == expected.float().tolist()
 
 
@@ -533,3 +534,61 @@ def test_pd_example_turns_a_midi_note_into_the_label_ids_the_inlets_take():
         inlets: dict = {}
         run(note, midi, inlets)
         assert inlets == dict(zip((latents, latents + 1), midi_to_pitch_class_octave(midi)))
+
+
+# ---------------------------------------------------------------- dtype of the model math
+def _fail_in_float32(monkeypatch):
+    """save_verified that refuses every float32 model (as a model whose stream depends on the buffer size)."""
+    import vschaos.export.export as export_module
+    from vschaos.host.verify.report import VerifyReport
+
+    real = export_module.save_verified
+    attempts = []
+
+    def save_verified(scripted, path, buffers=None, batch_sizes=(1, 4)):
+        dtype = scripted.vae.transform.norm_mean.dtype
+        attempts.append(dtype)
+        if dtype == torch.float32:
+            report = VerifyReport(str(path), [2048], [1], 1e-3, 4096)
+            report.add("streaming", "forward", ["buffer 512: streaming differs from offline by 0.01"], "differs")
+            raise ExportVerificationError(report, path)
+        return real(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
+
+    monkeypatch.setattr(export_module, "save_verified", save_verified)
+    return attempts
+
+
+def test_export_runs_the_model_math_in_float32_when_it_verifies(small_transform, identity_model, tmp_path):
+    path, report = export_model(identity_model(small_transform), tmp_path / "m.ts", phase="keep_input",
+                                buffers=[256, 2048], batch_sizes=(1,))
+    line = [check for check in report.checks if check.name == "model math"]
+    assert [(check.passed, check.warning, check.summary) for check in line] == [(True, False, "float32")]
+    assert torch.jit.load(str(path)).vae.transform.norm_mean.dtype == torch.float32
+
+
+def test_export_falls_back_to_float64_when_float32_fails_verification(small_transform, identity_model, tmp_path,
+                                                                      monkeypatch):
+    attempts = _fail_in_float32(monkeypatch)
+    path, report = export_model(identity_model(small_transform), tmp_path / "m.ts", phase="keep_input",
+                                buffers=[256, 2048], batch_sizes=(1,))
+    assert attempts == [torch.float32, torch.float64]
+    assert torch.jit.load(str(path)).vae.transform.norm_mean.dtype == torch.float64
+    assert "WARN model math: float64 (float32 failed: forward streaming)" in report.format()
+
+
+def test_export_refused_when_float64_fails_too(small_transform, identity_model, tmp_path):
+    broken = WrongDelayExport(identity_model(small_transform), phase="keep_input")
+    import vschaos.export.export as export_module
+
+    calls = []
+
+    def wrong_delay_script(vae, temperature=0.0, phase="pghi", seed=0, dtype=torch.float32):
+        calls.append(dtype)
+        return _script(WrongDelayExport(export_module.copy.deepcopy(vae).to(dtype), phase=phase))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(export_module, "script_model", wrong_delay_script)
+        with pytest.raises(ExportVerificationError, match="declared 512 samples, measured 768"):
+            export_model(broken.vae, tmp_path / "m.ts", phase="keep_input", buffers=[256, 2048], batch_sizes=(1,))
+    assert calls == [torch.float32, torch.float64]
+    assert list(tmp_path.iterdir()) == []

@@ -166,7 +166,34 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
     row = [r for r in report.benchmarks.latency if r["sample_rate"] == 44100 and r["buffer_size"] == 2048][0]
     assert row["model"] == 2 * (1024 - DEMO_HOP)
     text = report.format()
-    assert "1/RTF" in text and "PASS" in text and "direction 2" in text
+    assert "1/RTF" in text and "PASS" in text and "direction 2" in text and "model math: float32" in text
+    assert model.w2w_base.model.vae.transform.norm_mean.dtype == torch.float32
+
+
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@needs_sdk
+def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_path, demo_vae, demo_directions,
+                                                                          monkeypatch):
+    import vschaos.export.neutone as neutone
+    from vschaos.export.neutone import export_neutone, load_neutone_model, make_texts
+
+    real, dtypes = neutone.check_buffer, []
+
+    def check_buffer(model, buffer):
+        check = real(model, buffer)
+        dtypes.append(model.w2w_base.model.vae.transform.norm_mean.dtype)
+        if dtypes[-1] == torch.float32:  # as a model whose stream depends on the buffer size
+            check.problems.append(f"buffer {buffer}: output differs from StreamingVAE.forward by up to 0.01")
+        return check
+
+    monkeypatch.setattr(neutone, "check_buffer", check_buffer)
+    texts = make_texts("demo", demo_vae, "'demo_data'", demo_directions)
+    report = export_neutone(demo_vae, tmp_path / "demo.nm", texts, demo_directions, check_buffers=(2048,), **NO_BENCH)
+    assert dtypes == [torch.float32, torch.float64]
+    assert report.model_math.startswith("float64 (float32 failed: buffer 2048: output differs")
+    model, _ = load_neutone_model(str(tmp_path / "demo.nm"))
+    assert model.w2w_base.model.vae.transform.norm_mean.dtype == torch.float64
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.nm"]  # no temporary folder left behind
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it

@@ -7,7 +7,7 @@ passed it: the module is saved to a temporary file beside the target, verified f
 import copy
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -27,25 +27,29 @@ class ExportVerificationError(RuntimeError):
         super().__init__(f"export refused: the model fails verification{where}\n{report.format()}")
 
 
-def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0
-                     ) -> StreamingVAE:
-    """:class:`StreamingVAE` around a float64 copy of ``vae`` (eval mode, no gradients), not scripted: what
-    both export targets (nn~ and Neutone) wrap. Float64 model math: StreamingVAE's docstring says why."""
-    vae = copy.deepcopy(vae).eval().double()
+#: dtypes of the model math, tried in this order by :func:`export_model` (see StreamingVAE's docstring)
+MODEL_DTYPES = (torch.float32, torch.float64)
+
+
+def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+                     dtype: torch.dtype = torch.float32) -> StreamingVAE:
+    """:class:`StreamingVAE` around a copy of ``vae`` in ``dtype`` (eval mode, no gradients), not scripted: what
+    both export targets (nn~ and Neutone) wrap. The dtype of the model math only: StreamingVAE's docstring."""
+    vae = copy.deepcopy(vae).eval().to(dtype)
     for parameter in vae.parameters():
         parameter.requires_grad_(False)
     return StreamingVAE(vae, temperature=temperature, phase=phase, seed=seed).eval()
 
 
-def script_model(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0
-                 ) -> torch.jit.ScriptModule:
-    """Wrap a float64 copy of ``vae`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
+def script_model(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+                 dtype: torch.dtype = torch.float32) -> torch.jit.ScriptModule:
+    """Wrap a copy of ``vae`` in ``dtype`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
 
     Raises ``ValueError`` if the hop is not a power of two (nn~ could never call the model). The
     caller's ``vae`` is not modified. ``torch.jit.script`` is what nn~'s libtorch loads; its
     deprecation warning in recent torch is expected and silenced here.
     """
-    module = streaming_module(vae, temperature=temperature, phase=phase, seed=seed)
+    module = streaming_module(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
@@ -83,6 +87,23 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
 def export_model(vae: SpectralModel, path: PathLike, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
                  buffers: Optional[Sequence[int]] = None, batch_sizes: Sequence[int] = (1, 4)
                  ) -> Tuple[Path, object]:
-    """Script ``vae`` for nn~ and write it to ``path`` after verification: ``(path, VerifyReport)``."""
-    scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed)
-    return save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
+    """Script ``vae`` for nn~ and write it to ``path`` after verification: ``(path, VerifyReport)``.
+
+    The model math runs in float32; if that fails verification (a stream whose output depends on the buffer
+    size, see StreamingVAE), the export is retried in float64 and the report says so (a WARN line). Only if
+    float64 fails too is the export refused, with float64's report."""
+    failed: List[str] = []
+    for dtype in MODEL_DTYPES:
+        scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype)
+        try:
+            path, report = save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
+        except ExportVerificationError as error:
+            if dtype == MODEL_DTYPES[-1]:
+                raise
+            failed = [f"{check.method or 'model'} {check.name}" for check in error.report.failures]
+            continue
+        name = str(dtype).replace("torch.", "")
+        summary = f"{name}" + (f" (float32 failed: {', '.join(failed)})" if failed else "")
+        report.add("model math", None, [], summary, warning=bool(failed))
+        return path, report
+    raise AssertionError("unreachable: the last dtype raises")

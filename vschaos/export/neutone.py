@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from vschaos.io import PathLike
 from vschaos.export.directions import LatentDirections, run_directions
-from vschaos.export.export import streaming_module
+from vschaos.export.export import MODEL_DTYPES, streaming_module
 from vschaos.export.module import StreamingVAE
 from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, BufferCheck, NeutoneExportError,
                                            SdkBenchmarks, check_buffer, run_sdk_benchmarks)
@@ -323,6 +323,7 @@ class NeutoneExportReport:
     directions_source: str
     checks: List[BufferCheck]
     benchmarks: Optional[SdkBenchmarks]
+    model_math: str = "float32"  # the dtype of the model math (float64 when float32 failed our checks)
 
     def format(self) -> str:
         meta = self.metadata
@@ -335,6 +336,7 @@ class NeutoneExportReport:
         for i, (name, description, default) in enumerate(self.knobs):
             lines.append(f"  {i + 1}. {name} (default {default:g}): {description}")
         lines.append(f"  directions: {self.directions_source}")
+        lines.append(f"model math: {self.model_math}")
         lines.append("SDK validation (save_neutone_model: TorchScript, metadata schema, reload, plugin methods, "
                      "offline mode): passed")
         for check in self.checks:
@@ -367,30 +369,37 @@ def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, benc
                     bench_iters, threads, sdk_offline_check) -> NeutoneExportReport:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = NeutoneSpectralVAE(streaming_module(vae), texts, directions)
-    knobs = wrapper.knobs()
-    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    failed: List[str] = []
+    for dtype in MODEL_DTYPES:  # float32 model math, float64 if float32 fails our checks (as export_model)
+        wrapper = NeutoneSpectralVAE(streaming_module(vae, dtype=dtype), texts, directions)
+        knobs = wrapper.knobs()
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
-            save_neutone_model(wrapper, folder, dump_samples=False, submission=False, speed_benchmark=False,
-                               test_offline_mode=sdk_offline_check)
-            model, metadata = load_neutone_model(str(folder / "model.nm"))
-        except Exception as error:  # the SDK reports failed checks as AssertionError, schema or TorchScript errors
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise NeutoneExportError(f"export refused, {path} not written: the Neutone SDK's validation failed: "
-                                     f"{type(error).__name__}: {message}") from error
-        checks = [check_buffer(model, int(buffer)) for buffer in check_buffers]
-        problems = [problem for check in checks for problem in check.problems]
-        if problems:
-            raise NeutoneExportError(f"export refused, {path} not written:\n  " + "\n  ".join(problems))
-        benchmarks = None
-        if benchmark:
-            benchmarks = run_sdk_benchmarks(folder / "model.nm", buffers=bench_buffers, repeat=bench_repeat,
-                                            n_iters=bench_iters, threads=threads)
-        os.replace(folder / "model.nm", path)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return NeutoneExportReport(path, metadata, knobs, directions.source, checks, benchmarks)
+            try:
+                save_neutone_model(wrapper, folder, dump_samples=False, submission=False, speed_benchmark=False,
+                                   test_offline_mode=sdk_offline_check)
+                model, metadata = load_neutone_model(str(folder / "model.nm"))
+            except Exception as error:  # the SDK reports failed checks as AssertionError, schema or TorchScript errors
+                message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise NeutoneExportError(f"export refused, {path} not written: the Neutone SDK's validation failed: "
+                                         f"{type(error).__name__}: {message}") from error
+            checks = [check_buffer(model, int(buffer)) for buffer in check_buffers]
+            problems = [problem for check in checks for problem in check.problems]
+            if problems and dtype != MODEL_DTYPES[-1]:
+                failed = problems
+                continue
+            if problems:
+                raise NeutoneExportError(f"export refused, {path} not written:\n  " + "\n  ".join(problems))
+            benchmarks = None
+            if benchmark:
+                benchmarks = run_sdk_benchmarks(folder / "model.nm", buffers=bench_buffers, repeat=bench_repeat,
+                                                n_iters=bench_iters, threads=threads)
+            os.replace(folder / "model.nm", path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        model_math = str(dtype).replace("torch.", "") + (f" (float32 failed: {failed[0]})" if failed else "")
+        return NeutoneExportReport(path, metadata, knobs, directions.source, checks, benchmarks, model_math)
+    raise AssertionError("unreachable: the last dtype returns or raises")
 
 
 def export_run(run, path: PathLike, name: str, data_text: Optional[str] = None, **options) -> NeutoneExportReport:
