@@ -7,9 +7,12 @@ benchmarks in a child process, exactly what ``script.py --format neutone`` print
 median time of one ``StreamingVAE.forward`` call at the buffer the plugin uses at 48 kHz / 2048
 (the model's native size it picks), so that the plugin's share and the model's share can be told apart.
 
-Usage: ``python bench/neutone_speed.py [--presets demo dgt_mid ...] [--busy] [--name neutone_speed]``.
+Usage: ``python bench/neutone_speed.py [--presets demo dgt_mid ...] [--busy] [--save-dir DIR] [--name NAME]``.
 ``--busy`` runs one competing CPU-bound process during the measurements (a musician's laptop is never
-idle). Writes ``bench/results/<name>.{json,md}``.
+idle); ``--save-dir`` keeps the exported files. ``--compare A.nm B.nm ... [--rounds 5]`` exports nothing and
+runs the SDK's benchmark on the given files in turn, round after round, and reports each file's median and
+range: the way to compare two versions of the code (export with each, then compare the files) on a machine
+whose speed drifts between runs. Writes ``bench/results/<name>.{json,md}``.
 """
 import argparse
 import subprocess
@@ -27,6 +30,7 @@ from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
 from vschaos.export.neutone import NeutoneTexts, export_neutone
+from vschaos.export.neutone_checks import run_sdk_benchmarks
 from vschaos.training.run import build_model
 
 PRESETS = ["demo", "dgt_mid", "dgt_pitch_cond", "dgt_harmonic"]
@@ -79,6 +83,22 @@ def run_preset(preset: str, folder: Path, repeat: int, n_iters: int) -> Dict[str
             "model_buffer": buffer, "forward_ms": forward_ms(vae, buffer)}
 
 
+def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int) -> List[Dict[str, object]]:
+    """SDK 1/RTF at 48 kHz / 2048 of each file, the files interleaved round after round: ``[{file, median,
+    low, high}]``."""
+    figures: Dict[Path, List[float]] = {path: [] for path in files}
+    for _ in range(rounds):
+        for path in files:
+            result = run_sdk_benchmarks(path, buffers=(DAW_BUFFER,), repeat=repeat, n_iters=n_iters)
+            figures[path].append(float(result.inverse_rtf(DAW_RATE, DAW_BUFFER)))
+    rows = []
+    for path, values in figures.items():
+        values = sorted(values)
+        rows.append({"file": str(path), "median": values[len(values) // 2], "low": values[0], "high": values[-1],
+                     "rounds": len(values)})
+    return rows
+
+
 def format_table(rows: List[Dict[str, object]]) -> str:
     lines = ["| preset | rate / n_fft / hop | 1/RTF at 2048 | 1/RTF at 512 | forward at its buffer (ms) |",
              "|---|---|---:|---:|---:|"]
@@ -96,19 +116,35 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     parser.add_argument("--iters", type=int, default=30, help="SDK benchmark calls per repetition (default %(default)s)")
     parser.add_argument("--name", default="neutone_speed", help="results file name (default %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--save-dir", type=Path, help="keep the exported .nm files in this folder")
+    parser.add_argument("--compare", type=Path, nargs="+", help="benchmark these .nm files, interleaved")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --compare (default %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    load = "one competing CPU-bound process" if args.busy else "idle"
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            rows = [run_preset(preset, Path(folder), args.repeat, args.iters) for preset in args.presets]
+        if args.compare:
+            rows = compare_files(args.compare, args.rounds, args.repeat, args.iters)
+        elif args.save_dir is not None:
+            args.save_dir.mkdir(parents=True, exist_ok=True)
+            rows = [run_preset(preset, args.save_dir, args.repeat, args.iters) for preset in args.presets]
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                rows = [run_preset(preset, Path(folder), args.repeat, args.iters) for preset in args.presets]
     finally:
         if competitor is not None:
             competitor.kill()
             competitor.wait()
-    load = "one competing CPU-bound process" if args.busy else "idle"
-    md = (f"# Neutone export speed ({load})\n\nSDK benchmark-speed, {DAW_RATE} Hz, stereo DAW, 1 thread; target "
-          f"1/RTF >= {TARGET:g} at {DAW_BUFFER}. torch {torch.__version__}.\n\n" + format_table(rows) + "\n")
+    header = (f"# Neutone export speed ({load})\n\nSDK benchmark-speed, {DAW_RATE} Hz, stereo DAW, 1 thread; target "
+              f"1/RTF >= {TARGET:g} at {DAW_BUFFER}. torch {torch.__version__}.\n\n")
+    if args.compare:
+        table = "\n".join(["| file | 1/RTF at 2048, median | range | rounds |", "|---|---:|---|---:|"]
+                          + [f"| {r['file']} | {r['median']:.1f} | {r['low']:.1f}–{r['high']:.1f} | {r['rounds']} |"
+                             for r in rows])
+    else:
+        table = format_table(rows)
+    md = header + table + "\n"
     write_results(args.name, {"load": load, "target": TARGET, "rows": rows}, md, args.out)
     print(md)
     return rows
