@@ -7,7 +7,7 @@ passed it: the module is saved to a temporary file beside the target, verified f
 import copy
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import torch
 
@@ -27,8 +27,20 @@ class ExportVerificationError(RuntimeError):
         super().__init__(f"export refused: the model fails verification{where}\n{report.format()}")
 
 
-#: dtypes of the model math, tried in this order by :func:`export_model` (see StreamingVAE's docstring)
-MODEL_DTYPES = (torch.float32, torch.float64)
+Attempt = TypeVar("Attempt")
+
+
+def in_model_dtypes(attempt: Callable[[torch.dtype], Attempt], refused: Type[Exception],
+                    reason: Callable[[Exception], str]) -> Tuple[Attempt, str]:
+    """``attempt(dtype)`` with float32 model math, again with float64 if float32 raised ``refused`` (a stream
+    whose output depends on the buffer size, see StreamingVAE's docstring); float64's own failure propagates.
+    Returns the result and what the report says: ``float32`` or ``float64 (float32 failed: <reason>)``. Every
+    export target goes through this one rule."""
+    try:
+        return attempt(torch.float32), "float32"
+    except refused as error:
+        failure = reason(error)
+    return attempt(torch.float64), f"float64 (float32 failed: {failure})"
 
 
 def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
@@ -92,18 +104,13 @@ def export_model(vae: SpectralModel, path: PathLike, temperature: float = 0.0, p
     The model math runs in float32; if that fails verification (a stream whose output depends on the buffer
     size, see StreamingVAE), the export is retried in float64 and the report says so (a WARN line). Only if
     float64 fails too is the export refused, with float64's report."""
-    failed: List[str] = []
-    for dtype in MODEL_DTYPES:
+    def attempt(dtype: torch.dtype) -> Tuple[Path, object]:
         scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype)
-        try:
-            path, report = save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
-        except ExportVerificationError as error:
-            if dtype == MODEL_DTYPES[-1]:
-                raise
-            failed = [f"{check.method or 'model'} {check.name}" for check in error.report.failures]
-            continue
-        name = str(dtype).replace("torch.", "")
-        summary = f"{name}" + (f" (float32 failed: {', '.join(failed)})" if failed else "")
-        report.add("model math", None, [], summary, warning=bool(failed))
-        return path, report
-    raise AssertionError("unreachable: the last dtype raises")
+        return save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
+
+    def failures(error: Exception) -> str:
+        return ", ".join(f"{check.method or 'model'} {check.name}" for check in error.report.failures)
+
+    (written, report), model_math = in_model_dtypes(attempt, ExportVerificationError, failures)
+    report.add("model math", None, [], model_math, warning=model_math != "float32")
+    return written, report

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from vschaos.io import PathLike
 from vschaos.export.directions import LatentDirections, run_directions
-from vschaos.export.export import MODEL_DTYPES, streaming_module
+from vschaos.export.export import in_model_dtypes, streaming_module
 from vschaos.export.module import StreamingVAE
 from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, BufferCheck, NeutoneExportError,
                                            SdkBenchmarks, check_buffer, run_sdk_benchmarks)
@@ -365,14 +365,21 @@ def export_neutone(vae: nn.Module, path: PathLike, texts: NeutoneTexts, directio
                                bench_iters, threads, sdk_offline_check)
 
 
+class _ChecksFailed(NeutoneExportError):
+    """Our equality or delay checks failed (not the SDK's validation): the float64 retry's cue."""
+
+    def __init__(self, path: Path, problems: List[str]):
+        self.problems = problems
+        super().__init__(f"export refused, {path} not written:\n  " + "\n  ".join(problems))
+
+
 def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, bench_buffers, bench_repeat,
                     bench_iters, threads, sdk_offline_check) -> NeutoneExportReport:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    failed: List[str] = []
-    for dtype in MODEL_DTYPES:  # float32 model math, float64 if float32 fails our checks (as export_model)
+
+    def attempt(dtype: torch.dtype) -> NeutoneExportReport:
         wrapper = NeutoneSpectralVAE(streaming_module(vae, dtype=dtype), texts, directions)
-        knobs = wrapper.knobs()
         folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             try:
@@ -385,11 +392,8 @@ def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, benc
                                          f"{type(error).__name__}: {message}") from error
             checks = [check_buffer(model, int(buffer)) for buffer in check_buffers]
             problems = [problem for check in checks for problem in check.problems]
-            if problems and dtype != MODEL_DTYPES[-1]:
-                failed = problems
-                continue
             if problems:
-                raise NeutoneExportError(f"export refused, {path} not written:\n  " + "\n  ".join(problems))
+                raise _ChecksFailed(path, problems)
             benchmarks = None
             if benchmark:
                 benchmarks = run_sdk_benchmarks(folder / "model.nm", buffers=bench_buffers, repeat=bench_repeat,
@@ -397,9 +401,11 @@ def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, benc
             os.replace(folder / "model.nm", path)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        model_math = str(dtype).replace("torch.", "") + (f" (float32 failed: {failed[0]})" if failed else "")
-        return NeutoneExportReport(path, metadata, knobs, directions.source, checks, benchmarks, model_math)
-    raise AssertionError("unreachable: the last dtype returns or raises")
+        return NeutoneExportReport(path, metadata, wrapper.knobs(), directions.source, checks, benchmarks)
+
+    report, model_math = in_model_dtypes(attempt, _ChecksFailed, lambda error: error.problems[0])
+    report.model_math = model_math
+    return report
 
 
 def export_run(run, path: PathLike, name: str, data_text: Optional[str] = None, **options) -> NeutoneExportReport:
