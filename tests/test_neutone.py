@@ -122,6 +122,24 @@ def test_principal_directions_recover_a_known_covariance():
     assert torch.allclose(scales, spread[:2], rtol=0.03)
 
 
+@needs_sdk
+def test_the_texts_name_only_the_direction_knobs_that_fit():
+    """A pitch latent (transpose knob) and labels (class knob) leave room for one direction knob of four."""
+    from vschaos.export.directions import LatentDirections
+    from vschaos.export.export import streaming_module
+    from vschaos.export.neutone import NeutoneSpectralVAE, direction_knobs, make_texts
+
+    vae = preset_vae("dgt_harmonic", overrides=["+model.conditioning={instrument:{dim:3,target:[decoder]}}"])
+    directions = LatentDirections.axes(int(vae.latent_dim), "test", first=1)
+    assert directions.vectors.shape[0] == 2 and direction_knobs(True, True) == 1
+    texts = make_texts("harmonic", vae, "'notes'", directions)
+    assert "direction 1 (" in texts.long_description and "direction 2" not in texts.long_description
+    wrapper = NeutoneSpectralVAE(streaming_module(vae), texts, directions)
+    assert [name for name, _, _ in wrapper.knobs()] == ["temperature", "direction 1", "transpose", "instrument class"]
+    plain = make_texts("demo", preset_vae("demo"), "'demo'", LatentDirections.axes(8, "test"))
+    assert "direction 1 and direction 2 (" in plain.long_description
+
+
 def test_directions_of_a_pitch_latent_model_leave_the_pitch_out(monkeypatch):
     from types import SimpleNamespace
 

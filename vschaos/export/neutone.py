@@ -154,8 +154,7 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
             self.vs_class_index, self.vs_n_classes = tasks.index(task), int(dims[task])
         else:
             self.vs_label_mode, self.vs_label_knob = NO_LABEL, ""
-        # temperature, the directions that fit, transpose, the label knob: at most MAX_KNOBS
-        room = MAX_KNOBS - 1 - int(self.vs_transpose_range > 0) - int(self.vs_label_mode != NO_LABEL)
+        room = direction_knobs(self.vs_transpose_range > 0, self.vs_label_mode != NO_LABEL)
         directions = LatentDirections(directions.vectors[:room], directions.scales[:room], directions.source)
         self.vs_direction_names = [f"direction {i + 1}" for i in range(directions.vectors.shape[0])]
         self._directions_source = directions.source
@@ -285,6 +284,11 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         return self.model.forward(inputs)[0]
 
 
+def direction_knobs(transpose_knob: bool, label_knob: bool) -> int:
+    """How many direction knobs fit beside temperature, the transpose knob and the label knob: MAX_KNOBS in all."""
+    return MAX_KNOBS - 1 - int(transpose_knob) - int(label_knob)
+
+
 # ---------------------------------------------------------------------------------------------- texts
 def make_texts(name: str, vae: nn.Module, training_data: str, directions: LatentDirections,
                checkpoint: str = "") -> NeutoneTexts:
@@ -293,11 +297,16 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     tasks = [str(t) for t in vae.task_dims]
     conditioned = [str(t) for t in vae.decoder_tasks]
     short = f"Timbre transfer through a spectral VAE trained on {training_data}."
-    knob_text = ("Knobs: temperature (latent sampling), direction 1 and 2 (move through the model's "
-                 "timbre space along the main axes of its training sounds)")
-    if int(getattr(vae, "pitch_dims", 0)) > 0:
+    pitch_latent = int(getattr(vae, "pitch_dims", 0)) > 0
+    note_knob = "pitch" in tasks and "octave" in tasks
+    n_directions = min(int(directions.vectors.shape[0]), direction_knobs(pitch_latent, note_knob or bool(conditioned)))
+    knob_text = "Knobs: temperature (latent sampling)"
+    if n_directions > 0:
+        knob_text += (f", {' and '.join(f'direction {i + 1}' for i in range(n_directions))} (move through the "
+                      f"model's timbre space along the main axes of its training sounds)")
+    if pitch_latent:
         knob_text += f", transpose (+-{TRANSPOSE_RANGE:g} semitones; middle = none)"
-    if "pitch" in tasks and "octave" in tasks:
+    if note_knob:
         knob_text += ", note (condition on a fixed note; lowest = auto)"
     elif conditioned:
         knob_text += f", {conditioned[0]} class (lowest = auto)"
