@@ -7,29 +7,39 @@ benchmarks in a child process, exactly what ``script.py --format neutone`` print
 median time of one ``StreamingVAE.forward`` call at the buffer the plugin uses at 48 kHz / 2048
 (the model's native size it picks), so that the plugin's share and the model's share can be told apart.
 
+Beside each model, the plugin's own floor: an identity model with the same native sample rate, buffer sizes and
+four knobs, through the same SDK benchmark in the same round. It pays everything the plugin does around a model
+(channel mixing, resampling, queues, knob handling) and nothing else, so no model can beat its 1/RTF on the
+machine at hand; ``model ms`` is what our model adds per DAW buffer (1/RTF to milliseconds, floor subtracted),
+the figure to compare between machines and versions.
+
 Usage: ``python bench/neutone_speed.py [--presets demo dgt_mid ...] [--busy] [--save-dir DIR] [--name NAME]``.
 ``--busy`` runs one competing CPU-bound process during the measurements (a musician's laptop is never
 idle); ``--save-dir`` keeps the exported files. ``--compare A.nm B.nm ... [--rounds 5]`` exports nothing and
-runs the SDK's benchmark on the given files in turn, round after round, and reports each file's median and
-range: the way to compare two versions of the code (export with each, then compare the files) on a machine
+runs the SDK's benchmark on the given files in turn (each native sample rate's floor with them), round after
+round, and reports each file's median and range: the way to compare two versions of the code (export with each, then compare the files) on a machine
 whose speed drifts between runs. Writes ``bench/results/<name>.{json,md}``.
 """
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
+from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformToWaveformBase
+from neutone_sdk.utils import load_neutone_model, save_neutone_model
+from torch import Tensor, nn
 
 from common import RESULTS_DIR, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
-from vschaos.export.neutone import NeutoneTexts, export_neutone
+from vschaos.export.neutone import MAX_KNOBS, NeutoneTexts, export_neutone
 from vschaos.export.neutone_checks import run_sdk_benchmarks
 from vschaos.training.run import build_model
 
@@ -37,6 +47,103 @@ PRESETS = ["demo", "dgt_mid", "dgt_pitch_cond", "dgt_harmonic"]
 DAW_RATE = 48000
 DAW_BUFFER = 2048
 TARGET = 100.0
+
+
+class _Identity(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class SdkFloor(WaveformToWaveformBase):
+    """The plugin's cost around a model: an identity at a model's native sample rate and buffer sizes, with the
+    plugin's four knobs (the SDK handles all four whatever a model names)."""
+    # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
+    neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
+    remapped_params: Dict[str, Tensor]
+    neutone_parameter_names: List[str]
+    floor_sample_rate: int
+    floor_buffer_sizes: List[int]
+
+    def __init__(self, sample_rate: int, buffer_sizes: List[int]) -> None:
+        self.floor_sample_rate, self.floor_buffer_sizes = int(sample_rate), [int(b) for b in buffer_sizes]
+        super().__init__(_Identity(), use_debug_mode=True)
+
+    def get_model_name(self) -> str:
+        return "vschaos floor"
+
+    def get_model_authors(self) -> List[str]:
+        return ["vschaos"]
+
+    def get_model_short_description(self) -> str:
+        return "identity: the plugin's own cost"
+
+    def get_model_long_description(self) -> str:
+        return "identity: the plugin's own cost"
+
+    def get_technical_description(self) -> str:
+        return "identity: the plugin's own cost"
+
+    def get_tags(self) -> List[str]:
+        return ["benchmark"]
+
+    def get_model_version(self) -> str:
+        return "1"
+
+    def is_experimental(self) -> bool:
+        return True
+
+    def get_technical_links(self) -> Dict[str, str]:
+        return {}
+
+    def get_citation(self) -> str:
+        return ""
+
+    @torch.jit.unused
+    def get_neutone_parameters(self) -> List[NeutoneParameter]:
+        return [ContinuousNeutoneParameter(f"knob {i + 1}", "unused", 0.5) for i in range(MAX_KNOBS)]
+
+    @torch.jit.export
+    def is_input_mono(self) -> bool:
+        return True
+
+    @torch.jit.export
+    def is_output_mono(self) -> bool:
+        return True
+
+    @torch.jit.export
+    def get_native_sample_rates(self) -> List[int]:
+        return [self.floor_sample_rate]
+
+    @torch.jit.export
+    def get_native_buffer_sizes(self) -> List[int]:
+        return self.floor_buffer_sizes
+
+    def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        return self.model(x)
+
+
+def native_sizes(path: Path) -> Tuple[int, List[int]]:
+    """A Neutone file's native sample rate and buffer sizes."""
+    model, _ = load_neutone_model(str(path))
+    return int(model.get_native_sample_rates()[0]), [int(b) for b in model.get_native_buffer_sizes()]
+
+
+def floor_file(folder: Path, sample_rate: int, buffer_sizes: List[int]) -> Path:
+    """Write the :class:`SdkFloor` for these native sizes to ``folder/floor_<rate>.nm`` (once) and return it."""
+    path = folder / f"floor_{sample_rate}.nm"
+    if not path.exists():
+        staging = Path(tempfile.mkdtemp(prefix=".floor.", dir=folder))
+        save_neutone_model(SdkFloor(sample_rate, buffer_sizes), staging, dump_samples=False, submission=False,
+                           speed_benchmark=False, test_offline_mode=False)
+        (staging / "model.nm").replace(path)
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def model_ms(inverse_rtf: float, floor_inverse_rtf: float) -> float:
+    """Milliseconds per DAW buffer that a model adds to the plugin's floor."""
+    buffer_ms = 1e3 * DAW_BUFFER / DAW_RATE
+    return buffer_ms / inverse_rtf - buffer_ms / floor_inverse_rtf
 
 
 def model_buffer(sample_rate: int, hop: int, daw_rate: int = DAW_RATE, daw_buffer: int = DAW_BUFFER) -> int:
@@ -77,34 +184,58 @@ def run_preset(preset: str, folder: Path, repeat: int, n_iters: int) -> Dict[str
                             sdk_offline_check=False)
     sample_rate, hop = int(cfg.transform.sample_rate), int(cfg.transform.hop)
     buffer = model_buffer(sample_rate, hop)
-    return {"preset": preset, "sample_rate": sample_rate, "n_fft": int(cfg.transform.n_fft), "hop": hop,
-            "inverse_rtf_2048": report.benchmarks.inverse_rtf(DAW_RATE, DAW_BUFFER),
-            "inverse_rtf_512": report.benchmarks.inverse_rtf(DAW_RATE, 512),
-            "model_buffer": buffer, "forward_ms": forward_ms(vae, buffer)}
+    floor = run_sdk_benchmarks(floor_file(folder, *native_sizes(report.path)), buffers=(512, DAW_BUFFER),
+                               repeat=repeat, n_iters=n_iters)
+    row = {"preset": preset, "sample_rate": sample_rate, "n_fft": int(cfg.transform.n_fft), "hop": hop,
+           "model_buffer": buffer, "forward_ms": forward_ms(vae, buffer)}
+    for daw_buffer in (DAW_BUFFER, 512):
+        row[f"inverse_rtf_{daw_buffer}"] = report.benchmarks.inverse_rtf(DAW_RATE, daw_buffer)
+        row[f"floor_inverse_rtf_{daw_buffer}"] = floor.inverse_rtf(DAW_RATE, daw_buffer)
+    row["model_ms_2048"] = model_ms(row["inverse_rtf_2048"], row["floor_inverse_rtf_2048"])
+    return row
 
 
-def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int) -> List[Dict[str, object]]:
-    """SDK 1/RTF at 48 kHz / 2048 of each file, the files interleaved round after round: ``[{file, median,
-    low, high}]``."""
-    figures: Dict[Path, List[float]] = {path: [] for path in files}
+def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
+                  folder: Path) -> List[Dict[str, object]]:
+    """SDK 1/RTF at 48 kHz / 2048 of each file and of the floor at each file's native sizes (written to
+    ``folder``), all interleaved round after round: ``[{file, median, low, high, rounds, floor, model_ms}]``."""
+    floors = {path: floor_file(folder, *native_sizes(path)) for path in files}
+    figures: Dict[Path, List[float]] = {path: [] for path in list(files) + sorted(set(floors.values()))}
     for _ in range(rounds):
-        for path in files:
+        for path in figures:
             result = run_sdk_benchmarks(path, buffers=(DAW_BUFFER,), repeat=repeat, n_iters=n_iters)
             figures[path].append(float(result.inverse_rtf(DAW_RATE, DAW_BUFFER)))
+    medians = {path: sorted(values)[len(values) // 2] for path, values in figures.items()}
     rows = []
     for path, values in figures.items():
         values = sorted(values)
-        rows.append({"file": str(path), "median": values[len(values) // 2], "low": values[0], "high": values[-1],
-                     "rounds": len(values)})
+        floor = floors.get(path)
+        label = str(path) if floor else f"floor: identity at {path.stem.split('_')[-1]} Hz"
+        rows.append({"file": label, "median": medians[path], "low": values[0], "high": values[-1],
+                     "rounds": len(values), "floor": medians[floor] if floor else None,
+                     "model_ms": model_ms(medians[path], medians[floor]) if floor else None})
     return rows
 
 
 def format_table(rows: List[Dict[str, object]]) -> str:
-    lines = ["| preset | rate / n_fft / hop | 1/RTF at 2048 | 1/RTF at 512 | forward at its buffer (ms) |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| preset | rate / n_fft / hop | 1/RTF at 2048 | floor at 2048 | model ms per 2048 | 1/RTF at 512 "
+             "| floor at 512 | forward at its buffer (ms) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['preset']} | {r['sample_rate']} / {r['n_fft']} / {r['hop']} | {r['inverse_rtf_2048']:.1f} "
-                     f"| {r['inverse_rtf_512']:.1f} | {r['forward_ms']:.2f} (B = {r['model_buffer']}) |")
+                     f"| {r['floor_inverse_rtf_2048']:.1f} | {r['model_ms_2048']:.2f} | {r['inverse_rtf_512']:.1f} "
+                     f"| {r['floor_inverse_rtf_512']:.1f} | {r['forward_ms']:.2f} (B = {r['model_buffer']}) |")
+    return "\n".join(lines)
+
+
+def format_comparison(rows: List[Dict[str, object]]) -> str:
+    lines = ["| file | 1/RTF at 2048, median | range | rounds | floor (same rate) | model ms per 2048 |",
+             "|---|---:|---|---:|---:|---:|"]
+    for r in rows:
+        floor = "" if r["floor"] is None else f"{r['floor']:.1f}"
+        added = "" if r["model_ms"] is None else f"{r['model_ms']:.2f}"
+        lines.append(f"| {r['file']} | {r['median']:.1f} | {r['low']:.1f}–{r['high']:.1f} | {r['rounds']} | {floor} "
+                     f"| {added} |")
     return "\n".join(lines)
 
 
@@ -125,7 +256,8 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
         if args.compare:
-            rows = compare_files(args.compare, args.rounds, args.repeat, args.iters)
+            with tempfile.TemporaryDirectory() as folder:
+                rows = compare_files(args.compare, args.rounds, args.repeat, args.iters, Path(folder))
         elif args.save_dir is not None:
             args.save_dir.mkdir(parents=True, exist_ok=True)
             rows = [run_preset(preset, args.save_dir, args.repeat, args.iters) for preset in args.presets]
@@ -137,13 +269,9 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
             competitor.kill()
             competitor.wait()
     header = (f"# Neutone export speed ({load})\n\nSDK benchmark-speed, {DAW_RATE} Hz, stereo DAW, 1 thread; target "
-              f"1/RTF >= {TARGET:g} at {DAW_BUFFER}. torch {torch.__version__}.\n\n")
-    if args.compare:
-        table = "\n".join(["| file | 1/RTF at 2048, median | range | rounds |", "|---|---:|---|---:|"]
-                          + [f"| {r['file']} | {r['median']:.1f} | {r['low']:.1f}–{r['high']:.1f} | {r['rounds']} |"
-                             for r in rows])
-    else:
-        table = format_table(rows)
+              f"1/RTF >= {TARGET:g} at {DAW_BUFFER}. Floor: an identity model at the same native sizes (no model "
+              f"can beat it here). torch {torch.__version__}.\n\n")
+    table = format_comparison(rows) if args.compare else format_table(rows)
     md = header + table + "\n"
     write_results(args.name, {"load": load, "target": TARGET, "rows": rows}, md, args.out)
     print(md)

@@ -442,3 +442,28 @@ def test_the_nn_path_never_imports_the_sdk():
             "assert 'neutone_sdk' not in sys.modules, 'neutone_sdk imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
+
+
+@needs_sdk
+def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
+    """bench/neutone_speed.py subtracts this floor from a model's figure: it must be the plugin's own work (four
+    knobs, the model's native sizes) around an identity, and nothing else."""
+    from neutone_sdk.utils import load_neutone_model
+
+    from vschaos.export.neutone_checks import stream_file_model
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))  # the script imports its folder's common.py
+    spec = importlib.util.spec_from_file_location("neutone_speed", REPO / "bench" / "neutone_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "neutone_speed", bench)
+    spec.loader.exec_module(bench)
+    path = bench.floor_file(tmp_path, DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP])
+    assert bench.native_sizes(path) == (DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP])
+    model, metadata = load_neutone_model(str(path))
+    assert len(metadata["neutone_parameters"]) == 4
+    audio = torch.randn(1, 8 * DEMO_HOP, generator=torch.Generator().manual_seed(0))
+    # at a native rate and buffer size the plugin neither resamples nor queues: the identity's output is its input
+    assert torch.equal(stream_file_model(model, audio, DEMO_RATE, DEMO_HOP), audio)
+    assert not any(p.name.startswith(".floor.") for p in tmp_path.iterdir())  # the staging folder is removed
+    # a model at 1/RTF 10 beside a floor of 20 adds half a buffer's duration minus a twentieth: 2.133 ms
+    assert bench.model_ms(10.0, 20.0) == pytest.approx(1e3 * 2048 / 48000 * (0.1 - 0.05))
