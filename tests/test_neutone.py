@@ -170,7 +170,7 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
     assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
     assert metadata["model_name"] == "demo" and metadata["is_experimental"] is True
     assert metadata["native_sample_rates"] == [DEMO_RATE]
-    assert metadata["native_buffer_sizes"] == [DEMO_HOP * k for k in range(1, 8192 // DEMO_HOP + 1)]
+    assert metadata["native_buffer_sizes"] == [256, 512, 1024, 2048, 4096, 8192]
     assert metadata["is_input_mono"] and metadata["is_output_mono"]
     assert "'demo_data' (4 files, 20 s)" in metadata["model_short_description"]
     assert [p["name"] for p in metadata["neutone_parameters"].values()] == ["temperature", "direction 1",
@@ -231,6 +231,28 @@ def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo
     expected = shifted(offline_forward(reference_module, audio), buffering_delay)
     assert out.abs().max() > 0.01
     assert torch.allclose(out, expected, atol=TOL), float((out - expected).abs().max())
+
+
+@needs_sdk
+def test_native_buffer_sizes_are_the_hop_times_powers_of_two():
+    from vschaos.export.neutone import native_buffer_sizes
+
+    assert native_buffer_sizes(256) == [256, 512, 1024, 2048, 4096, 8192]
+    assert native_buffer_sizes(512, largest=2048) == [512, 1024, 2048]
+    assert native_buffer_sizes(16384) == [16384]  # a hop above the largest size is still offered
+
+
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@needs_sdk
+@pytest.mark.parametrize("daw_rate, daw_buffer", [(48000, 64), (96000, 96), (44100, 480), (48000, 100),
+                                                  (44100, 960)])
+def test_odd_daw_buffers_do_not_queue_for_long(demo_loaded, daw_rate, daw_buffer):
+    """The plugin picks the first native size that the resampled DAW buffer divides: with every multiple of the
+    hop on offer, 48 kHz / 64 queued a 3840-sample model buffer (173 ms), 44.1 kHz / 480 one of 3840 (163 ms)."""
+    model, _ = demo_loaded
+    model.set_daw_sample_rate_and_buffer_size(daw_rate, daw_buffer)
+    assert model.model_bs <= 2 * model.io_bs + DEMO_HOP
+    assert model.calc_buffering_delay_samples() / daw_rate < 0.025
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it

@@ -92,8 +92,8 @@ def _clip(text: str, limit: int) -> str:
 class NeutoneSpectralVAE(WaveformToWaveformBase):
     """Neutone ``WaveformToWaveformBase`` around a (not yet scripted) :class:`StreamingVAE`.
 
-    Mono in, mono out, at the model's own sample rate; native buffer sizes are the multiples of the
-    hop up to ``MAX_NATIVE_BUFFER``; the reported delay is ``StreamingVAE``'s ``forward_delay``.
+    Mono in, mono out, at the model's own sample rate; native buffer sizes: :func:`native_buffer_sizes`; the
+    reported delay is ``StreamingVAE``'s ``forward_delay``.
     """
 
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
@@ -135,7 +135,7 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         self.vs_links = {}
         self.vs_sample_rate = int(stream.sample_rate)
         hop = int(stream.hop)
-        self.vs_buffer_sizes = [hop * k for k in range(1, max(MAX_NATIVE_BUFFER, hop) // hop + 1)]
+        self.vs_buffer_sizes = native_buffer_sizes(hop)
         self.vs_delay = int(stream.delays()[2])
         self.vs_n_tasks = len(stream.forward_tasks)
         self.vs_transpose_range = TRANSPOSE_RANGE if int(stream.pitch_dims) > 0 else 0.0
@@ -282,6 +282,19 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
             values = self._label_values(float(params[self.vs_label_knob]))
             inputs[0, 1:] = values.unsqueeze(1)
         return self.model.forward(inputs)[0]
+
+
+def native_buffer_sizes(hop: int, largest: int = MAX_NATIVE_BUFFER) -> List[int]:
+    """The model buffer sizes offered to the plugin: the hop times the powers of two, up to ``largest``.
+
+    The plugin takes the first native size that the DAW buffer (resampled to the model's rate) divides, else the
+    first larger one. With every multiple of the hop on offer, a 30-sample buffer (48 kHz / 64 for a 22.05 kHz
+    model) divides 3840 and the queues held ~170 ms; with powers of two it gets 256 (~12 ms). Power-of-two DAW
+    buffers get the same size as before."""
+    sizes = [hop]
+    while sizes[-1] * 2 <= largest:
+        sizes.append(sizes[-1] * 2)
+    return sizes
 
 
 def direction_knobs(transpose_knob: bool, label_knob: bool) -> int:
