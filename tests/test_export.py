@@ -475,6 +475,45 @@ def test_script_py_writes_a_verified_model(tmp_path):
     assert (run / "my_model.ts").is_file()
 
 
+def test_script_output_path_takes_a_folder_or_the_file_and_refuses_what_it_cannot_write(tmp_path):
+    from vschaos.cli.script import output_path
+
+    run = tmp_path / "runs" / "my_run"
+    assert output_path(None, run, "my_run", "nn", False) == (run / "my_run.ts", None)
+    assert run.is_dir()
+    path, note = output_path(tmp_path / "new" / "deep", run, "my_run", "neutone", False)
+    assert path == tmp_path / "new" / "deep" / "my_run.nm" and path.parent.is_dir() and note is None
+    # a path with the format's suffix is the file itself (a musician's "-o my_model.nm"), said so
+    path, note = output_path(tmp_path / "out" / "my_model.nm", run, "my_run", "neutone", False)
+    assert path == tmp_path / "out" / "my_model.nm" and path.parent.is_dir() and "writing that file" in note
+    with pytest.raises(ValueError, match=r"ends in \.ts, but --format neutone writes a \.nm file"):
+        output_path(tmp_path / "my_model.ts", run, "my_run", "neutone", False)
+    with pytest.raises(ValueError, match="names it too: give one"):
+        output_path(tmp_path / "my_model.ts", run, "other", "nn", True)
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    with pytest.raises(ValueError, match=r"notes\.txt is an existing file, not a folder"):
+        output_path(existing, run, "my_run", "nn", False)
+    with pytest.raises(ValueError, match=r"-o .*notes\.txt/sub: cannot create the folder"):
+        output_path(existing / "sub", run, "my_run", "nn", False)
+    (tmp_path / "clash" / "my_run.ts").mkdir(parents=True)
+    with pytest.raises(ValueError, match="is a folder: the export would replace it"):
+        output_path(tmp_path / "clash", run, "my_run", "nn", False)
+    assert existing.read_text() == "keep me"
+
+
+def test_script_py_refuses_an_output_it_cannot_write_before_exporting(tmp_path, capsys):
+    from vschaos.cli import script
+
+    run = _make_run(tmp_path, "demo")
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    assert script.main([str(run), "-o", str(existing)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("script.py: -o ") and "is an existing file, not a folder" in error
+    assert existing.read_text() == "keep me" and not (run / "my_run.ts").exists()
+
+
 def test_pd_example_is_a_valid_patch():
     """patches/pd_example.pd parses as a Pd file: records end with ';', connections name existing
     objects, nn~ objects name a method of our exports and a buffer that is a power of two."""

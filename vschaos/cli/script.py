@@ -4,6 +4,10 @@ Exports a trained run for nn~ / nn.ar as ``OUT_DIR/NAME.ts`` (default: the folde
 README says, and the run name), verified by our streaming host before it is written: a model that fails
 verification is refused (exit status 1, no file). Prints the model description and its latency table.
 
+``-o`` is a folder; a path ending in the format's suffix (``-o my_model.ts``, ``-o my_model.nm``) is the file
+itself, and the command says so. ``-o`` naming an existing file, or a folder that cannot be created, is refused
+before the export starts.
+
 ``-n`` has two meanings, told apart by one rule: a value that names a checkpoint (``last``, ``best``, anything
 ending in ``.ckpt`` or holding a folder part, a file of the version's ``checkpoints/``, or an existing file) picks
 the checkpoint; any other value is the output name (vschaos2's meaning: ``-n my_model`` -> ``my_model.ts``), and
@@ -12,7 +16,7 @@ the command says so. ``--checkpoint`` and ``--output-name`` are the unambiguous 
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from vschaos.threads import add_threads_argument, apply_thread_policy
 from vschaos.util import IntListAction, int_list
@@ -24,7 +28,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                      "(verified by vschaos.host before it is written).")
     parser.add_argument("run_dir", type=Path, help="the run folder rundir/name (or one of its version_N folders)")
     parser.add_argument("-o", "--out", type=Path, default=None,
-                        help="output folder (default: RUN_DIR, the folder given, where vschaos2 writes it too)")
+                        help="output folder (default: RUN_DIR, the folder given, where vschaos2 writes it too), or "
+                             "the file itself when it ends in .ts (--format nn) or .nm (--format neutone)")
     parser.add_argument("-v", "--version", type=int, default=None,
                         help="version_N to export (default: latest; with a version folder, its sibling version_N)")
     parser.add_argument("-n", "--name", dest="name_or_checkpoint", default=None, metavar="CHECKPOINT|NAME",
@@ -86,6 +91,39 @@ def resolve_name_option(args: argparse.Namespace, version_dir: Path) -> Optional
             f"name (vschaos2's meaning: {value}.ts); use --checkpoint to pick a checkpoint")
 
 
+SUFFIXES = {"nn": ".ts", "neutone": ".nm"}
+
+
+def output_path(out: Optional[Path], default_dir: Path, name: str, export_format: str,
+                name_given: bool) -> Tuple[Path, Optional[str]]:
+    """The file the export writes and a note to print (or None): ``OUT/NAME.ts|.nm``, or ``-o`` itself when it
+    ends in the format's suffix. Creates the folder; raises ``ValueError`` naming ``-o`` when it is an existing
+    file, has the other format's suffix, or cannot be created."""
+    suffix = SUFFIXES[export_format]
+    note = None
+    if out is None:
+        folder, path = default_dir, default_dir / f"{name}{suffix}"
+    elif out.suffix in SUFFIXES.values() and not out.is_dir():
+        if out.suffix != suffix:
+            raise ValueError(f"-o {out} ends in {out.suffix}, but --format {export_format} writes a {suffix} file")
+        if name_given:
+            raise ValueError(f"-o {out} names the file and --output-name (or -n) {name} names it too: give one")
+        folder, path = out.parent, out
+        note = f"note: -o {out} ends in {suffix}: writing that file (-o is otherwise a folder)"
+    else:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"-o {out} is an existing file, not a folder (the export goes to -o/NAME{suffix}; "
+                             f"-o NAME{suffix} writes that file)")
+        folder, path = out, out / f"{name}{suffix}"
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder: the export would replace it; choose another -o or --output-name")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"-o {out}: cannot create the folder {folder} ({error.strerror or error})") from error
+    return path, note
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     apply_thread_policy(args.threads)  # before the heavy imports below: torch reads it when it loads
@@ -104,11 +142,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(note)
     name = args.output_name or run.run_dir.name
     # vschaos2's README: "The .ts file will be exported at path_to_model/", the folder given on the command line
-    out_dir = args.out if args.out is not None else Path(str(args.run_dir).rstrip("/\\") or str(args.run_dir))
+    default_dir = Path(str(args.run_dir).rstrip("/\\") or str(args.run_dir))
+    try:
+        path, out_note = output_path(args.out, default_dir, name, args.format, args.output_name is not None)
+    except ValueError as error:
+        print(f"script.py: {error}", file=sys.stderr)
+        return 2
+    if out_note:
+        print(out_note)
     if args.format == "neutone":
         from vschaos.cli.neutone import export_neutone_run
-        return export_neutone_run(run, out_dir / f"{name}.nm", name, args)
-    path = out_dir / f"{name}.ts"
+        return export_neutone_run(run, path, path.stem, args)
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path}")
     try:
         path, report = export_model(run.vae, path, temperature=args.temperature, phase=args.phase, seed=args.seed,
