@@ -295,6 +295,17 @@ def test_a_non_finite_knob_reads_as_its_default_or_its_end(demo_loaded):
     out = stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([inf, -inf, inf], audio.shape[1]))
     assert bool(torch.isfinite(out).all())
     assert torch.equal(out, stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([1.0, 0.0, 1.0], 4096)))
+    # one bad sample in a buffer counts as one sample: a direction knob held at 1 does not fall back to 0.5
+    held = knob_params([0.0, 1.0, 0.5], audio.shape[1])
+    with_nan, with_default, with_inf = held.clone(), held.clone(), held.clone()
+    with_nan[1, 100], with_default[1, 100], with_inf[1, 100] = nan, 0.5, -inf
+    out = stream_file_model(model, audio, DEMO_RATE, 2048, with_nan)
+    assert torch.equal(out, stream_file_model(model, audio, DEMO_RATE, 2048, with_default))
+    assert not torch.allclose(out, stream_file_model(model, audio, DEMO_RATE, 2048, knob_params([0.0, 0.5, 0.5], 4096)))
+    with_zero = held.clone()
+    with_zero[1, 100] = 0.0
+    assert torch.equal(stream_file_model(model, audio, DEMO_RATE, 2048, with_inf),
+                       stream_file_model(model, audio, DEMO_RATE, 2048, with_zero))
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it

@@ -245,11 +245,13 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         return True
 
     def aggregate_params(self, params: Tensor) -> Tensor:
-        """Each knob's value for this buffer: the SDK's mean over the buffer, NaN read as the knob's default and
-        the rest clamped to [0, 1] (+Inf -> 1, -Inf -> 0). Done here once for all knobs, since every tensor
+        """Each knob's value for this buffer: the SDK's mean over the buffer of its samples, each NaN sample read
+        as the knob's default and each sample clamped to [0, 1] (+Inf -> 1, -Inf -> 0) first, so that one bad
+        sample moves the knob by its share of the buffer only. Done here once for all knobs, since every tensor
         operation costs microseconds per call."""
-        torch.mean(params, dim=1, keepdim=True, out=self.agg_params)
-        return torch.where(torch.isnan(self.agg_params), self.vs_knob_defaults, self.agg_params).clamp(0.0, 1.0)
+        clean = torch.where(torch.isnan(params), self.vs_knob_defaults, params).clamp(0.0, 1.0)
+        torch.mean(clean, dim=1, keepdim=True, out=self.agg_params)
+        return self.agg_params
 
     def _label_values(self, knob: float) -> Tensor:
         """Label inlet values ``(n_tasks,)``: -1 (unknown) unless the knob picks a note or a class."""
