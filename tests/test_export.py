@@ -480,12 +480,12 @@ def test_script_output_path_takes_a_folder_or_the_file_and_refuses_what_it_canno
 
     run = tmp_path / "runs" / "my_run"
     assert output_path(None, run, "my_run", "nn", False) == (run / "my_run.ts", None)
-    assert run.is_dir()
     path, note = output_path(tmp_path / "new" / "deep", run, "my_run", "neutone", False)
-    assert path == tmp_path / "new" / "deep" / "my_run.nm" and path.parent.is_dir() and note is None
+    assert path == tmp_path / "new" / "deep" / "my_run.nm" and note is None
     # a path with the format's suffix is the file itself (a musician's "-o my_model.nm"), said so
     path, note = output_path(tmp_path / "out" / "my_model.nm", run, "my_run", "neutone", False)
-    assert path == tmp_path / "out" / "my_model.nm" and path.parent.is_dir() and "writing that file" in note
+    assert path == tmp_path / "out" / "my_model.nm" and "writing that file" in note
+    assert not (tmp_path / "new").exists() and not (tmp_path / "out").exists()  # checked, not created
     with pytest.raises(ValueError, match=r"ends in \.ts, but --format neutone writes a \.nm file"):
         output_path(tmp_path / "my_model.ts", run, "my_run", "neutone", False)
     with pytest.raises(ValueError, match="names it too: give one"):
@@ -494,7 +494,7 @@ def test_script_output_path_takes_a_folder_or_the_file_and_refuses_what_it_canno
     existing.write_text("keep me")
     with pytest.raises(ValueError, match=r"notes\.txt is an existing file, not a folder"):
         output_path(existing, run, "my_run", "nn", False)
-    with pytest.raises(ValueError, match=r"-o .*notes\.txt/sub: cannot create the folder"):
+    with pytest.raises(ValueError, match=r"-o .*notes\.txt/sub: cannot create the folder .*notes\.txt is a file"):
         output_path(existing / "sub", run, "my_run", "nn", False)
     (tmp_path / "clash" / "my_run.ts").mkdir(parents=True)
     with pytest.raises(ValueError, match="is a folder: the export would replace it"):

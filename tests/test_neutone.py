@@ -440,6 +440,29 @@ def test_script_neutone_without_training_data_falls_back_to_the_prior_axes(tmp_p
     assert "my synth patches" in metadata["model_short_description"]
 
 
+@needs_sdk
+def test_script_neutone_refuses_an_empty_data_description(tmp_path, capsys):
+    run_dir = make_run(tmp_path / "runs", "demo", "blank")
+    assert script_main([str(run_dir), "--format", "neutone", "--data-description", "   "]) == 2
+    assert "--data-description is empty" in capsys.readouterr().err
+    assert not (run_dir / "blank.nm").exists()
+
+
+@needs_sdk
+def test_script_neutone_says_when_the_plugin_cuts_the_name(tmp_path, capsys, monkeypatch):
+    from vschaos.export import neutone
+
+    def refuse(*args, **kwargs):
+        raise neutone.NeutoneExportError("stopped by the test")
+
+    monkeypatch.setattr(neutone, "export_run", refuse)  # the note comes before the export
+    run_dir = make_run(tmp_path / "runs", "demo", "short")
+    long_name = "my very long model name for the plugin"
+    assert script_main([str(run_dir), "--format", "neutone", "--output-name", long_name]) == 1
+    printed = capsys.readouterr().out
+    assert f"up to 30 characters: {long_name[:30]!r}" in printed
+
+
 def test_without_the_sdk_neutone_export_is_a_clear_error_and_nn_is_unaffected(tmp_path, capsys, monkeypatch):
     run_dir = make_run(tmp_path / "runs", "demo", "nosdk")
     monkeypatch.setitem(sys.modules, "neutone_sdk", None)  # import neutone_sdk -> ImportError

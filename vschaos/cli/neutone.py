@@ -11,9 +11,13 @@ NN_ONLY_OPTIONS = (("--temperature", "temperature", 0.0), ("--phase", "phase", "
 def export_neutone_run(run, path: Path, name: str, args: argparse.Namespace) -> int:
     """Export ``run`` to ``path`` (``.nm``) for the Neutone plugin; prints the checks and the SDK's figures.
 
-    Exit status: 0 written, 1 refused (nothing written), 2 the Neutone SDK is not installed."""
+    Exit status: 0 written, 1 refused (nothing written), 2 the Neutone SDK is not installed or an empty
+    ``--data-description``."""
+    if args.data_description is not None and not args.data_description.strip():
+        print("script.py: --data-description is empty; omit it to describe the run's dataset", file=sys.stderr)
+        return 2
     try:
-        from vschaos.export.neutone import NeutoneExportError, export_run
+        from vschaos.export.neutone import NAME_LIMIT, NeutoneExportError, export_run
     except ImportError as error:
         print(f"script.py: --format neutone needs the Neutone SDK: pip install -e .[neutone] ({error})",
               file=sys.stderr)
@@ -23,12 +27,16 @@ def export_neutone_run(run, path: Path, name: str, args: argparse.Namespace) -> 
         print(f"note: {', '.join(ignored)} apply to --format nn only; ignored (the Neutone model's knobs set "
               f"temperature and the latent; phase is pghi)", file=sys.stderr)
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path} (Neutone)")
+    if len(name) > NAME_LIMIT:
+        print(f"note: the plugin shows model names of up to {NAME_LIMIT} characters: {name[:NAME_LIMIT]!r} "
+              f"(--output-name or -o NAME.nm sets another)")
     try:
-        report = export_run(run, path, name, data_text=args.data_description)
+        data_text = None if args.data_description is None else args.data_description.strip()
+        report = export_run(run, path, name, data_text=data_text)
     except NeutoneExportError as error:
         print(f"script.py: {error}", file=sys.stderr)
         return 1
-    except (ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError, OSError) as error:
         print(f"script.py: export failed, {path} not written: {error}", file=sys.stderr)
         return 1
     print(report.format())

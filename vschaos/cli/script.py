@@ -14,6 +14,7 @@ the checkpoint; any other value is the output name (vschaos2's meaning: ``-n my_
 the command says so. ``--checkpoint`` and ``--output-name`` are the unambiguous spellings.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -97,8 +98,8 @@ SUFFIXES = {"nn": ".ts", "neutone": ".nm"}
 def output_path(out: Optional[Path], default_dir: Path, name: str, export_format: str,
                 name_given: bool) -> Tuple[Path, Optional[str]]:
     """The file the export writes and a note to print (or None): ``OUT/NAME.ts|.nm``, or ``-o`` itself when it
-    ends in the format's suffix. Creates the folder; raises ``ValueError`` naming ``-o`` when it is an existing
-    file, has the other format's suffix, or cannot be created."""
+    ends in the format's suffix. Raises ``ValueError`` naming ``-o`` when it is an existing file, has the other
+    format's suffix, or its folder cannot be created (checked, not created: the export creates it)."""
     suffix = SUFFIXES[export_format]
     note = None
     if out is None:
@@ -117,10 +118,12 @@ def output_path(out: Optional[Path], default_dir: Path, name: str, export_format
         folder, path = out, out / f"{name}{suffix}"
     if path.is_dir():
         raise ValueError(f"{path} is a folder: the export would replace it; choose another -o or --output-name")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"-o {out}: cannot create the folder {folder} ({error.strerror or error})") from error
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        reason = "is a file" if not existing.is_dir() else "is not writable"
+        raise ValueError(f"-o {out}: cannot create the folder {folder} ({existing} {reason})")
     return path, note
 
 
@@ -161,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(error.report.format(), file=sys.stderr)
         print(f"script.py: export refused, {path} not written: the model fails verification", file=sys.stderr)
         return 1
-    except (ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError, OSError) as error:
         print(f"script.py: export failed, {path} not written: {error}", file=sys.stderr)
         return 1
     print(report.format())

@@ -59,6 +59,7 @@ NOTE_RANGE = (24, 96)  # MIDI C1..C7 across the rest of the note knob
 TRANSPOSE_RANGE = 12.0  # semitones at either end of the transpose knob
 MAX_KNOBS = 4  # the plugin shows four
 MAX_NATIVE_BUFFER = 8192
+NAME_LIMIT = 30  # the SDK's schema: longer model names are cut
 NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class NeutoneTexts:
     is_experimental: bool = True  # a user-trained research model, not a curated release
 
     def __post_init__(self):
-        self.name = self.name[:30]
+        self.name = self.name[:NAME_LIMIT]
         self.short_description = _clip(self.short_description, 150)
         self.long_description = _clip(self.long_description, 500)
         self.technical_description = _clip(self.technical_description, 500)
