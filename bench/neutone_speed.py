@@ -54,34 +54,35 @@ class _Identity(nn.Module):
         return x
 
 
-class SdkFloor(WaveformToWaveformBase):
-    """The plugin's cost around a model: an identity at a model's native sample rate and buffer sizes, with the
-    plugin's four knobs (the SDK handles all four whatever a model names)."""
+class SdkShell(WaveformToWaveformBase):
+    """A bare module in the plugin at a model's native sample rate and buffer sizes, with the plugin's four knobs
+    (the SDK handles all four whatever a model names). Around :class:`_Identity` it is the floor: the plugin's
+    cost around a model."""
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
     neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
     remapped_params: Dict[str, Tensor]
     neutone_parameter_names: List[str]
-    floor_sample_rate: int
-    floor_buffer_sizes: List[int]
+    shell_sample_rate: int
+    shell_buffer_sizes: List[int]
 
-    def __init__(self, sample_rate: int, buffer_sizes: List[int]) -> None:
-        self.floor_sample_rate, self.floor_buffer_sizes = int(sample_rate), [int(b) for b in buffer_sizes]
-        super().__init__(_Identity(), use_debug_mode=True)
+    def __init__(self, inner: nn.Module, sample_rate: int, buffer_sizes: List[int]) -> None:
+        self.shell_sample_rate, self.shell_buffer_sizes = int(sample_rate), [int(b) for b in buffer_sizes]
+        super().__init__(inner, use_debug_mode=True)
 
     def get_model_name(self) -> str:
-        return "vschaos floor"
+        return "vschaos shell"
 
     def get_model_authors(self) -> List[str]:
         return ["vschaos"]
 
     def get_model_short_description(self) -> str:
-        return "identity: the plugin's own cost"
+        return "a bare module in the plugin (benchmark)"
 
     def get_model_long_description(self) -> str:
-        return "identity: the plugin's own cost"
+        return "a bare module in the plugin (benchmark)"
 
     def get_technical_description(self) -> str:
-        return "identity: the plugin's own cost"
+        return "a bare module in the plugin (benchmark)"
 
     def get_tags(self) -> List[str]:
         return ["benchmark"]
@@ -112,11 +113,11 @@ class SdkFloor(WaveformToWaveformBase):
 
     @torch.jit.export
     def get_native_sample_rates(self) -> List[int]:
-        return [self.floor_sample_rate]
+        return [self.shell_sample_rate]
 
     @torch.jit.export
     def get_native_buffer_sizes(self) -> List[int]:
-        return self.floor_buffer_sizes
+        return self.shell_buffer_sizes
 
     def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         return self.model(x)
@@ -128,16 +129,23 @@ def native_sizes(path: Path) -> Tuple[int, List[int]]:
     return int(model.get_native_sample_rates()[0]), [int(b) for b in model.get_native_buffer_sizes()]
 
 
-def floor_file(folder: Path, sample_rate: int, buffer_sizes: List[int]) -> Path:
-    """Write the :class:`SdkFloor` for these native sizes to ``folder/floor_<rate>.nm`` (once) and return it."""
-    path = folder / f"floor_{sample_rate}.nm"
-    if not path.exists():
-        staging = Path(tempfile.mkdtemp(prefix=".floor.", dir=folder))
-        save_neutone_model(SdkFloor(sample_rate, buffer_sizes), staging, dump_samples=False, submission=False,
-                           speed_benchmark=False, test_offline_mode=False)
+def save_shell(inner: nn.Module, path: Path, sample_rate: int, buffer_sizes: List[int]) -> Path:
+    """Write :class:`SdkShell` around ``inner`` to ``path`` through the SDK's export (atomically) and return it."""
+    staging = Path(tempfile.mkdtemp(prefix=".shell.", dir=path.parent))
+    try:
+        save_neutone_model(SdkShell(inner, sample_rate, buffer_sizes), staging, dump_samples=False,
+                           submission=False, speed_benchmark=False, test_offline_mode=False)
         (staging / "model.nm").replace(path)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def floor_file(folder: Path, sample_rate: int, buffer_sizes: List[int]) -> Path:
+    """Write the floor (:class:`SdkShell` around :class:`_Identity`) for these native sizes to
+    ``folder/floor_<rate>.nm`` (once) and return it."""
+    path = folder / f"floor_{sample_rate}.nm"
+    return path if path.exists() else save_shell(_Identity(), path, sample_rate, buffer_sizes)
 
 
 def model_ms(inverse_rtf: float, floor_inverse_rtf: float) -> float:

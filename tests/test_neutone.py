@@ -5,6 +5,7 @@ Needs the optional extra (``pip install -e .[neutone]``; CI installs it); withou
 the ones proving the nn~ path never needs the SDK.
 """
 import importlib.util
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -500,6 +501,33 @@ def test_the_nn_path_never_imports_the_sdk():
     assert result.returncode == 0, result.stderr
 
 
+def _bench_module(name: str, monkeypatch):
+    """A bench/ script as a module (it imports its folder's common.py)."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_sdk
+def test_the_plugins_resampling_plays_a_fixed_pitch_sharp_as_the_readme_says(tmp_path, monkeypatch):
+    """README "Pitch and the plugin's resampling": measured by bench/neutone_pitch.py. If a new SDK rounds
+    differently, this fails and the README's table must be measured again."""
+    bench = _bench_module("neutone_pitch", monkeypatch)
+    model_rate = 22050
+    path = bench.save_shell(bench._Oscillator(model_rate), tmp_path / "tone.nm", model_rate, [256, 512, 1024])
+    from neutone_sdk.utils import load_neutone_model
+
+    model, _ = load_neutone_model(str(path))
+    cents = {setting: 1200 * math.log2(bench.played_hz(model, *setting, seconds=2.0) / bench.TONE_HZ)
+             for setting in [(44100, 256), (48000, 64), (48000, 2048)]}
+    assert abs(cents[(44100, 256)]) < 0.5
+    assert cents[(48000, 64)] == pytest.approx(35.0, abs=0.5)  # 30 samples for 29.4
+    assert cents[(48000, 2048)] == pytest.approx(0.4, abs=0.3)  # 941 for 940.8
+
+
 @needs_sdk
 def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     """bench/neutone_speed.py subtracts this floor from a model's figure: it must be the plugin's own work (four
@@ -508,11 +536,7 @@ def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
 
     from vschaos.export.neutone_checks import stream_file_model
 
-    monkeypatch.syspath_prepend(str(REPO / "bench"))  # the script imports its folder's common.py
-    spec = importlib.util.spec_from_file_location("neutone_speed", REPO / "bench" / "neutone_speed.py")
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "neutone_speed", bench)
-    spec.loader.exec_module(bench)
+    bench = _bench_module("neutone_speed", monkeypatch)
     path = bench.floor_file(tmp_path, DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP])
     assert bench.native_sizes(path) == (DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP])
     model, metadata = load_neutone_model(str(path))
@@ -520,6 +544,6 @@ def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     audio = torch.randn(1, 8 * DEMO_HOP, generator=torch.Generator().manual_seed(0))
     # at a native rate and buffer size the plugin neither resamples nor queues: the identity's output is its input
     assert torch.equal(stream_file_model(model, audio, DEMO_RATE, DEMO_HOP), audio)
-    assert not any(p.name.startswith(".floor.") for p in tmp_path.iterdir())  # the staging folder is removed
+    assert not any(p.name.startswith(".shell.") for p in tmp_path.iterdir())  # the staging folder is removed
     # a model at 1/RTF 10 beside a floor of 20 adds half a buffer's duration minus a twentieth: 2.133 ms
     assert bench.model_ms(10.0, 20.0) == pytest.approx(1e3 * 2048 / 48000 * (0.1 - 0.05))

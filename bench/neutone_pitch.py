@@ -1,0 +1,95 @@
+"""How far the Neutone plugin's own resampling moves a model's pitch, per DAW sample rate and buffer size.
+
+The plugin resamples each DAW buffer to the model's rate on its own, and rounds the resampled length up
+(``SampleQueueWrapper.calc_resampled_buffer_size``): at 48 kHz / 64 a 22.05 kHz model gets 30 samples for
+29.4 samples' worth of time, so what it writes plays 2 % fast. This bench puts a 440 Hz oscillator at the
+model's rate in the plugin (the same shell as ``neutone_speed.py``'s floor), streams it at each DAW setting and
+reads the pitch that comes out: the error every model with a fixed pitch (the note knob, a pitch-conditioned
+decoder) shows in a DAW, which no model can correct from the inside.
+
+Usage: ``python bench/neutone_pitch.py [--rates 22050 44100] [--name NAME]``. Writes
+``bench/results/<name>.{json,md}``.
+"""
+import argparse
+import math
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from neutone_sdk.sqw import SampleQueueWrapper
+from neutone_sdk.utils import load_neutone_model
+from torch import Tensor, nn
+
+from common import RESULTS_DIR, write_results
+from neutone_speed import save_shell
+from vschaos.export.neutone import native_buffer_sizes
+from vschaos.export.neutone_checks import stream_file_model
+
+TONE_HZ = 440.0
+DAW_SETTINGS = [(44100, b) for b in (64, 256, 2048)] + [(48000, b) for b in (32, 64, 128, 256, 512, 1024, 2048)] \
+    + [(96000, b) for b in (32, 64, 256, 2048)]
+HOPS = {22050: 256, 44100: 512}  # the presets' hops at their rates
+
+
+class _Oscillator(nn.Module):
+    """A sine of ``TONE_HZ`` at ``sample_rate`` whatever the input: float64 phase carried across calls."""
+    step: float
+
+    def __init__(self, sample_rate: int) -> None:
+        super().__init__()
+        self.step = 2.0 * math.pi * TONE_HZ / float(sample_rate)
+        self.register_buffer("phase", torch.zeros(1, dtype=torch.float64))
+
+    def forward(self, x: Tensor) -> Tensor:
+        phases = self.phase + self.step * torch.arange(1, x.shape[1] + 1, dtype=torch.float64)
+        self.phase.copy_(torch.remainder(phases[-1:], 2.0 * math.pi))
+        return (0.5 * torch.sin(phases)).to(x.dtype).unsqueeze(0)
+
+
+def played_hz(model, daw_rate: int, daw_buffer: int, seconds: float = 4.0) -> float:
+    """The frequency of the plugin's output (the strongest partial, zero-padded FFT, first second skipped)."""
+    n = int(seconds * daw_rate) // daw_buffer * daw_buffer
+    out = stream_file_model(model, torch.zeros(1, n), daw_rate, daw_buffer)[0, daw_rate:].double().numpy()
+    spectrum = np.abs(np.fft.rfft(out * np.hanning(len(out)), 8 * len(out)))
+    return float(np.fft.rfftfreq(8 * len(out), 1.0 / daw_rate)[spectrum.argmax()])
+
+
+def measure(model_rate: int, folder: Path) -> List[Dict[str, float]]:
+    path = save_shell(_Oscillator(model_rate), folder / f"tone_{model_rate}.nm", model_rate,
+                      native_buffer_sizes(HOPS[model_rate]))
+    model, _ = load_neutone_model(str(path))
+    rows = []
+    for daw_rate, daw_buffer in DAW_SETTINGS:
+        hz = played_hz(model, daw_rate, daw_buffer)
+        resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, model_rate, daw_buffer)
+        predicted = 1200.0 * math.log2(resampled * daw_rate / (model_rate * daw_buffer))
+        rows.append({"model_rate": model_rate, "daw_rate": daw_rate, "daw_buffer": daw_buffer, "played_hz": hz,
+                     "cents": 1200.0 * math.log2(hz / TONE_HZ), "predicted_cents": predicted})
+    return rows
+
+
+def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", nargs="+", type=int, default=sorted(HOPS), choices=sorted(HOPS),
+                        help="model sample rates (default: both presets' rates)")
+    parser.add_argument("--name", default="neutone_pitch", help="results file name (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        rows = [row for rate in args.rates for row in measure(rate, Path(folder))]
+    lines = [f"# A {TONE_HZ:g} Hz tone at the model's rate, played by the Neutone plugin\n",
+             "| model rate | DAW rate / buffer | plays at (Hz) | cents | predicted from the rounding |",
+             "|---:|---|---:|---:|---:|"]
+    lines += [f"| {r['model_rate']} | {r['daw_rate']} / {r['daw_buffer']} | {r['played_hz']:.2f} | {r['cents']:+.1f} "
+              f"| {r['predicted_cents']:+.1f} |" for r in rows]
+    md = "\n".join(lines) + "\n"
+    write_results(args.name, {"tone_hz": TONE_HZ, "rows": rows}, md, args.out)
+    print(md)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
