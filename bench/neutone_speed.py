@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformToWaveformBase
+from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
@@ -39,7 +39,7 @@ from common import RESULTS_DIR, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
-from vschaos.export.neutone import MAX_KNOBS, NeutoneTexts, export_neutone
+from vschaos.export.neutone import MAX_KNOBS, MonoAtNativeSizes, NeutoneTexts, export_neutone
 from vschaos.export.neutone_checks import run_sdk_benchmarks
 from vschaos.training.run import build_model
 
@@ -54,7 +54,7 @@ class _Identity(nn.Module):
         return x
 
 
-class SdkShell(WaveformToWaveformBase):
+class SdkShell(MonoAtNativeSizes):
     """A bare module in the plugin at a model's native sample rate and buffer sizes, with the plugin's four knobs
     (the SDK handles all four whatever a model names). Around :class:`_Identity` it is the floor: the plugin's
     cost around a model."""
@@ -62,11 +62,9 @@ class SdkShell(WaveformToWaveformBase):
     neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
     remapped_params: Dict[str, Tensor]
     neutone_parameter_names: List[str]
-    shell_sample_rate: int
-    shell_buffer_sizes: List[int]
 
     def __init__(self, inner: nn.Module, sample_rate: int, buffer_sizes: List[int]) -> None:
-        self.shell_sample_rate, self.shell_buffer_sizes = int(sample_rate), [int(b) for b in buffer_sizes]
+        self.vs_sample_rate, self.vs_buffer_sizes = int(sample_rate), [int(b) for b in buffer_sizes]
         super().__init__(inner, use_debug_mode=True)
 
     def get_model_name(self) -> str:
@@ -102,22 +100,6 @@ class SdkShell(WaveformToWaveformBase):
     @torch.jit.unused
     def get_neutone_parameters(self) -> List[NeutoneParameter]:
         return [ContinuousNeutoneParameter(f"knob {i + 1}", "unused", 0.5) for i in range(MAX_KNOBS)]
-
-    @torch.jit.export
-    def is_input_mono(self) -> bool:
-        return True
-
-    @torch.jit.export
-    def is_output_mono(self) -> bool:
-        return True
-
-    @torch.jit.export
-    def get_native_sample_rates(self) -> List[int]:
-        return [self.shell_sample_rate]
-
-    @torch.jit.export
-    def get_native_buffer_sizes(self) -> List[int]:
-        return self.shell_buffer_sizes
 
     def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         return self.model(x)

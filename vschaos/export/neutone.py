@@ -90,7 +90,31 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
 
 
-class NeutoneSpectralVAE(WaveformToWaveformBase):
+class MonoAtNativeSizes(WaveformToWaveformBase):
+    """The plugin contract every vschaos Neutone model shares: mono in and out, one native sample rate
+    (``vs_sample_rate``) and the native buffer sizes ``vs_buffer_sizes``, set by the subclass before the SDK's
+    constructor runs."""
+    vs_sample_rate: int
+    vs_buffer_sizes: List[int]
+
+    @torch.jit.export
+    def is_input_mono(self) -> bool:
+        return True
+
+    @torch.jit.export
+    def is_output_mono(self) -> bool:
+        return True
+
+    @torch.jit.export
+    def get_native_sample_rates(self) -> List[int]:
+        return [self.vs_sample_rate]
+
+    @torch.jit.export
+    def get_native_buffer_sizes(self) -> List[int]:
+        return self.vs_buffer_sizes
+
+
+class NeutoneSpectralVAE(MonoAtNativeSizes):
     """Neutone ``WaveformToWaveformBase`` around a (not yet scripted) :class:`StreamingVAE`.
 
     Mono in, mono out, at the model's own sample rate; native buffer sizes: :func:`native_buffer_sizes`; the
@@ -221,22 +245,6 @@ class NeutoneSpectralVAE(WaveformToWaveformBase):
         return knobs
 
     # ------------------------------------------------------------------ plugin contract
-    @torch.jit.export
-    def is_input_mono(self) -> bool:
-        return True
-
-    @torch.jit.export
-    def is_output_mono(self) -> bool:
-        return True
-
-    @torch.jit.export
-    def get_native_sample_rates(self) -> List[int]:
-        return [self.vs_sample_rate]
-
-    @torch.jit.export
-    def get_native_buffer_sizes(self) -> List[int]:
-        return self.vs_buffer_sizes
-
     @torch.jit.export
     def calc_model_delay_samples(self) -> int:
         return self.vs_delay
