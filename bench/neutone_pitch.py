@@ -28,8 +28,7 @@ from vschaos.export.neutone import native_buffer_sizes
 from vschaos.export.neutone_checks import stream_file_model
 
 TONE_HZ = 440.0
-DAW_SETTINGS = [(44100, b) for b in (64, 256, 2048)] + [(48000, b) for b in (32, 64, 128, 256, 512, 1024, 2048)] \
-    + [(96000, b) for b in (32, 64, 256, 2048)]
+DAW_SETTINGS = [(rate, buffer) for rate in (44100, 48000, 96000) for buffer in (32, 64, 128, 256, 512, 1024, 2048)]
 HOPS = {22050: 256, 44100: 512}  # the presets' hops at their rates
 
 

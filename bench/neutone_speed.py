@@ -27,11 +27,13 @@ import sys
 import tempfile
 import time
 import warnings
+import zlib
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter
+from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
@@ -39,7 +41,7 @@ from common import RESULTS_DIR, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
-from vschaos.export.neutone import MAX_KNOBS, MonoAtNativeSizes, NeutoneTexts, export_neutone
+from vschaos.export.neutone import MAX_KNOBS, MonoAtNativeSizes, NeutoneTexts, export_neutone, native_buffer_sizes
 from vschaos.export.neutone_checks import run_sdk_benchmarks
 from vschaos.training.run import build_model
 
@@ -125,8 +127,9 @@ def save_shell(inner: nn.Module, path: Path, sample_rate: int, buffer_sizes: Lis
 
 def floor_file(folder: Path, sample_rate: int, buffer_sizes: List[int]) -> Path:
     """Write the floor (:class:`SdkShell` around :class:`_Identity`) for these native sizes to
-    ``folder/floor_<rate>.nm`` (once) and return it."""
-    path = folder / f"floor_{sample_rate}.nm"
+    ``folder/floor_<rate>_<sizes' checksum>.nm`` (once) and return it."""
+    sizes = "-".join(str(b) for b in buffer_sizes)
+    path = folder / f"floor_{sample_rate}_{zlib.crc32(sizes.encode()):08x}.nm"  # one per rate and size list
     return path if path.exists() else save_shell(_Identity(), path, sample_rate, buffer_sizes)
 
 
@@ -137,10 +140,10 @@ def model_ms(inverse_rtf: float, floor_inverse_rtf: float) -> float:
 
 
 def model_buffer(sample_rate: int, hop: int, daw_rate: int = DAW_RATE, daw_buffer: int = DAW_BUFFER) -> int:
-    """The native buffer the plugin calls the model with: the first multiple of the hop at least as long as a
-    DAW buffer resampled to the model's rate (the SDK's ``select_best_model_buffer_size`` on our sizes)."""
-    resampled = -(-sample_rate * daw_buffer // daw_rate)
-    return -(-resampled // hop) * hop
+    """The native buffer the plugin calls the model with at this DAW setting: the SDK's own choice among the
+    export's native sizes."""
+    resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, sample_rate, daw_buffer)
+    return SampleQueueWrapper.select_best_model_buffer_size(resampled, native_buffer_sizes(hop))
 
 
 def forward_ms(vae, buffer: int, calls: int = 200) -> float:
@@ -189,7 +192,9 @@ def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
                   folder: Path) -> List[Dict[str, object]]:
     """SDK 1/RTF at 48 kHz / 2048 of each file and of the floor at each file's native sizes (written to
     ``folder``), all interleaved round after round: ``[{file, median, low, high, rounds, floor, model_ms}]``."""
-    floors = {path: floor_file(folder, *native_sizes(path)) for path in files}
+    sizes = {path: native_sizes(path) for path in files}
+    floors = {path: floor_file(folder, *sizes[path]) for path in files}
+    floor_rates = {floors[path]: sizes[path][0] for path in files}
     figures: Dict[Path, List[float]] = {path: [] for path in list(files) + sorted(set(floors.values()))}
     for _ in range(rounds):
         for path in figures:
@@ -200,7 +205,7 @@ def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
     for path, values in figures.items():
         values = sorted(values)
         floor = floors.get(path)
-        label = str(path) if floor else f"floor: identity at {path.stem.split('_')[-1]} Hz"
+        label = str(path) if floor else f"floor: identity at {floor_rates[path]} Hz"
         rows.append({"file": label, "median": medians[path], "low": values[0], "high": values[-1],
                      "rounds": len(values), "floor": medians[floor] if floor else None,
                      "model_ms": model_ms(medians[path], medians[floor]) if floor else None})

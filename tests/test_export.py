@@ -448,7 +448,7 @@ def test_script_py_refuses_a_broken_model(tmp_path):
     result = _script_py(str(run), "-o", str(out), "--buffers", "256", "2048")
     assert result.returncode != 0
     assert "export refused" in result.stderr and "NaN" in result.stderr
-    assert not out.exists() or list(out.iterdir()) == []
+    assert not out.exists()  # the folder made for the refused export is removed again
 
 
 @pytest.mark.slow
@@ -479,13 +479,17 @@ def test_script_output_path_takes_a_folder_or_the_file_and_refuses_what_it_canno
     from vschaos.cli.script import output_path
 
     run = tmp_path / "runs" / "my_run"
-    assert output_path(None, run, "my_run", "nn", False) == (run / "my_run.ts", None)
-    path, note = output_path(tmp_path / "new" / "deep", run, "my_run", "neutone", False)
-    assert path == tmp_path / "new" / "deep" / "my_run.nm" and note is None
-    # a path with the format's suffix is the file itself (a musician's "-o my_model.nm"), said so
-    path, note = output_path(tmp_path / "out" / "my_model.nm", run, "my_run", "neutone", False)
+    assert output_path(None, run, "my_run", "nn", False) == (run / "my_run.ts", None, tmp_path)
+    path, note, existing = output_path(tmp_path / "new" / "deep", run, "my_run", "neutone", False)
+    assert (path, note, existing) == (tmp_path / "new" / "deep" / "my_run.nm", None, tmp_path)
+    # a path with the format's suffix, in any case, is the file itself (a musician's "-o my_model.nm"), said so
+    path, note, _ = output_path(tmp_path / "out" / "my_model.nm", run, "my_run", "neutone", False)
     assert path == tmp_path / "out" / "my_model.nm" and "writing that file" in note
+    assert output_path(tmp_path / "My.TS", run, "my_run", "nn", False)[0] == tmp_path / "My.TS"
     assert not (tmp_path / "new").exists() and not (tmp_path / "out").exists()  # checked, not created
+    previous = tmp_path / "again.ts"
+    previous.write_text("an earlier export")
+    assert output_path(previous, run, "my_run", "nn", False)[0] == previous  # re-exporting replaces it
     with pytest.raises(ValueError, match=r"ends in \.ts, but --format neutone writes a \.nm file"):
         output_path(tmp_path / "my_model.ts", run, "my_run", "neutone", False)
     with pytest.raises(ValueError, match="names it too: give one"):
@@ -496,6 +500,9 @@ def test_script_output_path_takes_a_folder_or_the_file_and_refuses_what_it_canno
         output_path(existing, run, "my_run", "nn", False)
     with pytest.raises(ValueError, match=r"-o .*notes\.txt/sub: cannot create the folder .*notes\.txt is a file"):
         output_path(existing / "sub", run, "my_run", "nn", False)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="dangling is a broken symbolic link"):
+        output_path(tmp_path / "dangling" / "sub", run, "my_run", "nn", False)
     (tmp_path / "clash" / "my_run.ts").mkdir(parents=True)
     with pytest.raises(ValueError, match="is a folder: the export would replace it"):
         output_path(tmp_path / "clash", run, "my_run", "nn", False)

@@ -241,6 +241,8 @@ def test_native_buffer_sizes_are_the_hop_times_powers_of_two():
     assert native_buffer_sizes(256) == [256, 512, 1024, 2048, 4096, 8192]
     assert native_buffer_sizes(512, largest=2048) == [512, 1024, 2048]
     assert native_buffer_sizes(16384) == [16384]  # a hop above the largest size is still offered
+    with pytest.raises(ValueError, match="the hop must be at least 1 sample, got 0"):
+        native_buffer_sizes(0)
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
@@ -545,5 +547,7 @@ def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     # at a native rate and buffer size the plugin neither resamples nor queues: the identity's output is its input
     assert torch.equal(stream_file_model(model, audio, DEMO_RATE, DEMO_HOP), audio)
     assert not any(p.name.startswith(".shell.") for p in tmp_path.iterdir())  # the staging folder is removed
+    assert bench.floor_file(tmp_path, DEMO_RATE, [DEMO_HOP]) != path  # one floor per rate and size list
+    assert bench.floor_file(tmp_path, DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP]) == path
     # a model at 1/RTF 10 beside a floor of 20 adds half a buffer's duration minus a twentieth: 2.133 ms
     assert bench.model_ms(10.0, 20.0) == pytest.approx(1e3 * 2048 / 48000 * (0.1 - 0.05))

@@ -5,8 +5,9 @@ README says, and the run name), verified by our streaming host before it is writ
 verification is refused (exit status 1, no file). Prints the model description and its latency table.
 
 ``-o`` is a folder; a path ending in the format's suffix (``-o my_model.ts``, ``-o my_model.nm``) is the file
-itself, and the command says so. ``-o`` naming an existing file, or a folder that cannot be created, is refused
-before the export starts.
+itself (replaced if it exists), and the command says so. ``-o`` naming an existing file without that suffix, or
+a folder that cannot be created, is refused before the export starts; folders created for a refused export are
+removed again.
 
 ``-n`` has two meanings, told apart by one rule: a value that names a checkpoint (``last``, ``best``, anything
 ending in ``.ckpt`` or holding a folder part, a file of the version's ``checkpoints/``, or an existing file) picks
@@ -96,21 +97,23 @@ SUFFIXES = {"nn": ".ts", "neutone": ".nm"}
 
 
 def output_path(out: Optional[Path], default_dir: Path, name: str, export_format: str,
-                name_given: bool) -> Tuple[Path, Optional[str]]:
-    """The file the export writes and a note to print (or None): ``OUT/NAME.ts|.nm``, or ``-o`` itself when it
-    ends in the format's suffix. Raises ``ValueError`` naming ``-o`` when it is an existing file, has the other
-    format's suffix, or its folder cannot be created (checked, not created: the export creates it)."""
+                name_given: bool) -> Tuple[Path, Optional[str], Path]:
+    """The file the export writes, a note to print (or None) and the folder's nearest existing ancestor (the
+    folders below it are the export's to create): ``OUT/NAME.ts|.nm``, or ``-o`` itself when it ends in the
+    format's suffix (any case; an existing file of that name is replaced, as re-exporting does). Raises
+    ``ValueError`` naming ``-o`` when it is an existing file without that suffix, has the other format's suffix,
+    crosses a broken symbolic link, or its folder cannot be created or written (checked, not created)."""
     suffix = SUFFIXES[export_format]
     note = None
     if out is None:
         folder, path = default_dir, default_dir / f"{name}{suffix}"
-    elif out.suffix in SUFFIXES.values() and not out.is_dir():
-        if out.suffix != suffix:
+    elif out.suffix.lower() in SUFFIXES.values() and not out.is_dir():
+        if out.suffix.lower() != suffix:
             raise ValueError(f"-o {out} ends in {out.suffix}, but --format {export_format} writes a {suffix} file")
         if name_given:
             raise ValueError(f"-o {out} names the file and --output-name (or -n) {name} names it too: give one")
         folder, path = out.parent, out
-        note = f"note: -o {out} ends in {suffix}: writing that file (-o is otherwise a folder)"
+        note = f"note: -o {out} ends in {out.suffix}: writing that file (-o is otherwise a folder)"
     else:
         if out.exists() and not out.is_dir():
             raise ValueError(f"-o {out} is an existing file, not a folder (the export goes to -o/NAME{suffix}; "
@@ -120,19 +123,31 @@ def output_path(out: Optional[Path], default_dir: Path, name: str, export_format
         raise ValueError(f"{path} is a folder: the export would replace it; choose another -o or --output-name")
     existing = folder
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            raise ValueError(f"-o {out}: {existing} is a broken symbolic link (to {os.readlink(existing)})")
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        reason = "is a file" if not existing.is_dir() else "is not writable"
-        raise ValueError(f"-o {out}: cannot create the folder {folder} ({existing} {reason})")
-    return path, note
+    if not existing.is_dir():
+        raise ValueError(f"-o {out}: cannot create the folder {folder} ({existing} is a file)")
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f"-o {out}: cannot write in {existing} (not writable)")
+    return path, note, existing
+
+
+def remove_created_folders(folder: Path, existing: Path) -> None:
+    """After a refused export: remove the folders from ``folder`` up to (not including) ``existing`` that the
+    export created and left empty."""
+    while folder != existing and existing in folder.parents:
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     apply_thread_policy(args.threads)  # before the heavy imports below: torch reads it when it loads
     from vschaos.training.run import RunFolderError, find_version_dir, open_run
-    from vschaos.export import ExportVerificationError, export_model
-    from vschaos.host import describe_model, latency_table
 
     try:
         version_dir = find_version_dir(args.run_dir, args.version)
@@ -147,12 +162,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     # vschaos2's README: "The .ts file will be exported at path_to_model/", the folder given on the command line
     default_dir = Path(str(args.run_dir).rstrip("/\\") or str(args.run_dir))
     try:
-        path, out_note = output_path(args.out, default_dir, name, args.format, args.output_name is not None)
+        path, out_note, existing = output_path(args.out, default_dir, name, args.format, args.output_name is not None)
     except ValueError as error:
         print(f"script.py: {error}", file=sys.stderr)
         return 2
     if out_note:
         print(out_note)
+    status = export_to(run, path, args)
+    if status != 0:
+        remove_created_folders(path.parent, existing)
+    return status
+
+
+def export_to(run, path: Path, args: argparse.Namespace) -> int:
+    """Export ``run`` to ``path`` in ``args.format``, print the reports; the exit status."""
+    from vschaos.export import ExportVerificationError, export_model
+    from vschaos.host import describe_model, latency_table
+
     if args.format == "neutone":
         from vschaos.cli.neutone import export_neutone_run
         return export_neutone_run(run, path, path.stem, args)

@@ -301,7 +301,10 @@ def native_buffer_sizes(hop: int, largest: int = MAX_NATIVE_BUFFER) -> List[int]
     The plugin takes the first native size that the DAW buffer (resampled to the model's rate) divides, else the
     first larger one. With every multiple of the hop on offer, a 30-sample buffer (48 kHz / 64 for a 22.05 kHz
     model) divides 3840 and the queues held ~170 ms; with powers of two it gets 256 (~12 ms). Power-of-two DAW
-    buffers get the same size as before."""
+    buffers get the same size as before; large buffers that are not powers of two (1280, 1536, 2560, 3072 at the
+    model's rate) now wait for the next power of two. Raises ``ValueError`` for a hop below 1."""
+    if hop < 1:
+        raise ValueError(f"the hop must be at least 1 sample, got {hop}")
     sizes = [hop]
     while sizes[-1] * 2 <= largest:
         sizes.append(sizes[-1] * 2)
