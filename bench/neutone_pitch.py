@@ -18,13 +18,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model
 from torch import Tensor, nn
 
 from common import RESULTS_DIR, write_results
 from neutone_speed import save_shell
-from vschaos.export.neutone import native_buffer_sizes
+from vschaos.export.neutone import native_buffer_sizes, resampling_pitch_cents
 from vschaos.export.neutone_checks import stream_file_model
 
 TONE_HZ = 440.0
@@ -62,8 +61,7 @@ def measure(model_rate: int, folder: Path) -> List[Dict[str, float]]:
     rows = []
     for daw_rate, daw_buffer in DAW_SETTINGS:
         hz = played_hz(model, daw_rate, daw_buffer)
-        resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, model_rate, daw_buffer)
-        predicted = 1200.0 * math.log2(resampled * daw_rate / (model_rate * daw_buffer))
+        predicted = resampling_pitch_cents(model_rate, daw_rate, daw_buffer)
         rows.append({"model_rate": model_rate, "daw_rate": daw_rate, "daw_buffer": daw_buffer, "played_hz": hz,
                      "cents": 1200.0 * math.log2(hz / TONE_HZ), "predicted_cents": predicted})
     return rows

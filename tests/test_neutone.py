@@ -417,6 +417,7 @@ def test_script_format_neutone_uses_the_training_latents(tmp_path, capsys):
     assert script_main([str(run_dir), "--format", "neutone", "-o", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "1/RTF" in printed and "principal directions of" in printed and "SDK benchmark-latency" in printed
+    assert "pitch in the plugin, cents" in printed and "48 kHz / 64: +35.0" in printed
     model, metadata = load_neutone_model(str(tmp_path / "out" / "tiny.nm"))
     assert "'demo_data' (" in metadata["model_short_description"]
     # the stored directions are the principal directions of the training latents, scaled
@@ -528,6 +529,12 @@ def test_the_plugins_resampling_plays_a_fixed_pitch_sharp_as_the_readme_says(tmp
     assert abs(cents[(44100, 256)]) < 0.5
     assert cents[(48000, 64)] == pytest.approx(35.0, abs=0.5)  # 30 samples for 29.4
     assert cents[(48000, 2048)] == pytest.approx(0.4, abs=0.3)  # 941 for 940.8
+    # the figure every export prints predicts what the plugin plays
+    from vschaos.export.neutone import resampling_pitch_cents
+
+    for setting, measured in cents.items():  # 2 s of sound: the measurement resolves ~0.25 cent
+        assert resampling_pitch_cents(model_rate, *setting) == pytest.approx(measured, abs=0.3)
+    assert resampling_pitch_cents(48000, 48000, 100) == 0.0
 
 
 @needs_sdk

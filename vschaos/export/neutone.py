@@ -31,6 +31,7 @@ child process: they set torch's thread counts). Only then is it renamed into pla
 ``vschaos.export.directions``, the checks and benchmarks in ``vschaos.export.neutone_checks``.
 """
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -41,6 +42,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformToWaveformBase
+from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
@@ -60,6 +62,7 @@ TRANSPOSE_RANGE = 12.0  # semitones at either end of the transpose knob
 MAX_KNOBS = 4  # the plugin shows four
 MAX_NATIVE_BUFFER = 8192
 NAME_LIMIT = 30  # the SDK's schema: longer model names are cut
+PITCH_DAW_SETTINGS = ((44100, 256), (48000, 64), (48000, 256), (48000, 2048))  # reported on export
 NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
 log = logging.getLogger(__name__)
 
@@ -311,6 +314,15 @@ def native_buffer_sizes(hop: int, largest: int = MAX_NATIVE_BUFFER) -> List[int]
     return sizes
 
 
+def resampling_pitch_cents(model_rate: int, daw_rate: int, daw_buffer: int) -> float:
+    """How many cents sharp the plugin plays a pitch the model makes, at this DAW setting: it resamples each DAW
+    buffer on its own to the length the SDK rounds up (``calc_resampled_buffer_size``), so the model runs that
+    much fast. 0 when the rates are equal or the length comes out whole (README "Pitch and the plugin's
+    resampling"; ``bench/neutone_pitch.py`` measures it)."""
+    resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, model_rate, daw_buffer)
+    return 1200.0 * math.log2(resampled * daw_rate / (model_rate * daw_buffer))
+
+
 def direction_knobs(transpose_knob: bool, label_knob: bool) -> int:
     """How many direction knobs fit beside temperature, the transpose knob and the label knob: MAX_KNOBS in all."""
     return MAX_KNOBS - 1 - int(transpose_knob) - int(label_knob)
@@ -373,6 +385,11 @@ class NeutoneExportReport:
             lines.append(f"  {i + 1}. {name} (default {default:g}): {description}")
         lines.append(f"  directions: {self.directions_source}")
         lines.append(f"model math: {self.model_math}")
+        rate = int(meta["native_sample_rates"][0])
+        pitch = ", ".join(f"{daw_rate / 1000:g} kHz / {daw_buffer}: {resampling_pitch_cents(rate, daw_rate, daw_buffer):+.1f}"
+                          for daw_rate, daw_buffer in PITCH_DAW_SETTINGS)
+        lines.append(f"pitch in the plugin, cents (its per-buffer resampling; README \"Pitch and the plugin's "
+                     f"resampling\"): {pitch}")
         lines.append("SDK validation (save_neutone_model: TorchScript, metadata schema, reload, plugin methods, "
                      "offline mode): passed")
         for check in self.checks:
