@@ -23,12 +23,12 @@ from torch import Tensor, nn
 
 from common import RESULTS_DIR, write_results
 from neutone_speed import save_shell
-from vschaos.export.neutone import native_buffer_sizes, resampling_pitch_cents
+from vschaos.export.neutone import resampling_pitch_cents
 from vschaos.export.neutone_checks import stream_file_model
 
 TONE_HZ = 440.0
 DAW_SETTINGS = [(rate, buffer) for rate in (44100, 48000, 96000) for buffer in (32, 64, 128, 256, 512, 1024, 2048)]
-HOPS = {22050: 256, 44100: 512}  # the presets' hops at their rates
+RATES = (22050, 44100)  # the presets' rates
 
 
 class _Oscillator(nn.Module):
@@ -55,8 +55,7 @@ def played_hz(model, daw_rate: int, daw_buffer: int, seconds: float = 4.0) -> fl
 
 
 def measure(model_rate: int, folder: Path) -> List[Dict[str, float]]:
-    path = save_shell(_Oscillator(model_rate), folder / f"tone_{model_rate}.nm", model_rate,
-                      native_buffer_sizes(HOPS[model_rate]))
+    path = save_shell(_Oscillator(model_rate), folder / f"tone_{model_rate}.nm", model_rate, [])  # any size, as ours
     model, _ = load_neutone_model(str(path))
     rows = []
     for daw_rate, daw_buffer in DAW_SETTINGS:
@@ -69,7 +68,7 @@ def measure(model_rate: int, folder: Path) -> List[Dict[str, float]]:
 
 def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", nargs="+", type=int, default=sorted(HOPS), choices=sorted(HOPS),
+    parser.add_argument("--rates", nargs="+", type=int, default=list(RATES), choices=RATES,
                         help="model sample rates (default: both presets' rates)")
     parser.add_argument("--name", default="neutone_pitch", help="results file name (default %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)

@@ -41,7 +41,7 @@ from common import RESULTS_DIR, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
-from vschaos.export.neutone import MAX_KNOBS, MonoAtNativeSizes, NeutoneTexts, export_neutone, native_buffer_sizes
+from vschaos.export.neutone import MAX_KNOBS, MonoAtNativeSizes, NeutoneTexts, export_neutone
 from vschaos.export.neutone_checks import run_sdk_benchmarks
 from vschaos.training.run import build_model
 
@@ -64,6 +64,8 @@ class SdkShell(MonoAtNativeSizes):
     neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
     remapped_params: Dict[str, Tensor]
     neutone_parameter_names: List[str]
+    vs_sample_rate: int
+    vs_buffer_sizes: List[int]  # may be empty (any size), which TorchScript cannot infer
 
     def __init__(self, inner: nn.Module, sample_rate: int, buffer_sizes: List[int]) -> None:
         self.vs_sample_rate, self.vs_buffer_sizes = int(sample_rate), [int(b) for b in buffer_sizes]
@@ -140,10 +142,10 @@ def model_ms(inverse_rtf: float, floor_inverse_rtf: float) -> float:
 
 
 def model_buffer(sample_rate: int, hop: int, daw_rate: int = DAW_RATE, daw_buffer: int = DAW_BUFFER) -> int:
-    """The native buffer the plugin calls the model with at this DAW setting: the SDK's own choice among the
-    export's native sizes."""
+    """The most the model runs in one plugin call at this DAW setting: the DAW buffer resampled to the model's
+    rate (the SDK's rounding; our models take any size) rounded up to whole hops."""
     resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, sample_rate, daw_buffer)
-    return SampleQueueWrapper.select_best_model_buffer_size(resampled, native_buffer_sizes(hop))
+    return -(-resampled // hop) * hop
 
 
 def forward_ms(vae, buffer: int, calls: int = 200) -> float:

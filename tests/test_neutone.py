@@ -171,14 +171,15 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
     assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
     assert metadata["model_name"] == "demo" and metadata["is_experimental"] is True
     assert metadata["native_sample_rates"] == [DEMO_RATE]
-    assert metadata["native_buffer_sizes"] == [256, 512, 1024, 2048, 4096, 8192]
+    assert metadata["native_buffer_sizes"] == []  # any size: the wrapper queues the hops itself
     assert metadata["is_input_mono"] and metadata["is_output_mono"]
     assert "'demo_data' (4 files, 20 s)" in metadata["model_short_description"]
     assert [p["name"] for p in metadata["neutone_parameters"].values()] == ["temperature", "direction 1",
                                                                             "direction 2"]
     model.set_daw_sample_rate_and_buffer_size(DEMO_RATE, 2048)
     assert model.calc_model_delay_samples() == 1024 - DEMO_HOP and model.calc_buffering_delay_samples() == 0
-    assert [c.daw_buffer for c in report.checks] == [2048, 256] and all(c.ok for c in report.checks)
+    assert [c.daw_buffer for c in report.checks] == [2048, 256, 441] and all(c.ok for c in report.checks)
+    assert [c.queue_delay for c in report.checks] == [0, 0, DEMO_HOP - 1]  # 441 and 256 share no factor
     speed = report.benchmarks.inverse_rtf(48000, 2048)
     assert speed is not None and speed > 0
     # the SDK's latency benchmark at 44.1 kHz: the model delay counted in DAW samples (twice the model's rate)
@@ -217,45 +218,52 @@ def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
-@pytest.mark.parametrize("buffer, buffering_delay", [(2048, 0), (128, DEMO_HOP - 128)])
-def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo_vae, demo_loaded, buffer,
-                                                                             buffering_delay):
+@pytest.mark.parametrize("buffer, queue", [(2048, 0), (128, DEMO_HOP - 128), (100, DEMO_HOP - 4), (441, DEMO_HOP - 1)])
+def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo_vae, demo_loaded, buffer, queue):
+    """Any buffer is native: the plugin queues nothing, the wrapper runs whole hops and its output queue holds
+    hop - gcd(buffer, hop) samples, reported as model delay."""
     from vschaos.export.neutone_checks import stream_file_model
 
     model, _ = demo_loaded
     reference_module = nn_export(demo_vae)
     model.set_daw_sample_rate_and_buffer_size(DEMO_RATE, buffer)
-    assert model.calc_buffering_delay_samples() == buffering_delay
-    assert model.calc_model_delay_samples() == int(reference_module.forward_delay[0])
-    audio = noise(8192)
+    assert model.model_bs == buffer and model.calc_buffering_delay_samples() == 0
+    assert model.calc_model_delay_samples() == int(reference_module.forward_delay[0]) + queue
+    audio = noise(8192 // buffer * buffer)
     out = stream_file_model(model, audio, DEMO_RATE, buffer)
-    expected = shifted(offline_forward(reference_module, audio), buffering_delay)
+    whole_hops = torch.zeros(1, -(-audio.shape[1] // DEMO_HOP) * DEMO_HOP)  # forward takes whole hops; causal
+    whole_hops[:, :audio.shape[1]] = audio
+    expected = shifted(offline_forward(reference_module, whole_hops)[:, :audio.shape[1]], queue)
     assert out.abs().max() > 0.01
     assert torch.allclose(out, expected, atol=TOL), float((out - expected).abs().max())
 
 
 @needs_sdk
-def test_native_buffer_sizes_are_the_hop_times_powers_of_two():
-    from vschaos.export.neutone import native_buffer_sizes
+def test_the_hop_queue_is_the_least_that_never_runs_dry():
+    from vschaos.export.neutone import hop_queue_delay
 
-    assert native_buffer_sizes(256) == [256, 512, 1024, 2048, 4096, 8192]
-    assert native_buffer_sizes(512, largest=2048) == [512, 1024, 2048]
-    assert native_buffer_sizes(16384) == [16384]  # a hop above the largest size is still offered
-    with pytest.raises(ValueError, match="the hop must be at least 1 sample, got 0"):
-        native_buffer_sizes(0)
+    assert [hop_queue_delay(b, 256) for b in (2048, 256, 128, 941, 441, 100, 1)] == [0, 0, 128, 255, 255, 252, 255]
+    for buffer in (1, 30, 100, 128, 441, 941, 1882):  # calls of `buffer`, whole hops out: never short, once exact
+        level, lowest = hop_queue_delay(buffer, 256), []
+        for call in range(1, 2 * 256 + 1):
+            level += (call * buffer // 256 - (call - 1) * buffer // 256) * 256 - buffer
+            lowest.append(level)
+        assert min(lowest) == 0
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 @pytest.mark.parametrize("daw_rate, daw_buffer", [(48000, 64), (96000, 96), (44100, 480), (48000, 100),
-                                                  (44100, 960)])
+                                                  (44100, 960), (48000, 2048), (44100, 1536)])
 def test_odd_daw_buffers_do_not_queue_for_long(demo_loaded, daw_rate, daw_buffer):
-    """The plugin picks the first native size that the resampled DAW buffer divides: with every multiple of the
-    hop on offer, 48 kHz / 64 queued a 3840-sample model buffer (173 ms), 44.1 kHz / 480 one of 3840 (163 ms)."""
+    """With native sizes, the plugin took the first one the resampled DAW buffer divides: 48 kHz / 64 queued a
+    3840-sample model buffer (173 ms), 44.1 kHz / 480 one of 3840 (163 ms), 48 kHz / 2048 two DAW buffers
+    (85 ms). Now the plugin queues nothing and the wrapper less than a hop (11.6 ms at 22.05 kHz)."""
     model, _ = demo_loaded
     model.set_daw_sample_rate_and_buffer_size(daw_rate, daw_buffer)
-    assert model.model_bs <= 2 * model.io_bs + DEMO_HOP
-    assert model.calc_buffering_delay_samples() / daw_rate < 0.025
+    assert model.model_bs == model.io_bs and model.calc_buffering_delay_samples() == 0
+    queue = model.w2w_base.calc_model_delay_samples() - model.w2w_base.vs_delay
+    assert 0 <= queue < DEMO_HOP
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it

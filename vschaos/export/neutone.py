@@ -60,7 +60,6 @@ LABEL_AUTO_BELOW = 0.02  # knob values below this leave the label unknown ("auto
 NOTE_RANGE = (24, 96)  # MIDI C1..C7 across the rest of the note knob
 TRANSPOSE_RANGE = 12.0  # semitones at either end of the transpose knob
 MAX_KNOBS = 4  # the plugin shows four
-MAX_NATIVE_BUFFER = 8192
 NAME_LIMIT = 30  # the SDK's schema: longer model names are cut
 PITCH_DAW_SETTINGS = ((44100, 256), (48000, 64), (48000, 256), (48000, 2048))  # reported on export
 NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
@@ -120,8 +119,11 @@ class MonoAtNativeSizes(WaveformToWaveformBase):
 class NeutoneSpectralVAE(MonoAtNativeSizes):
     """Neutone ``WaveformToWaveformBase`` around a (not yet scripted) :class:`StreamingVAE`.
 
-    Mono in, mono out, at the model's own sample rate; native buffer sizes: :func:`native_buffer_sizes`; the
-    reported delay is ``StreamingVAE``'s ``forward_delay``.
+    Mono in, mono out, at the model's own sample rate. Any buffer size is native (an empty list: the plugin
+    then calls the model with the DAW buffer resampled, and queues nothing): the wrapper runs
+    ``StreamingVAE.forward`` on the whole hops it has and keeps the rest for the next call, with an output
+    queue that starts ``hop - gcd(buffer, hop)`` samples long (:func:`hop_queue_delay`), the least that never
+    runs dry. The reported delay is ``StreamingVAE``'s ``forward_delay`` plus that queue.
     """
 
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
@@ -139,6 +141,9 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
     vs_links: Dict[str, str]
     vs_sample_rate: int
     vs_buffer_sizes: List[int]
+    vs_hop: int
+    vs_block: int
+    vs_queue_delay: int
     vs_delay: int
     vs_n_tasks: int
     vs_direction_names: List[str]
@@ -162,8 +167,9 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
         self.vs_version, self.vs_experimental = texts.version, bool(texts.is_experimental)
         self.vs_links = {}
         self.vs_sample_rate = int(stream.sample_rate)
-        hop = int(stream.hop)
-        self.vs_buffer_sizes = native_buffer_sizes(hop)
+        self.vs_buffer_sizes = []  # every size: see the class docstring
+        self.vs_hop = int(stream.hop)
+        self.vs_block, self.vs_queue_delay = -1, 0  # set_model_sample_rate_and_buffer_size sets both
         self.vs_delay = int(stream.delays()[2])
         self.vs_n_tasks = len(stream.forward_tasks)
         self.vs_transpose_range = TRANSPOSE_RANGE if int(stream.pitch_dims) > 0 else 0.0
@@ -193,6 +199,9 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
         self.register_buffer("vs_knob_defaults", torch.tensor(defaults).unsqueeze(1))
         self.register_buffer("vs_direction_steps",
                              DIRECTION_RANGE * directions.scales.float().unsqueeze(1) * directions.vectors.float())
+        # the input not yet a whole hop, and the output not yet played (streaming state: not saved)
+        self.register_buffer("vs_pending", torch.zeros(1, 0), persistent=False)
+        self.register_buffer("vs_ready", torch.zeros(1, 0), persistent=False)
 
     # ------------------------------------------------------------------ metadata
     def get_model_name(self) -> str:
@@ -250,10 +259,19 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
     # ------------------------------------------------------------------ plugin contract
     @torch.jit.export
     def calc_model_delay_samples(self) -> int:
-        return self.vs_delay
+        return self.vs_delay + self.vs_queue_delay
+
+    def set_model_sample_rate_and_buffer_size(self, sample_rate: int, n_samples: int) -> bool:
+        """The plugin's buffer at the model's rate: sizes the output queue (and restarts the stream)."""
+        self.vs_block = n_samples
+        self.vs_queue_delay = hop_queue_delay(n_samples, self.vs_hop)
+        self.reset_model()
+        return True
 
     def reset_model(self) -> bool:
         self.model.reset()
+        self.vs_pending = torch.zeros(1, 0)
+        self.vs_ready = torch.zeros(1, self.vs_queue_delay)
         return True
 
     def aggregate_params(self, params: Tensor) -> Tensor:
@@ -279,7 +297,22 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
         return values
 
     def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
-        """``x (1, B)`` -> ``(1, B)`` through ``StreamingVAE.forward`` with the knobs applied."""
+        """``x (1, B)`` -> ``(1, B)``: the whole hops of the input so far through :meth:`_stream`, the output
+        from the queue (see the class docstring)."""
+        n = x.shape[1]
+        if n != self.vs_block:  # a caller that did not announce its buffer: size the queue for it
+            self.set_model_sample_rate_and_buffer_size(self.vs_sample_rate, n)
+        pending = torch.cat([self.vs_pending, x], dim=1)
+        whole = pending.shape[1] // self.vs_hop * self.vs_hop
+        self.vs_pending = pending[:, whole:]
+        ready = self.vs_ready
+        if whole > 0:
+            ready = torch.cat([ready, self._stream(pending[:, :whole], params)], dim=1)
+        self.vs_ready = ready[:, n:]
+        return ready[:, :n]
+
+    def _stream(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        """``x (1, whole hops)`` -> ``(1, same)`` through ``StreamingVAE.forward`` with the knobs applied."""
         self.model.set_temperature(self.vs_temperature_max * float(params["temperature"]))
         if len(self.vs_direction_names) > 0:
             amounts = torch.cat([params[name] for name in self.vs_direction_names])
@@ -298,20 +331,14 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
         return self.model.forward(inputs)[0]
 
 
-def native_buffer_sizes(hop: int, largest: int = MAX_NATIVE_BUFFER) -> List[int]:
-    """The model buffer sizes offered to the plugin: the hop times the powers of two, up to ``largest``.
-
-    The plugin takes the first native size that the DAW buffer (resampled to the model's rate) divides, else the
-    first larger one. With every multiple of the hop on offer, a 30-sample buffer (48 kHz / 64 for a 22.05 kHz
-    model) divides 3840 and the queues held ~170 ms; with powers of two it gets 256 (~12 ms). Power-of-two DAW
-    buffers get the same size as before; large buffers that are not powers of two (1280, 1536, 2560, 3072 at the
-    model's rate) now wait for the next power of two. Raises ``ValueError`` for a hop below 1."""
-    if hop < 1:
-        raise ValueError(f"the hop must be at least 1 sample, got {hop}")
-    sizes = [hop]
-    while sizes[-1] * 2 <= largest:
-        sizes.append(sizes[-1] * 2)
-    return sizes
+def hop_queue_delay(buffer: int, hop: int) -> int:
+    """Samples the output queue must start with so that calls of ``buffer`` samples, processed in whole hops,
+    never run dry: the largest remainder ``k * buffer mod hop``, i.e. ``hop - gcd(buffer, hop)`` (0 when the
+    buffer is a multiple of the hop, 255 for 941 samples and a hop of 256)."""
+    a, b = buffer, hop
+    while b != 0:
+        a, b = b, a % b
+    return hop - a
 
 
 def resampling_pitch_cents(model_rate: int, daw_rate: int, daw_buffer: int) -> float:
@@ -376,8 +403,8 @@ class NeutoneExportReport:
     def format(self) -> str:
         meta = self.metadata
         lines = [f"Neutone model {meta['model_name']!r} (SDK {meta['sdk_version']}, experimental: "
-                 f"{meta['is_experimental']}): mono, native sample rate {meta['native_sample_rates']}, native "
-                 f"buffer sizes {meta['native_buffer_sizes'][:4]}{'...' if len(meta['native_buffer_sizes']) > 4 else ''}",
+                 f"{meta['is_experimental']}): mono, native sample rate {meta['native_sample_rates']}, any buffer "
+                 f"size (whole hops run, the rest queued)",
                  f"  {meta['model_short_description']}",
                  f"  tags: {', '.join(meta['tags'])}",
                  "knobs:"]
@@ -394,7 +421,7 @@ class NeutoneExportReport:
                      "offline mode): passed")
         for check in self.checks:
             lines.append(f"check at DAW buffer {check.daw_buffer} (model buffer {check.model_buffer}): equals "
-                         f"StreamingVAE.forward after the buffering delay {check.buffering_delay} (max error "
+                         f"StreamingVAE.forward after the queues' delay {check.queue_delay} (max error "
                          f"{check.max_error:.2g}); reported delay {check.buffering_delay + check.model_delay} "
                          f"(model {check.model_delay}), {check.delay_summary}: "
                          f"{'PASS' if check.ok else 'FAIL'}")

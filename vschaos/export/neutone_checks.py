@@ -21,7 +21,7 @@ from torch import Tensor
 from vschaos.host.verify.checks import DEFAULT_TOLERANCE
 from vschaos.io import PathLike
 
-CHECK_BUFFERS = (2048, 256)  # DAW buffer sizes of the equality and delay checks (at the model's rate)
+CHECK_BUFFERS = (2048, 256, 441)  # DAW buffers of the equality and delay checks (model's rate; 441: not whole hops)
 BENCH_BUFFERS = (128, 256, 512, 1024, 2048)  # the SDK's defaults
 BENCH_SAMPLE_RATES = (48000,)
 LATENCY_SAMPLE_RATES = (44100, 48000)
@@ -58,6 +58,7 @@ class BufferCheck:
     max_error: float
     delay_summary: str
     problems: List[str]
+    queue_delay: int = 0  # buffering plus the wrapper's own queue: the delay beyond StreamingVAE.forward's
 
     @property
     def ok(self) -> bool:
@@ -66,8 +67,9 @@ class BufferCheck:
 
 def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
     """The loaded file streamed at ``buffer`` must equal its own scripted ``StreamingVAE.forward`` (one
-    offline call) shifted by the SDK's buffering delay, and its measured delay (as our host measures an nn~
-    model's: waveform cross-correlation, else the band envelopes) must equal buffering + model delay."""
+    offline call) shifted by the queues' delay (the SDK's buffering plus the wrapper's hop queue, i.e. the
+    reported delay beyond ``forward``'s own), and its measured delay (as our host measures an nn~ model's:
+    waveform cross-correlation, else the band envelopes) must equal buffering + model delay."""
     from vschaos.host.verify import (ENVELOPE_MIN_LENGTH, MIN_CORRELATION_FOR_DELAY, envelope_delay,
                                      measure_delay)
 
@@ -76,30 +78,38 @@ def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
     buffering, model_delay = int(model.calc_buffering_delay_samples()), int(model.calc_model_delay_samples())
     model_buffer = int(model.model_bs)
     total = buffering + model_delay
+    own_delay = int(model.w2w_base.vs_delay)
+    queue = total - own_delay
     problems: List[str] = []
+    if queue < 0:
+        problems.append(f"buffer {buffer}: reported delay {total} is shorter than StreamingVAE.forward's own "
+                        f"{own_delay}")
+        queue = 0
     length = -(-max(int(seconds * sample_rate), 4 * (total + buffer)) // buffer) * buffer
     generator = torch.Generator().manual_seed(5)
     audio = 0.3 * torch.randn(1, length, generator=generator)
     streamed = stream_file_model(model, audio, sample_rate, buffer)
     stream = model.w2w_base.model
     n_tasks = len(model.w2w_base.model.forward_tasks)
-    inputs = torch.full((1, 1 + n_tasks, length), -1.0)
-    inputs[0, 0] = audio[0]
+    hop = int(model.w2w_base.vs_hop)
+    inputs = torch.full((1, 1 + n_tasks, -(-length // hop) * hop), -1.0)  # whole hops; forward is causal
+    inputs[0, 0] = 0.0
+    inputs[0, 0, :length] = audio[0]
     with torch.no_grad():
         stream.reset()
         stream.set_temperature(0.0)
         stream.forward_latent_offset.zero_()
-        reference = stream.forward(inputs)[0]
+        reference = stream.forward(inputs)[0, :, :length]
         stream.reset()
     if not torch.isfinite(streamed).all():
         problems.append(f"buffer {buffer}: non-finite output")
     expected = torch.zeros_like(reference)
-    expected[:, buffering:] = reference[:, :length - buffering]
+    expected[:, queue:] = reference[:, :length - queue]
     max_error = float((streamed - expected).abs().max())
     bound = EQUALITY_TOLERANCE * max(1.0, float(reference.abs().max()))
     if not max_error <= bound:
-        problems.append(f"buffer {buffer}: output differs from StreamingVAE.forward delayed by the buffering delay "
-                        f"{buffering} by up to {max_error:.3g} (> {bound:.3g})")
+        problems.append(f"buffer {buffer}: output differs from StreamingVAE.forward delayed by the queues' delay "
+                        f"{queue} by up to {max_error:.3g} (> {bound:.3g})")
 
     def process(signal: np.ndarray) -> np.ndarray:
         padded = -(-len(signal) // buffer) * buffer
@@ -123,7 +133,7 @@ def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
             if abs(envelope.lag - total) > envelope.resolution:
                 problems.append(f"buffer {buffer}: reported delay {total}, {envelope.describe()}")
     model.reset()
-    return BufferCheck(buffer, model_buffer, buffering, model_delay, max_error, summary, problems)
+    return BufferCheck(buffer, model_buffer, buffering, model_delay, max_error, summary, problems, queue)
 
 
 # ---------------------------------------------------------------------------------------------- SDK benchmarks
