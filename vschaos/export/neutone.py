@@ -335,10 +335,7 @@ def hop_queue_delay(buffer: int, hop: int) -> int:
     """Samples the output queue must start with so that calls of ``buffer`` samples, processed in whole hops,
     never run dry: the largest remainder ``k * buffer mod hop``, i.e. ``hop - gcd(buffer, hop)`` (0 when the
     buffer is a multiple of the hop, 255 for 941 samples and a hop of 256)."""
-    a, b = buffer, hop
-    while b != 0:
-        a, b = b, a % b
-    return hop - a
+    return hop - math.gcd(buffer, hop)
 
 
 def resampling_pitch_cents(model_rate: int, daw_rate: int, daw_buffer: int) -> float:
