@@ -521,6 +521,20 @@ def test_script_py_refuses_an_output_it_cannot_write_before_exporting(tmp_path, 
     assert existing.read_text() == "keep me" and not (run / "my_run.ts").exists()
 
 
+def test_script_py_interrupted_leaves_no_folder_behind(tmp_path, monkeypatch):
+    from vschaos.cli import script
+
+    def interrupted(run, path, args):
+        path.parent.mkdir(parents=True)  # as the export does before writing
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "export_to", interrupted)
+    run = _make_run(tmp_path, "demo")
+    with pytest.raises(KeyboardInterrupt):
+        script.main([str(run), "-o", str(tmp_path / "new" / "deep")])
+    assert not (tmp_path / "new").exists()
+
+
 def test_pd_example_is_a_valid_patch():
     """patches/pd_example.pd parses as a Pd file: records end with ';', connections name existing
     objects, nn~ objects name a method of our exports and a buffer that is a power of two."""

@@ -168,9 +168,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if out_note:
         print(out_note)
-    status = export_to(run, path, args)
-    if status != 0:
-        remove_created_folders(path.parent, existing)
+    status = 1
+    try:
+        status = export_to(run, path, args)
+    finally:  # refused, failed or interrupted (Ctrl-C): no empty folder left behind
+        if status != 0:
+            remove_created_folders(path.parent, existing)
     return status
 
 
