@@ -4,7 +4,8 @@
 ``phase`` the phase reconstruction (offline PGHI and fast Griffin-Lim run numba kernels; the
 phase-gradient formulas are shared with the streaming RTPGHI); ``transforms.SpectralTransform`` is
 the module shell used by training, generation and export; ``streaming`` holds the real-time
-analysis/synthesis state; ``phase_methods`` the method names (no torch: command-line parsers read them).
+analysis/synthesis state; ``resample`` band-limited resampling that streams (the Neutone wrapper's);
+``phase_methods`` the method names (no torch: command-line parsers read them).
 The names below are imported on first use (``vschaos.util.lazy_exports``).
 """
 from vschaos.util import lazy_exports
@@ -15,6 +16,7 @@ _EXPORTS = {
     **{name: ".phase" for name in ("griffin_lim", "pghi", "phase_derivatives", "phase_frequency_derivative",
                                    "phase_time_derivative")},
     "SpectralTransform": ".transforms",
+    **{name: ".resample" for name in ("StreamingResampler", "resample_offline", "resampled_stream_delay")},
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

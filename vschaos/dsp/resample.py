@@ -1,0 +1,188 @@
+"""Band-limited resampling that streams: any buffer split gives the same samples, at exact rational positions.
+
+Output sample ``k`` sits at input position ``(k * in_rate + phase) / out_rate`` (in input samples; ``phase`` in
+units of ``1 / out_rate`` input samples shifts the whole output, which lets a caller make a total delay a whole
+number of samples). It is the windowed-sinc interpolation of the input at that position: a Kaiser-windowed sinc
+of ``ZERO_CROSSINGS`` zero crossings each side, cut off at ``ROLLOFF`` times the lower Nyquist frequency (an
+anti-aliasing low-pass when going down). The positions repeat every ``out_rate / gcd`` outputs, so the taps
+are one table row per position, computed once per rate pair (:func:`sinc_table`).
+
+Unlike resampling each buffer on its own (the Neutone SDK's way: each buffer's length rounded, its edges
+extrapolated), the fractional position is carried across calls in integers, so a pitch comes out exact and the
+output does not depend on the buffer size (``tests/test_resample.py``).
+
+:func:`resampled_stream_delay` sizes the delay of a chain that resamples a stream to a model's rate, runs it in
+whole hops and resamples the result back (the Neutone wrapper's), and the input's phase that minimises it.
+"""
+import math
+from typing import Tuple
+
+import torch
+from torch import Tensor, nn
+
+ZERO_CROSSINGS = 16  # each side, at the lower of the two rates
+KAISER_BETA = 7.0  # ~70 dB stop band
+ROLLOFF = 0.92  # cut-off / the lower Nyquist frequency
+
+
+def sinc_table(in_rate: int, out_rate: int, zero_crossings: int = ZERO_CROSSINGS, beta: float = KAISER_BETA,
+               rolloff: float = ROLLOFF) -> Tuple[Tensor, int]:
+    """Taps ``(positions, 2 * half_width)`` for the ``out_rate / gcd`` fractional positions ``p / (out_rate /
+    gcd)`` between two input samples, and the half width in input samples. Row ``p``, tap ``j`` weighs input
+    sample ``floor(position) + j - half_width + 1``."""
+    if in_rate <= 0 or out_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+    divisor = math.gcd(in_rate, out_rate)
+    positions = out_rate // divisor
+    cutoff = rolloff * min(1.0, out_rate / in_rate)  # in cycles per input sample x 2 (1 = input Nyquist)
+    half_width = int(math.ceil(zero_crossings / cutoff))
+    taps = torch.arange(-half_width + 1, half_width + 1, dtype=torch.float64)
+    fraction = torch.arange(positions, dtype=torch.float64) / positions
+    offset = taps.unsqueeze(0) - fraction.unsqueeze(1)  # input sample minus the output's position
+    window = torch.special.i0(beta * torch.sqrt((1.0 - (offset / half_width) ** 2).clamp(min=0.0)))
+    window = window / torch.special.i0(torch.tensor(beta, dtype=torch.float64))
+    table = cutoff * torch.sinc(cutoff * offset) * window
+    return table.float(), half_width
+
+
+class StreamingResampler(nn.Module):
+    """``push`` input samples ``(1, n)``, ``pull`` the next output samples: :meth:`ready` says how many can be
+    computed from what was pushed; pulling more reads the missing input as silence and counts an underrun (a
+    caller that sized its delay right never does; later pushes stay in place). Rates, ``phase`` and the taps are
+    set by :meth:`set_rates`, which also resets."""
+    in_step: int
+    out_step: int
+    phase: int
+    half_width: int
+    history_start: int
+    pushed: int
+    next_out: int
+    underruns: int
+    zero_crossings: int
+    beta: float
+    rolloff: float
+
+    def __init__(self, in_rate: int = 1, out_rate: int = 1, phase: int = 0) -> None:
+        super().__init__()
+        self.zero_crossings, self.beta, self.rolloff = ZERO_CROSSINGS, KAISER_BETA, ROLLOFF
+        self.in_step = self.out_step = 1
+        self.phase = self.half_width = self.history_start = self.pushed = self.next_out = self.underruns = 0
+        self.register_buffer("table", torch.ones(1, 2), persistent=False)
+        self.register_buffer("history", torch.zeros(1, 0), persistent=False)
+        self.set_rates(in_rate, out_rate, phase)
+
+    @torch.jit.export
+    def set_rates(self, in_rate: int, out_rate: int, phase: int = 0) -> None:
+        divisor = math.gcd(in_rate, out_rate)
+        if phase % divisor != 0:
+            raise ValueError(f"phase {phase} must be a multiple of gcd({in_rate}, {out_rate}) = {divisor}")
+        table, half_width = sinc_table(in_rate, out_rate, self.zero_crossings, self.beta, self.rolloff)
+        self.in_step, self.out_step, self.phase = in_rate // divisor, out_rate // divisor, phase // divisor
+        self.table, self.half_width = table, half_width
+        self.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        first = _floor_div(self.phase, self.out_step) - self.half_width + 1  # the first input the first output reads
+        self.history_start = min(0, first)
+        self.history = torch.zeros(1, -self.history_start, dtype=self.table.dtype)
+        self.pushed = 0
+        self.next_out = 0
+        self.underruns = 0  # pulls that read input not pushed yet (as silence)
+
+    @torch.jit.export
+    def push(self, x: Tensor) -> None:
+        self.history = torch.cat([self.history, x.to(self.history.dtype)], dim=1)
+        self.pushed += int(x.shape[1])
+
+    @torch.jit.export
+    def ready(self) -> int:
+        """How many outputs the input pushed so far fully determines."""
+        end = _ceil_div((self.pushed - self.half_width) * self.out_step - self.phase, self.in_step)
+        return max(0, end - self.next_out)
+
+    @torch.jit.export
+    def pull(self, n: int) -> Tensor:
+        """The next ``n`` outputs ``(1, n)``."""
+        if n <= 0:
+            return torch.zeros(1, 0, dtype=self.history.dtype)
+        numerator = torch.arange(self.next_out, self.next_out + n) * self.in_step + self.phase
+        base = torch.div(numerator, self.out_step, rounding_mode="floor")
+        rows = numerator - base * self.out_step
+        first = base - (self.half_width - 1 + self.history_start)  # each output's first tap, in `history`
+        source = self.history[0]
+        if int(first[-1]) + self.table.shape[1] > source.shape[0]:  # more than was pushed: silence
+            self.underruns += 1
+            source = torch.cat([source, torch.zeros(int(first[-1]) + self.table.shape[1] - source.shape[0],
+                                                    dtype=source.dtype)])
+        # windows as a strided view, then one row copy each: ~7x faster than indexing with a 2-D index tensor
+        windows = source.unfold(0, self.table.shape[1], 1).index_select(0, first)
+        out = (windows * self.table.index_select(0, rows)).sum(dim=1).unsqueeze(0)
+        self.next_out += n
+        keep_from = _floor_div(self.next_out * self.in_step + self.phase, self.out_step) - self.half_width + 1
+        drop = min(max(0, keep_from - self.history_start), self.history.shape[1])  # history ends at `pushed`
+        if drop > 0:
+            self.history = self.history[:, drop:]
+            self.history_start += drop
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Push ``x``, pull everything it completes."""
+        self.push(x)
+        return self.pull(self.ready())
+
+
+def _floor_div(a: int, b: int) -> int:
+    return a // b  # Python's and TorchScript's int // both floor
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def resample_offline(x: Tensor, in_rate: int, out_rate: int, length: int, phase: int = 0) -> Tensor:
+    """``(1, T)`` -> ``(1, length)`` with the same taps and positions as a :class:`StreamingResampler` fed ``x``
+    in any split (input beyond ``T`` read as silence): the reference streaming checks compare with."""
+    resampler = StreamingResampler(in_rate, out_rate, phase)
+    resampler.push(x)
+    return resampler.pull(length)
+
+
+def resampled_stream_delay(daw_rate: int, model_rate: int, buffer: int, hop: int, model_delay: int,
+                           down_half_width: int, up_half_width: int) -> Tuple[int, int]:
+    """``(delay, down_phase)``: the least whole number of DAW samples by which the wrapper can delay its output
+    when it resamples calls of ``buffer`` DAW samples to ``model_rate``, runs whole hops of ``hop`` model samples
+    through a stream delayed by ``model_delay`` model samples, and resamples back, such that the output
+    resampler never reads beyond the model's output so far; and the input resampler's phase that achieves it.
+
+    The input resampler's output ``k`` sits at DAW time ``(k * daw_rate + down_phase) / model_rate``, with
+    ``down_phase = -shift * model_rate`` for a shift of ``0 <= shift <= hop * daw_rate / model_rate`` DAW
+    samples: shifting it moves where the hops end relative to the calls (at 44.1 kHz / 2048 for a 22.05 kHz
+    model, a shift of the filter's half width lets every call complete four hops instead of three). For each
+    shift, after call ``c`` the input resampler has made ``K_c = ceil(((c * buffer - down_half_width) *
+    model_rate - down_phase) / daw_rate)`` samples, the stream has run ``P_c = floor(K_c / hop) * hop`` of them,
+    and the call's last output, ``c * buffer - 1``, reads the model's output up to ``floor(((c * buffer - 1 -
+    delay) * model_rate - down_phase) / daw_rate) + model_delay + up_half_width``, which must be below ``P_c``.
+    The conditions repeat every ``daw_rate * hop / gcd(buffer * model_rate, daw_rate * hop)`` calls. When the
+    shifts times that period exceed 2**22 conditions, only the shifts 0 and ``down_half_width`` are tried, over
+    at most 2**22 calls, each then bounded without the hops' positions beyond that."""
+    cycle = daw_rate * hop
+    period = cycle // math.gcd(buffer * model_rate, cycle)
+    n_shifts = hop * daw_rate // model_rate + 1
+    if n_shifts * period > (1 << 22):
+        shifts = torch.tensor([0, down_half_width], dtype=torch.long)
+    else:
+        shifts = torch.arange(n_shifts, dtype=torch.long)
+    if period > (1 << 22):  # no whole period: the bound that ignores where the hops fall
+        bound = down_half_width + (model_delay + up_half_width + hop - 1) * daw_rate // model_rate
+        delays = torch.full_like(shifts, bound)  # whatever the shift
+    else:
+        calls = torch.arange(1, period + 1, dtype=torch.long).unsqueeze(0)
+        down_phase = -shifts.unsqueeze(1) * model_rate
+        made = -torch.div(-((calls * buffer - down_half_width) * model_rate - down_phase), daw_rate,
+                          rounding_mode="floor")
+        run = torch.div(made, hop, rounding_mode="floor") * hop
+        read_end = (calls * buffer - 1) * model_rate + (model_delay + up_half_width - run) * daw_rate - down_phase
+        delays = (torch.div(read_end, model_rate, rounding_mode="floor") + 1).max(dim=1).values
+    best = int(torch.argmin(delays))  # the first of the least: the smallest shift
+    return int(delays[best]), -int(shifts[best]) * model_rate
