@@ -55,14 +55,19 @@ def played_hz(model, daw_rate: int, daw_buffer: int, seconds: float = 4.0) -> fl
 
 
 def measure(model_rate: int, folder: Path) -> List[Dict[str, float]]:
-    path = save_shell(_Oscillator(model_rate), folder / f"tone_{model_rate}.nm", model_rate, [])  # any size, as ours
-    model, _ = load_neutone_model(str(path))
+    """The tone through the plugin's own resampling (one native rate, as our exports had until they resampled
+    themselves) and through our wrapper (every common DAW rate native, resampled inside), per DAW setting."""
+    plugin_path = save_shell(_Oscillator(model_rate), folder / f"tone_{model_rate}_sdk.nm", [model_rate], [])
+    ours_path = save_shell(_Oscillator(model_rate), folder / f"tone_{model_rate}_ours.nm", [model_rate], [], hop=256)
+    plugin, _ = load_neutone_model(str(plugin_path))
+    ours, _ = load_neutone_model(str(ours_path))
     rows = []
     for daw_rate, daw_buffer in DAW_SETTINGS:
-        hz = played_hz(model, daw_rate, daw_buffer)
-        predicted = resampling_pitch_cents(model_rate, daw_rate, daw_buffer)
-        rows.append({"model_rate": model_rate, "daw_rate": daw_rate, "daw_buffer": daw_buffer, "played_hz": hz,
-                     "cents": 1200.0 * math.log2(hz / TONE_HZ), "predicted_cents": predicted})
+        sdk_hz, ours_hz = played_hz(plugin, daw_rate, daw_buffer), played_hz(ours, daw_rate, daw_buffer)
+        rows.append({"model_rate": model_rate, "daw_rate": daw_rate, "daw_buffer": daw_buffer,
+                     "sdk_hz": sdk_hz, "sdk_cents": 1200.0 * math.log2(sdk_hz / TONE_HZ),
+                     "predicted_cents": resampling_pitch_cents([model_rate], daw_rate, daw_buffer),
+                     "ours_hz": ours_hz, "ours_cents": 1200.0 * math.log2(ours_hz / TONE_HZ)})
     return rows
 
 
@@ -77,10 +82,11 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
     with tempfile.TemporaryDirectory() as folder:
         rows = [row for rate in args.rates for row in measure(rate, Path(folder))]
     lines = [f"# A {TONE_HZ:g} Hz tone at the model's rate, played by the Neutone plugin\n",
-             "| model rate | DAW rate / buffer | plays at (Hz) | cents | predicted from the rounding |",
+             "| model rate | DAW rate / buffer | plugin's resampling: cents | predicted from its rounding "
+             "| our wrapper's: cents |",
              "|---:|---|---:|---:|---:|"]
-    lines += [f"| {r['model_rate']} | {r['daw_rate']} / {r['daw_buffer']} | {r['played_hz']:.2f} | {r['cents']:+.1f} "
-              f"| {r['predicted_cents']:+.1f} |" for r in rows]
+    lines += [f"| {r['model_rate']} | {r['daw_rate']} / {r['daw_buffer']} | {r['sdk_cents']:+.1f} "
+              f"| {r['predicted_cents']:+.1f} | {r['ours_cents']:+.2f} |" for r in rows]
     md = "\n".join(lines) + "\n"
     write_results(args.name, {"tone_hz": TONE_HZ, "rows": rows}, md, args.out)
     print(md)

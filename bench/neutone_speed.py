@@ -41,7 +41,7 @@ from common import RESULTS_DIR, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
-from vschaos.export.neutone import MAX_KNOBS, MonoAtNativeSizes, NeutoneTexts, export_neutone
+from vschaos.export.neutone import MAX_KNOBS, NeutoneTexts, WholeHopsAtDawRates, export_neutone
 from vschaos.export.neutone_checks import run_sdk_benchmarks
 from vschaos.training.run import build_model
 
@@ -56,20 +56,29 @@ class _Identity(nn.Module):
         return x
 
 
-class SdkShell(MonoAtNativeSizes):
-    """A bare module in the plugin at a model's native sample rate and buffer sizes, with the plugin's four knobs
-    (the SDK handles all four whatever a model names). Around :class:`_Identity` it is the floor: the plugin's
-    cost around a model."""
+class SdkShell(WholeHopsAtDawRates):
+    """A bare module in the plugin, with the plugin's four knobs (the SDK handles all four whatever a model names).
+
+    With ``hop=None`` the plugin hands ``inner`` its buffers directly, at the native sample rates and buffer
+    sizes given: around :class:`_Identity` it is the floor, the plugin's cost around a model. With a ``hop``,
+    ``inner`` runs at ``sample_rates[0]`` in whole hops behind our own wrapper (:class:`WholeHopsAtDawRates`:
+    every DAW rate and buffer size native, resampled inside), as an exported model does."""
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
     neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
     remapped_params: Dict[str, Tensor]
     neutone_parameter_names: List[str]
-    vs_sample_rate: int
+    vs_sample_rates: List[int]
     vs_buffer_sizes: List[int]  # may be empty (any size), which TorchScript cannot infer
+    vs_bypass: bool
 
-    def __init__(self, inner: nn.Module, sample_rate: int, buffer_sizes: List[int]) -> None:
-        self.vs_sample_rate, self.vs_buffer_sizes = int(sample_rate), [int(b) for b in buffer_sizes]
+    def __init__(self, inner: nn.Module, sample_rates: List[int], buffer_sizes: List[int],
+                 hop: Optional[int] = None) -> None:
+        self.set_stream_shape(int(sample_rates[0]), 1 if hop is None else int(hop), 0)
+        self.vs_bypass = hop is None
+        if self.vs_bypass:
+            self.vs_sample_rates, self.vs_buffer_sizes = [int(r) for r in sample_rates], [int(b) for b in buffer_sizes]
         super().__init__(inner, use_debug_mode=True)
+        self.add_stream_state()
 
     def get_model_name(self) -> str:
         return "vschaos shell"
@@ -106,20 +115,29 @@ class SdkShell(MonoAtNativeSizes):
         return [ContinuousNeutoneParameter(f"knob {i + 1}", "unused", 0.5) for i in range(MAX_KNOBS)]
 
     def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        if self.vs_bypass:
+            return self.model(x)
+        return self.whole_hops_forward(x, params)
+
+    def _stream(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         return self.model(x)
 
+    def _reset_stream(self) -> None:
+        pass
 
-def native_sizes(path: Path) -> Tuple[int, List[int]]:
-    """A Neutone file's native sample rate and buffer sizes."""
+
+def native_sizes(path: Path) -> Tuple[List[int], List[int]]:
+    """A Neutone file's native sample rates and buffer sizes."""
     model, _ = load_neutone_model(str(path))
-    return int(model.get_native_sample_rates()[0]), [int(b) for b in model.get_native_buffer_sizes()]
+    return [int(r) for r in model.get_native_sample_rates()], [int(b) for b in model.get_native_buffer_sizes()]
 
 
-def save_shell(inner: nn.Module, path: Path, sample_rate: int, buffer_sizes: List[int]) -> Path:
+def save_shell(inner: nn.Module, path: Path, sample_rates: List[int], buffer_sizes: List[int],
+               hop: Optional[int] = None) -> Path:
     """Write :class:`SdkShell` around ``inner`` to ``path`` through the SDK's export (atomically) and return it."""
     staging = Path(tempfile.mkdtemp(prefix=".shell.", dir=path.parent))
     try:
-        save_neutone_model(SdkShell(inner, sample_rate, buffer_sizes), staging, dump_samples=False,
+        save_neutone_model(SdkShell(inner, sample_rates, buffer_sizes, hop), staging, dump_samples=False,
                            submission=False, speed_benchmark=False, test_offline_mode=False)
         (staging / "model.nm").replace(path)
     finally:
@@ -127,12 +145,12 @@ def save_shell(inner: nn.Module, path: Path, sample_rate: int, buffer_sizes: Lis
     return path
 
 
-def floor_file(folder: Path, sample_rate: int, buffer_sizes: List[int]) -> Path:
-    """Write the floor (:class:`SdkShell` around :class:`_Identity`) for these native sizes to
-    ``folder/floor_<rate>_<sizes' checksum>.nm`` (once) and return it."""
-    sizes = "-".join(str(b) for b in buffer_sizes)
-    path = folder / f"floor_{sample_rate}_{zlib.crc32(sizes.encode()):08x}.nm"  # one per rate and size list
-    return path if path.exists() else save_shell(_Identity(), path, sample_rate, buffer_sizes)
+def floor_file(folder: Path, sample_rates: List[int], buffer_sizes: List[int]) -> Path:
+    """Write the floor (:class:`SdkShell` around :class:`_Identity`) for these native rates and sizes to
+    ``folder/floor_<first rate>_<checksum>.nm`` (once) and return it."""
+    key = ",".join(str(r) for r in sample_rates) + "/" + "-".join(str(b) for b in buffer_sizes)
+    path = folder / f"floor_{sample_rates[0]}_{zlib.crc32(key.encode()):08x}.nm"  # one per rate and size list
+    return path if path.exists() else save_shell(_Identity(), path, sample_rates, buffer_sizes)
 
 
 def model_ms(inverse_rtf: float, floor_inverse_rtf: float) -> float:
@@ -196,7 +214,7 @@ def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
     ``folder``), all interleaved round after round: ``[{file, median, low, high, rounds, floor, model_ms}]``."""
     sizes = {path: native_sizes(path) for path in files}
     floors = {path: floor_file(folder, *sizes[path]) for path in files}
-    floor_rates = {floors[path]: sizes[path][0] for path in files}
+    floor_rates = {floors[path]: sizes[path][0] for path in files}  # the plugin runs a floor at 48 kHz if listed
     figures: Dict[Path, List[float]] = {path: [] for path in list(files) + sorted(set(floors.values()))}
     for _ in range(rounds):
         for path in figures:
@@ -207,7 +225,8 @@ def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
     for path, values in figures.items():
         values = sorted(values)
         floor = floors.get(path)
-        label = str(path) if floor else f"floor: identity at {floor_rates[path]} Hz"
+        rates = floor_rates.get(path, [])
+        label = str(path) if floor else (f"floor: identity, native {'48 kHz' if DAW_RATE in rates else f'{rates[0]} Hz'}")
         rows.append({"file": label, "median": medians[path], "low": values[0], "high": values[-1],
                      "rounds": len(values), "floor": medians[floor] if floor else None,
                      "model_ms": model_ms(medians[path], medians[floor]) if floor else None})

@@ -170,7 +170,8 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
     model, metadata = demo_loaded  # load_neutone_model validates the metadata against the SDK's schema
     assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
     assert metadata["model_name"] == "demo" and metadata["is_experimental"] is True
-    assert metadata["native_sample_rates"] == [DEMO_RATE]
+    # the model's rate first, then the DAW rates the wrapper resamples itself
+    assert metadata["native_sample_rates"] == [DEMO_RATE, 24000, 32000, 44100, 48000, 88200, 96000]
     assert metadata["native_buffer_sizes"] == []  # any size: the wrapper queues the hops itself
     assert metadata["is_input_mono"] and metadata["is_output_mono"]
     assert "'demo_data' (4 files, 20 s)" in metadata["model_short_description"]
@@ -178,13 +179,19 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
                                                                             "direction 2"]
     model.set_daw_sample_rate_and_buffer_size(DEMO_RATE, 2048)
     assert model.calc_model_delay_samples() == 1024 - DEMO_HOP and model.calc_buffering_delay_samples() == 0
-    assert [c.daw_buffer for c in report.checks] == [2048, 256, 441] and all(c.ok for c in report.checks)
-    assert [c.queue_delay for c in report.checks] == [0, 0, DEMO_HOP - 1]  # 441 and 256 share no factor
+    assert [(c.sample_rate, c.daw_buffer) for c in report.checks] == [(0, 2048), (0, 256), (0, 441), (48000, 441)]
+    assert all(c.ok for c in report.checks)
+    assert [c.queue_delay for c in report.checks[:3]] == [0, 0, DEMO_HOP - 1]  # 441 and 256 share no factor
     speed = report.benchmarks.inverse_rtf(48000, 2048)
     assert speed is not None and speed > 0
-    # the SDK's latency benchmark at 44.1 kHz: the model delay counted in DAW samples (twice the model's rate)
+    # the SDK's latency benchmark at 44.1 kHz: our delay in DAW samples, the plugin's buffering none
+    from vschaos.dsp.resample import StreamingResampler, resampled_stream_delay
+
     row = [r for r in report.benchmarks.latency if r["sample_rate"] == 44100 and r["buffer_size"] == 2048][0]
-    assert row["model"] == 2 * (1024 - DEMO_HOP)
+    widths = StreamingResampler(44100, DEMO_RATE).half_width, StreamingResampler(DEMO_RATE, 44100).half_width
+    assert row["buffering"] == 0
+    assert row["model"] == resampled_stream_delay(44100, DEMO_RATE, 2048, DEMO_HOP, 1024 - DEMO_HOP, *widths)[0]
+    assert 2 * (1024 - DEMO_HOP) < row["model"] < 2 * (1024 - DEMO_HOP) + 100  # twice the model's, plus filters
     text = report.format()
     assert "1/RTF" in text and "PASS" in text and "direction 2" in text and "model math: float32" in text
     assert model.w2w_base.model.vae.transform.norm_mean.dtype == torch.float32
@@ -199,8 +206,8 @@ def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_
 
     real, dtypes = neutone.check_buffer, []
 
-    def check_buffer(model, buffer):
-        check = real(model, buffer)
+    def check_buffer(model, buffer, **options):
+        check = real(model, buffer, **options)
         dtypes.append(model.w2w_base.model.vae.transform.norm_mean.dtype)
         if dtypes[-1] == torch.float32:  # as a model whose stream depends on the buffer size
             check.problems.append(f"buffer {buffer}: output differs from StreamingVAE.forward by up to 0.01")
@@ -208,7 +215,8 @@ def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_
 
     monkeypatch.setattr(neutone, "check_buffer", check_buffer)
     texts = make_texts("demo", demo_vae, "'demo_data'", demo_directions)
-    report = export_neutone(demo_vae, tmp_path / "demo.nm", texts, demo_directions, check_buffers=(2048,), **NO_BENCH)
+    report = export_neutone(demo_vae, tmp_path / "demo.nm", texts, demo_directions, check_buffers=(2048,),
+                            resampled_checks=(), **NO_BENCH)
     assert dtypes == [torch.float32, torch.float64]
     assert report.model_math.startswith("float64 (float32 failed: buffer 2048: output differs")
     model, _ = load_neutone_model(str(tmp_path / "demo.nm"))
@@ -258,12 +266,15 @@ def test_the_hop_queue_is_the_least_that_never_runs_dry():
 def test_odd_daw_buffers_do_not_queue_for_long(demo_loaded, daw_rate, daw_buffer):
     """With native sizes, the plugin took the first one the resampled DAW buffer divides: 48 kHz / 64 queued a
     3840-sample model buffer (173 ms), 44.1 kHz / 480 one of 3840 (163 ms), 48 kHz / 2048 two DAW buffers
-    (85 ms). Now the plugin queues nothing and the wrapper less than a hop (11.6 ms at 22.05 kHz)."""
+    (85 ms). Now the plugin neither resamples nor queues, and the wrapper adds to the model's own delay less
+    than a hop (11.6 ms at 22.05 kHz) and its resamplers' filters (~1.6 ms)."""
     model, _ = demo_loaded
     model.set_daw_sample_rate_and_buffer_size(daw_rate, daw_buffer)
-    assert model.model_bs == model.io_bs and model.calc_buffering_delay_samples() == 0
-    queue = model.w2w_base.calc_model_delay_samples() - model.w2w_base.vs_delay
-    assert 0 <= queue < DEMO_HOP
+    assert model.model_bs == model.io_bs == daw_buffer and not model.is_resampling()
+    assert model.calc_buffering_delay_samples() == 0
+    own = model.w2w_base.vs_delay * daw_rate / DEMO_RATE
+    added_ms = 1e3 * (model.w2w_base.calc_model_delay_samples() - own) / daw_rate
+    assert 0 <= added_ms < 1e3 * DEMO_HOP / DEMO_RATE + 1.8
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
@@ -425,7 +436,8 @@ def test_script_format_neutone_uses_the_training_latents(tmp_path, capsys):
     assert script_main([str(run_dir), "--format", "neutone", "-o", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "1/RTF" in printed and "principal directions of" in printed and "SDK benchmark-latency" in printed
-    assert "pitch in the plugin, cents" in printed and "48 kHz / 64: +35.0" in printed
+    assert "pitch at other DAW rates, cents" in printed and "50 kHz / 64: +15.7" in printed
+    assert "48 kHz / 441: equals StreamingVAE.forward between the wrapper's resamplers" in printed
     model, metadata = load_neutone_model(str(tmp_path / "out" / "tiny.nm"))
     assert "'demo_data' (" in metadata["model_short_description"]
     # the stored directions are the principal directions of the training latents, scaled
@@ -499,7 +511,7 @@ def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob
     report = export_neutone(vae, tmp_path / f"{preset}.nm", make_texts(preset, vae, "'none'", directions), directions,
                             **FAST_BENCH)
     assert all(c.ok for c in report.checks)
-    assert report.metadata["native_sample_rates"] == [44100]
+    assert report.metadata["native_sample_rates"] == [44100, 22050, 24000, 32000, 48000, 88200, 96000]
     assert report.knobs[-1][0] == last_knob
     assert report.benchmarks.inverse_rtf(48000, 2048) > 0
 
@@ -528,7 +540,7 @@ def test_the_plugins_resampling_plays_a_fixed_pitch_sharp_as_the_readme_says(tmp
     differently, this fails and the README's table must be measured again."""
     bench = _bench_module("neutone_pitch", monkeypatch)
     model_rate = 22050
-    path = bench.save_shell(bench._Oscillator(model_rate), tmp_path / "tone.nm", model_rate, [256, 512, 1024])
+    path = bench.save_shell(bench._Oscillator(model_rate), tmp_path / "tone.nm", [model_rate], [256, 512, 1024])
     from neutone_sdk.utils import load_neutone_model
 
     model, _ = load_neutone_model(str(path))
@@ -541,8 +553,51 @@ def test_the_plugins_resampling_plays_a_fixed_pitch_sharp_as_the_readme_says(tmp
     from vschaos.export.neutone import resampling_pitch_cents
 
     for setting, measured in cents.items():  # 2 s of sound: the measurement resolves ~0.25 cent
-        assert resampling_pitch_cents(model_rate, *setting) == pytest.approx(measured, abs=0.3)
-    assert resampling_pitch_cents(48000, 48000, 100) == 0.0
+        assert resampling_pitch_cents([model_rate], *setting) == pytest.approx(measured, abs=0.3)
+    assert resampling_pitch_cents([48000], 48000, 100) == 0.0
+    assert resampling_pitch_cents([22050, 48000], 48000, 64) == 0.0  # a native rate: the plugin leaves it alone
+
+
+@needs_sdk
+@pytest.mark.parametrize("daw_rate, daw_buffer", [(48000, 64), (48000, 2048), (96000, 32), (44100, 100)])
+def test_our_wrapper_plays_a_fixed_pitch_in_tune_at_any_buffer(tmp_path, monkeypatch, daw_rate, daw_buffer):
+    """The same oscillator behind WholeHopsAtDawRates (every common DAW rate native, resampled inside with the
+    position carried across calls): in tune where the plugin's own resampling is up to 147 cents sharp."""
+    bench = _bench_module("neutone_pitch", monkeypatch)
+    path = bench.save_shell(bench._Oscillator(DEMO_RATE), tmp_path / "tone.nm", [DEMO_RATE], [], hop=DEMO_HOP)
+    from neutone_sdk.utils import load_neutone_model
+
+    model, metadata = load_neutone_model(str(path))
+    assert daw_rate in metadata["native_sample_rates"]
+    played = bench.played_hz(model, daw_rate, daw_buffer, seconds=2.0)
+    assert 1200 * math.log2(played / bench.TONE_HZ) == pytest.approx(0.0, abs=0.3)
+
+
+@needs_sdk
+@pytest.mark.parametrize("daw_rate, daw_buffer", [(48000, 441), (44100, 100), (96000, 64)])
+def test_the_reported_delay_is_the_waveforms_delay_through_our_resamplers(tmp_path, monkeypatch, daw_rate,
+                                                                            daw_buffer):
+    """An identity behind WholeHopsAtDawRates: what comes out is what went in (band-limited), exactly the
+    reported delay later: the waveform correlation peaks there at 1.0."""
+    from neutone_sdk.utils import load_neutone_model
+
+    from vschaos.export.neutone_checks import stream_file_model
+    from vschaos.host.verify import measure_delay
+
+    bench = _bench_module("neutone_speed", monkeypatch)
+    path = bench.save_shell(bench._Identity(), tmp_path / "identity.nm", [DEMO_RATE], [], hop=DEMO_HOP)
+    model, _ = load_neutone_model(str(path))
+    model.set_daw_sample_rate_and_buffer_size(daw_rate, daw_buffer)
+    delay = int(model.calc_model_delay_samples()) + int(model.calc_buffering_delay_samples())
+    import torchaudio.functional as AF
+
+    length = daw_rate // 2 // daw_buffer * daw_buffer
+    audio = AF.resample(noise(length * 16000 // daw_rate + 100), 16000, daw_rate)[:, :length]  # noise below 8 kHz
+    out = stream_file_model(model, audio, daw_rate, daw_buffer)
+    lag, correlation = measure_delay(audio[0].double().numpy(), out[0].double().numpy(), length // 2)
+    assert lag == delay and correlation > 0.99  # not 1: the input's abrupt start is not band-limited
+    assert torch.allclose(out[0, delay + 2000:], audio[0, 2000:length - delay], atol=1e-2)  # past the start
+    assert float(out[0, delay + 2000:].abs().max()) > 0.3
 
 
 @needs_sdk
@@ -554,15 +609,16 @@ def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     from vschaos.export.neutone_checks import stream_file_model
 
     bench = _bench_module("neutone_speed", monkeypatch)
-    path = bench.floor_file(tmp_path, DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP])
-    assert bench.native_sizes(path) == (DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP])
+    path = bench.floor_file(tmp_path, [DEMO_RATE], [DEMO_HOP, 2 * DEMO_HOP])
+    assert bench.native_sizes(path) == ([DEMO_RATE], [DEMO_HOP, 2 * DEMO_HOP])
     model, metadata = load_neutone_model(str(path))
     assert len(metadata["neutone_parameters"]) == 4
     audio = torch.randn(1, 8 * DEMO_HOP, generator=torch.Generator().manual_seed(0))
     # at a native rate and buffer size the plugin neither resamples nor queues: the identity's output is its input
     assert torch.equal(stream_file_model(model, audio, DEMO_RATE, DEMO_HOP), audio)
     assert not any(p.name.startswith(".shell.") for p in tmp_path.iterdir())  # the staging folder is removed
-    assert bench.floor_file(tmp_path, DEMO_RATE, [DEMO_HOP]) != path  # one floor per rate and size list
-    assert bench.floor_file(tmp_path, DEMO_RATE, [DEMO_HOP, 2 * DEMO_HOP]) == path
+    assert bench.floor_file(tmp_path, [DEMO_RATE], [DEMO_HOP]) != path  # one floor per rate and size list
+    assert bench.floor_file(tmp_path, [DEMO_RATE, 48000], [DEMO_HOP, 2 * DEMO_HOP]) != path
+    assert bench.floor_file(tmp_path, [DEMO_RATE], [DEMO_HOP, 2 * DEMO_HOP]) == path
     # a model at 1/RTF 10 beside a floor of 20 adds half a buffer's duration minus a twentieth: 2.133 ms
     assert bench.model_ms(10.0, 20.0) == pytest.approx(1e3 * 2048 / 48000 * (0.1 - 0.05))

@@ -46,12 +46,13 @@ from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
+from vschaos.dsp.resample import StreamingResampler, resampled_stream_delay
 from vschaos.io import PathLike
 from vschaos.export.directions import LatentDirections, run_directions
 from vschaos.export.export import in_model_dtypes, streaming_module
 from vschaos.export.module import StreamingVAE
-from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, BufferCheck, NeutoneExportError,
-                                           SdkBenchmarks, check_buffer, run_sdk_benchmarks)
+from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, RESAMPLED_CHECKS, BufferCheck,
+                                           NeutoneExportError, SdkBenchmarks, check_buffer, run_sdk_benchmarks)
 
 
 TEMPERATURE_MAX = 2.0
@@ -61,8 +62,11 @@ NOTE_RANGE = (24, 96)  # MIDI C1..C7 across the rest of the note knob
 TRANSPOSE_RANGE = 12.0  # semitones at either end of the transpose knob
 MAX_KNOBS = 4  # the plugin shows four
 NAME_LIMIT = 30  # the SDK's schema: longer model names are cut
-PITCH_DAW_SETTINGS = ((44100, 256), (48000, 64), (48000, 256), (48000, 2048))  # reported on export
+PITCH_DAW_SETTINGS = ((50000, 64), (50000, 2048))  # reported on export: a rate not in DAW_SAMPLE_RATES
 NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
+# DAW rates the wrapper resamples from itself (exact pitch, band-limited, any buffer); the plugin brings others
+# to the nearest of these with its own per-buffer resampling
+DAW_SAMPLE_RATES = (22050, 24000, 32000, 44100, 48000, 88200, 96000)  # the SDK schema stops at 96 kHz
 log = logging.getLogger(__name__)
 
 
@@ -93,10 +97,10 @@ def _clip(text: str, limit: int) -> str:
 
 
 class MonoAtNativeSizes(WaveformToWaveformBase):
-    """The plugin contract every vschaos Neutone model shares: mono in and out, one native sample rate
-    (``vs_sample_rate``) and the native buffer sizes ``vs_buffer_sizes``, set by the subclass before the SDK's
-    constructor runs."""
-    vs_sample_rate: int
+    """The plugin contract every vschaos Neutone model shares: mono in and out, the native sample rates
+    ``vs_sample_rates`` (the model's own first) and the native buffer sizes ``vs_buffer_sizes``, set by the
+    subclass before the SDK's constructor runs."""
+    vs_sample_rates: List[int]
     vs_buffer_sizes: List[int]
 
     @torch.jit.export
@@ -109,22 +113,127 @@ class MonoAtNativeSizes(WaveformToWaveformBase):
 
     @torch.jit.export
     def get_native_sample_rates(self) -> List[int]:
-        return [self.vs_sample_rate]
+        return self.vs_sample_rates
 
     @torch.jit.export
     def get_native_buffer_sizes(self) -> List[int]:
         return self.vs_buffer_sizes
 
 
-class NeutoneSpectralVAE(MonoAtNativeSizes):
-    """Neutone ``WaveformToWaveformBase`` around a (not yet scripted) :class:`StreamingVAE`.
+class WholeHopsAtDawRates(MonoAtNativeSizes):
+    """The plugin's side of a model that runs whole hops of ``vs_hop`` samples at its own rate ``vs_sample_rate``
+    with a delay of ``vs_delay`` samples (the subclass's :meth:`_stream` and :meth:`_reset_stream`).
 
-    Mono in, mono out, at the model's own sample rate. Any buffer size is native (an empty list: the plugin
-    then calls the model with the DAW buffer resampled, and queues nothing): the wrapper runs
-    ``StreamingVAE.forward`` on the whole hops it has and keeps the rest for the next call, with an output
-    queue that starts ``hop - gcd(buffer, hop)`` samples long (:func:`hop_queue_delay`), the least that never
-    runs dry. The reported delay is ``StreamingVAE``'s ``forward_delay`` plus that queue.
+    Mono in, mono out. Every common DAW rate (:data:`DAW_SAMPLE_RATES`) and every buffer size is native, so the
+    plugin hands the model the DAW's own buffers and neither resamples nor queues. The wrapper:
+
+    * at the model's own rate, runs :meth:`_stream` on the whole hops it has and keeps the rest for
+      the next call, with an output queue that starts ``hop - gcd(buffer, hop)`` samples long
+      (:func:`hop_queue_delay`), the least that never runs dry; the reported delay is ``vs_delay`` plus that queue;
+    * at another rate, resamples the input to the model's rate and the output back with
+      :class:`~vschaos.dsp.resample.StreamingResampler`s (windowed sinc, fractional position carried across
+      calls: exact pitch at any buffer size, unlike the plugin's per-buffer resampling), the output one
+      positioned so that the total delay is the least whole number of DAW samples that never runs dry
+      (:func:`resampled_stream_delay`).
     """
+
+    vs_sample_rates: List[int]
+    vs_buffer_sizes: List[int]
+    vs_sample_rate: int
+    vs_rate: int
+    vs_resampling: bool
+    vs_hop: int
+    vs_block: int
+    vs_queue_delay: int
+    vs_total_delay: int
+    vs_down_phase: int
+    vs_delay: int
+
+    def set_stream_shape(self, sample_rate: int, hop: int, delay: int) -> None:
+        """Plain attributes, set before the SDK's constructor runs (it asks for the native rates)."""
+        self.vs_sample_rate, self.vs_hop, self.vs_delay = int(sample_rate), int(hop), int(delay)
+        self.vs_sample_rates = native_sample_rates(self.vs_sample_rate)
+        self.vs_buffer_sizes = []  # every size
+        # set_model_sample_rate_and_buffer_size sets these
+        self.vs_rate, self.vs_resampling, self.vs_block = self.vs_sample_rate, False, -1
+        self.vs_queue_delay, self.vs_total_delay, self.vs_down_phase = 0, self.vs_delay, 0
+
+    def add_stream_state(self) -> None:
+        """The resamplers and queues, added after the SDK's constructor (streaming state: not saved)."""
+        self.vs_down = StreamingResampler()  # DAW rate -> the model's
+        self.vs_up = StreamingResampler()  # and back
+        self.register_buffer("vs_pending", torch.zeros(1, 0), persistent=False)  # input not yet a whole hop
+        self.register_buffer("vs_ready", torch.zeros(1, 0), persistent=False)  # output not yet played
+
+    @torch.jit.export
+    def calc_model_delay_samples(self) -> int:
+        return self.vs_total_delay
+
+    def set_model_sample_rate_and_buffer_size(self, sample_rate: int, n_samples: int) -> bool:
+        """The plugin's rate and buffer: sizes the output queue or sets up the resamplers (and restarts)."""
+        self.vs_rate, self.vs_block = sample_rate, n_samples
+        self.vs_resampling = sample_rate != self.vs_sample_rate
+        if self.vs_resampling:
+            self.vs_down.set_rates(sample_rate, self.vs_sample_rate, 0)
+            self.vs_up.set_rates(self.vs_sample_rate, sample_rate, 0)
+            self.vs_queue_delay = 0
+            self.vs_total_delay, self.vs_down_phase = resampled_stream_delay(
+                sample_rate, self.vs_sample_rate, n_samples, self.vs_hop, self.vs_delay, self.vs_down.half_width,
+                self.vs_up.half_width)
+            self.vs_down.set_rates(sample_rate, self.vs_sample_rate, self.vs_down_phase)
+            # output n plays the model's output for DAW time n - total delay (input position + its own delay)
+            self.vs_up.set_rates(self.vs_sample_rate, sample_rate, self.vs_delay * sample_rate
+                                 - self.vs_total_delay * self.vs_sample_rate - self.vs_down_phase)
+        else:
+            self.vs_queue_delay = hop_queue_delay(n_samples, self.vs_hop)
+            self.vs_total_delay = self.vs_delay + self.vs_queue_delay
+        self.reset_model()
+        return True
+
+    def reset_model(self) -> bool:
+        self._reset_stream()
+        self.vs_down.reset()
+        self.vs_up.reset()
+        self.vs_pending = torch.zeros(1, 0)
+        self.vs_ready = torch.zeros(1, self.vs_queue_delay)
+        return True
+
+    def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        return self.whole_hops_forward(x, params)
+
+    def whole_hops_forward(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        """``x (1, B)`` -> ``(1, B)``: the whole hops of the input so far (resampled to the model's rate when
+        the DAW's differs) through :meth:`_stream`, the output from the queue or the output resampler (see the
+        class docstring)."""
+        n = x.shape[1]
+        if n != self.vs_block:  # a caller that did not announce its buffer: size the queue for it
+            self.set_model_sample_rate_and_buffer_size(self.vs_rate, n)
+        model_rate_x = self.vs_down(x) if self.vs_resampling else x
+        pending = torch.cat([self.vs_pending, model_rate_x], dim=1)
+        whole = pending.shape[1] // self.vs_hop * self.vs_hop
+        self.vs_pending = pending[:, whole:]
+        if self.vs_resampling:
+            if whole > 0:
+                self.vs_up.push(self._stream(pending[:, :whole], params))
+            return self.vs_up.pull(n)
+        ready = self.vs_ready
+        if whole > 0:
+            ready = torch.cat([ready, self._stream(pending[:, :whole], params)], dim=1)
+        self.vs_ready = ready[:, n:]
+        return ready[:, :n]
+
+    def _stream(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
+        """``(1, whole hops)`` at the model's rate -> ``(1, same)``, ``vs_delay`` samples late."""
+        raise NotImplementedError
+
+    def _reset_stream(self) -> None:
+        raise NotImplementedError
+
+
+class NeutoneSpectralVAE(WholeHopsAtDawRates):
+    """Neutone ``WaveformToWaveformBase`` around a (not yet scripted) :class:`StreamingVAE`, which runs whole hops
+    at the model's rate (:class:`WholeHopsAtDawRates`: every common DAW rate and buffer size native). It maps the
+    plugin's knobs onto ``StreamingVAE``'s inlets and attributes."""
 
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
     neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
@@ -139,11 +248,16 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
     vs_version: str
     vs_experimental: bool
     vs_links: Dict[str, str]
-    vs_sample_rate: int
+    vs_sample_rates: List[int]
     vs_buffer_sizes: List[int]
+    vs_sample_rate: int
+    vs_rate: int
+    vs_resampling: bool
     vs_hop: int
     vs_block: int
     vs_queue_delay: int
+    vs_total_delay: int
+    vs_down_phase: int
     vs_delay: int
     vs_n_tasks: int
     vs_direction_names: List[str]
@@ -166,11 +280,7 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
         self.vs_technical, self.vs_tags = texts.technical_description, list(texts.tags)
         self.vs_version, self.vs_experimental = texts.version, bool(texts.is_experimental)
         self.vs_links = {}
-        self.vs_sample_rate = int(stream.sample_rate)
-        self.vs_buffer_sizes = []  # every size: see the class docstring
-        self.vs_hop = int(stream.hop)
-        self.vs_block, self.vs_queue_delay = -1, 0  # set_model_sample_rate_and_buffer_size sets both
-        self.vs_delay = int(stream.delays()[2])
+        self.set_stream_shape(int(stream.sample_rate), int(stream.hop), int(stream.delays()[2]))
         self.vs_n_tasks = len(stream.forward_tasks)
         self.vs_transpose_range = TRANSPOSE_RANGE if int(stream.pitch_dims) > 0 else 0.0
         self.vs_temperature_max = TEMPERATURE_MAX
@@ -194,14 +304,12 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
         self._directions_source = directions.source
         self._label_task_names = tasks
         super().__init__(stream, use_debug_mode=True)
+        self.add_stream_state()
         defaults = [default for _, _, default in self.knobs()]
         defaults += [0.0] * (self._get_max_n_params() - len(defaults))
         self.register_buffer("vs_knob_defaults", torch.tensor(defaults).unsqueeze(1))
         self.register_buffer("vs_direction_steps",
                              DIRECTION_RANGE * directions.scales.float().unsqueeze(1) * directions.vectors.float())
-        # the input not yet a whole hop, and the output not yet played (streaming state: not saved)
-        self.register_buffer("vs_pending", torch.zeros(1, 0), persistent=False)
-        self.register_buffer("vs_ready", torch.zeros(1, 0), persistent=False)
 
     # ------------------------------------------------------------------ metadata
     def get_model_name(self) -> str:
@@ -257,23 +365,6 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
         return knobs
 
     # ------------------------------------------------------------------ plugin contract
-    @torch.jit.export
-    def calc_model_delay_samples(self) -> int:
-        return self.vs_delay + self.vs_queue_delay
-
-    def set_model_sample_rate_and_buffer_size(self, sample_rate: int, n_samples: int) -> bool:
-        """The plugin's buffer at the model's rate: sizes the output queue (and restarts the stream)."""
-        self.vs_block = n_samples
-        self.vs_queue_delay = hop_queue_delay(n_samples, self.vs_hop)
-        self.reset_model()
-        return True
-
-    def reset_model(self) -> bool:
-        self.model.reset()
-        self.vs_pending = torch.zeros(1, 0)
-        self.vs_ready = torch.zeros(1, self.vs_queue_delay)
-        return True
-
     def aggregate_params(self, params: Tensor) -> Tensor:
         """Each knob's value for this buffer: the SDK's mean over the buffer of its samples, each NaN sample read
         as the knob's default and each sample clamped to [0, 1] (+Inf -> 1, -Inf -> 0) first, so that one bad
@@ -296,20 +387,8 @@ class NeutoneSpectralVAE(MonoAtNativeSizes):
                 values[self.vs_class_index] = float(round(position * (self.vs_n_classes - 1)))
         return values
 
-    def do_forward_pass(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
-        """``x (1, B)`` -> ``(1, B)``: the whole hops of the input so far through :meth:`_stream`, the output
-        from the queue (see the class docstring)."""
-        n = x.shape[1]
-        if n != self.vs_block:  # a caller that did not announce its buffer: size the queue for it
-            self.set_model_sample_rate_and_buffer_size(self.vs_sample_rate, n)
-        pending = torch.cat([self.vs_pending, x], dim=1)
-        whole = pending.shape[1] // self.vs_hop * self.vs_hop
-        self.vs_pending = pending[:, whole:]
-        ready = self.vs_ready
-        if whole > 0:
-            ready = torch.cat([ready, self._stream(pending[:, :whole], params)], dim=1)
-        self.vs_ready = ready[:, n:]
-        return ready[:, :n]
+    def _reset_stream(self) -> None:
+        self.model.reset()
 
     def _stream(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         """``x (1, whole hops)`` -> ``(1, same)`` through ``StreamingVAE.forward`` with the knobs applied."""
@@ -338,13 +417,20 @@ def hop_queue_delay(buffer: int, hop: int) -> int:
     return hop - math.gcd(buffer, hop)
 
 
-def resampling_pitch_cents(model_rate: int, daw_rate: int, daw_buffer: int) -> float:
-    """How many cents sharp the plugin plays a pitch the model makes, at this DAW setting: it resamples each DAW
-    buffer on its own to the length the SDK rounds up (``calc_resampled_buffer_size``), so the model runs that
-    much fast. 0 when the rates are equal or the length comes out whole (README "Pitch and the plugin's
+def native_sample_rates(model_rate: int) -> List[int]:
+    """The rates the plugin may run the wrapper at: the model's own first (checks stream at it), then
+    :data:`DAW_SAMPLE_RATES`."""
+    return [model_rate] + [rate for rate in DAW_SAMPLE_RATES if rate != model_rate]
+
+
+def resampling_pitch_cents(native_rates: List[int], daw_rate: int, daw_buffer: int) -> float:
+    """How many cents sharp the plugin plays a pitch the model makes, at this DAW setting: 0 at a native rate;
+    at another it resamples each DAW buffer on its own to the nearest native rate and to the length the SDK rounds
+    up (``calc_resampled_buffer_size``), so the model runs that much fast (README "Pitch and the plugin's
     resampling"; ``bench/neutone_pitch.py`` measures it)."""
-    resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, model_rate, daw_buffer)
-    return 1200.0 * math.log2(resampled * daw_rate / (model_rate * daw_buffer))
+    rate = SampleQueueWrapper.select_best_model_sr(daw_rate, native_rates)
+    resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, rate, daw_buffer)
+    return 1200.0 * math.log2(resampled * daw_rate / (rate * daw_buffer))
 
 
 def direction_knobs(transpose_knob: bool, label_knob: bool) -> int:
@@ -399,9 +485,11 @@ class NeutoneExportReport:
 
     def format(self) -> str:
         meta = self.metadata
+        rates = [int(rate) for rate in meta["native_sample_rates"]]
         lines = [f"Neutone model {meta['model_name']!r} (SDK {meta['sdk_version']}, experimental: "
-                 f"{meta['is_experimental']}): mono, native sample rate {meta['native_sample_rates']}, any buffer "
-                 f"size (whole hops run, the rest queued)",
+                 f"{meta['is_experimental']}): mono, the model's rate {rates[0]} Hz; DAW rates "
+                 f"{', '.join(f'{rate / 1000:g}' for rate in sorted(rates[1:]))} kHz resampled inside (exact pitch);"
+                 f" any buffer size (whole hops run, the rest kept)",
                  f"  {meta['model_short_description']}",
                  f"  tags: {', '.join(meta['tags'])}",
                  "knobs:"]
@@ -409,26 +497,31 @@ class NeutoneExportReport:
             lines.append(f"  {i + 1}. {name} (default {default:g}): {description}")
         lines.append(f"  directions: {self.directions_source}")
         lines.append(f"model math: {self.model_math}")
-        rate = int(meta["native_sample_rates"][0])
-        pitch = ", ".join(f"{daw_rate / 1000:g} kHz / {daw_buffer}: {resampling_pitch_cents(rate, daw_rate, daw_buffer):+.1f}"
+        pitch = ", ".join(f"{daw_rate / 1000:g} kHz / {daw_buffer}: "
+                          f"{resampling_pitch_cents(rates, daw_rate, daw_buffer):+.1f}"
                           for daw_rate, daw_buffer in PITCH_DAW_SETTINGS)
-        lines.append(f"pitch in the plugin, cents (its per-buffer resampling; README \"Pitch and the plugin's "
-                     f"resampling\"): {pitch}")
+        lines.append(f"pitch at other DAW rates, cents (the plugin's per-buffer resampling to the nearest; README "
+                     f"\"Pitch and the plugin's resampling\"): {pitch}")
         lines.append("SDK validation (save_neutone_model: TorchScript, metadata schema, reload, plugin methods, "
                      "offline mode): passed")
         for check in self.checks:
-            lines.append(f"check at DAW buffer {check.daw_buffer} (model buffer {check.model_buffer}): equals "
-                         f"StreamingVAE.forward after the queues' delay {check.queue_delay} (max error "
-                         f"{check.max_error:.2g}); reported delay {check.buffering_delay + check.model_delay} "
-                         f"(model {check.model_delay}), {check.delay_summary}: "
-                         f"{'PASS' if check.ok else 'FAIL'}")
+            if check.resampled:
+                equals = (f"check at {check.sample_rate / 1000:g} kHz / {check.daw_buffer}: equals StreamingVAE.forward "
+                          f"between the wrapper's resamplers run offline")
+            else:
+                equals = (f"check at DAW buffer {check.daw_buffer} (model buffer {check.model_buffer}): equals "
+                          f"StreamingVAE.forward after the queues' delay {check.queue_delay}")
+            lines.append(f"{equals} (max error {check.max_error:.2g}); reported delay "
+                         f"{check.buffering_delay + check.model_delay} (model {check.model_delay}), "
+                         f"{check.delay_summary}: {'PASS' if check.ok else 'FAIL'}")
         if self.benchmarks is not None:
             lines.append(self.benchmarks.format())
         return "\n".join(lines)
 
 
 def export_neutone(vae: nn.Module, path: PathLike, texts: NeutoneTexts, directions: LatentDirections,
-                   check_buffers: Sequence[int] = CHECK_BUFFERS, benchmark: bool = True,
+                   check_buffers: Sequence[int] = CHECK_BUFFERS,
+                   resampled_checks: Sequence[Tuple[int, int]] = RESAMPLED_CHECKS, benchmark: bool = True,
                    bench_buffers: Sequence[int] = BENCH_BUFFERS, bench_repeat: int = 10, bench_iters: int = 30,
                    threads: int = 1, sdk_offline_check: bool = True) -> NeutoneExportReport:
     """Write ``vae`` as a Neutone model to ``path`` only if the SDK's validation, our equality and delay
@@ -438,8 +531,8 @@ def export_neutone(vae: nn.Module, path: PathLike, texts: NeutoneTexts, directio
     of its bundled 17 s sample (tests use both to stay fast; the command line always runs them)."""
     with warnings.catch_warnings():  # torch.jit.script/save/load deprecation notices: TorchScript is what Neutone loads
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=FutureWarning)
-        return _export_neutone(vae, path, texts, directions, check_buffers, benchmark, bench_buffers, bench_repeat,
-                               bench_iters, threads, sdk_offline_check)
+        return _export_neutone(vae, path, texts, directions, check_buffers, resampled_checks, benchmark,
+                               bench_buffers, bench_repeat, bench_iters, threads, sdk_offline_check)
 
 
 class _ChecksFailed(NeutoneExportError):
@@ -450,8 +543,8 @@ class _ChecksFailed(NeutoneExportError):
         super().__init__(f"export refused, {path} not written:\n  " + "\n  ".join(problems))
 
 
-def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, bench_buffers, bench_repeat,
-                    bench_iters, threads, sdk_offline_check) -> NeutoneExportReport:
+def _export_neutone(vae, path, texts, directions, check_buffers, resampled_checks, benchmark, bench_buffers,
+                    bench_repeat, bench_iters, threads, sdk_offline_check) -> NeutoneExportReport:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -468,6 +561,7 @@ def _export_neutone(vae, path, texts, directions, check_buffers, benchmark, benc
                 raise NeutoneExportError(f"export refused, {path} not written: the Neutone SDK's validation failed: "
                                          f"{type(error).__name__}: {message}") from error
             checks = [check_buffer(model, int(buffer)) for buffer in check_buffers]
+            checks += [check_buffer(model, int(buffer), daw_rate=int(rate)) for rate, buffer in resampled_checks]
             problems = [problem for check in checks for problem in check.problems]
             if problems:
                 raise _ChecksFailed(path, problems)

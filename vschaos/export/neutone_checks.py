@@ -22,6 +22,7 @@ from vschaos.host.verify.checks import DEFAULT_TOLERANCE
 from vschaos.io import PathLike
 
 CHECK_BUFFERS = (2048, 256, 441)  # DAW buffers of the equality and delay checks (model's rate; 441: not whole hops)
+RESAMPLED_CHECKS = ((48000, 441),)  # (DAW rate, buffer) checks through the wrapper's own resamplers
 BENCH_BUFFERS = (128, 256, 512, 1024, 2048)  # the SDK's defaults
 BENCH_SAMPLE_RATES = (48000,)
 LATENCY_SAMPLE_RATES = (44100, 48000)
@@ -50,7 +51,7 @@ def stream_file_model(model, audio: Tensor, sample_rate: int, buffer: int, param
 
 @dataclass
 class BufferCheck:
-    """Equality with ``StreamingVAE.forward`` and the measured delay at one DAW buffer size (model's rate)."""
+    """Equality with ``StreamingVAE.forward`` and the measured delay at one DAW buffer size and rate."""
     daw_buffer: int
     model_buffer: int
     buffering_delay: int
@@ -59,27 +60,40 @@ class BufferCheck:
     delay_summary: str
     problems: List[str]
     queue_delay: int = 0  # buffering plus the wrapper's own queue: the delay beyond StreamingVAE.forward's
+    sample_rate: int = 0  # the DAW's; 0: the model's own
+
+    @property
+    def resampled(self) -> bool:
+        return self.sample_rate > 0
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
+def check_buffer(model, buffer: int, seconds: float = 0.75, daw_rate: Optional[int] = None) -> BufferCheck:
     """The loaded file streamed at ``buffer`` must equal its own scripted ``StreamingVAE.forward`` (one
     offline call) shifted by the queues' delay (the SDK's buffering plus the wrapper's hop queue, i.e. the
     reported delay beyond ``forward``'s own), and its measured delay (as our host measures an nn~ model's:
-    waveform cross-correlation, else the band envelopes) must equal buffering + model delay."""
+    waveform cross-correlation, else the band envelopes) must equal buffering + model delay.
+
+    With a ``daw_rate`` other than the model's, the file streams at that rate through the wrapper's own
+    resamplers, and the reference is the same chain offline: the whole input resampled in one call
+    (:func:`~vschaos.dsp.resample.resample_offline`), one ``forward`` call, the output resampled back at the
+    position the reported delay sets."""
+    from vschaos.dsp.resample import resample_offline
     from vschaos.host.verify import (ENVELOPE_MIN_LENGTH, MIN_CORRELATION_FOR_DELAY, envelope_delay,
                                      measure_delay)
 
-    sample_rate = int(model.get_native_sample_rates()[0])
+    model_rate = int(model.get_native_sample_rates()[0])
+    sample_rate = model_rate if daw_rate is None else int(daw_rate)
     model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer)
     buffering, model_delay = int(model.calc_buffering_delay_samples()), int(model.calc_model_delay_samples())
     model_buffer = int(model.model_bs)
     total = buffering + model_delay
     own_delay = int(model.w2w_base.vs_delay)
-    queue = total - own_delay
+    resampled = sample_rate != model_rate
+    queue = total - (own_delay * sample_rate) // model_rate
     problems: List[str] = []
     if queue < 0:
         problems.append(f"buffer {buffer}: reported delay {total} is shorter than StreamingVAE.forward's own "
@@ -89,27 +103,41 @@ def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
     generator = torch.Generator().manual_seed(5)
     audio = 0.3 * torch.randn(1, length, generator=generator)
     streamed = stream_file_model(model, audio, sample_rate, buffer)
+    if resampled and int(model.w2w_base.vs_up.underruns) > 0:
+        problems.append(f"{sample_rate / 1000:g} kHz / buffer {buffer}: the output resampler ran dry "
+                        f"{int(model.w2w_base.vs_up.underruns)} times: the reported delay {total} is too short")
     stream = model.w2w_base.model
     n_tasks = len(model.w2w_base.model.forward_tasks)
     hop = int(model.w2w_base.vs_hop)
-    inputs = torch.full((1, 1 + n_tasks, -(-length // hop) * hop), -1.0)  # whole hops; forward is causal
+    down_phase = int(model.w2w_base.vs_down_phase)
+    model_audio = resample_offline(audio, sample_rate, model_rate, length * model_rate // sample_rate, down_phase) \
+        if resampled else audio
+    model_length = model_audio.shape[1]
+    inputs = torch.full((1, 1 + n_tasks, -(-model_length // hop) * hop), -1.0)  # whole hops; forward is causal
     inputs[0, 0] = 0.0
-    inputs[0, 0, :length] = audio[0]
+    inputs[0, 0, :model_length] = model_audio[0]
     with torch.no_grad():
         stream.reset()
         stream.set_temperature(0.0)
         stream.forward_latent_offset.zero_()
-        reference = stream.forward(inputs)[0, :, :length]
+        reference = stream.forward(inputs)[0]
         stream.reset()
+    if resampled:  # the wrapper's output n plays the model's output at model time (n - total) + its own delay
+        expected = resample_offline(reference, model_rate, sample_rate, length,
+                                    own_delay * sample_rate - total * model_rate - down_phase)
+    else:
+        reference = reference[:, :length]
+        expected = torch.zeros_like(reference)
+        expected[:, queue:] = reference[:, :length - queue]
     if not torch.isfinite(streamed).all():
         problems.append(f"buffer {buffer}: non-finite output")
-    expected = torch.zeros_like(reference)
-    expected[:, queue:] = reference[:, :length - queue]
     max_error = float((streamed - expected).abs().max())
-    bound = EQUALITY_TOLERANCE * max(1.0, float(reference.abs().max()))
+    bound = EQUALITY_TOLERANCE * max(1.0, float(expected.abs().max()))
     if not max_error <= bound:
-        problems.append(f"buffer {buffer}: output differs from StreamingVAE.forward delayed by the queues' delay "
-                        f"{queue} by up to {max_error:.3g} (> {bound:.3g})")
+        what = (f"StreamingVAE.forward between the resamplers offline (delay {total})" if resampled else
+                f"StreamingVAE.forward delayed by the queues' delay {queue}")
+        problems.append(f"{'%g kHz / ' % (sample_rate / 1000) if resampled else ''}buffer {buffer}: output differs "
+                        f"from {what} by up to {max_error:.3g} (> {bound:.3g})")
 
     def process(signal: np.ndarray) -> np.ndarray:
         padded = -(-len(signal) // buffer) * buffer
@@ -130,10 +158,13 @@ def check_buffer(model, buffer: int, seconds: float = 0.75) -> BufferCheck:
             summary = f"not measurable ({envelope.why_not()}; an untrained model?)"
         else:
             summary = f"{envelope.describe()}"
-            if abs(envelope.lag - total) > envelope.resolution:
+            # the envelope frames are in samples, while what blurs a regenerated phase's envelopes spans model
+            # samples: at a higher DAW rate the same blur is that many more samples
+            if abs(envelope.lag - total) > envelope.resolution * max(1.0, sample_rate / model_rate):
                 problems.append(f"buffer {buffer}: reported delay {total}, {envelope.describe()}")
     model.reset()
-    return BufferCheck(buffer, model_buffer, buffering, model_delay, max_error, summary, problems, queue)
+    return BufferCheck(buffer, model_buffer, buffering, model_delay, max_error, summary, problems, queue,
+                       sample_rate if resampled else 0)
 
 
 # ---------------------------------------------------------------------------------------------- SDK benchmarks
