@@ -600,6 +600,29 @@ def test_the_reported_delay_is_the_waveforms_delay_through_our_resamplers(tmp_pa
     assert float(out[0, delay + 2000:].abs().max()) > 0.3
 
 
+class _FullScaleSquare(nn.Module):
+    """+-4 (the outlets' bound) alternating every 5 samples, whatever the input: the worst case for ringing."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return 4.0 * torch.sign(torch.sin(torch.arange(x.shape[1]).to(x.dtype) * (math.pi / 5.0) + 0.1)).unsqueeze(0)
+
+
+@needs_sdk
+def test_the_output_bound_holds_after_our_resampling(tmp_path, monkeypatch):
+    from neutone_sdk.utils import load_neutone_model
+
+    from vschaos.dsp.resample import resample_offline
+    from vschaos.export.neutone_checks import stream_file_model
+
+    bench = _bench_module("neutone_speed", monkeypatch)
+    path = bench.save_shell(_FullScaleSquare(), tmp_path / "square.nm", [DEMO_RATE], [], hop=DEMO_HOP)
+    model, _ = load_neutone_model(str(path))
+    out = stream_file_model(model, torch.zeros(1, 48000 // 480 * 480), 48000, 480)
+    square = _FullScaleSquare()(torch.zeros(1, DEMO_RATE))
+    assert float(resample_offline(square, DEMO_RATE, 48000, 40000).abs().max()) > 4.2  # the filter rings past 4
+    assert float(out.abs().max()) == 4.0
+
+
 @needs_sdk
 def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     """bench/neutone_speed.py subtracts this floor from a model's figure: it must be the plugin's own work (four

@@ -46,6 +46,7 @@ from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
+from vschaos.dsp.bounds import OUTPUT_LIMIT
 from vschaos.dsp.resample import StreamingResampler, resampled_stream_delay
 from vschaos.io import PathLike
 from vschaos.export.directions import LatentDirections, run_directions
@@ -148,12 +149,14 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
     vs_total_delay: int
     vs_down_phase: int
     vs_delay: int
+    vs_output_limit: float
 
     def set_stream_shape(self, sample_rate: int, hop: int, delay: int) -> None:
         """Plain attributes, set before the SDK's constructor runs (it asks for the native rates)."""
         self.vs_sample_rate, self.vs_hop, self.vs_delay = int(sample_rate), int(hop), int(delay)
         self.vs_sample_rates = native_sample_rates(self.vs_sample_rate)
         self.vs_buffer_sizes = []  # every size
+        self.vs_output_limit = OUTPUT_LIMIT
         # set_model_sample_rate_and_buffer_size sets these
         self.vs_rate, self.vs_resampling, self.vs_block = self.vs_sample_rate, False, -1
         self.vs_queue_delay, self.vs_total_delay, self.vs_down_phase = 0, self.vs_delay, 0
@@ -215,7 +218,8 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
         if self.vs_resampling:
             if whole > 0:
                 self.vs_up.push(self._stream(pending[:, :whole], params))
-            return self.vs_up.pull(n)
+            # a windowed sinc rings past a step by ~10 %: the outlets' bound holds after it too
+            return self.vs_up.pull(n).clamp(-self.vs_output_limit, self.vs_output_limit)
         ready = self.vs_ready
         if whole > 0:
             ready = torch.cat([ready, self._stream(pending[:, :whole], params)], dim=1)
@@ -259,6 +263,7 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
     vs_total_delay: int
     vs_down_phase: int
     vs_delay: int
+    vs_output_limit: float
     vs_n_tasks: int
     vs_direction_names: List[str]
     vs_transpose_range: float
