@@ -5,11 +5,12 @@ vschaos imports this module, so the nn~ export never needs the SDK.
 
 The Neutone model wraps the very :class:`~vschaos.export.module.StreamingVAE` the nn~ export
 scripts (same front end, encoder, decoder, RTPGHI phase, overlap-add): :class:`NeutoneSpectralVAE`
-only maps the plugin's mono buffer and knobs onto its ``forward`` inlets and attributes. The SDK's
-``SampleQueueWrapper`` does the DAW side (stereo/mono, resampling to the model's rate, FIFO queues
-to a native buffer size).
+maps the plugin's mono buffer and knobs onto its ``forward`` inlets and attributes, and its base
+:class:`WholeHopsAtDawRates` takes every common DAW rate and buffer size as native: it resamples to the model's
+rate and back itself (exact pitch, band-limited) and runs whole hops. The SDK's ``SampleQueueWrapper`` then
+only mixes the DAW's channels (and resamples a rate not declared, such as 192 kHz, to the nearest declared).
 
-Knobs (the plugin sends values in [0, 1], averaged over each model buffer):
+Knobs (the plugin sends values in [0, 1], averaged over each DAW buffer):
 
 * ``temperature``: ``0..TEMPERATURE_MAX`` (default 0 = the posterior mean).
 * ``direction 1`` / ``direction 2``: move the latent along the first two principal directions of
@@ -465,7 +466,8 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     elif conditioned:
         knob_text += f", {conditioned[0]} class (lowest = auto)"
     long = (f"Any sound goes in; the model re-synthesises its spectral envelope with what it learned from "
-            f"{training_data}. Mono, {int(transform.sample_rate)} Hz (the plugin resamples). {knob_text}.")
+            f"{training_data}. Mono, {int(transform.sample_rate)} Hz, resampled exactly from 22.05-96 kHz. "
+            f"{knob_text}.")
     technical = (f"vschaos frame-wise spectral VAE: Gaussian-window STFT n_fft {int(transform.n_fft)}, hop "
                  f"{int(transform.hop)} at {int(transform.sample_rate)} Hz, latent {int(vae.latent_dim)}"
                  + (f", conditioned on {', '.join(conditioned)}" if conditioned else "")
