@@ -4,19 +4,20 @@ Issue 11's target: 1/RTF >= 100 at a 2048-sample DAW buffer, 48 kHz, 1 thread. E
 (random init: the cost does not depend on the weights) goes through the real export
 (``export_neutone``: SDK validation, our equality and delay checks at one DAW buffer, then the SDK's
 benchmarks in a child process, exactly what ``script.py --format neutone`` prints). Beside it, the
-median time of one ``StreamingVAE.forward`` call at the buffer the plugin uses at 48 kHz / 2048
-(the model's native size it picks), so that the plugin's share and the model's share can be told apart.
+median time of one ``StreamingVAE.forward`` call at the most whole hops the wrapper runs at 48 kHz / 2048,
+so that the model's share and the rest (the wrapper's resampling, the plugin) can be told apart.
 
-Beside each model, the plugin's own floor: an identity model with the same native sample rate, buffer sizes and
+Beside each model, the plugin's own floor: an identity model with the same native sample rates, buffer sizes and
 four knobs, through the same SDK benchmark in the same round. It pays everything the plugin does around a model
-(channel mixing, resampling, queues, knob handling) and nothing else, so no model can beat its 1/RTF on the
-machine at hand; ``model ms`` is what our model adds per DAW buffer (1/RTF to milliseconds, floor subtracted),
-the figure to compare between machines and versions.
+(channel mixing, queues, knob handling, and resampling where the plugin resamples) and nothing else, so no model
+can beat its 1/RTF on the machine at hand; ``model ms`` is what our model adds per DAW buffer (1/RTF to
+milliseconds, floor subtracted; our wrapper's own resampling included), the figure to compare between machines
+and versions.
 
 Usage: ``python bench/neutone_speed.py [--presets demo dgt_mid ...] [--busy] [--save-dir DIR] [--name NAME]``.
 ``--busy`` runs one competing CPU-bound process during the measurements (a musician's laptop is never
 idle); ``--save-dir`` keeps the exported files. ``--compare A.nm B.nm ... [--rounds 5]`` exports nothing and
-runs the SDK's benchmark on the given files in turn (each native sample rate's floor with them), round after
+runs the SDK's benchmark on the given files in turn (each file's floor with them), round after
 round, and reports each file's median and range: the way to compare two versions of the code (export with each, then compare the files) on a machine
 whose speed drifts between runs. Writes ``bench/results/<name>.{json,md}``.
 """
