@@ -279,6 +279,29 @@ def test_odd_daw_buffers_do_not_queue_for_long(demo_loaded, daw_rate, daw_buffer
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
+@pytest.mark.parametrize("daw_rate", [48000, 44100])
+def test_resampled_output_does_not_depend_on_the_buffer_size(demo_loaded, daw_rate):
+    """The wrapper resamples the input its filter's half width late whatever the buffer, so the model's hops fall
+    at the same instants of the stream: buffers of 64, 441 and 2048 give one output, each after its own reported
+    delay (with a hop grid chosen per buffer, the frames would land elsewhere and the output differ by ~-3 dB)."""
+    from vschaos.export.neutone_checks import stream_file_model
+
+    model, _ = demo_loaded
+    audio = noise(daw_rate // 2)
+    outputs = {}
+    for buffer in (2048, 441, 64):
+        model.set_daw_sample_rate_and_buffer_size(daw_rate, buffer)
+        delay = int(model.calc_model_delay_samples()) + int(model.calc_buffering_delay_samples())
+        padded = torch.zeros(1, -(-(audio.shape[1] + 4096) // buffer) * buffer)
+        padded[:, :audio.shape[1]] = audio
+        outputs[buffer] = stream_file_model(model, padded, daw_rate, buffer)[0, delay:delay + audio.shape[1]]
+    assert outputs[2048].abs().max() > 0.01
+    for buffer in (441, 64):
+        assert torch.allclose(outputs[buffer], outputs[2048], atol=TOL), float((outputs[buffer] - outputs[2048]).abs().max())
+
+
+@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@needs_sdk
 def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded, demo_directions):
     from vschaos.export.neutone import DIRECTION_RANGE, TEMPERATURE_MAX
     from vschaos.export.neutone_checks import stream_file_model

@@ -153,22 +153,22 @@ def test_the_resampled_delay_is_the_least_that_never_runs_dry(daw_rate, buffer):
     model_rate, hop, model_delay = 22050, 256, 768
     widths = StreamingResampler(daw_rate, model_rate).half_width, StreamingResampler(model_rate, daw_rate).half_width
     delay, down_phase = resampled_stream_delay(daw_rate, model_rate, buffer, hop, model_delay, *widths)
+    assert down_phase == -widths[0] * model_rate  # the input filter's look-ahead paid up front
     period = daw_rate * hop // math.gcd(buffer * model_rate, daw_rate * hop)
     calls = period + 20
     assert _chain_underruns(daw_rate, model_rate, buffer, hop, model_delay, delay, down_phase, calls) == 0
-    for shift in (0, widths[0], 100):  # no other shift of the input does with less
-        assert _chain_underruns(daw_rate, model_rate, buffer, hop, model_delay, delay - 1, -shift * model_rate,
-                                calls) > 0
+    assert _chain_underruns(daw_rate, model_rate, buffer, hop, model_delay, delay - 1, down_phase, calls) > 0
     # within a hop and the filters of the model's own delay
     model_ms = model_delay / model_rate
     assert model_ms <= delay / daw_rate <= model_ms + (hop + 2 * 24) / model_rate
 
 
-def test_a_shifted_input_saves_a_hop_when_the_buffer_is_whole_hops():
-    """44.1 kHz / 2048 for a 22.05 kHz model is four hops a call: unshifted, the input filter's look-ahead leaves
-    the fourth hop for the next call (a hop more delay); shifted by the look-ahead, every call runs four."""
+def test_the_input_filters_look_ahead_paid_up_front_saves_a_hop_when_the_buffer_is_whole_hops():
+    """44.1 kHz / 2048 for a 22.05 kHz model is four hops a call: resampled without delay, the input filter's
+    look-ahead would leave the fourth hop for the next call (a hop more delay); resampled its half width late,
+    every call runs four."""
     widths = StreamingResampler(44100, 22050).half_width, StreamingResampler(22050, 44100).half_width
     delay, down_phase = resampled_stream_delay(44100, 22050, 2048, 256, 768, *widths)
-    shift = -down_phase // 22050
-    assert 0 < shift <= widths[0]
-    assert delay == shift + 2 * (768 + widths[1])  # the model's delay and the filters', no queue (1606, not 2084)
+    assert delay == widths[0] + 2 * (768 + widths[1])  # the model's delay and the filters', no queue: 1607
+    assert _chain_underruns(44100, 22050, 2048, 256, 768, delay, down_phase, 40) == 0
+    assert _chain_underruns(44100, 22050, 2048, 256, 768, delay + 400, 0, 40) > 0  # unshifted: 477 more needed

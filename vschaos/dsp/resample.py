@@ -150,39 +150,32 @@ def resample_offline(x: Tensor, in_rate: int, out_rate: int, length: int, phase:
 
 def resampled_stream_delay(daw_rate: int, model_rate: int, buffer: int, hop: int, model_delay: int,
                            down_half_width: int, up_half_width: int) -> Tuple[int, int]:
-    """``(delay, down_phase)``: the least whole number of DAW samples by which the wrapper can delay its output
-    when it resamples calls of ``buffer`` DAW samples to ``model_rate``, runs whole hops of ``hop`` model samples
-    through a stream delayed by ``model_delay`` model samples, and resamples back, such that the output
-    resampler never reads beyond the model's output so far; and the input resampler's phase that achieves it.
+    """``(delay, down_phase)`` for a chain that resamples calls of ``buffer`` DAW samples to ``model_rate``, runs
+    whole hops of ``hop`` model samples through a stream delayed by ``model_delay`` model samples, and resamples
+    back: the least whole number of DAW samples by which the output can follow the input such that the output
+    resampler never reads beyond the model's output so far, and the input resampler's phase.
 
-    The input resampler's output ``k`` sits at DAW time ``(k * daw_rate + down_phase) / model_rate``, with
-    ``down_phase = -shift * model_rate`` for a shift of ``0 <= shift <= hop * daw_rate / model_rate`` DAW
-    samples: shifting it moves where the hops end relative to the calls (at 44.1 kHz / 2048 for a 22.05 kHz
-    model, a shift of the filter's half width lets every call complete four hops instead of three). For each
-    shift, after call ``c`` the input resampler has made ``K_c = ceil(((c * buffer - down_half_width) *
-    model_rate - down_phase) / daw_rate)`` samples, the stream has run ``P_c = floor(K_c / hop) * hop`` of them,
-    and the call's last output, ``c * buffer - 1``, reads the model's output up to ``floor(((c * buffer - 1 -
-    delay) * model_rate - down_phase) / daw_rate) + model_delay + up_half_width``, which must be below ``P_c``.
-    The conditions repeat every ``daw_rate * hop / gcd(buffer * model_rate, daw_rate * hop)`` calls. When the
-    shifts times that period exceed 2**22 conditions, only the shifts 0 and ``down_half_width`` are tried, over
-    at most 2**22 calls, each then bounded without the hops' positions beyond that."""
+    The input is resampled ``down_half_width`` DAW samples late (``down_phase = -down_half_width * model_rate``:
+    the input filter's look-ahead paid up front), so model sample ``k`` is ready when DAW sample ``k * daw_rate /
+    model_rate`` arrives, as if there were no filter: the hops then fall where they would at the model's rate,
+    whatever the DAW's buffer, so the output does not depend on the buffer size, and a buffer of whole hops
+    (44.1 kHz / 2048 for a 22.05 kHz model) runs all its hops in its own call. Over every rate from 22.05 to 96
+    kHz and buffers of 32 to 4096 this is within 4 DAW samples of the best shift for each buffer, and up to a hop
+    better than none.
+
+    After call ``c`` the input resampler has made ``K_c = ceil(((c * buffer - down_half_width) * model_rate -
+    down_phase) / daw_rate)`` samples, the stream has run ``P_c = floor(K_c / hop) * hop`` of them, and the
+    call's last output, ``c * buffer - 1``, reads the model's output up to ``floor(((c * buffer - 1 - delay) *
+    model_rate - down_phase) / daw_rate) + model_delay + up_half_width``, which must be below ``P_c``. The
+    conditions repeat every ``daw_rate * hop / gcd(buffer * model_rate, daw_rate * hop)`` calls; beyond 2**22
+    calls the bound that ignores where the hops fall is used instead."""
+    down_phase = -down_half_width * model_rate
     cycle = daw_rate * hop
     period = cycle // math.gcd(buffer * model_rate, cycle)
-    n_shifts = hop * daw_rate // model_rate + 1
-    if n_shifts * period > (1 << 22):
-        shifts = torch.tensor([0, down_half_width], dtype=torch.long)
-    else:
-        shifts = torch.arange(n_shifts, dtype=torch.long)
-    if period > (1 << 22):  # no whole period: the bound that ignores where the hops fall
-        bound = down_half_width + (model_delay + up_half_width + hop - 1) * daw_rate // model_rate
-        delays = torch.full_like(shifts, bound)  # whatever the shift
-    else:
-        calls = torch.arange(1, period + 1, dtype=torch.long).unsqueeze(0)
-        down_phase = -shifts.unsqueeze(1) * model_rate
-        made = -torch.div(-((calls * buffer - down_half_width) * model_rate - down_phase), daw_rate,
-                          rounding_mode="floor")
-        run = torch.div(made, hop, rounding_mode="floor") * hop
-        read_end = (calls * buffer - 1) * model_rate + (model_delay + up_half_width - run) * daw_rate - down_phase
-        delays = (torch.div(read_end, model_rate, rounding_mode="floor") + 1).max(dim=1).values
-    best = int(torch.argmin(delays))  # the first of the least: the smallest shift
-    return int(delays[best]), -int(shifts[best]) * model_rate
+    if period > (1 << 22):
+        return down_half_width + (model_delay + up_half_width + hop - 1) * daw_rate // model_rate, down_phase
+    calls = torch.arange(1, period + 1, dtype=torch.long)
+    made = -torch.div(down_phase - (calls * buffer - down_half_width) * model_rate, daw_rate, rounding_mode="floor")
+    run = torch.div(made, hop, rounding_mode="floor") * hop
+    read_end = (calls * buffer - 1) * model_rate + (model_delay + up_half_width - run) * daw_rate - down_phase
+    return int(torch.div(read_end, model_rate, rounding_mode="floor").max()) + 1, down_phase

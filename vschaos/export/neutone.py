@@ -136,7 +136,8 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
       :class:`~vschaos.dsp.resample.StreamingResampler`s (windowed sinc, fractional position carried across
       calls: exact pitch at any buffer size, unlike the plugin's per-buffer resampling), the output one
       positioned so that the total delay is the least whole number of DAW samples that never runs dry
-      (:func:`resampled_stream_delay`).
+      (:func:`resampled_stream_delay`; the input is resampled the input filter's half width late, which keeps
+      the hops where they fall at the model's rate: the output does not depend on the buffer size).
     """
 
     vs_sample_rates: List[int]
