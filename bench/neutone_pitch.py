@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from common import RESULTS_DIR, write_results
 from neutone_speed import save_shell
-from vschaos.export.neutone import resampling_pitch_cents
+from neutone_sdk.sqw import SampleQueueWrapper
 from vschaos.export.neutone_checks import stream_file_model
 
 TONE_HZ = 440.0
@@ -44,6 +44,16 @@ class _Oscillator(nn.Module):
         phases = self.phase + self.step * torch.arange(1, x.shape[1] + 1, dtype=torch.float64)
         self.phase.copy_(torch.remainder(phases[-1:], 2.0 * math.pi))
         return (0.5 * torch.sin(phases)).to(x.dtype).unsqueeze(0)
+
+
+def resampling_pitch_cents(native_rates: List[int], daw_rate: int, daw_buffer: int) -> float:
+    """How many cents sharp the plugin plays a pitch a model makes at this DAW setting when it resamples itself:
+    0 at a native rate (or with an empty list: any rate); at another it resamples each DAW buffer on its own to the
+    nearest native rate and to the length the SDK rounds up (``calc_resampled_buffer_size``), so the model runs
+    that much fast."""
+    rate = SampleQueueWrapper.select_best_model_sr(daw_rate, native_rates)
+    resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, rate, daw_buffer)
+    return 1200.0 * math.log2(resampled * daw_rate / (rate * daw_buffer))
 
 
 def played_hz(model, daw_rate: int, daw_buffer: int, seconds: float = 4.0) -> float:

@@ -61,7 +61,8 @@ class SdkShell(WholeHopsAtDawRates):
     """A bare module in the plugin, with the plugin's four knobs (the SDK handles all four whatever a model names).
 
     With ``hop=None`` the plugin hands ``inner`` its buffers directly, at the native sample rates and buffer
-    sizes given: around :class:`_Identity` it is the floor, the plugin's cost around a model. With a ``hop``,
+    sizes given (empty: any): around :class:`_Identity` it is the floor, the plugin's cost around a model. With a
+    ``hop``,
     ``inner`` runs at ``sample_rates[0]`` in whole hops behind our own wrapper (:class:`WholeHopsAtDawRates`:
     every DAW rate and buffer size native, resampled inside), as an exported model does."""
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
@@ -74,7 +75,7 @@ class SdkShell(WholeHopsAtDawRates):
 
     def __init__(self, inner: nn.Module, sample_rates: List[int], buffer_sizes: List[int],
                  hop: Optional[int] = None) -> None:
-        self.set_stream_shape(int(sample_rates[0]), 1 if hop is None else int(hop), 0)
+        self.set_stream_shape(int(sample_rates[0]) if sample_rates else DAW_RATE, 1 if hop is None else int(hop), 0)
         self.vs_bypass = hop is None
         if self.vs_bypass:
             self.vs_sample_rates, self.vs_buffer_sizes = [int(r) for r in sample_rates], [int(b) for b in buffer_sizes]
@@ -148,9 +149,10 @@ def save_shell(inner: nn.Module, path: Path, sample_rates: List[int], buffer_siz
 
 def floor_file(folder: Path, sample_rates: List[int], buffer_sizes: List[int]) -> Path:
     """Write the floor (:class:`SdkShell` around :class:`_Identity`) for these native rates and sizes to
-    ``folder/floor_<first rate>_<checksum>.nm`` (once) and return it."""
+    ``folder/floor_<first rate or "any">_<checksum>.nm`` (once) and return it."""
     key = ",".join(str(r) for r in sample_rates) + "/" + "-".join(str(b) for b in buffer_sizes)
-    path = folder / f"floor_{sample_rates[0]}_{zlib.crc32(key.encode()):08x}.nm"  # one per rate and size list
+    first = sample_rates[0] if sample_rates else "any"
+    path = folder / f"floor_{first}_{zlib.crc32(key.encode()):08x}.nm"  # one per rate and size list
     return path if path.exists() else save_shell(_Identity(), path, sample_rates, buffer_sizes)
 
 
@@ -215,7 +217,7 @@ def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
     ``folder``), all interleaved round after round: ``[{file, median, low, high, rounds, floor, model_ms}]``."""
     sizes = {path: native_sizes(path) for path in files}
     floors = {path: floor_file(folder, *sizes[path]) for path in files}
-    floor_rates = {floors[path]: sizes[path][0] for path in files}  # the plugin runs a floor at 48 kHz if listed
+    floor_rates = {floors[path]: sizes[path][0] for path in files}  # the plugin runs a floor at 48 kHz if it may
     figures: Dict[Path, List[float]] = {path: [] for path in list(files) + sorted(set(floors.values()))}
     for _ in range(rounds):
         for path in figures:
@@ -227,7 +229,8 @@ def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
         values = sorted(values)
         floor = floors.get(path)
         rates = floor_rates.get(path, [])
-        label = str(path) if floor else (f"floor: identity, native {'48 kHz' if DAW_RATE in rates else f'{rates[0]} Hz'}")
+        native = f"{rates[0]} Hz" if rates and DAW_RATE not in rates else "48 kHz"
+        label = str(path) if floor else f"floor: identity, native {native}"
         rows.append({"file": label, "median": medians[path], "low": values[0], "high": values[-1],
                      "rounds": len(values), "floor": medians[floor] if floor else None,
                      "model_ms": model_ms(medians[path], medians[floor]) if floor else None})

@@ -170,8 +170,7 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
     model, metadata = demo_loaded  # load_neutone_model validates the metadata against the SDK's schema
     assert path.is_file() and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
     assert metadata["model_name"] == "demo" and metadata["is_experimental"] is True
-    # the model's rate first, then the DAW rates the wrapper resamples itself
-    assert metadata["native_sample_rates"] == [DEMO_RATE, 24000, 32000, 44100, 48000, 88200, 96000]
+    assert metadata["native_sample_rates"] == []  # any rate: the wrapper resamples itself
     assert metadata["native_buffer_sizes"] == []  # any size: the wrapper queues the hops itself
     assert metadata["is_input_mono"] and metadata["is_output_mono"]
     assert "'demo_data' (4 files, 20 s)" in metadata["model_short_description"]
@@ -459,7 +458,7 @@ def test_script_format_neutone_uses_the_training_latents(tmp_path, capsys):
     assert script_main([str(run_dir), "--format", "neutone", "-o", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "1/RTF" in printed and "principal directions of" in printed and "SDK benchmark-latency" in printed
-    assert "pitch at other DAW rates, cents" in printed and "50 kHz / 64: +15.7" in printed
+    assert "any DAW rate resampled inside (exact pitch)" in printed
     assert "48 kHz / 441: equals StreamingVAE.forward between the wrapper's resamplers" in printed
     model, metadata = load_neutone_model(str(tmp_path / "out" / "tiny.nm"))
     assert "'demo_data' (" in metadata["model_short_description"]
@@ -534,7 +533,7 @@ def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob
     report = export_neutone(vae, tmp_path / f"{preset}.nm", make_texts(preset, vae, "'none'", directions), directions,
                             **FAST_BENCH)
     assert all(c.ok for c in report.checks)
-    assert report.metadata["native_sample_rates"] == [44100, 22050, 24000, 32000, 48000, 88200, 96000]
+    assert report.metadata["native_sample_rates"] == []
     assert report.knobs[-1][0] == last_knob
     assert report.benchmarks.inverse_rtf(48000, 2048) > 0
 
@@ -573,25 +572,25 @@ def test_the_plugins_resampling_plays_a_fixed_pitch_sharp_as_the_readme_says(tmp
     assert cents[(48000, 64)] == pytest.approx(35.0, abs=0.5)  # 30 samples for 29.4
     assert cents[(48000, 2048)] == pytest.approx(0.4, abs=0.3)  # 941 for 940.8
     # the figure every export prints predicts what the plugin plays
-    from vschaos.export.neutone import resampling_pitch_cents
-
     for setting, measured in cents.items():  # 2 s of sound: the measurement resolves ~0.25 cent
-        assert resampling_pitch_cents([model_rate], *setting) == pytest.approx(measured, abs=0.3)
-    assert resampling_pitch_cents([48000], 48000, 100) == 0.0
-    assert resampling_pitch_cents([22050, 48000], 48000, 64) == 0.0  # a native rate: the plugin leaves it alone
+        assert bench.resampling_pitch_cents([model_rate], *setting) == pytest.approx(measured, abs=0.3)
+    assert bench.resampling_pitch_cents([48000], 48000, 100) == 0.0
+    assert bench.resampling_pitch_cents([], 48000, 64) == 0.0  # any rate native: the plugin leaves it alone
 
 
 @needs_sdk
-@pytest.mark.parametrize("daw_rate, daw_buffer", [(48000, 64), (48000, 2048), (96000, 32), (44100, 100)])
+@pytest.mark.parametrize("daw_rate, daw_buffer", [(48000, 64), (48000, 2048), (96000, 32), (44100, 100),
+                                                  (176400, 64), (192000, 441), (8000, 64)])
 def test_our_wrapper_plays_a_fixed_pitch_in_tune_at_any_buffer(tmp_path, monkeypatch, daw_rate, daw_buffer):
-    """The same oscillator behind WholeHopsAtDawRates (every common DAW rate native, resampled inside with the
-    position carried across calls): in tune where the plugin's own resampling is up to 147 cents sharp."""
+    """The same oscillator behind WholeHopsAtDawRates (every rate native, resampled inside with the position
+    carried across calls): in tune where the plugin's own resampling is up to 147 cents sharp (and where, with
+    only the common rates declared, 176.4 kHz / 64 went to 96 kHz at +8.7 cents and 192 kHz / 441 at +4)."""
     bench = _bench_module("neutone_pitch", monkeypatch)
     path = bench.save_shell(bench._Oscillator(DEMO_RATE), tmp_path / "tone.nm", [DEMO_RATE], [], hop=DEMO_HOP)
     from neutone_sdk.utils import load_neutone_model
 
     model, metadata = load_neutone_model(str(path))
-    assert daw_rate in metadata["native_sample_rates"]
+    assert metadata["native_sample_rates"] == []
     played = bench.played_hz(model, daw_rate, daw_buffer, seconds=2.0)
     assert 1200 * math.log2(played / bench.TONE_HZ) == pytest.approx(0.0, abs=0.3)
 

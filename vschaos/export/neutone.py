@@ -6,9 +6,9 @@ vschaos imports this module, so the nn~ export never needs the SDK.
 The Neutone model wraps the very :class:`~vschaos.export.module.StreamingVAE` the nn~ export
 scripts (same front end, encoder, decoder, RTPGHI phase, overlap-add): :class:`NeutoneSpectralVAE`
 maps the plugin's mono buffer and knobs onto its ``forward`` inlets and attributes, and its base
-:class:`WholeHopsAtDawRates` takes every common DAW rate and buffer size as native: it resamples to the model's
+:class:`WholeHopsAtDawRates` takes every DAW rate and buffer size as native: it resamples to the model's
 rate and back itself (exact pitch, band-limited) and runs whole hops. The SDK's ``SampleQueueWrapper`` then
-only mixes the DAW's channels (and resamples a rate not declared, such as 192 kHz, to the nearest declared).
+only mixes the DAW's channels.
 
 Knobs (the plugin sends values in [0, 1], averaged over each DAW buffer):
 
@@ -43,7 +43,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter, WaveformToWaveformBase
-from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
@@ -64,11 +63,7 @@ NOTE_RANGE = (24, 96)  # MIDI C1..C7 across the rest of the note knob
 TRANSPOSE_RANGE = 12.0  # semitones at either end of the transpose knob
 MAX_KNOBS = 4  # the plugin shows four
 NAME_LIMIT = 30  # the SDK's schema: longer model names are cut
-PITCH_DAW_SETTINGS = ((50000, 64), (50000, 2048))  # reported on export: a rate not in DAW_SAMPLE_RATES
 NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
-# DAW rates the wrapper resamples from itself (exact pitch, band-limited, any buffer); the plugin brings others
-# to the nearest of these with its own per-buffer resampling
-DAW_SAMPLE_RATES = (22050, 24000, 32000, 44100, 48000, 88200, 96000)  # the SDK schema stops at 96 kHz
 log = logging.getLogger(__name__)
 
 
@@ -100,8 +95,8 @@ def _clip(text: str, limit: int) -> str:
 
 class MonoAtNativeSizes(WaveformToWaveformBase):
     """The plugin contract every vschaos Neutone model shares: mono in and out, the native sample rates
-    ``vs_sample_rates`` (the model's own first) and the native buffer sizes ``vs_buffer_sizes``, set by the
-    subclass before the SDK's constructor runs."""
+    ``vs_sample_rates`` and buffer sizes ``vs_buffer_sizes`` (an empty list: any), set by the subclass before the
+    SDK's constructor runs."""
     vs_sample_rates: List[int]
     vs_buffer_sizes: List[int]
 
@@ -126,8 +121,8 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
     """The plugin's side of a model that runs whole hops of ``vs_hop`` samples at its own rate ``vs_sample_rate``
     with a delay of ``vs_delay`` samples (the subclass's :meth:`_stream` and :meth:`_reset_stream`).
 
-    Mono in, mono out. Every common DAW rate (:data:`DAW_SAMPLE_RATES`) and every buffer size is native, so the
-    plugin hands the model the DAW's own buffers and neither resamples nor queues. The wrapper:
+    Mono in, mono out. Every sample rate and every buffer size is native (empty lists), so the plugin hands the
+    model the DAW's own buffers and neither resamples nor queues. The wrapper:
 
     * at the model's own rate, runs :meth:`_stream` on the whole hops it has and keeps the rest for
       the next call, with an output queue that starts ``hop - gcd(buffer, hop)`` samples long
@@ -156,7 +151,7 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
     def set_stream_shape(self, sample_rate: int, hop: int, delay: int) -> None:
         """Plain attributes, set before the SDK's constructor runs (it asks for the native rates)."""
         self.vs_sample_rate, self.vs_hop, self.vs_delay = int(sample_rate), int(hop), int(delay)
-        self.vs_sample_rates = native_sample_rates(self.vs_sample_rate)
+        self.vs_sample_rates = []  # every rate: resampled here, exactly (the plugin's own resampling plays sharp)
         self.vs_buffer_sizes = []  # every size
         self.vs_output_limit = OUTPUT_LIMIT
         # set_model_sample_rate_and_buffer_size sets these
@@ -190,6 +185,7 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
             self.vs_up.set_rates(self.vs_sample_rate, sample_rate, self.vs_delay * sample_rate
                                  - self.vs_total_delay * self.vs_sample_rate - self.vs_down_phase)
         else:
+            self.vs_down_phase = 0
             self.vs_queue_delay = hop_queue_delay(n_samples, self.vs_hop)
             self.vs_total_delay = self.vs_delay + self.vs_queue_delay
         self.reset_model()
@@ -238,7 +234,7 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
 
 class NeutoneSpectralVAE(WholeHopsAtDawRates):
     """Neutone ``WaveformToWaveformBase`` around a (not yet scripted) :class:`StreamingVAE`, which runs whole hops
-    at the model's rate (:class:`WholeHopsAtDawRates`: every common DAW rate and buffer size native). It maps the
+    at the model's rate (:class:`WholeHopsAtDawRates`: every DAW rate and buffer size native). It maps the
     plugin's knobs onto ``StreamingVAE``'s inlets and attributes."""
 
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
@@ -424,22 +420,6 @@ def hop_queue_delay(buffer: int, hop: int) -> int:
     return hop - math.gcd(buffer, hop)
 
 
-def native_sample_rates(model_rate: int) -> List[int]:
-    """The rates the plugin may run the wrapper at: the model's own first (checks stream at it), then
-    :data:`DAW_SAMPLE_RATES`."""
-    return [model_rate] + [rate for rate in DAW_SAMPLE_RATES if rate != model_rate]
-
-
-def resampling_pitch_cents(native_rates: List[int], daw_rate: int, daw_buffer: int) -> float:
-    """How many cents sharp the plugin plays a pitch the model makes, at this DAW setting: 0 at a native rate;
-    at another it resamples each DAW buffer on its own to the nearest native rate and to the length the SDK rounds
-    up (``calc_resampled_buffer_size``), so the model runs that much fast (README "Pitch and the plugin's
-    resampling"; ``bench/neutone_pitch.py`` measures it)."""
-    rate = SampleQueueWrapper.select_best_model_sr(daw_rate, native_rates)
-    resampled = SampleQueueWrapper.calc_resampled_buffer_size(daw_rate, rate, daw_buffer)
-    return 1200.0 * math.log2(resampled * daw_rate / (rate * daw_buffer))
-
-
 def direction_knobs(transpose_knob: bool, label_knob: bool) -> int:
     """How many direction knobs fit beside temperature, the transpose knob and the label knob: MAX_KNOBS in all."""
     return MAX_KNOBS - 1 - int(transpose_knob) - int(label_knob)
@@ -467,7 +447,7 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     elif conditioned:
         knob_text += f", {conditioned[0]} class (lowest = auto)"
     long = (f"Any sound goes in; the model re-synthesises its spectral envelope with what it learned from "
-            f"{training_data}. Mono, {int(transform.sample_rate)} Hz, resampled exactly from 22.05-96 kHz. "
+            f"{training_data}. Mono, {int(transform.sample_rate)} Hz, resampled exactly from any DAW rate. "
             f"{knob_text}.")
     technical = (f"vschaos frame-wise spectral VAE: Gaussian-window STFT n_fft {int(transform.n_fft)}, hop "
                  f"{int(transform.hop)} at {int(transform.sample_rate)} Hz, latent {int(vae.latent_dim)}"
@@ -490,14 +470,13 @@ class NeutoneExportReport:
     checks: List[BufferCheck]
     benchmarks: Optional[SdkBenchmarks]
     model_math: str = "float32"  # the dtype of the model math (float64 when float32 failed our checks)
+    model_rate: int = 0
 
     def format(self) -> str:
         meta = self.metadata
-        rates = [int(rate) for rate in meta["native_sample_rates"]]
         lines = [f"Neutone model {meta['model_name']!r} (SDK {meta['sdk_version']}, experimental: "
-                 f"{meta['is_experimental']}): mono, the model's rate {rates[0]} Hz; DAW rates "
-                 f"{', '.join(f'{rate / 1000:g}' for rate in sorted(rates[1:]))} kHz resampled inside (exact pitch);"
-                 f" any buffer size (whole hops run, the rest kept)",
+                 f"{meta['is_experimental']}): mono, the model's rate {self.model_rate} Hz, any DAW rate resampled "
+                 f"inside (exact pitch), any buffer size (whole hops run, the rest kept)",
                  f"  {meta['model_short_description']}",
                  f"  tags: {', '.join(meta['tags'])}",
                  "knobs:"]
@@ -505,11 +484,6 @@ class NeutoneExportReport:
             lines.append(f"  {i + 1}. {name} (default {default:g}): {description}")
         lines.append(f"  directions: {self.directions_source}")
         lines.append(f"model math: {self.model_math}")
-        pitch = ", ".join(f"{daw_rate / 1000:g} kHz / {daw_buffer}: "
-                          f"{resampling_pitch_cents(rates, daw_rate, daw_buffer):+.1f}"
-                          for daw_rate, daw_buffer in PITCH_DAW_SETTINGS)
-        lines.append(f"pitch at other DAW rates, cents (the plugin's per-buffer resampling to the nearest; README "
-                     f"\"Pitch and the plugin's resampling\"): {pitch}")
         lines.append("SDK validation (save_neutone_model: TorchScript, metadata schema, reload, plugin methods, "
                      "offline mode): passed")
         for check in self.checks:
@@ -580,7 +554,8 @@ def _export_neutone(vae, path, texts, directions, check_buffers, resampled_check
             os.replace(folder / "model.nm", path)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        return NeutoneExportReport(path, metadata, wrapper.knobs(), directions.source, checks, benchmarks)
+        return NeutoneExportReport(path, metadata, wrapper.knobs(), directions.source, checks, benchmarks,
+                                   model_rate=int(wrapper.vs_sample_rate))
 
     report, model_math = in_model_dtypes(attempt, _ChecksFailed, lambda error: error.problems[0])
     report.model_math = model_math

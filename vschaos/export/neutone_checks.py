@@ -85,7 +85,7 @@ def check_buffer(model, buffer: int, seconds: float = 0.75, daw_rate: Optional[i
     from vschaos.host.verify import (ENVELOPE_MIN_LENGTH, MIN_CORRELATION_FOR_DELAY, envelope_delay,
                                      measure_delay)
 
-    model_rate = int(model.get_native_sample_rates()[0])
+    model_rate = int(model.w2w_base.vs_sample_rate)
     sample_rate = model_rate if daw_rate is None else int(daw_rate)
     model.set_daw_sample_rate_and_buffer_size(sample_rate, buffer)
     buffering, model_delay = int(model.calc_buffering_delay_samples()), int(model.calc_model_delay_samples())
