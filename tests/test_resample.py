@@ -68,6 +68,20 @@ def test_scripted_equals_eager_and_sets_its_own_rates():
     assert torch.allclose(table.sum(dim=1), torch.ones(147), atol=2e-3)  # unit gain at DC at every position
 
 
+def test_an_odd_rate_pair_keeps_a_small_table_and_its_pitch():
+    """44101 -> 22050 has 22050 fractional positions: the table keeps 4096 rows (the position rounded down to a
+    4096th of a sample), the pitch stays exact (the position itself is carried exactly) and the error is at the
+    stop band's level."""
+    resampler = StreamingResampler(44101, 22050)
+    assert tuple(resampler.table.shape) == (4096, 2 * resampler.half_width)
+    x = _sine(1000.0, 44101, 44101)
+    y = _stream(resampler, x, [441])[0, 200:].double().numpy()
+    amplitude, residual = _fit(y, 1000.0, 22050)
+    assert 20 * math.log10(amplitude) == pytest.approx(0.0, abs=0.05)
+    assert 20 * math.log10(residual / amplitude) < -60.0
+    assert tuple(StreamingResampler(48000, 22050).table.shape)[0] == 147  # a usual pair keeps every position
+
+
 def test_ready_is_exactly_what_the_input_so_far_determines():
     x = _noise(5000, seed=1)
     resampler = StreamingResampler(48000, 22050)

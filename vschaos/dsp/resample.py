@@ -23,17 +23,19 @@ from torch import Tensor, nn
 ZERO_CROSSINGS = 16  # each side, at the lower of the two rates
 KAISER_BETA = 7.0  # ~70 dB stop band
 ROLLOFF = 0.92  # cut-off / the lower Nyquist frequency
+MAX_POSITIONS = 4096  # table rows at most: an odd rate pair (44101 -> 22050: 22050 positions) is rounded down to
+# the nearest 1/4096 of a sample (< 2.5e-4 samples: ~-70 dB, the stop band's level); the position stays exact
 
 
 def sinc_table(in_rate: int, out_rate: int, zero_crossings: int = ZERO_CROSSINGS, beta: float = KAISER_BETA,
-               rolloff: float = ROLLOFF) -> Tuple[Tensor, int]:
-    """Taps ``(positions, 2 * half_width)`` for the ``out_rate / gcd`` fractional positions ``p / (out_rate /
-    gcd)`` between two input samples, and the half width in input samples. Row ``p``, tap ``j`` weighs input
-    sample ``floor(position) + j - half_width + 1``."""
+               rolloff: float = ROLLOFF, max_positions: int = MAX_POSITIONS) -> Tuple[Tensor, int]:
+    """Taps ``(positions, 2 * half_width)`` for the ``positions = min(out_rate / gcd, max_positions)`` fractional
+    positions ``p / positions`` between two input samples, and the half width in input samples. Row ``p``, tap
+    ``j`` weighs input sample ``floor(position) + j - half_width + 1``."""
     if in_rate <= 0 or out_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
     divisor = math.gcd(in_rate, out_rate)
-    positions = out_rate // divisor
+    positions = min(out_rate // divisor, max_positions)
     cutoff = rolloff * min(1.0, out_rate / in_rate)  # in cycles per input sample x 2 (1 = input Nyquist)
     half_width = int(math.ceil(zero_crossings / cutoff))
     taps = torch.arange(-half_width + 1, half_width + 1, dtype=torch.float64)
@@ -109,6 +111,8 @@ class StreamingResampler(nn.Module):
         numerator = torch.arange(self.next_out, self.next_out + n) * self.in_step + self.phase
         base = torch.div(numerator, self.out_step, rounding_mode="floor")
         rows = numerator - base * self.out_step
+        if self.table.shape[0] != self.out_step:  # fewer rows than positions (MAX_POSITIONS): the row below
+            rows = torch.div(rows * self.table.shape[0], self.out_step, rounding_mode="floor")
         first = base - (self.half_width - 1 + self.history_start)  # each output's first tap, in `history`
         source = self.history[0]
         if int(first[-1]) + self.table.shape[1] > source.shape[0]:  # more than was pushed: silence
