@@ -250,18 +250,8 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
     vs_version: str
     vs_experimental: bool
     vs_links: Dict[str, str]
-    vs_sample_rates: List[int]
+    vs_sample_rates: List[int]  # empty: TorchScript cannot infer it (WholeHopsAtDawRates's others it infers)
     vs_buffer_sizes: List[int]
-    vs_sample_rate: int
-    vs_rate: int
-    vs_resampling: bool
-    vs_hop: int
-    vs_block: int
-    vs_queue_delay: int
-    vs_total_delay: int
-    vs_down_phase: int
-    vs_delay: int
-    vs_output_limit: float
     vs_n_tasks: int
     vs_direction_names: List[str]
     vs_transpose_range: float
