@@ -2,6 +2,8 @@
 Area-specific fixtures live in their test files."""
 import math
 import os
+import subprocess
+import sys
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -47,6 +49,15 @@ def write_wav(path, audio: np.ndarray, sample_rate: int) -> str:
     os.makedirs(os.path.dirname(str(path)), exist_ok=True)
     sf.write(str(path), audio, sample_rate)
     return str(path)
+
+
+@pytest.fixture
+def ended_pid() -> int:
+    """The id of a process that has ended, as one killed in the middle of a write (its id being reused by
+    the time a test asks is not a concern)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from vschaos.export import (ExportVerificationError, StreamingVAE, export_model,
 from vschaos.host import load_model as host_load
 from vschaos.host import next_power_of_two, verify_model
 from vschaos.host.verify import default_buffers
+from vschaos.io import temporary_prefix
 from vschaos.training.run import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -627,13 +628,16 @@ def test_export_runs_the_model_math_in_float32_when_it_verifies(small_transform,
 
 
 def test_export_falls_back_to_float64_when_float32_fails_verification(small_transform, identity_model, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, ended_pid):
     attempts = _fail_in_float32(monkeypatch)
+    killed_export = tmp_path / (temporary_prefix(tmp_path / "m.ts", ended_pid) + "k9.tmp")  # as after kill -9
+    killed_export.write_bytes(b"half a model")
     path, report = export_model(identity_model(small_transform), tmp_path / "m.ts", phase="keep_input",
                                 buffers=[256, 2048], batch_sizes=(1,))
     assert attempts == [torch.float32, torch.float64]
     assert torch.jit.load(str(path)).vae.transform.norm_mean.dtype == torch.float64
     assert "WARN model math: float64 (float32 failed: forward streaming)" in report.format()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ts"]  # the killed export's temporary is removed
 
 
 def test_export_refused_when_float64_fails_too(small_transform, identity_model, tmp_path):

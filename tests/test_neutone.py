@@ -19,6 +19,7 @@ from vschaos.cli.script import main as script_main
 from vschaos.cli.train import compose_config
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.export import script_model
+from vschaos.io import temporary_prefix
 from vschaos.training.run import build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +200,7 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_path, demo_vae, demo_directions,
-                                                                          monkeypatch):
+                                                                          monkeypatch, ended_pid):
     import vschaos.export.neutone as neutone
     from vschaos.export.neutone import export_neutone, load_neutone_model, make_texts
 
@@ -213,6 +214,9 @@ def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_
         return check
 
     monkeypatch.setattr(neutone, "check_buffer", check_buffer)
+    killed_export = tmp_path / (temporary_prefix(tmp_path / "demo.nm", ended_pid) + "k9")  # as after kill -9
+    killed_export.mkdir()
+    (killed_export / "model.nm").write_bytes(b"half")
     texts = make_texts("demo", demo_vae, "'demo_data'", demo_directions)
     report = export_neutone(demo_vae, tmp_path / "demo.nm", texts, demo_directions, check_buffers=(2048,),
                             resampled_checks=(), **NO_BENCH)
@@ -220,7 +224,7 @@ def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_
     assert report.model_math.startswith("float64 (float32 failed: buffer 2048: output differs")
     model, _ = load_neutone_model(str(tmp_path / "demo.nm"))
     assert model.w2w_base.model.vae.transform.norm_mean.dtype == torch.float64
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.nm"]  # no temporary folder left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.nm"]  # no temporary folder left, nor the killed one's
 
 
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it

@@ -1,8 +1,11 @@
 """Atomic file writes: a reader never sees a half-written file, a crash never loses the old one."""
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
 
@@ -16,11 +19,57 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def temporary_prefix(path: PathLike, pid: Optional[int] = None) -> str:
+    """Name prefix of the temporary files and folders written beside ``path`` by process ``pid`` (default: this
+    one): ``.<name>.<host>-<pid>.``, so that :func:`remove_stale_temporaries` can tell those a killed process
+    left (``kill -9``, power loss) from those of a write still running, here or in another process."""
+    return f".{Path(path).name}.{_host_tag()}-{os.getpid() if pid is None else pid}."
+
+
+def _process_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: PathLike) -> List[Path]:
+    """Remove the temporaries beside ``path`` (named by :func:`temporary_prefix`) whose process has ended on this
+    host; returns what it removed. Those of running processes, of other hosts (a shared folder) and anything
+    named otherwise are left alone: two writes of one file may run at the same time."""
+    path = Path(path)
+    start = f".{path.name}.{_host_tag()}-"
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(start):
+            continue
+        pid_text = entry.name[len(start):].split(".", 1)[0]
+        if not pid_text.isdigit() or _process_is_running(int(pid_text)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

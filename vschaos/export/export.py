@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Type, TypeVar, Uni
 import torch
 
 from vschaos.export.module import StreamingVAE
-from vschaos.io import atomic_write
+from vschaos.io import atomic_write, remove_stale_temporaries
 from vschaos.models.contract import SpectralModel
 
 PathLike = Union[str, Path]
@@ -92,6 +92,7 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
         if not report.ok:
             raise ExportVerificationError(report, path)
 
+    remove_stale_temporaries(path)  # what an export killed by SIGKILL or a power loss left beside it
     atomic_write(path, write_and_verify)
     return path, reports["report"]
 

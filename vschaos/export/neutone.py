@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from vschaos.dsp.bounds import OUTPUT_LIMIT
 from vschaos.dsp.resample import StreamingResampler, resampled_stream_delay
-from vschaos.io import PathLike
+from vschaos.io import PathLike, remove_stale_temporaries, temporary_prefix
 from vschaos.export.directions import LatentDirections, run_directions
 from vschaos.export.export import in_model_dtypes, streaming_module
 from vschaos.export.module import StreamingVAE
@@ -519,10 +519,11 @@ def _export_neutone(vae, path, texts, directions, check_buffers, resampled_check
                     bench_repeat, bench_iters, threads, sdk_offline_check) -> NeutoneExportReport:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)  # what an export killed by SIGKILL or a power loss left beside it
 
     def attempt(dtype: torch.dtype) -> NeutoneExportReport:
         wrapper = NeutoneSpectralVAE(streaming_module(vae, dtype=dtype), texts, directions)
-        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        folder = Path(tempfile.mkdtemp(prefix=temporary_prefix(path), dir=path.parent))
         try:
             try:
                 save_neutone_model(wrapper, folder, dump_samples=False, submission=False, speed_benchmark=False,

@@ -1,0 +1,60 @@
+"""Atomic writes and the temporaries a killed process leaves beside a file."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from vschaos.io import atomic_write_text, remove_stale_temporaries, temporary_prefix
+
+WRITER = """
+import sys, time
+from vschaos.io import atomic_write
+def write(tmp):
+    open(tmp, "w").write("half")
+    print("writing", flush=True)
+    time.sleep(60)
+atomic_write(sys.argv[1], write)
+"""
+
+
+def test_a_write_killed_by_sigkill_leaves_a_temporary_the_next_cleanup_removes(tmp_path, ended_pid):
+    target = tmp_path / "model.ts"
+    atomic_write_text(target, "old")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    left = [p for p in tmp_path.iterdir() if p.name != "model.ts"]
+    assert [p.name.startswith(temporary_prefix(target, writer.pid)) for p in left] == [True]
+    assert target.read_text() == "old"  # the kill lost nothing
+
+    running = tempfile.mkdtemp(prefix=temporary_prefix(target), dir=tmp_path)  # this process: still writing
+    other_file = tmp_path / (temporary_prefix(tmp_path / "other.ts", ended_pid) + "x")
+    other_file.write_text("not model.ts's")
+    unknown = tmp_path / ".model.ts.abc123"  # an older version's name: no process to ask, left alone
+    unknown.mkdir()
+
+    assert remove_stale_temporaries(target) == left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["model.ts", os.path.basename(running), other_file.name, unknown.name])
+    assert remove_stale_temporaries(target) == []
+
+
+def test_a_stale_temporary_folder_is_removed_with_its_contents(tmp_path, ended_pid):
+    target = tmp_path / "live.nm"
+    stale = tmp_path / (temporary_prefix(target, ended_pid) + "q1w2")
+    (stale / "inner").mkdir(parents=True)
+    (stale / "inner" / "model.nm").write_bytes(b"\0" * 16)
+    assert remove_stale_temporaries(target) == [stale]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["a.b.nm", "x y.ts", "[weird]*.nm"])
+def test_temporary_prefix_is_the_file_name_then_this_host_and_process(name, tmp_path, monkeypatch):
+    monkeypatch.setattr(socket, "gethostname", lambda: "studio.local/mac")  # dots and a slash are replaced
+    assert temporary_prefix(tmp_path / name) == f".{name}.studio_local_mac-{os.getpid()}."
+    assert temporary_prefix(tmp_path / name, 12) == f".{name}.studio_local_mac-12."
