@@ -58,3 +58,24 @@ def test_temporary_prefix_is_the_file_name_then_this_host_and_process(name, tmp_
     monkeypatch.setattr(socket, "gethostname", lambda: "studio.local/mac")  # dots and a slash are replaced
     assert temporary_prefix(tmp_path / name) == f".{name}.studio_local_mac-{os.getpid()}."
     assert temporary_prefix(tmp_path / name, 12) == f".{name}.studio_local_mac-12."
+
+
+def test_hand_made_or_unremovable_temporaries_never_stop_a_write(tmp_path, ended_pid, monkeypatch):
+    target = tmp_path / "model.ts"
+    host_part = temporary_prefix(target, 1).rsplit("-", 1)[0]  # ".model.ts.<host>"
+    odd = [tmp_path / f"{host_part}-{pid}.x" for pid in ("99999999999999999999999", "0", "-5", "")]
+    for path in odd:
+        path.write_text("left alone")
+    stuck = tmp_path / (temporary_prefix(target, ended_pid) + "stuck")
+    stuck.write_text("cannot be removed")
+    real_unlink = type(stuck).unlink
+
+    def unlink(self, missing_ok=False):
+        if self == stuck:
+            raise PermissionError(13, "Permission denied", str(self))
+        real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(type(stuck), "unlink", unlink)
+    assert remove_stale_temporaries(target) == []
+    atomic_write_text(target, "new")  # the write goes on
+    assert target.read_text() == "new" and all(path.exists() for path in odd + [stuck])

@@ -30,14 +30,16 @@ def temporary_prefix(path: PathLike, pid: Optional[int] = None) -> str:
     return f".{Path(path).name}.{_host_tag()}-{os.getpid() if pid is None else pid}."
 
 
-def _process_is_running(pid: int) -> bool:
+def _process_has_ended(pid: int) -> bool:
+    """True only when no process ``pid`` runs here (another user's counts as running; an impossible id, as
+    in a hand-made name, as unknown: not ended)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
         return True
-    return True
+    except (OSError, OverflowError, ValueError):  # PermissionError: another user's process
+        return False
+    return False
 
 
 def remove_stale_temporaries(path: PathLike) -> List[Path]:
@@ -55,12 +57,15 @@ def remove_stale_temporaries(path: PathLike) -> List[Path]:
         if not entry.name.startswith(start):
             continue
         pid_text = entry.name[len(start):].split(".", 1)[0]
-        if not pid_text.isdigit() or _process_is_running(int(pid_text)):
+        if not (pid_text.isdigit() and 0 < int(pid_text) and _process_has_ended(int(pid_text))):
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        try:  # best effort: a temporary that cannot be removed (permissions) must not stop the write
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            continue
         removed.append(entry)
     return removed
 
