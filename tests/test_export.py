@@ -630,7 +630,7 @@ def test_export_runs_the_model_math_in_float32_when_it_verifies(small_transform,
 def test_export_falls_back_to_float64_when_float32_fails_verification(small_transform, identity_model, tmp_path,
                                                                       monkeypatch, ended_pid):
     attempts = _fail_in_float32(monkeypatch)
-    killed_export = tmp_path / (temporary_prefix(tmp_path / "m.ts", ended_pid) + "k9.tmp")  # as after kill -9
+    killed_export = tmp_path / (temporary_prefix(tmp_path / "m.ts", ended_pid) + "k9k9k9k9.tmp")  # as after kill -9
     killed_export.write_bytes(b"half a model")
     path, report = export_model(identity_model(small_transform), tmp_path / "m.ts", phase="keep_input",
                                 buffers=[256, 2048], batch_sizes=(1,))

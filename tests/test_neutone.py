@@ -214,7 +214,7 @@ def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_
         return check
 
     monkeypatch.setattr(neutone, "check_buffer", check_buffer)
-    killed_export = tmp_path / (temporary_prefix(tmp_path / "demo.nm", ended_pid) + "k9")  # as after kill -9
+    killed_export = tmp_path / (temporary_prefix(tmp_path / "demo.nm", ended_pid) + "k9k9k9k9")  # as after kill -9
     killed_export.mkdir()
     (killed_export / "model.nm").write_bytes(b"half")
     texts = make_texts("demo", demo_vae, "'demo_data'", demo_directions)

@@ -1,4 +1,5 @@
 """Atomic file writes: a reader never sees a half-written file, a crash never loses the old one."""
+import hashlib
 import os
 import re
 import shutil
@@ -19,15 +20,31 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+# what tempfile.mkdtemp / mkstemp(suffix=".tmp") put after the prefix: only such names are ever removed
+_RANDOM_PART = r"[a-z0-9_]{8}(?:\.tmp)?"
+
+
+def machine_tag(host: str, pid_namespace: str = "") -> str:
+    """``<host>_<6 hex>``: the host name made file-safe, and a digest of the full name and the process-id
+    namespace, so that host names that read alike once cleaned (``node1.lab``, ``node1_lab``) and containers
+    that share a host name and a folder but not their process ids (Docker ``--network host``) differ."""
+    digest = hashlib.sha1(f"{host}\0{pid_namespace}".encode("utf-8", "replace")).hexdigest()[:6]
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', host)[:32] or 'host'}_{digest}"
+
+
+def _this_machine() -> str:
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)  # Linux; elsewhere one namespace per host
+    except OSError:
+        namespace = ""
+    return machine_tag(socket.gethostname(), namespace)
 
 
 def temporary_prefix(path: PathLike, pid: Optional[int] = None) -> str:
     """Name prefix of the temporary files and folders written beside ``path`` by process ``pid`` (default: this
-    one): ``.<name>.<host>-<pid>.``, so that :func:`remove_stale_temporaries` can tell those a killed process
-    left (``kill -9``, power loss) from those of a write still running, here or in another process."""
-    return f".{Path(path).name}.{_host_tag()}-{os.getpid() if pid is None else pid}."
+    one): ``.<name>.<machine>-<pid>.`` (:func:`machine_tag`), so that :func:`remove_stale_temporaries` can tell
+    those a killed process left (``kill -9``, power loss) from those of a write still running."""
+    return f".{Path(path).name}.{_this_machine()}-{os.getpid() if pid is None else pid}."
 
 
 def _process_has_ended(pid: int) -> bool:
@@ -43,21 +60,21 @@ def _process_has_ended(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path: PathLike) -> List[Path]:
-    """Remove the temporaries beside ``path`` (named by :func:`temporary_prefix`) whose process has ended on this
-    host; returns what it removed. Those of running processes, of other hosts (a shared folder) and anything
-    named otherwise are left alone: two writes of one file may run at the same time."""
+    """Remove the temporaries beside ``path`` (named by :func:`temporary_prefix`, then tempfile's 8 random
+    characters) whose process has ended on this machine and process-id namespace; returns what it removed.
+    Those of running processes, of other machines, of other files and anything named otherwise are left alone:
+    two writes of one file may run at the same time. (Two machines with the same host name writing to one
+    synced folder would look like one; keep such exports apart.)"""
     path = Path(path)
-    start = f".{path.name}.{_host_tag()}-"
+    pattern = re.compile(re.escape(f".{path.name}.{_this_machine()}-") + r"([0-9]{1,10})\." + _RANDOM_PART)
     removed = []
     try:
         entries = list(path.parent.iterdir())
     except OSError:
         return removed
     for entry in entries:
-        if not entry.name.startswith(start):
-            continue
-        pid_text = entry.name[len(start):].split(".", 1)[0]
-        if not (pid_text.isdigit() and 0 < int(pid_text) and _process_has_ended(int(pid_text))):
+        match = pattern.fullmatch(entry.name)
+        if match is None or int(match.group(1)) == 0 or not _process_has_ended(int(match.group(1))):
             continue
         try:  # best effort: a temporary that cannot be removed (permissions) must not stop the write
             if entry.is_dir() and not entry.is_symlink():
