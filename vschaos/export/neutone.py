@@ -207,7 +207,8 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
         the DAW's differs) through :meth:`_stream`, the output from the queue or the output resampler (see the
         class docstring)."""
         n = x.shape[1]
-        if n != self.vs_block:  # a caller that did not announce its buffer: size the queue for it
+        if n != self.vs_block:  # a caller that did not announce its buffer (the SDK always does): re-plan and
+            # restart for it; varying sizes without a restart would need the delay of the largest
             self.set_model_sample_rate_and_buffer_size(self.vs_rate, n)
         model_rate_x = self.vs_down(x) if self.vs_resampling else x
         pending = torch.cat([self.vs_pending, model_rate_x], dim=1)
