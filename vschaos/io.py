@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one."""
+"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one; and the removal
+of the temporaries a killed writer leaves beside a file."""
 import hashlib
 import os
 import re
@@ -20,7 +21,8 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-# what tempfile.mkdtemp / mkstemp(suffix=".tmp") put after the prefix: only such names are ever removed
+# what tempfile.mkdtemp / mkstemp(suffix=".tmp") put after the prefix: only such names are ever removed (should
+# CPython change its random names, nothing is removed: never too much)
 _RANDOM_PART = r"[a-z0-9_]{8}(?:\.tmp)?"
 
 
@@ -74,7 +76,7 @@ def remove_stale_temporaries(path: PathLike) -> List[Path]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match is None or int(match.group(1)) == 0 or not _process_has_ended(int(match.group(1))):
+        if match is None or not _process_has_ended(int(match.group(1))):  # pid 0: this process group, running
             continue
         try:  # best effort: a temporary that cannot be removed (permissions) must not stop the write
             if entry.is_dir() and not entry.is_symlink():
