@@ -650,6 +650,26 @@ def test_the_output_bound_holds_after_our_resampling(tmp_path, monkeypatch):
 
 
 @needs_sdk
+def test_the_resampled_check_compares_with_the_clamped_chain(tmp_path, demo_vae, demo_directions):
+    """The wrapper clamps after its output resampler, where a model at its soft-clipped +-4 rings past it; the
+    check's offline reference must clamp too (without, a dgt_mid trained on real TimGM notes was refused at
+    every DAW rate but its own: differs by 0.035). A low limit makes the clamp act at this model's level."""
+    from neutone_sdk.utils import load_neutone_model, save_neutone_model
+
+    from vschaos.export.neutone import NeutoneSpectralVAE, make_texts, streaming_module
+    from vschaos.export.neutone_checks import check_buffer, stream_file_model
+
+    texts = make_texts("demo", demo_vae, "'demo_data'", demo_directions)
+    wrapper = NeutoneSpectralVAE(streaming_module(demo_vae), texts, demo_directions)
+    wrapper.vs_output_limit = 0.0625  # exact in float32
+    save_neutone_model(wrapper, tmp_path, dump_samples=False, submission=False, speed_benchmark=False,
+                       test_offline_mode=False)
+    model, _ = load_neutone_model(str(tmp_path / "model.nm"))
+    assert float(stream_file_model(model, noise(48000 // 441 * 441), 48000, 441).abs().max()) == 0.0625
+    assert check_buffer(model, 441, daw_rate=48000).problems == []
+
+
+@needs_sdk
 def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     """bench/neutone_speed.py subtracts this floor from a model's figure: it must be the plugin's own work (four
     knobs, the model's native sizes) around an identity, and nothing else."""
