@@ -57,6 +57,40 @@ def test_any_split_gives_the_offline_samples_exactly(in_rate, out_rate):
         assert torch.equal(result[:, :n], reference)
 
 
+@pytest.mark.parametrize("in_rate, out_rate, phase", [(48000, 22050, 0), (22050, 48000, -7 * 22050 * 150),
+                                                      (22050, 44100, 5 * 44100), (8000, 22050, 0)])
+def test_the_laid_out_cycle_of_taps_gives_the_general_paths_samples_exactly(in_rate, out_rate, phase):
+    """Usual rate pairs read each call's taps and positions as slices of one cycle laid out once (fast); a
+    resampler not allowed the memory for it takes the general path: the same samples bit for bit, in any split,
+    with a phase, and through a pull that runs past the input (an underrun)."""
+    x = _noise(9000, seed=3)
+    results = []
+    for cycle_values in (1 << 20, 0):
+        resampler = StreamingResampler(in_rate, out_rate, phase)
+        resampler.cycle_max_values = cycle_values
+        streamed = _stream(resampler, x, [7, 300, 1, 1024, 64])
+        results.append(torch.cat([streamed, resampler.pull(700)], dim=1))
+        assert resampler.underruns == 1
+        assert (resampler.cycle_base.shape[0] > 0) == (cycle_values > 0)
+    assert results[0].shape[1] > 0.9 * x.shape[1] * out_rate / in_rate
+    assert torch.equal(results[0], results[1])
+
+
+def test_an_odd_rate_pair_or_a_huge_call_takes_the_general_path():
+    odd = StreamingResampler(44101, 22050)  # rounded table: the positions do not repeat within it
+    odd.push(_noise(5000))
+    assert odd.pull(odd.ready()).shape[1] > 2000 and odd.cycle_base.shape[0] == 0
+    usual = StreamingResampler(48000, 22050)
+    x = _noise(48000 * 10)
+    usual.push(x)
+    huge = usual.ready()  # more outputs than CYCLE_MAX_VALUES allows to lay out
+    assert (huge + 147) * usual.table.shape[1] > usual.cycle_max_values
+    out = usual.pull(huge)
+    assert usual.cycle_base.shape[0] == 0
+    reference = StreamingResampler(48000, 22050)
+    assert torch.equal(_stream(reference, x, [4096]), out[:, :reference.next_out])
+
+
 def test_scripted_equals_eager_and_sets_its_own_rates():
     x = _noise(12000)
     eager = _stream(StreamingResampler(48000, 22050), x, [333])
