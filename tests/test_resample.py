@@ -76,6 +76,16 @@ def test_the_laid_out_cycle_of_taps_gives_the_general_paths_samples_exactly(in_r
     assert torch.equal(results[0], results[1])
 
 
+def test_new_rates_mid_stream_lay_out_a_new_cycle():
+    """The plugin calls set_rates in TorchScript when the DAW's rate changes: the cycle laid out for the old
+    rates must not survive it (the scripted module restarts exactly like a fresh one)."""
+    x = _noise(6000, seed=5)
+    scripted = _script(StreamingResampler(48000, 22050))
+    _stream(scripted, x, [512])
+    scripted.set_rates(22050, 44100, 3 * 44100)
+    assert torch.equal(_stream(scripted, x, [333]), _stream(StreamingResampler(22050, 44100, 3 * 44100), x, [333]))
+
+
 def test_an_odd_rate_pair_or_a_huge_call_takes_the_general_path():
     odd = StreamingResampler(44101, 22050)  # rounded table: the positions do not repeat within it
     odd.push(_noise(5000))

@@ -218,7 +218,7 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
             if whole > 0:
                 self.vs_up.push(self._stream(pending[:, :whole], params))
             # a windowed sinc rings past a step by ~10 %: the outlets' bound holds after it too
-            return self.vs_up.pull(n).clamp(-self.vs_output_limit, self.vs_output_limit)
+            return self.vs_up.pull(n).clamp_(-self.vs_output_limit, self.vs_output_limit)
         ready = self.vs_ready
         if whole > 0:
             ready = torch.cat([ready, self._stream(pending[:, :whole], params)], dim=1)
