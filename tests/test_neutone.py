@@ -280,6 +280,20 @@ def test_odd_daw_buffers_do_not_queue_for_long(demo_loaded, daw_rate, daw_buffer
     assert 0 <= added_ms < 1e3 * DEMO_HOP / DEMO_RATE + 1.8
 
 
+@needs_sdk
+@pytest.mark.parametrize("daw_rate, buffer", [(48000, 2048), (44100, 441), (96000, 64)])
+def test_the_resamplers_allocate_their_taps_when_the_plugin_sets_the_rate_not_in_its_audio_thread(
+        demo_loaded, daw_rate, buffer):
+    model, _ = demo_loaded
+    model.set_daw_sample_rate_and_buffer_size(daw_rate, buffer)
+    resamplers = (model.w2w_base.vs_down, model.w2w_base.vs_up)
+    laid_out = [r.cycle_base.data_ptr() for r in resamplers]
+    assert all(r.cycle_base.shape[0] > 0 for r in resamplers)
+    for seed in range(40):
+        model.forward(noise(buffer, seed).repeat(2, 1))
+    assert [r.cycle_base.data_ptr() for r in resamplers] == laid_out  # never rebuilt while playing
+
+
 @pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
 @needs_sdk
 @pytest.mark.parametrize("daw_rate", [48000, 44100])

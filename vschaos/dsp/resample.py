@@ -5,7 +5,8 @@ units of ``1 / out_rate`` input samples shifts the whole output, which lets a ca
 number of samples). It is the windowed-sinc interpolation of the input at that position: a Kaiser-windowed sinc
 of ``ZERO_CROSSINGS`` zero crossings each side, cut off at ``ROLLOFF`` times the lower Nyquist frequency (an
 anti-aliasing low-pass when going down). The positions repeat every ``out_rate / gcd`` outputs, so the taps
-are one table row per position, computed once per rate pair (:func:`sinc_table`).
+are one table row per position, computed once per rate pair (:func:`sinc_table`), and a call reads its outputs'
+taps and input positions as slices of that cycle laid out once (:meth:`StreamingResampler._has_cycle`).
 
 Unlike resampling each buffer on its own (the Neutone SDK's way: each buffer's length rounded, its edges
 extrapolated), the fractional position is carried across calls in integers, so a pitch comes out exact and the
@@ -144,6 +145,12 @@ class StreamingResampler(nn.Module):
             self.history = self.history[:, drop:]
             self.history_start += drop
         return out
+
+    @torch.jit.export
+    def prepare(self, max_outputs: int) -> None:
+        """Lay out the cycle for pulls of up to ``max_outputs`` outputs now, not in the first such pull: a
+        plugin sets rates outside its audio thread and should not allocate in it."""
+        self._has_cycle(self.out_step + max_outputs)
 
     def _has_cycle(self, length: int) -> bool:
         """Whether the per-output taps and input positions of outputs ``0 .. length - 1`` are laid out in
