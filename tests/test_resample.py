@@ -86,6 +86,34 @@ def test_new_rates_mid_stream_lay_out_a_new_cycle():
     assert torch.equal(_stream(scripted, x, [333]), _stream(StreamingResampler(22050, 44100, 3 * 44100), x, [333]))
 
 
+@pytest.mark.parametrize("in_rate, out_rate, n", [(48000, 22050, 941), (22050, 48000, 2048), (22050, 48000, 28600),
+                                                  (48000, 22050, 13433)])
+def test_prepare_lays_out_exactly_what_pulls_of_that_size_need(in_rate, out_rate, n):
+    """After prepare(n), pulls of up to n outputs from any position never lay the cycle out again; where it does
+    not fit (the last two: one output more than the budget allows), neither prepare nor any pull of n lays it
+    out, so a plugin never allocates it in its audio thread."""
+    taps = StreamingResampler(in_rate, out_rate).table.shape[1]
+    out_step = out_rate // math.gcd(in_rate, out_rate)
+    resampler = StreamingResampler(in_rate, out_rate)
+    if n > 10000:
+        resampler.cycle_max_values = (out_step - 2 + n) * taps  # one output short of n
+    resampler.prepare(n)
+    laid_out = resampler.cycle_base.data_ptr(), resampler.cycle_base.shape[0]
+    assert (laid_out[1] > 0) == (n < 10000)
+    x = _noise(n * 4 * in_rate // out_rate + 1000, seed=7)
+    resampler.push(x)
+    for size in ((n, 1, n - 1, 7, n, n) if n < 10000 else (n, n, n)):  # starts all over the cycle
+        resampler.pull(size)
+        assert (resampler.cycle_base.data_ptr(), resampler.cycle_base.shape[0]) == laid_out
+
+
+def test_prepare_for_an_absurd_size_allocates_nothing():
+    scripted = _script(StreamingResampler(48000, 22050))
+    for size in (10 ** 9, 2 ** 58, 2 ** 62):  # size * taps would overflow int64
+        scripted.prepare(size)
+        assert scripted.cycle_base.shape[0] == 0
+
+
 def test_an_odd_rate_pair_or_a_huge_call_takes_the_general_path():
     odd = StreamingResampler(44101, 22050)  # rounded table: the positions do not repeat within it
     odd.push(_noise(5000))
@@ -94,7 +122,7 @@ def test_an_odd_rate_pair_or_a_huge_call_takes_the_general_path():
     x = _noise(48000 * 10)
     usual.push(x)
     huge = usual.ready()  # more outputs than CYCLE_MAX_VALUES allows to lay out
-    assert (huge + 147) * usual.table.shape[1] > usual.cycle_max_values
+    assert (146 + huge) * usual.table.shape[1] > usual.cycle_max_values
     out = usual.pull(huge)
     assert usual.cycle_base.shape[0] == 0
     reference = StreamingResampler(48000, 22050)

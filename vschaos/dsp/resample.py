@@ -26,7 +26,7 @@ KAISER_BETA = 7.0  # ~70 dB stop band
 ROLLOFF = 0.92  # cut-off / the lower Nyquist frequency
 MAX_POSITIONS = 4096  # table rows at most: an odd rate pair (44101 -> 22050: 22050 positions) is rounded down to
 # the nearest 1/4096 of a sample (< 2.5e-4 samples: ~-70 dB, the stop band's level); the position stays exact
-CYCLE_MAX_VALUES = 1 << 20  # taps laid out per output for calls of up to this / taps - cycle outputs (4 MB)
+CYCLE_MAX_VALUES = 1 << 20  # floats of taps laid out per output at most (4 MB): calls of up to this / taps - out_step + 1
 
 
 def sinc_table(in_rate: int, out_rate: int, zero_crossings: int = ZERO_CROSSINGS, beta: float = KAISER_BETA,
@@ -124,7 +124,7 @@ class StreamingResampler(nn.Module):
             self.underruns += 1
             source = torch.cat([source, torch.zeros(last_first + taps - source.shape[0], dtype=source.dtype)])
         start = self.next_out % self.out_step  # where this call starts in the cycle of positions
-        if self._has_cycle(start + n):
+        if self._has_cycle(n):
             first = self.cycle_base[start:start + n] + (self.next_out // self.out_step * self.in_step - shift)
             weights = self.cycle_taps[start:start + n]
         else:
@@ -148,21 +148,23 @@ class StreamingResampler(nn.Module):
 
     @torch.jit.export
     def prepare(self, max_outputs: int) -> None:
-        """Lay out the cycle for pulls of up to ``max_outputs`` outputs now, not in the first such pull: a
-        plugin sets rates outside its audio thread and should not allocate in it."""
-        self._has_cycle(self.out_step + max_outputs)
+        """Lay out the cycle for pulls of up to ``max_outputs`` outputs now, not in the first such pull (the very
+        test a pull makes, so either this lays it out or no such pull does): a plugin sets rates outside its audio
+        thread and should not allocate in it."""
+        self._has_cycle(max_outputs)
 
-    def _has_cycle(self, length: int) -> bool:
-        """Whether the per-output taps and input positions of outputs ``0 .. length - 1`` are laid out in
-        ``cycle_taps`` / ``cycle_base``, (re)building them for ``out_step + length`` outputs when they are not and
-        that fits in ``CYCLE_MAX_VALUES``. The positions repeat every ``out_step`` outputs, shifted by ``in_step``
-        inputs, so a call starting anywhere in the cycle reads one slice of each: no index arithmetic and no
-        gather of table rows per call (~40 us of a 2048-sample call), and the very same values as the general
-        path. Odd rate pairs (a rounded table: positions do not repeat within it) always take the general one."""
-        if length <= self.cycle_base.shape[0]:
+    def _has_cycle(self, n: int) -> bool:
+        """Whether a pull of ``n`` outputs, starting anywhere in the cycle of positions, can read its taps and
+        input positions as slices of ``cycle_taps`` / ``cycle_base``, laying them out for ``out_step - 1 + n``
+        outputs when they are shorter and that fits in ``cycle_max_values`` floats. The positions repeat every
+        ``out_step`` outputs, shifted by ``in_step`` inputs, so a call reads one slice of each: no index
+        arithmetic and no gather of table rows per call, and the very same values as the general path. Odd rate
+        pairs (a rounded table: positions do not repeat within it) always take the general one."""
+        size = self.out_step - 1 + n
+        if size <= self.cycle_base.shape[0]:
             return True
-        size = self.out_step + length
-        if self.table.shape[0] != self.out_step or size * self.table.shape[1] > self.cycle_max_values:
+        taps = self.table.shape[1]
+        if self.table.shape[0] != self.out_step or size > self.cycle_max_values // taps:  # no int64 overflow
             return False
         numerator = torch.arange(size) * self.in_step + self.phase
         self.cycle_base = torch.div(numerator, self.out_step, rounding_mode="floor")

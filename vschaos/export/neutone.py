@@ -185,7 +185,7 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
             self.vs_up.set_rates(self.vs_sample_rate, sample_rate, self.vs_delay * sample_rate
                                  - self.vs_total_delay * self.vs_sample_rate - self.vs_down_phase)
             # each call pulls n outputs up and at most ceil(n * model rate / DAW rate) down
-            self.vs_down.prepare(n_samples * self.vs_sample_rate // sample_rate + 1)
+            self.vs_down.prepare(-(-n_samples * self.vs_sample_rate // sample_rate))
             self.vs_up.prepare(n_samples)
         else:
             self.vs_down_phase = 0
