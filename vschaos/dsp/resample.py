@@ -87,8 +87,7 @@ class StreamingResampler(nn.Module):
         table, half_width = sinc_table(in_rate, out_rate, self.zero_crossings, self.beta, self.rolloff)
         self.in_step, self.out_step, self.phase = in_rate // divisor, out_rate // divisor, phase // divisor
         self.table, self.half_width = table, half_width
-        self.cycle_base = torch.zeros(0, dtype=torch.int64)  # rebuilt for these rates by the next pull
-        self.cycle_taps = torch.zeros(0, table.shape[1])
+        self.drop_cycle()  # laid out for these rates by the next prepare or pull
         self.reset()
 
     @torch.jit.export
@@ -152,6 +151,13 @@ class StreamingResampler(nn.Module):
         test a pull makes, so either this lays it out or no such pull does): a plugin sets rates outside its audio
         thread and should not allocate in it."""
         self._has_cycle(max_outputs)
+
+    @torch.jit.export
+    def drop_cycle(self) -> None:
+        """Free the laid-out cycle (the next :meth:`prepare` or pull lays it out again): streaming state that a
+        saved model should not carry (~0.7 MB for the demo's pair at a 2048-sample buffer)."""
+        self.cycle_base = torch.zeros(0, dtype=torch.int64)
+        self.cycle_taps = torch.zeros(0, self.table.shape[1])
 
     def _has_cycle(self, n: int) -> bool:
         """Whether a pull of ``n`` outputs, starting anywhere in the cycle of positions, can read its taps and

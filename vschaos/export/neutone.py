@@ -194,6 +194,13 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
         self.reset_model()
         return True
 
+    def prepare_for_inference(self) -> None:
+        """The SDK calls this before scripting and saving: the resamplers' cycles, laid out for the SDK's own
+        set-up call, are not saved (the plugin's set-up call lays them out again)."""
+        super().prepare_for_inference()
+        self.vs_down.drop_cycle()
+        self.vs_up.drop_cycle()
+
     def reset_model(self) -> bool:
         self._reset_stream()
         self.vs_down.reset()
