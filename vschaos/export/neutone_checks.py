@@ -159,7 +159,10 @@ def check_buffer(model, buffer: int, seconds: float = 0.75, daw_rate: Optional[i
         env_length = -(-max(ENVELOPE_MIN_LENGTH, 4 * (total + buffer)) // buffer) * buffer
         envelope = envelope_delay(process, env_length)
         if not envelope.measurable:
-            summary = f"not measurable ({envelope.why_not()}; an untrained model?)"
+            # e.g. a model trained on tonal notes, fed the check's noise: not a defect, the equality above
+            # already places the output at the reported delay
+            summary = (f"not measurable from the check's noise ({envelope.why_not()}: an untrained model, or one "
+                       f"that learnt other sounds, does not follow its envelope)")
         else:
             summary = f"{envelope.describe()}"
             # the envelope frames are in samples, while what blurs a regenerated phase's envelopes spans model
