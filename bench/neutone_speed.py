@@ -5,7 +5,10 @@ Issue 11's target: 1/RTF >= 100 at a 2048-sample DAW buffer, 48 kHz, 1 thread. E
 (``export_neutone``: SDK validation, our equality and delay checks at one DAW buffer, then the SDK's
 benchmarks in a child process, exactly what ``script.py --format neutone`` prints). Beside it, the
 median time of one ``StreamingVAE.forward`` call at the most whole hops the wrapper runs at 48 kHz / 2048,
-so that the model's share and the rest (the wrapper's resampling, the plugin) can be told apart.
+so that the model's share and the rest (the wrapper's resampling, the plugin) can be told apart, and that
+call's stages (``stage_ms``): the network (encoder, predictors, decoder) and the spectral front and back end
+(analysis, features, RTPGHI, synthesis). "1/RTF without the network" is the export's figure with the
+network's time taken out: the bound that everything but the network sets on the machine at hand.
 
 Beside each model, the plugin's own floor: an identity model with the same native sample rates, buffer sizes and
 four knobs, through the same SDK benchmark in the same round. It pays everything the plugin does around a model
@@ -30,7 +33,7 @@ import time
 import warnings
 import zlib
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter
@@ -40,6 +43,7 @@ from torch import Tensor, nn
 
 from common import RESULTS_DIR, write_results
 from vschaos.cli.train import compose_config
+from vschaos.dsp.bounds import bounded_audio_input, soft_clip
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
 from vschaos.export.neutone import MAX_KNOBS, NeutoneTexts, WholeHopsAtDawRates, export_neutone
@@ -169,22 +173,79 @@ def model_buffer(sample_rate: int, hop: int, daw_rate: int = DAW_RATE, daw_buffe
     return -(-resampled // hop) * hop
 
 
-def forward_ms(vae, buffer: int, calls: int = 200) -> float:
-    """Median milliseconds of one scripted ``StreamingVAE.forward`` call at ``buffer`` samples, 1 thread."""
+STAGES = ["analysis", "features in", "network", "features out", "phase (RTPGHI)", "synthesis"]
+SPECTRAL_STAGES = [stage for stage in STAGES if stage != "network"]
+
+
+def _nothing(x: Tensor) -> Tensor:
+    return x
+
+
+def forward_stages(module: torch.jit.ScriptModule, x: Tensor
+                   ) -> Tuple[Dict[str, Tuple[Callable[[], object], int]], Tensor]:
+    """The stages (:data:`STAGES`) of a scripted ``StreamingVAE``'s ``forward(x)`` on a fresh stream, each as
+    ``(a call that runs it again on this call's tensors, how many calls into TorchScript that makes)``, and the
+    audio that the stages give chained, bounded as ``forward`` bounds it: ``forward(x)``'s own output at the
+    default knobs (a test holds this, so that the stages stay what ``forward`` does). ``"network"`` is the
+    encoder, the predictors and the decoder: the part a smaller or faster network would change; the other
+    stages are the spectral front and back end that any model of this kind pays."""
+    transform, model = module.vae.transform, module.vae
+    with torch.no_grad():
+        audio = bounded_audio_input(x[:, 0])
+        spec = module.forward_analysis(audio)
+        features = transform.to_features(spec.abs()).reshape(-1, spec.shape[-1])
+        labels = module._read_labels(x, 1, module.forward_tasks, True)
+        encoder_labels = module._select(labels, module.encoder_tasks)
+        decoder_labels = module._select(labels, module.decoder_tasks)
+        predicts = len(module.predicted_tasks) > 0
+
+        def network() -> Tensor:
+            z = model.encode(features, encoder_labels)[0]
+            return model.decode(z, decoder_labels, model.predict(z, features) if predicts else None)
+
+        decoded = network()
+        magnitude = transform.from_features(decoded).reshape(spec.shape)
+        complex_spec = torch.polar(magnitude, module.forward_rtpghi(magnitude))
+        out = soft_clip(module.forward_synthesis(complex_spec)).unsqueeze(1)
+    stages = {"analysis": (lambda: module.forward_analysis(audio), 1),
+              "features in": (lambda: transform.to_features(spec.abs()), 1),
+              "network": (network, 3 if predicts else 2),
+              "features out": (lambda: transform.from_features(decoded), 1),
+              "phase (RTPGHI)": (lambda: module.forward_rtpghi(magnitude), 1),
+              "synthesis": (lambda: module.forward_synthesis(complex_spec), 1)}
+    return stages, out
+
+
+def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, float]:
+    """Median milliseconds, 1 thread, of one scripted ``StreamingVAE.forward`` call at ``buffer`` samples
+    (``"forward"``) and of each of its stages (:func:`forward_stages`) run alone, less the cost of calling into
+    TorchScript from Python; ``"the rest"`` is what the whole call spends beyond its stages run alone: the
+    operations between them (bounds, reshapes, the latent offset, ``polar``) and running them together (the
+    caches). The whole call and each stage are timed in turn, round after round, so that a drifting machine
+    moves them together (this VM's speed wanders by 1.5x within minutes)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = script_model(vae)
+        stage_module = script_model(vae)
     x = 0.1 * torch.randn(1, 1 + len(module.forward_tasks), buffer, generator=torch.Generator().manual_seed(0))
     x[:, 1:] = -1.0
-    times: List[float] = []
+    stages, _ = forward_stages(stage_module, x)
+    nothing = torch.jit.script(_nothing)
+    timed = {"forward": (lambda: module.forward(x), 1), **stages, "call": (lambda: nothing(x), 1)}
+    times: Dict[str, List[float]] = {name: [] for name in timed}
     with torch.no_grad():
-        for i in range(calls + 20):
-            start = time.perf_counter()
-            module.forward(x)
-            if i >= 20:
-                times.append(time.perf_counter() - start)
-    times.sort()
-    return 1e3 * times[len(times) // 2]
+        for _ in range(rounds):
+            for name, (run, _) in timed.items():
+                run()  # warm
+                for _ in range(calls):
+                    start = time.perf_counter()
+                    run()
+                    times[name].append(time.perf_counter() - start)
+    median = {name: 1e3 * sorted(values)[len(values) // 2] for name, values in times.items()}
+    result = {name: median[name] - (0 if name == "forward" else n_calls * median["call"])
+              for name, (_, n_calls) in timed.items() if name != "call"}
+    result["the rest"] = result["forward"] - sum(result[name] for name in STAGES)
+    return result
 
 
 def run_preset(preset: str, folder: Path, repeat: int, n_iters: int) -> Dict[str, object]:
@@ -202,13 +263,22 @@ def run_preset(preset: str, folder: Path, repeat: int, n_iters: int) -> Dict[str
     buffer = model_buffer(sample_rate, hop)
     floor = run_sdk_benchmarks(floor_file(folder, *native_sizes(report.path)), buffers=(512, DAW_BUFFER),
                                repeat=repeat, n_iters=n_iters)
+    stages = stage_ms(vae, buffer)
     row = {"preset": preset, "sample_rate": sample_rate, "n_fft": int(cfg.transform.n_fft), "hop": hop,
-           "model_buffer": buffer, "forward_ms": forward_ms(vae, buffer)}
+           "model_buffer": buffer, "forward_ms": stages["forward"], "stages_ms": stages}
     for daw_buffer in (DAW_BUFFER, 512):
         row[f"inverse_rtf_{daw_buffer}"] = report.benchmarks.inverse_rtf(DAW_RATE, daw_buffer)
         row[f"floor_inverse_rtf_{daw_buffer}"] = floor.inverse_rtf(DAW_RATE, daw_buffer)
     row["model_ms_2048"] = model_ms(row["inverse_rtf_2048"], row["floor_inverse_rtf_2048"])
+    row["free_network_inverse_rtf_2048"] = without_network(row["inverse_rtf_2048"], stages["network"])
     return row
+
+
+def without_network(inverse_rtf: float, network_ms: float) -> float:
+    """The 1/RTF at 48 kHz / 2048 of the same export if its network (encoder, predictors, decoder) took no time:
+    the bound that the spectral front and back end, our wrapper and the plugin set, whatever the network."""
+    buffer_ms = 1e3 * DAW_BUFFER / DAW_RATE
+    return buffer_ms / (buffer_ms / inverse_rtf - network_ms)
 
 
 def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
@@ -238,13 +308,24 @@ def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
 
 
 def format_table(rows: List[Dict[str, object]]) -> str:
-    lines = ["| preset | rate / n_fft / hop | 1/RTF at 2048 | floor at 2048 | model ms per 2048 | 1/RTF at 512 "
-             "| floor at 512 | forward at its buffer (ms) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| preset | rate / n_fft / hop | 1/RTF at 2048 | floor at 2048 | model ms per 2048 | 1/RTF at 2048 "
+             "without the network | 1/RTF at 512 | floor at 512 | forward at its buffer (ms) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['preset']} | {r['sample_rate']} / {r['n_fft']} / {r['hop']} | {r['inverse_rtf_2048']:.1f} "
-                     f"| {r['floor_inverse_rtf_2048']:.1f} | {r['model_ms_2048']:.2f} | {r['inverse_rtf_512']:.1f} "
+                     f"| {r['floor_inverse_rtf_2048']:.1f} | {r['model_ms_2048']:.2f} "
+                     f"| {r['free_network_inverse_rtf_2048']:.1f} | {r['inverse_rtf_512']:.1f} "
                      f"| {r['floor_inverse_rtf_512']:.1f} | {r['forward_ms']:.2f} (B = {r['model_buffer']}) |")
+    names = STAGES + ["the rest"]
+    lines += ["", "Where one `StreamingVAE.forward` call at that buffer spends its time (ms, medians, 1 thread; "
+              "\"network\": encoder, predictors, decoder; the other stages: the spectral front and back end):", "",
+              "| preset | forward | " + " | ".join(names) + " | spectral stages together |",
+              "|---|" + "---:|" * (len(names) + 2)]
+    for r in rows:
+        stages = r["stages_ms"]
+        spectral = sum(stages[name] for name in SPECTRAL_STAGES)
+        lines.append(f"| {r['preset']} | {stages['forward']:.3f} | " + " | ".join(f"{stages[n]:.3f}" for n in names)
+                     + f" | {spectral:.3f} |")
     return "\n".join(lines)
 
 

@@ -703,6 +703,29 @@ def test_the_resampled_check_compares_with_the_clamped_chain(tmp_path, demo_vae,
 
 
 @needs_sdk
+@pytest.mark.parametrize("preset", ["demo", "dgt_pitch_prediction", "dgt_harmonic"])
+def test_bench_stages_chained_are_the_streamed_forward(monkeypatch, preset):
+    """bench/neutone_speed.py times forward's stages one by one and reports what a network-free export could
+    reach: the stages, chained, must give forward's own output (labels, predictors and the f0 tracker included),
+    or the split misattributes time."""
+    from vschaos.export.export import script_model
+
+    bench = _bench_module("neutone_speed", monkeypatch)
+    vae = preset_vae(preset)
+    x = 0.1 * torch.randn(1, 1 + len(script_model(vae).forward_tasks), 2048,
+                          generator=torch.Generator().manual_seed(1))
+    x[:, 1:] = -1.0
+    stages, chained = bench.forward_stages(script_model(vae), x)
+    assert list(stages) == bench.STAGES
+    with torch.no_grad():
+        expected = script_model(vae).forward(x)
+    assert float(expected.abs().max()) > 0.0
+    assert torch.equal(chained, expected)
+    # 1/RTF 20 at 48 kHz / 2048 is 2.133 ms per buffer; a network of 1.067 ms taken out of it leaves 1/RTF 40
+    assert bench.without_network(20.0, 1e3 * 2048 / 48000 / 40) == pytest.approx(40.0)
+
+
+@needs_sdk
 def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     """bench/neutone_speed.py subtracts this floor from a model's figure: it must be the plugin's own work (four
     knobs, the model's native sizes) around an identity, and nothing else."""
