@@ -18,7 +18,10 @@ can beat its 1/RTF on the machine at hand; ``model ms`` is what our model adds p
 milliseconds, floor subtracted; our wrapper's own resampling included), the figure to compare between machines
 and versions.
 
-Usage: ``python bench/neutone_speed.py [--presets demo dgt_mid ...] [--busy] [--save-dir DIR] [--name NAME]``.
+Usage: ``python bench/neutone_speed.py [--presets demo dgt_mid ...] [--set KEY=VALUE ...] [--busy] [--save-dir DIR]
+[--name NAME]``. ``--set`` applies config overrides to every preset, e.g. ``model.encoder.nlayers=0
+model.decoder.nlayers=0 model.latent_dim=2`` (a network of one small layer each way: what the rest of the
+export costs, measured through the SDK rather than subtracted).
 ``--busy`` runs one competing CPU-bound process during the measurements (a musician's laptop is never
 idle); ``--save-dir`` keeps the exported files. ``--compare A.nm B.nm ... [--rounds 5]`` exports nothing and
 runs the SDK's benchmark on the given files in turn (each file's floor with them), round after
@@ -249,8 +252,9 @@ def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, f
     return result
 
 
-def run_preset(preset: str, folder: Path, repeat: int, n_iters: int) -> Dict[str, object]:
-    cfg = compose_config(preset, [])
+def run_preset(preset: str, folder: Path, repeat: int, n_iters: int, overrides: Tuple[str, ...] = ()
+               ) -> Dict[str, object]:
+    cfg = compose_config(preset, list(overrides))
     torch.manual_seed(0)
     vae = build_model(cfg).eval()
     first = int(getattr(vae, "pitch_dims", 0))
@@ -265,7 +269,7 @@ def run_preset(preset: str, folder: Path, repeat: int, n_iters: int) -> Dict[str
     floor = run_sdk_benchmarks(floor_file(folder, *native_sizes(report.path)), buffers=(512, DAW_BUFFER),
                                repeat=repeat, n_iters=n_iters)
     stages = stage_ms(vae, buffer)
-    row = {"preset": preset, "sample_rate": sample_rate, "n_fft": int(cfg.transform.n_fft), "hop": hop,
+    row = {"preset": " ".join((preset,) + tuple(overrides)), "sample_rate": sample_rate, "n_fft": int(cfg.transform.n_fft), "hop": hop,
            "model_buffer": buffer, "forward_ms": stages["forward"], "stages_ms": stages}
     for daw_buffer in (DAW_BUFFER, 512):
         row[f"inverse_rtf_{daw_buffer}"] = report.benchmarks.inverse_rtf(DAW_RATE, daw_buffer)
@@ -345,6 +349,7 @@ def format_comparison(rows: List[Dict[str, object]]) -> str:
 def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=PRESETS)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for every preset")
     parser.add_argument("--busy", action="store_true", help="run one competing CPU-bound process meanwhile")
     parser.add_argument("--repeat", type=int, default=10, help="SDK benchmark repetitions (default %(default)s)")
     parser.add_argument("--iters", type=int, default=30, help="SDK benchmark calls per repetition (default %(default)s)")
@@ -363,10 +368,12 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
                 rows = compare_files(args.compare, args.rounds, args.repeat, args.iters, Path(folder))
         elif args.save_dir is not None:
             args.save_dir.mkdir(parents=True, exist_ok=True)
-            rows = [run_preset(preset, args.save_dir, args.repeat, args.iters) for preset in args.presets]
+            rows = [run_preset(preset, args.save_dir, args.repeat, args.iters, tuple(args.set))
+                    for preset in args.presets]
         else:
             with tempfile.TemporaryDirectory() as folder:
-                rows = [run_preset(preset, Path(folder), args.repeat, args.iters) for preset in args.presets]
+                rows = [run_preset(preset, Path(folder), args.repeat, args.iters, tuple(args.set))
+                        for preset in args.presets]
     finally:
         if competitor is not None:
             competitor.kill()
