@@ -269,8 +269,9 @@ def run_preset(preset: str, folder: Path, repeat: int, n_iters: int, overrides: 
     floor = run_sdk_benchmarks(floor_file(folder, *native_sizes(report.path)), buffers=(512, DAW_BUFFER),
                                repeat=repeat, n_iters=n_iters)
     stages = stage_ms(vae, buffer)
-    row = {"preset": " ".join((preset,) + tuple(overrides)), "sample_rate": sample_rate, "n_fft": int(cfg.transform.n_fft), "hop": hop,
-           "model_buffer": buffer, "forward_ms": stages["forward"], "stages_ms": stages}
+    row = {"preset": " ".join((preset,) + tuple(overrides)), "sample_rate": sample_rate,
+           "n_fft": int(cfg.transform.n_fft), "hop": hop, "model_buffer": buffer, "forward_ms": stages["forward"],
+           "stages_ms": stages}
     for daw_buffer in (DAW_BUFFER, 512):
         row[f"inverse_rtf_{daw_buffer}"] = report.benchmarks.inverse_rtf(DAW_RATE, daw_buffer)
         row[f"floor_inverse_rtf_{daw_buffer}"] = floor.inverse_rtf(DAW_RATE, daw_buffer)
