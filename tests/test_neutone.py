@@ -715,6 +715,7 @@ def test_bench_stages_chained_are_the_streamed_forward(monkeypatch, preset):
     x = 0.1 * torch.randn(1, 1 + len(script_model(vae).forward_tasks), 2048,
                           generator=torch.Generator().manual_seed(1))
     x[:, 1:] = -1.0
+    x[0, 0, 700], x[0, 0, 900], x[0, 0, 1000:1010] = math.nan, math.inf, 5e4  # the input bound acts (INPUT_LIMIT)
     stages, chained = bench.forward_stages(script_model(vae), x)
     assert list(stages) == bench.STAGES
     with torch.no_grad():
