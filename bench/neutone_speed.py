@@ -226,7 +226,7 @@ def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, f
     TorchScript from Python; ``"the rest"`` is what the whole call spends beyond its stages run alone: the
     operations between them (bounds, reshapes, the latent offset, ``polar``) and running them together (the
     caches). The whole call and each stage are timed in turn, round after round, so that a drifting machine
-    moves them together (this VM's speed wanders by 1.5x within minutes)."""
+    moves them together (this VM's speed wandered by up to 1.8x within a minute)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = script_model(vae)
