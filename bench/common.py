@@ -1,14 +1,17 @@
-"""What every benchmark script shares: the test sound, the timing loop and the results writer.
+"""What every benchmark script shares: the test sound, the timing loop, the competing process and the results writer.
 
 The scripts are run as files (``python bench/NAME.py``), so this folder is ``sys.path[0]`` and
 they import it as ``from common import ...``.
 """
+import contextlib
 import json
 import math
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -16,6 +19,19 @@ import torch
 from vschaos.io import atomic_write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # not the cwd: same place from anywhere
+COMPETITOR = "while True: pass"  # one CPU-bound process: a musician's laptop is never idle
+
+
+@contextlib.contextmanager
+def competing_process(busy: bool = True) -> Iterator[None]:
+    """Run ``python -c "while True: pass"`` (when ``busy``) for the duration of the block, then end it."""
+    competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if busy else None
+    try:
+        yield
+    finally:
+        if competitor is not None:
+            competitor.kill()
+            competitor.wait()
 
 
 def test_sound(seconds: float, sample_rate: int) -> torch.Tensor:

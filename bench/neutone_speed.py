@@ -30,10 +30,7 @@ whose speed drifts between runs. Writes ``bench/results/<name>.{json,md}``.
 """
 import argparse
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -45,7 +42,7 @@ from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
-from common import RESULTS_DIR, write_results
+from common import RESULTS_DIR, competing_process, interleaved_medians, write_results
 from vschaos.cli.train import compose_config
 from vschaos.dsp.bounds import bounded_audio_input, soft_clip
 from vschaos.export.directions import LatentDirections
@@ -225,8 +222,10 @@ def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, f
     (``"forward"``) and of each of its stages (:func:`forward_stages`) run alone, less the cost of calling into
     TorchScript from Python; ``"the rest"`` is what the whole call spends beyond its stages run alone: the
     operations between them (bounds, reshapes, the latent offset, ``polar``) and running them together (the
-    caches). The whole call and each stage are timed in turn, round after round, so that a drifting machine
-    moves them together (this VM's speed wandered by up to 1.8x within a minute)."""
+    caches). Each is timed as blocks of ``calls`` calls in a row (its own data in the caches: a stage timed one
+    call at a time between the others measured up to twice its share, more than the whole call), the whole call
+    and each stage in turn, ``rounds`` rounds (:func:`interleaved_medians`), so that a drifting machine moves
+    them together (this VM's speed wandered by up to 1.8x within a minute)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = script_model(vae)
@@ -236,16 +235,10 @@ def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, f
     stages, _ = forward_stages(stage_module, x)
     nothing = torch.jit.script(_nothing)
     timed = {"forward": (lambda: module.forward(x), 1), **stages, "call": (lambda: nothing(x), 1)}
-    times: Dict[str, List[float]] = {name: [] for name in timed}
+    blocks = {name: (lambda run=run: [run() for _ in range(calls)]) for name, (run, _) in timed.items()}
     with torch.no_grad():
-        for _ in range(rounds):
-            for name, (run, _) in timed.items():
-                run()  # warm
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    run()
-                    times[name].append(time.perf_counter() - start)
-    median = {name: 1e3 * sorted(values)[len(values) // 2] for name, values in times.items()}
+        times = interleaved_medians(blocks, rounds)
+    median = {name: 1e3 * figures["seconds"] / calls for name, figures in times.items()}
     result = {name: median[name] - (0 if name == "forward" else n_calls * median["call"])
               for name, (_, n_calls) in timed.items() if name != "call"}
     result["the rest"] = result["forward"] - sum(result[name] for name in STAGES)
@@ -362,8 +355,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     load = "one competing CPU-bound process" if args.busy else "idle"
-    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
-    try:
+    with competing_process(args.busy):
         if args.compare:
             with tempfile.TemporaryDirectory() as folder:
                 rows = compare_files(args.compare, args.rounds, args.repeat, args.iters, Path(folder))
@@ -375,10 +367,6 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
             with tempfile.TemporaryDirectory() as folder:
                 rows = [run_preset(preset, Path(folder), args.repeat, args.iters, tuple(args.set))
                         for preset in args.presets]
-    finally:
-        if competitor is not None:
-            competitor.kill()
-            competitor.wait()
     header = (f"# Neutone export speed ({load})\n\nSDK benchmark-speed, {DAW_RATE} Hz, stereo DAW, 1 thread; target "
               f"1/RTF >= {TARGET:g} at {DAW_BUFFER}. Floor: an identity model at the same native sizes (no model "
               f"can beat it here). torch {torch.__version__}.\n\n")

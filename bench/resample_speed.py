@@ -12,14 +12,12 @@ Usage: ``python bench/resample_speed.py [--repeats 200] [--busy]``; ``--busy`` r
 process meanwhile. Writes ``bench/results/resample_speed[_busy].{json,md}``.
 """
 import argparse
-import subprocess
-import sys
 import warnings
 from typing import Dict, List, Tuple
 
 import torch
 
-from common import interleaved_medians, write_results
+from common import competing_process, interleaved_medians, write_results
 from vschaos.dsp.resample import StreamingResampler
 
 SETTINGS: List[Tuple[int, int, int]] = [  # DAW rate, DAW buffer, model rate
@@ -57,9 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     load = "one competing CPU-bound process" if args.busy else "idle"
-    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     rows: List[Dict[str, object]] = []
-    try:
+    with competing_process(args.busy):
         for daw_rate, buffer, model_rate in SETTINGS:
             buffers = torch.randn(CALLS_PER_SAMPLE, 1, buffer, generator=torch.Generator().manual_seed(0)) * 0.1
             ways = {"cycle": scripted(daw_rate, model_rate, True), "general": scripted(daw_rate, model_rate, False)}
@@ -72,9 +69,6 @@ def main() -> None:
             rows.append({"daw_rate": daw_rate, "buffer": buffer, "model_rate": model_rate, "cycle_us": cycle_us,
                          "general_us": general_us, "ratio": general_us / cycle_us, "identical": identical,
                          "share_of_buffer": cycle_us * 1e-6 / (buffer / daw_rate)})
-    finally:
-        if competitor is not None:
-            competitor.kill()
     lines = [f"# Streaming resampler per DAW call, down and up ({load})", "",
              f"Scripted, 1 thread, torch {torch.__version__}; medians of {args.repeats} samples of "
              f"{CALLS_PER_SAMPLE} calls, the two ways interleaved.", "",
