@@ -726,6 +726,36 @@ def test_bench_stages_chained_are_the_streamed_forward(monkeypatch, preset):
     assert bench.inverse_rtf_without(20.0, 1e3 * 2048 / 48000 / 40) == pytest.approx(40.0)
 
 
+class _ProductThenAdd(nn.Module):
+    """Two operations: one product large enough to dominate the profile, one small addition."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(512, 512, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.matmul(x, self.weight) + 1.0
+
+
+@needs_sdk
+def test_bench_profile_counts_what_a_call_dispatches(monkeypatch):
+    """bench/neutone_speed.py's profile says how many operations a plugin call dispatches and which ones cost the
+    most: a module of one product and one addition dispatches two, and its product (aten::mm under matmul) is the
+    largest, once per call, with its shapes."""
+    bench = _bench_module("neutone_speed", monkeypatch)
+    module = torch.jit.script(_ProductThenAdd())
+    x = torch.randn(64, 512, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        module(x)
+    profile = bench.profile_calls(lambda: module(x), calls=10, top=3)
+    assert profile["operations"] == 2.0
+    first = profile["largest"][0]
+    assert (first["operation"], first["per_call"], first["shapes"]) == ("aten::mm", 1.0, "[[64, 512], [512, 512]]")
+    assert profile["largest_ms"] == pytest.approx(sum(entry["ms"] for entry in profile["largest"]))
+    assert 0.0 < profile["interpreter_ms"] < profile["profiled_ms"]
+    assert first["ms"] < profile["profiled_ms"]
+
+
 @needs_sdk
 def test_bench_floor_is_the_plugin_around_an_identity(tmp_path, monkeypatch):
     """bench/neutone_speed.py subtracts this floor from a model's figure: it must be the plugin's own work (four
