@@ -248,14 +248,17 @@ def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, f
     return result
 
 
-def profile_calls(call: Callable[[], object], calls: int = 50, top: int = 12) -> Dict[str, object]:
+def profile_calls(call: Callable[[], object], calls: int = 50, top: int = 12, min_us: float = 5.0
+                  ) -> Dict[str, object]:
     """What ``call()``, one call into a scripted module, dispatches and where its arithmetic goes, by
     ``torch.profiler`` over ``calls`` calls (1 thread), per call: ``"operations"``, those it dispatches (directly
     under the module's own record; the ones they call in turn are not counted), and ``"heaviest"``, the ``top``
-    operations by their own time per occurrence, each ``{"operation", "shapes", "per_call", "ms"}`` (ms per
-    call), with ``"heaviest_ms"`` their sum. Ranked per occurrence, the heaviest are the ones doing arithmetic
-    (products, convolutions, FFTs, gathers) rather than the many small ones that the profiler's own microsecond
-    per operation would inflate; their time is work that no saving on dispatch removes."""
+    operations (by name and input shapes) by their own time, each ``{"operation", "shapes", "per_call", "ms"}``
+    (ms per call), with ``"heaviest_ms"`` their sum. Only operations averaging at least ``min_us`` µs each
+    count: below that an operation's time is mostly dispatch and the profiler's own microsecond, above it
+    arithmetic (products, convolutions, FFTs, gathers), work that no saving on dispatch removes. Operations whose
+    shapes change from call to call spread over groups and may fall out of the ``top``: ``heaviest_ms`` is a
+    lower bound of the call's arithmetic."""
     with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
                                                  record_shapes=True) as profile:
         for _ in range(calls):
@@ -263,8 +266,9 @@ def profile_calls(call: Callable[[], object], calls: int = 50, top: int = 12) ->
     events = profile.events()
     record_names = {e.name for e in events if e.cpu_parent is None}
     operations = sum(1 for e in events if e.cpu_parent is not None and e.cpu_parent.cpu_parent is None)
-    averages = sorted((a for a in profile.key_averages(group_by_input_shape=True) if a.key not in record_names),
-                      key=lambda a: -a.self_cpu_time_total / a.count)[:top]
+    averages = sorted((a for a in profile.key_averages(group_by_input_shape=True)
+                       if a.key not in record_names and a.self_cpu_time_total >= min_us * a.count),
+                      key=lambda a: -a.self_cpu_time_total)[:top]
     heaviest = [{"operation": a.key, "shapes": str(a.input_shapes), "per_call": a.count / calls,
                  "ms": a.self_cpu_time_total / calls / 1e3} for a in averages]
     return {"operations": operations / calls, "heaviest": heaviest,
@@ -366,8 +370,8 @@ def format_table(rows: List[Dict[str, object]]) -> str:
         lines.append(f"| {r['preset']} | {stages['forward']:.3f} | " + " | ".join(f"{stages[n]:.3f}" for n in names)
                      + f" | {spectral:.3f} |")
     lines += ["", f"The plugin's call at {DAW_RATE} Hz / {DAW_BUFFER} by `torch.profiler`, per call: the operations it "
-              "dispatches, and the own time of its heaviest operations (ranked per occurrence: products, convolutions, "
-              f"FFTs, gathers), arithmetic that no saving on dispatch removes; \"room\": what 1/RTF {TARGET:g} leaves a "
+              "dispatches, and the own time of its heaviest operations (those averaging 5 µs or more each: products, "
+              f"convolutions, FFTs, gathers), arithmetic that no saving on dispatch removes; \"room\": what 1/RTF {TARGET:g} leaves a "
               "model after the floor:", "",
               "| preset | operations dispatched | heaviest operations, ms | room, ms |", "|---|---:|---:|---:|"]
     for r in rows:

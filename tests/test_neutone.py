@@ -740,14 +740,14 @@ class _ProductThenAdd(nn.Module):
 @needs_sdk
 def test_bench_profile_counts_what_a_call_dispatches(monkeypatch):
     """bench/neutone_speed.py's profile says how many operations a plugin call dispatches and which do the most
-    arithmetic: a module of one product and one addition dispatches two, and its product (aten::mm under matmul)
-    is the heaviest, once per call, with its shapes; the addition, far lighter, comes later."""
+    arithmetic: a module of one product and one addition dispatches two, its product (aten::mm under matmul) is
+    the heaviest, once per call, with its shapes, and operations averaging under ``min_us`` are left out."""
     bench = _bench_module("neutone_speed", monkeypatch)
     module = torch.jit.script(_ProductThenAdd())
     x = torch.randn(64, 512, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         module(x)
-    profile = bench.profile_calls(lambda: module(x), calls=10, top=20)
+    profile = bench.profile_calls(lambda: module(x), calls=10, top=20, min_us=0.0)
     assert profile["operations"] == 2.0
     heaviest = profile["heaviest"]
     assert (heaviest[0]["operation"], heaviest[0]["per_call"], heaviest[0]["shapes"]) == (
@@ -755,6 +755,7 @@ def test_bench_profile_counts_what_a_call_dispatches(monkeypatch):
     assert "aten::add" in [entry["operation"] for entry in heaviest[1:]]
     assert profile["heaviest_ms"] == pytest.approx(sum(entry["ms"] for entry in heaviest))
     assert heaviest[0]["ms"] > 10 * max(entry["ms"] for entry in heaviest[1:])
+    assert bench.profile_calls(lambda: module(x), calls=10, min_us=1e9)["heaviest"] == []
 
 
 @needs_sdk
