@@ -45,7 +45,7 @@ from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
-from common import RESULTS_DIR, competing_process, interleaved_medians, write_results
+from common import RESULTS_DIR, competing_process, interleaved_medians, median_seconds, write_results
 from vschaos.cli.train import compose_config
 from vschaos.dsp.bounds import bounded_audio_input, soft_clip
 from vschaos.export.directions import LatentDirections
@@ -275,6 +275,17 @@ def profile_calls(call: Callable[[], object], calls: int = 50, top: int = 12, mi
             "heaviest_ms": sum(entry["ms"] for entry in heaviest)}
 
 
+def slice_us(rounds: int = 31) -> float:
+    """Median µs that TorchScript spends on one slice of a small tensor (a view: no arithmetic, no data
+    allocated), in a scripted chain of 200: about the least that any dispatched operation costs here."""
+    source = "def chain(x: torch.Tensor) -> torch.Tensor:\n" + "    x = x[1:]\n" * 200 + "    return x\n"
+    chain = torch.jit.CompilationUnit(source).chain
+    x = torch.zeros(400)
+    for _ in range(10):
+        chain(x)
+    return 1e6 * median_seconds(lambda: [chain(x) for _ in range(10)], rounds)["seconds"] / 2000
+
+
 def profile_plugin(path: Path, calls: int = 50) -> Dict[str, object]:
     """:func:`profile_calls` of a Neutone file's plugin call at 48 kHz / 2048 (a stereo DAW, as the SDK's
     benchmark), after enough calls that the stream and TorchScript's optimised graph are warm."""
@@ -301,10 +312,11 @@ def run_preset(preset: str, folder: Path, repeat: int, n_iters: int, overrides: 
                             sdk_offline_check=False)
     sample_rate, hop = int(cfg.transform.sample_rate), int(cfg.transform.hop)
     buffer = model_buffer(sample_rate, hop)
-    floor = run_sdk_benchmarks(floor_file(folder, *native_sizes(report.path)), buffers=(512, DAW_BUFFER),
-                               repeat=repeat, n_iters=n_iters)
+    floor_path = floor_file(folder, *native_sizes(report.path))
+    floor = run_sdk_benchmarks(floor_path, buffers=(512, DAW_BUFFER), repeat=repeat, n_iters=n_iters)
     stages = stage_ms(vae, buffer)
     profile = profile_plugin(report.path)
+    profile["floor_operations"] = profile_plugin(floor_path, calls=5)["operations"]
     row = {"preset": " ".join((preset,) + tuple(overrides)), "sample_rate": sample_rate,
            "n_fft": int(cfg.transform.n_fft), "hop": hop, "model_buffer": buffer, "forward_ms": stages["forward"],
            "stages_ms": stages, "profile": profile}
@@ -373,10 +385,12 @@ def format_table(rows: List[Dict[str, object]]) -> str:
               "dispatches, and the own time of its heaviest operations (those averaging 5 µs or more each: products, "
               f"convolutions, FFTs, gathers), arithmetic that no saving on dispatch removes; \"room\": what 1/RTF {TARGET:g} leaves a "
               "model after the floor:", "",
-              "| preset | operations dispatched | heaviest operations, ms | room, ms |", "|---|---:|---:|---:|"]
+              "| preset | operations dispatched | the floor's | heaviest operations, ms | room, ms |",
+              "|---|---:|---:|---:|---:|"]
     for r in rows:
         profile = r["profile"]
-        lines.append(f"| {r['preset']} | {profile['operations']:.0f} | {profile['heaviest_ms']:.3f} "
+        lines.append(f"| {r['preset']} | {profile['operations']:.0f} | {profile['floor_operations']:.0f} "
+                     f"| {profile['heaviest_ms']:.3f} "
                      f"({len(profile['heaviest'])} operations) | {model_ms(TARGET, r['floor_inverse_rtf_2048']):.3f} |")
     for r in rows:
         lines += ["", f"{r['preset']}, heaviest operations (ms per call, times per call, input shapes):", ""]
@@ -422,12 +436,14 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
             with tempfile.TemporaryDirectory() as folder:
                 rows = [run_preset(preset, Path(folder), args.repeat, args.iters, tuple(args.set))
                         for preset in args.presets]
+        slice_cost = slice_us()
     header = (f"# Neutone export speed ({load})\n\nSDK benchmark-speed, {DAW_RATE} Hz, stereo DAW, 1 thread; target "
               f"1/RTF >= {TARGET:g} at {DAW_BUFFER}. Floor: an identity model at the same native sizes (no model "
-              f"can beat it here). torch {torch.__version__}.\n\n")
+              f"can beat it here). torch {torch.__version__}. The cheapest operation, a slice, costs "
+              f"{slice_cost:.2f} µs in TorchScript here.\n\n")
     table = format_comparison(rows) if args.compare else format_table(rows)
     md = header + table + "\n"
-    write_results(args.name, {"load": load, "target": TARGET, "rows": rows}, md, args.out)
+    write_results(args.name, {"load": load, "target": TARGET, "slice_us": slice_cost, "rows": rows}, md, args.out)
     print(md)
     return rows
 
