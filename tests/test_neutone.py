@@ -705,9 +705,8 @@ def test_the_resampled_check_compares_with_the_clamped_chain(tmp_path, demo_vae,
 @needs_sdk
 @pytest.mark.parametrize("preset", ["demo", "dgt_pitch_prediction", "dgt_harmonic"])
 def test_bench_stages_chained_are_the_streamed_forward(monkeypatch, preset):
-    """bench/neutone_speed.py times forward's stages one by one and reports what an export could reach without
-    its network: the stages, chained, must give forward's own output (labels, predictors and the f0 tracker
-    included), or the split misattributes time."""
+    """bench/neutone_speed.py times forward's stages one by one: the stages, chained, must give forward's own output
+    (labels, predictors and the f0 tracker included), or the split misattributes time."""
     from vschaos.export.export import script_model
 
     bench = _bench_module("neutone_speed", monkeypatch)
@@ -722,8 +721,6 @@ def test_bench_stages_chained_are_the_streamed_forward(monkeypatch, preset):
         expected = script_model(vae).forward(x)
     assert float(expected.abs().max()) > 0.0
     assert torch.equal(chained, expected)
-    # 1/RTF 20 at 48 kHz / 2048 is 2.133 ms per buffer; 1.067 ms less work leaves 1/RTF 40
-    assert bench.inverse_rtf_without(20.0, 1e3 * 2048 / 48000 / 40) == pytest.approx(40.0)
 
 
 class _ProductThenAdd(nn.Module):
