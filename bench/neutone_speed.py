@@ -282,9 +282,7 @@ def slice_us(rounds: int = 31) -> float:
     source = "def chain(x: torch.Tensor) -> torch.Tensor:\n" + "    x = x[1:]\n" * 200 + "    return x\n"
     chain = torch.jit.CompilationUnit(source).chain
     x = torch.zeros(400)
-    for _ in range(10):
-        chain(x)
-    return 1e6 * median_seconds(lambda: [chain(x) for _ in range(10)], rounds)["seconds"] / 2000
+    return 1e6 * median_seconds(lambda: [chain(x) for _ in range(10)], rounds, warmup=True)["seconds"] / 2000
 
 
 def profile_plugin(path: Path, calls: int = 50) -> Dict[str, object]:
@@ -360,8 +358,7 @@ def format_table(rows: List[Dict[str, object]]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['preset']} | {r['sample_rate']} / {r['n_fft']} / {r['hop']} | {r['inverse_rtf_2048']:.1f} "
-                     f"| {r['floor_inverse_rtf_2048']:.1f} | {r['model_ms_2048']:.2f} "
-                     f"| {r['inverse_rtf_512']:.1f} "
+                     f"| {r['floor_inverse_rtf_2048']:.1f} | {r['model_ms_2048']:.2f} | {r['inverse_rtf_512']:.1f} "
                      f"| {r['floor_inverse_rtf_512']:.1f} | {r['forward_ms']:.2f} (B = {r['model_buffer']}) |")
     names = STAGES + ["the rest"]
     lines += ["", "Where one `StreamingVAE.forward` call at that buffer spends its time (ms, medians, 1 thread; "
