@@ -46,7 +46,7 @@ from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
-from common import RESULTS_DIR, competing_process, interleaved_medians, median_seconds, write_results
+from bench.common import RESULTS_DIR, competing_process, interleaved_medians, median_seconds, write_results
 from vschaos.cli.train import compose_config
 from vschaos.dsp.bounds import bounded_audio_input, soft_clip
 from vschaos.export.directions import LatentDirections
