@@ -73,13 +73,14 @@ def folders_to_metadata_main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     set_thread_environment()
     from vschaos.data.folders import folders_to_metadata
+    from vschaos.data.problems import printable
 
     try:
         classes = folders_to_metadata(args.root, args.task, force=args.force)
     except (FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(printable(f"error: {error}"), file=sys.stderr)
         return 1
-    print(f"wrote {Path(args.root) / 'metadata' / args.task}: {len(classes)} classes: {', '.join(classes)}")
+    print(printable(f"wrote {Path(args.root) / 'metadata' / args.task}: {len(classes)} classes: {', '.join(classes)}"))
     return 0
 
 

@@ -5,11 +5,14 @@ without loading torch (fast start, small memory).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Union
 
 import numpy as np
 import soundfile as sf
+
+from vschaos.data.problems import printable
 
 if TYPE_CHECKING:
     import torch
@@ -34,9 +37,16 @@ class AudioReadError(RuntimeError):
     """
 
     def __init__(self, path: Union[str, Path], reason: str):
-        super().__init__(f"{path}: {reason}")
+        super().__init__(printable(f"{path}: {reason}"))
         self.path = str(path)
         self.reason = reason
+
+
+def soundfile_name(path: Union[str, Path]) -> Union[str, bytes]:
+    """``path`` as soundfile must be given it. On POSIX a file name is bytes, and one that is not UTF-8
+    (``caf\xe9.wav``) reaches Python as a str with surrogate escapes that soundfile cannot encode: it gets
+    the bytes (``os.fsencode``). Windows names are UTF-16 and go to libsndfile's wide-character call as str."""
+    return os.fsencode(path) if os.name == "posix" else str(path)
 
 
 def _decode_failure(path: Union[str, Path], what: str, error: Exception) -> AudioReadError:
@@ -82,11 +92,11 @@ def scan_audio_samples(path: Union[str, Path]) -> Optional[str]:
     files are scanned block by block (bounded memory); integer PCM is always in range and is not
     decoded. Raises :class:`AudioReadError` naming the file if it cannot be decoded."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(soundfile_name(path))
         if info.subtype not in _FLOAT_SUBTYPES:
             return None
         position = 0
-        for block in sf.blocks(str(path), blocksize=_SCAN_BLOCK, dtype="float64", always_2d=True):
+        for block in sf.blocks(soundfile_name(path), blocksize=_SCAN_BLOCK, dtype="float64", always_2d=True):
             problem = sample_problem(block, position)
             if problem is not None:
                 return problem
@@ -106,7 +116,7 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     import torchaudio.functional as AF
 
     try:
-        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, file_rate = sf.read(soundfile_name(path), dtype="float32", always_2d=True)
     except _DECODE_ERRORS as error:
         raise _decode_failure(path, "audio", error) from error
     problem = sample_problem(data)
@@ -121,7 +131,7 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
 def audio_info(path: Union[str, Path]) -> "sf._SoundFileInfo":
     """Header of a sound file (frames, samplerate, channels) without decoding it."""
     try:
-        return sf.info(str(path))
+        return sf.info(soundfile_name(path))
     except _DECODE_ERRORS as error:
         raise _decode_failure(path, "audio header", error) from error
 

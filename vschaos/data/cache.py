@@ -34,6 +34,7 @@ from tqdm import tqdm
 from vschaos.data.audio import AudioReadError, AudioValueError, load_audio
 from vschaos.data.dataset import AudioFile
 from vschaos.data.metadata import DatasetError, Problem
+from vschaos.data.problems import printable
 from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
 from vschaos.io import atomic_save_npy, atomic_write, atomic_write_text
 
@@ -82,6 +83,8 @@ def cache_fingerprint(transform, files: Sequence[AudioFile], dtype: str) -> Dict
 
 
 def fingerprint_hash(fingerprint: Dict[str, object]) -> str:
+    # ASCII JSON (the default): a file name that is not UTF-8 (surrogate escapes) is written \udcNN, never
+    # an encoding error, and stays distinct from the UTF-8 name it resembles
     text = json.dumps(fingerprint, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
@@ -290,7 +293,7 @@ def load_or_build_cache(transform, files: Sequence[AudioFile], root: Union[str, 
         try:
             return _load_cache(directory, fingerprint, keys)
         except (ValueError, KeyError, TypeError, OSError) as error:
-            warnings.warn(f"spectral cache {directory} is corrupt or partial, rebuilding: {error}")
+            warnings.warn(printable(f"spectral cache {directory} is corrupt or partial, rebuilding: {error}"))
     _build_cache(directory, transform, files, fingerprint, dtype, progress)
     cache = _load_cache(directory, fingerprint, keys)
     cache.built = True

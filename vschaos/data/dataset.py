@@ -15,6 +15,7 @@ import numpy as np
 from vschaos.data.audio import AudioReadError, audio_info, scan_audio_files, scan_audio_samples
 from vschaos.data.metadata import (DatasetError, FileLabels, Problem, TaskMetadata, TaskSpec,
                                    available_tasks, parse_metadata_callbacks, read_task)
+from vschaos.data.problems import printable
 from vschaos.dsp.functional import frame_centres, num_frames
 
 
@@ -126,7 +127,7 @@ def sample_problems(files: Sequence[AudioFile]) -> List[Problem]:
         try:
             reason = scan_audio_samples(audio.path)
         except AudioReadError as error:
-            problems.append(Problem(str(audio.path), None, f"unreadable audio: {error}"))
+            problems.append(Problem(str(audio.path), None, f"unreadable audio: {error.reason}"))
             continue
         if reason is not None:
             problems.append(Problem(str(audio.path), None, reason))
@@ -173,7 +174,8 @@ class DatasetReport:
         return float(sum(self.durations))
 
     def format(self) -> str:
-        """The human-readable report printed by ``check_dataset.py``."""
+        """The human-readable report printed by ``check_dataset.py``; file names that are not UTF-8 are
+        shown with their bytes escaped (:func:`vschaos.data.problems.printable`), so any stream can print it."""
         out = [f"dataset {self.root}",
                f"  {len(self.files)} audio files, {self.total_seconds:.1f} s "
                f"({self.total_seconds / 60:.1f} min); frames counted with n_fft {self.n_fft}, hop {self.hop}"
@@ -195,7 +197,7 @@ class DatasetReport:
         for problem in other:
             out.append(f"ERROR {problem}")
         out.append("OK" if self.ok else f"{len(self.problems)} problem(s) found")
-        return "\n".join(out)
+        return printable("\n".join(out))
 
 
 def validate_dataset(root: Union[str, Path], tasks: Optional[Sequence[str]] = None,

@@ -4,7 +4,9 @@ from typing import Dict, List, Union
 
 from vschaos.data.audio import scan_audio_files
 from vschaos.data.metadata import Problem, format_classes, format_metadata, read_classes
-from vschaos.io import atomic_write_text
+from vschaos.data.problems import printable
+from vschaos.data.textlines import encode_text
+from vschaos.io import atomic_write, atomic_write_text
 
 
 def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) -> List[str]:
@@ -14,6 +16,10 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     A new task numbers its classes in sorted folder order. Refuses (``FileExistsError``) to replace an existing
     task unless ``force``; with ``force`` the ids of an existing ``classes.txt`` are kept (a trained model's
     class 1 stays class 1) and new folders get the next ids, in sorted order. Returns the class names by id.
+
+    A file whose name is not UTF-8 is written in ``metadata.txt`` with the bytes of its name (read back by
+    :func:`vschaos.data.metadata.read_task`); a folder name that is not UTF-8 becomes a class name with those
+    bytes written ``\\xNN`` (:func:`vschaos.data.problems.printable`), since ``classes.txt`` is UTF-8 text.
     """
     root = Path(root)
     task_dir = root / "metadata" / task
@@ -25,12 +31,14 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
         raise FileNotFoundError(f"no sound files under {data_dir}")
     ids = _existing_class_ids(task_dir / "classes.txt")
     relative = [p.relative_to(root) for p in files]
-    for name in sorted({r.parts[1] for r in relative if len(r.parts) > 2} - set(ids)):
+    folder_class = {r.parts[1]: printable(r.parts[1]) for r in relative if len(r.parts) > 2}
+    for name in sorted(set(folder_class.values()) - set(ids)):
         ids[name] = max(ids.values(), default=-1) + 1
-    entries = {r.as_posix(): str(ids[r.parts[1]]) if len(r.parts) > 2 else "none" for r in relative}
+    entries = {r.as_posix(): str(ids[folder_class[r.parts[1]]]) if len(r.parts) > 2 else "none" for r in relative}
     classes = sorted((class_id, name) for name, class_id in ids.items())
     atomic_write_text(task_dir / "classes.txt", format_classes(classes))
-    atomic_write_text(task_dir / "metadata.txt", format_metadata(entries, sort_keys=False))  # scan order
+    metadata = encode_text(format_metadata(entries, sort_keys=False))  # scan order; file names byte for byte
+    atomic_write(task_dir / "metadata.txt", lambda tmp: Path(tmp).write_bytes(metadata))
     return [name for _, name in classes]
 
 

@@ -9,9 +9,13 @@ Formats (unchanged from vschaos2)::
     metadata/<task>/tracks/f.txt   onset,offset<TAB>value               (seconds)
 
 A value is an int id, a float (``type: float`` tasks), a class name from ``classes.txt``, or
-``none``/empty (missing). A token that parses as an int is an id (so octave names such as ``4``
-never shadow ids); anything else is looked up among the class names. Intervals are half-open
-``[onset, offset)``; outside every interval a frame is missing.
+``none``/empty (missing). A token written as an id (ASCII digits) is an id (so octave names such as
+``4`` never shadow ids); anything else is looked up among the class names. A float label is a finite
+ASCII decimal (``440``, ``-1.5``, ``4.4e2``); ``inf``, ``1_0`` or ``\u0663`` are problems, ``nan`` means
+missing. Intervals are half-open ``[onset, offset)``; outside every interval a frame is missing.
+
+How lines are numbered, which characters a line may hold, how a file whose name is not UTF-8 is named in
+``metadata.txt`` (by the same bytes as on disk) and the syntax of numbers: :mod:`vschaos.data.textlines`.
 """
 import math
 from collections.abc import Mapping
@@ -21,32 +25,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from vschaos.data.problems import DatasetError, Problem, quoted
+from vschaos.data.textlines import (TextFileError, content_lines, parse_decimal, parse_id, names_non_finite,
+                                    python_reads_as_number, split_lines, undecodable_byte)
+
+__all__ = ["DatasetError", "Problem", "TextFileError"]  # re-exported: their home before the split
+
 MISSING_TOKENS = ("", "none", "None", "NONE", "nan", "NaN")
 SINGLE_READER = "read_single_metadata"
 MULTI_READER = "read_multi_metadata"
 INTERVAL_TOLERANCE = 1e-6  # seconds: rounding in written onsets/offsets is not an overlap
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a dataset: the file, the 1-based line (if any), and what is wrong."""
-
-    path: str
-    line: Optional[int]
-    message: str
-
-    def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.message}"
-
-
-class DatasetError(Exception):
-    """A dataset has problems; ``problems`` lists every one, the message prints them all."""
-
-    def __init__(self, problems: List[Problem], header: str = "dataset has problems"):
-        self.problems = list(problems)
-        lines = [f"{header} ({len(self.problems)}):"] + [f"  {p}" for p in self.problems]
-        super().__init__("\n".join(lines))
 
 
 @dataclass
@@ -123,54 +111,12 @@ def parse_metadata_callbacks(callbacks: Optional[Mapping]) -> Dict[str, TaskSpec
     return specs
 
 
-class TextFileError(ValueError):
-    """A metadata text file that cannot be read as text: ``line`` is the 1-based line of the
-    first undecodable byte (``None`` when the file itself cannot be opened)."""
-
-    def __init__(self, path: Path, line: Optional[int], message: str):
-        self.path, self.line = str(path), line
-        super().__init__(message)
-
-    def problem(self) -> Problem:
-        return Problem(self.path, self.line, str(self))
-
-
-def _read_text(path: Path) -> str:
-    """UTF-8 text of ``path`` (a leading byte-order mark is dropped: editors on Windows write one).
-    Raises :class:`TextFileError` naming the line of the first byte that is not UTF-8, or why the
-    file cannot be opened (a folder, permissions)."""
-    if path.is_dir():
-        raise TextFileError(path, None, "is a folder, expected a text file")
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise TextFileError(path, None, f"cannot read ({error.strerror or error})") from error
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise TextFileError(path, line, f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as "
-                                        f"UTF-8") from error
-
-
-def _content_lines(path: Path) -> List[Tuple[int, str]]:
-    """``(line number, text)`` of the non-blank, non-comment lines of a text file; raises
-    :class:`TextFileError` if it is not UTF-8 text."""
-    text = _read_text(path)
-    out = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip("\r\n").strip()
-        if line and not line.startswith("#"):
-            out.append((number, raw.rstrip("\r\n").strip(" ")))
-    return out
-
-
 def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
     """``classes.txt`` -> ``{id: name}``; malformed lines, duplicate ids/names become problems."""
     classes: Dict[int, str] = {}
     seen_names: Dict[str, int] = {}
     try:
-        lines = _content_lines(path)
+        lines = content_lines(path, problems)
     except TextFileError as error:
         problems.append(error.problem())
         return classes
@@ -179,10 +125,10 @@ def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
         if len(parts) != 2 or not parts[1].strip():
             problems.append(Problem(str(path), number, f"expected 'id<TAB>name', got {line!r}"))
             continue
-        try:
-            class_id = int(parts[0])
-        except ValueError:
-            problems.append(Problem(str(path), number, f"class id {parts[0]!r} is not an integer"))
+        class_id = parse_id(parts[0])
+        if class_id is None:
+            problems.append(Problem(str(path), number, f"class id {parts[0]!r} is not an integer (ASCII digits "
+                                                       f"0-9)"))
             continue
         name = parts[1].strip()
         if class_id < 0:
@@ -209,9 +155,10 @@ def format_classes(classes: Sequence[Tuple[int, str]]) -> str:
 def parse_metadata(text: str) -> Dict[str, Optional[str]]:
     """Raw ``metadata.txt`` text -> ``{key: value}`` in file order, for tools that rewrite the file
     (validation and label parsing are :func:`read_task`'s job). A line without a TAB maps to
-    ``None`` so that rewriting keeps it; blank lines are dropped."""
+    ``None`` so that rewriting keeps it; blank lines are dropped. Lines are split as the readers split them
+    (:func:`vschaos.data.textlines.split_lines`): a stray control character stays inside its line."""
     entries: Dict[str, Optional[str]] = {}
-    for line in text.splitlines():
+    for line in split_lines(text):
         if not line.strip():
             continue
         if "\t" in line:
@@ -246,24 +193,26 @@ class _ValueParser:
         if token in MISSING_TOKENS:
             return None
         if self.dtype == "float":
-            try:
-                value = float(token)
-            except ValueError:
-                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not a float"))
+            value = parse_decimal(token)
+            if value is None or not math.isfinite(value):
+                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not a finite decimal number "
+                                                    f"(ASCII, e.g. 440, -1.5 or 4.4e2; 'none' if missing)"))
                 return None
-            return value if math.isfinite(value) else None
-        try:
-            value = int(token)
-        except ValueError:
+            return value
+        value = parse_id(token)
+        if value is None:
             if token in self.name_to_id:
                 return self.name_to_id[token]
+            # int() would take '1_0' or an Arabic-Indic digit: say why it is not an id here
+            ascii_only = " (ids are ASCII digits 0-9)" if python_reads_as_number(token) else ""
             if self.class_names:
-                problems.append(Problem(path, line, f"task '{self.task}': unknown class {token!r} (classes.txt "
-                                                    f"has {sorted(self.name_to_id)[:12]}{'...' if len(self.name_to_id) > 12 else ''})"))
+                problems.append(Problem(path, line, f"task '{self.task}': unknown class {token!r}{ascii_only} "
+                                                    f"(classes.txt has {sorted(self.name_to_id)[:12]}"
+                                                    f"{'...' if len(self.name_to_id) > 12 else ''})"))
             else:
-                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not an integer id and the "
-                                                    f"task has no classes.txt (set metadata_callbacks."
-                                                    f"{self.task}.type: float for float labels)"))
+                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not an integer id"
+                                                    f"{ascii_only} and the task has no classes.txt (set "
+                                                    f"metadata_callbacks.{self.task}.type: float for float labels)"))
             return None
         if value < 0:
             problems.append(Problem(path, line, f"task '{self.task}': id {value} is negative (write 'none' "
@@ -288,18 +237,18 @@ def read_track_file(path: Path, parse: _ValueParser, problems: List[Problem]) ->
     offsets: List[float] = []
     values: List[Optional[float]] = []
     name = str(path)
-    for number, line in _content_lines(path):
+    for number, line in content_lines(path, problems):
         parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
         times = parts[0].split(",")
         if len(times) != 2:
             problems.append(Problem(name, number, f"expected 'onset,offset<TAB>value', got {line!r}"))
             continue
-        try:
-            onset, offset = float(times[0]), float(times[1])
-        except ValueError:
-            problems.append(Problem(name, number, f"onset/offset {parts[0]!r} are not numbers"))
+        onset, offset = parse_decimal(times[0]), parse_decimal(times[1])
+        if any(parse_decimal(t) is None and not names_non_finite(t) for t in times):
+            problems.append(Problem(name, number, f"onset/offset {parts[0]!r} are not numbers (ASCII decimals, "
+                                                  f"e.g. 0.25)"))
             continue
-        if not (math.isfinite(onset) and math.isfinite(offset)):
+        if onset is None or offset is None or not (math.isfinite(onset) and math.isfinite(offset)):
             problems.append(Problem(name, number, f"onset/offset {parts[0]!r} must be finite numbers of "
                                                   f"seconds"))
             continue
@@ -346,7 +295,7 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
     seen: Dict[str, int] = {}
     name = str(metadata_path)
     try:
-        lines = _content_lines(metadata_path)
+        lines = content_lines(metadata_path, meta.problems, names_first=True)
     except TextFileError as error:
         meta.problems.append(error.problem())
         return meta
@@ -356,15 +305,20 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
         normalised = Path(key).as_posix()
         parts = Path(key).parts
         if not parts or parts[0] != "data" or ".." in parts or Path(key).is_absolute():
-            meta.problems.append(Problem(name, number, f"key {key!r} is not a path inside data/ "
+            meta.problems.append(Problem(name, number, f"key {quoted(key)} is not a path inside data/ "
                                                        f"(expected 'data/...<TAB>value')"))
             continue
         if normalised not in audio_keys:
             hint = "" if "\t" in line else " (key and value must be separated by a TAB)"
-            meta.problems.append(Problem(name, number, f"audio file {key!r} not found{hint}"))
+            byte = undecodable_byte(key)
+            if byte is not None:
+                hint += (f" (byte 0x{byte:02x} is not UTF-8: a file name that is not UTF-8 is written with the "
+                         f"bytes of its name on disk; is metadata.txt saved in another encoding?)")
+            meta.problems.append(Problem(name, number, f"audio file {quoted(key)} not found{hint}"))
             continue
         if normalised in seen:
-            meta.problems.append(Problem(name, number, f"{key!r} already labelled on line {seen[normalised]}"))
+            meta.problems.append(Problem(name, number, f"{quoted(key)} already labelled on line "
+                                                       f"{seen[normalised]}"))
             continue
         seen[normalised] = number
         tracks = spec.reader == MULTI_READER or (spec.reader is None and _is_track_reference(value))

@@ -1,0 +1,52 @@
+"""What is wrong with a dataset, and how file names are shown in reports.
+
+File names are bytes on POSIX: a name that is not UTF-8 (``caf\\xe9.wav`` from an older system) reaches
+Python as a str holding surrogate escapes (``os.fsdecode``), which a strict UTF-8 stream (a terminal,
+pytest's capture, a log file) refuses to print. Every report goes through :func:`printable`.
+"""
+import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(match: "re.Match[str]") -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with each undecodable byte of a file name shown as ``\\xNN`` (``caf\\udce9.wav`` ->
+    ``caf\\xe9.wav``; other lone surrogates as ``\\uNNNN``): always encodable as strict UTF-8."""
+    return _SURROGATE.sub(_escape, text)
+
+
+def quoted(name: str) -> str:
+    """``name`` in single quotes for a message, through :func:`printable`."""
+    return f"'{printable(name)}'"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset: the file, the 1-based line (if any), and what is wrong.
+    ``path`` is the name as the file system gives it; ``str()`` is printable (see :func:`printable`)."""
+
+    path: str
+    line: Optional[int]
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return printable(f"{where}: {self.message}")
+
+
+class DatasetError(Exception):
+    """A dataset has problems; ``problems`` lists every one, the message prints them all."""
+
+    def __init__(self, problems: List[Problem], header: str = "dataset has problems"):
+        self.problems = list(problems)
+        lines = [f"{printable(header)} ({len(self.problems)}):"] + [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))

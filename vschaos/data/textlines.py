@@ -1,0 +1,135 @@
+"""The dataset's text files (``metadata.txt``, ``classes.txt``, ``tracks/*.txt``) read line by line, and the
+numbers written in them: the one place these files are read, so that every reader numbers lines and reads
+values alike.
+
+Lines are numbered as editors number them: the text is split on LF only (one CR before it, a CRLF file, is
+dropped), so line ``n`` is the one after the ``(n-1)``-th LF. A character that Python's ``str.splitlines`` or
+some programs take for a line break inside a line -- a lone CR (old Mac line ends), the other control
+characters U+0000-U+001F but TAB, NEL U+0085, U+2028, U+2029 -- is a problem on that line, never an extra line.
+
+The files are UTF-8 (a leading byte-order mark is dropped). Bytes that are not UTF-8 are a problem on their
+line, except in the file-name column of ``metadata.txt``: a file whose name is not UTF-8 (``caf\\xe9.wav``) is
+named there by the same bytes as on disk, read with ``errors='surrogateescape'`` exactly as Python reads file
+names on POSIX (``os.fsdecode``); :func:`encode_text` writes such a name back byte for byte.
+
+Numbers are ASCII: an id is ``-?[0-9]+`` (a negative id is read so that the error can say it is negative), a
+decimal is ``[+-]digits[.digits][e[+-]digits]``. Python's ``int``/``float`` would also take ``1_0`` (10),
+``\u0663`` (an Arabic-Indic 3), ``inf`` and ``nan``; these are refused by the readers with file and line.
+"""
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from vschaos.data.problems import Problem
+
+# inside a line: what str.splitlines() or some editors break lines at, and the other C0 controls (TAB is a separator)
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # surrogateescape's stand-ins for bytes that are not UTF-8
+_ID = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+class TextFileError(ValueError):
+    """A metadata text file that cannot be read at all (a folder, permissions): ``line`` is ``None``."""
+
+    def __init__(self, path: Path, line: Optional[int], message: str):
+        self.path, self.line = str(path), line
+        super().__init__(message)
+
+    def problem(self) -> Problem:
+        return Problem(self.path, self.line, str(self))
+
+
+def read_text(path: Path) -> str:
+    """Text of ``path`` decoded as UTF-8 with ``errors='surrogateescape'`` (a leading byte-order mark is
+    dropped: editors on Windows write one). Raises :class:`TextFileError` if the file cannot be opened."""
+    path = Path(path)
+    if path.is_dir():
+        raise TextFileError(path, None, "is a folder, expected a text file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise TextFileError(path, None, f"cannot read ({error.strerror or error})") from error
+    return data.decode("utf-8-sig", errors="surrogateescape")
+
+
+def encode_text(text: str) -> bytes:
+    """Bytes of a metadata file's ``text``: UTF-8, and each file name's undecodable bytes as they were
+    (the inverse of :func:`read_text`)."""
+    return text.encode("utf-8", errors="surrogateescape")
+
+
+def split_lines(text: str) -> List[str]:
+    """Lines of ``text`` as an editor shows them: split on LF only, one trailing CR removed from each; a
+    final LF ends the last line (no empty line after it)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _control_problem(line: str) -> Optional[str]:
+    found = _CONTROL.search(line)
+    if found is None:
+        return None
+    if found.group() == "\r":
+        return ("carriage return (CR) inside the line: save the file with LF or CRLF line ends (old Mac "
+                "files end lines with CR alone)")
+    return (f"control character U+{ord(found.group()):04X} inside the line (some programs take it for a "
+            f"line break): remove it")
+
+
+def undecodable_byte(text: str) -> Optional[int]:
+    """The first byte of ``text`` that was not UTF-8 (read by :func:`read_text`), or ``None``."""
+    found = _UNDECODABLE.search(text)
+    return None if found is None else ord(found.group()) - 0xDC00
+
+
+def content_lines(path: Path, problems: List[Problem], names_first: bool = False) -> List[Tuple[int, str]]:
+    """``(line number, text)`` of the non-blank, non-comment lines of a text file (spaces around the text
+    removed). A line with a control character, or with bytes that are not UTF-8 (outside the first TAB-
+    separated field when ``names_first``: ``metadata.txt``'s file names), becomes a problem and is left out.
+    Raises :class:`TextFileError` if the file cannot be opened."""
+    out = []
+    for number, raw in enumerate(split_lines(read_text(path)), start=1):
+        problem = _control_problem(raw)
+        stripped = raw.strip()
+        content = bool(stripped) and not stripped.startswith("#")
+        checked = raw.partition("\t")[2] if names_first and content else raw
+        byte = undecodable_byte(checked)
+        if problem is None and byte is not None:
+            problem = f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+        if problem is not None:
+            problems.append(Problem(str(path), number, problem))
+        elif content:
+            out.append((number, raw.strip(" ")))
+    return out
+
+
+def parse_id(token: str) -> Optional[int]:
+    """``token`` (spaces around it ignored) as an id written in ASCII digits with an optional leading
+    minus, else ``None``."""
+    token = token.strip()
+    return int(token) if _ID.fullmatch(token) else None
+
+
+def parse_decimal(token: str) -> Optional[float]:
+    """``token`` (spaces around it ignored) as an ASCII decimal number (``440``, ``-1.5``, ``.5``,
+    ``4.4e2``), else ``None``. The result is infinite if the exponent overflows (``1e999``): callers check."""
+    token = token.strip()
+    return float(token) if _DECIMAL.fullmatch(token) else None
+
+
+def names_non_finite(token: str) -> bool:
+    """Whether ``token`` is a word Python's ``float`` reads as infinite or NaN (``inf``, ``-Infinity``,
+    ``nan``): a refusal can then say that the number must be finite."""
+    return token.strip().lstrip("+-").lower() in ("inf", "infinity", "nan")
+
+
+def python_reads_as_number(token: str) -> bool:
+    """Whether Python's ``float`` takes ``token`` (``1_0``, ``\u0663``, ``inf``): to explain a refusal."""
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
