@@ -1,4 +1,4 @@
-"""Cost of the spectral cache's integrity checks (issue 14 item 10), ``dgt_mid`` front end.
+"""Cost of the spectral cache's integrity checks, ``dgt_mid`` front end.
 
 Builds a cache for a synthetic dataset (``--files`` files of ``--seconds`` s at 44.1 kHz, 16-bit WAV),
 then times, as medians of ``--repeats`` interleaved rounds:
@@ -6,17 +6,16 @@ then times, as medians of ``--repeats`` interleaved rounds:
 * ``open (verified)``: ``load_or_build_cache`` on the existing cache, what every fit pays once: the
   fingerprint (stat + content digest of each audio file), the index, the CRC-32 of every file's block of
   ``magnitudes.npy`` and of ``stats.npy``;
-* ``block CRC-32 alone`` and ``content digests alone`` (the two new costs), and ``stat only`` (the
-  fingerprint as it was before digests);
+* ``block CRC-32 alone`` and ``content digests alone`` (the two checks of content), and ``stat only`` (a
+  fingerprint of file sizes and times alone, for scale);
 * the build itself, once, for scale.
 
 The cache file is read from the page cache after the first round (a cold disk adds its read time, which
-the training's first epoch would otherwise pay). Usage: ``python bench/cache_integrity.py [--files 40
---seconds 15 --repeats 5]``. Writes ``bench/results/cache_integrity.{json,md}``.
+the training's first epoch would otherwise pay). Usage: ``python -m bench.cache_integrity [--files 40
+--seconds 15 --repeats 5] [--busy]``. Writes ``bench/results/cache_integrity[_busy].{json,md}``.
 """
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from vschaos.data.cache import block_checksums, content_digest, load_or_build_ca
 from vschaos.data.dataset import load_index
 from vschaos.dsp.transforms import SpectralTransform
 
-from common import interleaved_medians, test_sound, write_results
+from bench.common import busy_argument, competing_process, interleaved_medians, start_run, test_sound, write_results
 
 
 def main() -> None:
@@ -37,10 +36,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=5)
+    busy_argument(parser)
     args = parser.parse_args()
+    run = start_run(__file__, competing=args.busy)
     torch.set_num_threads(1)
     transform = SpectralTransform(sample_rate=44100, n_fft=2048, hop=512)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, competing_process(args.busy):
         root = Path(tmp) / "ds"
         (root / "data").mkdir(parents=True)
         sound = test_sound(args.seconds, transform.sample_rate).numpy()
@@ -65,19 +66,16 @@ def main() -> None:
     crc = timings["block CRC-32 alone"]["seconds"]
     data = {"files": args.files, "seconds_per_file": args.seconds, "audio_minutes": audio_minutes,
             "magnitudes_mb": magnitudes_bytes / 1e6, "audio_mb": audio_bytes / 1e6, "build_seconds": build_seconds,
-            "crc_gb_per_s": magnitudes_bytes / crc / 1e9, "timings": timings, "repeats": args.repeats,
-            "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "load_average": os.getloadavg()}
-    lines = [f"# Cache integrity cost (dgt_mid, {args.files} files x {args.seconds:g} s = {audio_minutes:.1f} min "
+            "crc_gb_per_s": magnitudes_bytes / crc / 1e9, "timings": timings, "repeats": args.repeats}
+    lines = [f"Cache integrity cost (dgt_mid, {args.files} files x {args.seconds:g} s = {audio_minutes:.1f} min "
              f"of 44.1 kHz audio, cache {magnitudes_bytes / 1e6:.0f} MB float32)", "",
-             f"Build (once): {build_seconds:.1f} s. CRC-32 throughput: {magnitudes_bytes / crc / 1e9:.2f} GB/s. "
-             f"Load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.", "",
+             f"Build (once): {build_seconds:.1f} s. CRC-32 throughput: {magnitudes_bytes / crc / 1e9:.2f} GB/s.", "",
              "| step | wall ms | CPU ms | per minute of audio (ms) |", "|---|---:|---:|---:|"]
     for name, wall, cpu in rows:
         lines.append(f"| {name} | {1000 * wall:.1f} | {1000 * cpu:.1f} | {1000 * wall / audio_minutes:.2f} |")
     markdown = "\n".join(lines)
     print(markdown)
-    write_results("cache_integrity", data, markdown)
+    write_results("cache_integrity_busy" if args.busy else "cache_integrity", data, markdown, run=run)
 
 
 if __name__ == "__main__":

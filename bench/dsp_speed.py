@@ -18,14 +18,12 @@ is faster), from wall time and from CPU time. Also reports the spectral converge
 reconstruction against the input magnitude at a few ``n_iter`` (the speed/quality trade-off of
 the default).
 
-Usage: ``python bench/dsp_speed.py [--seconds 10 --repeats 7]``.
-Writes ``bench/results/dsp_speed.{json,md}``.
+Usage: ``python -m bench.dsp_speed [--seconds 10 --repeats 7] [--busy]``.
+Writes ``bench/results/dsp_speed[_busy].{json,md}``.
 """
 import argparse
-import os
-import platform
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
@@ -33,20 +31,14 @@ from vschaos.dsp import functional as dsp
 from vschaos.dsp.phase import griffin_lim, pghi
 from vschaos.dsp.transforms import SpectralTransform
 
-from common import interleaved_medians, test_sound, write_results
+from bench.common import busy_argument, competing_process, interleaved_medians, start_run, test_sound, write_results
 
 TARGET_X_REALTIME = 20.0
 THREADS = (1, 2)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--n-iter", type=int, default=16, help="Griffin-Lim iterations of the reconstruction")
-    parser.add_argument("--sweep", type=int, nargs="*", default=[0, 4, 8, 16],
-                        help="Griffin-Lim iteration counts for the spectral-convergence column")
-    args = parser.parse_args()
+def measure(args) -> Tuple[List[Dict[str, object]], List[Dict[str, object]], SpectralTransform, float]:
+    """The stage rows and the n_iter sweep, the transform and the seconds of audio timed."""
     transform = SpectralTransform(sample_rate=44100, n_fft=2048, hop=512)
     n_fft, hop, lam = transform.n_fft, transform.hop, transform.lam
     audio = test_sound(args.seconds, transform.sample_rate)[None]
@@ -107,8 +99,22 @@ def main() -> None:
         cpu = sweep_timed[n_iter]["cpu_seconds"]
         sweep.append({"n_iter": n_iter, "spectral_convergence": sc, "cpu_ms_per_audio_second": 1000.0 * cpu / seconds,
                       "x_realtime_cpu": seconds / cpu})
+    return rows, sweep, transform, seconds
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--n-iter", type=int, default=16, help="Griffin-Lim iterations of the reconstruction")
+    parser.add_argument("--sweep", type=int, nargs="*", default=[0, 4, 8, 16],
+                        help="Griffin-Lim iteration counts for the spectral-convergence column")
+    busy_argument(parser)
+    args = parser.parse_args()
+    run = start_run(__file__, competing=args.busy)
+    with competing_process(args.busy):
+        rows, sweep, transform, seconds = measure(args)
+    n_fft, hop = transform.n_fft, transform.hop
     header = (f"Offline DSP speed, dgt_mid (sr 44100, n_fft {n_fft}, hop {hop}, {transform.n_bins} bins), "
               f"{seconds:g} s of audio, median of {args.repeats} interleaved repeats")
     lines = [header, "",
@@ -125,20 +131,19 @@ def main() -> None:
     default = next(r for r in rows if r["what"].startswith("reconstruct") and r["threads"] == 1)
     default2 = next(r for r in rows if r["what"].startswith("reconstruct") and r["threads"] == 2)
     slowdown = default2["seconds"] / default["seconds"]
-    lines += ["", f"Machine load average (1 min) at the end: {load:.2f} on {os.cpu_count()} cores "
-              f"({platform.processor() or platform.machine()}).",
-              f"Default phase reconstruction (pghi+gla {args.n_iter}), 1 thread: x{default['x_realtime_cpu']:.1f} "
+    lines += ["", f"Default phase reconstruction (pghi+gla {args.n_iter}), 1 thread: x{default['x_realtime_cpu']:.1f} "
               f"real time by CPU time (x{default['x_realtime']:.1f} wall); phase reconstruction only, the "
-              f"model's encoder/decoder come on top (bench/generation_speed.py). Target for the whole "
+              f"model's encoder/decoder come on top (bench.generation_speed). Target for the whole "
               f"reconstruct path: >= x{TARGET_X_REALTIME:g}.",
               f"2 threads / 1 thread wall time of the default: {slowdown:.2f}"
               + (" (> 1: the machine is oversubscribed; each torch op's parallel region waits for a "
                  "descheduled second thread, so 1 thread is faster here)" if slowdown > 1.0 else "")]
     text = "\n".join(lines)
     print(text)
-    write_results("dsp_speed", {"seconds_of_audio": seconds, "repeats": args.repeats, "n_fft": n_fft, "hop": hop,
-                                "sample_rate": transform.sample_rate, "n_iter": args.n_iter, "rows": rows,
-                                "sweep": sweep, "load_average_1min": load, "torch": torch.__version__}, text)
+    write_results("dsp_speed_busy" if args.busy else "dsp_speed",
+                  {"seconds_of_audio": seconds, "repeats": args.repeats, "n_fft": n_fft, "hop": hop,
+                   "sample_rate": transform.sample_rate, "n_iter": args.n_iter, "rows": rows, "sweep": sweep},
+                  text, run=run)
 
 
 if __name__ == "__main__":

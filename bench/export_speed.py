@@ -5,9 +5,9 @@ exported (``vschaos.export.script_model``), saved and reloaded as nn~ does, then
 host's bench (``vschaos.host.bench_model``) on one thread at B = 2048 (44.1 kHz), batch 1.
 Reports the median, p99 and max milliseconds per call and 1/RTF (buffer duration / median time).
 
-Usage: ``python bench/export_speed.py [--preset dgt_mid --buffer 2048 --seconds 2]``.
-Writes ``bench/results/export_speed.{json,md}``. Targets: decode with pghi <= 2.5 ms median
-(vschaos2: ~728 ms with its pghi, ~8 ms with random phase), forward <= 4 ms.
+Usage: ``python -m bench.export_speed [--preset dgt_mid --buffer 2048 --seconds 2] [--busy]``.
+Writes ``bench/results/export_speed[_busy].{json,md}`` (``--name`` another name). Targets: decode with pghi
+<= 2.5 ms median, forward <= 4 ms.
 """
 import argparse
 import io
@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from common import RESULTS_DIR, write_results
+from bench.common import RESULTS_DIR, busy_argument, competing_process, start_run, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export import script_model
 from vschaos.host import bench_model, load_model
@@ -75,15 +75,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=2.0, help="timing time per case")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides, e.g. model.decoder.type=...")
-    parser.add_argument("--name", default="export_speed", help="results file name (default %(default)s)")
+    parser.add_argument("--name", help="results file name (default export_speed, or export_speed_busy)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    busy_argument(parser)
     args = parser.parse_args(argv)
-    result = run(args.preset, args.buffer, args.seconds, args.batch, args.set)
+    started = start_run(__file__, competing=args.busy)
+    with competing_process(args.busy):
+        result = run(args.preset, args.buffer, args.seconds, args.batch, args.set)
     s = result["settings"]
-    md = (f"# Export speed\n\n{s['preset']} {' '.join(s['overrides'])} (n_fft {s['n_fft']}, hop {s['hop']}), B = {s['buffer']} at "
+    md = (f"Export speed, {s['preset']} {' '.join(s['overrides'])} (n_fft {s['n_fft']}, hop {s['hop']}), B = {s['buffer']} at "
           f"{s['sample_rate']} Hz, batch {s['batch']}, 1 thread, torch {s['torch']}.\n\n"
           + format_table(result) + "\n\n```\n" + str(result["latency"]) + "\n```\n")
-    write_results(args.name, result, md, args.out)
+    name = args.name or ("export_speed_busy" if args.busy else "export_speed")
+    write_results(name, result, md, args.out, run=started)
     print(md)
     return result
 

@@ -6,15 +6,13 @@ vibrato and a chirp (``--seconds``, default 10 s). Each phase method is timed en
 ``generation.reconstruct.reconstruct_audio`` runs it: DGT analysis, encoder, decoder, phase
 reconstruction, synthesis; and each stage separately. After one warm-up call (numba compiles
 PGHI's heap integration once per process), the median of ``--repeats`` calls is reported.
-x real time = audio seconds / wall seconds (higher is faster). Reference: vschaos2's offline
-PGHI path takes about 11 s per second of audio (x0.09).
+x real time = audio seconds / wall seconds (higher is faster); the table compares it with vschaos2's
+offline PGHI path (``VSCHAOS2_SECONDS_PER_SECOND``).
 
-Usage: ``python bench/generation_speed.py [--seconds 10 --threads 2 --repeats 3 --preset dgt_mid]``.
-Writes ``bench/results/generation_speed.{json,md}``.
+Usage: ``python -m bench.generation_speed [--seconds 10 --threads 2 --repeats 3 --preset dgt_mid] [--busy]``.
+Writes ``bench/results/generation_speed[_busy].{json,md}``.
 """
 import argparse
-import os
-import platform
 from typing import Dict, List
 
 import torch
@@ -25,10 +23,10 @@ from vschaos.dsp.functional import spectral_convergence
 from vschaos.generation.reconstruct import encode_audio, reconstruct_audio
 from vschaos.training.run import build_model
 
-from common import median_seconds, test_sound, write_results
+from bench.common import busy_argument, competing_process, median_seconds, start_run, test_sound, write_results
 
 TARGET_X_REALTIME = 20.0
-VSCHAOS2_SECONDS_PER_SECOND = 11.0
+VSCHAOS2_SECONDS_PER_SECOND = 11.0  # its offline PGHI path, per second of audio, as measured with vschaos2
 
 
 def main() -> None:
@@ -41,7 +39,16 @@ def main() -> None:
                         help=f"Griffin-Lim iterations (default: generate.py's, {DEFAULT_GLA_ITERATIONS})")
     parser.add_argument("--sweep", type=int, nargs="*", default=[0, 2, 4, 8, 16, 32],
                         help="Griffin-Lim iteration counts of the speed/quality sweep (0 = pghi alone)")
+    busy_argument(parser)
     args = parser.parse_args()
+    run = start_run(__file__, competing=args.busy)
+    with competing_process(args.busy):
+        result = measure(args)
+    write_results("generation_speed_busy" if args.busy else "generation_speed", result, markdown(result), run=run)
+
+
+def measure(args: argparse.Namespace) -> Dict[str, object]:
+    """Time the reconstruction per phase method, the default path's stages and the phase sweep."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = compose_config(args.preset, [])
@@ -98,8 +105,6 @@ def main() -> None:
         "preset": args.preset, "sample_rate": int(transform.sample_rate), "n_fft": int(transform.n_fft),
         "hop": int(transform.hop), "frames": int(magnitude.shape[0]), "audio_seconds": args.seconds,
         "threads": args.threads, "repeats": args.repeats, "gla_iterations": args.n_iter,
-        "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "target_x_realtime": TARGET_X_REALTIME,
         "vschaos2_x_realtime": 1.0 / VSCHAOS2_SECONDS_PER_SECOND,
         "default_x_realtime": default["x_realtime"],
@@ -107,9 +112,15 @@ def main() -> None:
         "rows": rows,
         "phase_sweep": sweep,
     }
-    header = (f"Offline generation speed, {args.preset} (sr {transform.sample_rate}, n_fft {transform.n_fft}, "
-              f"hop {transform.hop}), {args.seconds:g} s of audio, {args.threads} threads, median of "
-              f"{args.repeats}")
+    print(markdown(result))
+    return result
+
+
+def markdown(result: Dict[str, object]) -> str:
+    rows, sweep, default = result["rows"], result["phase_sweep"], result["rows"][0]
+    header = (f"Offline generation speed, {result['preset']} (sr {result['sample_rate']}, n_fft {result['n_fft']}, "
+              f"hop {result['hop']}), {result['audio_seconds']:g} s of audio, {result['threads']} threads, median of "
+              f"{result['repeats']}")
     lines = [header, "", "| what | wall s | cpu s | x real time |", "|---|---:|---:|---:|"]
     lines += [f"| {r['what']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['x_realtime']:.1f} |" for r in rows]
     lines += ["", "Phase reconstruction alone of the input's own magnitude (speed and spectral convergence):", "",
@@ -117,14 +128,11 @@ def main() -> None:
               "|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['gla_iterations']} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['x_realtime']:.1f} | "
               f"{r['spectral_convergence']:.4f} |" for r in sweep]
-    lines += ["", f"Machine load average (1 min) at the end: {result['load_average_1min']}.",
-              f"Default path (pghi+gla): x{default['x_realtime']:.1f} real time; target >= "
+    lines += ["", f"Default path (pghi+gla): x{default['x_realtime']:.1f} real time; target >= "
                   f"x{TARGET_X_REALTIME:g} ({'met' if result['meets_target'] else 'NOT met'}); "
                   f"vschaos2's offline PGHI: ~{VSCHAOS2_SECONDS_PER_SECOND:g} s per second of audio "
                   f"(x{1.0 / VSCHAOS2_SECONDS_PER_SECOND:.2f})."]
-    table = "\n".join(lines)
-    print(table)
-    write_results("generation_speed", result, table)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Cost of the NaN/Inf step guard (``SpectralVAEModule.on_before_optimizer_step``: one fused gradient norm and
 one host sync per optimiser step) against a whole training step, on this CPU, for the demo and dgt_mid presets.
 
-    .venv/bin/python bench/nan_guard.py [--threads 2] [--repeats 30]
+    python -m bench.nan_guard [--threads 2] [--repeats 30] [--busy]
 
-Writes bench/results/nan_guard.{json,md}. Batches are random magnitudes of the preset's shape (no dataset).
+Writes ``bench/results/nan_guard[_busy].{json,md}``. Batches are random magnitudes of the preset's shape (no dataset).
 """
 import argparse
 from typing import Dict
@@ -13,7 +13,7 @@ import torch
 from vschaos.cli.train import compose_config
 from vschaos.training.fit import build_objects
 
-from common import interleaved_medians, write_results
+from bench.common import busy_argument, competing_process, interleaved_medians, start_run, write_results
 
 CASES = (("demo", 64), ("dgt_mid", 256))
 
@@ -48,16 +48,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30)
+    busy_argument(parser)
     args = parser.parse_args()
+    run = start_run(__file__, competing=args.busy)
     torch.set_num_threads(args.threads)
-    results = {f"{preset} (batch {batch})": measure(preset, batch, args.repeats) for preset, batch in CASES}
+    with competing_process(args.busy):
+        results = {f"{preset} (batch {batch})": measure(preset, batch, args.repeats) for preset, batch in CASES}
     lines = [f"NaN/Inf guard cost per optimiser step, CPU, {args.threads} threads, median of {args.repeats}", "",
              "| case | step (ms) | guarded step (ms) | guard alone (ms) | guard / step |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {r['step_ms']:.2f} | {r['step_guarded_ms']:.2f} | {r['guard_ms']:.3f} | "
               f"{100 * r['guard_share']:.1f}% |" for name, r in results.items()]
     print("\n".join(lines))
-    write_results("nan_guard", {"threads": args.threads, "repeats": args.repeats, "results": results},
-                  "\n".join(lines))
+    write_results("nan_guard_busy" if args.busy else "nan_guard",
+                  {"threads": args.threads, "repeats": args.repeats, "results": results}, "\n".join(lines), run=run)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ model's rate in the plugin (the same shell as ``neutone_speed.py``'s floor), str
 reads the pitch that comes out: the error every model with a fixed pitch (the note knob, a pitch-conditioned
 decoder) shows in a DAW, which no model can correct from the inside.
 
-Usage: ``python bench/neutone_pitch.py [--rates 22050 44100] [--name NAME]``. Writes
+Usage: ``python -m bench.neutone_pitch [--rates 22050 44100] [--name NAME]``. Writes
 ``bench/results/<name>.{json,md}``.
 """
 import argparse
@@ -21,8 +21,8 @@ import torch
 from neutone_sdk.utils import load_neutone_model
 from torch import Tensor, nn
 
-from common import RESULTS_DIR, write_results
-from neutone_speed import save_shell
+from bench.common import RESULTS_DIR, start_run, write_results
+from bench.neutone_speed import save_shell
 from neutone_sdk.sqw import SampleQueueWrapper
 from vschaos.export.neutone_checks import stream_file_model
 
@@ -88,17 +88,18 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, float]]:
     parser.add_argument("--name", default="neutone_pitch", help="results file name (default %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    run = start_run(__file__)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         rows = [row for rate in args.rates for row in measure(rate, Path(folder))]
-    lines = [f"# A {TONE_HZ:g} Hz tone at the model's rate, played by the Neutone plugin\n",
+    lines = [f"A {TONE_HZ:g} Hz tone at the model's rate, played by the Neutone plugin\n",
              "| model rate | DAW rate / buffer | plugin's resampling: cents | predicted from its rounding "
              "| our wrapper's: cents |",
              "|---:|---|---:|---:|---:|"]
     lines += [f"| {r['model_rate']} | {r['daw_rate']} / {r['daw_buffer']} | {r['sdk_cents']:+.1f} "
               f"| {r['predicted_cents']:+.1f} | {r['ours_cents']:+.2f} |" for r in rows]
     md = "\n".join(lines) + "\n"
-    write_results(args.name, {"tone_hz": TONE_HZ, "rows": rows}, md, args.out)
+    write_results(args.name, {"tone_hz": TONE_HZ, "rows": rows}, md, args.out, run=run)
     print(md)
     return rows
 

@@ -1,6 +1,6 @@
 """Pitch labelling speed and accuracy on synthesised harmonic notes of known pitch.
 
-    .venv/bin/python bench/pitch_speed.py [--threads 2 1] [--models tiny full] [--reference]
+    python -m bench.pitch_speed [--threads 2 1] [--models tiny full] [--reference] [--busy]
 
 Each note is one "file" (44.1 kHz, resampled inside ``track_pitch`` as in extract_pitch), MIDI
 40..84, detuned by up to +-25 cents, 3..10 harmonics. Reported per configuration:
@@ -10,12 +10,10 @@ Each note is one "file" (44.1 kHz, resampled inside ``track_pitch`` as in extrac
 - ``pitch_class_acc`` / ``octave_acc``: fraction of those frames with the right label;
 - ``voiced``: fraction of those frames labelled voiced.
 ``--reference`` adds vschaos2's setting (full model, 5.8 ms hop) on the first notes only.
-Writes bench/results/pitch_speed.{json,md}.
+Writes ``bench/results/pitch_speed[_busy].{json,md}``.
 """
 import argparse
 import math
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -26,7 +24,7 @@ import torch
 from vschaos.pitch import hz_to_midi, midi_to_hz, track_pitch
 from vschaos.pitch.tracks import frame_labels
 
-from common import RESULTS_DIR, write_results
+from bench.common import RESULTS_DIR, busy_argument, competing_process, start_run, write_results
 
 SAMPLE_RATE = 44100
 EDGE_SECONDS = 0.03
@@ -80,8 +78,7 @@ def evaluate(notes, model: str, hop_seconds: float) -> Dict[str, float]:
 
 
 def markdown(rows: List[Dict[str, float]]) -> str:
-    lines = [f"Pitch labelling on synthesised harmonic notes (MIDI 40-84), "
-             f"{platform.processor() or platform.machine()}.", "",
+    lines = ["Pitch labelling on synthesised harmonic notes (MIDI 40-84).", "",
              "`x real time` = audio seconds / wall seconds; `x RT per CPU s` = audio seconds / process CPU "
              "seconds (all threads): with 1 thread, the speed of one fully busy core even on a loaded machine "
              "(with more threads, waiting threads spin and inflate it).", "",
@@ -107,23 +104,25 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true",
                         help="also time vschaos2's setting (full, 5.8 ms hop) on the first 3 notes")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    busy_argument(parser)
     args = parser.parse_args()
+    run = start_run(__file__, competing=args.busy)
     notes = make_notes(args.step, args.note_seconds)
     rows = []
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        for model in args.models:
-            rows.append({**evaluate(notes, model, args.hop), "threads": threads})
+    with competing_process(args.busy):
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for model in args.models:
+                rows.append({**evaluate(notes, model, args.hop), "threads": threads})
+                print(rows[-1], flush=True)
+        if args.reference:
+            torch.set_num_threads(args.threads[0])
+            rows.append({**evaluate(notes[:3], "full", 0.0058), "model": "full (vschaos2 setting)",
+                         "threads": args.threads[0]})
             print(rows[-1], flush=True)
-    if args.reference:
-        torch.set_num_threads(args.threads[0])
-        rows.append({**evaluate(notes[:3], "full", 0.0058), "model": "full (vschaos2 setting)",
-                     "threads": args.threads[0]})
-        print(rows[-1], flush=True)
     table = markdown(rows)
     print(table)
-    print(f"load average at the end of the run (1, 5, 15 min): {os.getloadavg()}")
-    write_results("pitch_speed", {"load_average": os.getloadavg(), "rows": rows}, table, args.out)
+    write_results("pitch_speed_busy" if args.busy else "pitch_speed", {"rows": rows}, table, args.out, run=run)
 
 
 if __name__ == "__main__":

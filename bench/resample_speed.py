@@ -5,10 +5,10 @@ what the wrapper does per call: push a DAW buffer into the down resampler and pu
 model's output (as many model samples) into the up resampler and pull one DAW buffer. Two ways side by side,
 interleaved round by round: ``cycle``, the default (each call reads its taps and input positions as slices of
 the cycle of positions laid out once), and ``general`` (``cycle_max_values = 0``: the per-call index arithmetic
-and table gather the resampler used before, still the path of odd rate pairs). Both give the same samples bit
+and table gather, the path of odd rate pairs). Both give the same samples bit
 for bit (``tests/test_resample.py``); the bench checks that too.
 
-Usage: ``python bench/resample_speed.py [--repeats 200] [--busy]``; ``--busy`` runs one competing CPU-bound
+Usage: ``python -m bench.resample_speed [--repeats 200] [--busy]``; ``--busy`` runs one competing CPU-bound
 process meanwhile. Writes ``bench/results/resample_speed[_busy].{json,md}``.
 """
 import argparse
@@ -17,12 +17,12 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from common import competing_process, interleaved_medians, write_results
+from bench.common import busy_argument, competing_process, interleaved_medians, start_run, write_results
 from vschaos.dsp.resample import StreamingResampler
 
 SETTINGS: List[Tuple[int, int, int]] = [  # DAW rate, DAW buffer, model rate
     (48000, 2048, 22050), (48000, 2048, 44100), (48000, 256, 22050), (44100, 512, 22050), (96000, 1024, 44100)]
-CALLS_PER_SAMPLE = 20  # each timed sample runs this many DAW calls (one call is ~50 us: timer resolution)
+CALLS_PER_SAMPLE = 20  # each timed sample runs this many DAW calls: one call alone is near the timer's resolution
 
 
 def scripted(daw_rate: int, model_rate: int, cycle: bool) -> Tuple[torch.jit.ScriptModule, torch.jit.ScriptModule]:
@@ -51,8 +51,9 @@ def daw_calls(down, up, buffers: torch.Tensor):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200, help="timed samples per way (default %(default)s)")
-    parser.add_argument("--busy", action="store_true", help="run one competing CPU-bound process meanwhile")
+    busy_argument(parser)
     args = parser.parse_args()
+    run = start_run(__file__, competing=args.busy)
     torch.set_num_threads(1)
     load = "one competing CPU-bound process" if args.busy else "idle"
     rows: List[Dict[str, object]] = []
@@ -69,7 +70,7 @@ def main() -> None:
             rows.append({"daw_rate": daw_rate, "buffer": buffer, "model_rate": model_rate, "cycle_us": cycle_us,
                          "general_us": general_us, "ratio": general_us / cycle_us, "identical": identical,
                          "share_of_buffer": cycle_us * 1e-6 / (buffer / daw_rate)})
-    lines = [f"# Streaming resampler per DAW call, down and up ({load})", "",
+    lines = [f"Streaming resampler per DAW call, down and up ({load})", "",
              f"Scripted, 1 thread, torch {torch.__version__}; medians of {args.repeats} samples of "
              f"{CALLS_PER_SAMPLE} calls, the two ways interleaved.", "",
              "| DAW rate / buffer | model rate | cycle (us per call) | general (us) | general / cycle | same samples "
@@ -82,7 +83,7 @@ def main() -> None:
     print(markdown)
     name = "resample_speed_busy" if args.busy else "resample_speed"
     write_results(name, {"load": load, "repeats": args.repeats, "calls_per_sample": CALLS_PER_SAMPLE,
-                         "torch": torch.__version__, "rows": rows}, markdown)
+                         "rows": rows}, markdown, run=run)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ The frame cache is built once by a ``+check=1`` run beforehand and reported apar
 from the timed runs). Peak RSS is the training process's own (``wait4``). ``threads=0`` (torch's default:
 one thread per core, what vschaos did before the thread policy) can be added with ``--threads 0 1 2``.
 
-    .venv/bin/python bench/train_speed.py [--preset dgt_mid] [--threads 1 2] [--steps 150] [--warmup 10]
-                                          [--loads idle busy] [--minutes 3]
-                                          [--override KEY=VALUE ...]
+    python -m bench.train_speed [--preset dgt_mid] [--threads 1 2] [--steps 150] [--warmup 10]
+                                [--loads idle busy] [--minutes 3] [--override KEY=VALUE ...] [--name NAME]
 
-Writes bench/results/train_speed.{json,md}. The machine's load average is recorded with each row: on a shared
-machine the figures are only comparable within one run (the rows of one run interleave nothing; run it on a
-quiet machine for absolute figures).
+Writes ``bench/results/train_speed.{json,md}`` (``--name``: another name). The machine's load average is
+recorded with each row: on a shared machine the figures are only comparable within one run (the rows of one run
+interleave nothing; run it on a quiet machine for absolute figures).
 """
 import argparse
 import json
@@ -29,12 +28,12 @@ from typing import Dict, List, Optional
 
 import lightning as L
 
+from bench.common import competing_process, start_run, write_results
 from vschaos.threads import threads_argument
 
 REPO = Path(__file__).resolve().parents[1]  # the training subprocess imports bench.train_speed.StepTimer from here
 # what the child must not inherit: the thread policy under test sets these itself
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "OMP_WAIT_POLICY")
-COMPETITOR = "while True: pass"
 
 
 class StepTimer(L.Callback):
@@ -101,17 +100,13 @@ def timed_training(preset: str, root: Path, work: Path, threads: int, steps: int
             "process_seconds": process["seconds"], "peak_rss_mb": process["peak_rss_mb"]}
 
 
-def time_demo_sh() -> Dict[str, float]:
-    """Seconds of ``bash demo.sh`` while one competing CPU-bound process runs; the venv setup runs first, untimed."""
+def time_demo_sh(work: Path) -> Dict[str, float]:
+    """Seconds of ``bash demo.sh`` while one competing CPU-bound process runs (its log in ``work``); the venv
+    setup runs first, untimed."""
     subprocess.run(["bash", "scripts/setup_env.sh"], cwd=REPO, check=True)
-    (REPO / "bench" / "results").mkdir(exist_ok=True)
-    competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR])
-    try:
+    with competing_process():
         loadavg = os.getloadavg()[0]
-        result = run_command(["bash", "demo.sh"], REPO / "bench" / "results" / "demo_sh.log")
-    finally:
-        competitor.kill()
-        competitor.wait()
+        result = run_command(["bash", "demo.sh"], work / "demo_sh.log")
     return {"seconds": result["seconds"], "loadavg_before": loadavg}
 
 
@@ -150,9 +145,13 @@ def main() -> None:
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a Hydra override for every timed run (repeatable), e.g. data.batch_size=512")
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
+    parser.add_argument("--name", default="train_speed", help="results file name (default %(default)s)")
     args = parser.parse_args()
-    from common import write_results  # bench/ is sys.path[0] when this file is run (not in the training process)
     from vschaos.data.demo import make_demo_dataset
+
+    busy = "busy" in args.loads
+    run = start_run(__file__, competing=(busy if len(args.loads) == 1 or not busy
+                                         else "during the rows of load 'busy' only"))
 
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
@@ -169,8 +168,7 @@ def main() -> None:
         print(f"cache: {cache}", flush=True)
         rows = []
         for load in args.loads:
-            competitor = subprocess.Popen([sys.executable, "-c", COMPETITOR]) if load == "busy" else None
-            try:
+            with competing_process(load == "busy"):
                 for threads in args.threads:
                     loadavg = os.getloadavg()[0]
                     row = {"preset": args.preset, "threads": threads, "load": load, "loadavg_before": loadavg,
@@ -179,20 +177,15 @@ def main() -> None:
                     row["loadavg_after"] = os.getloadavg()[0]
                     rows.append(row)
                     print(row, flush=True)
-            finally:
-                if competitor is not None:
-                    competitor.kill()
-                    competitor.wait()
-    demo = time_demo_sh() if args.demo_sh else None
+        demo = time_demo_sh(work) if args.demo_sh else None
     table = markdown(args.preset, rows, cache, args.steps, args.warmup, args.override)
     if demo is not None:
         table += (f"\n`bash demo.sh` with one competing process (setup excluded): {demo['seconds']:.0f} s "
                   f"(load average {demo['loadavg_before']:.2f} before).\n")
     print(table)
-    write_results("train_speed", {"preset": args.preset, "overrides": args.override, "steps": args.steps,
-                                  "warmup": args.warmup,
-                                  "cpu_count": os.cpu_count(), "cache": cache, "runs": rows, "demo_sh": demo},
-                  table)
+    write_results(args.name, {"preset": args.preset, "overrides": args.override, "steps": args.steps,
+                              "warmup": args.warmup, "cpu_count": os.cpu_count(), "cache": cache, "runs": rows,
+                              "demo_sh": demo}, table, run=run)
 
 
 if __name__ == "__main__":

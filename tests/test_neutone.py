@@ -584,13 +584,8 @@ def test_the_nn_path_never_imports_the_sdk():
 
 
 def _bench_module(name: str, monkeypatch):
-    """A bench/ script as a module (it imports its folder's common.py)."""
-    monkeypatch.syspath_prepend(str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
+    """A bench/ script as a module: ``bench`` is a package of the repository root (``python -m bench.NAME``)."""
+    return importlib.import_module(f"bench.{name}")
 
 
 @needs_sdk

@@ -10,8 +10,8 @@ by each method, resynthesised with the dual window, re-analysed, and scored with
 * ``pghi``: offline phase-gradient heap integration (``phase.pghi``);
 * ``pghi+gla``: offline PGHI then fast Griffin-Lim (``phase.griffin_lim``).
 
-Usage: ``python bench/phase_quality.py [--n-fft 2048 --hop 512 --sr 44100 --block 2048 --gla-iter 32]``.
-Writes ``bench/results/phase_quality.{json,md}``.
+Usage: ``python -m experiments.phase_quality [--n-fft 2048 --hop 512 --sr 44100 --block 2048 --gla-iter 32]``.
+Writes ``experiments/results/phase_quality.{json,md}`` (``--out``: another folder).
 """
 import argparse
 import math
@@ -26,7 +26,7 @@ from vschaos.dsp import functional as dsp
 from vschaos.dsp.phase import griffin_lim, pghi
 from vschaos.dsp.streaming import RTPGHI
 
-from common import RESULTS_DIR, write_results
+from bench.common import start_run, write_results
 
 
 
@@ -138,8 +138,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     parser.add_argument("--block", type=int, default=2048, help="samples per streaming call (RTPGHI)")
     parser.add_argument("--gla-iter", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--out", type=Path, help="results folder (default experiments/results)")
     args = parser.parse_args(argv)
+    run = start_run(__file__)
     torch.set_num_threads(1)
     results = evaluate(args.n_fft, args.hop, args.sr, args.block, args.gla_iter, args.seconds)
     table = format_table(results)
@@ -148,11 +149,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     means = {m: float(np.mean([row[m] for row in results.values()])) for m in METHODS}
     report = {"metric": "spectral convergence ||S - S^||_F / ||S||_F (lower is better)",
               "settings": settings, "per_sound": results, "mean": means}
-    md = ("# Phase reconstruction quality\n\n"
-          f"Spectral convergence (lower is better), n_fft={args.n_fft}, hop={args.hop}, sr={args.sr}, "
+    md = (f"Spectral convergence (lower is better), n_fft={args.n_fft}, hop={args.hop}, sr={args.sr}, "
           f"streaming block={args.block} samples, {args.gla_iter} fast Griffin-Lim iterations.\n\n"
           + table + "\n")
-    write_results("phase_quality", report, md, args.out)
+    write_results("phase_quality", report, md, args.out, run=run)
     print(md)
     return report
 

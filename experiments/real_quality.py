@@ -1,8 +1,8 @@
 """Quality on real sampled notes, end to end: dataset -> train_model.py (dgt_mid) for a fixed CPU budget ->
 metrics on the validation split and on pitches held out of training -> export -> streaming forward.
 
-    python bench/real_quality.py --soundfont FILE.sf2 [--programs ...] [--notes 36:94:2] [--cpu-minutes 30]
-    python bench/real_quality.py --dataset NOTES_DIR ...          # a make_sampled_dataset.py tree (notes.csv)
+    python -m experiments.real_quality --soundfont FILE.sf2 [--programs ...] [--notes 36:94:2] [--cpu-minutes 30]
+    python -m experiments.real_quality --dataset NOTES_DIR ...   # a make_sampled_dataset.py tree (notes.csv)
 
 Held-out pitches: of the sorted distinct MIDI notes of the dataset, every third (indices 1, 4, 7, ...) is
 removed from training entirely (no instrument has them); the others form the training tree, split into
@@ -18,7 +18,8 @@ Per note: the decoder alone (posterior mean, labels completed by the model's pre
 magnitude vs the input's, SC and LSD in dB), after offline phase
 reconstruction (``pghi+gla``, re-analysed), and through the verified export's streaming ``forward`` in
 ``vschaos.host`` at B = 2048 (output aligned by the declared delay: SC vs the input, level error = output RMS
-over input RMS in dB). Writes ``bench/results/real_quality[_TAG].{json,md}``.
+over input RMS in dB). Writes ``experiments/results/real_quality[_TAG].{json,md}``; the dataset, runs and
+exports go to ``--work`` (default ``runs/real_quality_work``, ignored by git).
 """
 import argparse
 import json
@@ -35,13 +36,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from common import write_results
+from bench.common import start_run, write_results
 
+# run as ``python -m`` from the repository root, this checkout's vschaos is the one imported, the same the
+# training subprocesses get (PYTHONPATH=REPO) rather than an installed one
 REPO = Path(__file__).resolve().parents[1]
-# evaluate with this checkout's vschaos, as the training subprocesses do (PYTHONPATH=REPO), not with an
-# installed one: run from a frozen copy while editing the tree, the two differed
-sys.path.insert(0, str(REPO))
-DEFAULT_WORK = REPO / "bench" / "results" / "real_quality_work"
+DEFAULT_WORK = REPO / "runs" / "real_quality_work"
 
 
 def children_cpu() -> float:
@@ -224,6 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-export", action="store_true", help="skip export, verify and streaming")
     parser.add_argument("--skip-train", action="store_true", help="evaluate the run trained by an earlier call")
     args = parser.parse_args(argv)
+    started = start_run(__file__)
     torch.set_num_threads(args.threads)
 
     from hydra.utils import instantiate
@@ -287,14 +288,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     markdown = format_markdown(results)
     print(markdown)
-    out = write_results(f"real_quality_{args.tag}", results, markdown)
+    out = write_results(f"real_quality_{args.tag}", results, markdown, run=started)
     print(f"wrote {out}/real_quality_{args.tag}.md")
     return 0
 
 
 def format_markdown(results: Dict[str, object]) -> str:
     training = results["training"]
-    lines = [f"# real_quality: {results['tag']}", "",
+    lines = [f"real_quality: {results['tag']}", "",
              f"dataset `{results['dataset']}`, overrides `{' '.join(results['overrides']) or '-'}`; held-out pitches "
              f"(MIDI) {results['held_out_pitches']}", "",
              f"training: {training['steps']} steps, {training['epochs']} epochs, {training['cpu_seconds']:.0f} CPU s "

@@ -1,6 +1,6 @@
 """Accuracy and speed of the pitch latent's f0 tracker (``vschaos.dsp.f0.HarmonicF0``), at a preset's resolution.
 
-    .venv/bin/python bench/f0_accuracy.py [--dataset NOTES_DIR] [--sample-rate 44100 --n-fft 2048 --hop 512]
+    python -m experiments.f0_accuracy [--dataset NOTES_DIR] [--sample-rate 44100 --n-fft 2048 --hop 512]
 
 - **Synthetic** (always): pure sines, harmonic tones (8 partials, 1/k) and odd-partial tones (clarinet-like) at
   41-1760 Hz, clean and in white noise at 20, 10 and 5 dB SNR. Reported: the share of frames within 50 cents
@@ -11,8 +11,7 @@
 - **Speed**: median milliseconds per call of the scripted tracker on 1 thread, for 1, 4 and 256 frames
   (a streamed call at hop 512 and 2048 samples is 4 frames; a training batch is 256).
 
-Run it under another checkout (``PYTHONPATH=OTHER``) to compare trackers. Writes
-``bench/results/f0_accuracy.{json,md}``.
+Run it from another checkout's root to compare trackers. Writes ``experiments/results/f0_accuracy.{json,md}``.
 """
 import argparse
 import csv
@@ -28,7 +27,7 @@ import torch
 from vschaos.dsp.f0 import HarmonicF0
 from vschaos.dsp.transforms import SpectralTransform
 
-from common import interleaved_medians, write_results
+from bench.common import interleaved_medians, start_run, write_results
 
 FREQUENCIES = [41.2, 55.0, 65.4, 82.4, 110.0, 164.8, 220.0, 329.6, 440.0, 659.3, 880.0, 1318.5, 1760.0]
 SNRS_DB = [None, 20.0, 10.0, 5.0]
@@ -135,8 +134,9 @@ def main() -> None:
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--n-fft", type=int, default=2048)
     parser.add_argument("--hop", type=int, default=512)
-    parser.add_argument("--name", default="f0_accuracy", help="results file name in bench/results")
+    parser.add_argument("--name", default="f0_accuracy", help="results file name in experiments/results")
     args = parser.parse_args()
+    run = start_run(__file__)
     transform = SpectralTransform(sample_rate=args.sample_rate, n_fft=args.n_fft, hop=args.hop)
     tracker = HarmonicF0(args.n_fft, args.sample_rate)
     result: Dict[str, object] = {"synthetic": synthetic(transform, tracker)}
@@ -145,7 +145,7 @@ def main() -> None:
     result["speed_ms"] = speed(tracker, args.n_fft // 2 + 1)
     text = markdown(result, args)
     print(text)
-    write_results(args.name, result, text)
+    write_results(args.name, result, text, run=run)
 
 
 if __name__ == "__main__":

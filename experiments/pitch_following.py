@@ -1,6 +1,6 @@
 """Play it in tune: do pitch-conditioned models follow the requested note, do predictors label real notes?
 
-    .venv/bin/python bench/pitch_following.py [--quick] [--soundfont SF] [--cpu-budget 1800] [--threads 2]
+    python -m experiments.pitch_following [--quick] [--soundfont SF] [--cpu-budget 1800] [--threads 2]
         [--presets dgt_pitch_cond dgt_pitch_prediction] [--override KEY=VALUE ...] [--shifts 0 5]
         [--work DIR] [--reuse] [--name pitch_following]
 
@@ -26,13 +26,12 @@
    or the spectrum, as the preset's predictors read)
    on the held-out files' frames, against extract_pitch's frame labels and against the true note
    (on frames extract_pitch finds voiced), plus a confusion summary.
-Prints tables per octave and per instrument and writes bench/results/<name>.{json,md}.
+Prints tables per octave and per instrument and writes ``experiments/results/<name>.{json,md}``.
 """
 import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -45,16 +44,16 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 import torch
 
-# this checkout's vschaos, as the training subprocesses use (PYTHONPATH=REPO), not an installed one
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from vschaos.data.audio import load_audio  # noqa: E402
+from vschaos.data.audio import load_audio
 from vschaos.data.dataset import frame_labels
 from vschaos.generation.labels import TrainingMetadata
 from vschaos.pitch import midi_to_hz, track_pitch
 from vschaos.notes import midi_to_pitch_class_octave, note_name, octave_name, pitch_class_name
 
-from common import write_results
+from bench.common import start_run, write_results
 
+# run as ``python -m`` from the repository root, this checkout's vschaos is the one imported, the same the
+# training subprocesses get (PYTHONPATH=REPO) rather than an installed one
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
 # GM programs; instrument i plays notes 48 + (i % 3) + 3k. The last one is held out entirely.
@@ -451,6 +450,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--tag", default="", help="suffix of run names (compare settings on one dataset)")
     parser.add_argument("--name", default=None, help="results name (default pitch_following[_quick])")
     args = parser.parse_args(argv)
+    started = start_run(__file__)
     if args.soundfont.endswith("FluidR3_GM.sf2"):
         raise SystemExit("error: this bench must not use FluidR3_GM.sf2")
     quick = args.quick
@@ -475,17 +475,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "heldout_files": len(split["heldout"]), "held_out_instrument": split["held_instrument"],
                   "cpu_budget_seconds": args.cpu_budget, "threads": args.threads, "shifts": args.shifts,
                   "max_notes": args.max_notes,
-                  "host_buffer": HOST_BUFFER, "machine": platform.processor() or platform.machine(),
-                  "load_average_at_start": os.getloadavg()[0]},
+                  "host_buffer": HOST_BUFFER},
         "tag": args.tag, "presets": {}}
     for preset in args.presets:
         results["presets"][preset] = run_preset(preset, work, split, args, env, log)
         print(f"{preset}: done ({time.perf_counter() - start:.0f} s)", flush=True)
     results["setup"]["wall_seconds"] = round(time.perf_counter() - start, 1)
-    results["setup"]["load_average_at_end"] = os.getloadavg()[0]
     text = markdown(results)
     print(text)
-    write_results(name, results, text)
+    write_results(name, results, text, run=started)
     return 0
 
 
