@@ -4,12 +4,13 @@
 version folder, a checkpoint file and a loaded model; every command goes through it so that they all accept
 the same spellings and report the same errors.
 """
+import os
 import pickle
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import List, Optional, Union
 
 import yaml
 from hydra.errors import InstantiationException
@@ -19,6 +20,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from vschaos.io import load_tensors_only
 from vschaos.models.vae import SpectralVAE
+# what a run folder may name (re-exported: the commands and tests import them from here)
+from vschaos.training.trust import (ALLOWED_TARGETS, ForbiddenTargetError, RunFolderError,  # noqa: F401
+                                    UnsafePathError, check_links, check_paths, check_targets)
 
 PathLike = Union[str, Path]
 CONFIG_NAME = "config.yaml"
@@ -29,49 +33,6 @@ VERSION_PATTERN = re.compile(r"^version_(\d+)$")
 # archive as RuntimeError; the legacy pickle path raises EOFError (empty file), KeyError (a text file) or
 # UnpicklingError (also how weights_only refuses arbitrary objects); OSError for unreadable files.
 CHECKPOINT_LOAD_ERRORS = (RuntimeError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile, OSError)
-
-
-# The only ``_target_``s a run folder's config.yaml may name. A run folder is how models are shared, and hydra's
-# instantiate calls whatever a ``_target_`` names (``torch.load``, ``builtins.open``...): anything else is refused
-# before any instantiation (:func:`check_targets`). vschaos's own classes, and the Lightning/torch classes that
-# the presets use or that a training config commonly adds (optimisers, schedulers, callbacks, loggers).
-ALLOWED_TARGETS = frozenset([
-    "vschaos.models.vae.SpectralVAE",
-    "vschaos.dsp.transforms.SpectralTransform",
-    "vschaos.data.datamodule.SpectralDataModule",
-    "vschaos.models.lightning.SpectralVAEModule",
-    "vschaos.models.losses.SpectralVAELoss",
-    "vschaos.models.pitch_shift.InputPitchShift",
-    "vschaos.training.callbacks.ReconstructionMonitor",
-    "vschaos.training.callbacks.CPUTimeBudget",
-    "vschaos.training.checkpoints.BestCheckpoint",
-    "vschaos.training.checkpoints.LastCheckpoint",
-    "lightning.pytorch.Trainer",
-    "lightning.pytorch.loggers.TensorBoardLogger",
-    "lightning.pytorch.loggers.CSVLogger",
-    "lightning.pytorch.callbacks.ModelCheckpoint",
-    "lightning.pytorch.callbacks.TQDMProgressBar",
-    "lightning.pytorch.callbacks.RichProgressBar",
-    "lightning.pytorch.callbacks.EarlyStopping",
-    "lightning.pytorch.callbacks.LearningRateMonitor",
-    "lightning.pytorch.callbacks.ModelSummary",
-    *(f"torch.optim.{name}" for name in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam")),
-    *(f"torch.optim.lr_scheduler.{name}" for name in (
-        "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
-        "ReduceLROnPlateau", "OneCycleLR", "LinearLR", "ConstantLR", "CyclicLR", "PolynomialLR")),
-])
-TARGET_KEY = "_target_"
-# ``${other.key}``: copies another node of the config, which is checked where it is. Any other interpolation calls
-# a resolver (``${oc.create:...}`` could build a ``_target_`` that the check never sees) and is refused.
-KEY_REFERENCE = re.compile(r"\$\{[\w.\[\]-]*\}")
-
-
-class RunFolderError(FileNotFoundError):
-    """A folder that is not a (complete) vschaos run, or a checkpoint that cannot be loaded."""
-
-
-class ForbiddenTargetError(RunFolderError):
-    """A run folder's config names a ``_target_`` outside :data:`ALLOWED_TARGETS` (refused, never instantiated)."""
 
 
 @dataclass
@@ -194,8 +155,11 @@ def find_checkpoint(version_dir: PathLike, name: PathLike = "last") -> Path:
 
 
 def load_run_config(version_dir: PathLike) -> DictConfig:
-    """The resolved ``config.yaml`` saved in a version folder; its ``_target_``s are checked against
-    :data:`ALLOWED_TARGETS` (:class:`ForbiddenTargetError` otherwise)."""
+    """The resolved ``config.yaml`` saved in a version folder, checked as someone else's data
+    (:mod:`vschaos.training.trust`): its ``_target_``s are in :data:`ALLOWED_TARGETS` (:class:`ForbiddenTargetError`
+    otherwise), its fields that name a file or folder keep inside the version folder, and no link inside the
+    version folder leads out of it (:class:`UnsafePathError` otherwise). Every reader of a run folder (script,
+    generate, resume) comes through here, so none of them instantiates, writes or deletes on a refused folder."""
     path = Path(version_dir) / CONFIG_NAME
     if not path.is_file():
         raise RunFolderError(f"{path} not found: {version_dir} is not a vschaos run version folder")
@@ -205,49 +169,35 @@ def load_run_config(version_dir: PathLike) -> DictConfig:
         raise RunFolderError(f"cannot read {path}: {error}") from error
     if not isinstance(cfg, DictConfig):
         raise RunFolderError(f"{path} is not a mapping: not a vschaos run config")
-    check_targets(cfg, path)  # every reader of a run folder (script, generate, resume) comes through here
+    check_targets(cfg, path)
+    check_paths(cfg, path)  # after check_targets: resolves the config, which then holds plain references only
+    check_links(version_dir)
     return cfg
-
-
-def _walk(node: Any, key: str) -> Iterator[Tuple[str, Any]]:
-    """``(dotted key, value)`` of every leaf and every ``_target_`` of a plain (container) config tree."""
-    if isinstance(node, dict):
-        for name, value in node.items():
-            child = f"{key}.{name}" if key else str(name)
-            if name == TARGET_KEY:  # whatever its type: a mapping there is refused, not walked into
-                yield child, value
-            else:
-                yield from _walk(value, child)
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _walk(value, f"{key}[{index}]")
-    else:
-        yield key, node
-
-
-def check_targets(cfg: DictConfig, source: PathLike) -> None:
-    """Raise :class:`ForbiddenTargetError` naming the key and value of every ``_target_`` of ``cfg`` (read from
-    ``source``) that is not in :data:`ALLOWED_TARGETS` (an interpolated ``_target_`` included), and of every
-    resolver interpolation (``${oc.create:...}`` could build a ``_target_`` this check would not see; plain
-    references ``${other.key}`` are allowed). Reads the config unresolved: instantiates and runs nothing."""
-    tree = OmegaConf.to_container(cfg, resolve=False)
-    refused = []
-    for key, value in _walk(tree, ""):
-        if key.rsplit(".", 1)[-1] == TARGET_KEY and not (isinstance(value, str) and value in ALLOWED_TARGETS):
-            refused.append(f"{key}={value!r}")
-        elif isinstance(value, str) and "${" in KEY_REFERENCE.sub("", value):
-            refused.append(f"{key}={value!r} (a resolver interpolation)")
-    if refused:
-        raise ForbiddenTargetError(
-            f"{source}: refused {', '.join(refused)}: a run folder may only name vschaos's own classes and the "
-            f"torch/Lightning classes listed in vschaos.training.run.ALLOWED_TARGETS, so that a shared run folder "
-            f"cannot run code; nothing was instantiated")
 
 
 def build_model(cfg: DictConfig) -> SpectralVAE:
     """Instantiate the transform and the VAE described by a run config (untrained)."""
     transform = instantiate(cfg.transform)
     return instantiate(cfg.model, transform=transform)
+
+
+def checkpoint_load_problem(path: PathLike, error: BaseException) -> str:
+    """One line for what :func:`vschaos.io.load_tensors_only` raised on the checkpoint ``path`` (one of
+    :data:`CHECKPOINT_LOAD_ERRORS`): the error's name and its first line, or what the file is when torch's text
+    is empty (an empty file's ``EOFError``) or unsafe to repeat (an ``UnpicklingError`` advises
+    ``weights_only=False``, i.e. running the file's code: never offered here)."""
+    name = type(error).__name__
+    if isinstance(error, pickle.UnpicklingError):
+        return f"{name}: the file is corrupt or holds more than tensors and plain data " \
+               f"(refused by torch.load(weights_only=True))"
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    if first_line:
+        return f"{name}: {first_line}"
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = None
+    return f"{name}: the file is empty (0 bytes)" if size == 0 else f"{name}: the file is truncated or corrupt"
 
 
 def _load_vae_state(path: Path, version_dir: Path) -> dict:
@@ -257,13 +207,8 @@ def _load_vae_state(path: Path, version_dir: Path) -> dict:
 
     try:
         state = load_tensors_only(path)
-    except pickle.UnpicklingError as error:
-        # torch's own text advises weights_only=False, i.e. running arbitrary code from the file: not offered here
-        raise cannot("UnpicklingError: the file is corrupt or holds more than tensors and plain data "
-                     "(refused by torch.load(weights_only=True))") from error
     except CHECKPOINT_LOAD_ERRORS as error:
-        first_line = (str(error).strip().splitlines() or [""])[0]  # a one-line message for the command line
-        raise cannot(f"{type(error).__name__}: {first_line}") from error
+        raise cannot(checkpoint_load_problem(path, error)) from error
     state_dict = state.get("state_dict") if isinstance(state, dict) else None
     if not isinstance(state_dict, dict):
         raise cannot("no 'state_dict' in the file: not a training checkpoint")
@@ -286,7 +231,7 @@ def open_run(run_dir: PathLike, version: Optional[int] = None, checkpoint: PathL
     problems: List[str] = []
     try:
         cfg = load_run_config(version_dir)
-    except ForbiddenTargetError:
+    except (ForbiddenTargetError, UnsafePathError):
         raise  # a refusal, not a missing file: reported alone
     except RunFolderError as error:
         problems.append(str(error))
