@@ -112,9 +112,12 @@ def test_render_file_with_compensation_and_attribute(tmp_path):
     result = render(model, "forward", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), buffer_size=256,
                     compensate_delay=True)
     out, sr = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
-    assert sr == 44100 and out.shape == (3000, 1)  # the model has one inlet: the second channel is unused
+    assert sr == 44100 and out.shape == (3000, 1)
     assert result.compensated == 256 - 64 + 50
-    np.testing.assert_allclose(out[:, 0], x[0], atol=1e-7)
+    # the model has one inlet: the two channels are mixed to mono as training reads files, and the caller told
+    np.testing.assert_allclose(out[:, 0], x.mean(axis=0), atol=1e-7)
+    assert result.notes == [f"{tmp_path / 'in.wav'}: 2 channels mixed to mono (their mean, as training does) for "
+                            f"the one inlet of method 'forward'"]
     gain = render_array(script(Gain()), "forward", x[:1], buffer_size=128, attributes={"gain": ["2.0"]},
                         compensate_delay=True)
     np.testing.assert_allclose(gain.output[0], 2 * x[0], atol=1e-7)

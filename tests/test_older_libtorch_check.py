@@ -1,23 +1,26 @@
-"""bench/older_libtorch_check.py: the portability check users run in another torch install."""
-import importlib.util
+"""vschaos/host/older_libtorch_check.py: the portability check users run in another torch install, as
+``vschaos-host older-libtorch-check`` and as a file run by a Python that has torch and not vschaos."""
+import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from host_models import Gain, NaNModel, RMSCodec, save
+from vschaos.host import older_libtorch_check
+from vschaos.host.__main__ import main
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "older_libtorch_check.py"
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
-
-@pytest.fixture(scope="module")
-def check():
-    spec = importlib.util.spec_from_file_location("older_libtorch_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+MODULE = Path(older_libtorch_check.__file__)
 
 
-def test_good_models_pass_every_method_and_attribute(check, tmp_path, capsys):
+def check(argv):
+    return main(["older-libtorch-check", *argv])
+
+
+def test_good_models_pass_every_method_and_attribute(tmp_path, capsys):
     assert check([save(Gain(), tmp_path / "gain.ts")]) == 0
     assert check([save(RMSCodec(), tmp_path / "codec.ts"), "--buffer", "1024"]) == 0
     out = capsys.readouterr().out
@@ -25,15 +28,43 @@ def test_good_models_pass_every_method_and_attribute(check, tmp_path, capsys):
     assert "FAIL" not in out
 
 
-def test_wrong_shape_or_nan_fails(check, tmp_path, capsys):
+def test_wrong_shape_or_nan_fails(tmp_path, capsys):
     assert check([save(RMSCodec(short_frame=True), tmp_path / "short.ts")]) == 1
     assert "FAIL encode batch 1" in capsys.readouterr().out
     # NaN output counts as a failure even with the right shape (the 0.5-rms test signal exceeds 0.4)
     assert check([save(NaNModel(), tmp_path / "nan.ts")]) == 1
 
 
-def test_not_torchscript_fails_cleanly(check, tmp_path, capsys):
+def test_not_torchscript_or_missing_fails_cleanly(tmp_path, capsys):
     bogus = tmp_path / "bogus.ts"
     bogus.write_bytes(b"not a model")
     assert check([str(bogus)]) == 1
     assert "FAIL load" in capsys.readouterr().out
+    assert check([str(tmp_path / "missing.ts")]) == 1
+    assert "FAIL load" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("buffer", ["0", "-8", "1000", "two", str(1 << 17)])
+def test_a_bad_buffer_is_refused_in_one_line(buffer, tmp_path, capsys):
+    assert check([save(Gain(), tmp_path / "gain.ts"), "--buffer", buffer]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --buffer" in err[0] and "is not a power of two from 1 to 65536" in err[0]
+
+
+def test_the_module_imports_only_torch_and_the_standard_library():
+    """So that a Python without vschaos can run the file (the reason it is not built on the host's loader)."""
+    tree = ast.parse(MODULE.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+    assert not relative and imported <= {"argparse", "sys", "typing", "torch"}, imported
+
+
+def test_runs_as_a_file_outside_the_package(tmp_path):
+    model = save(Gain(), tmp_path / "gain.ts")
+    done = subprocess.run([sys.executable, str(MODULE), model, "--buffer", "512"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "PASS forward batch 4: output (4, 1, 512) (expected (4, 1, 512))" in done.stdout

@@ -1,20 +1,34 @@
-"""Command line: ``python -m vschaos.host {describe,verify,render,bench} MODEL.ts ...`` (console script ``vschaos-host``)."""
+"""Command line: ``python -m vschaos.host {describe,verify,render,bench,older-libtorch-check} MODEL.ts ...``
+(console script ``vschaos-host``).
+
+Every argument is checked while parsing (:mod:`.arguments`), before any model is loaded. Every call into the
+model's code runs under ``--call-timeout`` (:mod:`.guard`): a call that never returns is a FAIL naming the
+method and buffer size, and Ctrl-C stops the command at any point; both end the process with ``os._exit``
+after flushing, since a call still running inside TorchScript cannot be joined.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, NoReturn, Optional
 
-from vschaos.util import IntListAction, int_list
+from vschaos.util import IntListAction
 from vschaos.io import atomic_write_text
 from vschaos.threads import DEFAULT_THREADS, apply_thread_policy
 
-from .errors import HostError, NonFiniteOutputError
+from . import older_libtorch_check
+from .arguments import (DEFAULT_CALL_TIMEOUT, MAX_BATCH, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, OneLineParser,
+                        batch_list, bench_seconds, bench_threads, int_between, method_names, positive_seconds,
+                        power_of_two, power_of_two_list, tolerance)
+from .errors import HostError, ModelTimeoutError, NonFiniteOutputError
+from .files import check_output, printable
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # verify ran and found problems; render's model output NaN/Inf (nothing written)
+EXIT_FAILED = 1  # verify ran and found problems; render's model output NaN/Inf (nothing written); a call hung
 EXIT_ERROR = 2  # the command could not run (bad file, bad argument, model error)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 def _attribute_settings(items: Optional[List[str]]) -> Dict[str, List[str]]:
@@ -29,9 +43,9 @@ def _attribute_settings(items: Optional[List[str]]) -> Dict[str, List[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vschaos-host", description="Run any nn~ model exactly as nn~ does, "
-                                     "and check it before opening a patcher.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="vschaos-host", description="Run any nn~ model exactly as nn~ does, "
+                           "and check it before opening a patcher.")
+    commands = parser.add_subparsers(dest="command", required=True)  # subparsers are OneLineParsers too
 
     describe = commands.add_parser("describe", help="methods, attributes, buffer size, delays")
     describe.add_argument("model")
@@ -40,12 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify", help="contract, shapes, streaming == offline, delays; exit 0 if all pass")
     verify.add_argument("model")
-    verify.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction,
-                        help="e.g. 512,2048 or 512 2048 (default: largest ratio .. 8192)")
-    verify.add_argument("--batch-sizes", nargs="+", type=int_list, action=IntListAction, default=[1, 4])
-    verify.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m])
-    verify.add_argument("--tolerance", type=float, default=1e-3,
-                        help="streaming vs offline: largest error allowed, times max(1, output peak) (default 1e-3)")
+    verify.add_argument("--buffers", nargs="+", type=power_of_two_list, action=IntListAction,
+                        help="powers of two, e.g. 512,2048 or 512 2048 (default: largest ratio .. 8192)")
+    verify.add_argument("--batch-sizes", nargs="+", type=batch_list, action=IntListAction, default=[1, 4],
+                        help=f"1 to {MAX_BATCH} (default 1,4)")
+    verify.add_argument("--methods", type=method_names)
+    verify.add_argument("--tolerance", type=tolerance, default=1e-3,
+                        help="streaming vs offline: largest error allowed, times max(1, output peak), in (0, 1] "
+                             "(default 1e-3)")
     verify.add_argument("--set", action="append", metavar="ATTR=VALUE", help="set an attribute first")
     verify.add_argument("--json", action="store_true")
 
@@ -54,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("method")
     render.add_argument("input")
     render.add_argument("output")
-    render.add_argument("--buffer", type=int, default=None, help="B (default: the model's minimum)")
-    render.add_argument("--vector", type=int, default=64, help="V, the DSP vector size")
-    render.add_argument("--batch", type=int, default=1)
+    render.add_argument("--buffer", type=power_of_two, default=None, help="B (default: the model's minimum)")
+    render.add_argument("--vector", type=power_of_two, default=64, help="V, the DSP vector size (default 64)")
+    render.add_argument("--batch", type=int_between(1, MAX_BATCH, "a batch size"), default=1)
     render.add_argument("--threaded", action="store_true", help="worker thread (latency 2B-V)")
     render.add_argument("--compensate-delay", action="store_true", help="remove host latency + declared delay")
     render.add_argument("--set", action="append", metavar="ATTR=VALUE")
@@ -66,64 +82,107 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="time per call, 1/RTF, memory, latency table")
     bench.add_argument("model")
-    bench.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m])
-    bench.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction,
+    bench.add_argument("--methods", type=method_names)
+    bench.add_argument("--buffers", nargs="+", type=power_of_two_list, action=IntListAction,
                        help="e.g. 128,2048,8192 or 128 2048 8192 (below the model's minimum: skipped, with a note)")
-    bench.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads (default %(default)s)")
-    bench.add_argument("--batch", type=int, default=1)
-    bench.add_argument("--seconds", type=float, default=1.0, help="time budget per case")
-    bench.add_argument("--sample-rate", type=int, default=None,
-                       help="sample rate for 1/RTF (default: the model's own, else 44100)")
+    bench.add_argument("--threads", type=bench_threads, default=DEFAULT_THREADS,
+                       help="torch threads: N >= 0 (0: one per core) or auto (default %(default)s)")
+    bench.add_argument("--batch", type=int_between(1, MAX_BATCH, "a batch size"), default=1)
+    bench.add_argument("--seconds", type=bench_seconds, default=1.0, help="time budget per case (default 1)")
+    bench.add_argument("--sample-rate", type=int_between(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE, "a sample rate"),
+                       default=None, help="sample rate for 1/RTF (default: the model's own, else 44100)")
     bench.add_argument("--json", action="store_true")
+
+    for command in (describe, verify, render, bench):
+        command.add_argument("--call-timeout", type=positive_seconds, default=DEFAULT_CALL_TIMEOUT,
+                             metavar="SECONDS",
+                             help="longest any one call into the model may take before the command stops with a "
+                                  "FAIL (default %(default)g)")
+
+    older = commands.add_parser("older-libtorch-check", help="run every method and attribute with the torch of "
+                                "this Python, e.g. the libtorch version an nn~ build ships",
+                                description=older_libtorch_check.__doc__.split("\n\n")[0])
+    older_libtorch_check.add_arguments(older)
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, threads: int) -> int:
+    if args.command == "older-libtorch-check":
+        return older_libtorch_check.check(args.model, args.buffer)
+
     from .bench import bench_model
-    from .model import describe_model, load_model
+    from .model import load_model
     from .rendering import render
     from .verify import verify_model
 
+    # bench's --sample-rate reaches set_sample_rate, as nn~ tells a model its rate
+    model = load_model(args.model, getattr(args, "sample_rate", None), call_timeout=args.call_timeout)
     if args.command == "describe":
-        description = describe_model(args.model)
+        description = model.description
         if args.yaml:
+            check_output(args.yaml, (args.model,))
             # atomic: nn.ar never reads a half-written description, a failure keeps the old one
             atomic_write_text(args.yaml, description.to_nnar_yaml())
         print(description.to_json() if args.json else description.format())
         return EXIT_OK
     if args.command == "verify":
-        report = verify_model(args.model, args.buffers, tuple(args.batch_sizes), args.tolerance, args.methods,
+        report = verify_model(model, args.buffers, tuple(args.batch_sizes), args.tolerance, args.methods,
                               _attribute_settings(args.set))
         print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.format())
         return EXIT_OK if report.ok else EXIT_FAILED
     if args.command == "render":
-        result = render(load_model(args.model), args.method, args.input, args.output, args.buffer, args.vector,
+        result = render(model, args.method, args.input, args.output, args.buffer, args.vector,
                         args.batch, args.threaded, args.compensate_delay, _attribute_settings(args.set),
                         resample=args.resample)
-        print(f"wrote {args.output}: {result.output.shape[0]} channel(s), {result.output.shape[1]} samples; "
-              f"host latency {result.latency}, declared model delay {result.model_delay}, "
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"wrote {printable(args.output)}: {result.output.shape[0]} channel(s), {result.output.shape[1]} "
+              f"samples; host latency {result.latency}, declared model delay {result.model_delay}, "
               f"compensated {result.compensated}; {result.stats.calls} calls, "
               f"{result.stats.deadline_misses} deadline misses")
         return EXIT_OK
     if args.command == "bench":
-        report = bench_model(args.model, args.methods, args.buffers, args.threads, args.batch,
+        import torch  # loaded already; 0 threads (one per core) is torch's own count
+
+        report = bench_model(model, args.methods, args.buffers, threads or torch.get_num_threads(), args.batch,
                              sample_rate=args.sample_rate, seconds_per_case=args.seconds)
         print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
         return EXIT_OK
     raise HostError(f"unknown command {args.command}")
 
 
+def _leave(line: str, code: int) -> NoReturn:
+    """Print ``line`` on stderr, flush, and end the process now: a model call may still run on its thread,
+    and a thread inside TorchScript can be neither interrupted nor joined (a normal exit would wait or abort)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+            pass
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point; returns the exit code (0 ok, 1 verification failed, 2 error)."""
-    parser = build_parser()
+    """Entry point; returns the exit code (0 ok, 1 verification failed, 2 error).
+
+    A model call over ``--call-timeout`` (exit 1) and Ctrl-C (exit 130) end the process (see :func:`_leave`)."""
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_request:  # argparse already printed usage
-        return int(exit_request.code or 0)
-    # one torch thread per process unless bench asks for more (vschaos/threads.py says why)
-    apply_thread_policy(getattr(args, "threads", DEFAULT_THREADS))
-    try:
-        return _run(args)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_request:  # argparse already printed why
+            return int(exit_request.code or 0)
+        # one torch thread per process unless bench asks for more (vschaos/threads.py says why)
+        threads = apply_thread_policy(getattr(args, "threads", DEFAULT_THREADS))
+        return _run(args, threads)
+    except KeyboardInterrupt:
+        _leave("vschaos-host: interrupted", EXIT_INTERRUPTED)
+    except ModelTimeoutError as error:
+        _leave(f"FAIL: {error} (raise --call-timeout if the model is only slow)", EXIT_FAILED)
     except NonFiniteOutputError as error:  # the command ran; the model's output is what is wrong
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -131,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(str(error))}", file=sys.stderr)
         return EXIT_ERROR
 
 

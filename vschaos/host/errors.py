@@ -23,3 +23,7 @@ class ModelCallError(HostError):
 
 class NonFiniteOutputError(HostError):
     """The model output NaN or Inf: nothing is written (a NaN in a sound file can blow up a mixer or a speaker)."""
+
+
+class ModelTimeoutError(HostError):
+    """A model call did not return within the time limit; the call may still be running on its thread."""

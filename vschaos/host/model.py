@@ -3,13 +3,17 @@
 A :class:`LoadedModel` wraps a ``torch.jit.ScriptModule`` and offers what a host needs: the
 method table (``<m>_params``), labels, attributes with their type codes, typed ``set``/``get``,
 calls with nn~'s shape check, and a state reset (``reset()`` if exported, else a reload).
+
+With a ``call_timeout``, every call into the model's code (methods, getters, setters, ``reset``) runs under
+that time limit (:mod:`.guard`) and a call that never returns raises :class:`ModelTimeoutError`.
 """
 from __future__ import annotations
 
 import io
 import os
+import time
 import warnings
-from typing import List, Optional, Sequence, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 import torch
 
@@ -17,7 +21,8 @@ from vschaos.util import next_power_of_two
 
 from .description import (ATTRIBUTE_TYPE_NAMES, AttributeInfo, MethodInfo, ModelDescription, convert_attribute_values,
                           infer_attribute_type)
-from .errors import AttributeValueError, ModelCallError, ModelLoadError
+from .errors import AttributeValueError, ModelCallError, ModelLoadError, ModelTimeoutError
+from .guard import CallGuard
 
 # Attribute names a model may use to expose its sample rate (ours, RAVE, nn-tilde helper).
 SAMPLE_RATE_ATTRIBUTES = ("sample_rate", "sampling_rate", "sr")
@@ -45,14 +50,25 @@ class LoadedModel:
         module: the scripted module (used as is: its state is the caller's).
         path: the file it came from, if any.
         source_bytes: serialised module, used by :meth:`fresh` and to reset state by reloading.
+        call_timeout: seconds any one call into the model's code may take (``None``: no limit, the call runs
+            in the caller's thread); copies made by :meth:`fresh` keep it.
     """
 
     def __init__(self, module: torch.jit.ScriptModule, path: Optional[str] = None,
-                 source_bytes: Optional[bytes] = None):
+                 source_bytes: Optional[bytes] = None, call_timeout: Optional[float] = None):
         self.module = module
         self.path = path
         self._source_bytes = source_bytes
+        self.call_timeout = call_timeout
+        self._guard = CallGuard(call_timeout) if call_timeout is not None else None
+        self.last_call_seconds = 0.0  # how long the model's code ran in the last :meth:`call`
         self.description = self._describe()
+
+    def _invoke(self, what: str, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)``, under the time limit if there is one (``what`` names the call in the error)."""
+        if self._guard is None:
+            return function(*args)
+        return self._guard.run(what, function, *args)
 
     # ---- loading --------------------------------------------------------------------------
     def serialized(self) -> bytes:
@@ -67,18 +83,18 @@ class LoadedModel:
     def fresh(self) -> "LoadedModel":
         """A new, independent copy of the model as it was loaded (fresh state)."""
         module = _jit_load(io.BytesIO(self.serialized()))
-        return LoadedModel(module, self.path, self._source_bytes)
+        return LoadedModel(module, self.path, self._source_bytes, self.call_timeout)
 
     def reset_state(self) -> None:
         """Reset streaming state: ``reset()`` if exported, otherwise reload (as nn~'s ``reload``)."""
         if self.description.has_reset:
-            self.module.reset()
+            self._invoke("reset()", self.module.reset)
         else:
             self.module = self.fresh().module
 
     def set_sample_rate(self, sample_rate: int) -> None:
         if self.description.has_set_sample_rate:
-            self.module.set_sample_rate(int(sample_rate))
+            self._invoke(f"set_sample_rate({int(sample_rate)})", self.module.set_sample_rate, int(sample_rate))
 
     # ---- description ----------------------------------------------------------------------
     def _script_methods(self) -> List[str]:
@@ -97,7 +113,9 @@ class LoadedModel:
     def _method_names(self) -> List[str]:
         if self._has("get_methods"):
             try:
-                return [str(n) for n in self.module.get_methods()]
+                return [str(n) for n in self._invoke("get_methods()", self.module.get_methods)]
+            except ModelTimeoutError:
+                raise
             except Exception:  # a broken get_methods (any error): fall back like nn~ does
                 pass
         return [n for n in self._script_methods() if self._has(f"{n}_params")]
@@ -130,13 +148,15 @@ class LoadedModel:
         if not self._has("get_attributes"):
             return []
         attributes: List[AttributeInfo] = []
-        for name in [str(n) for n in self.module.get_attributes()]:
+        for name in [str(n) for n in self._invoke("get_attributes()", self.module.get_attributes)]:
             if name == "none":  # placeholder of old exports with no attribute
                 continue
             value: Optional[List[object]] = None
             error: Optional[str] = None
             try:
-                value = _as_list(getattr(self.module, f"get_{name}")())
+                value = _as_list(self._invoke(f"get_{name}()", getattr(self.module, f"get_{name}")))
+            except ModelTimeoutError:
+                raise
             except Exception as exc:
                 error = f"get_{name}() failed: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
             if self._has(f"{name}_params"):
@@ -159,7 +179,9 @@ class LoadedModel:
                     return int(value)
         if self._has("get_sample_rate"):
             try:
-                return int(_as_list(self.module.get_sample_rate())[0])
+                return int(_as_list(self._invoke("get_sample_rate()", self.module.get_sample_rate))[0])
+            except ModelTimeoutError:
+                raise
             except Exception:
                 return None
         return None
@@ -178,7 +200,9 @@ class LoadedModel:
     def get_attribute(self, name: str) -> List[object]:
         self.description.attribute(name)
         try:
-            return _as_list(getattr(self.module, f"get_{name}")())
+            return _as_list(self._invoke(f"get_{name}()", getattr(self.module, f"get_{name}")))
+        except ModelTimeoutError:
+            raise
         except Exception as error:
             raise AttributeValueError(f"get_{name}() raised: {_first_line(error)}") from None
 
@@ -187,7 +211,9 @@ class LoadedModel:
         attribute = self.description.attribute(name)
         converted = convert_attribute_values(attribute, values)
         try:
-            code = getattr(self.module, f"set_{name}")(*converted)
+            code = self._invoke(f"set_{name}{tuple(converted)}", getattr(self.module, f"set_{name}"), *converted)
+        except ModelTimeoutError:
+            raise
         except Exception as error:
             raise AttributeValueError(f"set_{name}{tuple(converted)} raised: {_first_line(error)}") from None
         if code is not None and int(code) != 0:
@@ -198,15 +224,23 @@ class LoadedModel:
         """Run ``method`` on ``x`` ``(batch, in_channels, B // in_ratio)``; check the output like a careful host.
 
         Returns float32 ``(batch, out_channels, B // out_ratio)``; raises :class:`ModelCallError` naming
-        the method and the expected and actual shapes otherwise.
+        the method and the expected and actual shapes otherwise, :class:`ModelTimeoutError` naming the
+        method, buffer size and batch for a call over the time limit. Sets :attr:`last_call_seconds`.
         """
         info = self.description.method(method)
         buffer_size = x.shape[-1] * info.in_ratio
+        start = time.perf_counter()
         try:
-            with torch.inference_mode():
-                y = getattr(self.module, method)(x)
+            if self._guard is None:
+                y = self._run_method(method, x)
+            else:
+                y = self._guard.run(f"method '{method}' (buffer {buffer_size}, batch {x.shape[0]})",
+                                    self._run_method, method, x)
+        except ModelTimeoutError:
+            raise
         except Exception as error:
             raise ModelCallError(f"method '{method}' raised on input {tuple(x.shape)}: {_first_line(error)}") from None
+        self.last_call_seconds = self._guard.last_seconds if self._guard else time.perf_counter() - start
         expected = (x.shape[0], info.out_channels, buffer_size // info.out_ratio)
         if not isinstance(y, torch.Tensor):
             raise ModelCallError(f"method '{method}' returned {type(y).__name__}, expected a tensor {expected}")
@@ -216,6 +250,10 @@ class LoadedModel:
         if y.dtype != torch.float32:
             raise ModelCallError(f"method '{method}', buffer {buffer_size}: output dtype {y.dtype}, expected float32")
         return y
+
+    def _run_method(self, method: str, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return getattr(self.module, method)(x)
 
 
 def _first_line(error: BaseException) -> str:
@@ -235,13 +273,15 @@ def _jit_load(data: io.BytesIO) -> torch.jit.ScriptModule:
         return torch.jit.load(data, map_location="cpu").eval()
 
 
-def load_model(source: ModelSource, sample_rate: Optional[int] = None) -> LoadedModel:
+def load_model(source: ModelSource, sample_rate: Optional[int] = None,
+               call_timeout: Optional[float] = None) -> LoadedModel:
     """Load a ``.ts`` path (``torch.jit.load`` + ``eval``) or wrap an already-loaded ScriptModule.
 
     If ``sample_rate`` is given and the model has ``set_sample_rate``, it is called (as nn~ does).
+    ``call_timeout``: see :class:`LoadedModel`.
     """
     if isinstance(source, torch.jit.ScriptModule):
-        loaded = LoadedModel(source.eval())
+        loaded = LoadedModel(source.eval(), call_timeout=call_timeout)
     elif isinstance(source, torch.nn.Module):
         raise ModelLoadError("got a plain nn.Module: script it first (torch.jit.script) as nn~ needs TorchScript")
     else:
@@ -256,7 +296,7 @@ def load_model(source: ModelSource, sample_rate: Optional[int] = None) -> Loaded
             module = _jit_load(io.BytesIO(data))
         except Exception as error:
             raise ModelLoadError(f"{path} is not a TorchScript file ({_first_line(error)[:120]})") from None
-        loaded = LoadedModel(module, path, data)
+        loaded = LoadedModel(module, path, data, call_timeout)
     if sample_rate is not None:
         loaded.set_sample_rate(sample_rate)
     return loaded

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from vschaos.io import atomic_write
+
 from .engine import EngineStats, StreamEngine
 from .errors import HostError, NonFiniteOutputError
+from .files import check_output, printable, sound_format, soundfile_name, write_error
 from .model import LoadedModel, ModelSource, load_model
 
 
@@ -21,6 +24,7 @@ class RenderResult:
     model_delay: int  # declared ``<method>_delay`` (0 if none)
     compensated: int  # samples removed from the start (0 unless compensate_delay)
     stats: EngineStats
+    notes: List[str] = field(default_factory=list)  # what the caller should be told (a downmix, unused channels)
 
 
 def render_array(model: "ModelSource | LoadedModel", method: str, signals: np.ndarray, buffer_size: Optional[int] = None,
@@ -57,6 +61,27 @@ def check_finite(output: np.ndarray, what: str) -> None:
                                    f"first at sample {sample} of outlet {outlet}; nothing written")
 
 
+def fit_channels(signals: np.ndarray, inlets: int, method: str, source: str) -> Tuple[np.ndarray, List[str]]:
+    """Match a file's channels ``(channels, time)`` to a method's ``inlets``, and say what was done.
+
+    Several channels into one inlet are mixed to mono (their mean, as training reads files; the host may not
+    import ``vschaos.data``, so the mean is taken here). Otherwise channels feed the inlets in order: extra
+    channels are unused and missing inlets get silence, each said in one note.
+    """
+    channels = signals.shape[0]
+    if channels > 1 and inlets == 1:
+        return (signals.mean(axis=0, keepdims=True),
+                [f"{source}: {channels} channels mixed to mono (their mean, as training does) for the one inlet "
+                 f"of method '{method}'"])
+    if channels > inlets:
+        return signals, [f"{source}: channels {inlets + 1}..{channels} not used (method '{method}' has {inlets} "
+                         f"inlets)"]
+    if channels < inlets:
+        return signals, [f"{source}: {channels} channel(s) for {inlets} inlets of method '{method}': inlets "
+                         f"{channels + 1}..{inlets} get silence"]
+    return signals, []
+
+
 def _resample(signals: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     import torch
     import torchaudio.functional as AF
@@ -79,32 +104,48 @@ def render(model: "ModelSource | LoadedModel", method: str, input_path: str, out
     does) or ``resample`` is set: then the input is resampled to the model's rate and the output is
     written at the model's rate. An output holding NaN or Inf is never written
     (:class:`NonFiniteOutputError`).
+
+    Channels: see :func:`fit_channels` (a stereo file into one inlet is mixed to mono); ``result.notes`` says
+    what was done. Files: names need not be UTF-8 (shown with ``\\xNN`` escapes). The output is written
+    atomically (a failed write leaves no partial file and keeps an older one) and refused before any work
+    (:class:`HostError`, one line naming the path) when it is the input or the model file, a folder, under a
+    file, in a folder that is not writable, or has no sound file extension.
     """
     import soundfile as sf
 
+    shown = printable(input_path)
     if not os.path.exists(input_path):
-        raise HostError(f"input file not found: {input_path}")
-    try:
-        audio, sample_rate = sf.read(input_path, dtype="float32", always_2d=True)
-    except Exception as error:
-        raise HostError(f"cannot read {input_path} as a sound file: {error}") from None
+        raise HostError(f"input file not found: {shown}")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    signals = audio.T
+    check_output(output_path, (input_path, loaded.path))
+    file_format = sound_format(output_path, subtype)
+    info = loaded.description.method(method)
+    try:
+        audio, sample_rate = sf.read(soundfile_name(input_path), dtype="float32", always_2d=True)
+    except (RuntimeError, ValueError, TypeError, OSError) as error:  # soundfile's errors for a bad file
+        raise HostError(f"cannot read {shown} as a sound file: {printable(str(error))}") from None
+    signals, notes = fit_channels(audio.T, info.in_channels * batch, method, shown)
     model_rate = loaded.description.sample_rate
     if model_rate and int(sample_rate) != model_rate and not loaded.description.has_set_sample_rate:
         if not resample:
-            raise HostError(f"{input_path} is at {int(sample_rate)} Hz but the model runs at {model_rate} Hz "
+            raise HostError(f"{shown} is at {int(sample_rate)} Hz but the model runs at {model_rate} Hz "
                             f"(nn~ does not resample: it would play at the wrong speed and pitch); pass "
                             f"--resample to convert the input to {model_rate} Hz")
         signals = _resample(signals, int(sample_rate), model_rate)
         sample_rate = model_rate
     result = render_array(loaded, method, signals, buffer_size, vector_size, batch, threaded, compensate_delay,
                           int(sample_rate), attributes)
-    check_finite(result.output, f"render {input_path} through {method}")
-    directory = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(directory, exist_ok=True)
+    check_finite(result.output, f"render {shown} through {method}")
+    samples = result.output.T
+
+    def write(temporary: str) -> None:  # a temporary name has no sound extension: the format is given
+        sf.write(soundfile_name(temporary), samples, int(sample_rate), subtype=subtype, format=file_format)
+
     try:
-        sf.write(output_path, result.output.T, int(sample_rate), subtype=subtype)
-    except Exception as error:
-        raise HostError(f"cannot write {output_path}: {error}") from None
+        atomic_write(output_path, write)
+    except OSError as error:
+        raise write_error(output_path, error) from None
+    except (RuntimeError, ValueError, TypeError) as error:  # soundfile's own refusals
+        raise HostError(f"cannot write {printable(output_path)}: {printable(str(error))}") from None
+    result.notes = notes + result.notes
     return result

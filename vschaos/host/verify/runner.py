@@ -49,7 +49,8 @@ def verify_model(source: "ModelSource | LoadedModel", buffers: Optional[List[int
     model = loaded.fresh()
     for name, values in (attributes or {}).items():
         model.set_attribute(name, list(values))
-    model = LoadedModel(model.module, loaded.path)  # re-serialise with the attributes applied
+    # re-serialise with the attributes applied
+    model = LoadedModel(model.module, loaded.path, call_timeout=loaded.call_timeout)
     description = model.description
     min_buffer = description.min_buffer_size
     if buffers is None:
