@@ -1,9 +1,10 @@
 """Checkpoints: atomic writes for Lightning (temp file + rename, via :mod:`vschaos.io`), ``last.ckpt`` after every
-epoch (and optionally every N steps), ``best.ckpt`` never from non-finite weights or metrics."""
+epoch (and optionally every N steps), ``best.ckpt`` never from non-finite weights or metrics; the paths a checkpoint
+restores (someone else's data: :mod:`vschaos.training.trust`) never lead outside the version's ``checkpoints/``."""
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import lightning as L
 import torch
@@ -12,9 +13,54 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor
 
 from vschaos.io import atomic_torch_save
+from vschaos.training.trust import UnsafePathError, bare_name_problem
 
 log = logging.getLogger(__name__)
 LAST_NAME = "last"
+CHECKPOINT_SUFFIX = ".ckpt"
+# the paths a ModelCheckpoint's state names (Lightning deletes the k-th best on a new best, the previous best
+# without a monitor): restored from a checkpoint file, so checked like the rest of it
+PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def restored_checkpoint_path(path: Any, dirpath: Optional[str]) -> str:
+    """``dirpath/<file name of path>`` if that file name is one a checkpoint callback writes (a bare ``*.ckpt``
+    name other than ``last.ckpt``, which :class:`LastCheckpoint` owns), else ``""`` (Lightning's "none")."""
+    if not isinstance(path, str) or not path or dirpath is None:
+        return ""
+    parts = path.replace("\\", "/").split("/")
+    name = parts[-1]
+    if ".." in parts or bare_name_problem(name) is not None or not name.endswith(CHECKPOINT_SUFFIX) \
+            or name == LAST_NAME + CHECKPOINT_SUFFIX:
+        return ""
+    return os.path.join(dirpath, name)
+
+
+def restored_checkpoint_state(state: Mapping[str, Any], dirpath: Optional[str], mode: str = "min") -> Dict[str, Any]:
+    """A ``ModelCheckpoint`` state read from a checkpoint file, made safe to restore into a callback that writes
+    in ``dirpath``: every path re-rooted into ``dirpath`` or dropped (:func:`restored_checkpoint_path`), the
+    k-th best recomputed from what is left (``mode`` as the callback's), and ``dirpath`` set to ``dirpath``, so
+    that Lightning also restores the scores of a run that was moved or copied (it forgets them when the saved
+    ``dirpath`` differs, and the next epoch's checkpoint would replace ``best.ckpt`` however bad)."""
+    state = dict(state, dirpath=dirpath)
+    state.setdefault("best_model_score", None)  # Lightning reads both without a default
+    state.setdefault("best_model_path", "")
+    for key in PATH_KEYS:
+        if key in state:
+            state[key] = restored_checkpoint_path(state[key], dirpath)
+    best_k = state.get("best_k_models")
+    if isinstance(best_k, Mapping):
+        kept = {restored_checkpoint_path(path, dirpath): score for path, score in best_k.items()}
+        kept.pop("", None)
+        state["best_k_models"] = kept
+        if kept:  # as Lightning's _update_best_and_save leaves them
+            kth = (max if mode == "min" else min)(kept, key=kept.get)
+            state["kth_best_model_path"], state["kth_value"] = kth, kept[kth]
+        else:
+            state["kth_best_model_path"] = ""
+    elif "best_k_models" in state:
+        state["best_k_models"] = {}
+    return state
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -81,10 +127,38 @@ class LastCheckpoint(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer, pl_module)  # always: the end-of-epoch state replaces a mid-epoch one of the same step
 
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: Dict[str, Any]) -> None:
+        """Make every checkpoint callback's saved state safe before Lightning restores it (it calls this hook of
+        every callback first): each path re-rooted into that callback's ``dirpath`` or dropped
+        (:func:`restored_checkpoint_state`). Lightning's own ``ModelCheckpoint`` (configured, or the one it adds
+        when a config has none) would otherwise delete whatever its restored ``best_model_path`` names. A
+        ``LastCheckpoint`` is part of every training (fit adds one), so this runs on every resume."""
+        states = checkpoint.get("callbacks")
+        if not isinstance(states, dict):
+            return
+        owners = {}
+        for callback in trainer.checkpoint_callbacks:
+            owners.setdefault(callback.state_key, callback)
+            owners.setdefault(callback._legacy_state_key, callback)
+        for key, state in states.items():
+            if isinstance(state, Mapping) and any(name in state for name in (*PATH_KEYS, "best_k_models")):
+                owner = owners.get(key)  # a state no callback claims is not restored: its paths go all the same
+                states[key] = restored_checkpoint_state(state, getattr(owner, "dirpath", None),
+                                                        getattr(owner, "mode", "min"))
+
 
 class BestCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that never saves a non-finite monitored value or a model with non-finite weights
-    (Lightning treats a NaN metric as +inf and would still save it as the first "best")."""
+    (Lightning treats a NaN metric as +inf and would still save it as the first "best"), and never writes or
+    deletes outside its ``dirpath``: ``filename`` must be a bare name (ValueError otherwise), the paths a resumed
+    checkpoint restores are re-rooted into ``dirpath`` or dropped, and every write and removal is checked."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        problem = None if self.filename is None else bare_name_problem(self.filename)
+        if problem is not None:
+            raise ValueError(f"BestCheckpoint: filename={self.filename!r}: {problem} (checkpoints are written in "
+                             f"the run's own checkpoints/ folder)")
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: Optional[Tensor] = None) -> bool:
         if current is None:
@@ -98,19 +172,23 @@ class BestCheckpoint(ModelCheckpoint):
         return super().check_monitor_top_k(trainer, current)
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """On resume of a run folder that was moved or copied, keep the best score: Lightning restores it only
-        when the saved ``dirpath`` equals today's (it warns and forgets it otherwise, so the next epoch's
-        checkpoint would replace ``best.ckpt`` however bad). Checkpoints always live in the version's own
-        ``checkpoints/`` folder, so the saved paths are re-rooted there by file name."""
-        saved = state_dict.get("dirpath")
-        if saved and self.dirpath and os.path.normpath(saved) != os.path.normpath(self.dirpath):
-            def moved(path: Any) -> Any:
-                return os.path.join(self.dirpath, os.path.basename(path)) if path else path
+        """Restore the best scores, every saved path re-rooted into this callback's ``dirpath`` (the version's
+        ``checkpoints/``) or dropped: :func:`restored_checkpoint_state`. A moved run keeps its best score."""
+        super().load_state_dict(restored_checkpoint_state(state_dict, self.dirpath, self.mode))
 
-            state_dict = dict(state_dict, dirpath=self.dirpath)
-            for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
-                if key in state_dict:
-                    state_dict[key] = moved(state_dict[key])
-            if "best_k_models" in state_dict:
-                state_dict["best_k_models"] = {moved(path): score for path, score in state_dict["best_k_models"].items()}
-        super().load_state_dict(state_dict)
+    def _check_inside(self, filepath: str) -> None:
+        """Raise :class:`UnsafePathError` unless ``filepath`` is a bare name in ``dirpath``: the last guard of
+        what this callback writes or deletes (file names and restored paths are checked before it ever runs)."""
+        folder = os.path.dirname(os.path.abspath(filepath))
+        if self.dirpath is None or folder != os.path.abspath(self.dirpath) \
+                or bare_name_problem(os.path.basename(filepath)) is not None:
+            raise UnsafePathError(f"refused to write or delete {filepath}: a best checkpoint lives in "
+                                  f"{self.dirpath}; nothing was written")
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        self._check_inside(filepath)
+        super()._save_checkpoint(trainer, filepath)
+
+    def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        self._check_inside(filepath)
+        super()._remove_checkpoint(trainer, filepath)
