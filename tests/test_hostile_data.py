@@ -84,6 +84,21 @@ def test_such_a_file_is_labelled_by_its_bytes_in_metadata_txt(cafe_tree):
     assert labels[f"data/{CAFE}"].values.tolist() == [1] and labels["data/a.wav"].values.tolist() == [0]
 
 
+def test_a_track_file_named_after_such_a_file_is_read(cafe_tree):
+    """The pitch extractor names track files after the audio (tracks/caf\\xe9.wav.txt): a track reference may
+    hold the bytes of a name too."""
+    write_bytes(cafe_tree / "metadata/pitch/tracks" / os.fsdecode(b"caf\xe9.wav.txt"), b"0.0,0.25\t3\n")
+    write_bytes(cafe_tree / "metadata/pitch/metadata.txt", b"data/caf\xe9.wav\ttracks/caf\xe9.wav.txt\n")
+    pitch = load_index(cafe_tree).tasks["pitch"].labels[f"data/{CAFE}"]
+    assert (pitch.onsets.tolist(), pitch.offsets.tolist(), pitch.values.tolist()) == ([0.0], [0.25], [3])
+
+
+def test_a_label_that_is_not_utf8_is_refused_beside_such_a_name(cafe_tree):
+    metadata = write_bytes(cafe_tree / "metadata/instrument/metadata.txt",
+                           b"data/a.wav\tviolin\ndata/caf\xe9.wav\tpi\xe0no\n")
+    assert problems_of(cafe_tree) == [f"{metadata}:2: not UTF-8 text (byte 0xe0); save the file as UTF-8"]
+
+
 def test_its_problems_print_with_the_byte_escaped(cafe_tree, capsys):
     write_bytes(cafe_tree / "data" / os.fsdecode(b"bad\xe9.wav"), b"not a sound file")
     assert check_dataset_main([str(cafe_tree), "--sample-rate", str(SR)]) == 1
@@ -262,6 +277,12 @@ def test_crlf_files_are_read_as_before(tree):
     write_bytes(tree / "metadata/t/metadata.txt", b"data/a.wav\thigh\r\ndata/b.wav\t0\r\n")
     labels = load_index(tree).tasks["t"].labels
     assert labels["data/a.wav"].values.tolist() == [1] and labels["data/b.wav"].values.tolist() == [0]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_a_utf16_file_is_one_problem_not_one_per_line(tree, encoding):
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", "data/a.wav\t0\ndata/b.wav\t1\n".encode(encoding))
+    assert problems_of(tree) == [f"{metadata}:1: holds NUL bytes (UTF-16 text?); save the file as UTF-8"]
 
 
 def test_parse_metadata_splits_lines_as_the_readers_do():

@@ -27,7 +27,7 @@ import numpy as np
 
 from vschaos.data.problems import DatasetError, Problem, quoted
 from vschaos.data.textlines import (TextFileError, content_lines, parse_decimal, parse_id, names_non_finite,
-                                    python_reads_as_number, split_lines, undecodable_byte)
+                                    not_utf8, python_reads_as_number, split_lines, undecodable_byte)
 
 __all__ = ["DatasetError", "Problem", "TextFileError"]  # re-exported: their home before the split
 
@@ -295,13 +295,18 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
     seen: Dict[str, int] = {}
     name = str(metadata_path)
     try:
-        lines = content_lines(metadata_path, meta.problems, names_first=True)
+        lines = content_lines(metadata_path, meta.problems, names=True)
     except TextFileError as error:
         meta.problems.append(error.problem())
         return meta
     for number, line in lines:
         key, _, value = line.partition("\t")
         key, value = key.strip(), value.strip()
+        tracks = spec.reader == MULTI_READER or (spec.reader is None and _is_track_reference(value))
+        byte = None if tracks else undecodable_byte(value)  # a track file's name may hold such bytes, a label not
+        if byte is not None:
+            meta.problems.append(Problem(name, number, not_utf8(byte)))
+            continue
         normalised = Path(key).as_posix()
         parts = Path(key).parts
         if not parts or parts[0] != "data" or ".." in parts or Path(key).is_absolute():
@@ -321,11 +326,10 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
                                                        f"{seen[normalised]}"))
             continue
         seen[normalised] = number
-        tracks = spec.reader == MULTI_READER or (spec.reader is None and _is_track_reference(value))
         if tracks:
             track_path = (task_dir / value).resolve()
             if not value or task_dir.resolve() not in track_path.parents:
-                meta.problems.append(Problem(name, number, f"track file {value!r} is not inside {task_dir}"))
+                meta.problems.append(Problem(name, number, f"track file {quoted(value)} is not inside {task_dir}"))
                 continue
             if not track_path.exists():
                 meta.problems.append(Problem(name, number, f"track file {task_dir / value} not found"))

@@ -8,13 +8,14 @@ some programs take for a line break inside a line -- a lone CR (old Mac line end
 characters U+0000-U+001F but TAB, NEL U+0085, U+2028, U+2029 -- is a problem on that line, never an extra line.
 
 The files are UTF-8 (a leading byte-order mark is dropped). Bytes that are not UTF-8 are a problem on their
-line, except in the file-name column of ``metadata.txt``: a file whose name is not UTF-8 (``caf\\xe9.wav``) is
-named there by the same bytes as on disk, read with ``errors='surrogateescape'`` exactly as Python reads file
-names on POSIX (``os.fsdecode``); :func:`encode_text` writes such a name back byte for byte.
+line, except where ``metadata.txt`` names a file (the audio file, a track file): a file whose name is not UTF-8
+(``caf\\xe9.wav``) is named there by the same bytes as on disk, read with ``errors='surrogateescape'`` exactly
+as Python reads file names on POSIX (``os.fsdecode``); :func:`encode_text` writes such a name back byte for byte.
 
 Numbers are ASCII: an id is ``-?[0-9]+`` (a negative id is read so that the error can say it is negative), a
 decimal is ``[+-]digits[.digits][e[+-]digits]``. Python's ``int``/``float`` would also take ``1_0`` (10),
-``\u0663`` (an Arabic-Indic 3), ``inf`` and ``nan``; these are refused by the readers with file and line.
+``\u0663`` (an Arabic-Indic 3), ``inf`` or ``NAN``; the readers refuse these with file and line (``nan``,
+``NaN`` and ``none`` stay the metadata's words for a missing value).
 """
 import re
 from pathlib import Path
@@ -30,7 +31,8 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 
 
 class TextFileError(ValueError):
-    """A metadata text file that cannot be read at all (a folder, permissions): ``line`` is ``None``."""
+    """A metadata text file that cannot be read at all: ``line`` is ``None`` (a folder, permissions) or that
+    of the first NUL byte (UTF-16 text)."""
 
     def __init__(self, path: Path, line: Optional[int], message: str):
         self.path, self.line = str(path), line
@@ -42,7 +44,8 @@ class TextFileError(ValueError):
 
 def read_text(path: Path) -> str:
     """Text of ``path`` decoded as UTF-8 with ``errors='surrogateescape'`` (a leading byte-order mark is
-    dropped: editors on Windows write one). Raises :class:`TextFileError` if the file cannot be opened."""
+    dropped: editors on Windows write one). Raises :class:`TextFileError` if the file cannot be opened, or
+    if it holds a NUL byte (UTF-16 text, which would otherwise give a problem on every line)."""
     path = Path(path)
     if path.is_dir():
         raise TextFileError(path, None, "is a folder, expected a text file")
@@ -50,6 +53,9 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise TextFileError(path, None, f"cannot read ({error.strerror or error})") from error
+    if b"\x00" in data:
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise TextFileError(path, line, "holds NUL bytes (UTF-16 text?); save the file as UTF-8")
     return data.decode("utf-8-sig", errors="surrogateescape")
 
 
@@ -79,26 +85,30 @@ def _control_problem(line: str) -> Optional[str]:
             f"line break): remove it")
 
 
+def not_utf8(byte: int) -> str:
+    """The problem of a line holding ``byte``, which is not UTF-8."""
+    return f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+
+
 def undecodable_byte(text: str) -> Optional[int]:
     """The first byte of ``text`` that was not UTF-8 (read by :func:`read_text`), or ``None``."""
     found = _UNDECODABLE.search(text)
     return None if found is None else ord(found.group()) - 0xDC00
 
 
-def content_lines(path: Path, problems: List[Problem], names_first: bool = False) -> List[Tuple[int, str]]:
+def content_lines(path: Path, problems: List[Problem], names: bool = False) -> List[Tuple[int, str]]:
     """``(line number, text)`` of the non-blank, non-comment lines of a text file (spaces around the text
-    removed). A line with a control character, or with bytes that are not UTF-8 (outside the first TAB-
-    separated field when ``names_first``: ``metadata.txt``'s file names), becomes a problem and is left out.
-    Raises :class:`TextFileError` if the file cannot be opened."""
+    removed). A line with a control character, or with bytes that are not UTF-8, becomes a problem and is left
+    out; with ``names`` (``metadata.txt``, whose lines name files) the caller checks the bytes of content lines
+    itself (:func:`undecodable_byte`). Raises :class:`TextFileError` if the file cannot be opened."""
     out = []
     for number, raw in enumerate(split_lines(read_text(path)), start=1):
         problem = _control_problem(raw)
         stripped = raw.strip()
         content = bool(stripped) and not stripped.startswith("#")
-        checked = raw.partition("\t")[2] if names_first and content else raw
-        byte = undecodable_byte(checked)
+        byte = None if names and content else undecodable_byte(raw)
         if problem is None and byte is not None:
-            problem = f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+            problem = not_utf8(byte)
         if problem is not None:
             problems.append(Problem(str(path), number, problem))
         elif content:
