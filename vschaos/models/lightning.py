@@ -1,7 +1,7 @@
 """LightningModule around :class:`SpectralVAE`: losses, beta schedule, predictors, logging, non-finite guard."""
 import logging
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional
 
 import lightning as L
 import torch
@@ -13,7 +13,7 @@ from vschaos.models.augment import augment_frames, shift_notes
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
-from vschaos.models.vae import SpectralVAE
+from vschaos.models.vae import ConfigurationError, SpectralVAE
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,54 @@ class NonFiniteTrainingError(RuntimeError):
     """Training stopped: the loss or the gradients were NaN/Inf for ``max_nonfinite_steps`` steps in a row."""
 
 
-def _built(argument: Any) -> Any:
-    """``argument`` itself, or the object a Hydra config (a mapping with ``_target_``) describes."""
-    if isinstance(argument, Mapping) and "_target_" in argument:
-        from hydra.utils import instantiate
+# What each constructor argument may name when it comes as a config: SpectralVAEModule.load_from_checkpoint passes
+# a checkpoint's hyper_parameters here, which are someone else's data, and hydra's instantiate calls whatever a
+# ``_target_`` names (``builtins.open``...). All of them are in vschaos.training.trust.ALLOWED_TARGETS (a test keeps
+# the two in step).
+OPTIMIZER_NAMES = ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam")
+CONFIG_TARGETS: Dict[str, FrozenSet[str]] = {
+    "vae": frozenset({"vschaos.models.vae.SpectralVAE", "vschaos.dsp.transforms.SpectralTransform"}),
+    "optimizer": frozenset(f"torch.optim.{name}" for name in OPTIMIZER_NAMES),
+    "loss": frozenset({"vschaos.models.losses.SpectralVAELoss"}),
+    "input_pitch_shift": frozenset({"vschaos.models.pitch_shift.InputPitchShift"}),
+}
 
-        return instantiate(argument)
-    return argument
+
+def _config_problems(node: Any, allowed: FrozenSet[str], key: str) -> List[str]:
+    """``key=value`` of every ``_target_`` of a plain config tree outside ``allowed``, and of every interpolation
+    (hyperparameters are saved resolved; instantiate would resolve ``${oc.create:...}`` into a ``_target_``)."""
+    if isinstance(node, Mapping):
+        problems = []
+        for name, value in node.items():
+            child = f"{key}.{name}"
+            if name == "_target_" and not (isinstance(value, str) and value in allowed):
+                problems.append(f"{child}={value!r}")
+            else:
+                problems += _config_problems(value, allowed, child)
+        return problems
+    if isinstance(node, (list, tuple)):
+        return [problem for index, value in enumerate(node) for problem in
+                _config_problems(value, allowed, f"{key}[{index}]")]
+    return [f"{key}={node!r} (an interpolation)"] if isinstance(node, str) and "${" in node else []
+
+
+def _built(name: str, argument: Any) -> Any:
+    """``argument`` itself, or the object a Hydra config (a mapping with ``_target_``) describes, once every
+    ``_target_`` in it is one of ``CONFIG_TARGETS[name]`` (:class:`ConfigurationError` naming the key otherwise,
+    and nothing is instantiated)."""
+    if not (isinstance(argument, Mapping) and "_target_" in argument):
+        return argument
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    tree = OmegaConf.to_container(argument, resolve=False) if OmegaConf.is_config(argument) else argument
+    problems = _config_problems(tree, CONFIG_TARGETS[name], name)
+    if problems:
+        raise ConfigurationError(
+            f"SpectralVAEModule: refused {', '.join(problems)}: the configs a module is built from (a checkpoint's "
+            f"hyper_parameters) may only name the classes of vschaos.models.lightning.CONFIG_TARGETS[{name!r}], so "
+            f"that a shared checkpoint cannot run code; nothing was instantiated")
+    return instantiate(argument)
 
 
 class SpectralVAEModule(L.LightningModule):
@@ -73,7 +114,8 @@ class SpectralVAEModule(L.LightningModule):
             raise ValueError(f"module.max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
         # SpectralVAEModule.load_from_checkpoint passes the configs saved as hyperparameters
         # (vschaos.training.hparams): build the objects they describe
-        vae, optimizer, loss, input_pitch_shift = (_built(arg) for arg in (vae, optimizer, loss, input_pitch_shift))
+        vae, optimizer, loss, input_pitch_shift = (_built(name, arg) for name, arg in (
+            ("vae", vae), ("optimizer", optimizer), ("loss", loss), ("input_pitch_shift", input_pitch_shift)))
         self.vae = vae
         self.optimizer_factory = optimizer
         self.loss = loss
@@ -214,9 +256,10 @@ class SpectralVAEModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Log the step's loss terms when the logger writes this step: every ``trainer.log_every_n_steps``, or when
-        a callback (CPU budget, early stopping) has just stopped training, as Lightning decides it. Each
-        ``self.log`` call costs ~1 ms of Python on a CPU step of ~80, and Lightning drops the values of the other
-        steps anyway. (Callbacks' ``on_train_batch_end`` run before this hook, so ``should_stop`` is final here.)"""
+        a callback (CPU budget, early stopping) has just stopped training, as Lightning decides it; on the other
+        steps nothing is logged, because Lightning would drop those values anyway and each ``self.log`` call is
+        Python work on every step of a small CPU model. (Callbacks' ``on_train_batch_end`` run before this hook, so
+        ``should_stop`` is final here.)"""
         terms, self._step_terms = self._step_terms, {}
         # Lightning's own decision (its logger connector's; if a Lightning version lacks it, log every step)
         connector = getattr(self._trainer, "_logger_connector", None) if self._trainer is not None else None
