@@ -110,8 +110,8 @@ class Run:
 
 
 def _relative(path: Union[str, Path]) -> str:
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+    absolute = Path(os.path.abspath(path))  # not resolved: the venv's python is a link out of the repository
+    return absolute.relative_to(REPO).as_posix() if absolute.is_relative_to(REPO) else str(path)
 
 
 def _load_average() -> Optional[Tuple[float, float, float]]:
