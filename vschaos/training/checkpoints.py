@@ -36,30 +36,41 @@ def restored_checkpoint_path(path: Any, dirpath: Optional[str]) -> str:
     return os.path.join(dirpath, name)
 
 
-def restored_checkpoint_state(state: Mapping[str, Any], dirpath: Optional[str], mode: str = "min") -> Dict[str, Any]:
+def restored_checkpoint_state(state: Mapping[str, Any], dirpath: Optional[str], mode: str = "min",
+                              source: Any = "the checkpoint") -> Dict[str, Any]:
     """A ``ModelCheckpoint`` state read from a checkpoint file, made safe to restore into a callback that writes
-    in ``dirpath``: every path re-rooted into ``dirpath`` or dropped (:func:`restored_checkpoint_path`), the
-    k-th best recomputed from what is left (``mode`` as the callback's), and ``dirpath`` set to ``dirpath``, so
-    that Lightning also restores the scores of a run that was moved or copied (it forgets them when the saved
+    in ``dirpath``: every path re-rooted into ``dirpath`` or dropped with a warning naming ``source`` (the file)
+    and the key (:func:`restored_checkpoint_path`; a ``best_k_models`` entry also when its score is not a number), the k-th
+    best recomputed from what is left (``mode`` as the callback's), and ``dirpath`` set to ``dirpath``, so that
+    Lightning also restores the scores of a run that was moved or copied (it forgets them when the saved
     ``dirpath`` differs, and the next epoch's checkpoint would replace ``best.ckpt`` however bad)."""
     state = dict(state, dirpath=dirpath)
     state.setdefault("best_model_score", None)  # Lightning reads both without a default
     state.setdefault("best_model_path", "")
+    dropped = []
     for key in PATH_KEYS:
         if key in state:
-            state[key] = restored_checkpoint_path(state[key], dirpath)
+            path, state[key] = state[key], restored_checkpoint_path(state[key], dirpath)
+            if path and not state[key]:
+                dropped.append(f"{key}={path!r}")
     best_k = state.get("best_k_models")
-    if isinstance(best_k, Mapping):
-        kept = {restored_checkpoint_path(path, dirpath): score for path, score in best_k.items()}
-        kept.pop("", None)
+    kept: Dict[str, Any] = {}
+    for path, score in (best_k.items() if isinstance(best_k, Mapping) else ()):
+        restored = restored_checkpoint_path(path, dirpath)
+        if restored and isinstance(score, (int, float, Tensor)) and torch.as_tensor(score).numel() == 1:
+            kept[restored] = score
+        else:
+            dropped.append(f"best_k_models[{path!r}]")
+    if "best_k_models" in state:
         state["best_k_models"] = kept
         if kept:  # as Lightning's _update_best_and_save leaves them
-            kth = (max if mode == "min" else min)(kept, key=kept.get)
+            kth = (max if mode == "min" else min)(kept, key=lambda name: float(kept[name]))
             state["kth_best_model_path"], state["kth_value"] = kth, kept[kth]
         else:
             state["kth_best_model_path"] = ""
-    elif "best_k_models" in state:
-        state["best_k_models"] = {}
+    if dropped:
+        log.warning("not restored from %s: %s (a checkpoint callback's files are bare *.ckpt names in %s)", source,
+                    ", ".join(dropped), dirpath)
     return state
 
 
@@ -141,10 +152,9 @@ class LastCheckpoint(L.Callback):
             owners.setdefault(callback.state_key, callback)
             owners.setdefault(callback._legacy_state_key, callback)
         for key, state in states.items():
-            if isinstance(state, Mapping) and any(name in state for name in (*PATH_KEYS, "best_k_models")):
-                owner = owners.get(key)  # a state no callback claims is not restored: its paths go all the same
-                states[key] = restored_checkpoint_state(state, getattr(owner, "dirpath", None),
-                                                        getattr(owner, "mode", "min"))
+            owner = owners.get(key)  # Lightning restores no state that no callback claims
+            if owner is not None and isinstance(state, Mapping):
+                states[key] = restored_checkpoint_state(state, owner.dirpath, owner.mode, trainer.ckpt_path)
 
 
 class BestCheckpoint(ModelCheckpoint):
