@@ -14,9 +14,9 @@ try:
     import numba
 
     # cache=True writes the compiled kernel next to this file (or numba's user cache), so the
-    # ~1-2 s compile happens once per installation, not once per process.
+    # compile happens once per installation, not once per process.
     _jit = numba.njit(cache=True, nogil=True)
-except ImportError:  # pure-Python fallback: correct but ~1000x slower
+except ImportError:  # pure-Python fallback: correct, but its loops run in the interpreter (far slower)
     def _jit(fn):
         return fn
 

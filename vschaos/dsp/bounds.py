@@ -1,9 +1,9 @@
 """The model's documented limits: every value that crosses a model boundary is finite and bounded.
 
-Used by ``SpectralVAE`` (training, generation and export share them, DESIGN.md: one front end) and
+Used by ``SpectralVAE`` (training, generation and export share them: one front end, docs/ARCHITECTURE.md §2) and
 by the scripted nn~ module for what only a live host can send (NaN/Inf audio, any latent, any
 attribute value). TorchScript-safe pure functions; the limits are plain constants (passed as default
-arguments: TorchScript cannot read module globals) so that the README can quote them.
+arguments: TorchScript cannot read module globals) so that docs/EXPORT.md "Limits" can quote them.
 
 =====================  =========  ===========================================================
 limit                  value      where

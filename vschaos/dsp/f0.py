@@ -112,7 +112,7 @@ def harmonic_peaks(compressed: Tensor, min_height: float = PEAK_MIN_HEIGHT) -> T
     above the frame's mean plus one standard deviation (a floor that most noise peaks stay under); zero
     elsewhere. Reading peaks, not the spectrum, keeps the flanks of one partial (a Gaussian window's peak
     spans ~5 bins above -60 dB, and leakage spreads further) from feeding every harmonic of a deep
-    subharmonic: reading them, a pure sine below ~900 Hz came out two or more octaves low."""
+    subharmonic: reading them, even a pure sine could come out octaves low."""
     floor = compressed.mean(dim=-1, keepdim=True) + compressed.std(dim=-1, keepdim=True)
     level = compressed - floor
     # the floor's last bits depend on the batch size (reduction order): on a flat frame (a click) every bin

@@ -75,9 +75,10 @@ def dgt_frames(frames: Tensor, window: Tensor) -> Tensor:
         # odd n_fft: (-1)^m is not a whole-sample rotation, multiply the bins
         spec = torch.fft.rfft(frames * window, n=n_fft, dim=-1)
         return spec * centre_phase_sign(n_fft, window.dtype).to(window.device)
-    # Centre phase reference = the windowed frame rotated by n_fft/2 before the FFT (bit-identical
-    # to multiplying bin m by (-1)^m, measured). Building the sign per call cost ~200 us per
-    # streamed frame; writing the two windowed halves swapped costs nothing extra.
+    # Centre phase reference = the windowed frame rotated by n_fft/2 before the FFT (the shift
+    # theorem: the same as multiplying bin m by (-1)^m; tests/test_dsp.py compares the two).
+    # Writing the two windowed halves swapped costs nothing extra, where the sign is one more
+    # operation on every spectrum.
     half = n_fft // 2
     if frames.requires_grad or window.requires_grad:  # out= does not support autograd
         return torch.fft.rfft(torch.roll(frames * window, half, -1), n=n_fft, dim=-1)
@@ -134,7 +135,8 @@ def overlap_add(frames: Tensor, hop: int) -> Tensor:
             flat, output_size=(1, out_len), kernel_size=(1, n_fft), stride=(1, hop)
         )
         return out.reshape(lead + (out_len,))
-    # n_fft = r * hop: add r shifted block sequences (~20x faster than fold on CPU).
+    # n_fft = r * hop: add r shifted block sequences (contiguous additions, cheaper than fold's
+    # per-element indexing on many frames; python -m bench.dsp_speed times the inverse DGT).
     r = n_fft // hop
     blocks = frames.reshape(lead + (n_frames, r, hop))
     out = torch.zeros(lead + (n_frames + r - 1, hop), dtype=frames.dtype, device=frames.device)
@@ -157,9 +159,9 @@ def overlap_add_dual(spec: Tensor, dual: Tensor, hop: int, out: Tensor) -> Tenso
     overlap-add (frame ``t`` starts at block ``t``); what it already holds (zeros, or a stream's
     pending tail) is added to. Same sum as ``overlap_add(idgt_frames(spec, dual), hop)``, without
     the intermediate frames: the inverse FFT's blocks are picked in rotated order while
-    overlap-adding, with the dual window fused in (one ``addcmul`` per block, ~30% faster,
-    measured). Requires :func:`overlap_add_dual_fused` ``(n_fft, hop)``; no autograd through
-    ``out``.
+    overlap-adding, with the dual window fused in (one ``addcmul`` per block: no windowed frames
+    written and read back). Requires :func:`overlap_add_dual_fused` ``(n_fft, hop)``; no autograd
+    through ``out``.
     """
     n_fft = dual.shape[0]
     r = n_fft // hop

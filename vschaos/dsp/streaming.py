@@ -142,8 +142,8 @@ class StreamingSynthesis(nn.Module):
             self.tail = torch.zeros(batch, keep, dtype=frames.dtype, device=frames.device)
         length = (n_frames - 1) * self.hop + self.n_fft
         if n_frames <= self.fold_max_frames:
-            # one fold is cheaper than n_fft / hop block additions for a buffer's few frames, and sums in the
-            # same order (bench: 0.10 against 0.20 ms at 4 frames of 2048; 38 against 1.6 ms at 1000 frames)
+            # a buffer's few frames pay per operation: one fold costs less than n_fft / hop block additions, and
+            # sums in the same order; many frames favour the additions (python -m bench.export_speed times calls)
             summed = torch.nn.functional.fold(frames.transpose(1, 2), output_size=(1, length),
                                               kernel_size=(1, self.n_fft), stride=(1, self.hop)).reshape(batch, length)
         else:
@@ -228,10 +228,10 @@ class RTPGHI(nn.Module):
     anchors and integrals are computed for all frames of a call at once, and the loop over
     frames is three vector operations per frame (gather, add, wrap).
 
-    Cost: the exports call this on every buffer, where each tensor operation costs a few microseconds
-    whatever its size, so the code counts operations: constants fold into one multiplication, the
-    phase is carried as ``phase + pi`` (one ``remainder`` wraps it), and the steps into it are wrapped
-    only there.
+    Cost: the exports call this on every buffer, where each tensor operation has a fixed cost that outweighs
+    its arithmetic on a buffer's few frames, so the code counts operations: constants fold into one
+    multiplication, the phase is carried as ``phase + pi`` (one ``remainder`` wraps it), and the steps into
+    it are wrapped only there.
 
     Args:
         n_fft, hop: the DGT's sizes; lam: the Gaussian window's ``lambda`` in samples^2

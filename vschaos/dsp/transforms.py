@@ -122,8 +122,9 @@ class SpectralTransform(nn.Module):
     def set_normalisation(self, mean: Tensor, std: Tensor) -> None:
         """Store per-bin statistics of :meth:`contrast` (each ``(n_bins,)``). ``std`` is floored at
         ``max(1e-4, norm_std_floor * pooled)``, ``pooled`` the std of all bins' values together
-        (``sqrt(mean(std^2) + var(mean))``): a silent or band-limited bin (std ~1e-3 on real notes) would
-        otherwise turn any energy there (a live microphone, broadband noise) into features of order 1e3."""
+        (``sqrt(mean(std^2) + var(mean))``): a silent or band-limited bin (a std near zero) would
+        otherwise turn any energy there (a live microphone, broadband noise) into features far beyond the
+        training range."""
         mean = torch.as_tensor(mean)
         std = torch.as_tensor(std)
         for name, value in (("mean", mean), ("std", std)):
