@@ -8,11 +8,19 @@ RUN_DIR is a run folder rundir/name (its latest version, or version_N with -v N)
 version_N folders (-v then names a sibling version of the same run); -n picks the checkpoint:
 last (default), best, a file name in the version's checkpoints/ folder, or a path.
 
-Exit status: 0 on success; 2 with a one-line ``error:`` message for a problem with the arguments
-or the run folder (no traceback). ``reconstruct`` skips inputs it cannot use (unreadable, no
-label source), lists them at the end and still succeeds if at least one file was written; it
-fails (status 1) when nothing could be reconstructed, or when the model output NaN/Inf for any
-input (that file is not written). ``trajectories`` stops (status 2) at a path whose audio is not finite.
+Every file is written inside OUT/reconstructions or OUT/trajectories, atomically. Before any model is
+loaded, the arguments are checked: OUT must be a folder that can be written, no output may be one of
+the inputs (--files, --spread-from, the checkpoint: same path, or same file through a link), -s must
+fit in the memory a path of that length needs with the run's front end, and --sr must be a rate the
+resampler can reach with a filter of reasonable size.
+
+Exit status: 0 on success; 2 with a one-line ``error:`` message for a problem with the arguments,
+the run folder or a file that cannot be written (no traceback; files already written are complete,
+none is partial). ``reconstruct`` skips inputs it cannot use (unreadable, no label source), lists
+them at the end and still succeeds if at least one file was written; it fails (status 1) when
+nothing could be reconstructed, or when the model output NaN/Inf for any input (that file is not
+written). ``trajectories`` stops (status 2) at a path whose audio is not finite. Ctrl-C: one line,
+status 130.
 """
 import argparse
 import sys
@@ -25,6 +33,7 @@ from vschaos.threads import add_threads_argument, apply_thread_policy
 # the models, torch and Lightning (vschaos.cli.generate_commands) load after the arguments are parsed
 
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 def _positive_int(text: str) -> int:
@@ -125,6 +134,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (GenerationError, RunFolderError, UnknownTrajectoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"interrupted; the files already in {args.out} are complete, none is partial", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
 """The work behind ``generate.py``'s two commands, imported once the arguments are parsed (``--help`` stays
 fast): ``run_reconstruct`` and ``run_trajectories`` take the parsed arguments and return the exit status."""
 import argparse
+import inspect
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vschaos.dsp.transforms import SpectralTransform
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, load_class_names, parse_label_arguments, resolve_label_values
 from vschaos.generation.latents import encode_files, latent_spread
-from vschaos.generation.reconstruct import collect_inputs, reconstruct_files
-from vschaos.generation.synthesis import generate_trajectories
+from vschaos.generation.limits import check_sample_rate, check_trajectory_length
+from vschaos.generation.outputs import check_output_folder, existing_entries, refuse_overwriting_inputs
+from vschaos.generation.reconstruct import METRICS_NAME, RECONSTRUCTIONS, collect_inputs, reconstruct_files
+from vschaos.generation.synthesis import MANIFEST_NAME, TRAJECTORIES_FOLDER, generate_trajectories, is_trajectory_output
 from vschaos.generation.trajectories import INTERPOLATE, LatentSpread, check_trajectory_names
 from vschaos.models.contract import SpectralModel
-from vschaos.training.run import open_run
+from vschaos.training.run import (CONFIG_NAME, ForbiddenTargetError, RunFolderError, find_checkpoint, find_version_dir,
+                                  load_run_config, open_run)
 
 EXIT_NOTHING_DONE = 1
 
@@ -26,12 +32,57 @@ def dataset_root(cfg: DictConfig) -> Optional[Path]:
     return Path(str(root)) if root else None
 
 
-def open_generation_run(args: argparse.Namespace):
+@dataclass
+class RunFiles:
+    """What a command reads of the run before loading its model: the version folder, its config, the checkpoint,
+    and the front end's ``sample_rate, n_fft, hop`` (the config's, else SpectralTransform's defaults)."""
+
+    version_dir: Path
+    cfg: DictConfig
+    checkpoint: Path
+    sample_rate: int
+    n_fft: int
+    hop: int
+
+    def inputs(self) -> List[Tuple[str, Path]]:
+        """The run's files, as inputs no output may replace."""
+        return [("-n", self.checkpoint), ("RUN_DIR", self.version_dir / CONFIG_NAME)]
+
+
+def read_run_files(args: argparse.Namespace) -> RunFiles:
+    """The run's version folder, config and checkpoint (RunFolderError, reported by main) without loading any
+    weights, so that every argument is checked first."""
+    version_dir = find_version_dir(args.run_dir, args.version)
+    problems: List[str] = []  # both files looked for, so that one message tells all that is missing (as open_run)
+    try:
+        cfg = load_run_config(version_dir)
+    except ForbiddenTargetError:
+        raise  # a refusal, not a missing file: reported alone
+    except RunFolderError as error:
+        problems.append(str(error))
+    try:
+        checkpoint = find_checkpoint(version_dir, args.checkpoint)
+    except RunFolderError as error:
+        problems.append(str(error))
+    if problems:
+        raise RunFolderError("; ".join(problems))
+    defaults = inspect.signature(SpectralTransform).parameters
+    values = []
+    for key in ("sample_rate", "n_fft", "hop"):
+        value = OmegaConf.select(cfg, f"transform.{key}", default=defaults[key].default)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise GenerationError(f"{version_dir / CONFIG_NAME}: transform.{key} is {value!r}, not a positive "
+                                  f"integer: not a vschaos run config")
+        values.append(value)
+    return RunFiles(version_dir, cfg, checkpoint, *values)
+
+
+def open_generation_run(args: argparse.Namespace, files: RunFiles):
     """``open_run`` for the command's arguments, with ``--dataset-root`` replacing the saved dataset root."""
-    run = open_run(args.run_dir, args.version, args.checkpoint)  # RunFolderError is reported by main
+    if args.dataset_root is not None and not args.dataset_root.is_dir():
+        raise GenerationError(f"--dataset-root {args.dataset_root}: no such folder")
+    run = open_run(files.version_dir, None, files.checkpoint)  # RunFolderError is reported by main
     if args.dataset_root is not None:
-        if not args.dataset_root.is_dir():
-            raise GenerationError(f"--dataset-root {args.dataset_root}: no such folder")
         OmegaConf.update(run.cfg, "data.dataset.root", str(args.dataset_root.resolve()), force_add=True)
     return run
 
@@ -51,10 +102,18 @@ def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel) 
 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
-    run = open_generation_run(args)
+    # every argument before the model loads: nothing is written when one is refused
+    target_dir = args.out / RECONSTRUCTIONS
+    check_output_folder(args.out, target_dir)
+    files = read_run_files(args)
+    if args.sr is not None:
+        check_sample_rate(files.sample_rate, args.sr)
+    inputs, problems = collect_inputs(args.files)
+    outputs = [target_dir / item.relative_output for item in inputs] + [target_dir / METRICS_NAME]
+    refuse_overwriting_inputs(outputs, [("--files", item.path) for item in inputs] + files.inputs())
+    run = open_generation_run(args, files)
     cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
-    inputs, problems = collect_inputs(args.files)
     tasks = list(dict.fromkeys(vae.encoder_tasks + vae.decoder_tasks))
     metadata = TrainingMetadata(dataset_root(cfg), tasks, metadata_callbacks(cfg), [i.path for i in inputs]) \
         if tasks else None
@@ -98,8 +157,23 @@ def spread_from_argument(args: argparse.Namespace, cfg: DictConfig, vae: Spectra
 
 
 def run_trajectories(args: argparse.Namespace) -> int:
-    check_trajectory_names(args.trajectories)  # before loading anything
-    run = open_generation_run(args)
+    # every argument before the model loads: nothing is written when one is refused
+    check_trajectory_names(args.trajectories)
+    target_dir = args.out / TRAJECTORIES_FOLDER
+    check_output_folder(args.out, target_dir)
+    files = read_run_files(args)
+    out_rate = args.sr or files.sample_rate
+    check_sample_rate(files.sample_rate, out_rate)
+    check_trajectory_length(args.steps, n_fft=files.n_fft, hop=files.hop, model_rate=files.sample_rate,
+                            out_rate=out_rate)
+    inputs = [("--files", Path(path)) for path in args.files if INTERPOLATE in args.trajectories]
+    spread_inputs, _ = collect_inputs(args.spread_from)  # its problems are reported where it is read
+    inputs += [("--spread-from", item.path) for item in spread_inputs] + files.inputs()
+    names = set(args.trajectories)
+    outputs = existing_entries(target_dir, lambda entry: entry == MANIFEST_NAME or
+                               is_trajectory_output(entry, names, args.batches))
+    refuse_overwriting_inputs(outputs, inputs)
+    run = open_generation_run(args, files)
     cfg, vae = run.cfg, run.vae
     labels = fixed_labels(args, cfg, vae)
     means: Optional[List[torch.Tensor]] = None

@@ -20,12 +20,15 @@ from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
 from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
+from vschaos.generation.outputs import write_failure
 from vschaos.io import atomic_write_text
 from vschaos.models.components.distributions import sample_latent
 from vschaos.models.components.harmonic import transpose_pitch
 from vschaos.models.contract import SpectralModel
 
 
+RECONSTRUCTIONS = "reconstructions"  # the folder below OUT that reconstruct writes in
+METRICS_NAME = "metrics.csv"
 METRICS_COLUMNS = ("input", "output", "seconds", "spectral_convergence", "log_spectral_distance_db",
                    "model_spectral_convergence", "model_log_spectral_distance_db")
 
@@ -204,12 +207,14 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
     same number of samples as the input when ``sample_rate`` equals the file's rate. Metrics
     compare magnitudes at the model's rate. An input that cannot be read, or that lacks a label
     the model needs, is skipped and listed in the report; the others are still processed. An output
-    holding NaN or Inf is not written and is listed in ``report.non_finite``.
+    holding NaN or Inf is not written and is listed in ``report.non_finite``. A file that cannot be written
+    (OSError: permissions, a read-only or full disk) stops the work: GenerationError naming it; every file is
+    written atomically, so those written before it are complete and no partial file is left.
     """
     transform = vae.transform
     model_rate = int(transform.sample_rate)
     out_rate = int(sample_rate or model_rate)
-    target_dir = Path(out_dir) / "reconstructions"
+    target_dir = Path(out_dir) / RECONSTRUCTIONS
     report = ReconstructionReport()
     for index, item in enumerate(inputs):
         try:
@@ -240,7 +245,10 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
             report.non_finite.append(f"{item.path}: {bad} of {output.numel()} output samples are NaN/Inf; "
                                      f"{out_path} not written")
             continue
-        save_audio(out_path, output, out_rate)
+        try:
+            save_audio(out_path, output, out_rate)
+        except OSError as error:
+            raise write_failure(out_path, error) from error
         row: Dict[str, object] = {"input": str(item.path), "output": item.relative_output.as_posix(),
                                   "seconds": out_length / float(out_rate)}
         row.update(result.metrics())
@@ -248,5 +256,8 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
         log(f"[reconstruct] {item.path} -> {out_path} (SC {row['spectral_convergence']:.3f}, "
             f"LSD {row['log_spectral_distance_db']:.2f} dB)")
     if report.rows:
-        report.metrics_path = atomic_write_text(target_dir / "metrics.csv", metrics_csv(report.rows))
+        try:
+            report.metrics_path = atomic_write_text(target_dir / METRICS_NAME, metrics_csv(report.rows))
+        except OSError as error:
+            raise write_failure(target_dir / METRICS_NAME, error) from error
     return report

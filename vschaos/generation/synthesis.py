@@ -9,16 +9,18 @@ no tail is cut off and no fade-out appears. The result is then resampled to the 
 (``round(steps * hop * rate / model_rate)`` samples).
 """
 import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Collection, Dict, List, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from vschaos.generation.errors import GenerationError
+from vschaos.generation.outputs import write_failure
 from vschaos.generation.plots import plot_latents_and_spectrogram
 from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE
 from vschaos.generation.reconstruct import resample_exact
@@ -27,6 +29,28 @@ from vschaos.generation.trajectories import (INTERPOLATE, LatentSpread, check_tr
 from vschaos.data.audio import save_audio
 from vschaos.io import atomic_save_npy, atomic_write_text
 from vschaos.models.contract import SpectralModel
+
+
+TRAJECTORIES_FOLDER = "trajectories"  # the folder below OUT that trajectories writes in
+MANIFEST_NAME = "manifest.json"
+OUTPUT_SUFFIXES = (".wav", ".npy", ".png")
+_OUTPUT_NAME = re.compile(r"(.+)_(0|[1-9][0-9]*)(\.wav|\.npy|\.png)")
+T = TypeVar("T")
+
+
+def is_trajectory_output(name: str, types: Collection[str], batches: int) -> bool:
+    """Whether ``generate_trajectories(names=types, batches=batches)`` writes a file called ``name``
+    (``<type>_<i>.wav|.npy|.png``, ``i < batches``; the manifest aside)."""
+    match = _OUTPUT_NAME.fullmatch(name)
+    return match is not None and match.group(1) in types and int(match.group(2)) < batches
+
+
+def _written(path: Path, write: Callable[[], T]) -> T:
+    """``write()``, its OSError turned into a GenerationError naming ``path``."""
+    try:
+        return write()
+    except OSError as error:
+        raise write_failure(path, error) from error
 
 
 def path_seed(seed: int, name: str, index: int) -> int:
@@ -148,7 +172,8 @@ def generate_trajectories(vae: SpectralModel, names: Sequence[str], out_dir: Pat
     ``interpolate`` needs ``endpoints``: two latent sequences ``(frames, latent_dim)`` (posterior
     means of two sounds); batch 0 interpolates the means frame by frame, batch ``i > 0`` draws
     each sound's latents from its posterior (``endpoint_stds``) with a seeded generator.
-    Everything is deterministic for a given ``seed``.
+    Everything is deterministic for a given ``seed``. A file that cannot be written (OSError) stops the work:
+    GenerationError naming it (every file is written atomically: those before it are complete, none is partial).
     """
     check_trajectory_names(list(names))
     if batches < 1 or steps < 1:
@@ -159,9 +184,9 @@ def generate_trajectories(vae: SpectralModel, names: Sequence[str], out_dir: Pat
     model_rate = int(transform.sample_rate)
     out_rate = int(sample_rate or model_rate)
     out_length = int(round(steps * transform.hop * out_rate / float(model_rate)))
-    target_dir = Path(out_dir) / "trajectories"
+    target_dir = Path(out_dir) / TRAJECTORIES_FOLDER
     report = TrajectoryReport()
-    manifest_path = target_dir / "manifest.json"
+    manifest_path = target_dir / MANIFEST_NAME
     files = load_manifest(manifest_path)  # before any work: a manifest we cannot extend stops the command
     settings: Dict[str, object] = {"seed": seed, "steps": steps, "hop": int(transform.hop),
                                    "model_sample_rate": model_rate, "sample_rate": out_rate,
@@ -185,21 +210,24 @@ def generate_trajectories(vae: SpectralModel, names: Sequence[str], out_dir: Pat
             stem = f"{name}_{index}"
             if not bool(torch.isfinite(output).all()):
                 if report.stems:  # keep the record of what was written before stopping
-                    atomic_write_text(manifest_path, json.dumps({"files": files}, indent=2) + "\n")
+                    _written(manifest_path, lambda: atomic_write_text(manifest_path,
+                                                                      json.dumps({"files": files}, indent=2) + "\n"))
                 raise GenerationError(f"{stem}: the model decoded {int((~torch.isfinite(output)).sum())} non-finite "
                                       f"sample(s) (NaN/Inf); {stem}.wav not written")
-            save_audio(target_dir / f"{stem}.wav", output, out_rate)
+            wav, npy, png = (target_dir / f"{stem}{suffix}" for suffix in OUTPUT_SUFFIXES)
+            _written(wav, lambda: save_audio(wav, output, out_rate))
             array = latents.detach().cpu().numpy().astype(np.float32)
-            atomic_save_npy(target_dir / f"{stem}.npy", array)
+            _written(npy, lambda: atomic_save_npy(npy, array))
             spectrum = transform.magnitude(audio[None])[0, :steps]
             described = describe_labels(vae, labels, latents)
             title = f"{stem} (seed {seed})"
             if described:
                 title += " " + labels_title(described, class_names)
-            plot_latents_and_spectrogram(target_dir / f"{stem}.png", latents, spectrum, model_rate,
-                                         int(transform.hop), title=title)
+            _written(png, lambda: plot_latents_and_spectrogram(png, latents, spectrum, model_rate, int(transform.hop),
+                                                               title=title))
             files[stem] = {"type": name, "batch": index, "labels": described, **settings}
             report.stems.append(stem)
             log(f"[trajectories] {target_dir / stem}.wav ({out_length} samples at {out_rate} Hz)")
-    report.manifest_path = atomic_write_text(manifest_path, json.dumps({"files": files}, indent=2) + "\n")
+    report.manifest_path = _written(manifest_path, lambda: atomic_write_text(
+        manifest_path, json.dumps({"files": files}, indent=2) + "\n"))
     return report

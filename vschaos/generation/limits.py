@@ -1,0 +1,101 @@
+"""How large a generation may be, computed from the run's front end before any model is loaded: the memory a
+trajectory of ``steps`` frames needs, and the size of the filter a resampling to ``--sr`` builds. Each check
+raises :class:`GenerationError` with one line naming the argument, what it would need and what is allowed."""
+import math
+import os
+from typing import Optional
+
+from vschaos.generation.errors import GenerationError
+
+# Decoding a path and rebuilding its phase hold, at their peak, a few float and complex arrays of
+# (frames, bins) (magnitudes, spectra, Griffin-Lim's iterates, the figure's dB image). This bound is over twice
+# the growth of peak memory per (frame, bin) measured for each phase method (the whole command on the demo
+# preset), a margin that also covers the network's own activations.
+BYTES_PER_FRAME_BIN = 160
+# torchaudio's resampler builds a (new / gcd, old / gcd + 2 * width) filter from a few temporaries of that size
+RESAMPLE_BYTES_PER_TAP = 16
+RESAMPLE_LOWPASS_WIDTH = 6  # torchaudio's default lowpass_filter_width
+RESAMPLE_ROLLOFF = 0.99  # torchaudio's default rolloff
+MAX_RESAMPLE_FILTER_BYTES = 256 * 2 ** 20  # sane rate pairs need well under a megabyte
+
+
+def format_bytes(count: float) -> str:
+    """``1.5 GB`` (powers of 1000, as a user reads a disk or memory size)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if count < 1000 or unit == "PB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000.0
+    return f"{count:.1f} PB"
+
+
+def format_seconds(seconds: float) -> str:
+    """``2 h 05 min``, ``3 min 20 s`` or ``1.5 s``."""
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``, else free pages); None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def trajectory_bytes(steps: int, n_fft: int, hop: int, model_rate: int, out_rate: int) -> int:
+    """Memory one path of ``steps`` frames needs at its peak: its ``steps + n_fft / hop - 1`` spectral frames of
+    ``n_fft / 2 + 1`` bins through decoding and phase reconstruction, and its audio at both rates (float64)."""
+    frames = steps + n_fft // hop - 1
+    samples = steps * hop
+    return frames * (n_fft // 2 + 1) * BYTES_PER_FRAME_BIN + 8 * (samples + math.ceil(samples * out_rate / model_rate))
+
+
+def check_trajectory_length(steps: int, *, n_fft: int, hop: int, model_rate: int, out_rate: int,
+                            available: Optional[int] = None) -> None:
+    """Refuse ``-s steps`` whose path would need more memory than is available (``available`` bytes; default
+    :func:`available_memory`; unknown: not checked), naming the largest ``-s`` that fits."""
+    need = trajectory_bytes(steps, n_fft, hop, model_rate, out_rate)
+    if available is None:
+        available = available_memory()
+    if available is None or need <= available:
+        return
+    per_step = trajectory_bytes(2, n_fft, hop, model_rate, out_rate) - trajectory_bytes(1, n_fft, hop, model_rate,
+                                                                                      out_rate)
+    fits = max(0, steps - math.ceil((need - available) / per_step))
+    allowed = (f"at most -s {fits} ({format_seconds(fits * hop / model_rate)}) with this model here" if fits
+               else "not even -s 1 fits: free some memory")
+    raise GenerationError(f"-s {steps}: a path of {steps} frames ({format_seconds(steps * hop / model_rate)} at "
+                          f"{model_rate} Hz) needs about {format_bytes(need)} of memory to decode and reconstruct, "
+                          f"{format_bytes(available)} are available; {allowed}")
+
+
+def resample_filter_bytes(source_rate: int, target_rate: int) -> int:
+    """Memory torchaudio's resampler takes to build its filter from ``source_rate`` to ``target_rate`` (0: none)."""
+    if source_rate == target_rate:
+        return 0
+    common = math.gcd(int(source_rate), int(target_rate))
+    old, new = source_rate // common, target_rate // common
+    width = math.ceil(RESAMPLE_LOWPASS_WIDTH * old / (min(old, new) * RESAMPLE_ROLLOFF))
+    return new * (old + 2 * width) * RESAMPLE_BYTES_PER_TAP
+
+
+def check_sample_rate(model_rate: int, out_rate: int, flag: str = "--sr") -> None:
+    """Refuse an output rate whose resampling filter would be huge (rates that share almost no common factor with
+    the model's: 44101 against 22050 Hz), suggesting the usual rates."""
+    need = resample_filter_bytes(model_rate, out_rate)
+    if need > MAX_RESAMPLE_FILTER_BYTES:
+        raise GenerationError(f"{flag} {out_rate}: resampling from the model's {model_rate} Hz to {out_rate} Hz "
+                              f"builds a filter of about {format_bytes(need)} (the two rates share only the factor "
+                              f"{math.gcd(model_rate, out_rate)}); use a common rate such as 44100 or 48000")
