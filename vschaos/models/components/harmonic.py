@@ -5,7 +5,7 @@ Why: a frame-wise decoder that writes each bin with its own weights (``SpectralD
 pattern at a pitch it never produced, and convolutions over linear bins cannot either (partials spread apart as
 the pitch rises). This decoder writes partial ``k`` at exactly ``k * f0``: its MLP only chooses the amplitudes of
 the partials and of a noise envelope, which vary smoothly with pitch, so notes between and beyond the
-recorded ones come out at the right frequencies (README "Real recordings").
+recorded ones come out at the right frequencies (docs/TRAINING.md "Which preset for which sounds").
 
 A partial of a Gaussian-window DGT is itself a Gaussian along frequency: a sinusoid at fractional bin ``c``
 gives ``|X(b)| = a * exp(-pi * tfr * (b - c)^2)``, ``tfr`` the transform's time-frequency ratio. Each partial
@@ -125,8 +125,8 @@ class HarmonicDecoder(nn.Module):
         self.register_buffer("noise_matrix", band_interpolation(int(noise_bands), self.n_bins, int(sample_rate)),
                              persistent=False)
         # the DC and Nyquist bins stay silent: a real signal's coefficient there has phase 0 or pi, which RTPGHI
-        # cannot integrate (no neighbour on one side), so a partial leaking into DC (f0 near the 30 Hz floor) made
-        # the output depend on float rounding (streaming != offline); they carry nothing audible
+        # cannot integrate (no neighbour on one side), so a partial leaking into DC (f0 near the 30 Hz floor) would
+        # make the output depend on float rounding (streaming != offline); they carry nothing audible
         edges = torch.ones(self.n_bins)
         edges[0] = 0.0
         edges[-1] = 0.0

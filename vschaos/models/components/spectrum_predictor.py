@@ -1,7 +1,8 @@
 """Note predictor that reads the spectrum itself (pitch class or octave of a frame), not the latent.
 
 A predictor on the latent of a small VAE learns which pitches the training notes had, not what pitch is:
-on notes of unseen instruments it was right for 16 % of frames (pitch class, bench/pitch_following.py).
+it rarely names the notes of unseen instruments (docs/PITCH.md "Predictors"; ``python -m
+experiments.pitch_following`` scores both kinds).
 This one looks at the frame's magnitudes on a logarithmic frequency axis, with the energy at a few
 harmonics of each candidate stacked as channels (a partial at ``h * f0`` for h = 1/2, 1, 2, ... 6). A
 small convolution along that axis scores every candidate pitch (1/3 semitone apart); the score of a note
