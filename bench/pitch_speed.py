@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from vschaos.pitch import hz_to_midi, midi_to_hz, track_pitch
-from vschaos.pitch.tracks import frame_labels
+from vschaos.pitch.tracks import pitch_octave_labels
 
 from bench.common import RESULTS_DIR, busy_argument, competing_process, start_run, write_results
 
@@ -57,7 +57,7 @@ def evaluate(notes, model: str, hop_seconds: float) -> Dict[str, float]:
     for frequency, audio in notes:
         start, cpu_start = time.perf_counter(), time.process_time()
         track = track_pitch(torch.from_numpy(audio), SAMPLE_RATE, model=model, hop_seconds=hop_seconds)
-        pitch, octave = frame_labels(track)
+        pitch, octave = pitch_octave_labels(track)
         elapsed += time.perf_counter() - start
         cpu += time.process_time() - cpu_start
         audio_seconds += len(audio) / SAMPLE_RATE

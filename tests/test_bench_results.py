@@ -2,6 +2,8 @@
 (``python -m bench.report`` -> ``docs/BENCHMARKS.md``, never edited by hand)."""
 import ast
 import datetime
+import importlib
+import importlib.util
 import json
 import shlex
 import sys
@@ -147,3 +149,12 @@ def test_scripts_import_the_shared_helpers_as_a_package_without_sys_path_edits(p
                 f"{path.name}:{node.lineno}: import from bench.{node.module} (run as python -m)"
         if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
             pytest.fail(f"{path.name}:{node.lineno}: sys.path edited; run the script as python -m from the root")
+
+
+@pytest.mark.parametrize("path", sorted(p for folder in SCRIPT_FOLDERS for p in (REPO / folder).glob("*.py")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_script_imports_as_a_module(path):
+    """What ``python -m bench.NAME`` does first: a renamed vschaos function fails here, not after a long run."""
+    if path.stem.startswith("neutone") and importlib.util.find_spec("neutone_sdk") is None:
+        pytest.skip("the Neutone SDK is not installed (the neutone extra)")
+    importlib.import_module(f"{path.parent.name}.{path.stem}")
