@@ -25,11 +25,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vschaos.data.problems import DatasetError, Problem, quoted
-from vschaos.data.textlines import (TextFileError, content_lines, parse_decimal, parse_id, names_non_finite,
-                                    not_utf8, python_reads_as_number, split_lines, undecodable_byte)
-
-__all__ = ["DatasetError", "Problem", "TextFileError"]  # re-exported: their home before the split
+# DatasetError, Problem and TextFileError lived here before: importers of vschaos.data.metadata keep them
+from vschaos.data.problems import DatasetError, Problem, quoted  # noqa: F401
+from vschaos.data.textlines import (TextFileError, content_lines, names_non_finite, not_utf8, parse_decimal,
+                                    parse_id, python_reads_as_number, split_lines, undecodable_byte)
 
 MISSING_TOKENS = ("", "none", "None", "NONE", "nan", "NaN")
 SINGLE_READER = "read_single_metadata"
