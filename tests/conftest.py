@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 
 # One intra-op thread, the project's own policy for small work (vschaos/threads.py): the tests' tensors are
-# tiny, and a second thread only adds synchronisation, which on a busy 2-core machine made streamed export
-# calls 20 times slower (3.3 s instead of 0.15 s for 24 calls).
+# tiny, and a second thread only adds synchronisation, which on a busy machine makes each streamed export
+# call wait for a descheduled thread at every operation.
 torch.set_num_threads(1)
 
 

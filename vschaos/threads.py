@@ -4,17 +4,17 @@ Default: ONE intra-op thread and one inter-op thread per process. Our CPU work i
 (frame batches of a few hundred rows by 500-4000 bins, small convolutions, per-buffer streaming calls) where a
 second OpenMP thread gains little on an idle machine and loses badly on a busy one: OpenMP threads meet at a
 barrier after every operation, and when another program (a DAW, a browser, a second training) holds a core,
-each barrier waits for a descheduled thread. Measured on 2 cores with other work running: 650 ms per demo
-training step with torch's default 2 threads against 16 ms with 1 (bench/train_speed.py measures both, idle
-and with a competing process). ``threads=0`` gives torch's own default (one per core) for machines with
-cores to spare; any N > 1 also sets ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep instead of spinning at the
-barrier) unless the environment sets it.
+each barrier waits for a descheduled thread, so a training step can take many times longer with torch's
+default than with one thread (``python -m bench.train_speed`` measures both, idle and with a competing
+process). ``threads=0`` gives torch's own default (one per core) for machines with cores to spare; any N > 1
+also sets ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep instead of spinning at the barrier) unless the
+environment sets it.
 
 ``auto`` (training's default, ``threads: auto``; any command's ``--threads auto``) looks before it leaps: it
 counts the cores left idle over a quarter of a second while this process sleeps (``/proc/stat``; the 1-minute
-load average where there is none) and takes that many, at least one. Idle 2-core machine: 2 threads
-(dgt_mid trains ~4,000 frames/s against ~3,000 with one); one competing process: 1 thread. A load that
-arrives later costs ~20 % with 2 threads and PASSIVE waiting (2,500 against 3,200 frames/s), not a collapse.
+load average where there is none) and takes that many, at least one: on an idle 2-core machine 2 threads,
+which train faster than one; beside one competing process, 1 thread. With PASSIVE waiting, a load that
+arrives after the choice slows a 2-thread training down rather than collapsing it.
 
 The policy must be applied before the heavy work starts (the inter-op pool and OpenMP read their settings
 once): every command calls :func:`apply_thread_policy` right after parsing its arguments, before importing
