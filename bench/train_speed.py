@@ -7,7 +7,7 @@ synthetic dataset (the demo synthesiser at 44.1 kHz). A step-timer callback (add
 a user adds one) times the steps after the first ``--warmup`` ones; frames/s = timed steps x batch size / time.
 The frame cache is built once by a ``+check=1`` run beforehand and reported apart (its build is excluded
 from the timed runs). Peak RSS is the training process's own (``wait4``). ``threads=0`` (torch's default:
-one thread per core, what vschaos did before the thread policy) can be added with ``--threads 0 1 2``.
+one thread per core) can be added with ``--threads 0 1 2``.
 
     python -m bench.train_speed [--preset dgt_mid] [--threads 1 2] [--steps 150] [--warmup 10]
                                 [--loads idle busy] [--minutes 3] [--override KEY=VALUE ...] [--name NAME]
