@@ -13,18 +13,19 @@ is measured on the worker, so benchmarks and deadline counts do not include it.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from .errors import ModelTimeoutError
 
-# call, its arguments, and the box the worker fills: [done event, result, exception, seconds]
-_Job = Tuple[Callable[..., Any], tuple, List[Any]]
+_Job = Tuple[Callable[..., Any], tuple]  # a call and its arguments
+_Outcome = Tuple[Any, Optional[BaseException], float]  # its result or exception, and how long it ran
 
 
-def _work(jobs: "queue.SimpleQueue[Optional[_Job]]") -> None:
+def _work(jobs: "queue.SimpleQueue[Optional[_Job]]", outcomes: "queue.SimpleQueue[_Outcome]") -> None:
     import torch
 
     torch.set_grad_enabled(False)  # grad mode is per thread; nn~ never needs gradients
@@ -32,14 +33,20 @@ def _work(jobs: "queue.SimpleQueue[Optional[_Job]]") -> None:
         job = jobs.get()
         if job is None:  # the guard was garbage-collected
             return
-        function, args, box = job
+        function, args = job
         start = time.perf_counter()
         try:
-            box[1] = function(*args)
+            outcome: _Outcome = (function(*args), None, 0.0)
         except BaseException as error:  # handed to the caller, who re-raises it in its own thread
-            box[2] = error
-        box[3] = time.perf_counter() - start
-        box[0].set()
+            outcome = (None, error, 0.0)
+        outcomes.put((outcome[0], outcome[1], time.perf_counter() - start))
+
+
+def _stop(jobs: "queue.SimpleQueue[Optional[_Job]]") -> None:
+    # Not while the interpreter exits: an idle daemon thread must stay asleep then (one woken during
+    # finalisation is torn down inside torch's thread state, and the process aborts).
+    if not sys.is_finalizing():
+        jobs.put(None)
 
 
 class CallGuard:
@@ -56,14 +63,13 @@ class CallGuard:
         self.timeout = float(timeout)
         self.last_seconds = 0.0
         self._jobs: Optional[queue.SimpleQueue] = None
+        self._outcomes: queue.SimpleQueue = queue.SimpleQueue()
         self._stuck: Optional[str] = None
 
     def _start(self) -> "queue.SimpleQueue[Optional[_Job]]":
         jobs: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=_work, args=(jobs,), name="vschaos-host-call", daemon=True).start()
-        # the thread ends with its guard; not at interpreter exit, where an idle daemon thread must stay asleep
-        # (one woken while the interpreter finalises is torn down inside torch's thread state: an abort)
-        weakref.finalize(self, jobs.put, None).atexit = False
+        threading.Thread(target=_work, args=(jobs, self._outcomes), name="vschaos-host-call", daemon=True).start()
+        weakref.finalize(self, _stop, jobs).atexit = False  # the thread ends with its guard
         self._jobs = jobs
         return jobs
 
@@ -71,12 +77,12 @@ class CallGuard:
         if self._stuck is not None:
             raise ModelTimeoutError(f"{what}: not called, an earlier call ({self._stuck}) never returned")
         jobs = self._jobs or self._start()
-        box: List[Any] = [threading.Event(), None, None, 0.0]
-        jobs.put((function, args, box))
-        if not box[0].wait(self.timeout):
-            self._stuck = what
-            raise ModelTimeoutError(f"{what} did not return within {self.timeout:g} s; stopped")
-        self.last_seconds = box[3]
-        if box[2] is not None:
-            raise box[2]
-        return box[1]
+        jobs.put((function, args))
+        try:
+            result, error, self.last_seconds = self._outcomes.get(timeout=self.timeout)
+        except queue.Empty:
+            self._stuck = what  # its outcome, should it ever come, is never read
+            raise ModelTimeoutError(f"{what} did not return within {self.timeout:g} s; stopped") from None
+        if error is not None:
+            raise error
+        return result
