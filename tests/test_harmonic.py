@@ -111,8 +111,8 @@ def test_subharmonic_taps_widen_the_harmonics_that_the_grid_may_miss():
 
 @pytest.mark.parametrize("freq", [309.8, 610.0, 1234.7])
 def test_tracker_finds_harmonic_tones_at_dgt_high_resolution(freq):
-    # 8192 points, 5.4 Hz bins: a quarter semitone spans several bins above ~400 Hz; these read 2-3 octaves
-    # low, or one high, until the grid was capped at half a bin and the upper harmonics read widened peaks
+    # 8192 points, 5.4 Hz bins: a quarter semitone spans several bins above ~400 Hz; these read octaves off
+    # unless the grid is capped at half a bin and the upper harmonics read widened peaks
     rate, n_fft = 44100, 8192
     tone = harmonic_tone(freq, 1.0, rate, n_harmonics=8)
     frames = SpectralTransform(sample_rate=rate, n_fft=n_fft, hop=2048).magnitude(
@@ -133,8 +133,8 @@ def test_harmonic_peaks_keep_only_local_maxima_above_the_floor():
 @pytest.mark.parametrize("freq,n_harmonics", [(41.2, 1), (65.4, 1), (110.0, 1), (220.0, 1), (440.0, 1),
                                                (55.0, 8), (82.4, 8)])
 def test_tracker_reads_sines_and_low_notes_at_dgt_mid_resolution(freq, n_harmonics):
-    # reading the flanks of each partial, low candidates used to win: a 220 Hz sine read as ~40 Hz, and
-    # notes below ~110 Hz at the 30 Hz floor (partials 21.5 Hz bins apart: 55 Hz is 2.6 bins)
+    # reading the flanks of each partial, low candidates would win: a sine read as a deep subharmonic, and
+    # low notes at the 30 Hz floor (partials 21.5 Hz bins apart: 55 Hz is 2.6 bins)
     rate, n_fft = 44100, 2048
     t = torch.arange(int(0.8 * rate)) / rate
     tone = harmonic_tone(freq, 0.8, rate, n_harmonics=n_harmonics) if n_harmonics > 1 else \
@@ -232,7 +232,7 @@ def test_decoder_level_is_bounded_whatever_the_weights(transform):
     assert torch.isfinite(magnitude).all()
     assert float(magnitude.max()) <= transform.full_scale * (1 + math.exp(-3)) * 1.0001
     assert float(magnitude.max()) > 0.5 * transform.full_scale  # the bound is reached, not a silent decoder
-    # DC and Nyquist stay silent (RTPGHI cannot integrate a phase there: README "Model")
+    # DC and Nyquist stay silent (RTPGHI cannot integrate a phase there: HarmonicDecoder's edge_mask)
     assert float(magnitude[:, 0].abs().max()) == 0.0 and float(magnitude[:, -1].abs().max()) == 0.0
 
 

@@ -89,7 +89,7 @@ def test_band_limited_fit_keeps_broadband_features_bounded():
         contrast = transform.contrast(transform.magnitude(notes[None])[0])
         mean, std = contrast.mean(0), contrast.std(0)
         if log_floor_db is None:
-            assert float(std.min()) < 1e-3  # the situation of the issue: silent bins
+            assert float(std.min()) < 1e-3  # silent bins: what the std floor is for
         else:
             assert float(std.min()) > 0.1  # float rounding noise is above -100 dBFS: a real spread
         transform.set_normalisation(mean, std)
