@@ -7,6 +7,7 @@ the same spellings and report the same errors.
 import os
 import pickle
 import re
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,10 @@ CHECKPOINT_SUFFIX = ".ckpt"
 VERSION_PATTERN = re.compile(r"^version_(\d+)$")
 # What torch.load raises for a truncated, corrupt or foreign file: its zip reader reports a truncated
 # archive as RuntimeError; the legacy pickle path raises EOFError (empty file), KeyError (a text file) or
-# UnpicklingError (also how weights_only refuses arbitrary objects); OSError for unreadable files.
-CHECKPOINT_LOAD_ERRORS = (RuntimeError, EOFError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile, OSError)
+# UnpicklingError (also how weights_only refuses arbitrary objects), and on random bytes IndexError, struct.error
+# or UnicodeDecodeError (a ValueError) from its weights-only unpickler; OSError for unreadable files.
+CHECKPOINT_LOAD_ERRORS = (RuntimeError, EOFError, KeyError, IndexError, ValueError, struct.error,
+                          pickle.UnpicklingError, zipfile.BadZipFile, OSError)
 
 
 @dataclass
@@ -186,7 +189,7 @@ def checkpoint_load_problem(path: PathLike, error: BaseException) -> str:
     :data:`CHECKPOINT_LOAD_ERRORS`): the error's name and its first line, or what the file is when torch's text
     is empty (an empty file's ``EOFError``) or unsafe to repeat (an ``UnpicklingError`` advises
     ``weights_only=False``, i.e. running the file's code: never offered here)."""
-    name = type(error).__name__
+    name = "struct.error" if isinstance(error, struct.error) else type(error).__name__
     if isinstance(error, pickle.UnpicklingError):
         return f"{name}: the file is corrupt or holds more than tensors and plain data " \
                f"(refused by torch.load(weights_only=True))"
