@@ -193,7 +193,7 @@ def test_rtpghi_survives_non_finite_magnitudes(scripted):
     window, _ = _windows()
     magnitude = dsp.dgt(_vibrato_tone(0.5).unsqueeze(0), window, HOP).abs()
     dirty = magnitude.clone()
-    dirty[:, 10, 0] = float("nan")  # bin 0: every bin of the frame used to get anchor -1
+    dirty[:, 10, 0] = float("nan")  # bin 0: a NaN there must not give every bin of the frame anchor -1
     dirty[:, 11] = float("nan")
     dirty[:, 12, 40] = float("inf")
     dirty[:, 13, 7] = -float("inf")
