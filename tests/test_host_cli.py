@@ -169,3 +169,31 @@ def test_render_never_writes_non_finite_samples(tmp_path, capsys):
     first_nan = int(np.argmax(np.linspace(0, 1, 4096, dtype=np.float32) > 0.4))
     assert f"non-finite sample(s) (NaN/Inf), the first at sample {first_nan} of outlet 0; nothing written" in err
     assert not out.exists()
+
+
+def test_describe_yaml_is_refused_over_the_model_or_under_a_file(gain_path, tmp_path, capsys):
+    before = open(gain_path, "rb").read()
+    assert main(["describe", gain_path, "--yaml", gain_path]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"error: refusing to write {gain_path}: it is the command's own input {gain_path} " \
+                          f"(choose another output file)"
+    assert open(gain_path, "rb").read() == before
+    (tmp_path / "afile").write_text("x")
+    assert main(["describe", gain_path, "--yaml", str(tmp_path / "afile" / "m.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: cannot write {tmp_path / 'afile' / 'm.yaml'}: "
+                                               f"{tmp_path / 'afile'} is a file, not a folder")
+
+
+def test_help_lists_every_subcommand_and_bench_takes_the_shared_thread_spellings(gain_path, capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("describe", "verify", "render", "bench", "older-libtorch-check"))
+    import torch
+
+    try:
+        for threads in ("0", "auto", "2"):
+            assert main(["bench", gain_path, "--buffers", "256", "--seconds", "0.01", "--threads", threads,
+                         "--json"]) == 0
+            assert json.loads(capsys.readouterr().out)["threads"] >= 1
+    finally:
+        torch.set_num_threads(1)  # the command set this process's threads (conftest's policy: one)

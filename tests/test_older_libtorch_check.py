@@ -68,3 +68,26 @@ def test_runs_as_a_file_outside_the_package(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "PASS forward batch 4: output (4, 1, 512) (expected (4, 1, 512))" in done.stdout
+
+
+def test_every_call_into_the_model_goes_through_the_runner(tmp_path, capsys):
+    calls = []
+
+    def run(what, function, *args):
+        calls.append(what)
+        return function(*args)
+
+    assert older_libtorch_check.check(save(Gain(), tmp_path / "gain.ts"), 256, run) == 0
+    assert calls == ["get_methods()", "method 'forward' (buffer 256, batch 1)", "method 'forward' (buffer 256, batch 4)",
+                     "get_attributes()", "get_gain()", "set_gain"]
+
+
+def test_a_call_that_never_returns_fails_under_the_hosts_time_limit(tmp_path):
+    from test_hostile_host import Forever, host_process
+
+    process = host_process("older-libtorch-check", save(Forever(), tmp_path / "forever.ts"), "--call-timeout", "1")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    assert out.startswith("torch ")
+    assert err.strip() == ("FAIL: method 'forward' (buffer 2048, batch 1) did not return within 1 s; stopped "
+                           "(raise --call-timeout if the model is only slow)")

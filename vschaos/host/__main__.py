@@ -93,22 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
                        default=None, help="sample rate for 1/RTF (default: the model's own, else 44100)")
     bench.add_argument("--json", action="store_true")
 
-    for command in (describe, verify, render, bench):
-        command.add_argument("--call-timeout", type=positive_seconds, default=DEFAULT_CALL_TIMEOUT,
-                             metavar="SECONDS",
-                             help="longest any one call into the model may take before the command stops with a "
-                                  "FAIL (default %(default)g)")
-
     older = commands.add_parser("older-libtorch-check", help="run every method and attribute with the torch of "
                                 "this Python, e.g. the libtorch version an nn~ build ships",
                                 description=older_libtorch_check.__doc__.split("\n\n")[0])
     older_libtorch_check.add_arguments(older)
+
+    for command in (describe, verify, render, bench, older):
+        command.add_argument("--call-timeout", type=positive_seconds, default=DEFAULT_CALL_TIMEOUT,
+                             metavar="SECONDS",
+                             help="longest any one call into the model may take before the command stops with a "
+                                  "FAIL (default %(default)g)")
     return parser
 
 
 def _run(args: argparse.Namespace, threads: int) -> int:
     if args.command == "older-libtorch-check":
-        return older_libtorch_check.check(args.model, args.buffer)
+        from .guard import CallGuard
+
+        return older_libtorch_check.check(args.model, args.buffer, CallGuard(args.call_timeout).run)
 
     from .bench import bench_model
     from .model import load_model

@@ -13,7 +13,14 @@ or run.
 """
 import argparse
 import sys
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
+
+# ``run(what, function, *args)``: how each call into the model is made (the host passes its time limit)
+Runner = Callable[..., Any]
+
+
+def _direct(what: str, function: Callable[..., Any], *args: Any) -> Any:
+    return function(*args)
 
 DEFAULT_BUFFER = 2048
 MAX_BUFFER = 1 << 16
@@ -37,9 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"host buffer size B, a power of two (default {DEFAULT_BUFFER})")
 
 
-def check(path: str, buffer: int = DEFAULT_BUFFER) -> int:
+def _call(model: Any, method: str, x: Any) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return getattr(model, method)(x)
+
+
+def check(path: str, buffer: int = DEFAULT_BUFFER, run: Runner = _direct) -> int:
     """Load ``path`` in this torch and call every method at batch 1 and 4 with ``buffer`` samples, then get and
-    set every attribute; prints ``PASS``/``FAIL`` lines; returns 0 if all pass, else 1."""
+    set every attribute; prints ``PASS``/``FAIL`` lines; returns 0 if all pass, else 1.
+
+    ``run(what, function, *args)`` makes each call into the model (default: directly; ``what`` names it, e.g.
+    ``method 'forward' (buffer 2048, batch 4)``); whatever it raises other than a model's RuntimeError
+    propagates (the host's time limit)."""
     import torch  # here: ``vschaos-host --help`` answers without loading torch
 
     print(f"torch {torch.__version__}")
@@ -50,13 +68,12 @@ def check(path: str, buffer: int = DEFAULT_BUFFER) -> int:
         return 1
     failures = 0
     torch.manual_seed(0)  # the same test signal in every torch version
-    for method in model.get_methods():
+    for method in run("get_methods()", model.get_methods):
         in_ch, in_ratio, out_ch, out_ratio = (int(v) for v in getattr(model, f"{method}_params"))
         for batch in (1, 4):
             x = 0.5 * torch.randn(batch, in_ch, buffer // in_ratio)
             try:
-                with torch.no_grad():
-                    y = getattr(model, method)(x)
+                y = run(f"method '{method}' (buffer {buffer}, batch {batch})", _call, model, method, x)
             except RuntimeError as error:
                 print(f"FAIL {method} batch {batch}: {error}")
                 failures += 1
@@ -65,9 +82,9 @@ def check(path: str, buffer: int = DEFAULT_BUFFER) -> int:
             ok = tuple(y.shape) == expected and y.dtype == torch.float32 and bool(torch.isfinite(y).all())
             failures += not ok
             print(f"{'PASS' if ok else 'FAIL'} {method} batch {batch}: output {tuple(y.shape)} (expected {expected})")
-    for attribute in model.get_attributes():
-        values = getattr(model, f"get_{attribute}")()
-        status = getattr(model, f"set_{attribute}")(*values)
+    for attribute in run("get_attributes()", model.get_attributes):
+        values = run(f"get_{attribute}()", getattr(model, f"get_{attribute}"))
+        status = run(f"set_{attribute}", getattr(model, f"set_{attribute}"), *values)
         failures += status != 0
         print(f"{'PASS' if status == 0 else 'FAIL'} attribute {attribute} = {list(values)} (set returned {status})")
     return 1 if failures else 0
