@@ -1,7 +1,6 @@
 """The work behind ``generate.py``'s two commands, imported once the arguments are parsed (``--help`` stays
 fast): ``run_reconstruct`` and ``run_trajectories`` take the parsed arguments and return the exit status."""
 import argparse
-import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +9,10 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vschaos.dsp.transforms import SpectralTransform
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, load_class_names, parse_label_arguments, resolve_label_values
 from vschaos.generation.latents import encode_files, latent_spread
-from vschaos.generation.limits import check_sample_rate, check_trajectory_length
+from vschaos.generation.limits import check_sample_rate, check_trajectory_length, front_end
 from vschaos.generation.outputs import check_output_folder, existing_entries, refuse_overwriting_inputs
 from vschaos.generation.reconstruct import METRICS_NAME, RECONSTRUCTIONS, collect_inputs, reconstruct_files
 from vschaos.generation.synthesis import MANIFEST_NAME, TRAJECTORIES_FOLDER, generate_trajectories, is_trajectory_output
@@ -66,15 +64,7 @@ def read_run_files(args: argparse.Namespace) -> RunFiles:
         problems.append(str(error))
     if problems:
         raise RunFolderError("; ".join(problems))
-    defaults = inspect.signature(SpectralTransform).parameters
-    values = []
-    for key in ("sample_rate", "n_fft", "hop"):
-        value = OmegaConf.select(cfg, f"transform.{key}", default=defaults[key].default)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise GenerationError(f"{version_dir / CONFIG_NAME}: transform.{key} is {value!r}, not a positive "
-                                  f"integer: not a vschaos run config")
-        values.append(value)
-    return RunFiles(version_dir, cfg, checkpoint, *values)
+    return RunFiles(version_dir, cfg, checkpoint, *front_end(cfg, str(version_dir / CONFIG_NAME)))
 
 
 def open_generation_run(args: argparse.Namespace, files: RunFiles):

@@ -13,15 +13,22 @@ removed again.
 ending in ``.ckpt`` or holding a folder part, a file of the version's ``checkpoints/``, or an existing file) picks
 the checkpoint; any other value is the output name (vschaos2's meaning: ``-n my_model`` -> ``my_model.ts``), and
 the command says so. ``--checkpoint`` and ``--output-name`` are the unambiguous spellings.
+
+Everything is checked before the model loads: the output name is a bare file name (no folder part, not ``.`` or
+``..``, not empty: nothing is written outside the output folder), ``--buffers`` are powers of two from the model's
+largest ratio (its hop) to 65536, the output is not the checkpoint or the config. Every problem, a file that cannot
+be written (permissions, a read-only or full disk) included, is one line and a non-zero status (2: arguments,
+1: the export failed, 130: Ctrl-C); the output file is replaced only by a complete, verified export.
 """
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from vschaos.threads import add_threads_argument, apply_thread_policy
-from vschaos.util import IntListAction, int_list
+from vschaos.util import IntListAction, int_list, is_power_of_two
 # vschaos.training (torch, Lightning) is imported after the arguments are parsed: --help answers at once
 
 
@@ -94,6 +101,39 @@ def resolve_name_option(args: argparse.Namespace, version_dir: Path) -> Optional
 
 
 SUFFIXES = {"nn": ".ts", "neutone": ".nm"}
+# verification streams twice the largest buffer through every method: a bound keeps that in memory and seconds
+MAX_BUFFER = 2 ** 16
+NAME_BYTES = 255  # the longest file name common file systems take
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def check_output_name(name: str, flag: str, suffix: str) -> None:
+    """Raise ValueError naming ``flag`` unless ``name`` is a bare file name: not empty, no folder separator or NUL,
+    not ``.`` or ``..``, short enough with ``suffix``; so that the export never lands outside its folder."""
+    if not name.strip():
+        raise ValueError(f"{flag} {name!r}: empty; give a file name (without {suffix})")
+    if any(char in name for char in ("/", "\\", "\0")) or name in (".", ".."):
+        raise ValueError(f"{flag} {name}: must be a bare file name (no folder part, not . or ..); the folder is -o")
+    if len((name + suffix).encode("utf-8", "surrogateescape")) > NAME_BYTES:
+        raise ValueError(f"{flag}: {len(name)} characters, too long for a file name (at most {NAME_BYTES} bytes "
+                         f"with {suffix})")
+
+
+def check_buffers(buffers: Optional[List[int]], hop: int) -> None:
+    """Raise ValueError naming the first ``--buffers`` value nn~ could not call the model with: the contract's
+    buffers (NN_CONTRACT.md) are powers of two, at least the largest ratio of the methods (the model's ``hop``;
+    a power of two at least that is a multiple of every ratio), and at most :data:`MAX_BUFFER` here."""
+    allowed = f"powers of two from {hop} to {MAX_BUFFER}"
+    for buffer in buffers or []:
+        if not is_power_of_two(buffer):
+            raise ValueError(f"--buffers {buffer}: nn~ buffers are powers of two; allowed: {allowed}")
+        if buffer > MAX_BUFFER:
+            raise ValueError(f"--buffers {buffer}: above {MAX_BUFFER} (verification streams twice the largest "
+                             f"buffer through every method); allowed: {allowed}")
+        if buffer < hop:
+            raise ValueError(f"--buffers {buffer}: below this model's largest ratio {hop} (its hop), which nn~ "
+                             f"needs at least; allowed: {allowed}")
 
 
 def output_path(out: Optional[Path], default_dir: Path, name: str, export_format: str,
@@ -105,6 +145,7 @@ def output_path(out: Optional[Path], default_dir: Path, name: str, export_format
     crosses a broken symbolic link, or its folder cannot be created or written (checked, not created)."""
     suffix = SUFFIXES[export_format]
     note = None
+    where = f"-o {out}" if out is not None else f"the default output folder {default_dir} (RUN_DIR; -o sets another)"
     if out is None:
         folder, path = default_dir, default_dir / f"{name}{suffix}"
     elif out.suffix.lower() in SUFFIXES.values() and not out.is_dir():
@@ -124,12 +165,13 @@ def output_path(out: Optional[Path], default_dir: Path, name: str, export_format
     existing = folder
     while not existing.exists() and existing != existing.parent:
         if existing.is_symlink():
-            raise ValueError(f"-o {out}: {existing} is a broken symbolic link (to {os.readlink(existing)})")
+            raise ValueError(f"{where}: {existing} is a broken symbolic link (to {os.readlink(existing)})")
         existing = existing.parent
     if not existing.is_dir():
-        raise ValueError(f"-o {out}: cannot create the folder {folder} ({existing} is a file)")
+        raise ValueError(f"{where}: cannot create the folder {folder} ({existing} is a file)")
     if not os.access(existing, os.W_OK):
-        raise ValueError(f"-o {out}: cannot write in {existing} (not writable)")
+        raise ValueError(f"{where}: cannot write in {existing} (read-only or not yours); choose a folder you "
+                         f"can write with -o")
     return path, note, existing
 
 
@@ -144,32 +186,78 @@ def remove_created_folders(folder: Path, existing: Path) -> None:
         folder = folder.parent
 
 
+def _identity(path: Path) -> Optional[Tuple[int, int, int]]:
+    """What tells whether ``path`` was replaced: inode, size, modification time (None: no such file)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     apply_thread_policy(args.threads)  # before the heavy imports below: torch reads it when it loads
-    from vschaos.training.run import RunFolderError, find_version_dir, open_run
-
+    target: Dict[str, object] = {}  # the output path and its identity before the export, once known
     try:
+        return _main(args, target)
+    except KeyboardInterrupt:  # Ctrl-C: atomic writes leave no temporary; say what happened in one line
+        path = target.get("path")
+        if path is None:
+            print("script.py: interrupted; nothing written", file=sys.stderr)
+        elif _identity(path) == target.get("before"):
+            print(f"script.py: interrupted; {path} unchanged", file=sys.stderr)
+        else:  # the rename had happened: the file is the complete, verified export
+            print(f"script.py: interrupted after {path} was written (complete and verified)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(args: argparse.Namespace, target: Dict[str, object]) -> int:
+    from vschaos.generation.errors import GenerationError
+    from vschaos.generation.limits import front_end
+    from vschaos.training.run import (CONFIG_NAME, RunFolderError, find_checkpoint, find_version_dir,
+                                      load_run_config, open_run)
+
+    # every argument before the model loads (and before anything is written)
+    suffix = SUFFIXES[args.format]
+    try:
+        if args.output_name is not None:
+            check_output_name(args.output_name, "--output-name", suffix)
         version_dir = find_version_dir(args.run_dir, args.version)
         note = resolve_name_option(args, version_dir)
-        run = open_run(version_dir, None, args.checkpoint)
-    except (RunFolderError, ValueError) as error:
+        if args.output_name is not None:
+            check_output_name(args.output_name, "-n" if note else "--output-name", suffix)
+        config = load_run_config(version_dir)
+        checkpoint = find_checkpoint(version_dir, args.checkpoint)
+        check_buffers(args.buffers, front_end(config, str(version_dir / CONFIG_NAME))[2])
+    except (RunFolderError, GenerationError, ValueError) as error:
         print(f"script.py: {error}", file=sys.stderr)
         return 2
     if note:
         print(note)
-    name = args.output_name or run.run_dir.name
+    # the run folder's own name; "script.py ." inside it has no name of its own: its absolute path has
+    name = args.output_name or Path(os.path.abspath(version_dir)).parent.name
     # vschaos2's README: "The .ts file will be exported at path_to_model/", the folder given on the command line
     default_dir = Path(str(args.run_dir).rstrip("/\\") or str(args.run_dir))
     try:
         path, out_note, existing = output_path(args.out, default_dir, name, args.format, args.output_name is not None)
-    except ValueError as error:
+        for kind, source in (("checkpoint", checkpoint), ("config", version_dir / CONFIG_NAME)):
+            if path.exists() and os.path.samefile(path, source):
+                raise ValueError(f"{path} is the run's {kind} {source}: the export would replace it; choose "
+                                 f"another -o or --output-name")
+    except (ValueError, OSError) as error:
         print(f"script.py: {error}", file=sys.stderr)
         return 2
     if out_note:
         print(out_note)
+    target.update(path=path, before=_identity(path))
     status = 1
     try:
+        try:
+            run = open_run(version_dir, None, checkpoint)
+        except RunFolderError as error:
+            print(f"script.py: {error}", file=sys.stderr)
+            return 2
         status = export_to(run, path, args)
     finally:  # refused, failed or interrupted (Ctrl-C): no empty folder left behind
         if status != 0:
@@ -177,10 +265,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     return status
 
 
+def cannot_write(path: Path, error: OSError, default_folder: bool) -> str:
+    """One line for an OSError writing ``path`` (the error's own file name is often the temporary beside it)."""
+    reason = error.strerror or str(error)
+    if error.errno in UNWRITABLE:
+        hint = "; choose a folder you can write with -o" if default_folder else "; choose another -o"
+    elif error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        hint = "; free some space or choose another -o"
+    else:
+        hint = ""
+    return f"script.py: cannot write {path}: {reason}{hint} ({path} not written)"
+
+
 def export_to(run, path: Path, args: argparse.Namespace) -> int:
     """Export ``run`` to ``path`` in ``args.format``, print the reports; the exit status."""
     from vschaos.export import ExportVerificationError, export_model
-    from vschaos.host import describe_model, latency_table
+    from vschaos.host import HostError, describe_model, latency_table
 
     if args.format == "neutone":
         from vschaos.cli.neutone import export_neutone_run
@@ -193,8 +293,12 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
         print(error.report.format(), file=sys.stderr)
         print(f"script.py: export refused, {path} not written: the model fails verification", file=sys.stderr)
         return 1
-    except (ValueError, RuntimeError, OSError) as error:
-        print(f"script.py: export failed, {path} not written: {error}", file=sys.stderr)
+    except OSError as error:  # permissions, a read-only or full disk: whichever way it arises
+        print(cannot_write(path, error, args.out is None), file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError, HostError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]  # torch's errors run long
+        print(f"script.py: export failed, {path} not written: {first_line}", file=sys.stderr)
         return 1
     print(report.format())
     description = describe_model(str(path))

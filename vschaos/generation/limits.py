@@ -1,9 +1,10 @@
 """How large a generation may be, computed from the run's front end before any model is loaded: the memory a
 trajectory of ``steps`` frames needs, and the size of the filter a resampling to ``--sr`` builds. Each check
 raises :class:`GenerationError` with one line naming the argument, what it would need and what is allowed."""
+import inspect
 import math
 import os
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 from vschaos.generation.errors import GenerationError
 
@@ -17,6 +18,25 @@ RESAMPLE_BYTES_PER_TAP = 16
 RESAMPLE_LOWPASS_WIDTH = 6  # torchaudio's default lowpass_filter_width
 RESAMPLE_ROLLOFF = 0.99  # torchaudio's default rolloff
 MAX_RESAMPLE_FILTER_BYTES = 256 * 2 ** 20  # sane rate pairs need well under a megabyte
+
+
+def front_end(cfg: Any, source: str) -> Tuple[int, int, int]:
+    """``(sample_rate, n_fft, hop)`` of a run's ``transform`` config (a DictConfig read from ``source``), each
+    SpectralTransform's default where absent; GenerationError naming ``source`` when one is not a positive
+    integer. Reads the config only: builds nothing."""
+    from omegaconf import OmegaConf
+
+    from vschaos.dsp.transforms import SpectralTransform
+
+    defaults = inspect.signature(SpectralTransform).parameters
+    values = []
+    for key in ("sample_rate", "n_fft", "hop"):
+        value = OmegaConf.select(cfg, f"transform.{key}", default=defaults[key].default)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise GenerationError(f"{source}: transform.{key} is {value!r}, not a positive integer: not a vschaos "
+                                  f"run config")
+        values.append(value)
+    return values[0], values[1], values[2]
 
 
 def format_bytes(count: float) -> str:
