@@ -40,10 +40,11 @@ def restored_checkpoint_state(state: Mapping[str, Any], dirpath: Optional[str], 
                               source: Any = "the checkpoint") -> Dict[str, Any]:
     """A ``ModelCheckpoint`` state read from a checkpoint file, made safe to restore into a callback that writes
     in ``dirpath``: every path re-rooted into ``dirpath`` or dropped with a warning naming ``source`` (the file)
-    and the key (:func:`restored_checkpoint_path`; a ``best_k_models`` entry also when its score is not a number), the k-th
-    best recomputed from what is left (``mode`` as the callback's), and ``dirpath`` set to ``dirpath``, so that
-    Lightning also restores the scores of a run that was moved or copied (it forgets them when the saved
-    ``dirpath`` differs, and the next epoch's checkpoint would replace ``best.ckpt`` however bad)."""
+    and the key (:func:`restored_checkpoint_path`; a ``best_k_models`` entry also when its score is not a
+    number), the k-th best recomputed from what is left (``mode`` as the callback's), and ``dirpath`` set to
+    ``dirpath``, so that Lightning also restores the scores of a run that was moved or copied (it forgets them
+    when the saved ``dirpath`` differs, and the next epoch's checkpoint would replace ``best.ckpt`` however
+    bad)."""
     state = dict(state, dirpath=dirpath)
     state.setdefault("best_model_score", None)  # Lightning reads both without a default
     state.setdefault("best_model_path", "")
