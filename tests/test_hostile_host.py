@@ -83,8 +83,13 @@ def _stuck_in_a_call(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread states from /proc (Linux)")
-def test_ctrl_c_stops_a_call_that_never_returns_in_one_line(forever_path):
-    process = host_process("verify", forever_path, "--buffers", "2048", "--call-timeout", "600")
+@pytest.mark.parametrize("command", ["verify", "threaded render"])
+def test_ctrl_c_stops_a_call_that_never_returns_in_one_line(command, forever_path, tmp_path):
+    sf.write(tmp_path / "in.wav", np.zeros(8192, np.float32), 44100, subtype="FLOAT")
+    argv = {"verify": ["verify", forever_path, "--buffers", "2048"],
+            "threaded render": ["render", forever_path, "forward", str(tmp_path / "in.wav"), str(tmp_path / "o.wav"),
+                                "--buffer", "2048", "--threaded"]}[command]
+    process = host_process(*argv, "--call-timeout", "600")
     deadline, steady = time.monotonic() + 90, 0
     while steady < 5 and time.monotonic() < deadline and process.poll() is None:
         steady = steady + 1 if _stuck_in_a_call(process.pid) else 0
@@ -302,3 +307,14 @@ def test_library_render_refuses_its_input_with_a_host_error(gain_path, stereo_in
 
     with pytest.raises(HostError, match="it is the command's own input"):
         render(gain_path, "forward", str(stereo_input[0]), str(stereo_input[0]))
+
+
+def test_a_threaded_render_of_a_call_that_never_returns_fails_too(forever_path, tmp_path):
+    x = (0.1 * np.random.default_rng(2).standard_normal(8192)).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, 44100, subtype="FLOAT")
+    process = host_process("render", forever_path, "forward", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
+                           "--buffer", "2048", "--threaded", "--call-timeout", "1")
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    assert err.strip().startswith("FAIL: method 'forward' (buffer 2048, batch 1) did not return within 1 s")
+    assert not (tmp_path / "out.wav").exists()

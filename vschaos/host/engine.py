@@ -210,5 +210,12 @@ class StreamEngine:
     def __enter__(self) -> "StreamEngine":
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        elif self._executor is not None:
+            # an error or Ctrl-C: the worker's result is not wanted, and waiting for it could outlast the user's
+            # patience (a call under a time limit) or never end (one without)
+            self._pending = None
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
