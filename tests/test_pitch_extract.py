@@ -263,3 +263,53 @@ def test_interrupted_run_closes_its_progress_bar(tmp_path, synth, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         extract_dataset(root, progress=True)
     assert len(bars) == 1 and bars[0].closed_by_caller
+
+
+def test_a_file_whose_name_is_not_utf8_is_labelled_and_skipped_on_rerun(tmp_path, synth, capsys):
+    """metadata.txt names ``caf\\xe9.wav`` by the bytes of its name (as the dataset readers read it); the reports
+    print the byte as ``\\xe9`` on a strict UTF-8 stream."""
+    import soundfile as sf
+
+    from vschaos.data.dataset import load_index
+
+    if os.name != "posix":
+        pytest.skip("file names are bytes on POSIX only")
+    root = tmp_path / "ds"
+    cafe = os.fsdecode(b"caf\xe9.wav")
+    (root / "data").mkdir(parents=True)
+    try:
+        with open(root / "data" / cafe, "wb") as handle:  # soundfile cannot open such a name itself
+            sf.write(handle, synth.harmonic_tone(A4, 0.4, 16000), 16000, format="WAV", subtype="PCM_16")
+    except OSError:
+        pytest.skip("this file system refuses file names that are not UTF-8")
+    (root / "data" / os.fsdecode(b"bad\xe9.wav")).write_bytes(b"not a sound file")
+    assert extract_pitch_main([str(root), "--quiet", "--model", "tiny"]) == 1
+    captured = capsys.readouterr()
+    (captured.out + captured.err).encode("utf-8")  # strict: no surrogate reached the streams
+    assert "1 labelled, 0 already labelled (skipped), 1 failed" in captured.err
+    assert f"FAILED data/bad\\xe9.wav: {root}/data/bad\\xe9.wav: cannot read audio" in captured.err
+    for task in ("pitch", "octave"):
+        metadata = root / "metadata" / task / "metadata.txt"
+        assert metadata.read_bytes() == b"data/caf\xe9.wav\ttracks/caf\xe9.wav.txt\n"
+    pitch = load_index(root, tasks=["pitch"], raise_on_problems=False).tasks["pitch"]
+    intervals = main_intervals(list(zip(pitch.labels[f"data/{cafe}"].onsets, pitch.labels[f"data/{cafe}"].offsets,
+                                        pitch.labels[f"data/{cafe}"].values.tolist())))
+    assert [label for _, _, label in intervals] == [9]  # A
+
+    stamp = os.stat(root / "metadata" / "pitch" / "metadata.txt").st_mtime_ns
+    (root / "data" / os.fsdecode(b"bad\xe9.wav")).unlink()
+    assert extract_pitch_main([str(root), "--quiet", "--model", "tiny"]) == 0
+    assert "0 labelled, 1 already labelled (skipped), 0 failed" in capsys.readouterr().out
+    assert os.stat(root / "metadata" / "pitch" / "metadata.txt").st_mtime_ns == stamp
+
+
+def test_a_metadata_txt_that_cannot_be_read_is_one_line_naming_it(tmp_path, synth, capsys):
+    root = tmp_path / "ds"
+    synth.write_wav(root / "data" / "tone.wav", synth.harmonic_tone(A4, 0.3, 16000), 16000)
+    (root / "metadata" / "pitch" / "metadata.txt").mkdir(parents=True)
+    assert extract_pitch_main([str(root), "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {root}/metadata/pitch/metadata.txt: is a folder, expected a text file\n"
+    (root / "metadata" / "pitch" / "metadata.txt").rmdir()
+    (root / "metadata" / "pitch" / "metadata.txt").write_bytes("data/tone.wav\ttracks/t.txt\n".encode("utf-16"))
+    assert extract_pitch_main([str(root), "--quiet"]) == 2
+    assert "metadata/pitch/metadata.txt:1: holds NUL bytes" in capsys.readouterr().err

@@ -39,6 +39,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv`` (``sys.argv[1:]`` when None), run the extraction; returns the exit code."""
     args = build_parser().parse_args(argv)
     apply_thread_policy(args.threads)
+    from vschaos.data.problems import printable
     from vschaos.pitch.extract import extract_dataset
 
     try:
@@ -47,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                  force=args.force, num_threads=args.threads or None, progress=not args.quiet,
                                  log=lambda message: print(message, file=sys.stderr))
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(printable(f"error: {error}"), file=sys.stderr)
         return 2
     print(report.format(), file=sys.stderr if report.failed else sys.stdout)
     return 0 if report.ok else 1

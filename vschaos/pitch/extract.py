@@ -16,7 +16,9 @@ import torch
 
 from vschaos.data.audio import AudioReadError, audio_info, load_audio, scan_audio_files
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
-from vschaos.io import atomic_write_text
+from vschaos.data.problems import printable
+from vschaos.data.textlines import TextFileError, encode_text, read_text
+from vschaos.io import atomic_write, atomic_write_text
 from vschaos.notes import octave_classes, pitch_classes
 from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
                                     DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS)
@@ -45,7 +47,7 @@ class ExtractionReport:
         lines = [f"pitch extraction: {len(self.processed)} labelled, {len(self.skipped)} already labelled "
                  f"(skipped), {len(self.failed)} failed"]
         lines += [f"  FAILED {key}: {message}" for key, message in self.failed]
-        return "\n".join(lines)
+        return printable("\n".join(lines))  # a file name that is not UTF-8 prints as \xNN
 
 
 def dataset_key(root: Path, audio_path: Path) -> str:
@@ -81,13 +83,18 @@ def check_parameters(model: str, hop_seconds: float, fmin: float, fmax: float) -
 
 
 class _TaskMetadata:
-    """One task's metadata.txt held in memory and written back atomically."""
+    """One task's metadata.txt held in memory and written back atomically. It is read and written as the
+    dataset readers read it (:mod:`vschaos.data.textlines`): a file whose name is not UTF-8 keeps the bytes of
+    its name. Raises ``ValueError`` naming the file if it cannot be read (a folder, UTF-16 text)."""
 
     def __init__(self, task_dir: Path):
         self.task_dir = task_dir
         self.path = task_dir / "metadata.txt"
-        self.entries: Dict[str, Optional[str]] = (
-            parse_metadata(self.path.read_text(encoding="utf-8")) if self.path.exists() else {})
+        try:
+            text = read_text(self.path) if self.path.exists() else ""
+        except TextFileError as error:
+            raise ValueError(str(error.problem())) from error
+        self.entries: Dict[str, Optional[str]] = parse_metadata(text)
         self.dirty = False
 
     def is_labelled(self, key: str) -> bool:
@@ -100,7 +107,8 @@ class _TaskMetadata:
 
     def flush(self) -> None:
         if self.dirty:
-            atomic_write_text(self.path, format_metadata(self.entries))
+            data = encode_text(format_metadata(self.entries))
+            atomic_write(self.path, lambda tmp: Path(tmp).write_bytes(data))
             self.dirty = False
 
 
@@ -150,10 +158,12 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
                                         fmax=fmax, threshold=threshold, silence_db=silence_db,
                                         median_frames=median_frames)
                 except (AudioReadError, RuntimeError, ValueError) as error:
-                    message = str(error) if str(audio_path) in str(error) else f"{audio_path}: {error}"
+                    # AudioReadError names the file already (printable: a name that is not UTF-8 as \xNN)
+                    named = printable(str(audio_path)) in str(error)
+                    message = str(error) if named else printable(f"{audio_path}: {error}")
                     report.failed.append((key, message))
                     if log is not None:
-                        log(f"error: {message}")
+                        log(printable(f"error: {message}"))
                     continue
                 times = track.times.tolist()
                 for task, labels in zip(TASKS, pitch_octave_labels(track)):
