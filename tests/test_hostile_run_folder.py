@@ -17,6 +17,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from vschaos.cli import generate, script
 from vschaos.cli.train import compose_config, main
 from vschaos.models import lightning as module_file
 from vschaos.models.lightning import SpectralVAEModule
@@ -98,6 +99,12 @@ def test_a_checkpoint_file_name_cannot_leave_the_run(run, tmp_path, capsys, file
     assert victim.read_text() == PRECIOUS and snapshot(run) == before
     with pytest.raises(UnsafePathError, match=r"callbacks\.checkpoint\.filename"):
         open_run(run)  # generate.py and script.py read run folders through open_run
+    assert script.main([str(run), "-o", str(tmp_path / "out")]) == 2
+    assert "refused callbacks.checkpoint.filename=" in capsys.readouterr().err
+    assert generate.main(["trajectories", str(run), "--trajectories", "line", "-b", "1", "-s", "4",
+                          "--out", str(tmp_path / "out")]) != 0
+    assert "refused callbacks.checkpoint.filename=" in capsys.readouterr().err
+    assert victim.read_text() == PRECIOUS and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("field, value, problem", [
@@ -258,18 +265,6 @@ def test_restored_paths_are_re_rooted_or_dropped(tmp_path, caplog):
     warning = caplog.records[-1].getMessage()
     assert warning.startswith("not restored from x/last.ckpt:") and "/etc/passwd" in warning
     assert restored_checkpoint_state(state, None)["best_k_models"] == {}  # no folder: nothing can be restored
-
-
-def test_a_moved_run_keeps_its_best_score(tmp_path, recwarn):
-    old, new = str(tmp_path / "old" / "checkpoints"), str(tmp_path / "new" / "checkpoints")
-    saved = BestCheckpoint(dirpath=old, monitor="val/spectral_convergence", filename="best")
-    saved.best_model_score = torch.tensor(0.25)
-    saved.best_model_path = saved.kth_best_model_path = os.path.join(old, "best.ckpt")
-    saved.best_k_models = {os.path.join(old, "best.ckpt"): torch.tensor(0.25)}
-    resumed = BestCheckpoint(dirpath=new, monitor="val/spectral_convergence", filename="best")
-    resumed.load_state_dict(saved.state_dict())
-    assert float(resumed.best_model_score) == 0.25 and resumed.best_model_path == os.path.join(new, "best.ckpt")
-    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
 
 
 @pytest.mark.parametrize("filename", ["../victim", "/tmp/victim", "sub/best", ".."])

@@ -1,8 +1,10 @@
 """Hyperparameters of a run: what ``SpectralVAEModule.load_from_checkpoint`` needs, and TensorBoard's HPARAMS tab.
 
 The checkpoint's ``hyper_parameters`` hold the module's constructor arguments as plain configs (dicts, lists,
-numbers, strings: a checkpoint still loads with ``torch.load(weights_only=True)``); the module instantiates them
-when it is given configs instead of objects.
+numbers, strings: a checkpoint still loads with ``torch.load(weights_only=True)``), resolved (no interpolation);
+the module instantiates them when it is given configs instead of objects, and only when every ``_target_`` in
+them is one that argument may name (``vschaos.models.lightning.CONFIG_TARGETS``): a shared checkpoint's
+hyper_parameters are someone else's data.
 """
 from typing import Any, Dict
 
