@@ -244,6 +244,70 @@ def test_inlet_order_is_the_config_order_under_any_hash_seed():
     assert [label.split()[1] for label in forward_labels[1:]] == config_order
 
 
+# ---------------------------------------------------------------- the interface wrappers use
+def _chained_stages(model, x: Tensor) -> Tensor:
+    """``forward(x)`` through the public stages alone, in the order vschaos.export.streaming_stages gives."""
+    spec = model.analyse(x)
+    counter = model.forward_counter(x.shape[0], spec.shape[1])
+    decoded = model.network(model.features_in(spec), model.forward_labels(x), counter)
+    magnitude = model.features_out(decoded, spec)
+    return model.synthesise(magnitude, model.phase_of(magnitude, spec, counter))
+
+
+@pytest.mark.parametrize("preset, phase, temperature, transpose", [
+    ("dgt_pitch_prediction", "pghi", 0.0, 0.0), ("dgt_pitch_prediction", "random", 1.0, 0.0),
+    ("demo", "keep_input", 0.5, 0.0), ("dgt_harmonic", "pghi", 0.3, 7.0)])
+def test_forward_is_its_public_stages_chained(preset, phase, temperature, transpose):
+    """Wrappers and bench/neutone_speed.py use forward's public stages: chained, call after call (the streaming
+    state carried, a batch of two), they give forward's own output bit for bit, with label inlets, predictors,
+    latent noise, the latent offset, transpose, every phase mode and out-of-bound input samples."""
+    vae = preset_vae(preset, overrides=LATENT_PREDICTORS if preset == "dgt_pitch_prediction" else ())
+    stages, whole = script_model(vae), script_model(vae)
+    hop, n_tasks = whole.hop, len(whole.forward_tasks)
+    x = 0.1 * torch.randn(2, 1 + n_tasks, 12 * hop, generator=torch.Generator().manual_seed(3))
+    x[:, 1:] = -1.0
+    if n_tasks:
+        x[0, 1] = 4.0  # a known label on one row, unknown on the other
+    x[0, 0, 100], x[1, 0, 300], x[0, 0, 500:520] = math.nan, -math.inf, 5e4
+    offset = torch.linspace(-0.5, 0.5, whole.latent_dim)
+    for model in (stages, whole):
+        assert model.set_phase(phase) == 0 and model.set_temperature(temperature) == 0 and model.set_seed(7) == 0
+        if transpose:
+            assert model.set_transpose(transpose) == 0
+        model.set_latent_offset(offset)
+    with torch.no_grad():
+        for start in range(0, x.shape[2], 4 * hop):
+            block = x[..., start:start + 4 * hop]
+            expected = whole.forward(block)
+            assert float(expected.abs().max()) > 0.0
+            assert torch.equal(_chained_stages(stages, block), expected)
+
+
+def test_the_latent_offset_moves_forward_and_refuses_a_wrong_shape(demo_vae):
+    model = script_model(demo_vae)
+    audio = 0.2 * torch.randn(1, 1, 2048, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        plain = model.forward(audio)
+        model.reset()
+        model.set_latent_offset(torch.full((model.latent_dim,), 0.5))
+        moved = model.forward(audio)
+        model.reset()
+        model.set_latent_offset(torch.zeros(model.latent_dim))  # zeros: no effect
+        assert torch.equal(model.forward(audio), plain) and not torch.allclose(moved, plain, atol=1e-3)
+    eager = StreamingVAE(demo_vae)
+    with pytest.raises(ValueError, match=r"^set_latent_offset: expected shape \[16\], got \[3\]$"):
+        eager.set_latent_offset(torch.zeros(3))
+    with pytest.raises(torch.jit.Error, match=r"set_latent_offset: expected shape \[16\], got \[2, 16\]"):
+        model.set_latent_offset(torch.zeros(2, 16))
+    assert model.forward_latent_offset.abs().max() == 0.0  # a refused offset leaves the previous one
+
+
+def test_stream_delay_is_the_declared_forward_delay(small_transform, identity_model):
+    model = StreamingVAE(identity_model(small_transform))
+    assert model.stream_delay == int(model.forward_delay) == small_transform.n_fft - small_transform.hop
+    assert WrongDelayExport(identity_model(small_transform)).stream_delay == model.stream_delay - small_transform.hop
+
+
 # ---------------------------------------------------------------- attributes
 def test_attributes_round_trip_and_refuse_bad_values(demo_export):
     model = demo_export

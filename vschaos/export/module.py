@@ -36,21 +36,19 @@ attribute value or weights can make a method emit NaN/Inf or an unbounded sample
 themselves NaN/Inf are refused when the module is built. An empty batch, an empty buffer, a buffer that
 is not a multiple of the hop or a wrong channel count raises a one-line ``ValueError`` naming the method.
 """
-from typing import Dict, List, Optional, Tuple
-
-import math
+from typing import Dict, List, Tuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from vschaos.dsp.bounds import MAX_TEMPERATURE, bounded_audio_input, bounded_latent, soft_clip
-from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal,
-                                   counter_uniform)
-from vschaos.models.components.distributions import sample_latent
-from vschaos.models.components.harmonic import transpose_pitch
+from vschaos.dsp.streaming import NORMAL_UNIFORM_BASE
+from vschaos.export.streaming_stages import StreamingStages, label_ids
 from vschaos.models.contract import SpectralModel, check_model
 from vschaos.notes import MAX_TRANSPOSE_SEMITONES
 from vschaos.util import is_power_of_two
+
+__all__ = ["LATENT_NOISE_STREAM", "PHASE_MODES", "PHASE_NOISE_STREAM", "StreamingVAE", "label_ids"]
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
 # Counter-noise streams: latent noise is counter_normal stream 0 (uniform streams 10 and 11), the
@@ -62,16 +60,7 @@ assert PHASE_NOISE_STREAM < NORMAL_UNIFORM_BASE
 _FLOAT, _INT, _STR = 2, 1, 3
 
 
-def label_ids(values: Tensor, n_classes: int) -> Tensor:
-    """Label inlet values (any float shape) -> int64 class ids: rounded, clamped to
-    ``[0, n_classes - 1]``; negative or NaN -> -1 (unknown)."""
-    unknown = torch.isnan(values) | (values < 0)
-    safe = torch.where(unknown, torch.zeros_like(values), values)
-    ids = torch.round(safe).clamp(0, n_classes - 1).to(torch.int64)
-    return torch.where(unknown, torch.full_like(ids, -1), ids)
-
-
-class StreamingVAE(nn.Module):
+class StreamingVAE(StreamingStages):
     """nn~ / nn.ar model around a ``SpectralVAE`` (scripted with ``torch.jit.script``).
 
     Args:
@@ -82,22 +71,28 @@ class StreamingVAE(nn.Module):
         phase: initial ``phase`` attribute, one of ``pghi`` (default), ``random``, ``keep_input``.
         seed: initial ``seed`` attribute of the counter-based noise.
 
-    Attributes (nn~ ``set``/``get``): ``temperature`` (float in ``[0, MAX_TEMPERATURE]`` = [0, 10]:
+    Attributes (nn~ ``set``/``get``): ``temperature`` (float in ``[0, MAX_TEMPERATURE]``:
     z = mean + temperature * std * noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
     ``random`` uniform random phase, ``keep_input`` the input's phase, forward only; decode uses
     ``pghi`` then), ``seed`` (int: noise seed), and for a model with a pitch latent ``transpose`` (float
     semitones in ``+-MAX_TRANSPOSE_SEMITONES``: ``forward`` moves the measured pitch, so the output plays
-    that much higher or lower). Read-only: ``sample_rate``, ``hop``, ``n_fft``,
-    ``latent_dim`` (plain module attributes).
+    that much higher or lower).
+
+    What a wrapper (the Neutone plugin's, a benchmark) may use besides the nn~ methods, its whole interface:
+    read-only plain attributes ``sample_rate``, ``hop``, ``n_fft``, ``n_bins``, ``latent_dim``, ``pitch_dims``,
+    ``stream_delay`` (forward's delay in samples, as the ``forward_delay`` buffer declares it), ``forward_tasks``
+    (forward's label inlets, in order), ``decoder_tasks`` and ``task_dims`` (classes per task); the attribute
+    setters; :meth:`set_latent_offset`; :meth:`reset`; and forward's stages
+    (:mod:`vschaos.export.streaming_stages`, ``forward`` is nothing else). Plain attributes and the buffers stay
+    this module's own: a wrapper reads the attributes and never writes either.
 
     The model math's dtype (``export_model`` tries float32, then float64): RTPGHI's choice of spectral peaks is
     discontinuous in the magnitudes, and float32 matrix products round differently for a call of one frame
-    (streaming) and of many (offline; measured with MKL: 1 to 3 rows use other kernels than 4 and more). A peak
-    that flips makes the output depend on the buffer size. On trained models the difference stays far below
-    the host's verification tolerance (1.3e-4 of full scale on a trained dgt_harmonic, against 7e-8 in
-    float64; on its real notes, one-hop buffers: 58-74 dB under the note's peak); a model where it does not
-    is exported in float64, where the two differ by ~1e-16, which float32 rounding of
-    the magnitudes removes. Float32 is ~20 % cheaper per call (dgt_mid, 4 frames).
+    (streaming) and of many (offline; with MKL, calls of a few rows use other kernels than longer ones). A peak
+    that flips makes the output depend on the buffer size. The export verifies the float32 file with the host
+    (streaming against offline, within its tolerance) and exports in float64 when that fails: there the two
+    differ far below float32's resolution, so the float32 magnitudes RTPGHI reads agree. Float32 comes first because it is cheaper per call
+    (``bench/export_speed.py`` times the exported methods).
     """
 
     sample_rate: int
@@ -126,9 +121,9 @@ class StreamingVAE(nn.Module):
     decode_output_labels: List[str]
     forward_input_labels: List[str]
     forward_output_labels: List[str]
+    stream_delay: int
 
     def __init__(self, vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0) -> None:
-        super().__init__()
         check_model(vae, "the nn~ export")
         if phase not in PHASE_MODES:
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
@@ -149,47 +144,9 @@ class StreamingVAE(nn.Module):
                 f"cannot export a model with hop {hop}: nn~ and nn.ar call it with power-of-two buffers, "
                 f"which are never a multiple of hop {hop}, so every call would fail; train with a "
                 f"power-of-two hop (e.g. {lower} or {lower * 2})")
-        self.vae = vae
-        self.sample_rate = int(transform.sample_rate)
-        self.hop = int(transform.hop)
-        self.n_fft = int(transform.n_fft)
-        self.n_bins = int(transform.n_bins)
-        self.latent_dim = int(vae.latent_dim)
-        self.temperature = float(temperature)
-        self.phase = str(phase)
-        self.seed = int(seed)
+        super().__init__(vae, temperature, phase, seed, LATENT_NOISE_STREAM, PHASE_NOISE_STREAM)
         self.max_temperature = MAX_TEMPERATURE
-        # a pitch latent (z[:, 0] = the measured f0's coordinate) can be transposed in forward
-        self.pitch_dims = int(getattr(vae, "pitch_dims", 0))
-        self.pitch_octaves_per_unit = float(vae.pitch_coordinate.octaves_per_unit) if self.pitch_dims > 0 else 1.0
-        self.transpose = 0.0
         self.max_transpose = MAX_TRANSPOSE_SEMITONES
-        self.latent_noise_stream = LATENT_NOISE_STREAM  # attributes: scripted code cannot read globals
-        self.phase_noise_stream = PHASE_NOISE_STREAM
-
-        self.encoder_tasks = [str(t) for t in vae.encoder_tasks]
-        self.decoder_tasks = [str(t) for t in vae.decoder_tasks]
-        self.predicted_tasks = [str(t) for t in vae.predicted_tasks]
-        self.task_dims = {str(k): int(v) for k, v in vae.task_dims.items()}
-        forward_tasks: List[str] = []
-        for task in self.encoder_tasks + self.decoder_tasks:  # config order, each task once (never a set)
-            if task not in forward_tasks:
-                forward_tasks.append(task)
-        self.forward_tasks = forward_tasks
-
-        # Streaming state, one set per method so that methods never disturb each other; float32 like the host's
-        # buffers, whatever the model math's dtype.
-        window, dual = transform.window.float(), transform.dual.float()
-        self.encode_analysis = StreamingAnalysis(window, self.hop)
-        self.forward_analysis = StreamingAnalysis(window, self.hop)
-        self.decode_synthesis = StreamingSynthesis(dual, self.hop)
-        self.forward_synthesis = StreamingSynthesis(dual, self.hop)
-        self.decode_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
-        self.forward_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
-        for method in ("encode", "decode", "forward"):
-            self.register_buffer(f"{method}_frames", torch.zeros(0, dtype=torch.int64))
-        # Added to z in forward (zeros: no effect). The Neutone export's latent-direction knobs set it.
-        self.register_buffer("forward_latent_offset", torch.zeros(self.latent_dim))
 
         latent_labels = [f"(signal) latent {i}" for i in range(self.latent_dim)]
         # decode reads no audio: there, only tasks predicted from the latent are predicted
@@ -215,6 +172,7 @@ class StreamingVAE(nn.Module):
         self.register_buffer("encode_delay", torch.tensor([encode_delay], dtype=torch.int64))
         self.register_buffer("decode_delay", torch.tensor([decode_delay], dtype=torch.int64))
         self.register_buffer("forward_delay", torch.tensor([forward_delay], dtype=torch.int64))
+        self.stream_delay = int(forward_delay)
         self.register_buffer("temperature_params", torch.tensor([_FLOAT], dtype=torch.int64))
         self.register_buffer("phase_params", torch.tensor([_STR], dtype=torch.int64))
         self.register_buffer("seed_params", torch.tensor([_INT], dtype=torch.int64))
@@ -314,73 +272,13 @@ class StreamingVAE(nn.Module):
         self.decode_frames = torch.zeros(0, dtype=torch.int64, device=self.decode_frames.device)
         self.forward_frames = torch.zeros(0, dtype=torch.int64, device=self.forward_frames.device)
 
-    # ------------------------------------------------------------------ helpers
-    def _frame_counter(self, counter: Tensor, batch: int, n_frames: int) -> Tuple[Tensor, Tensor]:
-        """The frame counter ``(batch,)`` at the start of this call (a batch-size change restarts it) and the
-        counter advanced by ``n_frames``. The frames' indices (:meth:`_frame_index`) are only built when noise
-        needs them: each tensor operation costs microseconds on every call."""
-        if counter.shape[0] != batch:
-            counter = torch.zeros(batch, dtype=torch.int64, device=counter.device)
-        return counter, counter + n_frames
-
-    def _frame_index(self, counter: Tensor, n_frames: int) -> Tensor:
-        """Indices ``(n_frames,)`` of this call's frames since the stream started, from :meth:`_frame_counter`'s
-        first result."""
-        return counter[0] + torch.arange(n_frames, dtype=torch.int64, device=counter.device)
-
-    def _read_labels(self, x: Tensor, first_channel: int, tasks: List[str], decimate: bool) -> Dict[str, Tensor]:
-        """Label inlets ``x[:, first_channel + i]`` -> ``{task: (batch * frames,) int64}``."""
-        labels: Dict[str, Tensor] = {}
-        for i, task in enumerate(tasks):
-            values = x[:, first_channel + i]
-            if decimate:
-                values = values[:, self.hop - 1::self.hop]  # one value per frame: nn~'s decimation
-            labels[task] = label_ids(values, self.task_dims[task]).reshape(-1)
-        return labels
-
-    def _select(self, labels: Dict[str, Tensor], tasks: List[str]) -> Dict[str, Tensor]:
-        out: Dict[str, Tensor] = {}
-        for task in tasks:
-            out[task] = labels[task]
-        return out
-
-    def _latent(self, features: Tensor, labels: Dict[str, Tensor], counter: Tensor, batch: int, n_frames: int
-                ) -> Tensor:
-        """Features ``(batch * frames, bins)`` -> z ``(batch * frames, latent)``: posterior mean plus
-        ``temperature * std`` times counter-based noise."""
-        mean, std = self.vae.encode(features, labels)
-        if self.temperature > 0.0:  # normal stream 0: its uniforms are disjoint from the phase's
-            frame_index = self._frame_index(counter, n_frames)
-            noise = counter_normal(self.seed, self.latent_noise_stream, batch, frame_index, self.latent_dim)
-            return sample_latent(mean, std, self.temperature, noise.reshape(mean.shape))
-        return mean
-
-    def _random_phase(self, magnitude: Tensor, counter: Tensor) -> Tensor:
-        """Uniform phase in ``[-pi, pi)`` for ``(batch, frames, bins)`` (uniform stream 1)."""
-        frame_index = self._frame_index(counter, magnitude.shape[1])
-        uniform = counter_uniform(self.seed, self.phase_noise_stream, magnitude.shape[0], frame_index, self.n_bins)
-        return (2.0 * uniform - 1.0) * math.pi
-
-    def _checked_input(self, x: Tensor, channels: int, ratio_is_hop: bool, method: str) -> Tensor:
-        """``x`` ``(batch, channels, time)`` cast to float32 (the streaming state's dtype), or a one-line
-        ``ValueError`` naming the method."""
-        if x.dim() != 3:
-            raise ValueError(f"{method}: expected a (batch, {channels}, time) tensor, got shape {list(x.shape)}")
-        if x.shape[0] == 0:
-            raise ValueError(f"{method}: empty batch (shape {list(x.shape)}), expected at least one row")
-        if x.shape[1] != channels:
-            raise ValueError(f"{method}: expected {channels} input channels, got {x.shape[1]} (shape {list(x.shape)})")
-        if x.shape[2] == 0:
-            unit = "latent frames" if ratio_is_hop else f"samples (a multiple of the hop size {self.hop})"
-            raise ValueError(f"{method}: empty buffer (0 {unit})")
-        if not ratio_is_hop and x.shape[2] % self.hop != 0:
-            raise ValueError(f"{method}: buffer of {x.shape[2]} samples is not a multiple of the hop size "
-                             f"{self.hop}")
-        return x.to(self.encode_analysis.window.dtype)
-
-    def _model_dtype(self, x: Tensor) -> Tensor:
-        """``x`` in the dtype of the model math (see the class docstring)."""
-        return x.to(self.vae.transform.norm_mean.dtype)
+    @torch.jit.export
+    def set_latent_offset(self, offset: Tensor) -> None:
+        """Add ``offset`` ``(latent_dim,)`` to every latent frame of ``forward`` from the next call on (before
+        ``transpose``); zeros (the initial value) leave it alone. A wrong shape raises a one-line ``ValueError``."""
+        if offset.dim() != 1 or offset.shape[0] != self.latent_dim:
+            raise ValueError(f"set_latent_offset: expected shape [{self.latent_dim}], got {list(offset.shape)}")
+        self.forward_latent_offset.copy_(offset)
 
     # ------------------------------------------------------------------ methods
     @torch.jit.export
@@ -421,28 +319,12 @@ class StreamingVAE(nn.Module):
         return soft_clip(audio).unsqueeze(1)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Audio [+ labels] ``(batch, 1 + n_tasks, B)`` -> audio ``(batch, 1, B)`` (delay ``n_fft - hop``)."""
+        """Audio [+ labels] ``(batch, 1 + n_tasks, B)`` -> audio ``(batch, 1, B)`` (delay ``n_fft - hop``): the
+        public stages of :mod:`vschaos.export.streaming_stages`, chained."""
         x = self._checked_input(x, 1 + len(self.forward_tasks), False, "forward")
-        batch = x.shape[0]
-        spec = self.forward_analysis(bounded_audio_input(x[:, 0]))
-        n_frames = spec.shape[1]
-        counter, self.forward_frames = self._frame_counter(self.forward_frames, batch, n_frames)
-        features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
-        labels = self._read_labels(x, 1, self.forward_tasks, True)
-        z = self._latent(features, self._select(labels, self.encoder_tasks), counter, batch, n_frames)
-        z = z + self.forward_latent_offset
-        if self.pitch_dims > 0 and self.transpose != 0.0:
-            z = transpose_pitch(z, self.transpose, self.pitch_octaves_per_unit)
-        logits: Optional[Dict[str, Tensor]] = None
-        if len(self.predicted_tasks) > 0:  # spectrum predictors read this input's frames
-            logits = self.vae.predict(z, features)
-        decoded = self.vae.decode(z, self._select(labels, self.decoder_tasks), logits)
-        magnitude = self.vae.transform.from_features(decoded).to(x.dtype).reshape(batch, n_frames, self.n_bins)
-        if self.phase == "random":
-            phase = self._random_phase(magnitude, counter)
-        elif self.phase == "keep_input":
-            phase = torch.angle(spec)
-        else:
-            phase = self.forward_rtpghi(magnitude)
-        audio = self.forward_synthesis(torch.polar(magnitude, phase))
-        return soft_clip(audio).unsqueeze(1)
+        spec = self.analyse(x)
+        counter = self.forward_counter(x.shape[0], spec.shape[1])
+        features = self.features_in(spec)
+        decoded = self.network(features, self.forward_labels(x), counter)
+        magnitude = self.features_out(decoded, spec)
+        return self.synthesise(magnitude, self.phase_of(magnitude, spec, counter))
