@@ -91,9 +91,13 @@ def check_trajectory_length(steps: int, *, n_fft: int, hop: int, model_rate: int
         available = available_memory()
     if available is None or need <= available:
         return
-    per_step = trajectory_bytes(2, n_fft, hop, model_rate, out_rate) - trajectory_bytes(1, n_fft, hop, model_rate,
-                                                                                      out_rate)
-    fits = max(0, steps - math.ceil((need - available) / per_step))
+    fits, too_long = 0, steps  # the largest -s that fits: the need grows with steps, so bisect
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if trajectory_bytes(middle, n_fft, hop, model_rate, out_rate) <= available:
+            fits = middle
+        else:
+            too_long = middle
     allowed = (f"at most -s {fits} ({format_seconds(fits * hop / model_rate)}) with this model here" if fits
                else "not even -s 1 fits: free some memory")
     raise GenerationError(f"-s {steps}: a path of {steps} frames ({format_seconds(steps * hop / model_rate)} at "
