@@ -329,6 +329,19 @@ def test_load_from_checkpoint_runs_no_code_from_hyper_parameters(trained, tmp_pa
     assert (victim.read_text() == PRECIOUS) if case == "open" else not victim.exists()
 
 
+def test_an_hparams_file_is_checked_too(trained, tmp_path):
+    """``load_from_checkpoint(..., hparams_file=RUN/version_0/hparams.yaml)`` takes the module's arguments from a
+    run folder's YAML (as OmegaConf configs): the same check applies."""
+    victim = victim_file(tmp_path)
+    hparams = OmegaConf.load(trained / "hparams.yaml")
+    hparams.optimizer = {"_target_": "builtins.open", "_args_": [str(victim), "w"]}
+    yaml_path = tmp_path / "hparams.yaml"
+    yaml_path.write_text(OmegaConf.to_yaml(hparams))
+    with pytest.raises(ConfigurationError, match=r"refused optimizer\._target_='builtins\.open'"):
+        SpectralVAEModule.load_from_checkpoint(trained / "checkpoints" / "last.ckpt", hparams_file=yaml_path,
+                                               weights_only=True)
+    assert victim.read_text() == PRECIOUS
+
 def test_load_from_checkpoint_refuses_a_foreign_instantiator(trained, tmp_path):
     victim = tmp_path / "victim.txt"
     path = hostile_checkpoint(trained, tmp_path, lambda hparams: hparams.update(
@@ -342,6 +355,15 @@ def test_the_module_allow_list_is_part_of_the_run_folder_allow_list():
     assert set(module_file.OPTIMIZER_NAMES) == set(OPTIMIZER_NAMES)
     for targets in module_file.CONFIG_TARGETS.values():
         assert targets <= ALLOWED_TARGETS
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_presets_hyper_parameters_name_only_what_the_module_builds(preset):
+    from vschaos.training.hparams import module_hyperparameters
+
+    hparams = module_hyperparameters(compose_config(preset, []))
+    for name, targets in module_file.CONFIG_TARGETS.items():
+        assert module_file._config_problems(hparams.get(name), targets, name) == [], (preset, name)
 
 
 # ----------------------------------------------------------------------------- empty and garbage checkpoints
