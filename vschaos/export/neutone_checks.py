@@ -106,8 +106,8 @@ def check_buffer(model, buffer: int, seconds: float = 0.75, daw_rate: Optional[i
     if resampled and int(model.w2w_base.vs_up.underruns) > 0:
         problems.append(f"{sample_rate / 1000:g} kHz / buffer {buffer}: the output resampler ran dry "
                         f"{int(model.w2w_base.vs_up.underruns)} times: the reported delay {total} is too short")
-    stream = model.w2w_base.model
-    n_tasks = len(model.w2w_base.model.forward_tasks)
+    stream = model.w2w_base.model  # the scripted StreamingVAE, through its public interface
+    n_tasks = len(stream.forward_tasks)
     hop = int(model.w2w_base.vs_hop)
     down_phase = int(model.w2w_base.vs_down_phase)
     model_audio = resample_offline(audio, sample_rate, model_rate, length * model_rate // sample_rate, down_phase) \
@@ -119,7 +119,7 @@ def check_buffer(model, buffer: int, seconds: float = 0.75, daw_rate: Optional[i
     with torch.no_grad():
         stream.reset()
         stream.set_temperature(0.0)
-        stream.forward_latent_offset.zero_()
+        stream.set_latent_offset(torch.zeros(int(stream.latent_dim)))
         reference = stream.forward(inputs)[0]
         stream.reset()
     if resampled:  # the wrapper's output n plays the model's output at model time (n - total) + its own delay
