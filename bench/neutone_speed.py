@@ -1,19 +1,18 @@
 """Speed of the Neutone export, as the plugin runs it: the SDK's ``benchmark-speed`` 1/RTF per preset.
 
-Issue 11's target: 1/RTF >= 100 at a 2048-sample DAW buffer, 48 kHz, 1 thread. Each preset's model
-(random init: the cost does not depend on the weights) goes through the real export
-(``export_neutone``: SDK validation, our equality and delay checks at one DAW buffer, then the SDK's
-benchmarks in a child process, exactly what ``script.py --format neutone`` prints). Beside it, the
-median time of one ``StreamingVAE.forward`` call at the most whole hops the wrapper runs at 48 kHz / 2048,
-so that the model's share and the rest (the wrapper's resampling, the plugin) can be told apart, and that
-call's stages (``stage_ms``): the network (encoder, predictors, decoder) and the spectral front and back end
-(analysis, features, RTPGHI, synthesis). What the export costs without its network is measured through the
-SDK with ``--set`` (below), not by subtracting the stages' times from the SDK's figure: the two are timed
-minutes apart, and on a drifting VM that subtraction gave dgt_pitch_cond 1/RTF 152 where the same export with
-a one-layer network measured 39-47.
-Last, the exported file's plugin call at 48 kHz / 2048 under ``torch.profiler`` (``profile_plugin``): how many
-operations it dispatches and the own time of its heaviest ones, arithmetic that a leaner call would still pay,
-beside the room that 1/RTF 100 leaves after the floor.
+The target: 1/RTF >= 100 at a 2048-sample DAW buffer, 48 kHz, 1 thread. Each preset's model (random init: the
+cost does not depend on the weights) goes through the real export (``export_neutone``: SDK validation, our
+equality and delay checks at one DAW buffer, then the SDK's benchmarks in a child process, exactly what
+``script.py --format neutone`` prints). Beside it, the median time of one ``StreamingVAE.forward`` call at the
+most whole hops the wrapper runs at 48 kHz / 2048, so that the model's share and the rest (the wrapper's
+resampling, the plugin) can be told apart, and that call's stages (``stage_ms``: ``StreamingVAE``'s own public
+stages): the network (encoder, predictors, decoder) and the spectral front and back end (analysis, features,
+RTPGHI, synthesis). What the export costs without its network is measured through the SDK with ``--set``
+(below), not by subtracting the stages' times from the SDK's figure: the two are timed minutes apart, and on a
+machine whose speed drifts that difference means nothing. Last, the exported file's plugin call at 48 kHz / 2048
+under ``torch.profiler`` (``profile_plugin``): how many operations it dispatches and the own time of its
+heaviest ones, arithmetic that a leaner call would still pay, beside the room that 1/RTF 100 leaves after the
+floor.
 
 Beside each model, the plugin's own floor: an identity model with the same native sample rates, buffer sizes and
 four knobs, through the same SDK benchmark in the same round. It pays everything the plugin does around a model
@@ -22,15 +21,13 @@ can beat its 1/RTF on the machine at hand; ``model ms`` is what our model adds p
 milliseconds, floor subtracted; our wrapper's own resampling included), the figure to compare between machines
 and versions.
 
-Usage: ``python bench/neutone_speed.py [--presets demo dgt_mid ...] [--set KEY=VALUE ...] [--busy] [--save-dir DIR]
+Usage: ``python -m bench.neutone_speed [--presets demo dgt_mid ...] [--set KEY=VALUE ...] [--busy] [--save-dir DIR]
 [--name NAME]``. ``--set`` applies config overrides to every preset, e.g. ``model.encoder.nlayers=0
-model.decoder.nlayers=0 model.latent_dim=2`` (a network of one small layer each way: what the rest of the
-export costs, measured through the SDK rather than subtracted).
-``--busy`` runs one competing CPU-bound process during the measurements (a musician's laptop is never
-idle); ``--save-dir`` keeps the exported files. ``--compare A.nm B.nm ... [--rounds 5]`` exports nothing and
-runs the SDK's benchmark on the given files in turn (each file's floor with them), round after
-round, and reports each file's median and range: the way to compare two versions of the code (export with each, then compare the files) on a machine
-whose speed drifts between runs. Writes ``bench/results/<name>.{json,md}``.
+model.decoder.nlayers=0 model.latent_dim=2`` (a network of one small layer each way). ``--busy`` runs one
+competing CPU-bound process meanwhile (a musician's laptop is never idle); ``--save-dir`` keeps the exported
+files. ``--compare A.nm B.nm ... [--rounds 5]`` exports nothing and runs the SDK's benchmark on the given files
+(each with its floor) in turn, round after round, and reports each file's median and range: the way to compare
+two versions of the code on a machine whose speed drifts. Writes ``bench/results/<name>.{json,md}``.
 """
 import argparse
 import shutil
@@ -48,7 +45,6 @@ from torch import Tensor, nn
 
 from bench.common import RESULTS_DIR, competing_process, interleaved_medians, median_seconds, write_results
 from vschaos.cli.train import compose_config
-from vschaos.dsp.bounds import bounded_audio_input, soft_clip
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
 from vschaos.export.neutone import MAX_KNOBS, NeutoneTexts, WholeHopsAtDawRates, export_neutone
@@ -66,13 +62,16 @@ class _Identity(nn.Module):
         return x
 
 
+SHELL_TEXTS = NeutoneTexts("vschaos shell", *["a bare module in the plugin (benchmark)"] * 3, tags=["benchmark"],
+                           version="1")
+
+
 class SdkShell(WholeHopsAtDawRates):
     """A bare module in the plugin, with the plugin's four knobs (the SDK handles all four whatever a model names).
 
     With ``hop=None`` the plugin hands ``inner`` its buffers directly, at the native sample rates and buffer
     sizes given (empty: any): around :class:`_Identity` it is the floor, the plugin's cost around a model. With a
-    ``hop``,
-    ``inner`` runs at ``sample_rates[0]`` in whole hops behind our own wrapper (:class:`WholeHopsAtDawRates`:
+    ``hop``, ``inner`` runs at ``sample_rates[0]`` in whole hops behind our own wrapper (:class:`WholeHopsAtDawRates`:
     every DAW rate and buffer size native, resampled inside), as an exported model does."""
     # TorchScript reads attribute types from this class's own annotations: the SDK's are repeated here.
     neutone_parameters_metadata: Dict[str, Dict[str, Union[int, float, str, bool, List[str], List[int]]]]
@@ -88,38 +87,9 @@ class SdkShell(WholeHopsAtDawRates):
         self.vs_bypass = hop is None
         if self.vs_bypass:
             self.vs_sample_rates, self.vs_buffer_sizes = [int(r) for r in sample_rates], [int(b) for b in buffer_sizes]
+        self.set_texts(SHELL_TEXTS)
         super().__init__(inner, use_debug_mode=True)
         self.add_stream_state()
-
-    def get_model_name(self) -> str:
-        return "vschaos shell"
-
-    def get_model_authors(self) -> List[str]:
-        return ["vschaos"]
-
-    def get_model_short_description(self) -> str:
-        return "a bare module in the plugin (benchmark)"
-
-    def get_model_long_description(self) -> str:
-        return "a bare module in the plugin (benchmark)"
-
-    def get_technical_description(self) -> str:
-        return "a bare module in the plugin (benchmark)"
-
-    def get_tags(self) -> List[str]:
-        return ["benchmark"]
-
-    def get_model_version(self) -> str:
-        return "1"
-
-    def is_experimental(self) -> bool:
-        return True
-
-    def get_technical_links(self) -> Dict[str, str]:
-        return {}
-
-    def get_citation(self) -> str:
-        return ""
 
     @torch.jit.unused
     def get_neutone_parameters(self) -> List[NeutoneParameter]:
@@ -182,54 +152,41 @@ STAGES = ["analysis", "features in", "network", "features out", "phase (RTPGHI)"
 SPECTRAL_STAGES = [stage for stage in STAGES if stage != "network"]
 
 
-def _nothing(x: Tensor) -> Tensor:
-    return x
-
-
 def forward_stages(module: torch.jit.ScriptModule, x: Tensor
-                   ) -> Tuple[Dict[str, Tuple[Callable[[], object], int]], Tensor]:
-    """The stages (:data:`STAGES`) of a scripted ``StreamingVAE``'s ``forward(x)`` on a fresh stream, each as
-    ``(a call that runs it again on this call's tensors, how many calls into TorchScript that makes)``, and the
-    audio that the stages give chained, bounded as ``forward`` bounds it: ``forward(x)``'s own output at the
-    default knobs (a test holds this, so that the stages stay what ``forward`` does). ``"network"`` is the
-    encoder, the predictors and the decoder: the part a smaller or faster network would change; the other
-    stages are the spectral front and back end that any model of this kind pays."""
-    transform, model = module.vae.transform, module.vae
+                   ) -> Tuple[Dict[str, Callable[[], object]], Tensor]:
+    """The stages (:data:`STAGES`) of a scripted ``StreamingVAE``'s ``forward(x)`` on a fresh stream, each as a
+    call that runs it again on this call's tensors (one call into TorchScript), and the audio that the stages
+    give chained. The stages are ``StreamingVAE``'s own public ones
+    (:mod:`vschaos.export.streaming_stages`), which ``forward`` chains: the output is ``forward(x)``'s (a test
+    holds it). ``"network"`` is the encoder, the latent knobs, the predictors and the decoder: the part a smaller
+    or faster network would change; the other stages are the spectral front and back end that any model of this
+    kind pays. ``x``: forward's input, float32 ``(batch, 1 + n_tasks, B)``."""
     with torch.no_grad():
-        audio = bounded_audio_input(x[:, 0])
-        spec = module.forward_analysis(audio)
-        features = transform.to_features(spec.abs()).reshape(-1, spec.shape[-1])
-        labels = module._read_labels(x, 1, module.forward_tasks, True)
-        encoder_labels = module._select(labels, module.encoder_tasks)
-        decoder_labels = module._select(labels, module.decoder_tasks)
-        predicts = len(module.predicted_tasks) > 0
-
-        def network() -> Tensor:
-            z = model.encode(features, encoder_labels)[0]
-            return model.decode(z, decoder_labels, model.predict(z, features) if predicts else None)
-
-        decoded = network()
-        magnitude = transform.from_features(decoded).reshape(spec.shape)
-        complex_spec = torch.polar(magnitude, module.forward_rtpghi(magnitude))
-        out = soft_clip(module.forward_synthesis(complex_spec)).unsqueeze(1)
-    stages = {"analysis": (lambda: module.forward_analysis(audio), 1),
-              "features in": (lambda: transform.to_features(spec.abs()), 1),
-              "network": (network, 3 if predicts else 2),
-              "features out": (lambda: transform.from_features(decoded), 1),
-              "phase (RTPGHI)": (lambda: module.forward_rtpghi(magnitude), 1),
-              "synthesis": (lambda: module.forward_synthesis(complex_spec), 1)}
+        spec = module.analyse(x)
+        counter = module.forward_counter(x.shape[0], spec.shape[1])
+        features = module.features_in(spec)
+        labels = module.forward_labels(x)
+        decoded = module.network(features, labels, counter)
+        magnitude = module.features_out(decoded, spec)
+        phase = module.phase_of(magnitude, spec, counter)
+        out = module.synthesise(magnitude, phase)
+    stages = {"analysis": lambda: module.analyse(x), "features in": lambda: module.features_in(spec),
+              "network": lambda: module.network(features, labels, counter),
+              "features out": lambda: module.features_out(decoded, spec),
+              "phase (RTPGHI)": lambda: module.phase_of(magnitude, spec, counter),
+              "synthesis": lambda: module.synthesise(magnitude, phase)}
     return stages, out
 
 
 def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, float]:
     """Median milliseconds, 1 thread, of one scripted ``StreamingVAE.forward`` call at ``buffer`` samples
     (``"forward"``) and of each of its stages (:func:`forward_stages`) run alone, less the cost of calling into
-    TorchScript from Python; ``"the rest"`` is what the whole call spends beyond its stages run alone: the
-    operations between them (bounds, reshapes, the latent offset, ``polar``) and running them together (the
-    caches). Each is timed as blocks of ``calls`` calls in a row (its own data in the caches: a stage timed one
-    call at a time between the others measured up to twice its share, more than the whole call), the whole call
-    and each stage in turn, ``rounds`` rounds (:func:`interleaved_medians`), so that a drifting machine moves
-    them together (this VM's speed wandered by up to 1.8x within a minute)."""
+    TorchScript from Python; ``"the rest"`` is what the whole call spends beyond its stages run alone: what
+    ``forward`` does between them (the input check, the frame counter, the label inlets) and running them
+    together (the caches). Each is timed as blocks of ``calls`` calls in a row (its own data in the caches: a
+    stage timed one call at a time between the others pays for the others' data too), the whole call and each
+    stage in turn, ``rounds`` rounds (:func:`interleaved_medians`), so that a machine whose speed drifts moves
+    them together."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = script_model(vae)
@@ -237,14 +194,13 @@ def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, f
     x = 0.1 * torch.randn(1, 1 + len(module.forward_tasks), buffer, generator=torch.Generator().manual_seed(0))
     x[:, 1:] = -1.0
     stages, _ = forward_stages(stage_module, x)
-    nothing = torch.jit.script(_nothing)
-    timed = {"forward": (lambda: module.forward(x), 1), **stages, "call": (lambda: nothing(x), 1)}
-    blocks = {name: (lambda run=run: [run() for _ in range(calls)]) for name, (run, _) in timed.items()}
+    nothing = torch.jit.script(_Identity())  # a call into TorchScript that does nothing: what each stage's call costs
+    timed = {"forward": lambda: module.forward(x), **stages, "call": lambda: nothing(x)}
+    blocks = {name: (lambda run=run: [run() for _ in range(calls)]) for name, run in timed.items()}
     with torch.no_grad():
         times = interleaved_medians(blocks, rounds)
     median = {name: 1e3 * figures["seconds"] / calls for name, figures in times.items()}
-    result = {name: median[name] - (0 if name == "forward" else n_calls * median["call"])
-              for name, (_, n_calls) in timed.items() if name != "call"}
+    result = {name: median[name] - (0 if name == "forward" else median["call"]) for name in timed if name != "call"}
     result["the rest"] = result["forward"] - sum(result[name] for name in STAGES)
     return result
 
