@@ -1,7 +1,8 @@
-"""The layers of vschaos only point down (docs/ARCHITECTURE.md, section 1).
+"""The layers of vschaos only point down (docs/ARCHITECTURE.md, section 1), and no module is over 400 lines.
 
 Every ``import`` in every module of the package (inside functions too) is read with ``ast``: a
-module may import its own subpackage and the layers strictly below its own, nothing else.
+module may import its own subpackage and the layers strictly below its own, nothing else. A module
+longer than ``MAX_MODULE_LINES`` is split by responsibility (the house rules).
 """
 import ast
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import vschaos
 
 PACKAGE_DIR = Path(vschaos.__file__).resolve().parent
+MAX_MODULE_LINES = 400
 
 # Bottom first. Subpackages (and top-level modules) in one layer may not import each other.
 LAYERS: Tuple[Set[str], ...] = (
@@ -95,6 +97,33 @@ def layer_violations(package_dir: Path) -> List[str]:
                 direction = "sideways" if target_layer == source_layer else "upward"
                 problems.append(f"{file}:{line}: {source} imports {target} ({direction})")
     return problems
+
+
+def long_modules(package_dir: Path, limit: int = MAX_MODULE_LINES) -> List[str]:
+    """One line per module of the package (any ``.py`` under ``package_dir``) longer than ``limit`` lines."""
+    problems = []
+    for path in sorted(package_dir.rglob("*.py")):
+        lines = len(path.read_text().splitlines())
+        if lines > limit:
+            problems.append(f"{path.relative_to(package_dir.parent)}: {lines} lines, more than {limit}: "
+                            f"split it by responsibility")
+    return problems
+
+
+def test_no_module_of_the_package_is_over_the_line_limit():
+    assert long_modules(PACKAGE_DIR) == []
+
+
+def test_a_module_one_line_over_the_limit_is_reported_with_its_length(tmp_path):
+    package = tmp_path / "vschaos"
+    write(package / "__init__.py", "")
+    write(package / "dsp" / "__init__.py", "x = 1\n" * MAX_MODULE_LINES)
+    write(package / "dsp" / "long.py", "x = 1\n" * (MAX_MODULE_LINES + 1))
+    write(package / "export" / "longer.py", "\n" * 500)
+    assert long_modules(package) == [
+        "vschaos/dsp/long.py: 401 lines, more than 400: split it by responsibility",
+        "vschaos/export/longer.py: 500 lines, more than 400: split it by responsibility",
+    ]
 
 
 def test_every_import_of_the_package_points_down_the_layers():
