@@ -142,6 +142,31 @@ def test_the_texts_name_only_the_direction_knobs_that_fit():
     assert "direction 1 and direction 2 (" in plain.long_description
 
 
+@needs_sdk
+def test_the_class_knob_sets_forwards_label_inlet_in_the_scripted_wrapper():
+    """The wrapper reads the stream's tasks and class counts through StreamingVAE's interface: knob 0 leaves the
+    label unknown (-1), then the rest of the knob spans classes 0-2 of a three-class decoder task."""
+    from vschaos.export.directions import LatentDirections
+    from vschaos.export.export import streaming_module
+    from vschaos.export.neutone import LABEL_AUTO_BELOW, NeutoneSpectralVAE, make_texts
+
+    vae = preset_vae("demo", overrides=["+model.conditioning={instrument:{dim:3,target:[decoder]}}"])
+    directions = LatentDirections.axes(int(vae.latent_dim), "test")
+    texts = make_texts("demo", vae, "'demo'", directions)
+    wrapper = torch.jit.script(NeutoneSpectralVAE(streaming_module(vae), texts, directions))
+    reference = nn_export(vae)
+    audio = noise(4 * DEMO_HOP, seed=4)
+    outputs = []
+    for knob, label in ((0.0, -1.0), (LABEL_AUTO_BELOW + 0.01, 0.0), (0.5, 1.0), (1.0, 2.0)):
+        params = {"temperature": torch.zeros(1), "direction 1": torch.full((1,), 0.5),
+                  "direction 2": torch.full((1,), 0.5), "instrument class": torch.full((1,), knob)}
+        wrapper.reset_model()
+        with torch.no_grad():
+            outputs.append(wrapper._stream(audio, params))
+        assert torch.allclose(outputs[-1], offline_forward(reference, audio, (label,)), atol=1e-6), knob
+    assert not torch.allclose(outputs[1], outputs[3], atol=1e-4)  # the classes differ
+
+
 def test_directions_of_a_pitch_latent_model_leave_the_pitch_out(monkeypatch):
     from types import SimpleNamespace
 
