@@ -399,7 +399,7 @@ def test_non_finite_audio_neither_raises_nor_sticks(small_transform, identity_mo
         audio = torch.randn(2, 1, 8192) * 0.2
         dirty = _dirty(audio, 1)
         for method in ("forward", "encode"):
-            out = _stream(getattr(model, method), dirty, 1024)  # used to raise "index -1 is out of bounds"
+            out = _stream(getattr(model, method), dirty, 1024)  # must not raise
             # NaN/Inf are read as 0: exactly the stream with zeros in their place, so the state
             # (analysis history, overlap-add tail, phase) is clean again once they have left it
             expected = _stream(getattr(fresh, method), torch.nan_to_num(dirty, 0.0, 0.0, 0.0), 1024)

@@ -306,8 +306,8 @@ def test_odd_daw_buffers_do_not_queue_for_long(demo_loaded, daw_rate, daw_buffer
 
 @needs_sdk
 def test_the_saved_file_carries_no_laid_out_cycle(demo_file):
-    """The cycles are streaming state: laid out for the SDK's set-up call before saving, they made the demo's
-    file 0.7 MB (26 %) larger; the plugin's own set-up call lays them out."""
+    """The cycles are streaming state: laid out for the SDK's set-up call before saving, they would make the file
+    larger for nothing; the plugin's own set-up call lays them out."""
     fresh = torch.jit.load(str(demo_file[0]))
     resamplers = (fresh.w2w_base.vs_down, fresh.w2w_base.vs_up)
     assert [r.cycle_base.shape[0] for r in resamplers] == [0, 0]
@@ -325,8 +325,7 @@ def test_the_resamplers_allocate_their_taps_when_the_plugin_sets_the_rate_not_in
         demo_loaded, daw_rate, buffer, laid_out):
     """The cycle of each resampler is laid out when the plugin sets the rate and buffer, or never (a buffer too
     large for its budget, or 90024 Hz up from 22.05 kHz: 15004 positions, a rounded table; the general path
-    then): the adversarial review found settings (90024 / 64, 48000 / 28600, 48000 / 29500) where the first
-    audio call laid it out."""
+    then), never in the first audio call: the settings here sit at the edges of that budget."""
     model, _ = demo_loaded
     model.set_daw_sample_rate_and_buffer_size(daw_rate, buffer)
     resamplers = (model.w2w_base.vs_down, model.w2w_base.vs_up)
@@ -615,8 +614,8 @@ def _bench_module(name: str, monkeypatch):
 
 @needs_sdk
 def test_the_plugins_resampling_plays_a_fixed_pitch_sharp_as_the_readme_says(tmp_path, monkeypatch):
-    """README "Pitch and the plugin's resampling": measured by bench/neutone_pitch.py. If a new SDK rounds
-    differently, this fails and the README's table must be measured again."""
+    """docs/NEUTONE.md, the plugin's own resampling plays pitches sharp: the table there is measured by
+    bench/neutone_pitch.py. If a new SDK rounds differently, this fails and the table must be measured again."""
     bench = _bench_module("neutone_pitch", monkeypatch)
     model_rate = 22050
     path = bench.save_shell(bench._Oscillator(model_rate), tmp_path / "tone.nm", [model_rate], [256, 512, 1024])
@@ -640,8 +639,8 @@ def test_the_plugins_resampling_plays_a_fixed_pitch_sharp_as_the_readme_says(tmp
                                                   (176400, 64), (192000, 441), (8000, 64)])
 def test_our_wrapper_plays_a_fixed_pitch_in_tune_at_any_buffer(tmp_path, monkeypatch, daw_rate, daw_buffer):
     """The same oscillator behind WholeHopsAtDawRates (every rate native, resampled inside with the position
-    carried across calls): in tune where the plugin's own resampling is up to 147 cents sharp (and where, with
-    only the common rates declared, 176.4 kHz / 64 went to 96 kHz at +8.7 cents and 192 kHz / 441 at +4)."""
+    carried across calls): in tune at DAW settings where the plugin's own resampling plays sharp (by how much:
+    bench/neutone_pitch.py), rare rates included."""
     bench = _bench_module("neutone_pitch", monkeypatch)
     path = bench.save_shell(bench._Oscillator(DEMO_RATE), tmp_path / "tone.nm", [DEMO_RATE], [], hop=DEMO_HOP)
     from neutone_sdk.utils import load_neutone_model
