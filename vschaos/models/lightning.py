@@ -98,6 +98,11 @@ class SpectralVAEModule(L.LightningModule):
             and the optimiser state stay as they were) with a warning; after this many such steps in a row
             training stops with :class:`NonFiniteTrainingError` [10]. ``train/skipped_steps`` counts them.
 
+    ``vae``, ``optimizer``, ``loss`` and ``input_pitch_shift`` may also be given as Hydra configs (what
+    ``load_from_checkpoint`` passes from a checkpoint's hyper_parameters); they are built only if every
+    ``_target_`` in them is one of :data:`CONFIG_TARGETS` for that argument and no value is an interpolation
+    (:class:`ConfigurationError` naming the key otherwise).
+
     Logged: ``train/*`` and ``val/*`` loss terms, ``val/spectral_convergence`` over the whole validation set
     (posterior mean, no sampling), ``val/accuracy/<task>`` and ``train/prediction/<task>``.
     The transform's normalisation is fitted from ``datamodule.normalisation()`` at the first fit only: the
