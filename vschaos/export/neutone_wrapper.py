@@ -1,5 +1,6 @@
 """The Neutone model around a :class:`~vschaos.export.module.StreamingVAE`: the plugin's knobs mapped onto its
-``forward`` inlets and attributes, the plugin's metadata.
+``forward`` inlets and attributes (the texts, mono and whole hops at every DAW rate: the base classes in
+:mod:`vschaos.export.neutone_plugin`).
 
 Knobs (the plugin sends values in [0, 1], averaged over each DAW buffer):
 
