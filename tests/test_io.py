@@ -1,4 +1,5 @@
-"""Atomic writes and the temporaries a killed process leaves beside a file."""
+"""Atomic writes, the temporaries a killed process leaves beside a file, a full disk and a read-only folder."""
+import errno
 import os
 import re
 import signal
@@ -6,10 +7,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+from types import SimpleNamespace
 
 import pytest
 
-from vschaos.io import atomic_write_text, machine_tag, remove_stale_temporaries, temporary_prefix
+from vschaos import io as io_module
+from vschaos.io import (DiskFullError, atomic_jit_save, atomic_torch_save, atomic_write, atomic_write_text,
+                        format_bytes, machine_tag, remove_stale_temporaries, temporary_prefix)
 
 WRITER = """
 import sys, time
@@ -94,3 +98,99 @@ def test_hand_made_or_unremovable_temporaries_never_stop_a_write(tmp_path, ended
     assert remove_stale_temporaries(target) == []
     atomic_write_text(target, "new")  # the write goes on
     assert target.read_text() == "new" and all(path.exists() for path in odd + [stuck])
+
+
+# ----------------------------------------------------------------------------- a full disk, a read-only folder
+
+def _full_disk_on(target_suffix: str):
+    """A stand-in for :func:`vschaos.io.write_bytes` that fails as a full disk does (ENOSPC, no file name, after
+    writing part of the data) for temporaries of files ending in ``target_suffix``, and writes the others."""
+    real = io_module.write_bytes
+
+    def write_bytes(path, data):
+        if not str(path).endswith(".tmp") or target_suffix not in os.path.basename(path):
+            return real(path, data)
+        with open(path, "wb") as handle:
+            handle.write(bytes(data)[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return write_bytes
+
+
+@pytest.mark.parametrize("save", ["text", "torch", "jit"])
+def test_a_full_disk_is_one_disk_full_error_naming_the_file_and_the_space_left(save, tmp_path, monkeypatch):
+    import torch
+
+    target = tmp_path / f"file.{save}"
+    atomic_write_text(target, "previous")
+    monkeypatch.setattr(io_module, "write_bytes", _full_disk_on(f"file.{save}"))
+    monkeypatch.setattr(io_module.shutil, "disk_usage", lambda folder: SimpleNamespace(free=1234567, total=0, used=0))
+    with pytest.raises(DiskFullError) as caught:
+        if save == "text":
+            atomic_write_text(target, "new")
+        elif save == "torch":
+            atomic_torch_save({"w": torch.ones(3)}, target)
+        else:
+            atomic_jit_save(torch.jit.script(torch.nn.Linear(2, 2)), target)
+    error = caught.value
+    assert error.errno == errno.ENOSPC and error.filename == str(target) and error.free_bytes == 1234567
+    assert str(error) == (f"disk full: cannot write {target} (No space left on device; 1.2 MB free on its disk); "
+                          f"the previous file, if any, is intact")
+    assert isinstance(error, OSError) and "\n" not in str(error)
+    assert target.read_text() == "previous" and os.listdir(tmp_path) == ["file." + save]  # no temporary left
+
+
+def test_atomic_jit_save_writes_what_torch_jit_load_reads_and_verify_can_refuse(tmp_path):
+    import torch
+
+    module = torch.jit.script(torch.nn.Linear(3, 2))
+    target = tmp_path / "model.ts"
+    seen = []
+    atomic_jit_save(module, target, verify=lambda tmp: seen.append(torch.jit.load(tmp)(torch.ones(1, 3))))
+    assert torch.equal(torch.jit.load(str(target))(torch.ones(1, 3)), module(torch.ones(1, 3)))
+    assert torch.equal(seen[0], module(torch.ones(1, 3)))  # verify ran on the written temporary
+    before = target.read_bytes()
+
+    def refuse(tmp):
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        atomic_jit_save(torch.jit.script(torch.nn.Linear(3, 4)), target, verify=refuse)
+    assert target.read_bytes() == before and os.listdir(tmp_path) == ["model.ts"]
+
+
+def test_atomic_torch_save_round_trips(tmp_path):
+    import torch
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "step": 7}
+    atomic_torch_save(state, tmp_path / "x.ckpt")
+    loaded = torch.load(tmp_path / "x.ckpt", weights_only=True)
+    assert loaded["step"] == 7 and torch.equal(loaded["w"], state["w"])
+
+
+def test_an_unwritable_folder_names_the_file_not_its_temporary(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):  # mkstemp names the temporary it could not create
+        raise OSError(errno.EROFS, "Read-only file system",
+                      str(tmp_path / (temporary_prefix(tmp_path / "config.yaml") + "abcdefgh.tmp")))
+
+    monkeypatch.setattr(io_module.tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError) as caught:
+        atomic_write_text(tmp_path / "config.yaml", "a: 1")
+    assert caught.value.errno == errno.EROFS and caught.value.filename == str(tmp_path / "config.yaml")
+    assert str(caught.value) == f"[Errno 30] Read-only file system: '{tmp_path / 'config.yaml'}'"
+
+
+def test_an_error_about_another_file_keeps_its_own_name(tmp_path):
+    def write(tmp):
+        raise PermissionError(errno.EACCES, "Permission denied", "/somewhere/else")
+
+    with pytest.raises(PermissionError) as caught:
+        atomic_write(tmp_path / "x", write)
+    assert caught.value.filename == "/somewhere/else" and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("count, text", [(None, "an unknown amount"), (0, "0 bytes"), (999, "999 bytes"),
+                                         (1000, "1.0 kB"), (2_500_000, "2.5 MB"), (3 * 10 ** 9, "3.0 GB"),
+                                         (5 * 10 ** 15, "5000.0 TB")])
+def test_format_bytes(count, text):
+    assert format_bytes(count) == text

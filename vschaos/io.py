@@ -1,6 +1,9 @@
-"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one; and the removal
-of the temporaries a killed writer leaves beside a file."""
+"""Atomic file writes: a reader never sees a half-written file, a crash never loses the old one, a full disk is
+one :class:`DiskFullError` naming the file and the space left; and the removal of the temporaries a killed writer
+leaves beside a file."""
+import errno
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -12,6 +15,45 @@ from typing import Any, Callable, List, Optional, Union
 import numpy as np
 
 PathLike = Union[str, os.PathLike]
+# no space left, or the user's quota reached: either way, nothing more can be written there
+DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class DiskFullError(OSError):
+    """No space (or quota) left while writing ``filename`` atomically: the previous file, if any, is intact and
+    no temporary is left. ``errno`` is ENOSPC or EDQUOT; ``free_bytes`` is what the disk had free once the
+    temporary was removed (None when it could not be read)."""
+
+    free_bytes: Optional[int] = None
+
+    def __str__(self) -> str:
+        return (f"disk full: cannot write {self.filename} ({self.strerror}; {format_bytes(self.free_bytes)} free "
+                f"on its disk); the previous file, if any, is intact")
+
+
+def format_bytes(count: Optional[int]) -> str:
+    """``count`` bytes for a message: ``0 bytes``, ``812 bytes``, ``3.4 kB``, ``12.0 MB``, ``1.5 GB`` (powers of
+    1000); ``an unknown amount`` for None."""
+    if count is None:
+        return "an unknown amount"
+    if count < 1000:
+        return f"{count} bytes"
+    for unit in ("kB", "MB", "GB", "TB"):
+        count /= 1000
+        if count < 1000 or unit == "TB":
+            break
+    return f"{count:.1f} {unit}"
+
+
+def free_bytes(path: PathLike) -> Optional[int]:
+    """Bytes free for this user on the disk that holds ``path`` (its nearest existing folder), or None."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _default_file_mode() -> int:
@@ -34,7 +76,8 @@ def machine_tag(host: str, pid_namespace: str = "") -> str:
     return f"{re.sub(r'[^A-Za-z0-9_-]', '_', host)[:32] or 'host'}_{digest}"
 
 
-def _this_machine() -> str:
+def this_machine() -> str:
+    """:func:`machine_tag` of this host and process-id namespace: where a pid means this process."""
     try:
         namespace = str(os.stat("/proc/self/ns/pid").st_ino)  # Linux; elsewhere one namespace per host
     except OSError:
@@ -46,10 +89,10 @@ def temporary_prefix(path: PathLike, pid: Optional[int] = None) -> str:
     """Name prefix of the temporary files and folders written beside ``path`` by process ``pid`` (default: this
     one): ``.<name>.<machine>-<pid>.`` (:func:`machine_tag`), so that :func:`remove_stale_temporaries` can tell
     those a killed process left (``kill -9``, power loss) from those of a write still running."""
-    return f".{Path(path).name}.{_this_machine()}-{os.getpid() if pid is None else pid}."
+    return f".{Path(path).name}.{this_machine()}-{os.getpid() if pid is None else pid}."
 
 
-def _process_has_ended(pid: int) -> bool:
+def process_has_ended(pid: int) -> bool:
     """True only when no process ``pid`` runs here (another user's counts as running; an impossible id, as
     in a hand-made name, as unknown: not ended)."""
     try:
@@ -68,7 +111,7 @@ def remove_stale_temporaries(path: PathLike) -> List[Path]:
     two writes of one file may run at the same time. (Two machines with the same host name writing to one
     synced folder would look like one; keep such exports apart.)"""
     path = Path(path)
-    pattern = re.compile(re.escape(f".{path.name}.{_this_machine()}-") + r"([0-9]{1,10})\." + _RANDOM_PART)
+    pattern = re.compile(re.escape(f".{path.name}.{this_machine()}-") + r"([0-9]{1,10})\." + _RANDOM_PART)
     removed = []
     try:
         entries = list(path.parent.iterdir())
@@ -76,7 +119,7 @@ def remove_stale_temporaries(path: PathLike) -> List[Path]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match is None or not _process_has_ended(int(match.group(1))):  # pid 0: this process group, running
+        if match is None or not process_has_ended(int(match.group(1))):  # pid 0: this process group, running
             continue
         try:  # best effort: a temporary that cannot be removed (permissions) must not stop the write
             if entry.is_dir() and not entry.is_symlink():
@@ -89,40 +132,97 @@ def remove_stale_temporaries(path: PathLike) -> List[Path]:
     return removed
 
 
+def write_bytes(path: PathLike, data: Union[bytes, memoryview]) -> None:
+    """Write ``data`` to ``path`` with Python file I/O: the one place the atomic writers below hand bytes to the
+    disk, so that a full disk is ``OSError(ENOSPC)`` (a C++ writer such as ``torch.save``'s reports it as a
+    RuntimeError, or aborts the process)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _about_this_write(error: OSError, path: Path) -> bool:
+    """Whether ``error`` concerns writing ``path`` (its folder, a temporary of it, or a write that names no file),
+    rather than some other file the write callback touched."""
+    if error.filename is None:
+        return True
+    name = os.fsdecode(error.filename)
+    return name in (str(path), str(path.parent)) or (
+        os.path.dirname(name) == str(path.parent) and os.path.basename(name).startswith(temporary_prefix(path)))
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then fsync it and rename it into place.
+
+    On any failure (an exception, Ctrl-C) the temporary is removed and ``path`` keeps its previous content.
+    No space left (ENOSPC, EDQUOT) raises :class:`DiskFullError` naming ``path``; another ``OSError`` of this
+    write (a read-only folder, a permission) is re-raised with ``path``, not the temporary, as its file name.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp: Optional[str] = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+            os.fsync(handle.fileno())  # a delayed allocation's ENOSPC arrives here, before the rename
         os.chmod(tmp, _default_file_mode())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    except BaseException as error:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:  # already gone, or cannot be: remove_stale_temporaries takes it once we have ended
+                pass
+        if not isinstance(error, OSError) or isinstance(error, DiskFullError) or error.errno is None or \
+                not _about_this_write(error, path):
+            raise
+        if error.errno in DISK_FULL_ERRNOS:
+            full = DiskFullError(error.errno, error.strerror, str(path))
+            full.free_bytes = free_bytes(path)
+            raise full from error
+        raise OSError(error.errno, error.strerror, str(path)) from error  # OSError picks the errno's subclass
     return path
 
 
 def atomic_write_text(path: PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
 
-    def _write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    return atomic_write(path, _write)
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda tmp: write_bytes(tmp, data))
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save`` to ``path`` atomically (plain data and tensors only)."""
+    """``torch.save`` to ``path`` atomically (plain data and tensors only).
+
+    The object is serialised in memory first (the file's size again in RAM, briefly), then written by
+    :func:`write_bytes`: a full disk is a :class:`DiskFullError`, never torch's ``[enforce fail at
+    inline_container.cc]`` RuntimeError."""
     import torch  # here: the commands that never save a tensor should not pay for importing torch
 
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda tmp: write_bytes(tmp, buffer.getbuffer()))
+
+
+def atomic_jit_save(module: Any, path: PathLike, verify: Optional[Callable[[str], None]] = None) -> Path:
+    """``torch.jit.save`` a scripted ``module`` to ``path`` atomically; ``verify(tmp_path)``, if given, runs on
+    the written temporary and may raise to refuse it (``path`` is then left as it was).
+
+    Serialised in memory first, as :func:`atomic_torch_save`: torch's C++ file writer aborts the whole process
+    on a full disk (``terminate called after throwing an instance of 'c10::Error'``); here it is a
+    :class:`DiskFullError`."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+
+    def _write(tmp: str) -> None:
+        write_bytes(tmp, buffer.getbuffer())
+        if verify is not None:
+            verify(tmp)
+
+    return atomic_write(path, _write)
 
 
 def load_tensors_only(path: PathLike) -> Any:

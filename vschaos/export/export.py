@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Type, TypeVar, Uni
 import torch
 
 from vschaos.export.module import StreamingVAE
-from vschaos.io import atomic_write, remove_stale_temporaries
+from vschaos.io import atomic_jit_save, remove_stale_temporaries
 from vschaos.models.contract import SpectralModel
 
 PathLike = Union[str, Path]
@@ -73,18 +73,16 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
                   batch_sizes: Sequence[int] = (1, 4)) -> Tuple[Path, object]:
     """Save ``scripted`` to ``path`` only if ``vschaos.host.verify_model`` passes on the saved file.
 
-    Returns ``(path, report)``. Raises :class:`ExportVerificationError` (nothing written) otherwise.
+    Returns ``(path, report)``. Raises :class:`ExportVerificationError` (nothing written) otherwise, and
+    ``vschaos.io.DiskFullError`` (an ``OSError`` naming ``path`` and the space left; nothing written, a previous
+    file intact) when the disk is full.
     """
     from vschaos.host import verify_model  # the host is optional for scripting alone
 
     path = Path(path)
     reports: Dict[str, object] = {}
 
-    def write_and_verify(tmp: str) -> None:
-        scripted.reset()
-        with warnings.catch_warnings():  # TorchScript is what nn~ loads: torch's deprecation notice is expected
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.save.*", category=FutureWarning)
-            torch.jit.save(scripted, tmp)
+    def verify(tmp: str) -> None:
         report = verify_model(tmp, buffers=None if buffers is None else list(buffers),
                               batch_sizes=tuple(batch_sizes))
         report.path = str(path)
@@ -93,7 +91,11 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
             raise ExportVerificationError(report, path)
 
     remove_stale_temporaries(path)  # what an export killed by SIGKILL or a power loss left beside it
-    atomic_write(path, write_and_verify)
+    scripted.reset()
+    with warnings.catch_warnings():  # TorchScript is what nn~ loads: torch's deprecation notice is expected
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.save.*", category=FutureWarning)
+        # serialised in memory, written by Python: a full disk is a DiskFullError, not a C++ abort of the process
+        atomic_jit_save(scripted, path, verify=verify)
     return path, reports["report"]
 
 
