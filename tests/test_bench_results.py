@@ -158,3 +158,14 @@ def test_every_script_imports_as_a_module(path):
     if path.stem.startswith("neutone") and importlib.util.find_spec("neutone_sdk") is None:
         pytest.skip("the Neutone SDK is not installed (the neutone extra)")
     importlib.import_module(f"{path.parent.name}.{path.stem}")
+
+
+def test_phase_quality_sounds_shorter_than_the_last_pluck(capsys):
+    from experiments.phase_quality import main, test_sounds
+
+    sounds = test_sounds(8000, 0.5)  # the plucks at 0.7 s and 1.3 s fall after the end
+    assert len(sounds) == 6 and all(sound.shape == (4000,) for sound in sounds.values())
+    with pytest.raises(SystemExit) as stopped:
+        main(["--seconds", "0"])
+    assert stopped.value.code == 2
+    assert "--seconds 0: the test sounds need more than 0.05 s" in capsys.readouterr().err
