@@ -205,6 +205,21 @@ def test_generate_write_that_fails_is_one_line_naming_the_file(code, demo_run, t
     assert "choose another --out" in line and not list((out / "reconstructions").iterdir())
 
 
+def test_generate_disk_full_is_one_line_naming_the_file(demo_run, tmp_path, take, capsys, monkeypatch):
+    import vschaos.io
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(vschaos.io, "write_bytes", full)  # metrics.csv's writer (the .wav is written by scipy)
+    out = tmp_path / "out"
+    assert generate(["reconstruct", str(demo_run), "--files", str(take), "--out", str(out)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: disk full: cannot write {out / 'reconstructions' / 'metrics.csv'} (")
+    assert "free some space or choose another --out" in line
+    assert files_under(out) == ["reconstructions", "reconstructions/take.wav"]  # complete; no temporary
+
+
 def test_generate_interrupted_is_one_line(demo_run, tmp_path, take, capsys, monkeypatch):
     import vschaos.cli.generate_commands as commands
 
@@ -336,6 +351,22 @@ def test_script_write_that_fails_is_one_line(code, demo_run, tmp_path, capsys, m
     assert line.startswith(f"script.py: cannot write {path}: {os.strerror(code)}; ")
     assert line.endswith(f"({path} not written)")
     assert not out.exists()  # its folder, made for the export, removed again: nothing partial
+
+
+def test_script_disk_full_is_one_line(demo_run, tmp_path, capsys, monkeypatch):
+    import vschaos.io
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(vschaos.io, "write_bytes", full)
+    previous = tmp_path / "model.ts"
+    previous.write_text("an earlier export")
+    assert script.main([str(demo_run), "-o", str(previous), "--buffers", "2048"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"script.py: disk full: cannot write {previous} (")
+    assert line.endswith("; free some space or choose another -o")
+    assert previous.read_text() == "an earlier export" and files_under(tmp_path) == ["model.ts"]
 
 
 def test_script_interrupted_export_is_one_line_and_leaves_the_file_unchanged(demo_run, tmp_path, capsys,

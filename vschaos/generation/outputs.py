@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Sequence, Tuple
 
 from vschaos.generation.errors import GenerationError
+from vschaos.io import DiskFullError
 
 # errors that mean "this place cannot be written", whatever the permission bits said beforehand (root ignores them)
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -41,11 +42,13 @@ def check_output_folder(out: Path, folder: Path, flag: str = "--out") -> None:
 
 
 def write_failure(path: Path, error: OSError) -> GenerationError:
-    """One line for an OSError writing ``path`` (the error's own file name is often the temporary beside it)."""
+    """One line for an OSError writing ``path`` (a :class:`vschaos.io.DiskFullError` says what space is left)."""
+    done = "(no partial file left; files written before it are complete)"
+    if isinstance(error, DiskFullError):
+        return GenerationError(f"{error}; free some space or choose another --out {done}")
     reason = error.strerror or str(error)
     hint = "; choose another --out" if error.errno in UNWRITABLE + (errno.ENOSPC,) else ""
-    return GenerationError(f"cannot write {path}: {reason}{hint} (no partial file left; files written before it "
-                           f"are complete)")
+    return GenerationError(f"cannot write {path}: {reason}{hint} {done}")
 
 
 def _identity(path: Path) -> Tuple[int, int]:
