@@ -12,21 +12,32 @@ line, except where ``metadata.txt`` names a file (the audio file, a track file):
 (``caf\\xe9.wav``) is named there by the same bytes as on disk, read with ``errors='surrogateescape'`` exactly
 as Python reads file names on POSIX (``os.fsdecode``); :func:`encode_text` writes such a name back byte for byte.
 
+Only a regular file is read (a FIFO or a device named ``metadata.txt`` would block the reader or never end),
+and at most :data:`MAX_TEXT_BYTES` of it: a larger file is refused before it is read, so a garbage file costs
+no memory. A byte-order mark U+FEFF inside a line (two files joined by ``cat``) is a problem on its line: it is
+invisible in an editor and would make ``data/a.wav`` a different key.
+
 Numbers are ASCII: an id is ``-?[0-9]+`` (a negative id is read so that the error can say it is negative), a
 decimal is ``[+-]digits[.digits][e[+-]digits]``. Python's ``int``/``float`` would also take ``1_0`` (10),
 ``\u0663`` (an Arabic-Indic 3), ``inf`` or ``NAN``; the readers refuse these with file and line (``nan``,
 ``NaN`` and ``none`` stay the metadata's words for a missing value).
 """
+import os
 import re
+import stat
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from vschaos.data.problems import Problem
 
 # inside a line: what str.splitlines() or some editors break lines at, and the other C0 controls (TAB is a separator)
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029]")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x85\u2028\u2029\ufeff]")
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # surrogateescape's stand-ins for bytes that are not UTF-8
 _ID = re.compile(r"-?[0-9]+")
+#: Largest metadata text file read. A metadata.txt line is a path and a label (well under a hundred bytes),
+#: so this holds millions of files; a larger file is garbage, and reading it whole would cost its size in memory
+#: several times over.
+MAX_TEXT_BYTES = 128 * 1024 * 1024
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -44,15 +55,30 @@ class TextFileError(ValueError):
 
 def read_text(path: Path) -> str:
     """Text of ``path`` decoded as UTF-8 with ``errors='surrogateescape'`` (a leading byte-order mark is
-    dropped: editors on Windows write one). Raises :class:`TextFileError` if the file cannot be opened, or
-    if it holds a NUL byte (UTF-16 text, which would otherwise give a problem on every line)."""
+    dropped: editors on Windows write one). Raises :class:`TextFileError` if the file cannot be opened, is not a
+    regular file (a folder, a FIFO, a device: never waited on), is larger than :data:`MAX_TEXT_BYTES`, or holds
+    a NUL byte (UTF-16 text, which would otherwise give a problem on every line)."""
     path = Path(path)
     if path.is_dir():
         raise TextFileError(path, None, "is a folder, expected a text file")
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
         raise TextFileError(path, None, f"cannot read ({error.strerror or error})") from error
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise TextFileError(path, None, "is not a regular file (a FIFO, socket or device), expected a text file")
+        if info.st_size > MAX_TEXT_BYTES:
+            raise TextFileError(path, None, f"is {info.st_size} bytes, more than a metadata text file may hold "
+                                            f"({MAX_TEXT_BYTES} bytes): is it the right file?")
+        try:
+            data = handle.read(MAX_TEXT_BYTES + 1)  # a file growing while read is still bounded
+        except OSError as error:
+            raise TextFileError(path, None, f"cannot read ({error.strerror or error})") from error
+    if len(data) > MAX_TEXT_BYTES:
+        raise TextFileError(path, None, f"is more than {MAX_TEXT_BYTES} bytes: is it the right file?")
     if b"\x00" in data:
         line = data[:data.index(b"\x00")].count(b"\n") + 1
         raise TextFileError(path, line, "holds NUL bytes (UTF-16 text?); save the file as UTF-8")
@@ -78,6 +104,9 @@ def _control_problem(line: str) -> Optional[str]:
     found = _CONTROL.search(line)
     if found is None:
         return None
+    if found.group() == "\ufeff":
+        return ("byte-order mark U+FEFF inside the file (two files joined?): remove it, it is invisible in an "
+                "editor but makes a different key or value")
     if found.group() == "\r":
         return ("carriage return (CR) inside the line: save the file with LF or CRLF line ends (old Mac "
                 "files end lines with CR alone)")
