@@ -302,6 +302,25 @@ def test_script_buffers_outside_the_contract_are_one_line(buffer, demo_run, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "11"])
+def test_script_temperature_outside_the_export_range_is_one_line(value, demo_run, tmp_path, capsys, no_model):
+    assert script.main([str(demo_run), "-o", str(tmp_path), f"--temperature={value}"]) == 2
+    assert one_line(capsys.readouterr().err) == f"script.py: --temperature {float(value):g}: must be within [0, 10]"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_label_and_interpolation_arguments_are_checked_before_the_model_loads(demo_run, tmp_path, take,
+                                                                                         capsys, no_model):
+    out = tmp_path / "out"
+    assert generate(["reconstruct", str(demo_run), "--files", str(take), "--labels", "pitch", "--out",
+                     str(out)]) == 2
+    assert one_line(capsys.readouterr().err) == "error: --labels expects task=value items, got 'pitch'"
+    assert generate(["trajectories", str(demo_run), "--trajectories", "interpolate", "--files", str(take),
+                     "--out", str(out)]) == 2
+    assert "needs exactly two sound files" in one_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
 def test_script_refuses_to_replace_the_checkpoint(own_run, tmp_path, capsys, no_model):
     checkpoint = own_run / "version_0" / "checkpoints" / "last.ckpt"
     original = checkpoint.read_bytes()

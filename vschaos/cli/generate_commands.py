@@ -93,6 +93,7 @@ def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel) 
 
 def run_reconstruct(args: argparse.Namespace) -> int:
     # every argument before the model loads: nothing is written when one is refused
+    parse_label_arguments(args.labels)
     target_dir = args.out / RECONSTRUCTIONS
     check_output_folder(args.out, target_dir)
     files = read_run_files(args)
@@ -122,11 +123,16 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_interpolation_files(files: List[Path]) -> None:
+    """GenerationError unless ``--files`` names exactly two files (the sounds to interpolate between)."""
+    if len(files) != 2 or not all(Path(p).is_file() for p in files):
+        raise GenerationError("the 'interpolate' trajectory needs exactly two sound files: --files A B")
+
+
 def interpolation_endpoints(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel,
                             labels: Dict[str, int]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
     """Posterior means and stds ``(frames, latent_dim)`` of the two ``--files`` sounds."""
-    if len(args.files) != 2 or not all(Path(p).is_file() for p in args.files):
-        raise GenerationError("the 'interpolate' trajectory needs exactly two sound files: --files A B")
+    check_interpolation_files(args.files)
     return encode_files(vae, args.files, fixed_labels=labels, dataset_root=dataset_root(cfg),
                         metadata_callbacks=metadata_callbacks(cfg))
 
@@ -149,6 +155,9 @@ def spread_from_argument(args: argparse.Namespace, cfg: DictConfig, vae: Spectra
 def run_trajectories(args: argparse.Namespace) -> int:
     # every argument before the model loads: nothing is written when one is refused
     check_trajectory_names(args.trajectories)
+    parse_label_arguments(args.labels)
+    if INTERPOLATE in args.trajectories:
+        check_interpolation_files(args.files)
     target_dir = args.out / TRAJECTORIES_FOLDER
     check_output_folder(args.out, target_dir)
     files = read_run_files(args)

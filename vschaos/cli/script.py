@@ -16,7 +16,8 @@ the command says so. ``--checkpoint`` and ``--output-name`` are the unambiguous 
 
 Everything is checked before the model loads: the output name is a bare file name (no folder part, not ``.`` or
 ``..``, not empty: nothing is written outside the output folder), ``--buffers`` are powers of two from the model's
-largest ratio (its hop) to 65536, the output is not the checkpoint or the config. Every problem, a file that cannot
+largest ratio (its hop) to 65536, ``--temperature`` lies in the export's range, the output is not the checkpoint
+or the config. Every problem, a file that cannot
 be written (permissions, a read-only or full disk) included, is one line and a non-zero status (2: arguments,
 1: the export failed, 130: Ctrl-C); the output file is replaced only by a complete, verified export.
 """
@@ -213,6 +214,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _main(args: argparse.Namespace, target: Dict[str, object]) -> int:
+    from vschaos.dsp.bounds import MAX_TEMPERATURE
     from vschaos.generation.errors import GenerationError
     from vschaos.generation.limits import front_end
     from vschaos.training.run import (CONFIG_NAME, RunFolderError, find_checkpoint, find_version_dir,
@@ -227,6 +229,8 @@ def _main(args: argparse.Namespace, target: Dict[str, object]) -> int:
         note = resolve_name_option(args, version_dir)
         if args.output_name is not None:
             check_output_name(args.output_name, "-n" if note else "--output-name", suffix)
+        if not 0.0 <= args.temperature <= MAX_TEMPERATURE:  # what the export's attribute accepts
+            raise ValueError(f"--temperature {args.temperature:g}: must be within [0, {MAX_TEMPERATURE:g}]")
         config = load_run_config(version_dir)
         checkpoint = find_checkpoint(version_dir, args.checkpoint)
         check_buffers(args.buffers, front_end(config, str(version_dir / CONFIG_NAME))[2])
