@@ -36,8 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # not the cwd: same place from anywhere
 HISTORY = "history"  # dated copies, beside the latest results
 COMPETITOR = "while True: pass"  # one CPU-bound process: a musician's laptop is never idle
-# the files whose changes alter a measurement; other engineers' documents do not make a result "dirty"
-CODE_PATHS = ("vschaos", "bench", "experiments", ":(glob)*.py")
+# the files whose changes alter a measurement: documents, and results written by an earlier run, do not make a
+# result "dirty"
+CODE_PATHS = ("vschaos", "bench", "experiments", ":(glob)*.py", ":(exclude)bench/results",
+              ":(exclude)experiments/results")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 

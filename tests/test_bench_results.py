@@ -169,3 +169,28 @@ def test_phase_quality_sounds_shorter_than_the_last_pluck(capsys):
         main(["--seconds", "0"])
     assert stopped.value.code == 2
     assert "--seconds 0: the test sounds need more than 0.05 s" in capsys.readouterr().err
+
+
+def test_dirty_lists_changed_code_but_not_documents_or_earlier_results(tmp_path, monkeypatch):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                       check=True, capture_output=True)
+
+    files = ["vschaos/a.py", "bench/results/x.json", "README.md", "train.py", "docs/page.md"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("one\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    monkeypatch.setattr("bench.common.REPO", tmp_path)
+    from bench.common import run_metadata
+
+    assert run_metadata(_run())["dirty"] == []
+    for name in files:
+        (tmp_path / name).write_text("two\n")
+    meta = run_metadata(_run())
+    assert meta["dirty"] == ["train.py", "vschaos/a.py"]
+    assert len(meta["commit"]) == 40
