@@ -98,3 +98,96 @@ def test_a_leading_byte_order_mark_is_still_dropped(tree):
     write_bytes(tree / "metadata/t/metadata.txt", b"\xef\xbb\xbfdata/a.wav\t0\ndata/b.wav\t1\n")
     labels = load_index(tree).tasks["t"].labels
     assert labels["data/a.wav"].values.tolist() == [0] and labels["data/b.wav"].values.tolist() == [1]
+
+
+# ---------------------------------------------------------------------------------- links, FIFOs, folders in data/
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """A folder beside the dataset, which it must never read: a sound file, a task's files."""
+    folder = tmp_path / "outside"
+    write_wav(folder / "secret.wav", 440.0)
+    write_bytes(folder / "metadata.txt", b"data/a.wav\t7\n")
+    write_bytes(folder / "classes.txt", b"7\tsecret\n")
+    return folder
+
+
+def outside_problem(path, real) -> str:
+    return (f"{path}: links outside the dataset root (to {real}): not read; copy it into the dataset, or make the "
+            f"folder that holds it the dataset root")
+
+
+@pytest.mark.parametrize("link, target", [("data/s.wav", "secret.wav"), ("data/sub", "."), ("data/z.wav", None)])
+def test_a_link_out_of_the_dataset_root_is_refused_not_read(tree, outside, link, target, monkeypatch):
+    real = Path("/dev/zero") if target is None else (outside / target).resolve()
+    os.symlink(real, tree / link)
+    opened = []
+    from vschaos.data import audio
+    real_info = audio.sf.info
+    monkeypatch.setattr(audio.sf, "info", lambda name, *a, **k: opened.append(os.fsdecode(name)) or
+                        real_info(name, *a, **k))
+    assert problems_of(tree) == [outside_problem(tree / link, real)]
+    assert sorted(opened) == sorted(2 * [str(tree / "data/a.wav"), str(tree / "data/b.wav")])  # header, scan
+    assert check_dataset_main([str(tree), "--sample-rate", str(SR)]) == 1
+
+
+def test_data_itself_linking_out_of_the_root_is_refused(tmp_path, outside):
+    root = tmp_path / "ds"
+    root.mkdir()
+    os.symlink(outside, root / "data")
+    assert problems_of(root) == [outside_problem(root / "data", outside.resolve())]
+
+
+@pytest.mark.parametrize("part", ["metadata/t", "metadata/t/metadata.txt", "metadata/t/classes.txt"])
+def test_metadata_linking_out_of_the_root_is_refused_not_read(tree, outside, part):
+    write_bytes(tree / "metadata/t/metadata.txt", b"data/a.wav\t0\n")
+    write_bytes(tree / "metadata/t/classes.txt", b"0\tzero\n")
+    target = outside / Path(part).name if part != "metadata/t" else outside
+    link = tree / part
+    if link.is_dir():
+        for child in link.iterdir():
+            child.unlink()
+        link.rmdir()
+    else:
+        link.unlink()
+    os.symlink(target, link)
+    found = problems_of(tree)
+    assert found == [outside_problem(link, target.resolve())]
+    assert "secret" not in " ".join(found)  # nothing of the files outside is shown
+
+
+def test_a_link_loop_ends_the_walk_with_one_problem_each(tree, no_hang):
+    os.symlink(tree / "data", tree / "data/loop")  # a folder link back to data/
+    os.symlink("l2.wav", tree / "data/l1.wav")     # two file links naming each other
+    os.symlink("l1.wav", tree / "data/l2.wav")
+    assert problems_of(tree) == [
+        f"{tree}/data/l1.wav: is a link that leads nowhere (its target is missing, or links form a loop)",
+        f"{tree}/data/l2.wav: is a link that leads nowhere (its target is missing, or links form a loop)",
+        f"{tree}/data/loop: links to a folder already walked ({tree}/data): left out, so that no file is read twice "
+        f"and a loop of links ends"]
+
+
+def test_a_link_to_a_folder_inside_the_root_is_walked(tree):
+    write_wav(tree / "elsewhere/c.wav", 550.0)
+    os.symlink("../elsewhere", tree / "data/more")
+    write_bytes(tree / "metadata/t/metadata.txt", b"data/more/c.wav\t2\n")
+    index = load_index(tree)
+    assert [f.key for f in index.files] == ["data/a.wav", "data/b.wav", "data/more/c.wav"]
+    assert index.tasks["t"].labels["data/more/c.wav"].values.tolist() == [2]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_named_like_a_sound_file_is_a_problem_not_a_hang(tree, no_hang):
+    os.mkfifo(tree / "data/x.wav")
+    write_bytes(tree / "metadata/t/metadata.txt", b"data/a.wav\t0\ndata/x.wav\t1\n")
+    assert problems_of(tree) == [f"{tree}/data/x.wav: is not a regular file (a FIFO, socket or device): not read"]
+
+
+def test_a_folder_named_like_a_sound_file_is_walked(tree):
+    write_wav(tree / "data/x.wav/inner.wav", 550.0)
+    assert [f.key for f in load_index(tree).files] == ["data/a.wav", "data/b.wav", "data/x.wav/inner.wav"]
+
+
+@pytest.mark.parametrize("task", ["..", "../../outside", "a/b", "."])
+def test_a_task_name_that_is_not_one_folder_is_refused(tree, outside, task):
+    assert problems_of(tree, tasks=[task]) == [
+        f"{tree}/metadata: task name '{task}' is not the name of a folder in metadata/"]

@@ -156,7 +156,9 @@ def save_audio(path: Union[str, Path], audio: torch.Tensor, sample_rate: int) ->
 
 
 def scan_audio_files(data_dir: Union[str, Path]) -> List[Path]:
-    """Every sound file under ``data_dir``, recursively, in sorted (deterministic) order."""
-    data_dir = Path(data_dir)
-    files = [p for p in data_dir.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
-    return sorted(files, key=lambda p: p.relative_to(data_dir).as_posix())
+    """Every sound file under ``data_dir``, recursively, in sorted (deterministic) order; entries that may not
+    be read (links out of the folder that holds ``data_dir``, FIFOs, loops) are left out: see
+    :func:`vschaos.data.tree.find_audio_files`, which also says why."""
+    from vschaos.data.tree import find_audio_files  # tree needs AUDIO_EXTENSIONS from here
+
+    return find_audio_files(data_dir)[0]

@@ -5,6 +5,7 @@ every problem at once; :func:`validate_dataset` returns the same findings as a r
 ``data_tools/check_dataset.py`` and ``+check=1``).
 """
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
-from vschaos.data.audio import AudioReadError, audio_info, scan_audio_files, scan_audio_samples
+from vschaos.data.audio import AudioReadError, audio_info, scan_audio_samples
 from vschaos.data.metadata import (DatasetError, FileLabels, Problem, TaskMetadata, TaskSpec,
                                    available_tasks, parse_metadata_callbacks, read_task)
 from vschaos.data.problems import printable
+from vschaos.data.tree import find_audio_files
 from vschaos.dsp.functional import frame_centres, num_frames
 
 
@@ -72,7 +74,8 @@ def load_index(root: Union[str, Path], tasks: Optional[Sequence[str]] = None,
     elif not data_dir.is_dir():
         problems.append(Problem(str(data_dir), None, "no data/ folder: put the sound files in ROOT/data/"))
     else:
-        for path in scan_audio_files(data_dir):
+        found, problems = find_audio_files(data_dir, root)
+        for path in found:
             key = path.relative_to(root).as_posix()
             try:
                 info = audio_info(path)
@@ -92,7 +95,7 @@ def load_index(root: Union[str, Path], tasks: Optional[Sequence[str]] = None,
         specs = {}
     # keys of unreadable files still count as existing: the audio problem is reported once
     keys = {f.key for f in files} | {Path(p.path).relative_to(root).as_posix() for p in problems
-                                     if p.path.startswith(str(data_dir)) and Path(p.path).is_file()}
+                                     if p.path.startswith(str(data_dir)) and os.path.lexists(p.path)}
     task_meta: Dict[str, TaskMetadata] = {}
     for task in resolve_tasks(root, tasks):
         meta = read_task(root, specs.get(task, TaskSpec(task)), keys)

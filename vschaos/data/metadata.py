@@ -18,6 +18,7 @@ How lines are numbered, which characters a line may hold, how a file whose name 
 ``metadata.txt`` (by the same bytes as on disk) and the syntax of numbers: :mod:`vschaos.data.textlines`.
 """
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 # DatasetError, Problem and TextFileError lived here before: importers of vschaos.data.metadata keep them
 from vschaos.data.problems import DatasetError, Problem, quoted  # noqa: F401
+from vschaos.data.tree import outside_message, outside_root
 from vschaos.data.textlines import (TextFileError, content_lines, names_non_finite, not_utf8, parse_decimal,
                                     parse_id, python_reads_as_number, split_lines, undecodable_byte)
 
@@ -284,6 +286,15 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
     task_dir = root / "metadata" / spec.name
     meta = TaskMetadata(spec)
     metadata_path = task_dir / "metadata.txt"
+    if spec.name in ("", ".", "..") or any(c in spec.name for c in "/\\\0"):  # a task is one folder of metadata/
+        meta.problems.append(Problem(str(root / "metadata"), None, f"task name {quoted(spec.name)} is not the name "
+                                                                   f"of a folder in metadata/"))
+        return meta
+    for path in (task_dir, metadata_path, task_dir / "classes.txt"):  # never read outside the dataset
+        real = outside_root(path, root) if os.path.lexists(path) else None
+        if real is not None:
+            meta.problems.append(Problem(str(path), None, outside_message(real)))
+            return meta
     if not metadata_path.exists():
         meta.problems.append(Problem(str(metadata_path), None, f"task '{spec.name}': metadata.txt not found"))
         return meta

@@ -1,0 +1,88 @@
+"""The dataset tree as the readers may see it: what lies inside the dataset root, and the walk of ``data/``.
+
+A dataset may come from someone else (an archive, a shared folder): the readers never read outside its root.
+A link (in ``data/``, ``metadata/``, or ``data/`` itself) whose target lies outside the root's real path is
+refused with a problem naming it, and so is a link that leads nowhere (a missing target, or a loop of links). A
+link to a folder inside the root is walked once: a link back to a folder already walked (a loop, or the same
+folder twice) is a problem, never an endless walk. A sound-file name that is not a regular file (a FIFO, a
+device, a socket) is a problem, never opened: reading a FIFO would wait for a writer forever. A folder named
+``x.wav`` is a folder and is walked.
+"""
+import os
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+from vschaos.data.audio import AUDIO_EXTENSIONS
+from vschaos.data.problems import Problem
+
+PathLike = Union[str, Path]
+
+
+def outside_root(path: PathLike, root: PathLike) -> Optional[Path]:
+    """The real path of ``path`` (links followed) if it lies outside ``root``'s real path, else ``None``."""
+    real, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return None if real == base or base in real.parents else real
+
+
+def _link_problem(path: Path, root: Path) -> Optional[str]:
+    """Why the link ``path`` may not be followed, or ``None``."""
+    if not os.path.exists(path):  # follows the link: False for a missing target and for a loop of links
+        return "is a link that leads nowhere (its target is missing, or links form a loop)"
+    real = outside_root(path, root)
+    return None if real is None else outside_message(real)
+
+
+def outside_message(real: Path) -> str:
+    """The problem of a link to ``real``, outside the dataset root."""
+    return (f"links outside the dataset root (to {real}): not read; copy it into the dataset, or make the "
+            f"folder that holds it the dataset root")
+
+
+def find_audio_files(data_dir: PathLike, root: Optional[PathLike] = None) -> Tuple[List[Path], List[Problem]]:
+    """Every sound file (:data:`~vschaos.data.audio.AUDIO_EXTENSIONS`) under ``data_dir``, recursively, sorted
+    by path relative to ``data_dir``; and a problem per entry left out (see the module's docstring). ``root``:
+    the dataset root nothing may lead out of (default: the folder that holds ``data_dir``)."""
+    data_dir = Path(data_dir)
+    root = Path(root) if root is not None else data_dir.parent
+    problems: List[Problem] = []
+    if data_dir.is_symlink():
+        reason = _link_problem(data_dir, root)
+        if reason is not None:
+            return [], [Problem(str(data_dir), None, reason)]
+    files: List[Path] = []
+    walked = {os.path.realpath(data_dir): data_dir}
+    pending = [data_dir]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as error:
+            problems.append(Problem(str(folder), None, f"cannot list the folder ({error.strerror or error})"))
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            audio_name = path.suffix.lower() in AUDIO_EXTENSIONS
+            if entry.is_symlink():
+                reason = _link_problem(path, root)
+                if reason is not None:
+                    if audio_name or os.path.isdir(path):  # a link to a text file is not read: no problem
+                        problems.append(Problem(str(path), None, reason))
+                    continue
+            if entry.is_dir():  # follows a link (inside the root, checked above)
+                real = os.path.realpath(path)
+                if real in walked:
+                    problems.append(Problem(str(path), None, f"links to a folder already walked "
+                                                             f"({walked[real]}): left out, so that no file is read "
+                                                             f"twice and a loop of links ends"))
+                    continue
+                walked[real] = path
+                pending.append(path)
+            elif audio_name:
+                if entry.is_file():
+                    files.append(path)
+                else:
+                    problems.append(Problem(str(path), None, "is not a regular file (a FIFO, socket or device): "
+                                                             "not read"))
+    files.sort(key=lambda p: p.relative_to(data_dir).as_posix())
+    return files, problems
