@@ -229,7 +229,7 @@ def _main(args: argparse.Namespace, target: Dict[str, object]) -> int:
         note = resolve_name_option(args, version_dir)
         if args.output_name is not None:
             check_output_name(args.output_name, "-n" if note else "--output-name", suffix)
-        if not 0.0 <= args.temperature <= MAX_TEMPERATURE:  # what the export's attribute accepts
+        if args.format == "nn" and not 0.0 <= args.temperature <= MAX_TEMPERATURE:  # the attribute's range
             raise ValueError(f"--temperature {args.temperature:g}: must be within [0, {MAX_TEMPERATURE:g}]")
         config = load_run_config(version_dir)
         checkpoint = find_checkpoint(version_dir, args.checkpoint)
