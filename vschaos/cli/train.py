@@ -131,11 +131,21 @@ def _report(error: BaseException) -> int:
 
 
 def _training_failures() -> Tuple[type, ...]:
-    """Training that started and failed for a reason that is not a bug (diverged, disk full): one line, exit 1."""
+    """Training that started and failed for a reason that is not a bug (diverged, disk full, the run folder held
+    by another training or not writable): one line, exit 1."""
     from vschaos.models.lightning import NonFiniteTrainingError
     from vschaos.training.resume import TrainingError
 
     return NonFiniteTrainingError, TrainingError
+
+
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
+
+def _interrupted(error: KeyboardInterrupt) -> int:
+    """Ctrl-C: one line (what was kept, from :class:`TrainingInterrupted`), no traceback."""
+    print(f"{PROG}: {error or 'interrupted (Ctrl-C)'}", file=sys.stderr)
+    return INTERRUPTED_STATUS
 
 
 # Lightning's messages that tell the user nothing about their run: advertising tips, and the deprecation of a
@@ -215,8 +225,10 @@ def _hydra_task(cfg) -> None:
         status = train(cfg)
     except _user_errors() as error:
         status = _report(error)
-    except _training_failures() as error:  # diverged, disk full
+    except _training_failures() as error:  # diverged, disk full, run folder busy or read-only
         status = _report(error) - 1
+    except KeyboardInterrupt as error:  # Hydra lets it through; exit status 130
+        status = _interrupted(error)
     if status:
         raise SystemExit(status)  # Hydra lets SystemExit through: the command's exit status
 
@@ -254,8 +266,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_override_syntax(overrides)
     except _user_errors() as error:
         return _report(error)
-    except _training_failures() as error:  # diverged, disk full (resume)
+    except _training_failures() as error:  # diverged, disk full, run folder busy or read-only (resume)
         return _report(error) - 1
+    except KeyboardInterrupt as error:
+        return _interrupted(error)
     return _run_hydra_app(normalised)
 
 

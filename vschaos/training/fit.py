@@ -1,7 +1,10 @@
 """Build everything a run config describes, and train it in its run folder (new run or resume)."""
 import copy
 import os
+import signal
 import tempfile
+import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -13,11 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from vschaos.data.dataset import validate_dataset
 from vschaos.data.metadata import available_tasks
-from vschaos.io import atomic_write_text
+from vschaos.io import DISK_FULL_ERRNOS, atomic_write_text
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.checkpoints import AtomicCheckpointIO, LastCheckpoint
 from vschaos.training.hparams import log_hyperparameters_to_tensorboard, module_hyperparameters
-from vschaos.training.resume import DISK_FULL_ERRNOS, ResumePlan, disk_full_error, record_resume
+from vschaos.training.lock import NOT_WRITABLE_ERRNOS, TrainingLock, not_writable_error, require_writable
+from vschaos.training.resume import ResumePlan, disk_full_error, interrupted_error, record_resume, refresh_plan
 from vschaos.training.run import CONFIG_NAME, build_model, version_number
 
 # The version folder chosen by the process that starts a run. Lightning's DDP launcher re-runs the script for
@@ -215,7 +219,11 @@ def fit(cfg: DictConfig, resume: Optional[ResumePlan] = None) -> Optional[Path]:
 
     A new run claims the next free ``version_N`` under ``cfg.rundir/cfg.name``. With ``resume`` (a checked
     :class:`ResumePlan`, ``cfg`` being its ``cfg``) training continues in its version folder from its checkpoint
-    (global step and optimiser state included). A full disk is a :class:`TrainingError`; a diverged training a
+    (global step and optimiser state included). The process holds the version folder's lock while it trains
+    (:mod:`vschaos.training.lock`): a second training of the same folder raises :class:`RunLockedError` before
+    it writes anything, as does a resume of a version that a new run is training. A full disk is a
+    :class:`TrainingError` (one line: the file, the space left, what was kept); a run folder that cannot be
+    written a :class:`RunNotWritableError`; Ctrl-C a :class:`TrainingInterrupted`; a diverged training a
     :class:`NonFiniteTrainingError`. A new ``debug=fast_dev_run`` run keeps nothing, as Lightning's own message
     says: it runs in a scratch folder that is deleted, prints :data:`FAST_DEV_RUN_MESSAGE` and returns None (an
     empty ``version_N`` would only clutter the run folder).
@@ -231,6 +239,22 @@ def fit(cfg: DictConfig, resume: Optional[ResumePlan] = None) -> Optional[Path]:
 
 
 def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
+    rank = global_rank(os.environ)
+    with ExitStack() as held:  # rank 0 holds the version folder's lock until this function ends, however it ends
+        if resume is not None and rank == 0:
+            # before anything slow: a second training of the run is refused at once, and writes nothing
+            held.enter_context(TrainingLock(resume.version_dir))
+            resume = refresh_plan(resume)
+            cfg = resume.cfg
+        elif resume is None and rank == 0:
+            require_writable(Path(str(cfg.rundir)) / str(cfg.name), NEW_RUN_FOLDER_ACTION)
+        return _fit_locked(cfg, resume, rank, held)
+
+
+NEW_RUN_FOLDER_ACTION = "a new run creates its version folder there; set rundir= to a writable folder"
+
+
+def _fit_locked(cfg: DictConfig, resume: Optional[ResumePlan], rank: int, held: ExitStack) -> Path:
     L.seed_everything(int(cfg.seed), workers=True)
     cfg = with_absolute_dataset_root(cfg)  # config.yaml must name the same folder from any directory
     vae, datamodule, module = build_objects(cfg)
@@ -239,7 +263,6 @@ def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
     # calls find it and only reopen it)
     check_tasks(vae, datamodule)
     datamodule.setup("fit")
-    rank = global_rank(os.environ)
     ckpt_path: Optional[str] = None
     if resume is not None:
         # the folder on disk wins over the saved rundir/name (the run may have been moved)
@@ -248,7 +271,13 @@ def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
         ckpt_path = str(resume.checkpoint)
     else:
         save_dir, name = Path(str(cfg.rundir)), str(cfg.name)
-        version = claim_version(save_dir / name, os.environ)
+        try:
+            version = claim_version(save_dir / name, os.environ)
+        except OSError as error:
+            if error.errno in NOT_WRITABLE_ERRNOS:
+                raise not_writable_error(error, Path(error.filename or save_dir / name).parent,
+                                         NEW_RUN_FOLDER_ACTION) from None
+            raise
     logger_kwargs: Dict[str, Any] = {"save_dir": str(save_dir), "name": name, "version": version}
     logger = instantiate(cfg.logger, **logger_kwargs)
     version_dir = Path(logger.log_dir)
@@ -257,6 +286,7 @@ def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
             if resume is not None:
                 record_resume(resume)
             else:
+                held.enter_context(TrainingLock(version_dir))  # ours alone already (claimed): a resume is refused
                 atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
                               plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
@@ -264,10 +294,37 @@ def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
             log_hyperparameters_to_tensorboard(logger, cfg)  # TensorBoard's HPARAMS tab
         # set before trainer.fit: Lightning's DDP launcher starts the other ranks from inside it, with this environment
         os.environ[RUN_VERSION_ENV] = str(version)
-        # weights_only: a checkpoint holds tensors and plain data (Lightning would otherwise unpickle anything)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        _train(trainer, module, datamodule, ckpt_path, version_dir)
     except OSError as error:
         if error.errno in DISK_FULL_ERRNOS:
             raise disk_full_error(error, version_dir) from error
+        if error.errno in NOT_WRITABLE_ERRNOS and _inside(error.filename, version_dir):
+            raise not_writable_error(error, version_dir, "training writes its checkpoints and logs there") from error
         raise
     return version_dir
+
+
+def _train(trainer: L.Trainer, module: Any, datamodule: Any, ckpt_path: Optional[str], version_dir: Path) -> None:
+    """``trainer.fit``. Lightning answers Ctrl-C with its own shutdown, then ``sys.exit(1)`` and leaves SIGINT
+    ignored: here that is a :class:`TrainingInterrupted` saying what was kept, and SIGINT's handler is restored
+    (a notebook or a test session goes on)."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        # weights_only: a checkpoint holds tensors and plain data (Lightning would otherwise unpickle anything)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit as exit_:
+        if isinstance(exit_.__context__, KeyboardInterrupt):
+            raise interrupted_error(version_dir) from None
+        raise
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+
+
+def _inside(filename: Any, folder: Path) -> bool:
+    """Whether an error's file name (None: unknown, taken as inside) is ``folder`` or below it."""
+    if filename is None:
+        return True
+    path = Path(os.path.abspath(os.fsdecode(filename)))
+    folder = Path(os.path.abspath(folder))
+    return path == folder or folder in path.parents

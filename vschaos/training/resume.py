@@ -7,7 +7,6 @@ model, the transform and the label tasks (what the checkpoint's weights and the 
 (:data:`FROZEN_KEYS`): that is a new run.
 """
 import datetime
-import errno
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vschaos.io import atomic_write_text, load_tensors_only
+from vschaos.io import atomic_write_text, format_bytes, free_bytes, load_tensors_only
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.run import (CHECKPOINT_FOLDER, CHECKPOINT_LOAD_ERRORS, CONFIG_NAME, RunFolderError,
                                   find_checkpoint, find_version_dir, list_checkpoints, load_run_config)
@@ -28,11 +27,15 @@ FROZEN_KEYS = ("model", "transform", "data.dataset.tasks", "data.dataset.metadat
 RESUME_FOLDER = "resumes"
 # what a training checkpoint (as opposed to a weights file) holds: resume restores all of it
 TRAINING_CHECKPOINT_KEYS = ("state_dict", "optimizer_states", "loops", "global_step")
-DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 class TrainingError(RuntimeError):
     """Training could not go on (e.g. the disk is full); the message says what was kept and how to resume."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a training (after Lightning's own shutdown); the message says what was kept and how to
+    resume."""
 
 
 @dataclass
@@ -167,9 +170,33 @@ def record_resume(plan: ResumePlan) -> Path:
     return record
 
 
+def refresh_plan(plan: ResumePlan) -> ResumePlan:
+    """``plan``, checked again if the run's ``config.yaml`` changed since it was made (another training of the run
+    ended in between: its options are the ones this resume continues from). Call it holding the run's lock."""
+    if load_run_config(plan.version_dir) == plan.saved_cfg:
+        return plan
+    return plan_resume(str(plan.version_dir), str(plan.checkpoint), plan.overrides)
+
+
+def _what_was_kept(version_dir: Path, before: str) -> str:
+    """What a stopped training leaves to go on from, and the command (``before``: what to do first)."""
+    kept = list_checkpoints(version_dir)
+    if not kept:
+        return f"no checkpoint was written yet in {version_dir}: {before}train again"
+    return (f"the checkpoints already in {version_dir / CHECKPOINT_FOLDER} ({', '.join(kept)}) are intact (written "
+            f"atomically): {before}train_model.py resume {version_dir}")
+
+
 def disk_full_error(error: OSError, version_dir: Path) -> TrainingError:
-    """A one-line :class:`TrainingError` for ENOSPC/EDQUOT while training in ``version_dir``."""
+    """A one-line :class:`TrainingError` for ENOSPC/EDQUOT while training in ``version_dir``: the file, the space
+    left on its disk, what was kept and how to go on."""
     where = error.filename or version_dir
-    return TrainingError(f"disk full while writing {where} ({error.strerror}); the checkpoints already in "
-                         f"{version_dir / CHECKPOINT_FOLDER} are intact (written atomically): free some space, then "
-                         f"train_model.py resume {version_dir}")
+    free = getattr(error, "free_bytes", None)
+    free = free_bytes(where) if free is None else free
+    return TrainingError(f"disk full while writing {where} ({error.strerror}; {format_bytes(free)} free there); "
+                         f"{_what_was_kept(version_dir, 'free some space, then ')}")
+
+
+def interrupted_error(version_dir: Path) -> TrainingInterrupted:
+    """The one line for a training stopped by Ctrl-C in ``version_dir``."""
+    return TrainingInterrupted(f"interrupted (Ctrl-C); {_what_was_kept(version_dir, '')}")
