@@ -92,7 +92,7 @@ class SpectralVAEModule(L.LightningModule):
             the decoder must rebuild them from the labels) [None: off]. Validation never shifts.
         predictor_frames: spectrum predictors (``SpectrumNotePredictor``) learn from the first this many frames
             of each (shuffled) training batch [64; 0 = all]: their convolutions along frequency cost more than the
-            rest of the model per frame, and a quarter of a batch teaches them as well (bench/pitch_following.py).
+            rest of the model per frame, and a quarter of a batch teaches them as well (experiments/pitch_following.py).
             They still complete the labels of every frame. Latent predictors always learn from every frame.
         max_nonfinite_steps: an optimiser step whose loss or gradients are not all finite is skipped (the weights
             and the optimiser state stay as they were) with a warning; after this many such steps in a row
