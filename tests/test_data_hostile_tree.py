@@ -191,3 +191,54 @@ def test_a_folder_named_like_a_sound_file_is_walked(tree):
 def test_a_task_name_that_is_not_one_folder_is_refused(tree, outside, task):
     assert problems_of(tree, tasks=[task]) == [
         f"{tree}/metadata: task name '{task}' is not the name of a folder in metadata/"]
+
+
+# ---------------------------------------------------------------------------------- how a key finds its file
+NFD = unicodedata.normalize("NFD", "café.wav")  # as macOS's HFS+ stores the name: e + U+0301
+NFC = unicodedata.normalize("NFC", "café.wav")
+
+
+def test_a_key_in_another_unicode_normalisation_finds_the_file(tree):
+    write_wav(tree / "data" / NFD, 550.0)
+    write_bytes(tree / "metadata/t/metadata.txt", f"data/{NFC}\t3\n".encode())
+    index = load_index(tree)
+    assert index.tasks["t"].labels[f"data/{NFD}"].values.tolist() == [3]  # under the file's own key
+    assert f"data/{NFC}" not in index.tasks["t"].labels
+
+
+def test_both_normalisations_of_one_file_are_one_file_labelled_twice(tree):
+    write_wav(tree / "data" / NFD, 550.0)
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", f"data/{NFD}\t3\ndata/{NFC}\t4\n".encode())
+    assert problems_of(tree) == [f"{metadata}:2: 'data/{NFC}' already labelled on line 1"]
+
+
+def test_two_files_differing_only_in_normalisation_make_such_a_key_ambiguous(tree):
+    composed, decomposed = "\u1ec7.wav", "e\u0323\u0302.wav"  # e with dot below and circumflex: NFC, NFD
+    reordered = "e\u0302\u0323.wav"  # the same letter, marks in another order: neither name exactly
+    write_wav(tree / "data" / composed, 550.0)
+    write_wav(tree / "data" / decomposed, 660.0)
+    assert len(load_index(tree).files) == 4  # Linux keeps both names
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", f"data/{decomposed}\t3\ndata/{reordered}\t4\n".encode())
+    assert problems_of(tree) == [
+        f"{metadata}:2: audio file 'data/{reordered}' not found (2 files have this name, written in different "
+        f"Unicode normalisations (NFC/NFD): 'data/{decomposed}', 'data/{composed}'; rename all but one)"]
+    assert load_index(tree, raise_on_problems=False).tasks["t"].labels[f"data/{decomposed}"].values.tolist() == [3]
+
+
+def test_a_key_differing_in_case_is_not_matched_but_named(tree):
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", b"data/A.wav\t1\n")
+    assert problems_of(tree) == [f"{metadata}:1: audio file 'data/A.wav' not found (names are case-sensitive: "
+                                 f"'data/a.wav' exists)"]
+
+
+def test_a_windows_path_says_to_use_slashes(tree):
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", b"data\\a.wav\t1\n")
+    assert problems_of(tree) == [f"{metadata}:1: key 'data\\a.wav' is not a path inside data/ (expected "
+                                 f"'data/...<TAB>value') (folders are separated by /, not \\)"]
+
+
+@pytest.mark.parametrize("key", ["data/../../outside/secret.wav", "data/./../data/a.wav", "/data/a.wav"])
+def test_a_key_climbing_out_of_data_is_refused(tree, outside, key):
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", f"{key}\t1\n".encode())
+    assert problems_of(tree) == [f"{metadata}:1: key '{key}' is not a path inside data/ (expected "
+                                 f"'data/...<TAB>value')"]

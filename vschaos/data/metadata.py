@@ -15,7 +15,10 @@ ASCII decimal (``440``, ``-1.5``, ``4.4e2``); ``inf``, ``1_0`` or ``\u0663`` are
 missing. Intervals are half-open ``[onset, offset)``; outside every interval a frame is missing.
 
 How lines are numbered, which characters a line may hold, how a file whose name is not UTF-8 is named in
-``metadata.txt`` (by the same bytes as on disk) and the syntax of numbers: :mod:`vschaos.data.textlines`.
+``metadata.txt`` (by the same bytes as on disk) and the syntax of numbers: :mod:`vschaos.data.textlines`. A key
+written in another Unicode normalisation than the file's name (NFC/NFD) finds the file; one differing in case
+does not (:class:`vschaos.data.tree.KeyMatcher`). Nothing outside the dataset root is read
+(:mod:`vschaos.data.tree`).
 """
 import math
 import os
@@ -28,7 +31,7 @@ import numpy as np
 
 # DatasetError, Problem and TextFileError lived here before: importers of vschaos.data.metadata keep them
 from vschaos.data.problems import DatasetError, Problem, quoted  # noqa: F401
-from vschaos.data.tree import outside_message, outside_root
+from vschaos.data.tree import KeyMatcher, outside_message, outside_root
 from vschaos.data.textlines import (TextFileError, content_lines, names_non_finite, not_utf8, parse_decimal,
                                     parse_id, python_reads_as_number, split_lines, undecodable_byte)
 
@@ -309,6 +312,7 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
     except TextFileError as error:
         meta.problems.append(error.problem())
         return meta
+    matcher = KeyMatcher(audio_keys)
     for number, line in lines:
         key, _, value = line.partition("\t")
         key, value = key.strip(), value.strip()
@@ -320,11 +324,13 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
         normalised = Path(key).as_posix()
         parts = Path(key).parts
         if not parts or parts[0] != "data" or ".." in parts or Path(key).is_absolute():
+            slash = " (folders are separated by /, not \\)" if "\\" in key else ""
             meta.problems.append(Problem(name, number, f"key {quoted(key)} is not a path inside data/ "
-                                                       f"(expected 'data/...<TAB>value')"))
+                                                       f"(expected 'data/...<TAB>value'){slash}"))
             continue
-        if normalised not in audio_keys:
-            hint = "" if "\t" in line else " (key and value must be separated by a TAB)"
+        normalised, hint = matcher.match(normalised)
+        if normalised is None:
+            hint += "" if "\t" in line else " (key and value must be separated by a TAB)"
             byte = undecodable_byte(key)
             if byte is not None:
                 hint += (f" (byte 0x{byte:02x} is not UTF-8: a file name that is not UTF-8 is written with the "

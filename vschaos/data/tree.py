@@ -7,13 +7,16 @@ link to a folder inside the root is walked once: a link back to a folder already
 folder twice) is a problem, never an endless walk. A sound-file name that is not a regular file (a FIFO, a
 device, a socket) is a problem, never opened: reading a FIFO would wait for a writer forever. A folder named
 ``x.wav`` is a folder and is walked.
+
+How a ``metadata.txt`` key finds its file (Unicode normalisation, case): :class:`KeyMatcher`.
 """
 import os
+import unicodedata
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from vschaos.data.audio import AUDIO_EXTENSIONS
-from vschaos.data.problems import Problem
+from vschaos.data.problems import Problem, quoted
 
 PathLike = Union[str, Path]
 
@@ -86,3 +89,39 @@ def find_audio_files(data_dir: PathLike, root: Optional[PathLike] = None) -> Tup
                                                              "not read"))
     files.sort(key=lambda p: p.relative_to(data_dir).as_posix())
     return files, problems
+
+
+class KeyMatcher:
+    """Finds the sound file a ``metadata.txt`` key names, among the ``data/...`` keys of the files found.
+
+    A key names a file by its exact path; failing that, by the same path in Unicode NFC when exactly one file
+    has it: macOS (HFS+) stores ``é`` decomposed (NFD: ``e`` + U+0301), an editor writes it composed (NFC), and
+    both are the same letters to the user. Two files whose names differ only so (possible on Linux) make such a
+    key ambiguous: a problem. Case is never folded (``a.wav`` and ``A.wav`` are two files on Linux); a key that
+    differs from one file only in case gets a hint.
+    """
+
+    def __init__(self, keys):
+        self.keys = set(keys)
+        self.composed: Dict[str, List[str]] = {}
+        self.folded: Dict[str, List[str]] = {}
+        for key in sorted(self.keys):
+            composed = unicodedata.normalize("NFC", key)
+            self.composed.setdefault(composed, []).append(key)
+            self.folded.setdefault(composed.casefold(), []).append(key)
+
+    def match(self, key: str) -> Tuple[Optional[str], str]:
+        """``(the file's key, "")``, or ``(None, hint)`` where ``hint`` (maybe empty) says what is near."""
+        if key in self.keys:
+            return key, ""
+        composed = unicodedata.normalize("NFC", key)
+        same = self.composed.get(composed, [])
+        if len(same) == 1:
+            return same[0], ""
+        if same:
+            return None, (f" ({len(same)} files have this name, written in different Unicode normalisations "
+                          f"(NFC/NFD): {', '.join(quoted(k) for k in same)}; rename all but one)")
+        near = self.folded.get(composed.casefold(), [])
+        if near:
+            return None, f" (names are case-sensitive: {' or '.join(quoted(k) for k in near)} exists)"
+        return None, ""
