@@ -18,6 +18,7 @@ from typing import Dict, Iterator
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from vschaos import io as io_module
 from vschaos.cli.train import main
@@ -25,7 +26,8 @@ from vschaos.io import this_machine
 from vschaos.training import checkpoints as checkpoints_module
 from vschaos.training import lock as lock_module
 from vschaos.training.lock import LOCK_NAME, RunLockedError, TrainingLock, read_holder
-from vschaos.training.resume import checkpoint_problem
+from vschaos.training.resume import checkpoint_problem, plan_resume, refresh_plan
+from vschaos.training.run import CONFIG_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "data.batch_size=32",
@@ -126,6 +128,46 @@ def test_a_new_run_holds_its_version_folder_against_a_resume(demo_root, tmp_path
     assert status == 1 and f"is being trained by pid {os.getpid()} on " in _one_line(err) and unchanged
     version_dir = tmp_path / "demo" / "version_0"
     assert _step(version_dir / "checkpoints" / "last.ckpt") == 4 and not (version_dir / LOCK_NAME).exists()
+
+
+@pytest.mark.slow
+def test_two_resumes_launched_together_train_once(run_copy):
+    """The issue's case: both exited 0 and left best.ckpt from one, last.ckpt from the other, config.yaml from a
+    third state. Now exactly one trains; the other is refused and writes nothing."""
+    command = [sys.executable, "train_model.py", "resume", str(run_copy.parent), "trainer.max_epochs=6", "threads=1"]
+    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    results = [(process.wait(timeout=300), process.communicate()[1]) for process in processes]
+    assert sorted(status for status, _ in results) == [0, 1], results
+    refused = next(err for status, err in results if status == 1)
+    winner = next(process.pid for process, (status, _) in zip(processes, results) if status == 0)
+    assert f"RunLockedError: {run_copy} is being trained by pid {winner} on " in _one_line(refused)
+    assert sorted(p.name for p in (run_copy / "resumes").iterdir()) == ["1"]  # one resume recorded
+    assert _step(run_copy / "checkpoints" / "last.ckpt") == 12 and _hidden_files(run_copy) == []
+
+
+def test_a_resume_checked_before_another_training_ended_is_checked_again(run_copy):
+    """Between a resume's checks and its lock another training of the run may end (and rewrite config.yaml):
+    the resume continues from that training's options, not from the config it read before."""
+    plan = plan_resume(str(run_copy), "last", ["trainer.max_epochs=9"])
+    assert refresh_plan(plan) is plan  # nothing changed: no second check
+    saved = OmegaConf.load(run_copy / CONFIG_NAME)
+    saved.module.optimizer.lr = 0.5  # what the other training's resume wrote
+    (run_copy / CONFIG_NAME).write_text(OmegaConf.to_yaml(saved))
+    fresh = refresh_plan(plan)
+    assert fresh.saved_cfg.module.optimizer.lr == 0.5 and fresh.cfg.module.optimizer.lr == 0.5
+    assert fresh.cfg.trainer.max_epochs == 9 and fresh.overrides == ["trainer.max_epochs=9"]
+
+
+def test_a_training_that_fails_releases_its_lock(run_copy, monkeypatch):
+    def fail(self, trainer, pl_module):
+        assert (run_copy / LOCK_NAME).exists()  # held while it trains
+        raise RuntimeError("a bug in a callback")
+
+    monkeypatch.setattr(checkpoints_module.LastCheckpoint, "_save", fail)
+    with pytest.raises(RuntimeError, match="a bug in a callback"):
+        main(["resume", str(run_copy.parent), "trainer.max_epochs=4"])
+    assert not (run_copy / LOCK_NAME).exists()
 
 
 def _write_record(version_dir: Path, pid: int, machine: str) -> None:
