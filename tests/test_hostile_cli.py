@@ -265,12 +265,45 @@ def test_output_rate_with_a_huge_resampling_filter_is_refused(demo_run, tmp_path
     # 22050 -> 44100: gcd 22050, a (2, 1 + 2 * 7) filter of 16 bytes per tap; 44101 shares no factor with 22050
     assert resample_filter_bytes(RATE, 44100) == 2 * (1 + 2 * 7) * 16
     assert resample_filter_bytes(RATE, RATE) == 0
-    check_sample_rate(RATE, 48000)
+    check_sample_rate(RATE, 48000, "--sr 48000", "")
     assert generate(["trajectories", str(demo_run), "--trajectories", "sin", "-s", "8", "--sr", "44101",
                      "--out", str(tmp_path / "out")]) == 2
     line = one_line(capsys.readouterr().err)
-    assert line.startswith("error: --sr 44101: resampling from the model's 22050 Hz to 44101 Hz builds a filter")
+    assert line.startswith("error: --sr 44101: resampling 22050 Hz to 44101 Hz builds a filter of about 15.6 GB")
+    assert line.endswith("choose a common rate such as 44100 or 48000")
+    # an input at such a rate, read at the model's
+    odd = write_wav(tmp_path / "odd.wav", harmonic_tone(220.0, 0.1, 44101), 44101)
+    assert generate(["reconstruct", str(demo_run), "--files", str(odd), "--out", str(tmp_path / "out")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: --files {odd}: resampling 44101 Hz to 22050 Hz builds a filter")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_input_too_long_for_memory_is_one_line_before_the_model_loads(demo_run, tmp_path, take, capsys,
+                                                                         no_model, monkeypatch):
+    import vschaos.generation.limits as limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 50 * 10 ** 6)  # 50 MB: well under a minute of sound
+    long = write_wav(tmp_path / "long.wav", harmonic_tone(220.0, 90.0, RATE), RATE)
+    assert generate(["reconstruct", str(demo_run), "--files", str(take), str(long), "--out",
+                     str(tmp_path / "out")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"error: --files {long}: 1 min 30 s of sound needs about ")
+    assert "50.0 MB are available: split it into pieces of at most " in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_longest_input_named_is_the_longest_that_fits():
+    from vschaos.generation.limits import check_input_length, trajectory_bytes
+
+    settings = dict(n_fft=1024, hop=256, model_rate=RATE, out_rate=RATE)
+    # 256 * 100 samples at the model's rate: 100 frames, plus the samples as read
+    available = trajectory_bytes(100, 1024, 256, RATE, RATE) + 8 * 25600
+    check_input_length("a.wav", 25600, RATE, available=available, **settings)
+    with pytest.raises(GenerationError, match=r"^b\.wav: 2\.32 s of sound .* at most 1\.16 s$"):
+        check_input_length("b.wav", 51200, RATE, available=available, **settings)
+    with pytest.raises(GenerationError, match=r"at most 1\.16 s$"):  # one sample more than fits
+        check_input_length("c.wav", 25601, RATE, available=available, **settings)
 
 
 # ------------------------------------------------------------------ script.py: names and buffers

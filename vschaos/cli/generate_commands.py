@@ -9,12 +9,14 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vschaos.data.audio import AudioReadError, audio_info
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, load_class_names, parse_label_arguments, resolve_label_values
 from vschaos.generation.latents import encode_files, latent_spread
-from vschaos.generation.limits import check_sample_rate, check_trajectory_length, front_end
+from vschaos.generation.limits import check_input_length, check_sample_rate, check_trajectory_length, front_end
 from vschaos.generation.outputs import check_output_folder, existing_entries, refuse_overwriting_inputs
-from vschaos.generation.reconstruct import METRICS_NAME, RECONSTRUCTIONS, collect_inputs, reconstruct_files
+from vschaos.generation.reconstruct import (METRICS_NAME, RECONSTRUCTIONS, InputFile, collect_inputs,
+                                           reconstruct_files)
 from vschaos.generation.synthesis import MANIFEST_NAME, TRAJECTORIES_FOLDER, generate_trajectories, is_trajectory_output
 from vschaos.generation.trajectories import INTERPOLATE, LatentSpread, check_trajectory_names
 from vschaos.models.contract import SpectralModel
@@ -22,6 +24,7 @@ from vschaos.training.run import (CONFIG_NAME, ForbiddenTargetError, RunFolderEr
                                   load_run_config, open_run)
 
 EXIT_NOTHING_DONE = 1
+SR_ADVICE = "choose a common rate such as 44100 or 48000"
 
 
 def dataset_root(cfg: DictConfig) -> Optional[Path]:
@@ -91,6 +94,21 @@ def fixed_labels(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel) 
     return resolve_label_values(raw, conditioning, names)
 
 
+def check_input_sizes(inputs: List[InputFile], files: RunFiles, out_rate: int) -> None:
+    """Refuse, before the model loads, a sound whose rate the resampler cannot reach the model's from with a filter
+    of reasonable size, or that is too long to reconstruct in the memory available. An unreadable file is left
+    to the reconstruction, which skips and reports it."""
+    for item in inputs:
+        try:
+            info = audio_info(item.path)
+        except AudioReadError:
+            continue
+        check_sample_rate(int(info.samplerate), files.sample_rate, f"--files {item.path}",
+                          "convert it to a common rate such as 44100 or 48000 Hz first")
+        check_input_length(f"--files {item.path}", int(info.frames), int(info.samplerate), n_fft=files.n_fft,
+                           hop=files.hop, model_rate=files.sample_rate, out_rate=out_rate)
+
+
 def run_reconstruct(args: argparse.Namespace) -> int:
     # every argument before the model loads: nothing is written when one is refused
     parse_label_arguments(args.labels)
@@ -98,8 +116,9 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     check_output_folder(args.out, target_dir)
     files = read_run_files(args)
     if args.sr is not None:
-        check_sample_rate(files.sample_rate, args.sr)
+        check_sample_rate(files.sample_rate, args.sr, f"--sr {args.sr}", SR_ADVICE)
     inputs, problems = collect_inputs(args.files)
+    check_input_sizes(inputs, files, args.sr or files.sample_rate)
     outputs = [target_dir / item.relative_output for item in inputs] + [target_dir / METRICS_NAME]
     refuse_overwriting_inputs(outputs, [("--files", item.path) for item in inputs] + files.inputs())
     run = open_generation_run(args, files)
@@ -162,7 +181,7 @@ def run_trajectories(args: argparse.Namespace) -> int:
     check_output_folder(args.out, target_dir)
     files = read_run_files(args)
     out_rate = args.sr or files.sample_rate
-    check_sample_rate(files.sample_rate, out_rate)
+    check_sample_rate(files.sample_rate, out_rate, f"--sr {out_rate}", SR_ADVICE)
     check_trajectory_length(args.steps, n_fft=files.n_fft, hop=files.hop, model_rate=files.sample_rate,
                             out_rate=out_rate)
     inputs = [("--files", Path(path)) for path in args.files if INTERPOLATE in args.trajectories]

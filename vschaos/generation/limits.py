@@ -4,7 +4,7 @@ raises :class:`GenerationError` with one line naming the argument, what it would
 import inspect
 import math
 import os
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from vschaos.generation.errors import GenerationError
 
@@ -82,27 +82,56 @@ def trajectory_bytes(steps: int, n_fft: int, hop: int, model_rate: int, out_rate
     return frames * (n_fft // 2 + 1) * BYTES_PER_FRAME_BIN + 8 * (samples + math.ceil(samples * out_rate / model_rate))
 
 
+def _largest_fitting(steps: int, need: Callable[[int], int], available: int) -> int:
+    """The largest ``n <= steps`` with ``need(n) <= available`` (0 if none): ``need`` grows with ``n``, so bisect."""
+    fits, too_long = 0, steps
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if need(middle) <= available:
+            fits = middle
+        else:
+            too_long = middle
+    return fits
+
+
 def check_trajectory_length(steps: int, *, n_fft: int, hop: int, model_rate: int, out_rate: int,
                             available: Optional[int] = None) -> None:
     """Refuse ``-s steps`` whose path would need more memory than is available (``available`` bytes; default
     :func:`available_memory`; unknown: not checked), naming the largest ``-s`` that fits."""
-    need = trajectory_bytes(steps, n_fft, hop, model_rate, out_rate)
+    def need_of(n: int) -> int:
+        return trajectory_bytes(n, n_fft, hop, model_rate, out_rate)
+
+    need = need_of(steps)
     if available is None:
         available = available_memory()
     if available is None or need <= available:
         return
-    fits, too_long = 0, steps  # the largest -s that fits: the need grows with steps, so bisect
-    while too_long - fits > 1:
-        middle = (fits + too_long) // 2
-        if trajectory_bytes(middle, n_fft, hop, model_rate, out_rate) <= available:
-            fits = middle
-        else:
-            too_long = middle
+    fits = _largest_fitting(steps, need_of, available)
     allowed = (f"at most -s {fits} ({format_seconds(fits * hop / model_rate)}) with this model here" if fits
                else "not even -s 1 fits: free some memory")
     raise GenerationError(f"-s {steps}: a path of {steps} frames ({format_seconds(steps * hop / model_rate)} at "
                           f"{model_rate} Hz) needs about {format_bytes(need)} of memory to decode and reconstruct, "
                           f"{format_bytes(available)} are available; {allowed}")
+
+
+def check_input_length(label: str, samples: int, rate: int, *, n_fft: int, hop: int, model_rate: int,
+                       out_rate: int, available: Optional[int] = None) -> None:
+    """Refuse a sound of ``samples`` at ``rate`` (named ``label``) whose reconstruction would need more memory than
+    is available (as :func:`check_trajectory_length`: its frames at the model's rate, and the file's own samples
+    as read), naming the longest sound that fits."""
+    def need_of(n: int) -> int:
+        steps = math.ceil(n * model_rate / rate / hop)
+        return trajectory_bytes(steps, n_fft, hop, model_rate, out_rate) + 8 * n
+
+    need = need_of(samples)
+    if available is None:
+        available = available_memory()
+    if available is None or need <= available:
+        return
+    fits = _largest_fitting(samples, need_of, available)
+    raise GenerationError(f"{label}: {format_seconds(samples / rate)} of sound needs about {format_bytes(need)} of "
+                          f"memory to reconstruct, {format_bytes(available)} are available: split it into pieces of "
+                          f"at most {format_seconds(fits / rate)}")
 
 
 def resample_filter_bytes(source_rate: int, target_rate: int) -> int:
@@ -115,11 +144,11 @@ def resample_filter_bytes(source_rate: int, target_rate: int) -> int:
     return new * (old + 2 * width) * RESAMPLE_BYTES_PER_TAP
 
 
-def check_sample_rate(model_rate: int, out_rate: int, flag: str = "--sr") -> None:
-    """Refuse an output rate whose resampling filter would be huge (rates that share almost no common factor with
-    the model's: 44101 against 22050 Hz), suggesting the usual rates."""
-    need = resample_filter_bytes(model_rate, out_rate)
+def check_sample_rate(source_rate: int, target_rate: int, label: str, advice: str) -> None:
+    """Refuse (``label: ...; advice``) a resampling whose filter would be huge: rates that share almost no common
+    factor (44101 against 22050 Hz)."""
+    need = resample_filter_bytes(source_rate, target_rate)
     if need > MAX_RESAMPLE_FILTER_BYTES:
-        raise GenerationError(f"{flag} {out_rate}: resampling from the model's {model_rate} Hz to {out_rate} Hz "
-                              f"builds a filter of about {format_bytes(need)} (the two rates share only the factor "
-                              f"{math.gcd(model_rate, out_rate)}); use a common rate such as 44100 or 48000")
+        raise GenerationError(f"{label}: resampling {source_rate} Hz to {target_rate} Hz builds a filter of about "
+                              f"{format_bytes(need)} (the two rates share only the factor "
+                              f"{math.gcd(source_rate, target_rate)}); {advice}")
