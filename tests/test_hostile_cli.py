@@ -66,7 +66,8 @@ def files_under(folder: Path):
 
 @pytest.fixture
 def unwritable(monkeypatch):
-    """``unwritable(folder, code=errno.EACCES)``: writes below ``folder`` fail with ``code``, for root too."""
+    """``unwritable(folder, code=errno.EACCES)``: writes below ``folder`` fail with ``code``: ``chmod 0o555``,
+    and where that is not enough (root; EROFS, a read-only disk) the calls that would write answer ``code``."""
     made = []
     real_access, real_mkdir, real_mkstemp = os.access, os.mkdir, tempfile.mkstemp
 
@@ -75,6 +76,8 @@ def unwritable(monkeypatch):
         if code == errno.EACCES:
             folder.chmod(0o555)
             made.append(folder)
+            if not os.access(folder, os.W_OK):
+                return folder  # not root: the permission bits are enough
 
         def below(path) -> bool:
             path = Path(os.path.abspath(path))
@@ -384,6 +387,41 @@ def test_script_read_only_run_without_o_names_the_folder_and_suggests_o(own_run,
     assert script.main([str(own_run)]) == 2
     line = one_line(capsys.readouterr().err)
     assert "None" not in line and f"the default output folder {own_run}" in line and "with -o" in line
+    assert files_under(own_run) == before
+
+
+def test_script_read_only_disk_is_one_line_before_the_model_loads(demo_run, tmp_path, capsys, unwritable,
+                                                                   no_model):
+    out = unwritable(tmp_path, errno.EROFS)
+    assert script.main([str(demo_run), "-o", str(out / "exports")]) == 2
+    assert one_line(capsys.readouterr().err).startswith(f"script.py: -o {out / 'exports'}: cannot write in {out}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_script_out_that_is_a_file_is_one_line(demo_run, tmp_path, capsys, no_model):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    assert script.main([str(demo_run), "-o", str(notes)]) == 2
+    assert one_line(capsys.readouterr().err).startswith(f"script.py: -o {notes} is an existing file, not a folder")
+    assert notes.read_text() == "keep me"
+
+
+def test_script_write_refused_in_the_default_folder_suggests_o(own_run, capsys, monkeypatch):
+    """Root writes where the permission bits say no, but a folder can still refuse (a read-only mount that
+    os.access did not see, an ACL): the write's own EACCES, without -o."""
+    real_mkstemp = tempfile.mkstemp
+
+    def refused(*args, **kwargs):
+        if Path(kwargs.get("dir", "")) == own_run:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(own_run / ".demo.ts.tmp"))
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    before = files_under(own_run)
+    assert script.main([str(own_run), "--buffers", "2048"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line == (f"script.py: cannot write {own_run / 'demo.ts'}: Permission denied; choose a folder you can "
+                    f"write with -o ({own_run / 'demo.ts'} not written)")
     assert files_under(own_run) == before
 
 
