@@ -4,6 +4,7 @@ differ only in Unicode normalisation or case. Each is one problem naming the fil
 never a traceback, never a read outside the dataset root."""
 import os
 import signal
+import struct
 import unicodedata
 from pathlib import Path
 
@@ -242,3 +243,40 @@ def test_a_key_climbing_out_of_data_is_refused(tree, outside, key):
     metadata = write_bytes(tree / "metadata/t/metadata.txt", f"{key}\t1\n".encode())
     assert problems_of(tree) == [f"{metadata}:1: key '{key}' is not a path inside data/ (expected "
                                  f"'data/...<TAB>value')"]
+
+
+# ---------------------------------------------------------------------------------- sound files that lie
+def wav_header(path: Path, rate: int, frames: int, real_frames: int) -> Path:
+    """A 16-bit mono WAV whose header says ``rate`` Hz and ``frames`` frames, followed by ``real_frames``."""
+    size = 2 * frames
+    header = (b"RIFF" + struct.pack("<I", (36 + size) & 0xFFFFFFFF) + b"WAVEfmt " +
+              struct.pack("<IHHIIHH", 16, 1, 1, rate, (2 * rate) & 0xFFFFFFFF, 2, 16) + b"data" +
+              struct.pack("<I", size & 0xFFFFFFFF))
+    return write_bytes(path, header + bytes(2 * real_frames))
+
+
+def test_a_rate_that_would_need_a_huge_resampling_filter_is_refused_before_allocating(tree):
+    prime = wav_header(tree / "data/prime.wav", 999983, 2000, 2000)
+    expected = (f"its sample rate 999983 Hz cannot be resampled to {SR} Hz (the exact filter between them has "
+                f"about 8e+09 taps, more than 16777216): convert the file to a common rate (e.g. {SR} Hz) first")
+    assert problems_of(tree) == [f"{prime}: {expected}"]
+    from vschaos.data import audio
+    with pytest.raises(audio.AudioReadError) as caught:
+        audio.load_audio(prime, SR)
+    assert str(caught.value) == f"{prime}: {expected}"
+
+
+@pytest.mark.parametrize("rates", [(44100, 48000), (192000, 44100), (11025, 16000), (22050, 16000), (8000, 44100),
+                                   (88200, 48000), (32000, 44100), (96000, 22050)])
+def test_common_rates_resample_between_each_other(rates):
+    from vschaos.data.audio import resample_problem
+
+    assert resample_problem(*rates) is None and resample_problem(*reversed(rates)) is None
+
+
+def test_a_header_claiming_more_frames_than_the_file_holds_counts_what_is_there(tree):
+    wav_header(tree / "data/lies.wav", SR, 10 ** 9, 100)
+    index = load_index(tree)
+    assert [f.file_frames for f in index.files if f.key == "data/lies.wav"] == [100]
+    from vschaos.data.audio import load_audio
+    assert load_audio(tree / "data/lies.wav", SR).shape == (100,)

@@ -313,3 +313,8 @@ def test_a_metadata_txt_that_cannot_be_read_is_one_line_naming_it(tmp_path, synt
     (root / "metadata" / "pitch" / "metadata.txt").write_bytes("data/tone.wav\ttracks/t.txt\n".encode("utf-16"))
     assert extract_pitch_main([str(root), "--quiet"]) == 2
     assert "metadata/pitch/metadata.txt:1: holds NUL bytes" in capsys.readouterr().err
+
+
+def test_a_rate_whose_resampling_filter_would_not_fit_is_refused_before_allocating():
+    with pytest.raises(ValueError, match="its sample rate 999983 Hz cannot be resampled to 16000 Hz"):
+        track_pitch(torch.full((2000,), 0.1), 999983, model="tiny")

@@ -5,6 +5,7 @@ without loading torch (fast start, small memory).
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Union
@@ -27,6 +28,30 @@ MAX_SAMPLE_MAGNITUDE = 1000.0
 # soundfile subtypes that can hold non-finite or out-of-range values (integer PCM cannot)
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 _SCAN_BLOCK = 1 << 18  # frames per block when scanning a file's samples
+
+
+#: Largest resampling filter accepted, in taps. torchaudio's exact rational resampler builds a filter of about
+#: ``(to / g) * (from / g)`` taps (``g`` the rates' greatest common divisor), several copies of it at once: rates
+#: that share only a small factor (a header claiming 999983 Hz, or 44056 Hz against 44100) would ask for
+#: gigabytes, or fail allocating in the middle of a training. Common rates (8, 11.025, 16, 22.05, 32, 44.1, 48,
+#: 88.2, 96, 192 kHz) between each other stay far below it.
+MAX_RESAMPLE_TAPS = 1 << 24
+
+
+def resample_problem(file_rate: int, sample_rate: int) -> Optional[str]:
+    """Why a file at ``file_rate`` Hz cannot be resampled to ``sample_rate`` Hz, or ``None``: a rate that is not
+    positive, or a filter longer than :data:`MAX_RESAMPLE_TAPS`."""
+    if int(file_rate) <= 0:
+        return f"sample rate {file_rate} Hz in the header is not positive"
+    if int(file_rate) == int(sample_rate):
+        return None
+    common = math.gcd(int(file_rate), int(sample_rate))
+    taps = (int(sample_rate) // common) * (int(file_rate) // common)
+    if taps > MAX_RESAMPLE_TAPS:
+        return (f"its sample rate {file_rate} Hz cannot be resampled to {sample_rate} Hz (the exact filter between "
+                f"them has about {taps:.2g} taps, more than {MAX_RESAMPLE_TAPS}): convert the file to a common rate "
+                f"(e.g. {sample_rate} Hz) first")
+    return None
 
 
 class AudioReadError(RuntimeError):
@@ -109,8 +134,8 @@ def scan_audio_samples(path: Union[str, Path]) -> Optional[str]:
 def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     """Read ``path``, downmix to mono and resample to ``sample_rate``.
 
-    Returns a float32 tensor ``(time,)``. Raises :class:`AudioReadError` naming the file
-    (:class:`AudioValueError` when it holds NaN/Inf or absurdly large samples, see :func:`sample_problem`).
+    Returns a float32 tensor ``(time,)``. Raises :class:`AudioReadError` naming the file (also when its rate
+    cannot be resampled to ``sample_rate``, see :func:`resample_problem`; :class:`AudioValueError` when it holds NaN/Inf or absurdly large samples, see :func:`sample_problem`).
     """
     import torch
     import torchaudio.functional as AF
@@ -123,6 +148,9 @@ def load_audio(path: Union[str, Path], sample_rate: int) -> torch.Tensor:
     if problem is not None:
         raise AudioValueError(path, problem)
     mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    problem = resample_problem(file_rate, sample_rate)
+    if problem is not None:
+        raise AudioReadError(path, problem)
     if file_rate != sample_rate:
         mono = AF.resample(mono, int(file_rate), int(sample_rate))
     return mono.contiguous()

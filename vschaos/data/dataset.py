@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
-from vschaos.data.audio import AudioReadError, audio_info, scan_audio_samples
+from vschaos.data.audio import AudioReadError, audio_info, resample_problem, scan_audio_samples
 from vschaos.data.metadata import (DatasetError, FileLabels, Problem, TaskMetadata, TaskSpec,
                                    available_tasks, parse_metadata_callbacks, read_task)
 from vschaos.data.problems import printable
@@ -216,6 +216,11 @@ def validate_dataset(root: Union[str, Path], tasks: Optional[Sequence[str]] = No
     index = load_index(root, tasks, metadata_callbacks, raise_on_problems=False)
     if scan_samples:
         index.problems.extend(sample_problems(index.files))
+    if sample_rate is not None:  # training would stop at the first such file
+        for audio in index.files:
+            reason = resample_problem(audio.file_rate, sample_rate)
+            if reason is not None:
+                index.problems.append(Problem(str(audio.path), None, reason))
     reports: Dict[str, TaskReport] = {}
     for name, meta in index.tasks.items():
         report = TaskReport(name, meta.spec.dtype, meta.n_classes, meta.class_names, problems=list(meta.problems))

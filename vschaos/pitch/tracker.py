@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
 
+from vschaos.data.audio import resample_problem
 from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
                                     DEFAULT_MODEL, DEFAULT_SILENCE_DB, DEFAULT_THRESHOLD, MODELS)
 
@@ -225,12 +226,17 @@ def track_pitch(audio: torch.Tensor, sample_rate: int, model: str = DEFAULT_MODE
     threshold: frames whose (median-filtered) periodicity is below it are unvoiced.
     silence_db: frames whose 20 ms RMS level is below it (dBFS) are unvoiced.
     median_frames: width of the median filters on periodicity (3 frames) and on voiced f0.
+    Raises ``ValueError`` for audio that is not mono, or a ``sample_rate`` that cannot be resampled to 16 kHz
+    (:func:`vschaos.data.audio.resample_problem`).
     """
     if audio.dim() != 1:
         raise ValueError(f"expected mono audio (time,), got shape {tuple(audio.shape)}")
     audio = audio.float()
     duration = audio.numel() / float(sample_rate)
     if sample_rate != CREPE_SAMPLE_RATE and audio.numel() > 0:
+        problem = resample_problem(int(sample_rate), CREPE_SAMPLE_RATE)
+        if problem is not None:  # its filter would not fit in memory
+            raise ValueError(problem)
         audio = AF.resample(audio, int(sample_rate), CREPE_SAMPLE_RATE)
     hop = hop_samples_16k(hop_seconds)
     n_frames = 1 + audio.numel() // hop
