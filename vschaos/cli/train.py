@@ -5,12 +5,15 @@
     python train_model.py --config-name demo data.dataset.root=my_data module.optimizer.lr=1e-3,2e-3 -m
     python train_model.py --config-name demo --cfg job            # print the composed config, train nothing
     python train_model.py resume my_path/my_training [--checkpoint best] [trainer.max_epochs=20 ...]
+    python train_model.py prior my_path/my_training [--checkpoint best] [hidden=128 max_epochs=50 ...]
 
 Everything after the program name is Hydra's command line (``--config-name``, ``--config-dir``, ``-m``/``--multirun``,
 ``--cfg``, ``--info``, ``--help``, overrides), with three vschaos additions:
   * ``+key=value`` also sets a key the config already has (vschaos2 wrote ``+data.dataset.root=``): a single ``+``
     is passed to Hydra as ``++`` (set or add);
   * ``resume RUN [key=value ...]`` continues a run from its own saved config (not a Hydra command line);
+  * ``prior RUN [key=value ...]`` fits a latent prior (``configs/prior/default.yaml``) into the run's version
+    folder, so that the export can ``generate`` with no input (vschaos.training.prior);
   * an unknown ``--config-name`` lists the presets that exist.
 A run lives in ``rundir/name/version_N``; a sweep (``-m``) writes one version per job there. ``hydra.run.dir=DIR``
 (``hydra.sweep.dir=DIR`` with ``-m``) puts the versions in ``DIR/version_N`` instead. Hydra writes no log file and
@@ -196,6 +199,23 @@ def train(cfg, resume=None) -> int:
     return 0
 
 
+def train_prior(args: Sequence[str]) -> int:
+    """``prior RUN [--checkpoint NAME] [key=value ...]``: fit the run's latent prior; prints what was written."""
+    from vschaos.threads import apply_thread_policy
+    from vschaos.training.resume import parse_resume_arguments
+
+    if not args or args[0].startswith("-"):
+        raise UserError("prior needs a run folder: train_model.py prior RUN [--checkpoint NAME] [key=value ...]")
+    run, checkpoint, overrides = parse_resume_arguments(args)
+    apply_thread_policy(1)
+    quiet_lightning()
+    from vschaos.training.prior import fit_prior, prior_options
+
+    prior_options(overrides)  # a wrong option is refused before the run is opened
+    print(fit_prior(run, checkpoint, overrides).format())
+    return 0
+
+
 def _run_folder_from_hydra(cfg) -> None:
     """Honour ``hydra.run.dir`` / ``hydra.sweep.dir``: when the job's output folder is neither the working directory
     (the default: Hydra then creates nothing) nor ``rundir/name``, it becomes the run folder (rundir and name
@@ -260,6 +280,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             resume = plan_resume(*parse_resume_arguments(args[1:]))  # checks everything, writes nothing
             return train(resume.cfg, resume)
+        if args and args[0] == "prior":
+            return train_prior(args[1:])
         config_name, config_dirs, overrides, normalised = split_command_line(args)
         if not any(flag in args for flag in ("--help", "-h", "--hydra-help")):
             check_config_name(config_name, config_dirs)

@@ -1,0 +1,204 @@
+"""``train_model.py prior RUN [--checkpoint NAME] [key=value ...]``: fit a latent prior to a trained run.
+
+The run's VAE (``open_run``) encodes every file of its training set to posterior means, one sequence per file
+at the latent rate (encoder labels from the dataset's metadata, as in training); a :class:`LatentPrior` is fitted
+to them with Lightning (options: the packaged ``prior/default.yaml``, overridden by ``key=value``), files split
+into training and held-out by ``val_fraction`` (seeded). It is written into the same version folder:
+``version_N/prior/prior.pt`` (tensors and plain data only: ``state_dict``, ``hyperparameters``, ``metrics``),
+atomically, after every epoch whose held-out NLL is the best so far. The version folder's training lock is held
+throughout. A version that has a prior already is refused (delete ``version_N/prior/`` to fit a new one).
+"""
+import math
+import pickle
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from vschaos.configs import CONFIG_DIR
+from vschaos.data.audio import AudioReadError, load_audio
+from vschaos.data.dataset import frame_labels, load_index
+from vschaos.io import atomic_torch_save, load_tensors_only
+from vschaos.models.prior import LatentPrior, PriorModule, iid_gaussian_nll
+from vschaos.models.vae import ConfigurationError
+from vschaos.training.lock import require_writable, training_lock
+from vschaos.training.run import CHECKPOINT_LOAD_ERRORS, LoadedRun, RunFolderError, open_run
+
+PRIOR_FOLDER = "prior"
+PRIOR_FILE = "prior.pt"
+PRIOR_CONFIG = CONFIG_DIR / "prior" / "default.yaml"
+# a prior.pt that is not what fit_prior writes: truncated, foreign, code in its pickle, weights of another shape
+PRIOR_LOAD_ERRORS = tuple(CHECKPOINT_LOAD_ERRORS) + (pickle.UnpicklingError, KeyError, TypeError, ValueError,
+                                                     AttributeError, RuntimeError)
+
+
+def prior_path(version_dir: Path) -> Path:
+    return Path(version_dir) / PRIOR_FOLDER / PRIOR_FILE
+
+
+def prior_options(overrides: Sequence[str]) -> DictConfig:
+    """The packaged prior options with ``key=value`` overrides (``prior.key=`` and ``+key=`` accepted); an unknown
+    key or a malformed override is a :class:`ConfigurationError` naming it."""
+    base = OmegaConf.load(PRIOR_CONFIG)
+    dotlist = []
+    for override in overrides:
+        text = override.lstrip("+")
+        text = text[len("prior."):] if text.startswith("prior.") else text
+        key = text.split("=", 1)[0]
+        if "=" not in text or key not in base:
+            raise ConfigurationError(f"prior: unknown option {override!r} (options: "
+                                     f"{', '.join(f'{k}={v}' for k, v in base.items())})")
+        dotlist.append(text)
+    cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(dotlist))
+    for key in ("hidden", "layers", "seq_len", "batch_size", "max_epochs"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigurationError(f"prior: {key} must be a positive integer, got {cfg[key]!r}")
+    if not 0.0 <= float(cfg.val_fraction) < 1.0:
+        raise ConfigurationError(f"prior: val_fraction must be within [0, 1), got {cfg.val_fraction}")
+    return cfg
+
+
+def load_prior(version_dir: Path) -> Optional[LatentPrior]:
+    """The run's prior (eval mode), or None when the version has none; a broken file is a :class:`RunFolderError`
+    naming it."""
+    path = prior_path(version_dir)
+    if not path.exists():
+        return None
+    try:
+        state = load_tensors_only(path)
+        prior = LatentPrior(**{k: int(v) for k, v in state["hyperparameters"].items()})
+        prior.load_state_dict(state["state_dict"])
+    except PRIOR_LOAD_ERRORS as error:  # untrusted data: one line naming the file
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise RunFolderError(f"cannot load the prior {path}: {first} (delete {path.parent} and run "
+                             f"train_model.py prior again)") from None
+    return prior.eval()
+
+
+@torch.no_grad()
+def latent_sequences(run: LoadedRun) -> List[Tensor]:
+    """Posterior means ``(frames, latent_dim)`` of every file of the run's dataset, in the index's order."""
+    dataset = run.cfg.data.dataset
+    if dataset.get("root") is None:
+        raise ConfigurationError(f"{run.version_dir}: the run's config names no dataset (data.dataset.root)")
+    vae, transform = run.vae, run.vae.transform
+    tasks = list(vae.encoder_tasks)
+    callbacks = OmegaConf.to_container(dataset.metadata_callbacks) if dataset.get("metadata_callbacks") else None
+    index = load_index(dataset.root, tasks or [], callbacks)
+    sequences = []
+    for item in index.files:
+        try:
+            audio = load_audio(item.path, int(transform.sample_rate))
+        except AudioReadError as error:
+            raise ConfigurationError(str(error)) from None
+        magnitude = transform.magnitude(audio[None, :])[0]
+        n_frames = magnitude.shape[0]
+        labels = {task: torch.from_numpy(frame_labels(index.tasks[task].labels.get(item.key), n_frames,
+                                                      int(transform.n_fft), int(transform.hop),
+                                                      int(transform.sample_rate))).long() for task in tasks}
+        mean, _ = vae.encode(transform.to_features(magnitude), labels)
+        sequences.append(mean.float())
+    return sequences
+
+
+def split_files(sequences: List[Tensor], val_fraction: float, seed: int) -> Tuple[List[Tensor], List[Tensor]]:
+    """``(train, held_out)`` by file (seeded); at least one training file, held-out empty for one file."""
+    order = list(range(len(sequences)))
+    random.Random(seed).shuffle(order)
+    n_val = min(len(order) - 1, math.ceil(val_fraction * len(order))) if val_fraction > 0 else 0
+    return [sequences[i] for i in order[n_val:]], [sequences[i] for i in order[:n_val]]
+
+
+def chunks(sequences: Sequence[Tensor], seq_len: int) -> Tuple[Tensor, Tensor]:
+    """Consecutive chunks of ``seq_len`` frames of each sequence, zero-padded: ``(z (n, seq_len, L), mask (n,
+    seq_len))``. Each chunk starts the prior afresh, as a stream after a reset does."""
+    pieces, masks = [], []
+    for sequence in sequences:
+        for start in range(0, sequence.shape[0], seq_len):
+            piece = sequence[start:start + seq_len]
+            mask = torch.zeros(seq_len)
+            mask[:piece.shape[0]] = 1.0
+            pieces.append(torch.cat([piece, piece.new_zeros(seq_len - piece.shape[0], piece.shape[1])]))
+            masks.append(mask)
+    return torch.stack(pieces), torch.stack(masks)
+
+
+@dataclass
+class PriorReport:
+    path: Path
+    held_out_nll: Optional[float]   # nats per frame, the prior's
+    iid_nll: Optional[float]        # nats per frame, a diagonal Gaussian fitted to the training latents
+
+    def format(self) -> str:
+        if self.held_out_nll is None:
+            return f"prior: {self.path} (no held-out files to measure it on)"
+        return (f"prior: {self.path}; held-out NLL {self.held_out_nll:.3f} nats/frame, i.i.d. Gaussian "
+                f"{self.iid_nll:.3f} (margin {self.iid_nll - self.held_out_nll:.3f})")
+
+
+def _saver(path: Path, hyperparameters: Dict[str, int], iid: Optional[float]):
+    import lightning as L
+
+    class SaveBest(L.Callback):
+        """Write prior.pt atomically after each validation whose held-out NLL is the best so far."""
+
+        def __init__(self):
+            self.best = math.inf
+
+        def on_validation_end(self, trainer, module) -> None:
+            if trainer.sanity_checking:
+                return
+            value = trainer.callback_metrics.get("val_nll", trainer.callback_metrics.get("train_nll"))
+            value = float(value) if value is not None else math.inf
+            if math.isfinite(value) and value <= self.best:
+                self.best = value
+                metrics = {"held_out_nll": value, "iid_nll": iid, "epoch": int(trainer.current_epoch)}
+                atomic_torch_save({"state_dict": module.prior.state_dict(), "hyperparameters": hyperparameters,
+                                   "metrics": metrics}, path)
+
+    return SaveBest()
+
+
+def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] = ()) -> PriorReport:
+    """Fit and write the prior of ``run_dir`` (see the module docstring); errors are one line:
+    :class:`RunFolderError` / :class:`ConfigurationError` / the lock's :class:`TrainingError`."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    options = prior_options(overrides)
+    run = open_run(run_dir, checkpoint=checkpoint)
+    path = prior_path(run.version_dir)
+    if path.exists():
+        raise RunFolderError(f"{run.version_dir} has a prior already ({path}); delete {path.parent} to fit a new one")
+    require_writable(run.version_dir, "the prior is written into the version folder")
+    with training_lock(run.version_dir):
+        torch.manual_seed(int(options.seed))
+        sequences = latent_sequences(run)
+        train, held_out = split_files(sequences, float(options.val_fraction), int(options.seed))
+        module = PriorModule(run.vae.latent_dim, int(options.hidden), int(options.layers), float(options.lr))
+        module.prior.set_normalisation(torch.cat(train))
+        iid = iid_gaussian_nll(torch.cat(train), torch.cat(held_out)) if held_out else None
+        train_loader = DataLoader(TensorDataset(*chunks(train, int(options.seq_len))),
+                                  batch_size=int(options.batch_size), shuffle=True)
+        val_loader = (DataLoader(TensorDataset(*chunks(held_out, int(options.seq_len))),
+                                 batch_size=int(options.batch_size)) if held_out else None)
+        path.parent.mkdir(exist_ok=True)
+        saver = _saver(path, module.prior.hyperparameters(), iid)
+        trainer = L.Trainer(max_epochs=int(options.max_epochs), accelerator="cpu", devices=1, logger=False,
+                            enable_checkpointing=False, callbacks=[saver], default_root_dir=str(path.parent),
+                            enable_model_summary=False, num_sanity_val_steps=0,
+                            limit_val_batches=1.0 if held_out else 0, log_every_n_steps=1)
+        trainer.fit(module, train_loader, val_loader)
+        if val_loader is None:  # no held-out files: keep the last epoch
+            atomic_torch_save({"state_dict": module.prior.state_dict(),
+                               "hyperparameters": module.prior.hyperparameters(), "metrics": {}}, path)
+        held = None
+        if held_out:
+            module.prior.eval()
+            with torch.no_grad():
+                held = float(torch.cat([load_prior(run.version_dir).nll(s[None])[0] for s in held_out]).mean())
+    return PriorReport(path, held, iid)
