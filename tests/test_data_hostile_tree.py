@@ -280,3 +280,20 @@ def test_a_header_claiming_more_frames_than_the_file_holds_counts_what_is_there(
     assert [f.file_frames for f in index.files if f.key == "data/lies.wav"] == [100]
     from vschaos.data.audio import load_audio
     assert load_audio(tree / "data/lies.wav", SR).shape == (100,)
+
+
+# ---------------------------------------------------------------------------------- garbage lines are not echoed
+def test_a_line_longer_than_the_limit_is_one_short_problem(tree):
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", b"data/a.wav\t" + b"x" * 100_000 + b"\ndata/b.wav\t1\n")
+    assert problems_of(tree) == [f"{metadata}:1: line of 100011 characters, more than 16384: not a metadata line "
+                                 f"(a binary file, or line breaks lost?)"]
+    assert load_index(tree, raise_on_problems=False).tasks["t"].labels["data/b.wav"].values.tolist() == [1]
+
+
+def test_long_keys_and_values_are_cut_in_messages(tree):
+    key, label = "data/" + "k" * 1000 + ".wav", "v" * 1000
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", f"{key}\t0\ndata/a.wav\t{label}\n".encode())
+    write_bytes(tree / "metadata/t/classes.txt", b"0\tzero\n")
+    assert problems_of(tree) == [
+        f"{metadata}:1: audio file '{key[:200]}... (1009 characters)' not found",
+        f"{metadata}:2: task 't': unknown class '{label[:200]}'... (1000 characters) (classes.txt has ['zero'])"]

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 # DatasetError, Problem and TextFileError lived here before: importers of vschaos.data.metadata keep them
-from vschaos.data.problems import DatasetError, Problem, quoted  # noqa: F401
+from vschaos.data.problems import DatasetError, Problem, quoted, shown  # noqa: F401
 from vschaos.data.tree import KeyMatcher, outside_message, outside_root
 from vschaos.data.textlines import (TextFileError, content_lines, names_non_finite, not_utf8, parse_decimal,
                                     parse_id, python_reads_as_number, split_lines, undecodable_byte)
@@ -127,11 +127,11 @@ def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
     for number, line in lines:
         parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
         if len(parts) != 2 or not parts[1].strip():
-            problems.append(Problem(str(path), number, f"expected 'id<TAB>name', got {line!r}"))
+            problems.append(Problem(str(path), number, f"expected 'id<TAB>name', got {shown(line)}"))
             continue
         class_id = parse_id(parts[0])
         if class_id is None:
-            problems.append(Problem(str(path), number, f"class id {parts[0]!r} is not an integer (ASCII digits "
+            problems.append(Problem(str(path), number, f"class id {shown(parts[0])} is not an integer (ASCII digits "
                                                        f"0-9)"))
             continue
         name = parts[1].strip()
@@ -140,7 +140,7 @@ def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
         elif class_id in classes:
             problems.append(Problem(str(path), number, f"class id {class_id} defined twice"))
         elif name in seen_names:
-            problems.append(Problem(str(path), number, f"class name {name!r} defined twice"))
+            problems.append(Problem(str(path), number, f"class name {shown(name)} defined twice"))
         else:
             classes[class_id] = name
             seen_names[name] = class_id
@@ -199,7 +199,7 @@ class _ValueParser:
         if self.dtype == "float":
             value = parse_decimal(token)
             if value is None or not math.isfinite(value):
-                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not a finite decimal number "
+                problems.append(Problem(path, line, f"task '{self.task}': {shown(token)} is not a finite decimal number "
                                                     f"(ASCII, e.g. 440, -1.5 or 4.4e2; 'none' if missing)"))
                 return None
             return value
@@ -210,11 +210,11 @@ class _ValueParser:
             # int() would take '1_0' or an Arabic-Indic digit: say why it is not an id here
             ascii_only = " (ids are ASCII digits 0-9)" if python_reads_as_number(token) else ""
             if self.class_names:
-                problems.append(Problem(path, line, f"task '{self.task}': unknown class {token!r}{ascii_only} "
+                problems.append(Problem(path, line, f"task '{self.task}': unknown class {shown(token)}{ascii_only} "
                                                     f"(classes.txt has {sorted(self.name_to_id)[:12]}"
                                                     f"{'...' if len(self.name_to_id) > 12 else ''})"))
             else:
-                problems.append(Problem(path, line, f"task '{self.task}': {token!r} is not an integer id"
+                problems.append(Problem(path, line, f"task '{self.task}': {shown(token)} is not an integer id"
                                                     f"{ascii_only} and the task has no classes.txt (set "
                                                     f"metadata_callbacks.{self.task}.type: float for float labels)"))
             return None
@@ -245,15 +245,15 @@ def read_track_file(path: Path, parse: _ValueParser, problems: List[Problem]) ->
         parts = line.split("\t", 1) if "\t" in line else line.split(None, 1)
         times = parts[0].split(",")
         if len(times) != 2:
-            problems.append(Problem(name, number, f"expected 'onset,offset<TAB>value', got {line!r}"))
+            problems.append(Problem(name, number, f"expected 'onset,offset<TAB>value', got {shown(line)}"))
             continue
         onset, offset = parse_decimal(times[0]), parse_decimal(times[1])
         if any(parse_decimal(t) is None and not names_non_finite(t) for t in times):
-            problems.append(Problem(name, number, f"onset/offset {parts[0]!r} are not numbers (ASCII decimals, "
+            problems.append(Problem(name, number, f"onset/offset {shown(parts[0])} are not numbers (ASCII decimals, "
                                                   f"e.g. 0.25)"))
             continue
         if onset is None or offset is None or not (math.isfinite(onset) and math.isfinite(offset)):
-            problems.append(Problem(name, number, f"onset/offset {parts[0]!r} must be finite numbers of "
+            problems.append(Problem(name, number, f"onset/offset {shown(parts[0])} must be finite numbers of "
                                                   f"seconds"))
             continue
         if offset < onset:

@@ -24,9 +24,22 @@ def printable(text: str) -> str:
     return _SURROGATE.sub(_escape, text)
 
 
+#: Characters of a file's text shown in a message: a garbage line may be megabytes long.
+SHOWN_CHARS = 200
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+
+
 def quoted(name: str) -> str:
-    """``name`` in single quotes for a message, through :func:`printable`."""
-    return f"'{printable(name)}'"
+    """``name`` in single quotes for a message, through :func:`printable`; cut after :data:`SHOWN_CHARS`."""
+    return f"'{printable(_cut(name))}'"
+
+
+def shown(text: str) -> str:
+    """``repr(text)`` for a message (control characters visible), cut after :data:`SHOWN_CHARS`."""
+    return repr(text) if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]!r}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ _ID = re.compile(r"-?[0-9]+")
 #: so this holds millions of files; a larger file is garbage, and reading it whole would cost its size in memory
 #: several times over.
 MAX_TEXT_BYTES = 128 * 1024 * 1024
+#: Longest line read: a key is a path (at most 4096 bytes on Linux), a value a label or another path. A longer
+#: line is garbage (a binary file, line breaks lost) and is one problem, not echoed.
+MAX_LINE_CHARS = 16384
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -127,11 +130,15 @@ def undecodable_byte(text: str) -> Optional[int]:
 
 def content_lines(path: Path, problems: List[Problem], names: bool = False) -> List[Tuple[int, str]]:
     """``(line number, text)`` of the non-blank, non-comment lines of a text file (spaces around the text
-    removed). A line with a control character, or with bytes that are not UTF-8, becomes a problem and is left
-    out; with ``names`` (``metadata.txt``, whose lines name files) the caller checks the bytes of content lines
+    removed). A line with a control character, with bytes that are not UTF-8, or longer than
+    :data:`MAX_LINE_CHARS` becomes a problem and is left out; with ``names`` (``metadata.txt``, whose lines name files) the caller checks the bytes of content lines
     itself (:func:`undecodable_byte`). Raises :class:`TextFileError` if the file cannot be opened."""
     out = []
     for number, raw in enumerate(split_lines(read_text(path)), start=1):
+        if len(raw) > MAX_LINE_CHARS:
+            problems.append(Problem(str(path), number, f"line of {len(raw)} characters, more than {MAX_LINE_CHARS}: "
+                                                       f"not a metadata line (a binary file, or line breaks lost?)"))
+            continue
         problem = _control_problem(raw)
         stripped = raw.strip()
         content = bool(stripped) and not stripped.startswith("#")
