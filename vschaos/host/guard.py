@@ -7,8 +7,8 @@ end should leave with ``os._exit`` after flushing its output, as the CLI does, s
 TorchScript cannot be joined. The caller's wait is interruptible, so Ctrl-C reaches the main thread
 (``KeyboardInterrupt``) even while the model runs.
 
-The handoff costs tens of microseconds per call, and only where a limit is set (the CLI); the call's own time
-is measured on the worker, so benchmarks and deadline counts do not include it.
+The handoff costs two thread switches per call, and only where a limit is set (the CLI; the library's default
+is none); the call's own time is measured on the worker, so benchmarks and deadline counts do not include it.
 """
 from __future__ import annotations
 
