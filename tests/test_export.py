@@ -224,7 +224,7 @@ def test_encode_outputs_predicted_classes(prediction_export):
     assert classes[:, 0].reshape(-1).tolist() == expected.float().tolist()
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 def test_inlet_order_is_the_config_order_under_any_hash_seed():
     code = ("import json, warnings; warnings.simplefilter('ignore');"
             "from tests.test_export import preset_vae; from vschaos.export import StreamingVAE;"
@@ -342,7 +342,7 @@ def test_phase_attribute_switches_modes(demo_export):
     assert max(energies.values()) < 4 * min(energies.values())
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 def test_temperature_and_random_phase_are_streamable_and_reproducible(demo_export):
     model = demo_export
     model.set_temperature(1.0)

@@ -1,4 +1,4 @@
-"""Bounded by construction (issue 9 item 1, issue 14 item 7): no input, latent, attribute value, dtype
+"""Bounded by construction: no input, latent, attribute value, dtype
 or weights makes ``encode``/``decode``/``forward`` emit NaN/Inf or an unbounded sample, eager or
 scripted; invalid shapes raise one line naming the method. Property-style: every input x method x
 weights x (eager, scripted), on a tiny model."""
@@ -21,7 +21,7 @@ PITCH_CLASSES = 4
 
 
 def tiny_vae(weights: str, decoder_channels=(), seed: int = 0) -> SpectralVAE:
-    """A tiny pitch-conditioned VAE with a predictor and issue 9's bad statistics (norm_std at the
+    """A tiny pitch-conditioned VAE with a predictor and bad statistics (norm_std at the
     1e-4 floor in the upper, "band-limited" half of the bins). ``weights``: ``init`` (default init),
     ``random`` (every parameter N(0, 1)) or ``x100`` (the default init times 100)."""
     torch.manual_seed(seed)

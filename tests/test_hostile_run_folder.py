@@ -1,4 +1,4 @@
-"""A stranger's run folder and checkpoint cannot write or delete outside the version folder, nor run code (issue 27).
+"""A stranger's run folder and checkpoint cannot write or delete outside the version folder, nor run code.
 
 Every test puts a "victim" file or folder beside the run (outside its version folder), hands the commands a run
 folder or checkpoint crafted against it, and checks both that the victim is untouched and that the error (or

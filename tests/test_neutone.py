@@ -189,7 +189,7 @@ def test_directions_of_a_pitch_latent_model_leave_the_pitch_out(monkeypatch):
 
 
 # ---------------------------------------------------------------- export and SDK checks
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded):
     path, report = demo_file
@@ -222,7 +222,7 @@ def test_export_passes_the_sdk_checks_and_reports_figures(demo_file, demo_loaded
     assert model.w2w_base.model.vae.transform.norm_mean.dtype == torch.float32
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_path, demo_vae, demo_directions,
                                                                           monkeypatch, ended_pid):
@@ -252,7 +252,7 @@ def test_neutone_export_falls_back_to_float64_when_float32_fails_our_checks(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.nm"]  # no temporary folder left, nor the killed one's
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 @pytest.mark.parametrize("buffer, queue", [(2048, 0), (128, DEMO_HOP - 128), (100, DEMO_HOP - 4), (441, DEMO_HOP - 1)])
 def test_loaded_model_equals_the_nn_export_forward_after_the_reported_delay(demo_vae, demo_loaded, buffer, queue):
@@ -287,7 +287,7 @@ def test_the_hop_queue_is_the_least_that_never_runs_dry():
         assert min(lowest) == 0
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 @pytest.mark.parametrize("daw_rate, daw_buffer", [(48000, 64), (96000, 96), (44100, 480), (48000, 100),
                                                   (44100, 960), (48000, 2048), (44100, 1536)])
@@ -336,7 +336,7 @@ def test_the_resamplers_allocate_their_taps_when_the_plugin_sets_the_rate_not_in
     assert [(r.cycle_base.data_ptr(), r.cycle_base.shape[0]) for r in resamplers] == before  # none while playing
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 @pytest.mark.parametrize("daw_rate", [48000, 44100])
 def test_resampled_output_does_not_depend_on_the_buffer_size(demo_loaded, daw_rate):
@@ -359,7 +359,7 @@ def test_resampled_output_does_not_depend_on_the_buffer_size(demo_loaded, daw_ra
         assert torch.allclose(outputs[buffer], outputs[2048], atol=TOL), float((outputs[buffer] - outputs[2048]).abs().max())
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded, demo_directions):
     from vschaos.export.neutone import DIRECTION_RANGE, TEMPERATURE_MAX
@@ -385,7 +385,7 @@ def test_temperature_and_direction_knobs_act_on_the_latent(demo_vae, demo_loaded
     assert torch.allclose(out, offline_forward(nn_export(demo_vae), audio), atol=TOL)
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 def test_a_non_finite_knob_reads_as_its_default_or_its_end(demo_loaded):
     """A host can send NaN/Inf knob values: NaN is the knob's default, +Inf its top, -Inf its bottom."""
@@ -412,7 +412,7 @@ def test_a_non_finite_knob_reads_as_its_default_or_its_end(demo_loaded):
                        stream_file_model(model, audio, DEMO_RATE, 2048, with_zero))
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 def test_note_knob_conditions_a_pitch_model(tmp_path):
     from vschaos.export.directions import LatentDirections
@@ -440,7 +440,7 @@ def test_note_knob_conditions_a_pitch_model(tmp_path):
     assert not torch.allclose(out, auto, atol=1e-3)
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 def test_transpose_knob_moves_a_harmonic_models_pitch(tmp_path):
     from vschaos.export.directions import LatentDirections
@@ -480,7 +480,7 @@ class WrongDelayNeutone:  # built lazily: the class needs the SDK
         return WrongDelay
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 @needs_sdk
 def test_a_model_whose_reported_delay_is_wrong_is_refused(tmp_path, monkeypatch, identity_model):
     import vschaos.export.neutone as neutone
@@ -599,7 +599,7 @@ def test_full_presets_pass_the_sdk_checks(tmp_path, preset, overrides, last_knob
     assert report.benchmarks.inverse_rtf(48000, 2048) > 0
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 def test_the_nn_path_never_imports_the_sdk():
     code = ("import sys, vschaos.export, vschaos.cli.script, vschaos.host; "
             "assert 'neutone_sdk' not in sys.modules, 'neutone_sdk imported'")

@@ -43,7 +43,7 @@ def test_one_training_batch(preset, demo_root, tmp_path):
         assert f"prediction/{task}/count" in terms
 
 
-@pytest.mark.slow  # > 8 s: the default suite stays under 3 minutes; CI runs it
+@pytest.mark.slow  # slow: kept out of the default suite (-m "not slow"); CI runs it
 def test_cli_run_folder_both_spellings_resume_and_load(demo_root, tmp_path, capsys, monkeypatch):
     # a value left by an earlier run in this process must not make a new run reuse its version folder
     monkeypatch.setenv(RUN_VERSION_ENV, "7")
@@ -257,7 +257,7 @@ def test_fast_dev_run_keeps_nothing_as_it_says(demo_root, tmp_path, capsys):
 
 
 def test_progress_bar_off_in_the_trainer_means_no_bar(demo_root, tmp_path, capsys):
-    """trainer.enable_progress_bar=false alone used to fail: Lightning refused the configured TQDMProgressBar."""
+    """trainer.enable_progress_bar=false alone must work: Lightning must not refuse the configured TQDMProgressBar."""
     assert main(["--config-name", "demo", "name=quiet", f"rundir={tmp_path / 'runs'}", f"data.dataset.root={demo_root}",
                  "debug=fast_dev_run", "trainer.enable_progress_bar=false"]) == 0
     captured = capsys.readouterr()
