@@ -297,3 +297,49 @@ def test_long_keys_and_values_are_cut_in_messages(tree):
     assert problems_of(tree) == [
         f"{metadata}:1: audio file '{key[:200]}... (1009 characters)' not found",
         f"{metadata}:2: task 't': unknown class '{label[:200]}'... (1000 characters) (classes.txt has ['zero'])"]
+
+
+# ---------------------------------------------------------------------------------- files the OS refuses
+def refuse(monkeypatch, refused: Path) -> None:
+    """Simulates ``chmod 000 refused`` for this (root) process: the OS and libsndfile refuse to open it."""
+    from vschaos.data import audio
+
+    real_open, real_info = os.open, audio.sf.info
+
+    def os_open(path, *args, **kwargs):
+        if os.fsdecode(path) == str(refused):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    def info(name, *args, **kwargs):
+        if os.fsdecode(name) == str(refused):
+            raise RuntimeError(f"Error opening '{refused}': System error.")
+        return real_info(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(audio.sf, "info", info)
+
+
+def test_an_unreadable_sound_file_says_permission_denied(tree, monkeypatch):
+    refuse(monkeypatch, tree / "data/a.wav")
+    assert problems_of(tree) == [f"{tree}/data/a.wav: unreadable audio: cannot read audio header (Permission denied)"]
+
+
+def test_an_unreadable_metadata_txt_says_permission_denied(tree, monkeypatch):
+    metadata = write_bytes(tree / "metadata/t/metadata.txt", b"data/a.wav\t0\n")
+    refuse(monkeypatch, metadata)
+    assert problems_of(tree) == [f"{metadata}: cannot read (Permission denied)"]
+
+
+def test_a_folder_that_cannot_be_listed_is_one_problem(tree, monkeypatch):
+    locked = tree / "data/locked"
+    write_wav(locked / "c.wav")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.fsdecode(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert problems_of(tree) == [f"{locked}: cannot list the folder (Permission denied)"]

@@ -79,6 +79,10 @@ def _decode_failure(path: Union[str, Path], what: str, error: Exception) -> Audi
     # (it says "System error." for a missing file: name that case)
     if not Path(path).exists():
         return AudioReadError(path, f"cannot read {what} (file not found)")
+    try:  # libsndfile says "System error." when the OS refused: ask the OS why (never waiting on a FIFO)
+        os.close(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)))
+    except OSError as refused:
+        return AudioReadError(path, f"cannot read {what} ({refused.strerror or refused})")
     detail = getattr(error, "error_string", None) or str(error).replace(f"'{path}'", "the file")
     return AudioReadError(path, f"cannot read {what} ({detail.strip()})")
 
