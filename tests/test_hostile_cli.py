@@ -477,3 +477,27 @@ def test_script_interrupted_export_is_one_line_and_leaves_the_file_unchanged(dem
     assert script.main([str(demo_run), "-o", str(new), "--buffers", "2048"]) == 130
     assert one_line(capsys.readouterr().err) == f"script.py: interrupted; {new / 'demo.ts'} unchanged"
     assert files_under(tmp_path) == ["model.ts"]
+
+
+def test_reconstruct_reads_and_names_a_file_whose_name_is_not_utf8(demo_run, tmp_path, capsys):
+    name = os.fsdecode(b"caf\xe9.wav")  # a valid WAV named in Latin-1, as on drives from older systems
+    (tmp_path / "in").mkdir()
+    import soundfile as sf
+
+    sf.write(os.fsencode(tmp_path / "in" / name), harmonic_tone(220.0, 0.5, RATE), RATE)  # soundfile takes bytes
+    assert generate(["reconstruct", str(demo_run), "--files", str(tmp_path / "in" / name),
+                     "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "reconstructions" / name).is_file()
+    out = capsys.readouterr().out
+    assert "caf\\xe9.wav" in out and "\udce9" not in out  # printable on a strict UTF-8 terminal
+    metrics = (tmp_path / "out" / "reconstructions" / "metrics.csv").read_text(encoding="utf-8")
+    assert "caf\\xe9.wav" in metrics
+
+
+@pytest.mark.parametrize("value", ["id:1_0", "id:\u0663", "id:+1"])
+def test_a_typed_class_id_is_ascii_digits_only(value):
+    from vschaos.generation.labels import user_label_to_id
+
+    with pytest.raises(ValueError, match=r"must be followed by an integer class id \(ids 0\.\.11\)"):
+        user_label_to_id("pitch", value, 12, {i: str(i) for i in range(12)})
+    assert user_label_to_id("pitch", "id:10", 12, {i: str(i) for i in range(12)}) == 10

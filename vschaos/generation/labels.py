@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from vschaos.data.dataset import frame_labels
+from vschaos.data.textlines import parse_id
 from vschaos.data.metadata import (FileLabels, Problem, TaskMetadata, parse_metadata_callbacks, read_classes,
                                    read_task, TaskSpec)
 from vschaos.dsp.transforms import SpectralTransform
@@ -89,7 +90,7 @@ def user_label_to_id(task: str, value: str, n_classes: int, names: Optional[Mapp
     """One label typed by a person (``--labels task=value``) -> class id; ``ValueError`` with a
     one-line message naming the task, the value and what is accepted.
 
-    The rule (README, "Labels as you write them"):
+    The rule (docs/GENERATING.md, "Labels as you write them"):
 
     * ``id:N`` is always the raw class id N (as stored in metadata files and sent to nn~ inlets);
     * otherwise, where the task has class names (its ``classes.txt``, or the built-in pitch and
@@ -102,11 +103,9 @@ def user_label_to_id(task: str, value: str, n_classes: int, names: Optional[Mapp
     ids = f"ids 0..{n_classes - 1}"
     if value.startswith(ID_PREFIX):
         text = value[len(ID_PREFIX):].strip()
-        try:
-            class_id = int(text)
-        except ValueError:
-            raise ValueError(f"--labels {shown}: '{ID_PREFIX}' must be followed by an integer class id ({ids})") \
-                from None
+        class_id = parse_id(text)  # ASCII digits only, as in metadata files: int() also takes '1_0' and '٣'
+        if class_id is None:
+            raise ValueError(f"--labels {shown}: '{ID_PREFIX}' must be followed by an integer class id ({ids})")
         if not 0 <= class_id < n_classes:
             raise ValueError(f"--labels {shown}: out of range, task {task!r} has {ids}")
         return class_id
@@ -117,11 +116,10 @@ def user_label_to_id(task: str, value: str, n_classes: int, names: Optional[Mapp
         listed = ", ".join(names[i] for i in sorted(names))
         raise ValueError(f"--labels {shown}: no {task} class is named {value!r} (names: {listed}); "
                          f"a raw class id is written {task}={ID_PREFIX}N ({ids})")
-    try:
-        class_id = int(value)
-    except ValueError:
+    class_id = parse_id(value)
+    if class_id is None:
         raise ValueError(f"--labels {shown}: task {task!r} has no class names (no classes.txt): "
-                         f"give a class id ({ids})") from None
+                         f"give a class id ({ids})")
     if not 0 <= class_id < n_classes:
         raise ValueError(f"--labels {shown}: out of range, task {task!r} has {ids}")
     return class_id

@@ -10,8 +10,8 @@ from vschaos.generation.errors import GenerationError
 
 # Decoding a path and rebuilding its phase hold, at their peak, a few float and complex arrays of
 # (frames, bins) (magnitudes, spectra, Griffin-Lim's iterates, the figure's dB image). This bound is over twice
-# the growth of peak memory per (frame, bin) measured for each phase method (the whole command on the demo
-# preset), a margin that also covers the network's own activations.
+# the peak memory per (frame, bin) each phase method needs (the whole command on the demo preset), a margin that
+# also covers the network's own activations.
 BYTES_PER_FRAME_BIN = 160
 # torchaudio's resampler builds a (new / gcd, old / gcd + 2 * width) filter from a few temporaries of that size
 RESAMPLE_BYTES_PER_TAP = 16

@@ -16,6 +16,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio, save_audio
+from vschaos.data.problems import printable
 from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
 from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE
 from vschaos.generation.errors import GenerationError
@@ -242,18 +243,20 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
         out_path = target_dir / item.relative_output
         bad = int((~torch.isfinite(output)).sum())
         if bad:  # a NaN in a sound file can blow up the next tool in the chain: never written
-            report.non_finite.append(f"{item.path}: {bad} of {output.numel()} output samples are NaN/Inf; "
-                                     f"{out_path} not written")
+            report.non_finite.append(f"{printable(str(item.path))}: {bad} of {output.numel()} output samples are NaN/Inf; "
+                                     f"{printable(str(out_path))} not written")
             continue
         try:
             save_audio(out_path, output, out_rate)
         except OSError as error:
             raise write_failure(out_path, error) from error
-        row: Dict[str, object] = {"input": str(item.path), "output": item.relative_output.as_posix(),
+        # names that are not UTF-8 (bytes on POSIX) are shown as \xNN, in the log and in the UTF-8 metrics.csv
+        row: Dict[str, object] = {"input": printable(str(item.path)),
+                                  "output": printable(item.relative_output.as_posix()),
                                   "seconds": out_length / float(out_rate)}
         row.update(result.metrics())
         report.rows.append(row)
-        log(f"[reconstruct] {item.path} -> {out_path} (SC {row['spectral_convergence']:.3f}, "
+        log(f"[reconstruct] {printable(str(item.path))} -> {printable(str(out_path))} (SC {row['spectral_convergence']:.3f}, "
             f"LSD {row['log_spectral_distance_db']:.2f} dB)")
     if report.rows:
         try:
