@@ -217,6 +217,15 @@ def test_a_lock_from_another_machine_is_refused_saying_how_to_clear_it(tmp_path)
     assert (tmp_path / LOCK_NAME).read_bytes() == before
 
 
+def test_a_record_cannot_break_the_one_line(tmp_path):
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": 1, "machine": "far\nFAKE", "host": "h\x1b[2J" + "x" * 500,
+                                                  "since": "now"}))
+    with pytest.raises(RunLockedError) as caught:
+        TrainingLock(tmp_path).acquire()
+    assert "\n" not in str(caught.value) and "\x1b" not in str(caught.value)
+    assert "pid 1 on h?[2J" + "x" * 95 + " (machine far?FAKE) since now" in str(caught.value)
+
+
 def test_a_hostile_lock_file_is_never_written_through(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")

@@ -12,6 +12,7 @@ import datetime
 import errno
 import json
 import os
+import re
 import socket
 import stat
 from contextlib import contextmanager
@@ -53,17 +54,38 @@ class LockHolder:
         return f"pid {self.pid} on {self.host} (machine {self.machine}) since {self.since}"
 
 
-def read_holder(path: Union[str, os.PathLike]) -> Optional[LockHolder]:
-    """The record of the lock file ``path``, or None when it is missing, empty (a training writing it right now)
-    or not a record."""
+def _clean(text: object) -> str:
+    """A record's text for a one-line message: no control characters, at most 100 characters."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", str(text))[:100]
+
+
+def _parse_record(data: bytes) -> Optional[LockHolder]:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_RECORD_BYTES)
         record = json.loads(data.decode("utf-8"))
-        holder = LockHolder(int(record["pid"]), str(record["machine"]), str(record["host"]), str(record["since"]))
-    except (OSError, ValueError, TypeError, KeyError):
+        return LockHolder(int(record["pid"]), _clean(record["machine"]), _clean(record["host"]),
+                          _clean(record["since"]))
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
-    return holder
+
+
+def _record_of(fd: int) -> Optional[LockHolder]:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return _parse_record(os.read(fd, _MAX_RECORD_BYTES))
+
+
+def read_holder(path: Union[str, os.PathLike]) -> Optional[LockHolder]:
+    """The record of the lock file ``path``, or None when it is missing, empty (a training writing it right now),
+    not a regular file or not a record."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        return _record_of(fd) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def not_writable_error(error: OSError, folder: Path, action: str) -> RunNotWritableError:
@@ -173,17 +195,18 @@ class TrainingLock:
             try:
                 flocked = _try_flock(fd)
                 if flocked is False:
-                    raise self._refuse(read_holder(self.path))
+                    raise self._refuse(_record_of(fd))
                 if not _still_at(fd, self.path):  # released (unlinked) between our open and our flock: again
                     os.close(fd)
                     continue
-                refusal = self._taken(read_holder(self.path), flocked)
+                refusal = self._taken(_record_of(fd), flocked)
                 if refusal is not None:
                     raise refusal
                 owned = True
                 record = {"pid": os.getpid(), "machine": this_machine(), "host": socket.gethostname(),
                           "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
                 os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)  # reading the old record moved the offset
                 os.write(fd, json.dumps(record).encode("utf-8") + b"\n")
             except BaseException:
                 try:
