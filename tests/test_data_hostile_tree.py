@@ -343,3 +343,20 @@ def test_a_folder_that_cannot_be_listed_is_one_problem(tree, monkeypatch):
 
     monkeypatch.setattr(os, "scandir", scandir)
     assert problems_of(tree) == [f"{locked}: cannot list the folder (Permission denied)"]
+
+
+# ---------------------------------------------------------------------------------- writers stay inside too
+def test_folders_to_metadata_writes_nothing_through_a_link_out_or_a_climbing_task(tree, outside, capsys):
+    from vschaos.cli.dataset_tools import folders_to_metadata_main
+
+    write_wav(tree / "data/violin/c.wav")
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+    (tree / "metadata").mkdir()
+    os.symlink(outside, tree / "metadata/inst")
+    assert folders_to_metadata_main([str(tree), "inst", "--force"]) == 1
+    assert capsys.readouterr().err == (f"error: {tree}/metadata/inst/metadata.txt: links outside the dataset root "
+                                       f"(to {outside.resolve()}/metadata.txt): nothing written; copy it into the "
+                                       f"dataset, or make the folder that holds it the dataset root\n")
+    assert folders_to_metadata_main([str(tree), "../../outside"]) == 1
+    assert capsys.readouterr().err == "error: task name '../../outside' is not the name of a folder in metadata/\n"
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before

@@ -318,3 +318,21 @@ def test_a_metadata_txt_that_cannot_be_read_is_one_line_naming_it(tmp_path, synt
 def test_a_rate_whose_resampling_filter_would_not_fit_is_refused_before_allocating():
     with pytest.raises(ValueError, match="its sample rate 999983 Hz cannot be resampled to 16000 Hz"):
         track_pitch(torch.full((2000,), 0.1), 999983, model="tiny")
+
+
+def test_nothing_is_written_through_a_link_out_of_the_dataset(tmp_path, synth, capsys):
+    root, victim = tmp_path / "ds", tmp_path / "victim"
+    synth.write_wav(root / "data" / "violin" / "tone.wav", synth.harmonic_tone(A4, 0.3, 16000), 16000)
+    victim.mkdir()
+    (root / "metadata").mkdir()
+    os.symlink(victim, root / "metadata" / "pitch")
+    assert extract_pitch_main([str(root), "--quiet", "--model", "tiny"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {root}/metadata/pitch: links outside the dataset "
+                                              f"root (to {victim.resolve()}): nothing written")
+    os.unlink(root / "metadata" / "pitch")
+    (root / "metadata" / "pitch" / "tracks").mkdir(parents=True)
+    os.symlink(victim, root / "metadata" / "pitch" / "tracks" / "violin")
+    assert extract_pitch_main([str(root), "--quiet", "--model", "tiny"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {root}/metadata/pitch/tracks/violin: links outside the dataset "
+                                              f"root (to {victim.resolve()}): nothing written")
+    assert list(victim.iterdir()) == []

@@ -6,6 +6,7 @@ from vschaos.data.audio import scan_audio_files
 from vschaos.data.metadata import Problem, format_classes, format_metadata, read_classes
 from vschaos.data.problems import printable
 from vschaos.data.textlines import encode_text
+from vschaos.data.tree import check_writable_inside, task_name_problem
 from vschaos.io import atomic_write, atomic_write_text
 
 
@@ -20,9 +21,16 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     A file whose name is not UTF-8 is written in ``metadata.txt`` with the bytes of its name (read back by
     :func:`vschaos.data.metadata.read_task`); a folder name that is not UTF-8 becomes a class name with those
     bytes written ``\\xNN`` (:func:`vschaos.data.problems.printable`), since ``classes.txt`` is UTF-8 text.
+    ``ValueError`` (nothing written): ``task`` is not one folder name, or ``metadata/TASK`` links out of the
+    dataset root.
     """
     root = Path(root)
+    bad_name = task_name_problem(task)
+    if bad_name is not None:
+        raise ValueError(bad_name)
     task_dir = root / "metadata" / task
+    for written in (task_dir / "metadata.txt", task_dir / "classes.txt"):  # nothing written outside the dataset
+        check_writable_inside(written, root)
     if (task_dir / "metadata.txt").exists() and not force:
         raise FileExistsError(f"{task_dir / 'metadata.txt'} exists; pass --force to overwrite it")
     data_dir = root / "data"

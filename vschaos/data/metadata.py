@@ -31,7 +31,7 @@ import numpy as np
 
 # DatasetError, Problem and TextFileError lived here before: importers of vschaos.data.metadata keep them
 from vschaos.data.problems import DatasetError, Problem, quoted, shown  # noqa: F401
-from vschaos.data.tree import KeyMatcher, outside_message, outside_root
+from vschaos.data.tree import KeyMatcher, outside_message, outside_root, task_name_problem
 from vschaos.data.textlines import (TextFileError, content_lines, names_non_finite, not_utf8, parse_decimal,
                                     parse_id, python_reads_as_number, split_lines, undecodable_byte)
 
@@ -289,9 +289,9 @@ def read_task(root: Path, spec: TaskSpec, audio_keys: set) -> TaskMetadata:
     task_dir = root / "metadata" / spec.name
     meta = TaskMetadata(spec)
     metadata_path = task_dir / "metadata.txt"
-    if spec.name in ("", ".", "..") or any(c in spec.name for c in "/\\\0"):  # a task is one folder of metadata/
-        meta.problems.append(Problem(str(root / "metadata"), None, f"task name {quoted(spec.name)} is not the name "
-                                                                   f"of a folder in metadata/"))
+    bad_name = task_name_problem(spec.name)
+    if bad_name is not None:
+        meta.problems.append(Problem(str(root / "metadata"), None, bad_name))
         return meta
     for path in (task_dir, metadata_path, task_dir / "classes.txt"):  # never read outside the dataset
         real = outside_root(path, root) if os.path.lexists(path) else None

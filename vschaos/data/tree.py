@@ -35,10 +35,33 @@ def _link_problem(path: Path, root: Path) -> Optional[str]:
     return None if real is None else outside_message(real)
 
 
-def outside_message(real: Path) -> str:
+def outside_message(real: Path, done: str = "not read") -> str:
     """The problem of a link to ``real``, outside the dataset root."""
-    return (f"links outside the dataset root (to {real}): not read; copy it into the dataset, or make the "
+    return (f"links outside the dataset root (to {real}): {done}; copy it into the dataset, or make the "
             f"folder that holds it the dataset root")
+
+
+def task_name_problem(name: str) -> Optional[str]:
+    """Why ``name`` cannot be a task (one folder of ``metadata/``: ``../x`` or ``a/b`` would lead elsewhere)."""
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        return f"task name {quoted(name)} is not the name of a folder in metadata/"
+    return None
+
+
+def check_writable_inside(path: PathLike, root: PathLike) -> None:
+    """Raise ``ValueError`` naming ``path`` if writing it would read or land outside ``root``: its nearest
+    existing folder, or the file itself, links out of the root (an atomic write would replace such a file's
+    link, but a writer that first reads the file would read outside)."""
+    if os.path.lexists(path):
+        real = outside_root(path, root)
+        if real is not None:
+            raise ValueError(f"{path}: {outside_message(real, 'nothing written')}")
+    folder = Path(path).parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    real = outside_root(folder, root)
+    if real is not None:
+        raise ValueError(f"{folder}: {outside_message(real, 'nothing written')}")
 
 
 def find_audio_files(data_dir: PathLike, root: Optional[PathLike] = None) -> Tuple[List[Path], List[Problem]]:

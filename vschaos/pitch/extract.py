@@ -18,6 +18,7 @@ from vschaos.data.audio import AudioReadError, audio_info, load_audio, scan_audi
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
 from vschaos.data.problems import printable
 from vschaos.data.textlines import TextFileError, encode_text, read_text
+from vschaos.data.tree import check_writable_inside
 from vschaos.io import atomic_write, atomic_write_text
 from vschaos.notes import octave_classes, pitch_classes
 from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
@@ -121,7 +122,9 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
 
     Files already present in both tasks' metadata.txt with existing track files are skipped
     unless ``force``. Unreadable files are reported in ``ExtractionReport.failed`` (and through
-    ``log`` as they happen) and the run goes on. Tracking parameters: see :func:`track_pitch`.
+    ``log`` as they happen) and the run goes on. Tracking parameters: see :func:`track_pitch`. Raises
+    ``ValueError`` naming the file (nothing written there) if ``metadata/pitch``, ``metadata/octave`` or a folder
+    of their ``tracks/`` links out of the dataset root, or if a metadata.txt cannot be read.
     """
     check_parameters(model, hop_seconds, fmin, fmax)
     root = Path(root)
@@ -129,6 +132,9 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
     if not data_dir.is_dir():
         raise FileNotFoundError(f"{data_dir}: no data/ folder in the dataset root")
     task_dirs = {task: root / "metadata" / task for task in TASKS}
+    for task in TASKS:  # nothing read or written outside the dataset (a link in metadata/ could lead anywhere)
+        for name in ("metadata.txt", "classes.txt", "tracks/x"):
+            check_writable_inside(task_dirs[task] / name, root)
     metadata = {task: _TaskMetadata(task_dirs[task]) for task in TASKS}
     atomic_write_text(task_dirs["pitch"] / "classes.txt", format_classes(pitch_classes()))
     atomic_write_text(task_dirs["octave"] / "classes.txt", format_classes(octave_classes()))
@@ -168,6 +174,7 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
                 times = track.times.tolist()
                 for task, labels in zip(TASKS, pitch_octave_labels(track)):
                     name = track_name(key)
+                    check_writable_inside(task_dirs[task] / name, root)  # tracks/<folder> may be a link out
                     atomic_write_text(task_dirs[task] / name, format_track(merge_frames(labels, times, track.duration)))
                     metadata[task].set(key, name)
                 report.processed.append(key)
