@@ -1,7 +1,7 @@
 """Latent directions for knobs: the principal directions of a run's training latents (or the prior's axes when
 the training data cannot be read), and the one-line description of that data. No plugin SDK needed."""
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -15,10 +15,12 @@ MAX_DIRECTION_FRAMES = 20000  # training frames encoded for the principal direct
 
 @dataclass
 class LatentDirections:
-    """Unit latent directions ``vectors (n, latent)`` with the training latents' std along each ``scales (n,)``."""
+    """Unit latent directions ``vectors (n, latent)`` with the training latents' std along each ``scales (n,)``;
+    ``names``: what each does to the sound (``vschaos.export.latent_names``), empty when not measured."""
     vectors: Tensor
     scales: Tensor
     source: str
+    names: List[str] = field(default_factory=list)
 
     @staticmethod
     def axes(latent_dim: int, why: str, first: int = 0) -> "LatentDirections":
@@ -33,15 +35,27 @@ def principal_directions(latents: Tensor, n: int = 2) -> Tuple[Tensor, Tensor]:
     """First ``n`` principal directions ``(n, latent)`` of ``latents (frames, latent)`` and the std along each.
 
     Signs are fixed (largest component positive) so the same latents always give the same knobs."""
-    centred = latents.double() - latents.double().mean(0)
-    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
-    n = min(n, vh.shape[0])
-    vectors = vh[:n]
-    largest = vectors.abs().argmax(dim=1)
-    signs = torch.sign(vectors[torch.arange(n), largest])
-    vectors = vectors * signs.unsqueeze(1)
-    scales = singular[:n] / math.sqrt(max(latents.shape[0] - 1, 1))
-    return vectors.float(), scales.float()
+    vectors, scales = ordered_components(latents)
+    n = min(n, latents.shape[0], vectors.shape[0])
+    return vectors[:n], scales[:n]
+
+
+def ordered_components(latents: Tensor, pitch_dims: int = 0) -> Tuple[Tensor, Tensor]:
+    """All principal directions of ``latents (frames, latent)`` beyond the first ``pitch_dims`` entries (left
+    out: a pitch coordinate keeps its meaning), as rows ``(latent - pitch_dims, latent)`` of an orthonormal basis
+    of that subspace (zero on the pitch entries), ordered by the std along each ``(latent - pitch_dims,)``
+    (zero for directions the frames do not span). Signs fixed: each row's largest entry is positive. The one
+    computation behind the Neutone direction knobs and the export's ordered latents."""
+    block = latents.double()[:, pitch_dims:]
+    centred = block - block.mean(0)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=True)
+    n = vh.shape[0]
+    std = torch.zeros(n, dtype=torch.float64)
+    std[:singular.shape[0]] = singular / math.sqrt(max(latents.shape[0] - 1, 1))
+    largest = vh.abs().argmax(dim=1)
+    vh = vh * torch.sign(vh[torch.arange(n), largest]).unsqueeze(1)
+    vectors = torch.cat([torch.zeros(n, pitch_dims, dtype=torch.float64), vh], dim=1)
+    return vectors.float(), std.float()
 
 
 def training_latents(cfg, vae: nn.Module, max_frames: int = MAX_DIRECTION_FRAMES) -> Tuple[Tensor, str]:
@@ -100,9 +114,10 @@ def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
         why = f"training data {root} not readable: {first_line}"
         return (LatentDirections.axes(int(vae.latent_dim), why, pitch_dims),
                 data_description(root or "unknown", None, None, []))
-    if pitch_dims > 0:  # the measured pitch has the transpose knob; directions move the timbre only
-        latents = torch.cat([torch.zeros_like(latents[:, :pitch_dims]), latents[:, pitch_dims:]], dim=1)
-    vectors, scales = principal_directions(latents)
+    # the measured pitch has the transpose knob; directions move the timbre only
+    vectors, scales = ordered_components(latents, pitch_dims)
+    n = min(2, latents.shape[0], vectors.shape[0])
+    vectors, scales = vectors[:n], scales[:n]
     source = f"principal directions of {latents.shape[0]} training frames"
     if pitch_dims > 0:
         source += " (the pitch dimension left out)"

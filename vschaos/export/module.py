@@ -36,13 +36,14 @@ attribute value or weights can make a method emit NaN/Inf or an unbounded sample
 themselves NaN/Inf are refused when the module is built. An empty batch, an empty buffer, a buffer that
 is not a multiple of the hop or a wrong channel count raises a one-line ``ValueError`` naming the method.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from vschaos.dsp.bounds import MAX_TEMPERATURE, bounded_audio_input, bounded_latent, soft_clip
 from vschaos.dsp.streaming import NORMAL_UNIFORM_BASE
+from vschaos.export.latent_axes import LatentAxes, LatentRotation
 from vschaos.export.streaming_stages import StreamingStages, label_ids
 from vschaos.models.contract import SpectralModel, check_model
 from vschaos.notes import MAX_TRANSPOSE_SEMITONES
@@ -70,6 +71,10 @@ class StreamingVAE(StreamingStages):
         temperature: initial ``temperature`` attribute (0 = posterior mean).
         phase: initial ``phase`` attribute, one of ``pghi`` (default), ``random``, ``keep_input``.
         seed: initial ``seed`` attribute of the counter-based noise.
+        axes: the ordered latent axes (:mod:`vschaos.export.latent_axes`): ``encode``'s latent outlets and
+            ``decode``'s latent inlets are then its ``axes.kept`` components (``R_k^T (z - mean)``; ``decode`` maps
+            them back, dropped components at the mean) with its labels; None: the model's own latent axes.
+            ``forward`` and :meth:`set_latent_offset` stay in the model's latent space.
 
     Attributes (nn~ ``set``/``get``): ``temperature`` (float in ``[0, MAX_TEMPERATURE]``:
     z = mean + temperature * std * noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
@@ -122,8 +127,11 @@ class StreamingVAE(StreamingStages):
     forward_input_labels: List[str]
     forward_output_labels: List[str]
     stream_delay: int
+    latent_inlets: int
+    latent_rotated: bool
 
-    def __init__(self, vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0) -> None:
+    def __init__(self, vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+                 axes: Optional[LatentAxes] = None) -> None:
         check_model(vae, "the nn~ export")
         if phase not in PHASE_MODES:
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
@@ -148,7 +156,13 @@ class StreamingVAE(StreamingStages):
         self.max_temperature = MAX_TEMPERATURE
         self.max_transpose = MAX_TRANSPOSE_SEMITONES
 
-        latent_labels = [f"(signal) latent {i}" for i in range(self.latent_dim)]
+        # ordered latents: encode/decode exchange the kept components (one addmm each way); forward is unchanged
+        self.latent_rotated = axes is not None
+        if axes is None:
+            axes = LatentAxes.identity(self.latent_dim, self.pitch_dims, "not rotated")
+        self.latent_axes = LatentRotation(axes, vae.transform.norm_mean.dtype)
+        self.latent_inlets = int(axes.kept)
+        latent_labels = [f"(signal) {label}" for label in axes.labels()]
         # decode reads no audio: there, only tasks predicted from the latent are predicted
         latent_predicted = [t for t in self.predicted_tasks if t not in vae.spectrum_tasks]
         self.encode_input_labels = ["(signal) audio input"] + self._label_inlets(self.encoder_tasks, self.predicted_tasks)
@@ -162,9 +176,9 @@ class StreamingVAE(StreamingStages):
 
         n_pred = len(self.predicted_tasks)
         self.register_buffer("encode_params", torch.tensor(
-            [1 + len(self.encoder_tasks), 1, self.latent_dim + n_pred, self.hop], dtype=torch.int64))
+            [1 + len(self.encoder_tasks), 1, self.latent_inlets + n_pred, self.hop], dtype=torch.int64))
         self.register_buffer("decode_params", torch.tensor(
-            [self.latent_dim + len(self.decoder_tasks), self.hop, 1, 1], dtype=torch.int64))
+            [self.latent_inlets + len(self.decoder_tasks), self.hop, 1, 1], dtype=torch.int64))
         self.register_buffer("forward_params", torch.tensor(
             [1 + len(self.forward_tasks), 1, 1, 1], dtype=torch.int64))
         # Declared delays (samples), see delays() for their definition.
@@ -283,7 +297,7 @@ class StreamingVAE(StreamingStages):
     # ------------------------------------------------------------------ methods
     @torch.jit.export
     def encode(self, x: Tensor) -> Tensor:
-        """Audio [+ encoder labels] ``(batch, 1 + n_enc, B)`` -> ``(batch, latent + n_pred, B // hop)``."""
+        """Audio [+ encoder labels] ``(batch, 1 + n_enc, B)`` -> ``(batch, latent_inlets + n_pred, B // hop)``."""
         x = self._checked_input(x, 1 + len(self.encoder_tasks), False, "encode")
         batch = x.shape[0]
         spec = self.encode_analysis(bounded_audio_input(x[:, 0]))  # (batch, frames, bins)
@@ -291,10 +305,10 @@ class StreamingVAE(StreamingStages):
         counter, self.encode_frames = self._frame_counter(self.encode_frames, batch, n_frames)
         features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.encoder_tasks, True)
-        z = bounded_latent(self._latent(features, labels, counter, batch, n_frames))
-        outputs = [z]
+        z = self._latent(features, labels, counter, batch, n_frames)
+        outputs = [bounded_latent(self.latent_axes.to_inlets(z) if self.latent_rotated else z)]
         if len(self.predicted_tasks) > 0:
-            predictions = self.vae.predict(z, features)
+            predictions = self.vae.predict(bounded_latent(z), features)
             for task in self.predicted_tasks:
                 outputs.append(predictions[task].argmax(dim=-1).to(z.dtype).unsqueeze(-1))
         out = torch.cat(outputs, dim=-1).reshape(batch, n_frames, -1).to(x.dtype)
@@ -302,14 +316,17 @@ class StreamingVAE(StreamingStages):
 
     @torch.jit.export
     def decode(self, x: Tensor) -> Tensor:
-        """Latent [+ decoder labels] ``(batch, latent + n_dec, B // hop)`` -> audio ``(batch, 1, B)``."""
-        x = self._checked_input(x, self.latent_dim + len(self.decoder_tasks), True, "decode")
+        """Latent [+ decoder labels] ``(batch, latent_inlets + n_dec, B // hop)`` -> audio ``(batch, 1, B)``."""
+        x = self._checked_input(x, self.latent_inlets + len(self.decoder_tasks), True, "decode")
         batch = x.shape[0]
         n_frames = x.shape[2]
         counter, self.decode_frames = self._frame_counter(self.decode_frames, batch, n_frames)
-        z = bounded_latent(x[:, : self.latent_dim]).transpose(1, 2).reshape(batch * n_frames, self.latent_dim)
-        labels = self._read_labels(x, self.latent_dim, self.decoder_tasks, False)
-        features = self.vae.decode(self._model_dtype(z), labels)
+        z = bounded_latent(x[:, : self.latent_inlets]).transpose(1, 2).reshape(batch * n_frames, self.latent_inlets)
+        z = self._model_dtype(z)
+        if self.latent_rotated:  # a NaN inlet read as 0 is its component at the training mean
+            z = bounded_latent(self.latent_axes.from_inlets(z))
+        labels = self._read_labels(x, self.latent_inlets, self.decoder_tasks, False)
+        features = self.vae.decode(z, labels)
         magnitude = self.vae.transform.from_features(features).to(x.dtype).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":
             phase = self._random_phase(magnitude, counter)
