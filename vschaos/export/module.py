@@ -285,6 +285,12 @@ class StreamingVAE(StreamingStages):
         self.encode_frames = torch.zeros(0, dtype=torch.int64, device=self.encode_frames.device)
         self.decode_frames = torch.zeros(0, dtype=torch.int64, device=self.decode_frames.device)
         self.forward_frames = torch.zeros(0, dtype=torch.int64, device=self.forward_frames.device)
+        self.reset_added_state()
+
+    @torch.jit.export
+    def reset_added_state(self) -> None:
+        """Forget the streaming state a subclass adds (``export/prior.py``'s ``prior``/``generate``); none here."""
+        pass
 
     @torch.jit.export
     def set_latent_offset(self, offset: Tensor) -> None:

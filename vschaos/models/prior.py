@@ -22,7 +22,6 @@ from torch import Tensor, nn
 
 # normalised latents a sample may reach (in training-set standard deviations): a runaway sample is held there
 NORMALISED_LIMIT = 8.0
-LOG_STD_RANGE = (-7.0, 2.0)
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
 
@@ -66,7 +65,7 @@ class LatentPrior(nn.Module):
 
     def _gaussian(self, out: Tensor) -> Tuple[Tensor, Tensor]:
         mean, log_std = self.head(out).chunk(2, dim=-1)
-        return mean, log_std.clamp(LOG_STD_RANGE[0], LOG_STD_RANGE[1])
+        return mean, log_std.clamp(-7.0, 2.0)  # literals: TorchScript cannot read module globals
 
     def initial_state(self, batch: int) -> Tuple[Tensor, Tensor]:
         """``(previous normalised z (batch, latent_dim), GRU state (layers, batch, hidden))`` before frame 0."""
@@ -103,11 +102,12 @@ class LatentPrior(nn.Module):
         held within ``+-NORMALISED_LIMIT``.
         """
         frames = []
+        scaled = temperature.unsqueeze(-1) * noise  # once per call: each operation in the loop costs per frame
         for t in range(noise.shape[1]):
             out, state = self.gru(previous.unsqueeze(1), state)
             mean, log_std = self._gaussian(out[:, 0])
-            sample = mean + temperature[:, t:t + 1] * log_std.exp() * noise[:, t]
-            previous = sample.clamp(-NORMALISED_LIMIT, NORMALISED_LIMIT)
+            sample = mean + log_std.exp() * scaled[:, t]
+            previous = sample.clamp(-8.0, 8.0)  # NORMALISED_LIMIT
             frames.append(previous)
         return self.denormalise(torch.stack(frames, dim=1)), previous, state
 

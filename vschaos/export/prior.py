@@ -1,0 +1,140 @@
+"""The nn~ export of a run with a latent prior: :class:`StreamingVAE` plus ``prior`` and ``generate``.
+
+Methods added to StreamingVAE's (``hop`` = the transform's hop, ``L`` = latent size):
+
+* ``prior``: temperature ``(batch, 1, B)`` -> latents ``(batch, L, B // hop)``: one frame per hop drawn from the
+  :class:`~vschaos.models.prior.LatentPrior` (what ``decode`` reads);
+* ``generate``: temperature ``(batch, 1, B)`` -> audio ``(batch, 1, B)``: ``decode(prior(temperature))`` with
+  its own streaming state (GRU, RTPGHI phase, overlap-add), decoder labels "unknown" (the model's prediction
+  where it has a predictor, otherwise the neutral label input).
+
+The temperature inlet is read once per frame (the last sample of each hop block, as nn~ decimates), NaN and
+negative values read as 0 (the prior's most likely path), clamped to ``MAX_TEMPERATURE``. The noise is counter
+noise (:func:`vschaos.dsp.streaming.counter_normal`, stream :data:`PRIOR_NOISE_STREAM`) keyed by (``seed``
+attribute, frame index since reset, batch row, latent entry), and the GRU steps one frame at a time whatever the
+buffer, so the same seed gives the same stream, bit for bit, at any buffer size; ``reset()`` restarts it. The
+GRU state is kept per batch row and restarts when the batch size changes.
+
+Neither method declares a delay: their output follows no input signal (the temperature only scales the noise),
+so the host's delay checks skip them; its streaming == offline and determinism checks still apply.
+"""
+from typing import Dict, List
+
+import torch
+from torch import Tensor
+
+from vschaos.dsp.bounds import bounded_latent, soft_clip
+from vschaos.dsp.streaming import RTPGHI, StreamingSynthesis, counter_normal
+from vschaos.export.module import LATENT_NOISE_STREAM, PHASE_NOISE_STREAM, StreamingVAE
+from vschaos.models.contract import SpectralModel
+from vschaos.models.prior import LatentPrior
+
+PRIOR_NOISE_STREAM = 2  # counter_normal stream: its uniform streams are disjoint from the latent's and the phase's
+assert PRIOR_NOISE_STREAM not in (LATENT_NOISE_STREAM, PHASE_NOISE_STREAM)
+PRIOR_METHODS = ("prior", "generate")
+_MIN_ROWS = 4
+_TEMPERATURE_INLET = "(signal) temperature (0: the most likely path, 1: the prior's own spread)"
+
+
+class StreamingVAEWithPrior(StreamingVAE):
+    """:class:`StreamingVAE` of ``vae`` with the methods ``prior`` and ``generate`` of ``prior`` (module
+    docstring). ``prior`` is used as is (eval mode, the dtype of ``vae``); the other arguments are
+    StreamingVAE's."""
+
+    prior_latent_dim: int
+    prior_noise_stream: int
+    min_rows: int
+    method_names: List[str]
+    prior_input_labels: List[str]
+    prior_output_labels: List[str]
+    generate_input_labels: List[str]
+    generate_output_labels: List[str]
+
+    def __init__(self, vae: SpectralModel, prior: LatentPrior, temperature: float = 0.0, phase: str = "pghi",
+                 seed: int = 0) -> None:
+        super().__init__(vae, temperature=temperature, phase=phase, seed=seed)
+        if int(prior.latent_dim) != self.latent_dim:
+            raise ValueError(f"the prior models {prior.latent_dim} latent entries, the model has {self.latent_dim}")
+        broken = sum(int((~torch.isfinite(p)).sum()) for p in prior.parameters())
+        if broken:
+            raise ValueError(f"export refused: {broken} parameters of the prior are NaN/Inf; fit the prior again")
+        self.latent_prior = prior
+        self.prior_latent_dim = int(prior.latent_dim)
+        self.prior_noise_stream = PRIOR_NOISE_STREAM
+        self.min_rows = _MIN_ROWS  # attributes: scripted code cannot read globals
+        self.method_names = list(StreamingVAE.get_methods(self)) + list(PRIOR_METHODS)
+        self.prior_input_labels = [_TEMPERATURE_INLET]
+        self.prior_output_labels = [f"(signal) latent {i}" for i in range(self.latent_dim)]
+        self.generate_input_labels = [_TEMPERATURE_INLET]
+        self.generate_output_labels = ["(signal) audio output"]
+        self.register_buffer("prior_params", torch.tensor([1, 1, self.latent_dim, self.hop], dtype=torch.int64))
+        self.register_buffer("generate_params", torch.tensor([1, 1, 1, 1], dtype=torch.int64))
+        self.generate_synthesis = StreamingSynthesis(vae.transform.dual.float(), self.hop)
+        self.generate_rtpghi = RTPGHI(self.n_fft, self.hop, float(vae.transform.lam))
+        dtype = vae.transform.norm_mean.dtype
+        for method in PRIOR_METHODS:  # per method: the previous frame, the GRU state and the frame counter
+            self.register_buffer(f"{method}_previous", torch.zeros(0, self.latent_dim, dtype=dtype))
+            self.register_buffer(f"{method}_state", torch.zeros(int(prior.layers), 0, int(prior.hidden), dtype=dtype))
+            self.register_buffer(f"{method}_counter", torch.zeros(0, dtype=torch.int64))
+
+    @torch.jit.export
+    def get_methods(self) -> List[str]:
+        return self.method_names
+
+    @torch.jit.export
+    def reset_added_state(self) -> None:
+        self.generate_synthesis.reset()
+        self.generate_rtpghi.reset()
+        self.prior_counter = torch.zeros(0, dtype=torch.int64, device=self.prior_counter.device)
+        self.generate_counter = torch.zeros(0, dtype=torch.int64, device=self.generate_counter.device)
+
+    def _draw(self, temperature: Tensor, previous: Tensor, state: Tensor, counter: Tensor):
+        """Temperature inlet ``(batch, B)`` -> raw latents ``(batch, B // hop, L)`` and the new state."""
+        batch = temperature.shape[0]
+        values = temperature[:, self.hop - 1::self.hop]
+        n_frames = values.shape[1]
+        values = torch.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).clamp(0.0, self.max_temperature)
+        counter, advanced = self._frame_counter(counter, batch, n_frames)
+        if previous.shape[0] != batch or state.shape[1] != batch or int(counter[0]) == 0:
+            previous, state = self.latent_prior.initial_state(batch)
+        noise = counter_normal(self.seed, self.prior_noise_stream, batch, self._frame_index(counter, n_frames),
+                               self.prior_latent_dim)
+        z, previous, state = self.latent_prior.sample_frames(previous, state, values.to(previous.dtype),
+                                                             noise.to(previous.dtype))
+        return bounded_latent(z), previous, state, advanced
+
+    @torch.jit.export
+    def prior(self, x: Tensor) -> Tensor:
+        """Temperature ``(batch, 1, B)`` -> latents ``(batch, latent, B // hop)``."""
+        x = self._checked_input(x, 1, False, "prior")
+        z, self.prior_previous, self.prior_state, self.prior_counter = self._draw(
+            x[:, 0], self.prior_previous, self.prior_state, self.prior_counter)
+        return z.to(x.dtype).transpose(1, 2).contiguous()
+
+    @torch.jit.export
+    def generate(self, x: Tensor) -> Tensor:
+        """Temperature ``(batch, 1, B)`` -> audio ``(batch, 1, B)``: decode(prior(temperature))."""
+        x = self._checked_input(x, 1, False, "generate")
+        counter = self.generate_counter
+        z, self.generate_previous, self.generate_state, self.generate_counter = self._draw(
+            x[:, 0], self.generate_previous, self.generate_state, counter)
+        batch, n_frames = z.shape[0], z.shape[1]
+        labels: Dict[str, Tensor] = {}
+        for task in self.decoder_tasks:  # unknown: the model's prediction, or the neutral label input
+            labels[task] = torch.full((batch * n_frames,), -1, dtype=torch.int64, device=x.device)
+        rows = z.reshape(batch * n_frames, self.latent_dim)
+        if rows.shape[0] < self.min_rows:  # float32 products of 1-3 rows round differently from longer ones
+            rows = torch.cat([rows, rows.new_zeros(self.min_rows - rows.shape[0], self.latent_dim)])
+            for task in self.decoder_tasks:
+                labels[task] = torch.full((self.min_rows,), -1, dtype=torch.int64, device=x.device)
+        features = self.vae.decode(self._model_dtype(rows), labels)[:batch * n_frames]
+        magnitude = self.vae.transform.from_features(features).to(x.dtype).reshape(batch, n_frames, self.n_bins)
+        if self.phase == "random":
+            phase = self._random_phase(magnitude, self.generate_counter - n_frames)
+        else:
+            phase = self.generate_rtpghi(magnitude)
+        return soft_clip(self.generate_synthesis(torch.polar(magnitude, phase))).unsqueeze(1)
+
+
+# TorchScript reads attribute types from the scripted class's own annotations only: StreamingVAE's too
+StreamingVAEWithPrior.__annotations__ = {**StreamingVAE.__annotations__, **StreamingVAEWithPrior.__annotations__}
