@@ -292,14 +292,14 @@ def test_a_file_name_that_is_not_utf8_renders_and_is_shown_readably(gain_path, t
                            "--buffer", "64", "--set", "gain=2")
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
-    assert out.startswith(f"wrote {tmp_path}/caf\\xe9-out.wav: 1 channel(s), 2000 samples")
+    assert out.startswith(f"wrote {tmp_path}/caf\\xe9-out.wav: 1 channel(s), 2000 samples"), (out, err)
     with open(target, "rb") as handle:
         y, _ = sf.read(handle, dtype="float32")
     np.testing.assert_allclose(y, 2 * x, atol=1e-7)
     missing = host_process("render", gain_path, "forward", os.fsdecode(folder + b"/na\xefve.wav"),
                            os.fsdecode(target))
     out, err = missing.communicate(timeout=120)
-    assert missing.returncode == 2 and err.strip() == f"error: input file not found: {tmp_path}/na\\xefve.wav"
+    assert missing.returncode == 2 and err.strip() == f"error: input file not found: {tmp_path}/na\\xefve.wav", err
 
 
 def test_library_render_refuses_its_input_with_a_host_error(gain_path, stereo_input):
