@@ -251,6 +251,20 @@ def test_a_torn_or_garbage_record_is_taken_over(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_while_taking_the_lock_is_one_line_and_leaves_no_lock(run_copy, monkeypatch, capsys):
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock_module, "_write_record", full)
+    monkeypatch.setattr(lock_module, "free_bytes", lambda path: 0)
+    before = _snapshot(run_copy)
+    assert main(["resume", str(run_copy.parent)]) == 1
+    assert _one_line(capsys.readouterr().err) == (
+        f"train_model.py: TrainingError: disk full: cannot write {run_copy / LOCK_NAME} (No space left on device; "
+        f"0 bytes free there): free some space and try again (nothing was written)")
+    assert _snapshot(run_copy) == before
+
+
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
 def test_the_lock_is_released_on_any_exit(tmp_path, stop):
     with pytest.raises(stop):

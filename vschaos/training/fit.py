@@ -30,6 +30,7 @@ from vschaos.training.run import CONFIG_NAME, build_model, version_number
 RUN_VERSION_ENV = "VSCHAOS_RUN_VERSION"
 # the variables Lightning reads a process's global rank from, in its order (lightning.fabric.utilities.rank_zero)
 RANK_ENV_KEYS = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+NEW_RUN_FOLDER_ACTION = "a new run creates its version folder there; set rundir= to a writable folder"
 
 
 def model_tasks(vae: Any) -> List[str]:
@@ -249,9 +250,6 @@ def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
         elif resume is None and rank == 0:
             require_writable(Path(str(cfg.rundir)) / str(cfg.name), NEW_RUN_FOLDER_ACTION)
         return _fit_locked(cfg, resume, rank, held)
-
-
-NEW_RUN_FOLDER_ACTION = "a new run creates its version folder there; set rundir= to a writable folder"
 
 
 def _fit_locked(cfg: DictConfig, resume: Optional[ResumePlan], rank: int, held: ExitStack) -> Path:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from vschaos.io import process_has_ended, this_machine
+from vschaos.io import DISK_FULL_ERRNOS, format_bytes, free_bytes, process_has_ended, this_machine
 from vschaos.training.resume import TrainingError
 
 try:  # POSIX; elsewhere the pid rule alone
@@ -126,6 +126,12 @@ def _try_flock(fd: int) -> Optional[bool]:
     return True
 
 
+def _write_record(fd: int, data: bytes) -> None:
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)  # reading the old record moved the offset
+    os.write(fd, data)
+
+
 def _still_at(fd: int, path: Path) -> bool:
     """Whether ``path`` is still the file open as ``fd`` (a training that released it unlinks it first)."""
     try:
@@ -189,6 +195,16 @@ class TrainingLock:
                               f"train again (nothing was written)")
 
     def acquire(self, attempts: int = 100) -> "TrainingLock":
+        try:
+            return self._acquire(attempts)
+        except OSError as error:
+            if error.errno not in DISK_FULL_ERRNOS:
+                raise
+            raise TrainingError(f"disk full: cannot write {self.path} ({error.strerror}; "
+                                f"{format_bytes(free_bytes(self.path))} free there): free some space and try "
+                                f"again (nothing was written)") from None
+
+    def _acquire(self, attempts: int) -> "TrainingLock":
         for _ in range(attempts):
             fd = self._open()
             owned = False
@@ -205,9 +221,7 @@ class TrainingLock:
                 owned = True
                 record = {"pid": os.getpid(), "machine": this_machine(), "host": socket.gethostname(),
                           "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)  # reading the old record moved the offset
-                os.write(fd, json.dumps(record).encode("utf-8") + b"\n")
+                _write_record(fd, json.dumps(record).encode("utf-8") + b"\n")
             except BaseException:
                 try:
                     if owned and _still_at(fd, self.path):  # e.g. a full disk while writing the record
