@@ -354,9 +354,25 @@ def test_folders_to_metadata_writes_nothing_through_a_link_out_or_a_climbing_tas
     (tree / "metadata").mkdir()
     os.symlink(outside, tree / "metadata/inst")
     assert folders_to_metadata_main([str(tree), "inst", "--force"]) == 1
-    assert capsys.readouterr().err == (f"error: {tree}/metadata/inst/metadata.txt: links outside the dataset root "
-                                       f"(to {outside.resolve()}/metadata.txt): nothing written; copy it into the "
+    assert capsys.readouterr().err == (f"error: {tree}/metadata/inst: links outside the dataset root "
+                                       f"(to {outside.resolve()}): nothing written; copy it into the "
                                        f"dataset, or make the folder that holds it the dataset root\n")
     assert folders_to_metadata_main([str(tree), "../../outside"]) == 1
     assert capsys.readouterr().err == "error: task name '../../outside' is not the name of a folder in metadata/\n"
     assert {p.name: p.read_bytes() for p in outside.iterdir()} == before
+
+
+def test_the_spectral_cache_is_not_written_through_a_link_out(tree, outside):
+    from vschaos.data.cache import load_or_build_cache
+    from vschaos.data.metadata import DatasetError
+    from vschaos.dsp.transforms import SpectralTransform
+
+    os.symlink(outside, tree / ".vschaos_cache")
+    before = sorted(p.name for p in outside.iterdir())
+    with pytest.raises(DatasetError) as caught:
+        load_or_build_cache(SpectralTransform(sample_rate=SR, n_fft=256, hop=64), load_index(tree).files, tree,
+                            progress=False)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tree}/.vschaos_cache: links outside the dataset root (to {outside.resolve()}): nothing written; copy it "
+        f"into the dataset, or make the folder that holds it the dataset root"]
+    assert sorted(p.name for p in outside.iterdir()) == before

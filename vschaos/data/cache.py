@@ -35,6 +35,7 @@ from vschaos.data.audio import AudioReadError, AudioValueError, load_audio
 from vschaos.data.dataset import AudioFile
 from vschaos.data.metadata import DatasetError, Problem
 from vschaos.data.problems import printable
+from vschaos.data.tree import outside_write_problem
 from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
 from vschaos.io import atomic_save_npy, atomic_write, atomic_write_text
 
@@ -282,12 +283,18 @@ def load_or_build_cache(transform, files: Sequence[AudioFile], root: Union[str, 
                         progress: bool = True) -> FrameCache:
     """The cache of ``files`` (in this order) under ``transform``: reused when its fingerprint
     matches and it passes every check, else (re)built. Raises :class:`DatasetError` if audio
-    cannot be decoded."""
+    cannot be decoded, or if the default cache folder ``ROOT/.vschaos_cache`` (or its ``<hash>`` folder) links
+    out of the dataset root (an explicit ``cache_dir`` is the user's choice and may be anywhere)."""
     if dtype not in DTYPES:
         raise ValueError(f"cache dtype must be one of {DTYPES}, got {dtype!r}")
     fingerprint = cache_fingerprint(transform, files, dtype)
     base = Path(cache_dir) if cache_dir is not None else Path(root) / CACHE_DIRNAME
     directory = base / fingerprint_hash(fingerprint)
+    if cache_dir is None:  # the dataset's own cache folder: a link in it must not lead the cache elsewhere
+        entries = sorted(directory.iterdir()) if directory.is_dir() else []
+        outside = [p for p in (outside_write_problem(e, root) for e in [directory / "index.json", *entries]) if p]
+        if outside:
+            raise DatasetError(outside[:1], header="spectral cache")
     keys = [f.key for f in files]
     if (directory / "index.json").exists():
         try:

@@ -48,20 +48,30 @@ def task_name_problem(name: str) -> Optional[str]:
     return None
 
 
+def outside_write_problem(path: PathLike, root: PathLike) -> Optional[Problem]:
+    """Why writing ``path`` would read or land outside ``root``, or ``None``: the file itself, or its nearest
+    existing folder, links out of the root (an atomic write would replace such a file's link, but a writer that
+    first reads the file would read outside)."""
+    probe = Path(path)
+    if not os.path.lexists(probe):
+        probe = probe.parent
+        while not os.path.lexists(probe) and probe != probe.parent:
+            probe = probe.parent
+    real = outside_root(probe, root)
+    if real is None:
+        return None
+    # name the link itself: the highest folder on the way that already leads out
+    while probe.parent != Path(root) and probe.parent.is_relative_to(root) and outside_root(probe.parent, root):
+        probe = probe.parent
+    return Problem(str(probe), None, outside_message(Path(os.path.realpath(probe)), "nothing written"))
+
+
 def check_writable_inside(path: PathLike, root: PathLike) -> None:
-    """Raise ``ValueError`` naming ``path`` if writing it would read or land outside ``root``: its nearest
-    existing folder, or the file itself, links out of the root (an atomic write would replace such a file's
-    link, but a writer that first reads the file would read outside)."""
-    if os.path.lexists(path):
-        real = outside_root(path, root)
-        if real is not None:
-            raise ValueError(f"{path}: {outside_message(real, 'nothing written')}")
-    folder = Path(path).parent
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    real = outside_root(folder, root)
-    if real is not None:
-        raise ValueError(f"{folder}: {outside_message(real, 'nothing written')}")
+    """Raise ``ValueError`` naming the link if writing ``path`` would read or land outside ``root``
+    (:func:`outside_write_problem`)."""
+    problem = outside_write_problem(path, root)
+    if problem is not None:
+        raise ValueError(str(problem))
 
 
 def find_audio_files(data_dir: PathLike, root: Optional[PathLike] = None) -> Tuple[List[Path], List[Problem]]:
