@@ -181,6 +181,16 @@ def test_the_lock_of_a_training_that_crashed_is_taken_over(run_copy, ended_pid):
     assert _step(run_copy / "checkpoints" / "last.ckpt") == 6 and not (run_copy / LOCK_NAME).exists()
 
 
+def test_the_lock_of_a_holder_killed_by_sigkill_is_taken_over(tmp_path):
+    with _holder(tmp_path) as holder:
+        holder.kill()  # no finally, no release: only the kernel's end of the process
+        holder.wait()
+        assert read_holder(tmp_path / LOCK_NAME).pid == holder.pid  # its record is left behind
+        with TrainingLock(tmp_path):
+            assert read_holder(tmp_path / LOCK_NAME).pid == os.getpid()
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("flock_works", [True, False])
 def test_a_stale_lock_is_told_from_a_live_one(tmp_path, ended_pid, monkeypatch, flock_works):
     """With flock the kernel tells (a record whose process holds no flock is stale); without it (a file system
