@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Type, TypeVar, Uni
 import torch
 
 from vschaos.export.module import StreamingVAE
-from vschaos.export.prior import StreamingVAEWithPrior
+from vschaos.export.prior import with_prior
 from vschaos.io import atomic_jit_save, remove_stale_temporaries
 from vschaos.models.contract import SpectralModel
 from vschaos.models.prior import LatentPrior
@@ -50,16 +50,13 @@ def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = 
     """:class:`StreamingVAE` around a copy of ``vae`` in ``dtype`` (eval mode, no gradients), not scripted: what
     both export targets (nn~ and Neutone) wrap. The dtype of the model math only: StreamingVAE's docstring. With a
     ``prior`` (a copy of it, in ``dtype``), the module also has ``prior`` and ``generate``
-    (:class:`~vschaos.export.prior.StreamingVAEWithPrior`)."""
+    (:func:`~vschaos.export.prior.with_prior`)."""
     vae = copy.deepcopy(vae).eval().to(dtype)
     for parameter in vae.parameters():
         parameter.requires_grad_(False)
     if prior is None:
         return StreamingVAE(vae, temperature=temperature, phase=phase, seed=seed).eval()
-    prior = copy.deepcopy(prior).eval().to(dtype)
-    for parameter in prior.parameters():
-        parameter.requires_grad_(False)
-    return StreamingVAEWithPrior(vae, prior, temperature=temperature, phase=phase, seed=seed).eval()
+    return with_prior(vae, prior, dtype, temperature=temperature, phase=phase, seed=seed)
 
 
 def script_model(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,

@@ -2,8 +2,9 @@
 
 Methods added to StreamingVAE's (``hop`` = the transform's hop, ``L`` = latent size):
 
-* ``prior``: temperature ``(batch, 1, B)`` -> latents ``(batch, L, B // hop)``: one frame per hop drawn from the
-  :class:`~vschaos.models.prior.LatentPrior` (what ``decode`` reads);
+* ``prior``: temperature ``(batch, 1, B)`` -> latents ``(batch, k, B // hop)``: one frame per hop drawn from the
+  :class:`~vschaos.models.prior.LatentPrior`, as ``decode``'s latent inlets read them (with ordered latents, the
+  ``k`` kept components; otherwise ``k = L``);
 * ``generate``: temperature ``(batch, 1, B)`` -> audio ``(batch, 1, B)``: ``decode(prior(temperature))`` with
   its own streaming state (GRU, RTPGHI phase, overlap-add), decoder labels "unknown" (the model's prediction
   where it has a predictor, otherwise the neutral label input).
@@ -18,13 +19,15 @@ GRU state is kept per batch row and restarts when the batch size changes.
 Neither method declares a delay: their output follows no input signal (the temperature only scales the noise),
 so the host's delay checks skip them; its streaming == offline and determinism checks still apply.
 """
-from typing import Dict, List
+import copy
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor
 
 from vschaos.dsp.bounds import bounded_latent, soft_clip
 from vschaos.dsp.streaming import RTPGHI, StreamingSynthesis, counter_normal
+from vschaos.export.latent_axes import LatentAxes
 from vschaos.export.module import LATENT_NOISE_STREAM, PHASE_NOISE_STREAM, StreamingVAE
 from vschaos.models.contract import SpectralModel
 from vschaos.models.prior import LatentPrior
@@ -38,8 +41,8 @@ _TEMPERATURE_INLET = "(signal) temperature (0: the most likely path, 1: the prio
 
 class StreamingVAEWithPrior(StreamingVAE):
     """:class:`StreamingVAE` of ``vae`` with the methods ``prior`` and ``generate`` of ``prior`` (module
-    docstring). ``prior`` is used as is (eval mode, the dtype of ``vae``); the other arguments are
-    StreamingVAE's."""
+    docstring). ``prior`` is used as is (eval mode, the dtype of ``vae``: :func:`with_prior` makes such a copy);
+    the other arguments are StreamingVAE's."""
 
     prior_latent_dim: int
     prior_noise_stream: int
@@ -51,8 +54,8 @@ class StreamingVAEWithPrior(StreamingVAE):
     generate_output_labels: List[str]
 
     def __init__(self, vae: SpectralModel, prior: LatentPrior, temperature: float = 0.0, phase: str = "pghi",
-                 seed: int = 0) -> None:
-        super().__init__(vae, temperature=temperature, phase=phase, seed=seed)
+                 seed: int = 0, axes: Optional[LatentAxes] = None) -> None:
+        super().__init__(vae, temperature=temperature, phase=phase, seed=seed, axes=axes)
         if int(prior.latent_dim) != self.latent_dim:
             raise ValueError(f"the prior models {prior.latent_dim} latent entries, the model has {self.latent_dim}")
         broken = sum(int((~torch.isfinite(p)).sum()) for p in prior.parameters())
@@ -64,10 +67,10 @@ class StreamingVAEWithPrior(StreamingVAE):
         self.min_rows = _MIN_ROWS  # attributes: scripted code cannot read globals
         self.method_names = list(StreamingVAE.get_methods(self)) + list(PRIOR_METHODS)
         self.prior_input_labels = [_TEMPERATURE_INLET]
-        self.prior_output_labels = [f"(signal) latent {i}" for i in range(self.latent_dim)]
+        self.prior_output_labels = self.decode_input_labels[:self.latent_inlets]  # what decode reads
         self.generate_input_labels = [_TEMPERATURE_INLET]
         self.generate_output_labels = ["(signal) audio output"]
-        self.register_buffer("prior_params", torch.tensor([1, 1, self.latent_dim, self.hop], dtype=torch.int64))
+        self.register_buffer("prior_params", torch.tensor([1, 1, self.latent_inlets, self.hop], dtype=torch.int64))
         self.register_buffer("generate_params", torch.tensor([1, 1, 1, 1], dtype=torch.int64))
         self.generate_synthesis = StreamingSynthesis(vae.transform.dual.float(), self.hop)
         self.generate_rtpghi = RTPGHI(self.n_fft, self.hop, float(vae.transform.lam))
@@ -109,6 +112,10 @@ class StreamingVAEWithPrior(StreamingVAE):
         x = self._checked_input(x, 1, False, "prior")
         z, self.prior_previous, self.prior_state, self.prior_counter = self._draw(
             x[:, 0], self.prior_previous, self.prior_state, self.prior_counter)
+        if self.latent_rotated:
+            batch, n_frames = z.shape[0], z.shape[1]
+            rows = self.latent_axes.to_inlets(z.reshape(batch * n_frames, self.latent_dim))
+            z = bounded_latent(rows).reshape(batch, n_frames, self.latent_inlets)
         return z.to(x.dtype).transpose(1, 2).contiguous()
 
     @torch.jit.export
@@ -134,6 +141,16 @@ class StreamingVAEWithPrior(StreamingVAE):
         else:
             phase = self.generate_rtpghi(magnitude)
         return soft_clip(self.generate_synthesis(torch.polar(magnitude, phase))).unsqueeze(1)
+
+
+def with_prior(vae: SpectralModel, prior: LatentPrior, dtype, temperature: float = 0.0, phase: str = "pghi",
+               seed: int = 0, axes: Optional[LatentAxes] = None) -> StreamingVAEWithPrior:
+    """:class:`StreamingVAEWithPrior` of ``vae`` (used as is: the caller's frozen copy in ``dtype``) and a frozen
+    copy of ``prior`` in ``dtype`` (not scripted)."""
+    prior = copy.deepcopy(prior).eval().to(dtype)
+    for parameter in prior.parameters():
+        parameter.requires_grad_(False)
+    return StreamingVAEWithPrior(vae, prior, temperature=temperature, phase=phase, seed=seed, axes=axes).eval()
 
 
 # TorchScript reads attribute types from the scripted class's own annotations only: StreamingVAE's too

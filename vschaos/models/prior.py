@@ -11,12 +11,11 @@ Sampling (:meth:`LatentPrior.sample_frames`) is one GRU step per frame, each ste
 the number of frames asked for at once, with the noise given by the caller: the export draws it from counter
 noise keyed by (seed, frame index), so a stream is bit-identical at any buffer size.
 
-:class:`PriorModule` is its Lightning module (masked NLL over padded sequence chunks).
+:class:`~vschaos.models.prior_module.PriorModule` is its Lightning module (apart: the export needs no Lightning).
 """
 import math
 from typing import Dict, Tuple
 
-import lightning as L
 import torch
 from torch import Tensor, nn
 
@@ -119,31 +118,3 @@ def iid_gaussian_nll(train: Tensor, held_out: Tensor, min_std: float = 1e-3) -> 
     std = train.std(dim=0, unbiased=False).clamp_min(min_std)
     per_entry = 0.5 * ((held_out - mean) / std) ** 2 + std.log() + _HALF_LOG_TWO_PI
     return float(per_entry.sum(dim=-1).mean())
-
-
-class PriorModule(L.LightningModule):
-    """Lightning module of :class:`LatentPrior`: batches ``(z (batch, T, latent_dim), mask (batch, T))``, loss the
-    mean NLL per valid frame; logs ``train_nll`` and ``val_nll``."""
-
-    def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1, lr: float = 3e-3) -> None:
-        super().__init__()
-        self.prior = LatentPrior(latent_dim, hidden, layers)
-        self.lr = float(lr)
-
-    def _loss(self, batch) -> Tensor:
-        z, mask = batch
-        nll = self.prior.nll(z)
-        return (nll * mask).sum() / mask.sum().clamp_min(1.0)
-
-    def training_step(self, batch, batch_idx: int) -> Tensor:
-        loss = self._loss(batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError("the prior's loss is NaN/Inf")
-        self.log("train_nll", loss, prog_bar=True, batch_size=batch[0].shape[0])
-        return loss
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self.log("val_nll", self._loss(batch), prog_bar=True, batch_size=batch[0].shape[0])
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.prior.parameters(), lr=self.lr)

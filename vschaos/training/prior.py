@@ -23,7 +23,7 @@ from vschaos.configs import CONFIG_DIR
 from vschaos.data.audio import AudioReadError, load_audio
 from vschaos.data.dataset import frame_labels, load_index
 from vschaos.io import atomic_torch_save, load_tensors_only
-from vschaos.models.prior import LatentPrior, PriorModule, iid_gaussian_nll
+from vschaos.models.prior import LatentPrior, iid_gaussian_nll
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.lock import require_writable, training_lock
 from vschaos.training.run import CHECKPOINT_LOAD_ERRORS, LoadedRun, RunFolderError, open_run
@@ -168,6 +168,8 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
     :class:`RunFolderError` / :class:`ConfigurationError` / the lock's :class:`TrainingError`."""
     import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
+
+    from vschaos.models.prior_module import PriorModule  # Lightning loads only when a prior is fitted
 
     options = prior_options(overrides)
     run = open_run(run_dir, checkpoint=checkpoint)

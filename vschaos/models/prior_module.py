@@ -1,0 +1,34 @@
+"""Lightning module of the latent prior (:mod:`vschaos.models.prior`): masked NLL over padded sequence chunks."""
+import lightning as L
+import torch
+from torch import Tensor
+
+from vschaos.models.prior import LatentPrior
+
+
+class PriorModule(L.LightningModule):
+    """Lightning module of :class:`LatentPrior`: batches ``(z (batch, T, latent_dim), mask (batch, T))``, loss the
+    mean NLL per valid frame; logs ``train_nll`` and ``val_nll``."""
+
+    def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1, lr: float = 3e-3) -> None:
+        super().__init__()
+        self.prior = LatentPrior(latent_dim, hidden, layers)
+        self.lr = float(lr)
+
+    def _loss(self, batch) -> Tensor:
+        z, mask = batch
+        nll = self.prior.nll(z)
+        return (nll * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        loss = self._loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError("the prior's loss is NaN/Inf")
+        self.log("train_nll", loss, prog_bar=True, batch_size=batch[0].shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self.log("val_nll", self._loss(batch), prog_bar=True, batch_size=batch[0].shape[0])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.prior.parameters(), lr=self.lr)
