@@ -55,6 +55,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction, default=None,
                         help="buffer sizes to verify, 512,2048 or 512 2048 (default: powers of two from the hop "
                              "to 8192)")
+    parser.add_argument("--fidelity", type=float, default=1.0,
+                        help="nn: keep the fewest ordered latents (principal axes of the training latents) that carry "
+                             "this share of the variance, 0 < F <= 1 (default 1: all); the others decode at their "
+                             "training mean. latents.md beside the export names each latent")
     parser.add_argument("--format", choices=["nn", "neutone"], default="nn",
                         help="nn: TorchScript for nn~ / nn.ar (default); neutone: a .nm file for the Neutone plugin "
                              "(needs pip install -e .[neutone]; verified by the Neutone SDK)")
@@ -231,6 +235,9 @@ def _main(args: argparse.Namespace, target: Dict[str, object]) -> int:
             check_output_name(args.output_name, "-n" if note else "--output-name", suffix)
         if args.format == "nn" and not 0.0 <= args.temperature <= MAX_TEMPERATURE:  # the attribute's range
             raise ValueError(f"--temperature {args.temperature:g}: must be within [0, {MAX_TEMPERATURE:g}]")
+        if not 0.0 < args.fidelity <= 1.0:  # NaN too
+            raise ValueError(f"--fidelity {args.fidelity:g}: must lie in (0, 1] (the share of the latent variance "
+                             f"kept; 1 keeps every latent)")
         config = load_run_config(version_dir)
         checkpoint = find_checkpoint(version_dir, args.checkpoint)
         check_buffers(args.buffers, front_end(config, str(version_dir / CONFIG_NAME))[2])
@@ -287,16 +294,24 @@ def cannot_write(path: Path, error: OSError, default_folder: bool) -> str:
 
 def export_to(run, path: Path, args: argparse.Namespace) -> int:
     """Export ``run`` to ``path`` in ``args.format``, print the reports; the exit status."""
-    from vschaos.export import ExportVerificationError, export_model
+    from vschaos.export import ExportVerificationError
     from vschaos.host import HostError, describe_model, latency_table
 
     if args.format == "neutone":
         from vschaos.cli.neutone import export_neutone_run
+        if args.fidelity != 1.0:
+            print("note: --fidelity applies to --format nn only; ignored", file=sys.stderr)
         return export_neutone_run(run, path, path.stem, args)
+    from vschaos.export.latent_axes import run_latent_axes
+    from vschaos.export.ordered_export import export_ordered
+
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path}")
     try:
-        path, report = export_model(run.vae, path, temperature=args.temperature, phase=args.phase, seed=args.seed,
-                                    buffers=args.buffers)
+        axes, notes = run_latent_axes(run, fidelity=args.fidelity)
+        for note in notes:
+            print(note, file=sys.stderr if note.startswith("warning:") else sys.stdout)
+        path, report, latents_md = export_ordered(run.vae, path, axes, temperature=args.temperature,
+                                                  phase=args.phase, seed=args.seed, buffers=args.buffers)
     except ExportVerificationError as error:
         print(error.report.format(), file=sys.stderr)
         print(f"script.py: export refused, {path} not written: the model fails verification", file=sys.stderr)
@@ -315,7 +330,7 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
     print()
     buffer = max(2048, description.min_buffer_size)
     print(latency_table(description, buffer))
-    print(f"\nwrote {path}")
+    print(f"\nwrote {path} and {latents_md} (what each latent does)")
     return 0
 
 

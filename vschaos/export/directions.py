@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from vschaos.export.latent_names import measure_effects
 from vschaos.io import PathLike
 
 MAX_DIRECTION_FRAMES = 20000  # training frames encoded for the principal directions
@@ -112,7 +113,7 @@ def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
     except (DatasetError, ValueError, OSError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         why = f"training data {root} not readable: {first_line}"
-        return (LatentDirections.axes(int(vae.latent_dim), why, pitch_dims),
+        return (named(LatentDirections.axes(int(vae.latent_dim), why, pitch_dims), vae, None),
                 data_description(root or "unknown", None, None, []))
     # the measured pitch has the transpose knob; directions move the timbre only
     vectors, scales = ordered_components(latents, pitch_dims)
@@ -121,4 +122,15 @@ def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
     source = f"principal directions of {latents.shape[0]} training frames"
     if pitch_dims > 0:
         source += " (the pitch dimension left out)"
-    return LatentDirections(vectors, scales, source), description
+    return named(LatentDirections(vectors, scales, source), vae, latents.mean(0)), description
+
+
+def named(directions: LatentDirections, vae: nn.Module, mean: Optional[Tensor]) -> LatentDirections:
+    """``directions`` with each one's measured effect on ``vae``'s sound as its name (swept around ``mean``, the
+    prior's mean when None; :mod:`vschaos.export.latent_names`). Only a model (an ``nn.Module``) is decoded."""
+    if not isinstance(vae, nn.Module) or directions.vectors.shape[0] == 0:
+        return directions
+    centre = torch.zeros(int(vae.latent_dim)) if mean is None else mean.float()
+    effects = measure_effects(vae, centre, directions.vectors, directions.scales, None, 0)
+    return LatentDirections(directions.vectors, directions.scales, directions.source,
+                            [effect.name for effect in effects])

@@ -7,7 +7,9 @@ is decoded (labels unknown) to a magnitude frame, and four descriptors are read 
 * ``loudness``: ``10 log10(sum |X|^2)`` in dB ("louder" / "quieter");
 * ``centroid``: the magnitude-weighted mean frequency in Hz, its change counted in semitones ("brighter" /
   "darker");
-* ``flatness``: geometric over arithmetic mean of the power spectrum, in dB ("noisier" / "purer");
+* ``flatness``: geometric over arithmetic mean of the power within bands of ``FLATNESS_BAND_HZ``, averaged over the
+  bands weighted by their power, in dB ("noisier" / "purer"): noise between partials, where the energy is (a
+  flatness over the whole spectrum would follow its tilt: a brighter sound lifts a flat floor);
 * ``f0``: :class:`vschaos.dsp.f0.HarmonicF0` of the frame, in semitones ("higher" / "lower"), counted only where
   it follows the sweep (a straight-line fit explaining at least ``F0_MIN_FIT`` of its variance: the tracker of a
   frame without partials jumps between candidates).
@@ -27,6 +29,7 @@ SWEEP_STD = 2.0  # the sweep covers -2..+2 std of the training latents along the
 SWEEP_POINTS = 9
 NEGLIGIBLE_SHARE = 0.01  # components carrying less of the variance are labelled "(negligible)"
 F0_MIN_FIT = 0.9
+FLATNESS_BAND_HZ = 500.0
 # one clearly audible step of each descriptor: the normalisation that decides which one names a component
 UNITS: Dict[str, float] = {"loudness": 6.0, "centroid": 4.0, "flatness": 6.0, "f0": 1.0}
 WORDS: Dict[str, Tuple[str, str]] = {"loudness": ("louder", "quieter"), "centroid": ("brighter", "darker"),
@@ -85,7 +88,13 @@ def descriptors(magnitude: Tensor, sample_rate: int, n_fft: int) -> Dict[str, Te
     freqs = torch.arange(magnitude.shape[1], dtype=torch.float64) * (sample_rate / n_fft)
     loudness = 10.0 * torch.log10(power.sum(1) + _EPS)
     centroid = (magnitude * freqs).sum(1) / (magnitude.sum(1) + _EPS)
-    flatness = 10.0 * (torch.log(power + _EPS).mean(1) - torch.log(power.mean(1) + _EPS)) / math.log(10.0)
+    band = max(4, int(round(FLATNESS_BAND_HZ * n_fft / sample_rate)))
+    n_bands = magnitude.shape[1] // band
+    bands = power[:, :n_bands * band].reshape(power.shape[0], n_bands, band)
+    band_power = bands.mean(2)
+    band_flatness = torch.exp(torch.log(bands + _EPS).mean(2)) / (band_power + _EPS)
+    flatness_ratio = (band_flatness * band_power).sum(1) / (band_power.sum(1) + _EPS)
+    flatness = 10.0 * torch.log10(flatness_ratio + _EPS)
     tracker = HarmonicF0(n_fft, sample_rate, fmax=min(2000.0, 0.45 * sample_rate)).double()
     f0 = tracker(magnitude)
     return {"loudness": loudness, "centroid": centroid, "flatness": flatness, "f0": f0}

@@ -7,7 +7,8 @@ Knobs (the plugin sends values in [0, 1], averaged over each DAW buffer):
 * ``temperature``: ``0..TEMPERATURE_MAX`` (default 0 = the posterior mean).
 * ``direction 1`` / ``direction 2``: move the latent along the first two principal directions of
   the training latents (computed at export, stored in the file), ``(knob - 0.5) * 2 *
-  DIRECTION_RANGE`` standard deviations along each; 0.5 (default) = no change.
+  DIRECTION_RANGE`` standard deviations along each; 0.5 (default) = no change. Directions whose effect on the
+  sound was measured (``LatentDirections.names``) are called by it: ``dir 1: louder``, ``dir 2: brighter``.
 * for models with a pitch latent (``model=harmonic``), ``transpose``: ``(knob - 0.5) * 2 * TRANSPOSE_RANGE``
   semitones (StreamingVAE's ``transpose`` attribute; 0.5 = none); the directions then leave the pitch out.
 * for label-conditioned models, ``note`` (pitch and octave tasks: a fixed MIDI note from
@@ -40,6 +41,14 @@ NO_LABEL, NOTE_LABELS, CLASS_LABELS = 0, 1, 2
 def direction_knobs(transpose_knob: bool, label_knob: bool) -> int:
     """How many direction knobs fit beside temperature, the transpose knob and the label knob: MAX_KNOBS in all."""
     return MAX_KNOBS - 1 - int(transpose_knob) - int(label_knob)
+
+
+def direction_knob_names(directions: LatentDirections) -> List[str]:
+    """``direction 1``, ``direction 2``; with measured effects ``dir 1: louder`` (short: the plugin's knob label)."""
+    n = int(directions.vectors.shape[0])
+    if len(directions.names) == n:
+        return [f"dir {i + 1}: {name}"[:20] for i, name in enumerate(directions.names)]
+    return [f"direction {i + 1}" for i in range(n)]
 
 
 class NeutoneSpectralVAE(WholeHopsAtDawRates):
@@ -90,8 +99,9 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
             self.vs_label_mode, self.vs_label_knob = CLASS_LABELS, f"{self.vs_label_task} class"[:20]
             self.vs_class_index = tasks.index(self.vs_label_task)
         room = direction_knobs(self.vs_transpose_range > 0, self.vs_label_mode != NO_LABEL)
-        directions = LatentDirections(directions.vectors[:room], directions.scales[:room], directions.source)
-        self.vs_direction_names = [f"direction {i + 1}" for i in range(directions.vectors.shape[0])]
+        directions = LatentDirections(directions.vectors[:room], directions.scales[:room], directions.source,
+                                      list(directions.names[:room]))
+        self.vs_direction_names = direction_knob_names(directions)
         super().__init__(stream, use_debug_mode=True)
         self.add_stream_state()
         defaults = [default for _, _, default in self.knobs()]
@@ -112,7 +122,8 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
         knobs = [("temperature", f"latent sampling: 0 = posterior mean, 1 = std x {TEMPERATURE_MAX:g}", 0.0)]
         for i, name in enumerate(self.vs_direction_names):
             knobs.append((name, f"move along principal direction {i + 1} of the training latents "
-                                f"(0.5 = none, 0/1 = -/+{DIRECTION_RANGE:g} std)", 0.5))
+                                f"(0.5 = none, 0/1 = -/+{DIRECTION_RANGE:g} std)"
+                          + (f": {name.split(': ', 1)[1]} towards 1" if ": " in name else ""), 0.5))
         if self.vs_transpose_range > 0:
             knobs.append(("transpose", f"semitones: 0.5 = none, 0/1 = -/+{self.vs_transpose_range:g}", 0.5))
         if self.vs_label_mode == NOTE_LABELS:

@@ -1,0 +1,300 @@
+"""Ordered latents (vschaos.export.latent_axes) and named latents (vschaos.export.latent_names) in the nn~ export.
+
+Held: the rotated export's encode/decode equal the unrotated model's (exactly up to float64 rounding); ``--fidelity``
+keeps the fewest components reaching its share and decodes the rest at the mean; a pitch coordinate is never
+rotated; a decoder double whose latents are a gain, a spectral tilt and a noise mix gets its components named
+"louder" (with the slope the gain law gives), "brighter" and "noisier"; the stored axes file is keyed to the
+checkpoint, a stale or malformed one recomputed with a note; unreadable training data gives identity axes.
+"""
+import math
+from types import SimpleNamespace
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from vschaos.cli.train import compose_config
+from vschaos.dsp.transforms import SpectralTransform
+from vschaos.export import latent_axes as axes_module
+from vschaos.export.latent_axes import (AXES_FILE, LatentAxes, axes_from_latents, fidelity_components,
+                                        latents_markdown, run_latent_axes)
+from vschaos.export.latent_names import SWEEP_STD, measure_effects
+from vschaos.export.module import StreamingVAE
+from vschaos.export.ordered_export import export_ordered, ordered_module
+from vschaos.export.export import streaming_module
+from vschaos.io import atomic_torch_save
+from vschaos.training.run import build_model
+
+RATE, N_FFT, HOP = 22050, 1024, 256
+
+
+def designed_latents(stds: List[float], mean: List[float], frames: int = 400, seed: int = 0,
+                     basis: Optional[Tensor] = None) -> Tensor:
+    """Latents whose principal axes are exactly ``basis``'s rows (default: the coordinate axes) with these stds."""
+    generator = torch.Generator().manual_seed(seed)
+    raw = torch.randn(frames, len(stds), generator=generator, dtype=torch.float64)
+    q, _ = torch.linalg.qr(raw - raw.mean(0))  # centred orthonormal columns
+    scores = q * math.sqrt(frames - 1) * torch.tensor(stds, dtype=torch.float64)
+    if basis is not None:
+        scores = scores @ basis.double()
+    return (scores + torch.tensor(mean, dtype=torch.float64)).float()
+
+
+def random_rotation(n: int, seed: int = 1) -> Tensor:
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    return q.float()
+
+
+@pytest.fixture(scope="module")
+def demo_vae():
+    torch.manual_seed(0)
+    vae = build_model(compose_config("demo", [])).eval()
+    n_bins = vae.transform.n_bins
+    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
+    return vae
+
+
+@pytest.fixture(scope="module")
+def demo_axes(demo_vae):
+    latent_dim = int(demo_vae.latent_dim)
+    stds = [2.0 * 0.6 ** i for i in range(latent_dim)]
+    latents = designed_latents(stds, [0.3] * latent_dim, basis=random_rotation(latent_dim))
+    return axes_from_latents(latents, 0, "designed latents")
+
+
+def sound(seconds: float = 0.5) -> Tensor:
+    t = torch.arange(int(seconds * RATE), dtype=torch.float64) / RATE
+    tone = sum(torch.sin(2 * math.pi * 220.0 * k * t) / k for k in range(1, 6))
+    return (0.3 * tone + 0.05 * torch.randn(t.shape[0], generator=torch.Generator().manual_seed(3))).float()
+
+
+# ---------------------------------------------------------------- ordering and fidelity
+def test_axes_recover_the_designed_order_shares_and_fidelity():
+    basis = random_rotation(4)
+    axes = axes_from_latents(designed_latents([3.0, 2.0, 1.0, 0.1], [1.0, -2.0, 0.5, 0.0], basis=basis), 0, "t")
+    assert torch.allclose(axes.scales, torch.tensor([3.0, 2.0, 1.0, 0.1]), atol=1e-4)
+    total = 9 + 4 + 1 + 0.01
+    assert torch.allclose(axes.shares, torch.tensor([9, 4, 1, 0.01]) / total, atol=1e-5)
+    assert torch.allclose(axes.components.abs(), basis.abs(), atol=1e-4)  # the designed axes, up to sign
+    assert fidelity_components(axes, 1.0) == 4
+    assert fidelity_components(axes, 0.95) == 3  # 9/14.01 = 64%, 13/14.01 = 92.8%, 14/14.01 = 99.9%
+    assert fidelity_components(axes, 0.5) == 1
+    with pytest.raises(ValueError, match="fidelity must lie in"):
+        fidelity_components(axes, 0.0)
+
+
+# ---------------------------------------------------------------- the rotated export
+def test_rotated_encode_decode_equal_the_unrotated_model(demo_vae, demo_axes):
+    plain = streaming_module(demo_vae, dtype=torch.float64)
+    rotated = ordered_module(demo_vae, demo_axes, dtype=torch.float64)
+    x = sound(1.0).reshape(1, 1, -1)[..., : 8 * 2048]
+    z = plain.encode(x)
+    c = rotated.encode(x)
+    mean, components = demo_axes.mean.double(), demo_axes.components.double()
+    expected = torch.einsum("kl,blt->bkt", components, z.double() - mean.reshape(1, -1, 1))
+    assert torch.allclose(c.double(), expected, atol=1e-5)
+    assert torch.allclose(plain.decode(z), rotated.decode(c), atol=1e-5)
+    assert rotated.encode_output_labels[0].startswith("(signal) latent 0")
+
+
+def test_fidelity_keeps_fewer_inlets_and_decodes_the_dropped_components_at_the_mean(demo_vae, demo_axes):
+    kept = fidelity_components(demo_axes, 0.9)
+    assert 1 <= kept < int(demo_vae.latent_dim)
+    axes = LatentAxes(demo_axes.mean, demo_axes.components, demo_axes.scales, demo_axes.shares, 0, "t", kept)
+    rotated = ordered_module(demo_vae, axes, dtype=torch.float64)
+    plain = streaming_module(demo_vae, dtype=torch.float64)
+    assert int(rotated.encode_params[2]) == kept and int(rotated.decode_params[0]) == kept
+    assert len(rotated.decode_input_labels) == kept
+    c = torch.randn(1, kept, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    z = axes.mean.double().reshape(1, -1, 1) + torch.einsum("kl,bkt->blt", axes.components[:kept].double(), c)
+    assert torch.allclose(rotated.decode(c.float()), plain.decode(z.float()), atol=1e-5)
+
+
+def test_a_pitch_coordinate_is_never_rotated():
+    torch.manual_seed(0)
+    vae = build_model(compose_config("dgt_harmonic", [])).eval()
+    latent_dim, pitch_dims = int(vae.latent_dim), int(vae.pitch_dims)
+    assert pitch_dims == 1
+    # the pitch varies most and correlates with the rest: still its own inlet, uncentred
+    stds = [5.0] + [1.0 / (i + 1) for i in range(latent_dim - 1)]
+    latents = designed_latents(stds, [0.7] * latent_dim, basis=random_rotation(latent_dim))
+    axes = axes_from_latents(latents, pitch_dims, "t")
+    assert torch.equal(axes.components[0], torch.eye(latent_dim)[0])
+    assert float(axes.components[1:, 0].abs().max()) == 0.0
+    assert float(axes.shares[0]) == 0.0 and abs(float(axes.shares.sum()) - 1.0) < 1e-5
+    rotation = axes_module.LatentRotation(axes, torch.float64)
+    z = latents[:6].double()
+    assert torch.allclose(rotation.to_inlets(z)[:, 0], z[:, 0])  # the pitch inlet is the coordinate itself
+    assert torch.allclose(rotation.from_inlets(rotation.to_inlets(z)), z, atol=1e-9)
+    axes.effects = measure_effects(vae, axes.mean, axes.components, axes.scales, axes.shares, pitch_dims)
+    assert axes.labels()[0] == "latent 0: pitch"
+
+
+# ---------------------------------------------------------------- names
+class GainTiltNoise(nn.Module):
+    """A decoder double with three latents: z0 a gain of ``GAIN_DB`` dB per unit, z1 a spectral tilt, z2 a mix of
+    a flat noise floor into harmonic partials at 220 Hz. Only what naming reads: transform, latent_dim, decode."""
+
+    GAIN_DB = 3.0
+
+    def __init__(self, transform: SpectralTransform):
+        super().__init__()
+        self.transform = transform
+        self.latent_dim = 3
+        freqs = torch.arange(transform.n_bins, dtype=torch.float64) * RATE / N_FFT
+        partials = sum(torch.exp(-0.5 * ((freqs - 220.0 * k) / 15.0) ** 2) / k for k in range(1, 9))
+        kernel = torch.exp(-0.5 * (torch.arange(-40, 41, dtype=torch.float64) * RATE / N_FFT / 110.0) ** 2)
+        envelope = torch.nn.functional.conv1d(partials.reshape(1, 1, -1), kernel.reshape(1, 1, -1), padding=40)[0, 0]
+        self.register_buffer("partials", (partials / partials.norm()).float())
+        self.register_buffer("envelope", (envelope / envelope.norm()).float())
+        self.register_buffer("position", (freqs / freqs[-1] - 0.5).float())
+
+    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        gain = 10.0 ** (self.GAIN_DB * z[:, :1] / 20.0)
+        noise = torch.sigmoid(2.0 * z[:, 2:3])
+        mixed = (1 - noise) * self.partials + noise * self.envelope  # the same spectral envelope, partials or noise
+        tilted = mixed * torch.exp(2.0 * z[:, 1:2] * self.position)
+        tilted = tilted / tilted.pow(2).sum(1, keepdim=True).sqrt()  # a tilt at constant power: not louder
+        return self.transform.to_features(10.0 * gain * tilted)
+
+
+def test_a_gain_latent_is_named_louder_with_its_slope_and_the_others_by_what_they_do():
+    model = GainTiltNoise(SpectralTransform(sample_rate=RATE, n_fft=N_FFT, hop=HOP))
+    # training latents: gain varies most (std 2), then the tilt (std 1), then the noise mix (std 0.5)
+    axes = axes_from_latents(designed_latents([2.0, 1.0, 0.5], [0.0, 0.0, -1.0]), 0, "t")
+    effects = measure_effects(model, axes.mean, axes.components, axes.scales, axes.shares, 0)
+    assert [effect.name for effect in effects] == ["louder", "brighter", "noisier"]
+    # the gain law: 3 dB per latent unit, 2 units per std
+    assert effects[0].slope == pytest.approx(GainTiltNoise.GAIN_DB * 2.0, abs=0.01)
+    assert effects[0].changes["loudness"] == pytest.approx(GainTiltNoise.GAIN_DB * 2.0 * 2 * SWEEP_STD, abs=0.05)
+    assert abs(effects[0].changes["centroid"]) < 0.01 and abs(effects[0].changes["flatness"]) < 0.01
+    assert effects[1].centroid_hz[1] > effects[1].centroid_hz[0]
+    labels = [effect.label() for effect in effects]
+    assert labels[0] == "latent 0: louder +24.0 dB, 76%"
+    assert all(len(label) <= 60 for label in labels)  # a Max/Pd inlet tooltip
+    assert effects[0].sentence() == "latent 0: louder (+24.0 dB over -2..+2 std), 76.2% of variance"
+    # a component whose sign runs the other way is named by its direction
+    flipped = measure_effects(model, axes.mean, -axes.components[:1], axes.scales[:1], None, 0)
+    assert flipped[0].name == "quieter" and flipped[0].slope == pytest.approx(-6.0, abs=0.01)
+
+
+def test_negligible_components_are_labelled_and_latents_md_tells_each(demo_vae):
+    latent_dim = int(demo_vae.latent_dim)
+    stds = [1.0] * 4 + [1e-3] * (latent_dim - 4)
+    axes = axes_from_latents(designed_latents(stds, [0.0] * latent_dim), 0, "t")
+    axes.effects = measure_effects(demo_vae, axes.mean, axes.components, axes.scales, axes.shares, 0)
+    labels = axes.labels()
+    assert all("(negligible)" in label for label in labels[4:]) and not any("(negligible)" in l for l in labels[:4])
+    text = latents_markdown(axes, "demo")
+    assert "# Latents of demo" in text and "| 0 | " in text and f"| {latent_dim - 1} | (negligible) |" in text
+    assert "100.0%" in text  # the cumulative share
+
+
+# ---------------------------------------------------------------- stored axes
+def fake_run(tmp_path, vae, checkpoint_bytes: bytes = b"weights 1") -> SimpleNamespace:
+    version = tmp_path / "run" / "version_0"
+    (version / "checkpoints").mkdir(parents=True, exist_ok=True)
+    checkpoint = version / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes(checkpoint_bytes)
+    return SimpleNamespace(version_dir=version, checkpoint_path=checkpoint, cfg=None, vae=vae)
+
+
+@pytest.fixture
+def counted_latents(monkeypatch, demo_vae):
+    latent_dim = int(demo_vae.latent_dim)
+    latents = designed_latents([1.5 ** -i for i in range(latent_dim)], [0.2] * latent_dim)
+    calls = []
+
+    def training_latents(cfg, vae):
+        calls.append(1)
+        return latents, "'designed'"
+
+    monkeypatch.setattr(axes_module, "training_latents", training_latents)
+    return calls
+
+
+def test_axes_are_stored_once_per_checkpoint_and_recomputed_when_it_changes(tmp_path, demo_vae, counted_latents):
+    run = fake_run(tmp_path, demo_vae)
+    first, notes = run_latent_axes(run, fidelity=0.9, name=False)
+    assert len(counted_latents) == 1 and (run.version_dir / AXES_FILE).is_file()
+    assert any("stored in" in note for note in notes) and any("cumulative share" in note for note in notes)
+    assert any(f"--fidelity 0.9 keeps {first.kept} of" in note for note in notes)
+    again, notes = run_latent_axes(run, name=False)
+    assert len(counted_latents) == 1 and any("read from" in note for note in notes)
+    assert torch.allclose(again.components, first.components) and again.kept == int(demo_vae.latent_dim)
+    run.checkpoint_path.write_bytes(b"weights 2")  # a new checkpoint: the stored axes are stale
+    _, notes = run_latent_axes(run, name=False)
+    assert len(counted_latents) == 2 and any("another checkpoint; recomputing" in note for note in notes)
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"not a torch file", "unreadable"),
+    ({"format": "something else"}, "not a vschaos latent-axes file"),
+    ("bad components", "'components' is not a finite tensor"),
+    ("not orthonormal", "not an orthonormal basis"),
+])
+def test_a_malformed_axes_file_is_ignored_with_a_warning_and_replaced(tmp_path, demo_vae, counted_latents,
+                                                                      content, why):
+    run = fake_run(tmp_path, demo_vae)
+    good, _ = run_latent_axes(run, name=False)
+    path = run.version_dir / AXES_FILE
+    stored = torch.load(path, weights_only=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "bad components":
+        atomic_torch_save({**stored, "components": torch.full((2, 2), float("nan"))}, path)
+    elif content == "not orthonormal":
+        atomic_torch_save({**stored, "components": 2.0 * stored["components"]}, path)
+    else:
+        atomic_torch_save(content, path)
+    axes, notes = run_latent_axes(run, name=False)
+    assert any(note.startswith("warning:") and why in note for note in notes), notes
+    assert len(counted_latents) == 2 and torch.allclose(axes.components, good.components)
+    assert torch.equal(torch.load(path, weights_only=True)["components"], stored["components"])  # replaced
+
+
+def test_unreadable_training_data_gives_identity_axes_and_says_so(tmp_path, demo_vae, monkeypatch):
+    def unreadable(cfg, vae):
+        raise OSError("no such folder: /data/gone")
+
+    monkeypatch.setattr(axes_module, "training_latents", unreadable)
+    run = fake_run(tmp_path, demo_vae)
+    axes, notes = run_latent_axes(run, fidelity=0.5, name=False)
+    assert torch.equal(axes.components, torch.eye(int(demo_vae.latent_dim))) and axes.shares is None
+    assert axes.kept == int(demo_vae.latent_dim)
+    assert any("training data not readable: no such folder" in note for note in notes)
+    assert any("--fidelity 0.5 ignored" in note for note in notes)
+    assert not (run.version_dir / AXES_FILE).exists()  # nothing stored: the data may be back next time
+
+
+# ---------------------------------------------------------------- the verified export and the command line
+def test_the_ordered_export_verifies_and_writes_latents_md(tmp_path, demo_vae, demo_axes):
+    from vschaos.host import describe_model
+
+    kept = fidelity_components(demo_axes, 0.9)
+    axes = LatentAxes(demo_axes.mean, demo_axes.components, demo_axes.scales, demo_axes.shares, 0, "t", kept)
+    axes.effects = measure_effects(demo_vae, axes.mean, axes.components[:kept], axes.scales[:kept], axes.shares)
+    path, report, notes = export_ordered(demo_vae, tmp_path / "demo.ts", axes, buffers=[256, 2048],
+                                         batch_sizes=(1,))
+    assert report.ok and notes == tmp_path / "latents.md"
+    description = describe_model(str(path))
+    decode = description.method("decode")
+    assert decode.in_channels == kept
+    assert decode.input_labels[:kept] == [f"(signal) {label}" for label in axes.labels()]
+    assert f"| 0 | {axes.effects[0].name} |" in notes.read_text()
+    assert f"{kept} of {int(demo_vae.latent_dim)} latents exported" in notes.read_text()
+
+
+def test_script_refuses_a_fidelity_outside_its_range_before_loading(tmp_path, capsys):
+    from vschaos.cli.script import main
+
+    for value in ("0", "1.5", "nan"):
+        assert main([str(tmp_path / "nowhere"), "--fidelity", value]) == 2
+    # the run folder is checked first; with one present the flag itself is named
+    from test_generation_cli import make_run
+
+    run_dir = make_run(tmp_path / "runs", "demo", "tiny")
+    capsys.readouterr()
+    assert main([str(run_dir), "--fidelity", "1.5"]) == 2
+    assert "--fidelity 1.5: must lie in (0, 1]" in capsys.readouterr().err
