@@ -3,6 +3,7 @@
     python generate.py reconstruct RUN_DIR [-v N] [-n last|best|PATH] --files a.wav some_folder/ [--sr 44100] --out OUT
     python generate.py trajectories RUN_DIR --trajectories sin random line [--sr 44100] -b 3 -s 512 --out OUT
     python generate.py trajectories RUN_DIR --trajectories interpolate --files a.wav b.wav -s 512 --out OUT
+    python generate.py prior RUN_DIR -s 10 [--temperature 1] [--seed 0] --out OUT   (after train_model.py prior)
 
 RUN_DIR is a run folder rundir/name (its latest version, or version_N with -v N) or one of its
 version_N folders (-v then names a sibling version of the same run); -n picks the checkpoint:
@@ -54,6 +55,13 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
@@ -115,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     trajectories.add_argument("--spread-from", nargs="+", type=Path, default=[], metavar="PATH",
                               help="sound files/folders (e.g. the training data) whose encoded latents set "
                                    "the per-dimension mean/std of the paths (default: the prior N(0, I))")
+    prior = commands.add_parser("prior", help="play the run's latent prior (train_model.py prior RUN) with no input")
+    _add_common(prior)
+    prior.add_argument("-s", "--seconds", type=_positive_float, required=True, help="length of the sound")
+    prior.add_argument("--temperature", type=_non_negative_float, default=1.0,
+                       help="1: the prior's own spread (default); 0: its most likely path")
     return parser
 
 
@@ -122,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``generate.py`` / ``vschaos-generate``; returns the exit status."""
     args = build_parser().parse_args(argv)
     apply_thread_policy(args.threads)
-    from vschaos.cli.generate_commands import run_reconstruct, run_trajectories
+    from vschaos.cli.generate_commands import run_prior, run_reconstruct, run_trajectories
     from vschaos.generation.errors import GenerationError
     from vschaos.generation.trajectories import UnknownTrajectoryError
     from vschaos.training.run import RunFolderError
@@ -130,6 +143,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "reconstruct":
             return run_reconstruct(args)
+        if args.command == "prior":
+            return run_prior(args)
         return run_trajectories(args)
     except (GenerationError, RunFolderError, UnknownTrajectoryError) as error:
         print(f"error: {error}", file=sys.stderr)

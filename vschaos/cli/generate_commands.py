@@ -208,3 +208,34 @@ def run_trajectories(args: argparse.Namespace) -> int:
                                    class_names=load_class_names(dataset_root(cfg), conditioning))
     print(report.format())
     return 0
+
+
+def run_prior(args: argparse.Namespace) -> int:
+    """``generate.py prior``: every argument checked before the model loads, then one WAV of ``-s`` seconds."""
+    from vschaos.dsp.bounds import MAX_TEMPERATURE
+    from vschaos.generation.prior import PRIOR_FOLDER, prior_file_name, render_prior
+    from vschaos.training.prior import load_prior, prior_path
+
+    if args.temperature > MAX_TEMPERATURE:
+        raise GenerationError(f"--temperature {args.temperature:g}: must be within [0, {MAX_TEMPERATURE:g}]")
+    parse_label_arguments(args.labels)
+    target_dir = args.out / PRIOR_FOLDER
+    check_output_folder(args.out, target_dir)
+    files = read_run_files(args)
+    if not prior_path(files.version_dir).exists():
+        raise GenerationError(f"{files.version_dir} has no prior: fit one first with "
+                              f"train_model.py prior {args.run_dir}")
+    out_rate = args.sr or files.sample_rate
+    check_sample_rate(files.sample_rate, out_rate, f"--sr {out_rate}", SR_ADVICE)
+    steps = max(1, int(args.seconds * files.sample_rate) // files.hop + 1)
+    check_trajectory_length(steps, n_fft=files.n_fft, hop=files.hop, model_rate=files.sample_rate,
+                            out_rate=out_rate)
+    name = prior_file_name(args.seed, args.temperature)
+    refuse_overwriting_inputs([target_dir / name], files.inputs())
+    prior = load_prior(files.version_dir)
+    run = open_generation_run(args, files)
+    path = render_prior(run.vae, prior, args.out, seconds=args.seconds, temperature=args.temperature,
+                        seed=args.seed, sample_rate=args.sr, fixed_labels=fixed_labels(args, run.cfg, run.vae),
+                        method=args.phase, n_iter=args.n_iter)
+    print(f"wrote {path} ({args.seconds:g} s at {out_rate} Hz, temperature {args.temperature:g}, seed {args.seed})")
+    return 0

@@ -30,9 +30,8 @@ from vschaos.dsp.streaming import RTPGHI, StreamingSynthesis, counter_normal
 from vschaos.export.latent_axes import LatentAxes
 from vschaos.export.module import LATENT_NOISE_STREAM, PHASE_NOISE_STREAM, StreamingVAE
 from vschaos.models.contract import SpectralModel
-from vschaos.models.prior import LatentPrior
+from vschaos.models.prior import PRIOR_NOISE_STREAM, LatentPrior
 
-PRIOR_NOISE_STREAM = 2  # counter_normal stream: its uniform streams are disjoint from the latent's and the phase's
 assert PRIOR_NOISE_STREAM not in (LATENT_NOISE_STREAM, PHASE_NOISE_STREAM)
 PRIOR_METHODS = ("prior", "generate")
 _MIN_ROWS = 4

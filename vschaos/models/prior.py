@@ -19,6 +19,9 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor, nn
 
+# the counter_normal stream of the prior's noise (vschaos.dsp.streaming), disjoint from the export's latent (0) and
+# phase (uniform 1) streams: the offline render and the export draw the same values
+PRIOR_NOISE_STREAM = 2
 # normalised latents a sample may reach (in training-set standard deviations): a runaway sample is held there
 NORMALISED_LIMIT = 8.0
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
@@ -109,6 +112,21 @@ class LatentPrior(nn.Module):
             previous = sample.clamp(-8.0, 8.0)  # NORMALISED_LIMIT
             frames.append(previous)
         return self.denormalise(torch.stack(frames, dim=1)), previous, state
+
+
+def sample_latents(prior: "LatentPrior", n_frames: int, temperature: float, seed: int, batch: int = 1) -> Tensor:
+    """``n_frames`` raw latents ``(batch, n_frames, latent_dim)`` from a fresh stream: the export's ``prior``
+    method after ``reset()`` with the ``seed`` attribute and a constant ``temperature`` inlet, in one call."""
+    from vschaos.dsp.streaming import counter_normal
+
+    previous, state = prior.initial_state(batch)
+    dtype = previous.dtype
+    noise = counter_normal(int(seed), PRIOR_NOISE_STREAM, batch, torch.arange(n_frames, dtype=torch.int64),
+                           prior.latent_dim).to(dtype)
+    temperatures = torch.full((batch, n_frames), float(temperature), dtype=dtype)
+    with torch.no_grad():
+        z, _, _ = prior.sample_frames(previous, state, temperatures, noise)
+    return z
 
 
 def iid_gaussian_nll(train: Tensor, held_out: Tensor, min_std: float = 1e-3) -> float:
