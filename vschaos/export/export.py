@@ -11,6 +11,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Type, TypeVar, Uni
 
 import torch
 
+from vschaos.export.latent_axes import LatentAxes
 from vschaos.export.module import StreamingVAE
 from vschaos.export.prior import with_prior
 from vschaos.io import atomic_jit_save, remove_stale_temporaries
@@ -46,28 +47,32 @@ def in_model_dtypes(attempt: Callable[[torch.dtype], Attempt], refused: Type[Exc
 
 
 def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
-                     dtype: torch.dtype = torch.float32, prior: Optional[LatentPrior] = None) -> StreamingVAE:
+                     dtype: torch.dtype = torch.float32, prior: Optional[LatentPrior] = None,
+                     axes: Optional[LatentAxes] = None) -> StreamingVAE:
     """:class:`StreamingVAE` around a copy of ``vae`` in ``dtype`` (eval mode, no gradients), not scripted: what
     both export targets (nn~ and Neutone) wrap. The dtype of the model math only: StreamingVAE's docstring. With a
     ``prior`` (a copy of it, in ``dtype``), the module also has ``prior`` and ``generate``
-    (:func:`~vschaos.export.prior.with_prior`)."""
+    (:func:`~vschaos.export.prior.with_prior`). ``axes``: ordered latents for ``encode``/``decode``
+    (:mod:`vschaos.export.latent_axes`), None for the model's own."""
     vae = copy.deepcopy(vae).eval().to(dtype)
     for parameter in vae.parameters():
         parameter.requires_grad_(False)
     if prior is None:
-        return StreamingVAE(vae, temperature=temperature, phase=phase, seed=seed).eval()
-    return with_prior(vae, prior, dtype, temperature=temperature, phase=phase, seed=seed)
+        return StreamingVAE(vae, temperature=temperature, phase=phase, seed=seed, axes=axes).eval()
+    return with_prior(vae, prior, dtype, temperature=temperature, phase=phase, seed=seed, axes=axes)
 
 
 def script_model(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
-                 dtype: torch.dtype = torch.float32, prior: Optional[LatentPrior] = None) -> torch.jit.ScriptModule:
+                 dtype: torch.dtype = torch.float32, prior: Optional[LatentPrior] = None,
+                 axes: Optional[LatentAxes] = None) -> torch.jit.ScriptModule:
     """Wrap a copy of ``vae`` in ``dtype`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
 
     Raises ``ValueError`` if the hop is not a power of two (nn~ could never call the model). The
     caller's ``vae`` is not modified. ``torch.jit.script`` is what nn~'s libtorch loads; its
     deprecation warning in recent torch is expected and silenced here.
     """
-    module = streaming_module(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype, prior=prior)
+    module = streaming_module(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype, prior=prior,
+                              axes=axes)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
@@ -107,15 +112,17 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
 
 def export_model(vae: SpectralModel, path: PathLike, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
                  buffers: Optional[Sequence[int]] = None, batch_sizes: Sequence[int] = (1, 4),
-                 prior: Optional[LatentPrior] = None) -> Tuple[Path, object]:
+                 prior: Optional[LatentPrior] = None, axes: Optional[LatentAxes] = None) -> Tuple[Path, object]:
     """Script ``vae`` for nn~ and write it to ``path`` after verification: ``(path, VerifyReport)``. With a
-    ``prior``, the file also has ``prior`` and ``generate`` (:mod:`vschaos.export.prior`).
+    ``prior``, the file also has ``prior`` and ``generate`` (:mod:`vschaos.export.prior`); with ``axes``,
+    ``encode``/``decode`` exchange ordered, named latents (:func:`vschaos.export.latent_axes.run_latent_axes`).
 
     The model math runs in float32; if that fails verification (a stream whose output depends on the buffer
     size, see StreamingVAE), the export is retried in float64 and the report says so (a WARN line). Only if
     float64 fails too is the export refused, with float64's report."""
     def attempt(dtype: torch.dtype) -> Tuple[Path, object]:
-        scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype, prior=prior)
+        scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype, prior=prior,
+                                axes=axes)
         return save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
 
     def failures(error: Exception) -> str:
