@@ -35,6 +35,7 @@ from vschaos.data.audio import AudioReadError, AudioValueError, load_audio
 from vschaos.data.dataset import AudioFile
 from vschaos.data.metadata import DatasetError, Problem
 from vschaos.data.problems import printable
+from vschaos.data.textlines import TextFileError, read_text
 from vschaos.data.tree import outside_write_problem
 from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
 from vschaos.io import atomic_save_npy, atomic_write, atomic_write_text
@@ -172,8 +173,8 @@ def _load_cache(directory: Path, fingerprint: Dict[str, object], keys: List[str]
     """Open an existing cache, raising ``ValueError`` on any inconsistency."""
     index_path = directory / "index.json"
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        index = json.loads(read_text(index_path))  # a regular file only: a FIFO here would block forever
+    except (TextFileError, OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{index_path}: unreadable index ({error})") from error
     if not isinstance(index, dict) or index.get("fingerprint") != json.loads(json.dumps(fingerprint, default=str)):
         raise ValueError(f"{index_path}: fingerprint does not match the dataset/transform")
