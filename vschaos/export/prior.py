@@ -89,6 +89,10 @@ class StreamingVAEWithPrior(StreamingVAE):
         self.generate_rtpghi.reset()
         self.prior_counter = torch.zeros(0, dtype=torch.int64, device=self.prior_counter.device)
         self.generate_counter = torch.zeros(0, dtype=torch.int64, device=self.generate_counter.device)
+        self.prior_previous = self.prior_previous[:0]
+        self.generate_previous = self.generate_previous[:0]
+        self.prior_state = self.prior_state[:, :0]
+        self.generate_state = self.generate_state[:, :0]
 
     def _draw(self, temperature: Tensor, previous: Tensor, state: Tensor, counter: Tensor):
         """Temperature inlet ``(batch, B)`` -> raw latents ``(batch, B // hop, L)`` and the new state."""

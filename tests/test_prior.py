@@ -1,0 +1,283 @@
+"""The latent prior: fitting (models/prior.py, training/prior.py, ``train_model.py prior``), the exported ``prior``
+and ``generate`` methods (export/prior.py, checked with our host) and the offline render (``generate.py prior``).
+
+Run folders are the demo preset with random (seeded) weights, written as training writes them (test_generation_cli's
+``make_run``); the dataset is the tiny demo dataset. Priors for export tests are random (seeded) GRUs: what is held
+there (streams equal at every buffer size, seeds, bounds, the host's verdict) does not depend on training.
+"""
+import dataclasses
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from test_generation_cli import make_run  # noqa: E402  (one run-folder maker for the CLI tests)
+from vschaos.cli.generate import main as generate_main
+from vschaos.cli.train import compose_config
+from vschaos.cli.train import main as train_main
+from vschaos.export.export import script_model, streaming_module
+from vschaos.export.latent_axes import LatentAxes
+from vschaos.export.prior import with_prior
+from vschaos.host import verify_model
+from vschaos.models.prior import LatentPrior, iid_gaussian_nll, sample_latents
+from vschaos.models.prior_module import PriorModule
+from vschaos.training.lock import TrainingLock
+from vschaos.training.prior import chunks, load_prior, prior_options, prior_path, split_files
+from vschaos.training.run import build_model
+
+DEMO_RATE = 22050
+DEMO_HOP = 256
+
+
+def _stream(method, x: torch.Tensor, step: int) -> torch.Tensor:
+    return torch.cat([method(x[..., i:i + step]) for i in range(0, x.shape[-1], step)], dim=-1)
+
+
+# ----------------------------------------------------------------------------- the model and its fit
+def slow_sines(n_files: int, frames: int, latent_dim: int, seed: int) -> list:
+    """Latent sequences with strong temporal structure: slow sines of random phase and period, a little noise."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(frames, dtype=torch.float32)[:, None]
+    sequences = []
+    for _ in range(n_files):
+        period = 40.0 + 40.0 * torch.rand(1, latent_dim, generator=generator)
+        phase = 2 * math.pi * torch.rand(1, latent_dim, generator=generator)
+        noise = 0.02 * torch.randn(frames, latent_dim, generator=generator)
+        sequences.append(torch.sin(2 * math.pi * t / period + phase) * 1.5 + 0.3 + noise)
+    return sequences
+
+
+def test_prior_beats_an_iid_gaussian_on_held_out_sequences():
+    torch.manual_seed(0)
+    sequences = slow_sines(10, 200, 3, seed=1)
+    train, held_out = split_files(sequences, 0.2, seed=0)
+    assert (len(train), len(held_out)) == (8, 2)
+    module = PriorModule(3, hidden=32, layers=1, lr=1e-2)
+    module.prior.set_normalisation(torch.cat(train))
+    z, mask = chunks(train, 64)
+    optimiser = module.configure_optimizers()
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = module._loss((z, mask))
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        prior_nll = float(torch.cat([module.prior.nll(s[None])[0] for s in held_out]).mean())
+    iid = iid_gaussian_nll(torch.cat(train), torch.cat(held_out))
+    # a sine's next value is nearly known from its past; i.i.d. frames only know the spread
+    assert prior_nll < iid - 3.0, (prior_nll, iid)
+
+
+def test_nll_is_in_raw_latent_units():
+    """The normalisation's Jacobian is counted: scaling the latents by 10 adds log(10) per entry and frame."""
+    torch.manual_seed(0)
+    prior = LatentPrior(2, hidden=8)
+    z = torch.randn(1, 20, 2)
+    prior.set_normalisation(z[0])
+    before = prior.nll(z)
+    prior.set_normalisation(10 * z[0])
+    after = prior.nll(10 * z)
+    torch.testing.assert_close(after - before, torch.full_like(before, 2 * math.log(10.0)), rtol=0, atol=1e-4)
+
+
+def test_chunks_pad_and_mask():
+    z, mask = chunks([torch.ones(5, 2), torch.ones(2, 2)], 4)
+    assert z.shape == (3, 4, 2)
+    assert mask.tolist() == [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]]
+    assert float(z[1, 1:].abs().sum()) == 0.0
+
+
+def test_prior_options_are_checked_with_the_key_named():
+    assert prior_options(["hidden=32", "prior.layers=2", "+max_epochs=3"]).hidden == 32
+    with pytest.raises(Exception, match="unknown option 'hiden=3'"):
+        prior_options(["hiden=3"])
+    with pytest.raises(Exception, match="seq_len must be a positive integer"):
+        prior_options(["seq_len=0"])
+
+
+# ----------------------------------------------------------------------------- the export
+@pytest.fixture(scope="module")
+def demo_vae():
+    torch.manual_seed(0)
+    vae = build_model(compose_config("demo", [])).eval()
+    n_bins = vae.transform.n_bins
+    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
+    return vae
+
+
+@pytest.fixture(scope="module")
+def random_prior(demo_vae):
+    torch.manual_seed(3)
+    prior = LatentPrior(demo_vae.latent_dim, hidden=16).eval()
+    prior.set_normalisation(torch.randn(100, demo_vae.latent_dim) * 0.5)
+    return prior
+
+
+@pytest.fixture(scope="module")
+def prior_export(demo_vae, random_prior):
+    return script_model(demo_vae, prior=random_prior)
+
+
+def _generated(model, method: str, buffer: int, seed: int, samples: int = 8192, temperature: float = 1.0,
+               batch: int = 1):
+    model.reset()
+    assert model.set_seed(seed) == 0
+    return _stream(getattr(model, method), torch.full((batch, 1, samples), temperature), buffer)
+
+
+def test_export_has_prior_and_generate_only_with_a_prior(demo_vae, prior_export):
+    assert prior_export.get_methods() == ["forward", "encode", "decode", "prior", "generate"]
+    assert prior_export.prior_params.tolist() == [1, 1, demo_vae.latent_dim, DEMO_HOP]
+    assert prior_export.generate_params.tolist() == [1, 1, 1, 1]
+    assert "prior" not in script_model(demo_vae).get_methods()
+
+
+def test_prior_stream_is_bit_identical_at_any_buffer_size(prior_export):
+    streams = [_generated(prior_export, "prior", buffer, seed=5) for buffer in (256, 2048, 4096)]
+    assert streams[0].shape == (1, prior_export.latent_dim, 8192 // DEMO_HOP)
+    for other in streams[1:]:
+        assert torch.equal(streams[0], other)
+    assert bool(torch.isfinite(streams[0]).all())
+    assert not torch.equal(streams[0], _generated(prior_export, "prior", 2048, seed=6))
+
+
+def test_generate_is_the_same_stream_at_any_buffer_size(prior_export):
+    streams = [_generated(prior_export, "generate", buffer, seed=5) for buffer in (256, 2048, 4096)]
+    assert streams[0].shape == (1, 1, 8192)
+    assert bool(torch.isfinite(streams[0]).all()) and float(streams[0].abs().max()) > 0
+    # the decoded frames are the same bits; the overlap-add sums a call's frames before its tail, so the audio
+    # may differ in the last bits of float32 (never by more: no feedback from the audio)
+    for other in streams[1:]:
+        torch.testing.assert_close(other, streams[0], rtol=0, atol=1e-6)
+    assert torch.equal(streams[1], _generated(prior_export, "generate", 2048, seed=5))
+    other_seed = _generated(prior_export, "generate", 2048, seed=6)
+    assert float((other_seed - streams[1]).abs().max()) > 1e-4
+
+
+def test_temperature_inlet_zero_nan_and_negative_are_the_most_likely_path(prior_export):
+    zero = _generated(prior_export, "prior", 2048, seed=1, temperature=0.0)
+    assert torch.equal(zero, _generated(prior_export, "prior", 2048, seed=2, temperature=0.0))
+    assert torch.equal(zero, _generated(prior_export, "prior", 2048, seed=1, temperature=-3.0))
+    assert torch.equal(zero, _generated(prior_export, "prior", 2048, seed=1, temperature=float("nan")))
+    hot = _generated(prior_export, "generate", 2048, seed=1, temperature=1e9)  # clamped to MAX_TEMPERATURE
+    assert bool(torch.isfinite(hot).all())
+
+
+def test_batch_rows_are_independent_streams_and_reset_restarts(prior_export):
+    both = _generated(prior_export, "prior", 1024, seed=4, batch=2, samples=4096)
+    assert not torch.equal(both[0], both[1])
+    again = _generated(prior_export, "prior", 1024, seed=4, batch=2, samples=4096)
+    assert torch.equal(both, again)
+
+
+def test_offline_latents_are_the_exported_prior_stream(demo_vae, random_prior, prior_export):
+    offline = sample_latents(random_prior, 32, temperature=0.7, seed=9)[0]
+    streamed = _generated(prior_export, "prior", 512, seed=9, temperature=0.7)[0].T
+    torch.testing.assert_close(streamed, offline, rtol=0, atol=1e-5)
+
+
+def test_prior_outlets_follow_ordered_latent_axes(demo_vae, random_prior):
+    identity = LatentAxes.identity(demo_vae.latent_dim, 0, "test")
+    kept = dataclasses.replace(identity, kept=4)
+    vae = streaming_module(demo_vae).vae  # a frozen float32 copy, as the export makes
+    module = torch.jit.script(with_prior(vae, random_prior, torch.float32, axes=kept))
+    assert module.prior_params.tolist() == [1, 1, 4, DEMO_HOP]
+    out = _generated(module, "prior", 2048, seed=1, samples=2048)
+    assert out.shape == (1, 4, 8)
+    full = _generated(torch.jit.script(with_prior(vae, random_prior, torch.float32)), "prior", 2048, seed=1,
+                      samples=2048)
+    torch.testing.assert_close(out, full[:, :4], rtol=0, atol=1e-6)  # identity axes: the first four entries
+
+
+def test_export_with_a_prior_verifies(prior_export):
+    prior_export.reset()  # as save_verified does: the file holds no stream's state
+    report = verify_model(prior_export, buffers=[256, 2048], batch_sizes=(1, 2), methods=["prior", "generate"])
+    assert report.ok, report.format()
+    text = report.format()
+    assert "[generate] streaming" in text and "[prior] determinism" in text
+
+
+def test_a_prior_of_another_latent_size_is_refused(demo_vae):
+    with pytest.raises(ValueError, match="the prior models 3 latent entries"):
+        with_prior(streaming_module(demo_vae).vae, LatentPrior(3), torch.float32)
+
+
+# ----------------------------------------------------------------------------- the commands
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from vschaos.data.demo import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("prior_data"), sample_rate=DEMO_RATE, minutes=0.1,
+                             files_per_instrument=1)
+
+
+@pytest.fixture(scope="module")
+def run_with_prior(tmp_path_factory, dataset):
+    run = make_run(tmp_path_factory.mktemp("prior_runs"), "demo", "demo", dataset_root=dataset)
+    assert train_main(["prior", str(run), "max_epochs=2", "hidden=16"]) == 0
+    return run
+
+
+def test_train_model_prior_writes_a_tensors_only_prior(run_with_prior, capsys):
+    path = prior_path(run_with_prior / "version_0")
+    state = torch.load(path, weights_only=True)
+    assert state["hyperparameters"]["hidden"] == 16
+    assert math.isfinite(state["metrics"]["held_out_nll"]) and math.isfinite(state["metrics"]["iid_nll"])
+    prior = load_prior(run_with_prior / "version_0")
+    assert prior.latent_dim == int(state["hyperparameters"]["latent_dim"])
+    assert not (run_with_prior / "version_0" / ".training.lock").exists()  # released
+
+
+def test_a_second_prior_is_refused_in_one_line(run_with_prior, capsys):
+    before = prior_path(run_with_prior / "version_0").read_bytes()
+    assert train_main(["prior", str(run_with_prior), "max_epochs=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has a prior already" in err and "delete" in err
+    assert prior_path(run_with_prior / "version_0").read_bytes() == before
+
+
+def test_prior_refused_while_the_version_is_being_trained(tmp_path, dataset, capsys):
+    run = make_run(tmp_path, "demo", "demo", dataset_root=dataset)
+    with TrainingLock(run / "version_0"):
+        assert train_main(["prior", str(run), "max_epochs=1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is being trained by" in err
+    assert not prior_path(run / "version_0").exists()
+
+
+def test_prior_arguments_are_one_line(tmp_path, capsys):
+    assert train_main(["prior"]) == 2
+    assert "prior needs a run folder" in capsys.readouterr().err
+    assert train_main(["prior", str(tmp_path / "missing"), "max_epochs=1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert train_main(["prior", str(tmp_path), "widths=3"]) == 2
+    assert "unknown option 'widths=3'" in capsys.readouterr().err
+
+
+def test_broken_prior_file_is_one_line(tmp_path, dataset, capsys):
+    run = make_run(tmp_path, "demo", "demo", dataset_root=dataset)
+    path = prior_path(run / "version_0")
+    path.parent.mkdir()
+    path.write_bytes(b"not a prior")
+    assert generate_main(["prior", str(run), "-s", "1", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot load the prior {path}" in err
+
+
+def test_generate_prior_writes_the_requested_length(run_with_prior, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert generate_main(["prior", str(run_with_prior), "-s", "1.5", "--seed", "3", "--temperature", "0.5",
+                          "--sr", "16000", "--out", str(out)]) == 0
+    data, rate = sf.read(str(out / "prior" / "prior_seed3_t0.5.wav"), dtype="float32")
+    assert rate == 16000 and data.shape == (24000,)
+    assert bool(abs(data).max() > 0) and bool(torch.isfinite(torch.from_numpy(data)).all())
+
+
+def test_generate_prior_without_a_prior_says_how_to_fit_one(tmp_path, dataset, capsys):
+    run = make_run(tmp_path, "demo", "demo", dataset_root=dataset)
+    assert generate_main(["prior", str(run), "-s", "1", "--out", str(tmp_path / "out")]) == 2
+    assert "has no prior: fit one first with train_model.py prior" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "prior").exists()
