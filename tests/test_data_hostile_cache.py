@@ -46,3 +46,19 @@ def test_a_fifo_as_the_cache_index_is_rebuilt_over_not_waited_on(tmp_path):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert again.built and index.is_file() and np.array_equal(np.array(again.magnitudes), expected)
+
+
+def test_a_file_where_the_cache_folder_should_be_is_one_problem(tmp_path):
+    from vschaos.data.metadata import DatasetError
+
+    root = tmp_path / "ds"
+    write_wav(root / "data/a.wav", 220.0)
+    (root / ".vschaos_cache").write_text("not a folder")
+    with pytest.raises(DatasetError) as caught:
+        load_or_build_cache(SpectralTransform(sample_rate=SR, n_fft=256, hop=64), load_index(root).files, root,
+                            progress=False)
+    [problem] = caught.value.problems
+    assert str(problem).startswith(f"{root}/.vschaos_cache/")
+    assert str(problem).endswith(": cannot create the spectral cache folder (Not a directory): remove what is in the "
+                                 "way, or set data.cache_dir")
+    assert (root / ".vschaos_cache").read_text() == "not a folder"

@@ -296,6 +296,12 @@ def load_or_build_cache(transform, files: Sequence[AudioFile], root: Union[str, 
         outside = [p for p in (outside_write_problem(e, root) for e in [directory / "index.json", *entries]) if p]
         if outside:
             raise DatasetError(outside[:1], header="spectral cache")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file named .vschaos_cache, a read-only dataset
+        raise DatasetError([Problem(str(directory), None, f"cannot create the spectral cache folder "
+                                                          f"({error.strerror or error}): remove what is in the way, "
+                                                          f"or set data.cache_dir")], header="spectral cache") from error
     keys = [f.key for f in files]
     if (directory / "index.json").exists():
         try:
