@@ -281,3 +281,20 @@ def test_generate_prior_without_a_prior_says_how_to_fit_one(tmp_path, dataset, c
     assert generate_main(["prior", str(run), "-s", "1", "--out", str(tmp_path / "out")]) == 2
     assert "has no prior: fit one first with train_model.py prior" in capsys.readouterr().err
     assert not (tmp_path / "out" / "prior").exists()
+
+
+def test_script_exports_prior_and_generate_when_the_run_has_a_prior(run_with_prior, tmp_path, capsys):
+    from vschaos.cli.script import main as script_main
+    from vschaos.host import load_model as host_load
+
+    out = tmp_path / "export"
+    assert script_main([str(run_with_prior), "-o", str(out), "--buffers", "256", "2048"]) == 0
+    assert "with the run's latent prior" in capsys.readouterr().out
+    model = host_load(str(out / "demo.ts"))
+    assert [m.name for m in model.description.methods] == ["forward", "encode", "decode", "prior", "generate"]
+    a = model.call("generate", torch.ones(1, 1, 2048))
+    model.reset_state()
+    assert torch.equal(a, model.call("generate", torch.ones(1, 1, 2048)))
+    # the export stays small: the prior adds its own weights only
+    assert (out / "demo.ts").stat().st_size <= (run_with_prior / "version_0" / "checkpoints" / "last.ckpt"
+                                                 ).stat().st_size + 2 ** 20

@@ -304,14 +304,27 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
         return export_neutone_run(run, path, path.stem, args)
     from vschaos.export.latent_axes import run_latent_axes
     from vschaos.export.ordered_export import export_ordered
+    from vschaos.export.prior import export_ordered_with_prior
+    from vschaos.training.prior import load_prior
+    from vschaos.training.run import RunFolderError
 
+    try:
+        prior = load_prior(run.version_dir)  # train_model.py prior RUN wrote it: the methods prior and generate
+    except RunFolderError as error:
+        print(f"script.py: {error}", file=sys.stderr)
+        return 2
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path}")
+    if prior is not None:
+        print("with the run's latent prior: methods prior and generate (they play with no input)")
     try:
         axes, notes = run_latent_axes(run, fidelity=args.fidelity)
         for note in notes:
             print(note, file=sys.stderr if note.startswith("warning:") else sys.stdout)
-        path, report, latents_md = export_ordered(run.vae, path, axes, temperature=args.temperature,
-                                                  phase=args.phase, seed=args.seed, buffers=args.buffers)
+        options = dict(temperature=args.temperature, phase=args.phase, seed=args.seed, buffers=args.buffers)
+        if prior is None:
+            path, report, latents_md = export_ordered(run.vae, path, axes, **options)
+        else:
+            path, report, latents_md = export_ordered_with_prior(run.vae, prior, path, axes, **options)
     except ExportVerificationError as error:
         print(error.report.format(), file=sys.stderr)
         print(f"script.py: export refused, {path} not written: the model fails verification", file=sys.stderr)
