@@ -288,3 +288,25 @@ def test_a_utf16_file_is_one_problem_not_one_per_line(tree, encoding):
 def test_parse_metadata_splits_lines_as_the_readers_do():
     text = "data/a.wav\t1\x0cx\ndata/b.wav\t2\r\ndata/c.wav\t3\u2028y\n"
     assert parse_metadata(text) == {"data/a.wav": "1\x0cx", "data/b.wav": "2", "data/c.wav": "3\u2028y"}
+
+
+# ---------------------------------------------------------------------------------- ids the model cannot size
+@pytest.mark.parametrize("where", ["metadata.txt", "classes.txt", "track file"])
+def test_a_class_id_too_large_for_an_embedding_is_refused_with_file_and_line(tree, where):
+    from vschaos.data.metadata import MAX_CLASSES
+
+    big = MAX_CLASSES  # one past the largest id accepted
+    metadata = tree / "metadata/t/metadata.txt"
+    if where == "classes.txt":
+        write_bytes(tree / "metadata/t/classes.txt", f"0\tzero\n{big}\thuge\n".encode())
+        write_bytes(metadata, b"data/a.wav\t0\n")
+        bad, prefix = tree / "metadata/t/classes.txt", ""
+    elif where == "track file":
+        write_bytes(tree / "metadata/t/tracks/a.txt", f"0.0,0.1\t0\n0.1,0.2\t{big}\n".encode())
+        write_bytes(metadata, b"data/a.wav\ttracks/a.txt\n")
+        bad, prefix = tree / "metadata/t/tracks/a.txt", "task 't': "
+    else:
+        write_bytes(metadata, f"data/a.wav\t{MAX_CLASSES - 1}\ndata/b.wav\t{big}\n".encode())
+        bad, prefix = metadata, "task 't': "
+    assert problems_of(tree) == [f"{bad}:2: {prefix}class id {big} is too large: ids number the classes from 0, at "
+                                 f"most {MAX_CLASSES - 1} (the model has one embedding row per id up to the largest)"]

@@ -39,6 +39,9 @@ MISSING_TOKENS = ("", "none", "None", "NONE", "nan", "NaN")
 SINGLE_READER = "read_single_metadata"
 MULTI_READER = "read_multi_metadata"
 INTERVAL_TOLERANCE = 1e-6  # seconds: rounding in written onsets/offsets is not an overlap
+#: Largest number of classes of a task. The model sizes its label embeddings and predictors by the largest id
+#: (+1): one stray id such as 2000000000 would ask for gigabytes of weights.
+MAX_CLASSES = 1 << 16
 
 
 @dataclass
@@ -137,6 +140,8 @@ def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
         name = parts[1].strip()
         if class_id < 0:
             problems.append(Problem(str(path), number, f"class id {class_id} is negative"))
+        elif class_id >= MAX_CLASSES:
+            problems.append(Problem(str(path), number, too_large(class_id)))
         elif class_id in classes:
             problems.append(Problem(str(path), number, f"class id {class_id} defined twice"))
         elif name in seen_names:
@@ -147,6 +152,12 @@ def read_classes(path: Path, problems: List[Problem]) -> Dict[int, str]:
     if not classes and not problems:
         problems.append(Problem(str(path), None, "no classes defined"))
     return classes
+
+
+def too_large(class_id: int) -> str:
+    """The problem of a class id beyond :data:`MAX_CLASSES`."""
+    return (f"class id {class_id} is too large: ids number the classes from 0, at most {MAX_CLASSES - 1} (the model "
+            f"has one embedding row per id up to the largest)")
 
 
 def format_classes(classes: Sequence[Tuple[int, str]]) -> str:
@@ -221,6 +232,9 @@ class _ValueParser:
         if value < 0:
             problems.append(Problem(path, line, f"task '{self.task}': id {value} is negative (write 'none' "
                                                 f"for a missing label)"))
+            return None
+        if value >= MAX_CLASSES:
+            problems.append(Problem(path, line, f"task '{self.task}': {too_large(value)}"))
             return None
         if self.n_classes is not None and value >= self.n_classes:
             problems.append(Problem(path, line, f"task '{self.task}': id {value} out of range: classes.txt "
