@@ -52,11 +52,13 @@ def outside_write_problem(path: PathLike, root: PathLike) -> Optional[Problem]:
     """Why writing ``path`` would read or land outside ``root``, or ``None``: the file itself, or its nearest
     existing folder, links out of the root (an atomic write would replace such a file's link, but a writer that
     first reads the file would read outside)."""
-    probe = Path(path)
+    probe, root = Path(path), Path(root)
     if not os.path.lexists(probe):
         probe = probe.parent
-        while not os.path.lexists(probe) and probe != probe.parent:
+        while not os.path.lexists(probe) and probe != root and probe != probe.parent:
             probe = probe.parent
+    if not os.path.lexists(probe) or not probe.is_relative_to(root):  # no root yet: nothing on the way links out
+        return None
     real = outside_root(probe, root)
     if real is None:
         return None

@@ -14,11 +14,11 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 
-from vschaos.data.audio import AudioReadError, audio_info, load_audio, scan_audio_files
+from vschaos.data.audio import AudioReadError, audio_info, load_audio
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
 from vschaos.data.problems import printable
 from vschaos.data.textlines import TextFileError, encode_text, read_text
-from vschaos.data.tree import check_writable_inside
+from vschaos.data.tree import check_writable_inside, find_audio_files
 from vschaos.io import atomic_write, atomic_write_text
 from vschaos.notes import octave_classes, pitch_classes
 from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
@@ -141,7 +141,10 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
 
     report = ExtractionReport()
     todo: List[Tuple[str, Path]] = []
-    for audio_path in scan_audio_files(data_dir):
+    found, left_out = find_audio_files(data_dir, root)
+    for problem in left_out:  # links out of the dataset, FIFOs: never read, said once
+        report.failed.append((dataset_key(root, Path(problem.path)), str(problem)))
+    for audio_path in found:
         key = dataset_key(root, audio_path)
         if not force and all(metadata[task].is_labelled(key) for task in TASKS):
             report.skipped.append(key)
