@@ -298,3 +298,31 @@ def test_script_exports_prior_and_generate_when_the_run_has_a_prior(run_with_pri
     # the export stays small: the prior adds its own weights only
     assert (out / "demo.ts").stat().st_size <= (run_with_prior / "version_0" / "checkpoints" / "last.ckpt"
                                                  ).stat().st_size + 2 ** 20
+
+
+def test_pd_generate_patch_plays_generate_with_no_audio_input():
+    """patches/pd_generate.pd parses as a Pd file (records end with ';', connections name existing objects), plays
+    ``generate`` from a temperature slider, and feeds all demo latents of ``prior`` into ``decode``."""
+    text = (Path(__file__).resolve().parents[1] / "patches" / "pd_generate.pd").read_text()
+    records = [r.strip() for r in text.replace("\\;", "").split(";\n") if r.strip()]
+    assert records[0].startswith("#N canvas")
+    objects = [r.split() for r in records[1:] if r.split()[1] != "connect"]
+    connects = [[int(v) for v in r.split()[2:6]] for r in records[1:] if r.split()[1] == "connect"]
+    nn = {i: tokens[5:8] for i, tokens in enumerate(objects) if tokens[1] == "obj" and tokens[4] == "nn~"}
+    assert sorted(m for _, m, _ in nn.values()) == ["decode", "generate", "prior"]
+    for source, _, sink, _ in connects:
+        assert 0 <= source < len(objects) and 0 <= sink < len(objects)
+    by_method = {m: i for i, (_, m, _) in nn.items()}
+    feeding_generate = [objects[s] for s, _, k, _ in connects if k == by_method["generate"]]
+    assert not any(tokens[4] in ("adc~", "tabplay~", "readsf~") for tokens in feeding_generate if len(tokens) > 4)
+    assert any(tokens[4] == "sig~" for tokens in feeding_generate)
+    latent_dim = int(compose_config("demo", []).model.latent_dim)
+    assert {(o, i) for s, o, k, i in connects if s == by_method["prior"] and k == by_method["decode"]} == \
+        {(n, n) for n in range(latent_dim)}
+
+
+def test_supercollider_example_plays_generate_from_a_temperature_only():
+    text = (Path(__file__).resolve().parents[1] / "patches" / "generate.scd").read_text()
+    assert "NN(\\demo, \\generate).ar(K2A.ar(temperature), 2048" in text
+    assert "SoundIn" not in text and "PlayBuf" not in text  # no audio input anywhere
+    assert text.count("(") == text.count(")") and text.count("{") == text.count("}")
