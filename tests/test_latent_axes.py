@@ -254,9 +254,16 @@ def test_a_malformed_axes_file_is_ignored_with_a_warning_and_replaced(tmp_path, 
     assert torch.equal(torch.load(path, weights_only=True)["components"], stored["components"])  # replaced
 
 
-def test_unreadable_training_data_gives_identity_axes_and_says_so(tmp_path, demo_vae, monkeypatch):
+def no_root_error():
+    from hydra.errors import InstantiationException
+
+    return InstantiationException("no such folder: give data.dataset.root\nfull_key: data")
+
+
+@pytest.mark.parametrize("error", [lambda: OSError("no such folder: /data/gone"), no_root_error])
+def test_unreadable_training_data_gives_identity_axes_and_says_so(tmp_path, demo_vae, monkeypatch, error):
     def unreadable(cfg, vae):
-        raise OSError("no such folder: /data/gone")
+        raise error()
 
     monkeypatch.setattr(axes_module, "training_latents", unreadable)
     run = fake_run(tmp_path, demo_vae)
@@ -298,3 +305,23 @@ def test_script_refuses_a_fidelity_outside_its_range_before_loading(tmp_path, ca
     capsys.readouterr()
     assert main([str(run_dir), "--fidelity", "1.5"]) == 2
     assert "--fidelity 1.5: must lie in (0, 1]" in capsys.readouterr().err
+
+
+def test_neutone_direction_knobs_are_named_by_what_they_do(monkeypatch):
+    """run_directions (the Neutone knobs) shares the ordered components and names each by its measured effect."""
+    from omegaconf import OmegaConf
+
+    from vschaos.export import directions as directions_module
+    from vschaos.export.neutone_wrapper import direction_knob_names
+
+    model = GainTiltNoise(SpectralTransform(sample_rate=RATE, n_fft=N_FFT, hop=HOP))
+    latents = designed_latents([2.0, 1.0, 0.5], [0.0, 0.0, -1.0])
+    monkeypatch.setattr(directions_module, "training_latents", lambda cfg, vae: (latents, "'designed'"))
+    cfg = OmegaConf.create({"data": {"dataset": {"root": "designed"}}})
+    directions, _ = directions_module.run_directions(cfg, model)
+    axes = axes_from_latents(latents, 0, "t")
+    assert torch.allclose(directions.vectors, axes.components[:2]) and torch.allclose(directions.scales, axes.scales[:2])
+    assert directions.names == ["louder", "brighter"]
+    assert direction_knob_names(directions) == ["dir 1: louder", "dir 2: brighter"]
+    unnamed = directions_module.LatentDirections(directions.vectors, directions.scales, "t")
+    assert direction_knob_names(unnamed) == ["direction 1", "direction 2"]

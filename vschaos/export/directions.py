@@ -104,13 +104,16 @@ def data_description(root: PathLike, n_files: Optional[int], seconds: Optional[f
 def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
     """The principal directions of the run's training latents, or the prior's axes (with the reason) when
     the training data cannot be read; and the training data's description."""
+    from hydra.errors import InstantiationException
+    from omegaconf.errors import OmegaConfBaseException
+
     from vschaos.data.metadata import DatasetError
 
     root = cfg.data.dataset.get("root") if cfg.data.get("dataset") is not None else None
     pitch_dims = int(getattr(vae, "pitch_dims", 0))
     try:
         latents, description = training_latents(cfg, vae)
-    except (DatasetError, ValueError, OSError) as error:
+    except (DatasetError, ValueError, OSError, InstantiationException, OmegaConfBaseException) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         why = f"training data {root} not readable: {first_line}"
         return (named(LatentDirections.axes(int(vae.latent_dim), why, pitch_dims), vae, None),

@@ -192,11 +192,15 @@ def run_latent_axes(run, fidelity: float = 1.0, name: bool = True) -> Tuple[Late
     if why:
         notes.append(f"warning: {why}")
     if axes is None:
+        from hydra.errors import InstantiationException
+        from omegaconf.errors import OmegaConfBaseException
+
         from vschaos.data.metadata import DatasetError
 
         try:
             latents, description = training_latents(run.cfg, vae)
-        except (DatasetError, ValueError, OSError) as error:
+        except (DatasetError, ValueError, OSError, InstantiationException, OmegaConfBaseException) as error:
+            # a config without a usable dataset (no root, a folder gone): the run still exports, unordered
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             axes = LatentAxes.identity(latent_dim, pitch_dims, f"training data not readable: {first_line}")
             notes.append(f"warning: latent axes: {axes.source}; the latents stay unordered and unnamed by share")
