@@ -185,3 +185,25 @@ def test_works_with_omegaconf_config(tree):
                                "metadata_callbacks": {"pitch": {"name": "read_multi_metadata", "type": "int"}}})
     dm = SpectralDataModule(small_transform(), config)
     assert dm.tasks == ["pitch"] and len(dm.files) == 6
+
+
+@pytest.mark.parametrize("value", [0, -3, 1.5, True, "abc", "2.0"])
+def test_n_files_must_be_a_whole_number_when_the_module_is_made(tmp_path, value):
+    """Checked at construction (one line through Hydra's instantiate), not at fit time after a traceback;
+    ``int()`` would take 1.5 or true as 1."""
+    from vschaos.data.datamodule import SpectralDataModule
+    from vschaos.dsp.transforms import SpectralTransform
+
+    with pytest.raises(ValueError, match=r"data.dataset.n_files must be a whole number >= 1 \(or null for every "
+                                         r"file\), got "):
+        SpectralDataModule(SpectralTransform(sample_rate=8000, n_fft=256, hop=64),
+                           {"root": str(tmp_path), "n_files": value})
+
+
+def test_n_files_written_as_text_digits_is_read(tmp_path):
+    from vschaos.data.datamodule import SpectralDataModule
+    from vschaos.dsp.transforms import SpectralTransform
+
+    module = SpectralDataModule(SpectralTransform(sample_rate=8000, n_fft=256, hop=64),
+                                {"root": str(tmp_path), "n_files": "3"})
+    assert module.n_files == 3

@@ -39,6 +39,17 @@ def select_files(n_available: int, n_files: Optional[int], seed: int) -> np.ndar
     return np.sort(permutation[:n_files])
 
 
+def _n_files(value) -> Optional[int]:
+    """``data.dataset.n_files`` checked when the data module is made (not at fit time, after a traceback):
+    ``None`` or a whole number >= 1 (``int()`` would take ``1.5`` or ``true`` as 1)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit() \
+            or int(value) < 1:
+        raise ValueError(f"data.dataset.n_files must be a whole number >= 1 (or null for every file), got {value!r}")
+    return int(value)
+
+
 def split_files(n_files: int, val_fraction: float, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     """Seeded file-level split -> (train indices, val indices), both sorted.
 
@@ -146,7 +157,7 @@ class SpectralDataModule(lightning.LightningDataModule):
                              "data.dataset.root=PATH) pointing at a folder with data/ and metadata/")
         self.transform = transform
         self.root = Path(str(config["root"])).expanduser()
-        self.n_files: Optional[int] = None if config.get("n_files") is None else int(config["n_files"])
+        self.n_files: Optional[int] = _n_files(config.get("n_files"))
         self.requested_tasks = config.get("tasks")
         self.metadata_callbacks = config.get("metadata_callbacks")
         self.cache_dtype = str(config.get("cache_dtype") or "float32")
