@@ -233,6 +233,7 @@ def test_axes_are_stored_once_per_checkpoint_and_recomputed_when_it_changes(tmp_
     ({"format": "something else"}, "not a vschaos latent-axes file"),
     ("bad components", "'components' is not a finite tensor"),
     ("not orthonormal", "not an orthonormal basis"),
+    ("link", "is a symbolic link"),
 ])
 def test_a_malformed_axes_file_is_ignored_with_a_warning_and_replaced(tmp_path, demo_vae, counted_latents,
                                                                       content, why):
@@ -246,11 +247,17 @@ def test_a_malformed_axes_file_is_ignored_with_a_warning_and_replaced(tmp_path, 
         atomic_torch_save({**stored, "components": torch.full((2, 2), float("nan"))}, path)
     elif content == "not orthonormal":
         atomic_torch_save({**stored, "components": 2.0 * stored["components"]}, path)
+    elif content == "link":  # to a well-formed file outside the version folder: not read
+        outside = tmp_path / "elsewhere.pt"
+        atomic_torch_save(stored, outside)
+        path.unlink()
+        path.symlink_to(outside)
     else:
         atomic_torch_save(content, path)
     axes, notes = run_latent_axes(run, name=False)
     assert any(note.startswith("warning:") and why in note for note in notes), notes
     assert len(counted_latents) == 2 and torch.allclose(axes.components, good.components)
+    assert not path.is_symlink()
     assert torch.equal(torch.load(path, weights_only=True)["components"], stored["components"])  # replaced
 
 
@@ -325,3 +332,22 @@ def test_neutone_direction_knobs_are_named_by_what_they_do(monkeypatch):
     assert direction_knob_names(directions) == ["dir 1: louder", "dir 2: brighter"]
     unnamed = directions_module.LatentDirections(directions.vectors, directions.scales, "t")
     assert direction_knob_names(unnamed) == ["direction 1", "direction 2"]
+
+
+def test_script_exports_ordered_latents_of_a_run_and_reuses_its_stored_axes(tmp_path, capsys):
+    from vschaos.cli.script import main
+    from vschaos.data.demo import make_demo_dataset
+    from test_generation_cli import make_run
+
+    data = make_demo_dataset(tmp_path / "demo_data", sample_rate=RATE, minutes=0.1, files_per_instrument=1)
+    run_dir = make_run(tmp_path / "runs", "demo", "tiny", dataset_root=data)
+    assert main([str(run_dir), "-o", str(tmp_path / "out"), "--fidelity", "0.95", "--buffers", "2048"]) == 0
+    printed = capsys.readouterr().out
+    assert "latent axes computed from" in printed and "cumulative share of the variance by component" in printed
+    kept = int(printed.split("--fidelity 0.95 keeps ")[1].split()[0])
+    model = torch.jit.load(str(tmp_path / "out" / "tiny.ts"))
+    assert int(model.decode_params[0]) == kept < int(model.latent_dim)
+    assert (run_dir / "version_0" / AXES_FILE).is_file()
+    assert f"{kept} of {int(model.latent_dim)} latents exported" in (tmp_path / "out" / "latents.md").read_text()
+    assert main([str(run_dir), "-o", str(tmp_path / "again"), "--buffers", "2048"]) == 0
+    assert "latent axes read from" in capsys.readouterr().out

@@ -147,12 +147,16 @@ def load_axes(path: PathLike, digest: str, latent_dim: int, pitch_dims: int) -> 
     """The axes stored at ``path`` if they are well-formed and were computed from the checkpoint ``digest``:
     ``(axes, "")``; else ``(None, why)`` (``why`` empty when there is no file). Nothing in the file is code or a
     path: tensors of the right shapes, finite, an orthonormal basis, and plain numbers."""
+    from vschaos.training.run import CHECKPOINT_LOAD_ERRORS  # what torch.load raises on a corrupt or hostile file
+
     path = Path(path)
+    if path.is_symlink():  # a link may lead out of the version folder: never read (replaced when stored)
+        return None, f"{path} is a symbolic link; ignored"
     if not path.is_file():
         return None, ""
     try:
         state = load_tensors_only(path)
-    except Exception as error:  # weights_only refusals and every kind of corrupt file: ignored, recomputed
+    except CHECKPOINT_LOAD_ERRORS as error:  # weights_only refusals and corrupt files: ignored, recomputed
         return None, f"{path} is unreadable ({type(error).__name__}); ignored"
     if not isinstance(state, dict) or state.get("format") != AXES_FORMAT:
         return None, f"{path} is not a vschaos latent-axes file; ignored"
@@ -232,9 +236,10 @@ def run_latent_axes(run, fidelity: float = 1.0, name: bool = True) -> Tuple[Late
 
 def latents_markdown(axes: LatentAxes, model_name: str) -> str:
     """``latents.md``: each exported latent, what it does to the sound and its share of the variance."""
+    order = ("not ordered: no training latents" if axes.shares is None else
+             f"from latent {axes.pitch_dims} on, ordered by the share of the training variance each carries")
     lines = [f"# Latents of {model_name}", "",
-             f"Axes: {axes.source}. Inlet {axes.pitch_dims if axes.pitch_dims else 0} onwards are ordered by the share "
-             f"of the training variance each carries; each was swept from -{SWEEP_STD:g} to +{SWEEP_STD:g} std "
+             f"Axes: {axes.source}; {order}. Each latent was swept from -{SWEEP_STD:g} to +{SWEEP_STD:g} std "
              f"around the training mean (the others at the mean) and the decoded sound measured.", ""]
     if axes.pitch_dims:
         lines += [f"Latent 0{'-' + str(axes.pitch_dims - 1) if axes.pitch_dims > 1 else ''} is the pitch "
