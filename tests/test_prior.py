@@ -326,3 +326,25 @@ def test_supercollider_example_plays_generate_from_a_temperature_only():
     assert "NN(\\demo, \\generate).ar(K2A.ar(temperature), 2048" in text
     assert "SoundIn" not in text and "PlayBuf" not in text  # no audio input anywhere
     assert text.count("(") == text.count(")") and text.count("{") == text.count("}")
+
+
+@pytest.mark.slow
+def test_ten_minutes_of_streamed_generate_stay_finite_and_never_silent(prior_export):
+    """10 minutes of ``generate`` at B = 2048 (temperature 1): every sample finite and within the soft clip, and no
+    2-second stretch silent (the demo model's output, random weights, is never silent offline either)."""
+    from vschaos.dsp.bounds import OUTPUT_LIMIT
+
+    prior_export.reset()
+    prior_export.set_seed(0)
+    block = torch.ones(1, 1, 2048)
+    window = 2 * DEMO_RATE
+    energies, pending = [], torch.zeros(0)
+    for _ in range(10 * 60 * DEMO_RATE // 2048):
+        out = prior_export.generate(block)[0, 0]
+        assert bool(torch.isfinite(out).all()) and float(out.abs().max()) <= OUTPUT_LIMIT
+        pending = torch.cat([pending, out])
+        while pending.numel() >= window:
+            energies.append(float(pending[:window].pow(2).mean()))
+            pending = pending[window:]
+    assert len(energies) >= 299
+    assert min(energies) > 1e-12, min(energies)

@@ -304,7 +304,6 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
         return export_neutone_run(run, path, path.stem, args)
     from vschaos.export.latent_axes import run_latent_axes
     from vschaos.export.ordered_export import export_ordered
-    from vschaos.export.prior import export_ordered_with_prior
     from vschaos.training.prior import load_prior
     from vschaos.training.run import RunFolderError
 
@@ -321,10 +320,7 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
         for note in notes:
             print(note, file=sys.stderr if note.startswith("warning:") else sys.stdout)
         options = dict(temperature=args.temperature, phase=args.phase, seed=args.seed, buffers=args.buffers)
-        if prior is None:
-            path, report, latents_md = export_ordered(run.vae, path, axes, **options)
-        else:
-            path, report, latents_md = export_ordered_with_prior(run.vae, prior, path, axes, **options)
+        path, report, latents_md = export_ordered(run.vae, path, axes, prior=prior, **options)
     except ExportVerificationError as error:
         print(error.report.format(), file=sys.stderr)
         print(f"script.py: export refused, {path} not written: the model fails verification", file=sys.stderr)

@@ -121,8 +121,9 @@ def export_model(vae: SpectralModel, path: PathLike, temperature: float = 0.0, p
     size, see StreamingVAE), the export is retried in float64 and the report says so (a WARN line). Only if
     float64 fails too is the export refused, with float64's report."""
     def attempt(dtype: torch.dtype) -> Tuple[Path, object]:
-        scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype, prior=prior,
-                                axes=axes)
+        # only what is given: a stand-in script_model (tests) need not know the optional parts
+        extras = {name: value for name, value in (("prior", prior), ("axes", axes)) if value is not None}
+        scripted = script_model(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype, **extras)
         return save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
 
     def failures(error: Exception) -> str:

@@ -20,9 +20,7 @@ Neither method declares a delay: their output follows no input signal (the tempe
 so the host's delay checks skip them; its streaming == offline and determinism checks still apply.
 """
 import copy
-import warnings
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -156,34 +154,6 @@ def with_prior(vae: SpectralModel, prior: LatentPrior, dtype, temperature: float
     for parameter in prior.parameters():
         parameter.requires_grad_(False)
     return StreamingVAEWithPrior(vae, prior, temperature=temperature, phase=phase, seed=seed, axes=axes).eval()
-
-
-def export_ordered_with_prior(vae: SpectralModel, prior: LatentPrior, path, axes: LatentAxes,
-                              temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
-                              buffers: Optional[Sequence[int]] = None, batch_sizes: Sequence[int] = (1, 4)
-                              ) -> Tuple[Path, object, Path]:
-    """:func:`vschaos.export.ordered_export.export_ordered` for a run with a prior: the same procedure (the host
-    verifies the saved file, float32 then float64) on :func:`with_prior`'s module, then ``latents.md``."""
-    from vschaos.export.export import ExportVerificationError, in_model_dtypes, save_verified
-    from vschaos.export.latent_axes import write_latents_markdown
-
-    def attempt(dtype: torch.dtype) -> Tuple[Path, object]:
-        frozen = copy.deepcopy(vae).eval().to(dtype)
-        for parameter in frozen.parameters():
-            parameter.requires_grad_(False)
-        module = with_prior(frozen, prior, dtype, temperature=temperature, phase=phase, seed=seed, axes=axes)
-        with warnings.catch_warnings():  # TorchScript is what nn~ loads: torch's deprecation notice is expected
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
-            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
-            scripted = torch.jit.script(module)
-        return save_verified(scripted, path, buffers=buffers, batch_sizes=batch_sizes)
-
-    def failures(error: Exception) -> str:
-        return ", ".join(f"{check.method or 'model'} {check.name}" for check in error.report.failures)
-
-    (written, report), model_math = in_model_dtypes(attempt, ExportVerificationError, failures)
-    report.add("model math", None, [], model_math, warning=model_math != "float32")
-    return written, report, write_latents_markdown(written, axes)
 
 
 # TorchScript reads attribute types from the scripted class's own annotations only: StreamingVAE's too
