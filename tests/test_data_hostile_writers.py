@@ -22,3 +22,19 @@ def test_extract_pitch_reports_a_fifo_named_like_a_sound_file(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"pitch extraction: 0 labelled, 0 already labelled (skipped), 1 failed\n"
         f"  FAILED data/x.flac: {tmp_path}/ds/data/x.flac: is not a regular file (a FIFO, socket or device): not read\n")
+
+
+def test_extract_pitch_relabels_a_file_whose_track_reference_climbs_out(tmp_path, synth):
+    from vschaos.data.metadata import parse_metadata
+    from vschaos.pitch import extract_dataset
+
+    root = tmp_path / "ds"
+    synth.write_wav(root / "data" / "tone.wav", synth.harmonic_tone(440.0, 0.3, 16000), 16000)
+    (tmp_path / "elsewhere.txt").write_text("0.0,0.3\t9\n")
+    for task in ("pitch", "octave"):
+        (root / "metadata" / task).mkdir(parents=True)
+        (root / "metadata" / task / "metadata.txt").write_text("data/tone.wav\ttracks/../../../../elsewhere.txt\n")
+    report = extract_dataset(root, model="tiny")
+    assert report.processed == ["data/tone.wav"] and report.skipped == []
+    entries = parse_metadata((root / "metadata" / "pitch" / "metadata.txt").read_text())
+    assert entries == {"data/tone.wav": "tracks/tone.wav.txt"}

@@ -18,7 +18,7 @@ from vschaos.data.audio import AudioReadError, audio_info, load_audio
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
 from vschaos.data.problems import printable
 from vschaos.data.textlines import TextFileError, encode_text, read_text
-from vschaos.data.tree import check_writable_inside, find_audio_files
+from vschaos.data.tree import check_writable_inside, find_audio_files, outside_root
 from vschaos.io import atomic_write, atomic_write_text
 from vschaos.notes import octave_classes, pitch_classes
 from vschaos.pitch.defaults import (DEFAULT_FMAX, DEFAULT_FMIN, DEFAULT_HOP_SECONDS, DEFAULT_MEDIAN_FRAMES,
@@ -100,7 +100,9 @@ class _TaskMetadata:
 
     def is_labelled(self, key: str) -> bool:
         value = self.entries.get(key)
-        return value is not None and value.startswith("tracks/") and (self.task_dir / value).is_file()
+        # a reference climbing out of the task (tracks/../../x) is not a label: the file is labelled again
+        return (value is not None and value.startswith("tracks/") and (self.task_dir / value).is_file()
+                and outside_root(self.task_dir / value, self.task_dir / "tracks") is None)
 
     def set(self, key: str, value: str) -> None:
         self.entries[key] = value
