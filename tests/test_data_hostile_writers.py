@@ -38,3 +38,26 @@ def test_extract_pitch_relabels_a_file_whose_track_reference_climbs_out(tmp_path
     assert report.processed == ["data/tone.wav"] and report.skipped == []
     entries = parse_metadata((root / "metadata" / "pitch" / "metadata.txt").read_text())
     assert entries == {"data/tone.wav": "tracks/tone.wav.txt"}
+
+
+@pytest.mark.parametrize("name, shown, what", [("a\nb.wav", "a\\nb.wav", "U+000A (a control character)"),
+                                               ("c\td.wav", "c\\td.wav", "U+0009 (TAB)")])
+def test_a_file_name_metadata_txt_cannot_hold_is_refused_in_one_line(tmp_path, synth, capsys, name, shown, what):
+    root = tmp_path / "ds"
+    synth.write_wav(root / "data" / "violin" / name, synth.harmonic_tone(440.0, 0.3, 16000), 16000)
+    synth.write_wav(root / "data" / "violin" / "ok.wav", synth.harmonic_tone(440.0, 0.3, 16000), 16000)
+    expected = f"{root}/data/violin/{shown}: its name holds {what}, which a metadata.txt line cannot hold: rename the file"
+    assert folders_to_metadata_main([str(root), "inst"]) == 1
+    assert capsys.readouterr().err == f"error: {expected}\n"
+    assert not (root / "metadata").exists()
+    assert extract_pitch_main([str(root), "--quiet", "--model", "tiny"]) == 1
+    assert capsys.readouterr().err == (f"pitch extraction: 1 labelled, 0 already labelled (skipped), 1 failed\n"
+                                       f"  FAILED data/violin/{shown}: {expected}\n")
+    assert (root / "metadata" / "pitch" / "metadata.txt").read_text() == "data/violin/ok.wav\ttracks/violin/ok.wav.txt\n"
+
+
+def test_problems_name_such_a_file_on_one_line(tmp_path):
+    from vschaos.data.problems import Problem, quoted
+
+    assert str(Problem("data/a\nb.wav", 3, "x")) == "data/a\\nb.wav:3: x"
+    assert quoted("data/a\x1bb.wav") == "'data/a\\x1bb.wav'"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, List, Optional, Union
 import numpy as np
 import soundfile as sf
 
-from vschaos.data.problems import printable
+from vschaos.data.problems import printable, printable_name
 
 if TYPE_CHECKING:
     import torch
@@ -62,7 +62,7 @@ class AudioReadError(RuntimeError):
     """
 
     def __init__(self, path: Union[str, Path], reason: str):
-        super().__init__(printable(f"{path}: {reason}"))
+        super().__init__(f"{printable_name(str(path))}: {printable(reason)}")
         self.path = str(path)
         self.reason = reason
 

@@ -4,8 +4,8 @@ from typing import Dict, List, Union
 
 from vschaos.data.audio import scan_audio_files
 from vschaos.data.metadata import Problem, format_classes, format_metadata, read_classes
-from vschaos.data.problems import printable
-from vschaos.data.textlines import encode_text
+from vschaos.data.problems import printable, printable_name
+from vschaos.data.textlines import encode_text, unwritable_name
 from vschaos.data.tree import check_writable_inside, task_name_problem
 from vschaos.io import atomic_write, atomic_write_text
 
@@ -21,8 +21,8 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     A file whose name is not UTF-8 is written in ``metadata.txt`` with the bytes of its name (read back by
     :func:`vschaos.data.metadata.read_task`); a folder name that is not UTF-8 becomes a class name with those
     bytes written ``\\xNN`` (:func:`vschaos.data.problems.printable`), since ``classes.txt`` is UTF-8 text.
-    ``ValueError`` (nothing written): ``task`` is not one folder name, or ``metadata/TASK`` links out of the
-    dataset root.
+    ``ValueError`` (nothing written): ``task`` is not one folder name, ``metadata/TASK`` links out of the
+    dataset root, or a file's name holds a TAB or a line break (:func:`vschaos.data.textlines.unwritable_name`).
     """
     root = Path(root)
     bad_name = task_name_problem(task)
@@ -37,8 +37,12 @@ def folders_to_metadata(root: Union[str, Path], task: str, force: bool = False) 
     files = scan_audio_files(data_dir) if data_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no sound files under {data_dir}")
-    ids = _existing_class_ids(task_dir / "classes.txt")
     relative = [p.relative_to(root) for p in files]
+    for path, key in zip(files, relative):
+        reason = unwritable_name(key.as_posix())
+        if reason is not None:  # nothing written: a broken metadata.txt would mislabel the files after it
+            raise ValueError(f"{printable_name(str(path))}: {reason}")
+    ids = _existing_class_ids(task_dir / "classes.txt")
     folder_class = {r.parts[1]: printable(r.parts[1]) for r in relative if len(r.parts) > 2}
     for name in sorted(set(folder_class.values()) - set(ids)):
         ids[name] = max(ids.values(), default=-1) + 1

@@ -28,13 +28,23 @@ def printable(text: str) -> str:
 SHOWN_CHARS = 200
 
 
+_NAME_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable_name(name: str) -> str:
+    """A file name for a one-line message: :func:`printable`, and control characters that Linux allows in a
+    name (a line break, a TAB) written as Python writes them (``\\n``, ``\\x1b``), so the message stays one
+    line."""
+    return printable(_NAME_CONTROL.sub(lambda m: repr(m.group())[1:-1], name))
+
+
 def _cut(text: str) -> str:
     return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 def quoted(name: str) -> str:
     """``name`` in single quotes for a message, through :func:`printable`; cut after :data:`SHOWN_CHARS`."""
-    return f"'{printable(_cut(name))}'"
+    return f"'{printable_name(_cut(name))}'"
 
 
 def shown(text: str) -> str:
@@ -52,7 +62,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        path = printable_name(self.path)
+        where = path if self.line is None else f"{path}:{self.line}"
         return printable(f"{where}: {self.message}")
 
 

@@ -117,6 +117,17 @@ def _control_problem(line: str) -> Optional[str]:
             f"line break): remove it")
 
 
+def unwritable_name(name: str) -> Optional[str]:
+    """Why a file ``name`` cannot be written in ``metadata.txt`` (whose lines it would break or split), or
+    ``None``: a TAB separates key from value, a line break or other control character ends or spoils the line
+    (Linux allows both in file names)."""
+    found = re.search("[\t]", name) or _CONTROL.search(name)
+    if found is None:
+        return None
+    return (f"its name holds U+{ord(found.group()):04X} ({'TAB' if found.group() == chr(9) else 'a control character'}"
+            f"), which a metadata.txt line cannot hold: rename the file")
+
+
 def not_utf8(byte: int) -> str:
     """The problem of a line holding ``byte``, which is not UTF-8."""
     return f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"

@@ -16,8 +16,8 @@ import torch
 
 from vschaos.data.audio import AudioReadError, audio_info, load_audio
 from vschaos.data.metadata import format_classes, format_metadata, parse_metadata
-from vschaos.data.problems import printable
-from vschaos.data.textlines import TextFileError, encode_text, read_text
+from vschaos.data.problems import printable, printable_name
+from vschaos.data.textlines import TextFileError, encode_text, read_text, unwritable_name
 from vschaos.data.tree import check_writable_inside, find_audio_files, outside_root
 from vschaos.io import atomic_write, atomic_write_text
 from vschaos.notes import octave_classes, pitch_classes
@@ -47,7 +47,7 @@ class ExtractionReport:
     def format(self) -> str:
         lines = [f"pitch extraction: {len(self.processed)} labelled, {len(self.skipped)} already labelled "
                  f"(skipped), {len(self.failed)} failed"]
-        lines += [f"  FAILED {key}: {message}" for key, message in self.failed]
+        lines += [f"  FAILED {printable_name(key)}: {message}" for key, message in self.failed]
         return printable("\n".join(lines))  # a file name that is not UTF-8 prints as \xNN
 
 
@@ -148,6 +148,10 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
         report.failed.append((dataset_key(root, Path(problem.path)), str(problem)))
     for audio_path in found:
         key = dataset_key(root, audio_path)
+        reason = unwritable_name(key)
+        if reason is not None:  # its metadata.txt line would break the file
+            report.failed.append((key, f"{printable_name(str(audio_path))}: {reason}"))
+            continue
         if not force and all(metadata[task].is_labelled(key) for task in TASKS):
             report.skipped.append(key)
         else:
@@ -170,8 +174,8 @@ def extract_dataset(root: Union[str, Path], model: str = DEFAULT_MODEL, hop_seco
                                         median_frames=median_frames)
                 except (AudioReadError, RuntimeError, ValueError) as error:
                     # AudioReadError names the file already (printable: a name that is not UTF-8 as \xNN)
-                    named = printable(str(audio_path)) in str(error)
-                    message = str(error) if named else printable(f"{audio_path}: {error}")
+                    named = printable_name(str(audio_path)) in str(error)
+                    message = str(error) if named else f"{printable_name(str(audio_path))}: {printable(str(error))}"
                     report.failed.append((key, message))
                     if log is not None:
                         log(printable(f"error: {message}"))
