@@ -264,7 +264,12 @@ def test_a_malformed_axes_file_is_ignored_with_a_warning_and_replaced(tmp_path, 
 def no_root_error():
     from hydra.errors import InstantiationException
 
-    return InstantiationException("no such folder: give data.dataset.root\nfull_key: data")
+    try:
+        raise ValueError("no such folder: give data.dataset.root")
+    except ValueError as cause:
+        error = InstantiationException("Error in call to target 'SpectralDataModule':\nValueError(...)\nfull_key: data")
+        error.__cause__ = cause
+        return error
 
 
 @pytest.mark.parametrize("error", [lambda: OSError("no such folder: /data/gone"), no_root_error])

@@ -317,8 +317,8 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
         print("with the run's latent prior: methods prior and generate (they play with no input)")
     try:
         axes, notes = run_latent_axes(run, fidelity=args.fidelity)
-        for note in notes:
-            print(note, file=sys.stderr if note.startswith("warning:") else sys.stdout)
+        for note in notes:  # stdout: the export goes on (stderr is the one line of a failure)
+            print(note)
         options = dict(temperature=args.temperature, phase=args.phase, seed=args.seed, buffers=args.buffers)
         path, report, latents_md = export_ordered(run.vae, path, axes, prior=prior, **options)
     except ExportVerificationError as error:

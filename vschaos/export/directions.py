@@ -114,8 +114,7 @@ def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
     try:
         latents, description = training_latents(cfg, vae)
     except (DatasetError, ValueError, OSError, InstantiationException, OmegaConfBaseException) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        why = f"training data {root} not readable: {first_line}"
+        why = f"training data {root} not readable: {error_line(error)}"
         return (named(LatentDirections.axes(int(vae.latent_dim), why, pitch_dims), vae, None),
                 data_description(root or "unknown", None, None, []))
     # the measured pitch has the transpose knob; directions move the timbre only
@@ -126,6 +125,13 @@ def run_directions(cfg, vae: nn.Module) -> Tuple[LatentDirections, str]:
     if pitch_dims > 0:
         source += " (the pitch dimension left out)"
     return named(LatentDirections(vectors, scales, source), vae, latents.mean(0)), description
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of what went wrong: the cause's, for Hydra's wrapper (its own first line names only the
+    target it called)."""
+    reason = error.__cause__ if error.__cause__ is not None else error
+    return (str(reason).strip().splitlines() or [type(reason).__name__])[0]
 
 
 def named(directions: LatentDirections, vae: nn.Module, mean: Optional[Tensor]) -> LatentDirections:

@@ -21,7 +21,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from vschaos.export.directions import LatentDirections, ordered_components, training_latents
+from vschaos.export.directions import LatentDirections, error_line, ordered_components, training_latents
 from vschaos.export.latent_names import NEGLIGIBLE_SHARE, SWEEP_STD, ComponentEffect, measure_effects
 from vschaos.io import PathLike, atomic_torch_save, atomic_write_text, load_tensors_only
 
@@ -205,8 +205,7 @@ def run_latent_axes(run, fidelity: float = 1.0, name: bool = True) -> Tuple[Late
             latents, description = training_latents(run.cfg, vae)
         except (DatasetError, ValueError, OSError, InstantiationException, OmegaConfBaseException) as error:
             # a config without a usable dataset (no root, a folder gone): the run still exports, unordered
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            axes = LatentAxes.identity(latent_dim, pitch_dims, f"training data not readable: {first_line}")
+            axes = LatentAxes.identity(latent_dim, pitch_dims, f"training data not readable: {error_line(error)}")
             notes.append(f"warning: latent axes: {axes.source}; the latents stay unordered and unnamed by share")
         else:
             axes = axes_from_latents(latents, pitch_dims,
