@@ -356,3 +356,21 @@ def test_script_exports_ordered_latents_of_a_run_and_reuses_its_stored_axes(tmp_
     assert f"{kept} of {int(model.latent_dim)} latents exported" in (tmp_path / "out" / "latents.md").read_text()
     assert main([str(run_dir), "-o", str(tmp_path / "again"), "--buffers", "2048"]) == 0
     assert "latent axes read from" in capsys.readouterr().out
+
+
+def test_trajectories_in_the_ordered_space_move_along_the_main_component_first():
+    from vschaos.generation.trajectories import LatentSpread, make_trajectory
+
+    basis = random_rotation(4)
+    axes = axes_from_latents(designed_latents([3.0, 2.0, 1.0, 0.1], [1.0, -2.0, 0.5, 0.0], basis=basis), 0, "t")
+    spread = LatentSpread.ordered(axes.mean, axes.components, axes.scales)
+    step = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    moved = spread.apply(step)
+    assert torch.allclose(moved[1], axes.mean) and torch.allclose(moved[0], axes.mean + 3.0 * axes.components[0],
+                                                                  atol=1e-4)
+    path = make_trajectory("sin", 16, 4, torch.Generator().manual_seed(0), spread)
+    scores = (path.double() - axes.mean.double()) @ axes.components.double().T / axes.scales.double()
+    plain = make_trajectory("sin", 16, 4, torch.Generator().manual_seed(0))
+    assert torch.allclose(scores.float(), plain, atol=1e-4)  # the same standard-unit path, along the components
+    with pytest.raises(ValueError, match="components"):
+        LatentSpread.ordered(axes.mean, axes.components[:2], axes.scales)

@@ -7,7 +7,9 @@ trained on latents pulled towards it by the KL term, so +-2 standard units stays
 decoder has seen data. When the training latents' aggregate posterior is known (per-dimension
 mean/std of encoded training frames, :meth:`LatentSpread.from_latents`), passing it instead
 keeps paths inside the region the encoder actually uses, which matters for models trained with
-a small beta whose posterior does not fill the prior.
+a small beta whose posterior does not fill the prior. With the run's ordered latent axes
+(:meth:`LatentSpread.ordered`, the principal axes the nn~ export uses), a path's dimension ``i`` moves
+along the ``i``-th principal component instead: dimension 0 is the direction the training sounds vary most.
 
 All randomness comes from the ``torch.Generator`` passed in: a seed gives the same path.
 """
@@ -35,11 +37,13 @@ class UnknownTrajectoryError(ValueError):
 class LatentSpread:
     """Per-dimension location and scale that standard-unit paths are mapped through.
 
-    ``mean``, ``std``: ``(latent_dim,)``.
+    ``mean``, ``std``: ``(latent_dim,)``; ``basis`` (optional, ``(latent_dim, latent_dim)``, orthonormal rows):
+    path dimension ``i`` moves along row ``i`` (``std[i]`` along it) instead of latent axis ``i``.
     """
 
     mean: Tensor
     std: Tensor
+    basis: Optional[Tensor] = None
 
     @staticmethod
     def prior(latent_dim: int) -> "LatentSpread":
@@ -53,9 +57,20 @@ class LatentSpread:
             raise ValueError(f"from_latents expects (n >= 2, latent_dim), got {tuple(latents.shape)}")
         return LatentSpread(latents.mean(0), latents.std(0).clamp_min(min_std))
 
+    @staticmethod
+    def ordered(mean: Tensor, components: Tensor, scales: Tensor, min_std: float = 1e-3) -> "LatentSpread":
+        """Paths along ordered latent axes: training mean ``(L,)``, components ``(L, L)`` (rows, by decreasing
+        variance) and the std along each ``(L,)`` (``vschaos.export.latent_axes.LatentAxes``' fields)."""
+        if components.dim() != 2 or components.shape[0] != components.shape[1] or components.shape[0] != mean.shape[0]:
+            raise ValueError(f"ordered expects components (L, L) for a mean of {tuple(mean.shape)}, got "
+                             f"{tuple(components.shape)}")
+        return LatentSpread(mean.float(), scales.float().clamp_min(min_std), components.float())
+
     def apply(self, path: Tensor) -> Tensor:
         """``(steps, latent_dim)`` standard units -> latent coordinates."""
-        return self.mean.to(path) + self.std.to(path) * path
+        if self.basis is None:
+            return self.mean.to(path) + self.std.to(path) * path
+        return torch.addmm(self.mean.to(path), self.std.to(path) * path, self.basis.to(path))
 
 
 def _uniform(shape: List[int], low: float, high: float, generator: torch.Generator) -> Tensor:
