@@ -222,8 +222,11 @@ def test_axes_are_stored_once_per_checkpoint_and_recomputed_when_it_changes(tmp_
     assert any(f"--fidelity 0.9 keeps {first.kept} of" in note for note in notes)
     again, notes = run_latent_axes(run, name=False)
     assert len(counted_latents) == 1 and any("read from" in note for note in notes)
+    read, why = axes_module.stored_axes(run)  # what generate.py reads: never computed
+    assert why == "" and torch.equal(read.components, again.components)
     assert torch.allclose(again.components, first.components) and again.kept == int(demo_vae.latent_dim)
     run.checkpoint_path.write_bytes(b"weights 2")  # a new checkpoint: the stored axes are stale
+    assert axes_module.stored_axes(run)[0] is None and "another checkpoint" in axes_module.stored_axes(run)[1]
     _, notes = run_latent_axes(run, name=False)
     assert len(counted_latents) == 2 and any("another checkpoint; recomputing" in note for note in notes)
 

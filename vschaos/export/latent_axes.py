@@ -30,7 +30,7 @@ AXES_FORMAT = "vschaos latent axes 1"
 LATENTS_NOTES = "latents.md"  # written beside the export
 
 __all__ = ["AXES_FILE", "LatentAxes", "LatentRotation", "axes_from_latents", "fidelity_components",
-           "latents_markdown", "load_axes", "run_latent_axes"]
+           "latents_markdown", "load_axes", "run_latent_axes", "stored_axes"]
 
 
 @dataclass
@@ -180,6 +180,14 @@ def load_axes(path: PathLike, digest: str, latent_dim: int, pitch_dims: int) -> 
     source = f"principal axes of {frames} training frames (stored in {path.name})"
     return LatentAxes(state["mean"].float(), state["components"].float(), state["scales"].float(),
                       shares.float(), pitch_dims, source), ""
+
+
+def stored_axes(run) -> Tuple[Optional[LatentAxes], str]:
+    """The axes stored for a loaded run's checkpoint, never computed (``generate.py`` reads them): ``(axes, "")``,
+    ``(None, "")`` when none are stored, ``(None, why)`` for a stale or malformed file."""
+    vae = run.vae
+    return load_axes(Path(run.version_dir) / AXES_FILE, checkpoint_digest(run.checkpoint_path), int(vae.latent_dim),
+                     int(getattr(vae, "pitch_dims", 0)))
 
 
 def run_latent_axes(run, fidelity: float = 1.0, name: bool = True) -> Tuple[LatentAxes, List[str]]:

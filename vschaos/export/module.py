@@ -86,8 +86,10 @@ class StreamingVAE(StreamingStages):
     What a wrapper (the Neutone plugin's, a benchmark) may use besides the nn~ methods, its whole interface:
     read-only plain attributes ``sample_rate``, ``hop``, ``n_fft``, ``n_bins``, ``latent_dim``, ``pitch_dims``,
     ``stream_delay`` (forward's delay in samples, as the ``forward_delay`` buffer declares it), ``forward_tasks``
-    (forward's label inlets, in order), ``decoder_tasks`` and ``task_dims`` (classes per task); the attribute
-    setters; :meth:`set_latent_offset`; :meth:`reset`; and forward's stages
+    (forward's label inlets, in order), ``decoder_tasks`` and ``task_dims`` (classes per task), ``latent_inlets``
+    (encode's latent outlets and decode's latent inlets: ``latent_dim``, or the kept ordered components) and
+    ``latent_axes`` (its :class:`~vschaos.export.latent_axes.LatentRotation`, applied when ``latent_rotated``); the
+    attribute setters; :meth:`set_latent_offset`; :meth:`reset`; and forward's stages
     (:mod:`vschaos.export.streaming_stages`, ``forward`` is nothing else). Plain attributes and the buffers stay
     this module's own: a wrapper reads the attributes and never writes either.
 
