@@ -1,12 +1,13 @@
 """The dataset tree as the readers may see it: what lies inside the dataset root, and the walk of ``data/``.
 
-A dataset may come from someone else (an archive, a shared folder): the readers never read outside its root.
-A link (in ``data/``, ``metadata/``, or ``data/`` itself) whose target lies outside the root's real path is
-refused with a problem naming it, and so is a link that leads nowhere (a missing target, or a loop of links). A
-link to a folder inside the root is walked once: a link back to a folder already walked (a loop, or the same
-folder twice) is a problem, never an endless walk. A sound-file name that is not a regular file (a FIFO, a
-device, a socket) is a problem, never opened: reading a FIFO would wait for a writer forever. A folder named
-``x.wav`` is a folder and is walked.
+Sound files may live elsewhere: musicians link ``data/`` (or a folder or file in it) to another disk, so a link
+in ``data/`` is followed wherever it leads, as long as it leads to a regular sound file or a folder. What is never
+read: a link that leads nowhere (a missing target, or a loop of links: a problem), a folder reached twice (a loop,
+or the same folder linked twice: walked once, the second a problem, so a walk always ends), and a sound-file name
+that is not a regular file (a FIFO, a device such as ``/dev/zero``, a socket: a problem, never opened, since
+reading a FIFO would wait for a writer forever). A folder named ``x.wav`` is a folder and is walked. Text files
+(``metadata/``) are stricter: one that links outside the root is refused unread (a task's files belong to the
+dataset), and nothing is ever written through a link that leads out of the root.
 
 How a ``metadata.txt`` key finds its file (Unicode normalisation, case): :class:`KeyMatcher`.
 """
@@ -27,12 +28,13 @@ def outside_root(path: PathLike, root: PathLike) -> Optional[Path]:
     return None if real == base or base in real.parents else real
 
 
-def _link_problem(path: Path, root: Path) -> Optional[str]:
-    """Why the link ``path`` may not be followed, or ``None``."""
+def _link_problem(path: Path, root: Path, may_leave_root: bool = False) -> Optional[str]:
+    """Why the link ``path`` may not be followed, or ``None`` (``may_leave_root``: sound files and folders of
+    ``data/``, which may live on another disk)."""
     if not os.path.exists(path):  # follows the link: False for a missing target and for a loop of links
         return "is a link that leads nowhere (its target is missing, or links form a loop)"
     real = outside_root(path, root)
-    return None if real is None else outside_message(real)
+    return None if real is None or may_leave_root else outside_message(real)
 
 
 def outside_message(real: Path, done: str = "not read") -> str:
@@ -84,7 +86,7 @@ def find_audio_files(data_dir: PathLike, root: Optional[PathLike] = None) -> Tup
     root = Path(root) if root is not None else data_dir.parent
     problems: List[Problem] = []
     if data_dir.is_symlink():
-        reason = _link_problem(data_dir, root)
+        reason = _link_problem(data_dir, root, may_leave_root=True)
         if reason is not None:
             return [], [Problem(str(data_dir), None, reason)]
     files: List[Path] = []
@@ -102,7 +104,7 @@ def find_audio_files(data_dir: PathLike, root: Optional[PathLike] = None) -> Tup
             path = Path(entry.path)
             audio_name = path.suffix.lower() in AUDIO_EXTENSIONS
             if entry.is_symlink():
-                reason = _link_problem(path, root)
+                reason = _link_problem(path, root, may_leave_root=True)
                 if reason is not None:
                     if audio_name or os.path.isdir(path):  # a link to a text file is not read: no problem
                         problems.append(Problem(str(path), None, reason))
