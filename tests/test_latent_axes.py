@@ -88,6 +88,7 @@ def test_axes_recover_the_designed_order_shares_and_fidelity():
 def test_rotated_encode_decode_equal_the_unrotated_model(demo_vae, demo_axes):
     plain = streaming_module(demo_vae, dtype=torch.float64)
     rotated = ordered_module(demo_vae, demo_axes, dtype=torch.float64)
+    assert rotated.latent_rotated and not plain.latent_rotated
     x = sound(1.0).reshape(1, 1, -1)[..., : 8 * 2048]
     z = plain.encode(x)
     c = rotated.encode(x)
@@ -287,6 +288,7 @@ def test_unreadable_training_data_gives_identity_axes_and_says_so(tmp_path, demo
     assert axes.kept == int(demo_vae.latent_dim)
     assert any("training data not readable: no such folder" in note for note in notes)
     assert any("--fidelity 0.5 ignored" in note for note in notes)
+    assert axes.is_identity() and not ordered_module(demo_vae, axes).latent_rotated  # no matrix product per call
     assert not (run.version_dir / AXES_FILE).exists()  # nothing stored: the data may be back next time
 
 

@@ -58,6 +58,13 @@ class LatentAxes:
         return LatentAxes(torch.zeros(latent_dim), torch.eye(latent_dim), torch.ones(latent_dim), None, pitch_dims,
                           f"the model's own latent axes, unordered ({why})")
 
+    def is_identity(self) -> bool:
+        """Whether the map is the identity (every row kept, the model's own axes, mean 0 off the pitch rows):
+        the export then skips it."""
+        latent_dim = int(self.components.shape[0])
+        return (self.kept == latent_dim and torch.equal(self.components, torch.eye(latent_dim))
+                and not bool(self.mean[self.pitch_dims:].any()))
+
     def labels(self) -> List[str]:
         """One short label per kept inlet (``latent 0: louder +12.3 dB, 41%``; ``latent i`` when not measured)."""
         if len(self.effects) == self.kept:

@@ -159,7 +159,7 @@ class StreamingVAE(StreamingStages):
         self.max_transpose = MAX_TRANSPOSE_SEMITONES
 
         # ordered latents: encode/decode exchange the kept components (one addmm each way); forward is unchanged
-        self.latent_rotated = axes is not None
+        self.latent_rotated = axes is not None and not axes.is_identity()
         if axes is None:
             axes = LatentAxes.identity(self.latent_dim, self.pitch_dims, "not rotated")
         self.latent_axes = LatentRotation(axes, vae.transform.norm_mean.dtype)
