@@ -348,3 +348,39 @@ def test_ten_minutes_of_streamed_generate_stay_finite_and_never_silent(prior_exp
             pending = pending[window:]
     assert len(energies) >= 299
     assert min(energies) > 1e-12, min(energies)
+
+
+def test_a_moved_dataset_is_one_line_and_dataset_root_finds_it(tmp_path, dataset, capsys):
+    run = make_run(tmp_path, "demo", "demo", dataset_root=tmp_path / "moved_away")
+    assert train_main(["prior", str(run), "max_epochs=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "moved since training?" in err and "dataset_root=PATH" in err
+    assert train_main(["prior", str(run), "dataset_root=/no/such/folder"]) == 2
+    assert "dataset_root=/no/such/folder: no such folder" in capsys.readouterr().err
+    assert train_main(["prior", str(run), "max_epochs=1", "hidden=8", f"dataset_root={dataset}"]) == 0
+    assert prior_path(run / "version_0").exists()
+
+
+def test_a_full_disk_while_fitting_is_one_line(tmp_path, dataset, capsys, monkeypatch):
+    import errno
+
+    import vschaos.training.prior as training_prior
+
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(training_prior, "atomic_torch_save", full)
+    run = make_run(tmp_path, "demo", "demo", dataset_root=dataset)
+    assert train_main(["prior", str(run), "max_epochs=1", "hidden=8"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot write the prior" in err and "no prior was written" in err
+    assert not (run / "version_0" / ".training.lock").exists()
+
+
+def test_a_non_finite_loss_stops_the_fit_with_the_training_error():
+    from vschaos.models.lightning import NonFiniteTrainingError
+
+    module = PriorModule(2, hidden=4)
+    batch = (torch.full((1, 3, 2), float("nan")), torch.ones(1, 3))
+    with pytest.raises(NonFiniteTrainingError, match="the prior's loss is NaN/Inf"):
+        module.training_step(batch, 0)

@@ -12,8 +12,8 @@ Everything after the program name is Hydra's command line (``--config-name``, ``
   * ``+key=value`` also sets a key the config already has (vschaos2 wrote ``+data.dataset.root=``): a single ``+``
     is passed to Hydra as ``++`` (set or add);
   * ``resume RUN [key=value ...]`` continues a run from its own saved config (not a Hydra command line);
-  * ``prior RUN [key=value ...]`` fits a latent prior (``configs/prior/default.yaml``) into the run's version
-    folder, so that the export can ``generate`` with no input (vschaos.training.prior);
+  * ``prior RUN [key=value ...]`` fits a latent prior (options: ``vschaos.training.prior.PRIOR_DEFAULTS``) into
+    the run's version folder, so that the export can ``generate`` with no input;
   * an unknown ``--config-name`` lists the presets that exist.
 A run lives in ``rundir/name/version_N``; a sweep (``-m``) writes one version per job there. ``hydra.run.dir=DIR``
 (``hydra.sweep.dir=DIR`` with ``-m``) puts the versions in ``DIR/version_N`` instead. Hydra writes no log file and

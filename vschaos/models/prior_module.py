@@ -3,6 +3,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from vschaos.models.lightning import NonFiniteTrainingError
 from vschaos.models.prior import LatentPrior
 
 
@@ -23,7 +24,8 @@ class PriorModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int) -> Tensor:
         loss = self._loss(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError("the prior's loss is NaN/Inf")
+            raise NonFiniteTrainingError("the prior's loss is NaN/Inf (latents out of range? try a lower lr=); "
+                                         "nothing better than the last prior.pt was kept")
         self.log("train_nll", loss, prog_bar=True, batch_size=batch[0].shape[0])
         return loss
 

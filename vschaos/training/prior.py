@@ -2,7 +2,7 @@
 
 The run's VAE (``open_run``) encodes every file of its training set to posterior means, one sequence per file
 at the latent rate (encoder labels from the dataset's metadata, as in training); a :class:`LatentPrior` is fitted
-to them with Lightning (options: the packaged ``prior/default.yaml``, overridden by ``key=value``), files split
+to them with Lightning (options: :data:`PRIOR_DEFAULTS`, overridden by ``key=value``), files split
 into training and held-out by ``val_fraction`` (seeded). It is written into the same version folder:
 ``version_N/prior/prior.pt`` (tensors and plain data only: ``state_dict``, ``hyperparameters``, ``metrics``),
 atomically, after every epoch whose held-out NLL is the best so far. The version folder's training lock is held
@@ -19,18 +19,30 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from vschaos.configs import CONFIG_DIR
 from vschaos.data.audio import AudioReadError, load_audio
 from vschaos.data.dataset import frame_labels, load_index
 from vschaos.io import atomic_torch_save, load_tensors_only
 from vschaos.models.prior import LatentPrior, iid_gaussian_nll
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.lock import require_writable, training_lock
+from vschaos.training.resume import TrainingError
 from vschaos.training.run import CHECKPOINT_LOAD_ERRORS, LoadedRun, RunFolderError, open_run
 
 PRIOR_FOLDER = "prior"
 PRIOR_FILE = "prior.pt"
-PRIOR_CONFIG = CONFIG_DIR / "prior" / "default.yaml"
+# the prior's options (``key=value`` on the command line). Not a Hydra group of vschaos/configs: every group
+# there composes into a training config (tests/test_configs.py), and these are not training options.
+PRIOR_DEFAULTS = {
+    "hidden": 64,          # GRU units
+    "layers": 1,           # GRU layers
+    "lr": 0.003,           # Adam learning rate
+    "seq_len": 64,         # frames per training chunk (each starts the GRU afresh, as a reset stream does)
+    "batch_size": 16,      # chunks per batch
+    "max_epochs": 30,
+    "val_fraction": 0.1,   # share of FILES held out (at least one of two or more); the NLL is reported on them
+    "seed": 0,             # the split and the initialisation
+    "dataset_root": None,  # the training dataset, if it moved since training (default: the run's data.dataset.root)
+}
 # a prior.pt that is not what fit_prior writes: truncated, foreign, code in its pickle, weights of another shape
 PRIOR_LOAD_ERRORS = tuple(CHECKPOINT_LOAD_ERRORS) + (pickle.UnpicklingError, KeyError, TypeError, ValueError,
                                                      AttributeError, RuntimeError)
@@ -43,7 +55,7 @@ def prior_path(version_dir: Path) -> Path:
 def prior_options(overrides: Sequence[str]) -> DictConfig:
     """The packaged prior options with ``key=value`` overrides (``prior.key=`` and ``+key=`` accepted); an unknown
     key or a malformed override is a :class:`ConfigurationError` naming it."""
-    base = OmegaConf.load(PRIOR_CONFIG)
+    base = OmegaConf.create(PRIOR_DEFAULTS)
     dotlist = []
     for override in overrides:
         text = override.lstrip("+")
@@ -57,6 +69,8 @@ def prior_options(overrides: Sequence[str]) -> DictConfig:
     for key in ("hidden", "layers", "seq_len", "batch_size", "max_epochs"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigurationError(f"prior: {key} must be a positive integer, got {cfg[key]!r}")
+    if cfg.dataset_root is not None and not Path(str(cfg.dataset_root)).is_dir():
+        raise ConfigurationError(f"prior: dataset_root={cfg.dataset_root}: no such folder")
     if not 0.0 <= float(cfg.val_fraction) < 1.0:
         raise ConfigurationError(f"prior: val_fraction must be within [0, 1), got {cfg.val_fraction}")
     return cfg
@@ -80,15 +94,21 @@ def load_prior(version_dir: Path) -> Optional[LatentPrior]:
 
 
 @torch.no_grad()
-def latent_sequences(run: LoadedRun) -> List[Tensor]:
-    """Posterior means ``(frames, latent_dim)`` of every file of the run's dataset, in the index's order."""
+def latent_sequences(run: LoadedRun, dataset_root: Optional[str] = None) -> List[Tensor]:
+    """Posterior means ``(frames, latent_dim)`` of every file of the run's dataset (or of ``dataset_root``), in the
+    index's order."""
     dataset = run.cfg.data.dataset
-    if dataset.get("root") is None:
-        raise ConfigurationError(f"{run.version_dir}: the run's config names no dataset (data.dataset.root)")
+    root = dataset_root or dataset.get("root")
+    if root is None:
+        raise ConfigurationError(f"{run.version_dir}: the run's config names no dataset (data.dataset.root); "
+                                 f"give it with dataset_root=PATH")
+    if not Path(str(root)).is_dir():
+        raise ConfigurationError(f"the run's dataset {root} is not a folder (moved since training?): give its place "
+                                 f"with dataset_root=PATH")
     vae, transform = run.vae, run.vae.transform
     tasks = list(vae.encoder_tasks)
     callbacks = OmegaConf.to_container(dataset.metadata_callbacks) if dataset.get("metadata_callbacks") else None
-    index = load_index(dataset.root, tasks or [], callbacks)
+    index = load_index(root, tasks or [], callbacks)
     sequences = []
     for item in index.files:
         try:
@@ -179,7 +199,7 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
     require_writable(run.version_dir, "the prior is written into the version folder")
     with training_lock(run.version_dir):
         torch.manual_seed(int(options.seed))
-        sequences = latent_sequences(run)
+        sequences = latent_sequences(run, options.dataset_root)
         train, held_out = split_files(sequences, float(options.val_fraction), int(options.seed))
         module = PriorModule(run.vae.latent_dim, int(options.hidden), int(options.layers), float(options.lr))
         module.prior.set_normalisation(torch.cat(train))
@@ -194,10 +214,14 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
                             enable_checkpointing=False, callbacks=[saver], default_root_dir=str(path.parent),
                             enable_model_summary=False, num_sanity_val_steps=0,
                             limit_val_batches=1.0 if held_out else 0, log_every_n_steps=1)
-        trainer.fit(module, train_loader, val_loader)
-        if val_loader is None:  # no held-out files: keep the last epoch
-            atomic_torch_save({"state_dict": module.prior.state_dict(),
-                               "hyperparameters": module.prior.hyperparameters(), "metrics": {}}, path)
+        try:
+            trainer.fit(module, train_loader, val_loader)
+            if val_loader is None:  # no held-out files: keep the last epoch
+                atomic_torch_save({"state_dict": module.prior.state_dict(),
+                                   "hyperparameters": module.prior.hyperparameters(), "metrics": {}}, path)
+        except OSError as error:  # a full disk (DiskFullError names the space left), permissions
+            kept = f"{path} holds the best prior so far" if path.exists() else "no prior was written"
+            raise TrainingError(f"cannot write the prior: {error} ({kept})") from None
         held = None
         if held_out:
             module.prior.eval()
