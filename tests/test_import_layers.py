@@ -17,7 +17,7 @@ MAX_MODULE_LINES = 400
 
 # Bottom first. Subpackages (and top-level modules) in one layer may not import each other.
 LAYERS: Tuple[Set[str], ...] = (
-    {"io", "util", "notes", "configs", "threads"},  # leaves: nothing from vschaos
+    {"io", "util", "notes", "configs", "threads", "filenames"},  # leaves: nothing from vschaos
     {"dsp", "host"},                     # host runs any nn~ model, so it needs nothing but the leaves
     {"models", "data"},
     {"pitch"},

@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 
 from vschaos.data.problems import printable, printable_name
+from vschaos.filenames import soundfile_name
 
 if TYPE_CHECKING:
     import torch
@@ -65,13 +66,6 @@ class AudioReadError(RuntimeError):
         super().__init__(f"{printable_name(str(path))}: {printable(reason)}")
         self.path = str(path)
         self.reason = reason
-
-
-def soundfile_name(path: Union[str, Path]) -> Union[str, bytes]:
-    """``path`` as soundfile must be given it. On POSIX a file name is bytes, and one that is not UTF-8
-    (``caf\xe9.wav``) reaches Python as a str with surrogate escapes that soundfile cannot encode: it gets
-    the bytes (``os.fsencode``). Windows names are UTF-16 and go to libsndfile's wide-character call as str."""
-    return os.fsencode(path) if os.name == "posix" else str(path)
 
 
 def _decode_failure(path: Union[str, Path], what: str, error: Exception) -> AudioReadError:

@@ -8,21 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape(match: "re.Match[str]") -> str:
-    code = ord(match.group())
-    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of the byte code - 0xDC00
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\u{code:04x}"
-
-
-def printable(text: str) -> str:
-    """``text`` with each undecodable byte of a file name shown as ``\\xNN`` (``caf\\udce9.wav`` ->
-    ``caf\\xe9.wav``; other lone surrogates as ``\\uNNNN``): always encodable as strict UTF-8."""
-    return _SURROGATE.sub(_escape, text)
-
+from vschaos.filenames import printable  # noqa: F401  (every report shows names through it)
 
 #: Characters of a file's text shown in a message: a garbage line may be megabytes long.
 SHOWN_CHARS = 200

@@ -1,42 +1,21 @@
 """File names as the host reads, shows and writes them.
 
-A file name is bytes on POSIX: one that is not UTF-8 (``caf\\xe9.wav`` from an older system) reaches Python
-as a str holding surrogate escapes, which soundfile cannot encode and a strict UTF-8 stream refuses to print.
-:func:`soundfile_name` gives soundfile the bytes, :func:`printable` shows the name (``caf\\xe9.wav``).
-(``vschaos.data`` has the same two helpers for datasets; the host, below it, may not import them.)
+Names that are not UTF-8 are shown and opened through the leaf :mod:`vschaos.filenames` (``printable``,
+``soundfile_name``), which the dataset readers share.
 
 :func:`check_output` refuses, before any work, an output the host could not or must not write.
 """
 from __future__ import annotations
 
 import os
-import re
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional
+
+from vschaos.filenames import printable, soundfile_name  # noqa: F401  (rendering.py takes both from here)
 
 from .errors import HostError
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # file extensions soundfile does not take as a format name by themselves
 _EXTENSION_FORMATS = {"AIF": "AIFF"}
-
-
-def _escape(match: "re.Match[str]") -> str:
-    code = ord(match.group())
-    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of the byte code - 0xDC00
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\u{code:04x}"
-
-
-def printable(name: Union[str, os.PathLike]) -> str:
-    """``name`` with each undecodable byte shown as ``\\xNN`` (other lone surrogates as ``\\uNNNN``): always
-    encodable as strict UTF-8."""
-    return _SURROGATE.sub(_escape, os.fspath(name))
-
-
-def soundfile_name(path: Union[str, os.PathLike]) -> Union[str, bytes]:
-    """``path`` as soundfile must be given it: the bytes on POSIX (``os.fsencode``), str elsewhere (Windows
-    names are UTF-16 and go to libsndfile's wide-character call)."""
-    return os.fsencode(path) if os.name == "posix" else os.fspath(path)
 
 
 def _same_file(a: str, b: str) -> bool:
