@@ -339,7 +339,8 @@ def test_every_target_in_the_config_folder_and_readme_is_allowed():
     from vschaos.cli.train import CONFIG_DIR
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(Path(CONFIG_DIR).rglob("*.yaml"))]
-    texts.append((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8"))
+    repo = Path(__file__).resolve().parents[1]
+    texts += [p.read_text(encoding="utf-8") for p in [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]]
     named = {m for text in texts for m in re.findall(r"_target_[\"']?\s*[:=]\s*[\"']?([\w.]+)", text)}
     assert len(named) >= 10 and named <= ALLOWED_TARGETS, sorted(named - ALLOWED_TARGETS)
 

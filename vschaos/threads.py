@@ -36,7 +36,7 @@ def add_threads_argument(parser, default: Union[int, str] = DEFAULT_THREADS) -> 
     """The ``--threads N|auto`` option every command shares (argparse parser)."""
     parser.add_argument("--threads", type=threads_argument, default=default, metavar="N",
                         help=f"CPU threads for torch in this process (default {default}; 0: one per core; auto: "
-                             f"the cores idle now). One thread is fastest on a busy machine: see README, CPU threads")
+                             f"the cores idle now). One thread is fastest on a busy machine: see docs/TRAINING.md, CPU threads")
 
 
 def threads_argument(text: str) -> Union[int, str]:
