@@ -194,6 +194,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as error:
         print(f"error: {printable(str(error))}", file=sys.stderr)
         return EXIT_ERROR
+    except MemoryError as error:  # numpy's or torch's allocator: a model or file larger than this machine takes
+        print(f"error: out of memory ({printable(str(error)).splitlines()[0] if str(error) else 'MemoryError'})",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import time
 import warnings
 from typing import Any, Callable, List, Optional, Sequence, Union
@@ -28,6 +29,26 @@ from .guard import CallGuard
 SAMPLE_RATE_ATTRIBUTES = ("sample_rate", "sampling_rate", "sr")
 
 ModelSource = Union[str, os.PathLike, torch.jit.ScriptModule]
+# Largest ``<method>_params`` values taken. A ratio above nn~'s largest buffer (65536) leaves no sample per call,
+# and the host allocates (batch, channels, buffer) per inlet and outlet: a file claiming 2**40 would ask for TiB.
+MAX_METHOD_RATIO = 1 << 16
+MAX_METHOD_CHANNELS = 1 << 12
+
+
+def not_regular_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be read as a file, or None for a regular file (a link to one included): a FIFO
+    (opening it waits for a writer forever), a device (``/dev/zero`` never ends), a socket, a folder. Checked
+    with ``stat``, which never blocks, before anything opens the path."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return str(error.strerror or error)
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return f"it is {kind}, not a file"
 
 
 def _as_list(value: object) -> List[object]:
@@ -133,6 +154,9 @@ class LoadedModel:
                                  f"out_ratio], got {values}")
         if min(values) < 1:
             raise ModelLoadError(f"'{name}_params' = {values}: channels and ratios must be >= 1")
+        if max(values[0], values[2]) > MAX_METHOD_CHANNELS or max(values[1], values[3]) > MAX_METHOD_RATIO:
+            raise ModelLoadError(f"'{name}_params' = {values}: channels must be <= {MAX_METHOD_CHANNELS} and ratios "
+                                 f"<= {MAX_METHOD_RATIO} (nn~'s largest buffer)")
         if not self._has(name):
             raise ModelLoadError(f"method '{name}' is listed but the module has no such method")
         labels = {}
@@ -290,6 +314,9 @@ def load_model(source: ModelSource, sample_rate: Optional[int] = None,
             raise ModelLoadError(f"model file not found: {path}")
         if os.path.isdir(path):
             raise ModelLoadError(f"{path} is a directory, expected a TorchScript .ts file")
+        problem = not_regular_problem(path)  # a FIFO or /dev/zero named x.ts would block or never end
+        if problem is not None:
+            raise ModelLoadError(f"{path}: {problem}, expected a TorchScript .ts file")
         with open(path, "rb") as handle:
             data = handle.read()
         try:

@@ -12,7 +12,7 @@ from vschaos.io import atomic_write
 from .engine import EngineStats, StreamEngine
 from .errors import HostError, NonFiniteOutputError
 from .files import check_output, printable, sound_format, soundfile_name, write_error
-from .model import LoadedModel, ModelSource, load_model
+from .model import LoadedModel, ModelSource, load_model, not_regular_problem
 
 
 @dataclass
@@ -116,6 +116,9 @@ def render(model: "ModelSource | LoadedModel", method: str, input_path: str, out
     shown = printable(input_path)
     if not os.path.exists(input_path):
         raise HostError(f"input file not found: {shown}")
+    problem = not_regular_problem(input_path)  # reading a FIFO would wait for a writer forever
+    if problem is not None:
+        raise HostError(f"cannot read {shown} as a sound file: {problem}")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     check_output(output_path, (input_path, loaded.path))
     file_format = sound_format(output_path, subtype)
