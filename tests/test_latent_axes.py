@@ -301,7 +301,7 @@ def test_the_ordered_export_verifies_and_writes_latents_md(tmp_path, demo_vae, d
     axes.effects = measure_effects(demo_vae, axes.mean, axes.components[:kept], axes.scales[:kept], axes.shares)
     path, report, notes = export_ordered(demo_vae, tmp_path / "demo.ts", axes, buffers=[256, 2048],
                                          batch_sizes=(1,))
-    assert report.ok and notes == tmp_path / "latents.md"
+    assert report.ok and notes == tmp_path / "demo.latents.md"
     description = describe_model(str(path))
     decode = description.method("decode")
     assert decode.in_channels == kept
@@ -358,7 +358,7 @@ def test_script_exports_ordered_latents_of_a_run_and_reuses_its_stored_axes(tmp_
     model = torch.jit.load(str(tmp_path / "out" / "tiny.ts"))
     assert int(model.decode_params[0]) == kept < int(model.latent_dim)
     assert (run_dir / "version_0" / AXES_FILE).is_file()
-    assert f"{kept} of {int(model.latent_dim)} latents exported" in (tmp_path / "out" / "latents.md").read_text()
+    assert f"{kept} of {int(model.latent_dim)} latents exported" in (tmp_path / "out" / "tiny.latents.md").read_text()
     assert main([str(run_dir), "-o", str(tmp_path / "again"), "--buffers", "2048"]) == 0
     assert "latent axes read from" in capsys.readouterr().out
 

@@ -58,7 +58,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--fidelity", type=float, default=1.0,
                         help="nn: keep the fewest ordered latents (principal axes of the training latents) that carry "
                              "this share of the variance, 0 < F <= 1 (default 1: all); the others decode at their "
-                             "training mean. latents.md beside the export names each latent")
+                             "training mean. NAME.latents.md beside the export names each latent")
     parser.add_argument("--format", choices=["nn", "neutone"], default="nn",
                         help="nn: TorchScript for nn~ / nn.ar (default); neutone: a .nm file for the Neutone plugin "
                              "(needs pip install -e .[neutone]; verified by the Neutone SDK)")

@@ -27,7 +27,7 @@ from vschaos.io import PathLike, atomic_torch_save, atomic_write_text, load_tens
 
 AXES_FILE = "latent_axes.pt"
 AXES_FORMAT = "vschaos latent axes 1"
-LATENTS_NOTES = "latents.md"  # written beside the export
+LATENTS_NOTES = ".latents.md"  # <export name>.latents.md beside the export: exports sharing a folder keep theirs
 
 __all__ = ["AXES_FILE", "LatentAxes", "LatentRotation", "axes_from_latents", "fidelity_components",
            "latents_markdown", "load_axes", "run_latent_axes", "stored_axes"]
@@ -281,8 +281,8 @@ def latents_markdown(axes: LatentAxes, model_name: str) -> str:
 
 
 def write_latents_markdown(export_path: PathLike, axes: LatentAxes) -> Path:
-    """Write :func:`latents_markdown` to ``latents.md`` beside the export (atomically); its path."""
+    """Write :func:`latents_markdown` to ``<export name>.latents.md`` beside the export (atomically); its path."""
     export_path = Path(export_path)
-    path = export_path.parent / LATENTS_NOTES
+    path = export_path.parent / f"{export_path.stem}{LATENTS_NOTES}"
     atomic_write_text(path, latents_markdown(axes, export_path.stem))
     return path

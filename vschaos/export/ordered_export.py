@@ -1,5 +1,5 @@
 """The nn~ export with ordered, named latents: :func:`export_ordered` is :func:`vschaos.export.export.export_model`
-with a run's :class:`~vschaos.export.latent_axes.LatentAxes`, then ``latents.md`` beside the file."""
+with a run's :class:`~vschaos.export.latent_axes.LatentAxes`, then ``<name>.latents.md`` beside the file."""
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -22,8 +22,8 @@ def export_ordered(vae: SpectralModel, path: PathLike, axes: LatentAxes, tempera
                    phase: str = "pghi", seed: int = 0, buffers: Optional[Sequence[int]] = None,
                    batch_sizes: Sequence[int] = (1, 4), **options) -> Tuple[Path, object, Path]:
     """:func:`export_model` with ordered latents ``axes`` (``options``: its others, e.g. ``prior``), then
-    ``latents.md`` beside the file: ``(path, VerifyReport, latents.md path)``. Raises what ``export_model``
-    raises; ``latents.md`` is written only once the model is."""
+    ``<name>.latents.md`` beside the file: ``(path, VerifyReport, its path)``. Raises what ``export_model``
+    raises; the notes are written only once the model is."""
     written, report = export_model(vae, path, temperature=temperature, phase=phase, seed=seed, buffers=buffers,
                                    batch_sizes=batch_sizes, axes=axes, **options)
     return written, report, write_latents_markdown(written, axes)
