@@ -52,21 +52,21 @@ def slow_sines(n_files: int, frames: int, latent_dim: int, seed: int) -> list:
 
 def test_prior_beats_an_iid_gaussian_on_held_out_sequences():
     torch.manual_seed(0)
-    sequences = slow_sines(10, 200, 3, seed=1)
+    sequences = [(z, torch.zeros(z.shape[0], 0, dtype=torch.long)) for z in slow_sines(10, 200, 3, seed=1)]
     train, held_out = split_files(sequences, 0.2, seed=0)
     assert (len(train), len(held_out)) == (8, 2)
     module = PriorModule(3, hidden=32, layers=1, lr=1e-2)
-    module.prior.set_normalisation(torch.cat(train))
-    z, mask = chunks(train, 64)
+    module.prior.set_normalisation(torch.cat([z for z, _ in train]))
+    batch = chunks(train, 64)
     optimiser = module.configure_optimizers()
     for _ in range(150):
         optimiser.zero_grad()
-        loss = module._loss((z, mask))
+        loss = module._loss(batch)
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        prior_nll = float(torch.cat([module.prior.nll(s[None])[0] for s in held_out]).mean())
-    iid = iid_gaussian_nll(torch.cat(train), torch.cat(held_out))
+        prior_nll = float(torch.cat([module.prior.nll(z[None])[0][0] for z, _ in held_out]).mean())
+    iid = iid_gaussian_nll(torch.cat([z for z, _ in train]), torch.cat([z for z, _ in held_out]))
     # a sine's next value is nearly known from its past; i.i.d. frames only know the spread
     assert prior_nll < iid - 3.0, (prior_nll, iid)
 
@@ -77,17 +77,19 @@ def test_nll_is_in_raw_latent_units():
     prior = LatentPrior(2, hidden=8)
     z = torch.randn(1, 20, 2)
     prior.set_normalisation(z[0])
-    before = prior.nll(z)
+    before = prior.nll(z)[0]
     prior.set_normalisation(10 * z[0])
-    after = prior.nll(10 * z)
+    after = prior.nll(10 * z)[0]
     torch.testing.assert_close(after - before, torch.full_like(before, 2 * math.log(10.0)), rtol=0, atol=1e-4)
 
 
 def test_chunks_pad_and_mask():
-    z, mask = chunks([torch.ones(5, 2), torch.ones(2, 2)], 4)
-    assert z.shape == (3, 4, 2)
+    z, labels, mask = chunks([(torch.ones(5, 2), torch.full((5, 1), 3)), (torch.ones(2, 2), torch.full((2, 1), 1))],
+                             4)
+    assert z.shape == (3, 4, 2) and labels.shape == (3, 4, 1)
     assert mask.tolist() == [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]]
     assert float(z[1, 1:].abs().sum()) == 0.0
+    assert labels[:, :, 0].tolist() == [[3, 3, 3, 3], [3, -1, -1, -1], [1, 1, -1, -1]]
 
 
 def test_prior_options_are_checked_with_the_key_named():
@@ -174,7 +176,7 @@ def test_batch_rows_are_independent_streams_and_reset_restarts(prior_export):
 
 
 def test_offline_latents_are_the_exported_prior_stream(demo_vae, random_prior, prior_export):
-    offline = sample_latents(random_prior, 32, temperature=0.7, seed=9)[0]
+    offline = sample_latents(random_prior, 32, temperature=0.7, seed=9)[0][0]
     streamed = _generated(prior_export, "prior", 512, seed=9, temperature=0.7)[0].T
     torch.testing.assert_close(streamed, offline, rtol=0, atol=1e-5)
 
@@ -225,7 +227,7 @@ def test_train_model_prior_writes_a_tensors_only_prior(run_with_prior, capsys):
     path = prior_path(run_with_prior / "version_0")
     state = torch.load(path, weights_only=True)
     assert state["hyperparameters"]["hidden"] == 16
-    assert math.isfinite(state["metrics"]["held_out_nll"]) and math.isfinite(state["metrics"]["iid_nll"])
+    assert math.isfinite(state["metrics"]["held_out_loss"]) and math.isfinite(state["metrics"]["iid_nll"])
     prior = load_prior(run_with_prior / "version_0")
     assert prior.latent_dim == int(state["hyperparameters"]["latent_dim"])
     assert not (run_with_prior / "version_0" / ".training.lock").exists()  # released
@@ -381,6 +383,71 @@ def test_a_non_finite_loss_stops_the_fit_with_the_training_error():
     from vschaos.models.lightning import NonFiniteTrainingError
 
     module = PriorModule(2, hidden=4)
-    batch = (torch.full((1, 3, 2), float("nan")), torch.ones(1, 3))
+    batch = (torch.full((1, 3, 2), float("nan")), torch.full((1, 3, 0), -1), torch.ones(1, 3))
     with pytest.raises(NonFiniteTrainingError, match="the prior's loss is NaN/Inf"):
         module.training_step(batch, 0)
+
+
+# ----------------------------------------------------------------------------- models conditioned on labels
+SMALL_PITCH = ["transform=demo", "model=small"]  # the pitch presets on the demo front end, to stay fast
+
+
+def test_the_prior_learns_label_sequences():
+    """Labels constant within a file, changing between files: after the first frame the class is known."""
+    torch.manual_seed(0)
+    sequences = []
+    for i in range(8):
+        z = slow_sines(1, 60, 2, seed=i)[0]
+        sequences.append((z, torch.full((60, 1), i % 4, dtype=torch.long)))
+    module = PriorModule(2, hidden=16, lr=1e-2, label_dims=[4])
+    module.prior.set_normalisation(torch.cat([z for z, _ in sequences]))
+    batch = chunks(sequences[:6], 60)
+    optimiser = module.configure_optimizers()
+    for _ in range(150):
+        optimiser.zero_grad()
+        module._loss(batch).backward()
+        optimiser.step()
+    with torch.no_grad():
+        _, label_nll = module.prior.nll(*[torch.stack(t) for t in zip(*sequences[6:])])
+        unknown = module.prior.nll(sequences[6][0][None], torch.full((1, 60, 1), -1))[1]
+    assert float(label_nll[:, 1:].mean()) < 0.1 * math.log(4)  # far below a uniform guess
+    assert float(unknown.abs().max()) == 0.0  # unknown labels cost nothing
+
+
+@pytest.fixture(scope="module")
+def pitch_export():
+    torch.manual_seed(0)
+    vae = build_model(compose_config("dgt_pitch_cond", SMALL_PITCH)).eval()
+    torch.manual_seed(1)
+    dims = [int(vae.task_dims[t]) for t in vae.decoder_tasks]
+    prior = LatentPrior(vae.latent_dim, hidden=16, label_dims=dims).eval()
+    return vae, script_model(vae, prior=prior)
+
+
+def test_a_conditioned_model_s_prior_draws_decoder_labels(pitch_export):
+    vae, model = pitch_export
+    n_dec = len(vae.decoder_tasks)
+    assert n_dec == 2 and model.prior_params.tolist()[2] == vae.latent_dim + n_dec
+    streams = [_generated(model, "prior", buffer, seed=2) for buffer in (256, 2048, 4096)]
+    for other in streams[1:]:
+        assert torch.equal(streams[0], other)
+    for i, task in enumerate(vae.decoder_tasks):
+        ids = streams[0][0, vae.latent_dim + i]
+        assert torch.equal(ids, ids.round()) and 0 <= float(ids.min()) and float(ids.max()) < vae.task_dims[task]
+    cold = [_generated(model, "prior", 2048, seed=s, temperature=0.0) for s in (1, 2)]
+    assert torch.equal(cold[0], cold[1])  # temperature 0: the most likely classes, whatever the seed
+    audio = [_generated(model, "generate", buffer, seed=2) for buffer in (256, 4096)]
+    torch.testing.assert_close(audio[1], audio[0], rtol=0, atol=1e-6)
+    model.reset()
+    report = verify_model(model, buffers=[256, 2048], batch_sizes=(1,), methods=["prior", "generate"])
+    assert report.ok, report.format()
+
+
+def test_train_model_prior_models_a_conditioned_run_s_labels(tmp_path, dataset):
+    run = make_run(tmp_path, "dgt_pitch_cond", "pitch", overrides=SMALL_PITCH, dataset_root=dataset)
+    assert train_main(["prior", str(run), "max_epochs=1", "hidden=8"]) == 0
+    prior = load_prior(run / "version_0")
+    assert prior.label_dims == [12, 11]  # pitch classes, octaves: the decoder tasks in config order
+    out = tmp_path / "out"
+    assert generate_main(["prior", str(run), "-s", "0.5", "--out", str(out)]) == 0
+    assert sf.info(str(out / "prior" / "prior_seed0_t1.wav")).frames == DEMO_RATE // 2

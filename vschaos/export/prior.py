@@ -5,13 +5,15 @@ Methods added to StreamingVAE's (``hop`` = the transform's hop, ``L`` = latent s
 * ``prior``: temperature ``(batch, 1, B)`` -> latents ``(batch, k, B // hop)``: one frame per hop drawn from the
   :class:`~vschaos.models.prior.LatentPrior`, as ``decode``'s latent inlets read them (with ordered latents, the
   ``k`` kept components; otherwise ``k = L``);
+  For a model conditioned on labels, the prior also draws each decoder task's class per frame: the outlets are
+  then ``decode``'s inlets exactly (latents, then the label ids);
 * ``generate``: temperature ``(batch, 1, B)`` -> audio ``(batch, 1, B)``: ``decode(prior(temperature))`` with
-  its own streaming state (GRU, RTPGHI phase, overlap-add), decoder labels "unknown" (the model's prediction
-  where it has a predictor, otherwise the neutral label input).
+  its own streaming state (GRU, RTPGHI phase, overlap-add).
 
 The temperature inlet is read once per frame (the last sample of each hop block, as nn~ decimates), NaN and
 negative values read as 0 (the prior's most likely path), clamped to ``MAX_TEMPERATURE``. The noise is counter
-noise (:func:`vschaos.dsp.streaming.counter_normal`, stream :data:`PRIOR_NOISE_STREAM`) keyed by (``seed``
+noise (:func:`vschaos.dsp.streaming.counter_normal` and ``counter_uniform`` for the labels, streams
+:data:`~vschaos.models.prior.PRIOR_NOISE_STREAM` and ``PRIOR_LABEL_STREAM``) keyed by (``seed``
 attribute, frame index since reset, batch row, latent entry), and the GRU steps one frame at a time whatever the
 buffer, so the same seed gives the same stream, bit for bit, at any buffer size; ``reset()`` restarts it. The
 GRU state is kept per batch row and restarts when the batch size changes.
@@ -26,13 +28,15 @@ import torch
 from torch import Tensor
 
 from vschaos.dsp.bounds import bounded_latent, soft_clip
-from vschaos.dsp.streaming import RTPGHI, StreamingSynthesis, counter_normal
+from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingSynthesis, counter_normal,
+                                   counter_uniform)
 from vschaos.export.latent_axes import LatentAxes
 from vschaos.export.module import LATENT_NOISE_STREAM, PHASE_NOISE_STREAM, StreamingVAE
 from vschaos.models.contract import SpectralModel
-from vschaos.models.prior import PRIOR_NOISE_STREAM, LatentPrior
+from vschaos.models.prior import PRIOR_LABEL_STREAM, PRIOR_NOISE_STREAM, LatentPrior
 
 assert PRIOR_NOISE_STREAM not in (LATENT_NOISE_STREAM, PHASE_NOISE_STREAM)
+assert PRIOR_LABEL_STREAM != PHASE_NOISE_STREAM and PRIOR_LABEL_STREAM < NORMAL_UNIFORM_BASE
 PRIOR_METHODS = ("prior", "generate")
 _MIN_ROWS = 4
 _TEMPERATURE_INLET = "(signal) temperature (0: the most likely path, 1: the prior's own spread)"
@@ -45,6 +49,8 @@ class StreamingVAEWithPrior(StreamingVAE):
 
     prior_latent_dim: int
     prior_noise_stream: int
+    prior_label_stream: int
+    prior_labels: int
     min_rows: int
     method_names: List[str]
     prior_input_labels: List[str]
@@ -57,25 +63,32 @@ class StreamingVAEWithPrior(StreamingVAE):
         super().__init__(vae, temperature=temperature, phase=phase, seed=seed, axes=axes)
         if int(prior.latent_dim) != self.latent_dim:
             raise ValueError(f"the prior models {prior.latent_dim} latent entries, the model has {self.latent_dim}")
+        label_dims = [self.task_dims[task] for task in self.decoder_tasks]
+        if list(prior.label_dims) != label_dims:
+            raise ValueError(f"the prior models labels of {list(prior.label_dims)} classes, the model's decoder "
+                             f"tasks {self.decoder_tasks} have {label_dims}; fit the prior again")
         broken = sum(int((~torch.isfinite(p)).sum()) for p in prior.parameters())
         if broken:
             raise ValueError(f"export refused: {broken} parameters of the prior are NaN/Inf; fit the prior again")
         self.latent_prior = prior
         self.prior_latent_dim = int(prior.latent_dim)
         self.prior_noise_stream = PRIOR_NOISE_STREAM
+        self.prior_label_stream = PRIOR_LABEL_STREAM
+        self.prior_labels = len(self.decoder_tasks)
         self.min_rows = _MIN_ROWS  # attributes: scripted code cannot read globals
         self.method_names = list(StreamingVAE.get_methods(self)) + list(PRIOR_METHODS)
         self.prior_input_labels = [_TEMPERATURE_INLET]
-        self.prior_output_labels = self.decode_input_labels[:self.latent_inlets]  # what decode reads
+        self.prior_output_labels = list(self.decode_input_labels)  # what decode reads: latents, then labels
         self.generate_input_labels = [_TEMPERATURE_INLET]
         self.generate_output_labels = ["(signal) audio output"]
-        self.register_buffer("prior_params", torch.tensor([1, 1, self.latent_inlets, self.hop], dtype=torch.int64))
+        self.register_buffer("prior_params", torch.tensor([1, 1, self.latent_inlets + len(self.decoder_tasks), self.hop],
+                                                         dtype=torch.int64))
         self.register_buffer("generate_params", torch.tensor([1, 1, 1, 1], dtype=torch.int64))
         self.generate_synthesis = StreamingSynthesis(vae.transform.dual.float(), self.hop)
         self.generate_rtpghi = RTPGHI(self.n_fft, self.hop, float(vae.transform.lam))
         dtype = vae.transform.norm_mean.dtype
         for method in PRIOR_METHODS:  # per method: the previous frame, the GRU state and the frame counter
-            self.register_buffer(f"{method}_previous", torch.zeros(0, self.latent_dim, dtype=dtype))
+            self.register_buffer(f"{method}_previous", torch.zeros(0, int(prior.input_size), dtype=dtype))
             self.register_buffer(f"{method}_state", torch.zeros(int(prior.layers), 0, int(prior.hidden), dtype=dtype))
             self.register_buffer(f"{method}_counter", torch.zeros(0, dtype=torch.int64))
 
@@ -95,7 +108,8 @@ class StreamingVAEWithPrior(StreamingVAE):
         self.generate_state = self.generate_state[:, :0]
 
     def _draw(self, temperature: Tensor, previous: Tensor, state: Tensor, counter: Tensor):
-        """Temperature inlet ``(batch, B)`` -> raw latents ``(batch, B // hop, L)`` and the new state."""
+        """Temperature inlet ``(batch, B)`` -> raw latents ``(batch, B // hop, L)``, decoder label ids ``(batch,
+        B // hop, n_dec)`` and the new state."""
         batch = temperature.shape[0]
         values = temperature[:, self.hop - 1::self.hop]
         n_frames = values.shape[1]
@@ -103,40 +117,43 @@ class StreamingVAEWithPrior(StreamingVAE):
         counter, advanced = self._frame_counter(counter, batch, n_frames)
         if previous.shape[0] != batch or state.shape[1] != batch or int(counter[0]) == 0:
             previous, state = self.latent_prior.initial_state(batch)
-        noise = counter_normal(self.seed, self.prior_noise_stream, batch, self._frame_index(counter, n_frames),
-                               self.prior_latent_dim)
-        z, previous, state = self.latent_prior.sample_frames(previous, state, values.to(previous.dtype),
-                                                             noise.to(previous.dtype))
-        return bounded_latent(z), previous, state, advanced
+        frames = self._frame_index(counter, n_frames)
+        noise = counter_normal(self.seed, self.prior_noise_stream, batch, frames, self.prior_latent_dim)
+        uniform = counter_uniform(self.seed, self.prior_label_stream, batch, frames, self.prior_labels)
+        z, labels, previous, state = self.latent_prior.sample_frames(
+            previous, state, values.to(previous.dtype), noise.to(previous.dtype), uniform.to(previous.dtype))
+        return bounded_latent(z), labels, previous, state, advanced
 
     @torch.jit.export
     def prior(self, x: Tensor) -> Tensor:
         """Temperature ``(batch, 1, B)`` -> latents ``(batch, latent, B // hop)``."""
         x = self._checked_input(x, 1, False, "prior")
-        z, self.prior_previous, self.prior_state, self.prior_counter = self._draw(
+        z, labels, self.prior_previous, self.prior_state, self.prior_counter = self._draw(
             x[:, 0], self.prior_previous, self.prior_state, self.prior_counter)
         if self.latent_rotated:
             batch, n_frames = z.shape[0], z.shape[1]
             rows = self.latent_axes.to_inlets(z.reshape(batch * n_frames, self.latent_dim))
             z = bounded_latent(rows).reshape(batch, n_frames, self.latent_inlets)
-        return z.to(x.dtype).transpose(1, 2).contiguous()
+        out = torch.cat([z.to(x.dtype), labels.to(x.dtype)], dim=-1) if self.prior_labels > 0 else z.to(x.dtype)
+        return out.transpose(1, 2).contiguous()
 
     @torch.jit.export
     def generate(self, x: Tensor) -> Tensor:
         """Temperature ``(batch, 1, B)`` -> audio ``(batch, 1, B)``: decode(prior(temperature))."""
         x = self._checked_input(x, 1, False, "generate")
         counter = self.generate_counter
-        z, self.generate_previous, self.generate_state, self.generate_counter = self._draw(
+        z, drawn, self.generate_previous, self.generate_state, self.generate_counter = self._draw(
             x[:, 0], self.generate_previous, self.generate_state, counter)
         batch, n_frames = z.shape[0], z.shape[1]
-        labels: Dict[str, Tensor] = {}
-        for task in self.decoder_tasks:  # unknown: the model's prediction, or the neutral label input
-            labels[task] = torch.full((batch * n_frames,), -1, dtype=torch.int64, device=x.device)
         rows = z.reshape(batch * n_frames, self.latent_dim)
+        ids = drawn.reshape(batch * n_frames, self.prior_labels)
         if rows.shape[0] < self.min_rows:  # float32 products of 1-3 rows round differently from longer ones
-            rows = torch.cat([rows, rows.new_zeros(self.min_rows - rows.shape[0], self.latent_dim)])
-            for task in self.decoder_tasks:
-                labels[task] = torch.full((self.min_rows,), -1, dtype=torch.int64, device=x.device)
+            missing = self.min_rows - rows.shape[0]
+            rows = torch.cat([rows, rows.new_zeros(missing, self.latent_dim)])
+            ids = torch.cat([ids, ids.new_zeros(missing, self.prior_labels)])
+        labels: Dict[str, Tensor] = {}
+        for i, task in enumerate(self.decoder_tasks):  # the prior's own classes
+            labels[task] = ids[:, i]
         features = self.vae.decode(self._model_dtype(rows), labels)[:batch * n_frames]
         magnitude = self.vae.transform.from_features(features).to(x.dtype).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":

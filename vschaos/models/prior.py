@@ -1,11 +1,13 @@
 """A latent prior: a small causal GRU over a trained VAE's latent sequences, so the decoder can play with no input.
 
-:class:`LatentPrior` models the posterior means ``z_t`` of a file's frames (at the latent rate: one per hop; for a
-model with a pitch latent, ``z_t[0]`` is the pitch coordinate and is modelled like the other entries) as an
-autoregressive diagonal Gaussian: ``p(z_t | z_<t) = N(mean_t, std_t^2)`` with ``(mean_t, log std_t)`` read from
-the GRU's state after ``z_<t`` (``z_-1`` is the zero vector of the normalised space, i.e. the training mean).
-Everything runs in a normalised space ``(z - z_mean) / z_std`` (the training latents' per-entry statistics,
-buffers of the module); :meth:`LatentPrior.nll` is in the raw latent units, per frame (summed over entries).
+:class:`LatentPrior` models each frame of a file (at the latent rate: one per hop) from the frames before it:
+the posterior mean ``z_t`` (for a model with a pitch latent, ``z_t[0]`` is the pitch coordinate and is modelled
+like the other entries) as a diagonal Gaussian ``N(mean_t, std_t^2)``, and, for a model whose decoder is
+conditioned on labels, each decoder task's class ``y_t`` as a categorical distribution; both are read from the
+GRU's state after frames ``< t``. The GRU's input for frame ``t`` is frame ``t - 1``: normalised ``z`` and one-hot
+labels (an unknown label: zeros; before frame 0 everything is zero, i.e. the training mean and no label).
+Latents are normalised ``(z - z_mean) / z_std`` (the training latents' per-entry statistics, buffers);
+:meth:`LatentPrior.nll` is in raw latent units, per frame (summed over entries).
 
 Sampling (:meth:`LatentPrior.sample_frames`) is one GRU step per frame, each step the same operation whatever
 the number of frames asked for at once, with the noise given by the caller: the export draws it from counter
@@ -14,44 +16,57 @@ noise keyed by (seed, frame index), so a stream is bit-identical at any buffer s
 :class:`~vschaos.models.prior_module.PriorModule` is its Lightning module (apart: the export needs no Lightning).
 """
 import math
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
-# the counter_normal stream of the prior's noise (vschaos.dsp.streaming), disjoint from the export's latent (0) and
-# phase (uniform 1) streams: the offline render and the export draw the same values
+# counter noise streams (vschaos.dsp.streaming) of the prior: counter_normal stream 2 for the latents, uniform
+# stream 3 for the labels, disjoint from the export's latent (normal 0) and phase (uniform 1) streams. The offline
+# render and the export draw the same values.
 PRIOR_NOISE_STREAM = 2
+PRIOR_LABEL_STREAM = 3
 # normalised latents a sample may reach (in training-set standard deviations): a runaway sample is held there
 NORMALISED_LIMIT = 8.0
 _HALF_LOG_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class LatentPrior(nn.Module):
-    """GRU prior over latent sequences.
+    """GRU prior over latent (and label) sequences.
 
     Args:
         latent_dim: entries of ``z``.
         hidden: GRU units.
         layers: GRU layers.
+        label_dims: classes of each modelled label task (the VAE's decoder tasks, in order); empty: latents only.
     Buffers ``z_mean``, ``z_std`` ``(latent_dim,)``: the normalisation (set by :meth:`set_normalisation`).
     """
 
-    def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1) -> None:
+    label_dims: List[int]
+
+    def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1, label_dims: Optional[List[int]] = None
+                 ) -> None:
         super().__init__()
-        if latent_dim < 1 or hidden < 1 or layers < 1:
-            raise ValueError(f"latent_dim, hidden and layers must be >= 1, got {latent_dim}, {hidden}, {layers}")
+        label_dims = [int(d) for d in (label_dims or [])]
+        if latent_dim < 1 or hidden < 1 or layers < 1 or any(d < 1 for d in label_dims):
+            raise ValueError(f"latent_dim, hidden, layers and label_dims must be >= 1, got {latent_dim}, {hidden}, "
+                             f"{layers}, {label_dims}")
         self.latent_dim = int(latent_dim)
         self.hidden = int(hidden)
         self.layers = int(layers)
-        self.gru = nn.GRU(self.latent_dim, self.hidden, self.layers, batch_first=True)
-        self.head = nn.Linear(self.hidden, 2 * self.latent_dim)
+        self.label_dims = label_dims
+        self.n_labels = len(label_dims)
+        self.input_size = self.latent_dim + sum(label_dims)
+        self.gru = nn.GRU(self.input_size, self.hidden, self.layers, batch_first=True)
+        self.head = nn.Linear(self.hidden, 2 * self.latent_dim + sum(label_dims))
         self.register_buffer("z_mean", torch.zeros(self.latent_dim))
         self.register_buffer("z_std", torch.ones(self.latent_dim))
 
-    def hyperparameters(self) -> Dict[str, int]:
+    def hyperparameters(self) -> Dict[str, object]:
         """What rebuilds this module (stored beside its weights)."""
-        return {"latent_dim": self.latent_dim, "hidden": self.hidden, "layers": self.layers}
+        return {"latent_dim": self.latent_dim, "hidden": self.hidden, "layers": self.layers,
+                "label_dims": list(self.label_dims)}
 
     @torch.jit.unused
     def set_normalisation(self, latents: Tensor, min_std: float = 1e-3) -> None:
@@ -65,68 +80,120 @@ class LatentPrior(nn.Module):
     def denormalise(self, u: Tensor) -> Tensor:
         return u * self.z_std + self.z_mean
 
-    def _gaussian(self, out: Tensor) -> Tuple[Tensor, Tensor]:
-        mean, log_std = self.head(out).chunk(2, dim=-1)
-        return mean, log_std.clamp(-7.0, 2.0)  # literals: TorchScript cannot read module globals
+    def _split(self, out: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """GRU output -> normalised mean, log std (clamped) and the label logits (all tasks, concatenated)."""
+        params = self.head(out)
+        mean = params[..., :self.latent_dim]
+        log_std = params[..., self.latent_dim:2 * self.latent_dim].clamp(-7.0, 2.0)  # literals: TorchScript
+        return mean, log_std, params[..., 2 * self.latent_dim:]
+
+    def one_hot(self, labels: Tensor) -> Tensor:
+        """Label ids ``(..., n_labels)`` (-1: unknown) -> the GRU's label input ``(..., sum(label_dims))``."""
+        parts: List[Tensor] = []
+        for task, classes in enumerate(self.label_dims):
+            ids = labels[..., task]
+            hot = F.one_hot(ids.clamp(0, classes - 1), classes).to(self.z_mean.dtype)
+            parts.append(hot * (ids >= 0).unsqueeze(-1).to(hot.dtype))
+        if len(parts) == 0:
+            return self.z_mean.new_zeros(labels.shape[:-1] + (0,))
+        return torch.cat(parts, dim=-1)
 
     def initial_state(self, batch: int) -> Tuple[Tensor, Tensor]:
-        """``(previous normalised z (batch, latent_dim), GRU state (layers, batch, hidden))`` before frame 0."""
-        return (self.z_mean.new_zeros(batch, self.latent_dim),
+        """``(GRU input of frame 0 (batch, input_size), GRU state (layers, batch, hidden))``: all zeros."""
+        return (self.z_mean.new_zeros(batch, self.input_size),
                 self.z_mean.new_zeros(self.layers, batch, self.hidden))
 
     @torch.jit.unused
-    def predict(self, z: Tensor) -> Tuple[Tensor, Tensor]:
-        """Teacher forcing: raw latents ``(batch, T, latent_dim)`` -> the predicted normalised mean and log std of
-        every frame ``(batch, T, latent_dim)`` each, frame ``t`` from frames ``< t``."""
+    def nll(self, z: Tensor, labels: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Teacher forcing on raw latents ``(batch, T, latent_dim)`` and label ids ``(batch, T, n_labels)`` (-1:
+        unknown; None: all unknown): the negative log-likelihood (nats) of each frame's latents ``(batch, T)``
+        and of its known labels ``(batch, T)`` (summed over tasks; 0 without labels)."""
+        if labels is None:
+            labels = torch.full(z.shape[:-1] + (self.n_labels,), -1, dtype=torch.long, device=z.device)
         u = self.normalise(z)
-        previous = torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], dim=1)
+        inputs = torch.cat([u, self.one_hot(labels)], dim=-1)
+        previous = torch.cat([torch.zeros_like(inputs[:, :1]), inputs[:, :-1]], dim=1)
         out, _ = self.gru(previous)
-        return self._gaussian(out)
-
-    @torch.jit.unused
-    def nll(self, z: Tensor) -> Tensor:
-        """Negative log-likelihood (nats) of each frame of raw latents ``(batch, T, latent_dim)``: ``(batch, T)``."""
-        mean, log_std = self.predict(z)
-        u = self.normalise(z)
+        mean, log_std, logits = self._split(out)
         per_entry = 0.5 * ((u - mean) / log_std.exp()) ** 2 + log_std + _HALF_LOG_TWO_PI
-        return per_entry.sum(dim=-1) + self.z_std.log().sum()  # back to raw units (Jacobian of the normalisation)
+        latent_nll = per_entry.sum(dim=-1) + self.z_std.log().sum()  # raw units: the normalisation's Jacobian
+        label_nll = torch.zeros_like(latent_nll)
+        start = 0
+        for task, classes in enumerate(self.label_dims):
+            ids = labels[..., task]
+            log_p = torch.log_softmax(logits[..., start:start + classes], dim=-1)
+            picked = log_p.gather(-1, ids.clamp(0, classes - 1).unsqueeze(-1)).squeeze(-1)
+            label_nll = label_nll - picked * (ids >= 0).to(picked.dtype)
+            start += classes
+        return latent_nll, label_nll
 
-    def sample_frames(self, previous: Tensor, state: Tensor, temperature: Tensor, noise: Tensor
-                      ) -> Tuple[Tensor, Tensor, Tensor]:
+    def _draw_labels(self, logits: Tensor, temperature: Tensor, uniform: Tensor) -> Tensor:
+        """One class per task ``(batch, n_labels)`` int64: argmax at temperature 0, else drawn from
+        ``softmax(logits / temperature)`` by inverse CDF with ``uniform`` ``(batch, n_labels)``."""
+        ids: List[Tensor] = []
+        start = 0
+        for task, classes in enumerate(self.label_dims):
+            part = logits[:, start:start + classes]
+            probabilities = torch.softmax(part / temperature.clamp_min(1e-3).unsqueeze(-1), dim=-1)
+            drawn = (probabilities.cumsum(dim=-1) < uniform[:, task:task + 1]).sum(dim=-1).clamp(max=classes - 1)
+            ids.append(torch.where(temperature > 0.0, drawn, part.argmax(dim=-1)))
+            start += classes
+        if len(ids) == 0:
+            return torch.zeros(logits.shape[0], 0, dtype=torch.int64, device=logits.device)
+        return torch.stack(ids, dim=-1)
+
+    def sample_frames(self, previous: Tensor, state: Tensor, temperature: Tensor, noise: Tensor, uniform: Tensor
+                      ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Draw ``n`` frames, one GRU step each.
 
         Args:
-            previous: normalised ``z`` of the frame before ``(batch, latent_dim)``.
+            previous: the GRU input of the next frame ``(batch, input_size)`` (:meth:`initial_state`, then what
+                the last call returned).
             state: GRU state ``(layers, batch, hidden)``.
-            temperature: ``(batch, n)``, >= 0 (0: the predicted mean).
+            temperature: ``(batch, n)``, >= 0 (0: the predicted mean and the most likely classes).
             noise: standard normal ``(batch, n, latent_dim)``.
-        Returns raw latents ``(batch, n, latent_dim)`` and the new ``(previous, state)``. Normalised samples are
-        held within ``+-NORMALISED_LIMIT``.
+            uniform: uniform in (0, 1) ``(batch, n, n_labels)``, for the labels.
+        Returns raw latents ``(batch, n, latent_dim)``, label ids ``(batch, n, n_labels)`` and the new
+        ``(previous, state)``. Normalised samples are held within ``+-NORMALISED_LIMIT``.
         """
-        frames = []
+        frames: List[Tensor] = []
+        drawn: List[Tensor] = []
         scaled = temperature.unsqueeze(-1) * noise  # once per call: each operation in the loop costs per frame
         for t in range(noise.shape[1]):
             out, state = self.gru(previous.unsqueeze(1), state)
-            mean, log_std = self._gaussian(out[:, 0])
-            sample = mean + log_std.exp() * scaled[:, t]
-            previous = sample.clamp(-8.0, 8.0)  # NORMALISED_LIMIT
-            frames.append(previous)
-        return self.denormalise(torch.stack(frames, dim=1)), previous, state
+            mean, log_std, logits = self._split(out[:, 0])
+            sample = (mean + log_std.exp() * scaled[:, t]).clamp(-8.0, 8.0)  # NORMALISED_LIMIT
+            frames.append(sample)
+            if self.n_labels > 0:
+                ids = self._draw_labels(logits, temperature[:, t], uniform[:, t])
+                drawn.append(ids)
+                previous = torch.cat([sample, self.one_hot(ids)], dim=-1)
+            else:
+                previous = sample
+        z = self.denormalise(torch.stack(frames, dim=1))
+        if self.n_labels > 0:
+            labels = torch.stack(drawn, dim=1)
+        else:
+            labels = torch.zeros(z.shape[0], z.shape[1], 0, dtype=torch.int64, device=z.device)
+        return z, labels, previous, state
 
 
-def sample_latents(prior: "LatentPrior", n_frames: int, temperature: float, seed: int, batch: int = 1) -> Tensor:
-    """``n_frames`` raw latents ``(batch, n_frames, latent_dim)`` from a fresh stream: the export's ``prior``
-    method after ``reset()`` with the ``seed`` attribute and a constant ``temperature`` inlet, in one call."""
-    from vschaos.dsp.streaming import counter_normal
+def sample_latents(prior: LatentPrior, n_frames: int, temperature: float, seed: int, batch: int = 1
+                   ) -> Tuple[Tensor, Tensor]:
+    """``n_frames`` raw latents ``(batch, n_frames, latent_dim)`` and label ids ``(batch, n_frames, n_labels)``
+    from a fresh stream: the export's ``prior`` method after ``reset()`` with the ``seed`` attribute and a constant
+    ``temperature`` inlet, in one call."""
+    from vschaos.dsp.streaming import counter_normal, counter_uniform
 
     previous, state = prior.initial_state(batch)
     dtype = previous.dtype
-    noise = counter_normal(int(seed), PRIOR_NOISE_STREAM, batch, torch.arange(n_frames, dtype=torch.int64),
-                           prior.latent_dim).to(dtype)
+    frames = torch.arange(n_frames, dtype=torch.int64)
+    noise = counter_normal(int(seed), PRIOR_NOISE_STREAM, batch, frames, prior.latent_dim).to(dtype)
+    uniform = counter_uniform(int(seed), PRIOR_LABEL_STREAM, batch, frames, prior.n_labels).to(dtype)
     temperatures = torch.full((batch, n_frames), float(temperature), dtype=dtype)
     with torch.no_grad():
-        z, _, _ = prior.sample_frames(previous, state, temperatures, noise)
-    return z
+        z, labels, _, _ = prior.sample_frames(previous, state, temperatures, noise, uniform)
+    return z, labels
 
 
 def iid_gaussian_nll(train: Tensor, held_out: Tensor, min_std: float = 1e-3) -> float:

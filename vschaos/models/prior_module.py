@@ -1,4 +1,6 @@
 """Lightning module of the latent prior (:mod:`vschaos.models.prior`): masked NLL over padded sequence chunks."""
+from typing import List, Optional
+
 import lightning as L
 import torch
 from torch import Tensor
@@ -8,18 +10,20 @@ from vschaos.models.prior import LatentPrior
 
 
 class PriorModule(L.LightningModule):
-    """Lightning module of :class:`LatentPrior`: batches ``(z (batch, T, latent_dim), mask (batch, T))``, loss the
-    mean NLL per valid frame; logs ``train_nll`` and ``val_nll``."""
+    """Lightning module of :class:`LatentPrior`: batches ``(z (batch, T, latent_dim), labels (batch, T, n_labels)
+    int64 (-1: unknown), mask (batch, T))``, loss the mean NLL (latents and known labels) per valid frame; logs
+    ``train_nll`` and ``val_nll``."""
 
-    def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1, lr: float = 3e-3) -> None:
+    def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1, lr: float = 3e-3,
+                 label_dims: Optional[List[int]] = None) -> None:
         super().__init__()
-        self.prior = LatentPrior(latent_dim, hidden, layers)
+        self.prior = LatentPrior(latent_dim, hidden, layers, label_dims)
         self.lr = float(lr)
 
     def _loss(self, batch) -> Tensor:
-        z, mask = batch
-        nll = self.prior.nll(z)
-        return (nll * mask).sum() / mask.sum().clamp_min(1.0)
+        z, labels, mask = batch
+        latent_nll, label_nll = self.prior.nll(z, labels)
+        return ((latent_nll + label_nll) * mask).sum() / mask.sum().clamp_min(1.0)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         loss = self._loss(batch)

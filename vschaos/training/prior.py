@@ -84,7 +84,9 @@ def load_prior(version_dir: Path) -> Optional[LatentPrior]:
         return None
     try:
         state = load_tensors_only(path)
-        prior = LatentPrior(**{k: int(v) for k, v in state["hyperparameters"].items()})
+        hyper = state["hyperparameters"]
+        prior = LatentPrior(int(hyper["latent_dim"]), int(hyper["hidden"]), int(hyper["layers"]),
+                            [int(d) for d in hyper.get("label_dims", [])])
         prior.load_state_dict(state["state_dict"])
     except PRIOR_LOAD_ERRORS as error:  # untrusted data: one line naming the file
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -94,9 +96,9 @@ def load_prior(version_dir: Path) -> Optional[LatentPrior]:
 
 
 @torch.no_grad()
-def latent_sequences(run: LoadedRun, dataset_root: Optional[str] = None) -> List[Tensor]:
-    """Posterior means ``(frames, latent_dim)`` of every file of the run's dataset (or of ``dataset_root``), in the
-    index's order."""
+def latent_sequences(run: LoadedRun, dataset_root: Optional[str] = None) -> List[Tuple[Tensor, Tensor]]:
+    """``(posterior means (frames, latent_dim), decoder label ids (frames, n_decoder_tasks) int64, -1 unknown)``
+    of every file of the run's dataset (or of ``dataset_root``), in the index's order."""
     dataset = run.cfg.data.dataset
     root = dataset_root or dataset.get("root")
     if root is None:
@@ -106,7 +108,7 @@ def latent_sequences(run: LoadedRun, dataset_root: Optional[str] = None) -> List
         raise ConfigurationError(f"the run's dataset {root} is not a folder (moved since training?): give its place "
                                  f"with dataset_root=PATH")
     vae, transform = run.vae, run.vae.transform
-    tasks = list(vae.encoder_tasks)
+    tasks = list(dict.fromkeys(list(vae.encoder_tasks) + list(vae.decoder_tasks)))
     callbacks = OmegaConf.to_container(dataset.metadata_callbacks) if dataset.get("metadata_callbacks") else None
     index = load_index(root, tasks or [], callbacks)
     sequences = []
@@ -120,12 +122,14 @@ def latent_sequences(run: LoadedRun, dataset_root: Optional[str] = None) -> List
         labels = {task: torch.from_numpy(frame_labels(index.tasks[task].labels.get(item.key), n_frames,
                                                       int(transform.n_fft), int(transform.hop),
                                                       int(transform.sample_rate))).long() for task in tasks}
-        mean, _ = vae.encode(transform.to_features(magnitude), labels)
-        sequences.append(mean.float())
+        mean, _ = vae.encode(transform.to_features(magnitude), {task: labels[task] for task in vae.encoder_tasks})
+        decoder_labels = torch.stack([labels[task] for task in vae.decoder_tasks], dim=-1) if vae.decoder_tasks \
+            else torch.zeros(n_frames, 0, dtype=torch.long)
+        sequences.append((mean.float(), decoder_labels))
     return sequences
 
 
-def split_files(sequences: List[Tensor], val_fraction: float, seed: int) -> Tuple[List[Tensor], List[Tensor]]:
+def split_files(sequences: List, val_fraction: float, seed: int) -> Tuple[List, List]:
     """``(train, held_out)`` by file (seeded); at least one training file, held-out empty for one file."""
     order = list(range(len(sequences)))
     random.Random(seed).shuffle(order)
@@ -133,24 +137,27 @@ def split_files(sequences: List[Tensor], val_fraction: float, seed: int) -> Tupl
     return [sequences[i] for i in order[n_val:]], [sequences[i] for i in order[:n_val]]
 
 
-def chunks(sequences: Sequence[Tensor], seq_len: int) -> Tuple[Tensor, Tensor]:
-    """Consecutive chunks of ``seq_len`` frames of each sequence, zero-padded: ``(z (n, seq_len, L), mask (n,
-    seq_len))``. Each chunk starts the prior afresh, as a stream after a reset does."""
-    pieces, masks = [], []
-    for sequence in sequences:
-        for start in range(0, sequence.shape[0], seq_len):
-            piece = sequence[start:start + seq_len]
+def chunks(sequences: Sequence[Tuple[Tensor, Tensor]], seq_len: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """Consecutive chunks of ``seq_len`` frames of each ``(z, labels)`` sequence, padded: ``(z (n, seq_len, L),
+    labels (n, seq_len, n_labels) (-1 in padding), mask (n, seq_len))``. Each chunk starts the prior afresh, as a
+    stream after a reset does."""
+    pieces, label_pieces, masks = [], [], []
+    for z, labels in sequences:
+        for start in range(0, z.shape[0], seq_len):
+            piece, ids = z[start:start + seq_len], labels[start:start + seq_len]
+            missing = seq_len - piece.shape[0]
             mask = torch.zeros(seq_len)
             mask[:piece.shape[0]] = 1.0
-            pieces.append(torch.cat([piece, piece.new_zeros(seq_len - piece.shape[0], piece.shape[1])]))
+            pieces.append(torch.cat([piece, piece.new_zeros(missing, piece.shape[1])]))
+            label_pieces.append(torch.cat([ids, ids.new_full((missing, ids.shape[1]), -1)]))
             masks.append(mask)
-    return torch.stack(pieces), torch.stack(masks)
+    return torch.stack(pieces), torch.stack(label_pieces), torch.stack(masks)
 
 
 @dataclass
 class PriorReport:
     path: Path
-    held_out_nll: Optional[float]   # nats per frame, the prior's
+    held_out_nll: Optional[float]   # nats per frame, the prior's (latents only: comparable with the baseline)
     iid_nll: Optional[float]        # nats per frame, a diagonal Gaussian fitted to the training latents
 
     def format(self) -> str:
@@ -176,7 +183,7 @@ def _saver(path: Path, hyperparameters: Dict[str, int], iid: Optional[float]):
             value = float(value) if value is not None else math.inf
             if math.isfinite(value) and value <= self.best:
                 self.best = value
-                metrics = {"held_out_nll": value, "iid_nll": iid, "epoch": int(trainer.current_epoch)}
+                metrics = {"held_out_loss": value, "iid_nll": iid, "epoch": int(trainer.current_epoch)}
                 atomic_torch_save({"state_dict": module.prior.state_dict(), "hyperparameters": hyperparameters,
                                    "metrics": metrics}, path)
 
@@ -201,9 +208,12 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
         torch.manual_seed(int(options.seed))
         sequences = latent_sequences(run, options.dataset_root)
         train, held_out = split_files(sequences, float(options.val_fraction), int(options.seed))
-        module = PriorModule(run.vae.latent_dim, int(options.hidden), int(options.layers), float(options.lr))
-        module.prior.set_normalisation(torch.cat(train))
-        iid = iid_gaussian_nll(torch.cat(train), torch.cat(held_out)) if held_out else None
+        label_dims = [int(run.vae.task_dims[task]) for task in run.vae.decoder_tasks]
+        module = PriorModule(run.vae.latent_dim, int(options.hidden), int(options.layers), float(options.lr),
+                             label_dims)
+        train_latents = torch.cat([z for z, _ in train])
+        module.prior.set_normalisation(train_latents)
+        iid = iid_gaussian_nll(train_latents, torch.cat([z for z, _ in held_out])) if held_out else None
         train_loader = DataLoader(TensorDataset(*chunks(train, int(options.seq_len))),
                                   batch_size=int(options.batch_size), shuffle=True)
         val_loader = (DataLoader(TensorDataset(*chunks(held_out, int(options.seq_len))),
@@ -226,5 +236,6 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
         if held_out:
             module.prior.eval()
             with torch.no_grad():
-                held = float(torch.cat([load_prior(run.version_dir).nll(s[None])[0] for s in held_out]).mean())
+                best = load_prior(run.version_dir)
+                held = float(torch.cat([best.nll(z[None], ids[None])[0][0] for z, ids in held_out]).mean())
     return PriorReport(path, held, iid)
