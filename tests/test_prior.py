@@ -1,13 +1,11 @@
-"""The latent prior: fitting (models/prior.py, training/prior.py, ``train_model.py prior``), the exported ``prior``
-and ``generate`` methods (export/prior.py, checked with our host) and the offline render (``generate.py prior``).
+"""The latent prior: fitting (models/prior.py, training/prior.py, ``train_model.py prior``), the offline render
+(``generate.py prior``), ``script.py`` on a run with a prior and the Pd / SuperCollider examples. The exported
+methods themselves: tests/test_prior_export.py.
 
-Run folders are the demo preset with random (seeded) weights, written as training writes them (test_generation_cli's
-``make_run``); the dataset is the tiny demo dataset. Priors for export tests are random (seeded) GRUs: what is held
-there (streams equal at every buffer size, seeds, bounds, the host's verdict) does not depend on training.
+Run folders are presets with random (seeded) weights, written as training writes them (test_generation_cli's
+``make_run``); the dataset is the tiny demo dataset.
 """
-import dataclasses
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,22 +16,13 @@ from test_generation_cli import make_run  # noqa: E402  (one run-folder maker fo
 from vschaos.cli.generate import main as generate_main
 from vschaos.cli.train import compose_config
 from vschaos.cli.train import main as train_main
-from vschaos.export.export import script_model, streaming_module
-from vschaos.export.latent_axes import LatentAxes
-from vschaos.export.prior import with_prior
-from vschaos.host import verify_model
-from vschaos.models.prior import LatentPrior, iid_gaussian_nll, sample_latents
+from vschaos.models.prior import LatentPrior, iid_gaussian_nll
 from vschaos.models.prior_module import PriorModule
 from vschaos.training.lock import TrainingLock
 from vschaos.training.prior import chunks, load_prior, prior_options, prior_path, split_files
-from vschaos.training.run import build_model
 
 DEMO_RATE = 22050
-DEMO_HOP = 256
-
-
-def _stream(method, x: torch.Tensor, step: int) -> torch.Tensor:
-    return torch.cat([method(x[..., i:i + step]) for i in range(0, x.shape[-1], step)], dim=-1)
+SMALL_PITCH = ["transform=demo", "model=small"]  # the pitch presets on the demo front end, to stay fast
 
 
 # ----------------------------------------------------------------------------- the model and its fit
@@ -98,113 +87,6 @@ def test_prior_options_are_checked_with_the_key_named():
         prior_options(["hiden=3"])
     with pytest.raises(Exception, match="seq_len must be a positive integer"):
         prior_options(["seq_len=0"])
-
-
-# ----------------------------------------------------------------------------- the export
-@pytest.fixture(scope="module")
-def demo_vae():
-    torch.manual_seed(0)
-    vae = build_model(compose_config("demo", [])).eval()
-    n_bins = vae.transform.n_bins
-    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
-    return vae
-
-
-@pytest.fixture(scope="module")
-def random_prior(demo_vae):
-    torch.manual_seed(3)
-    prior = LatentPrior(demo_vae.latent_dim, hidden=16).eval()
-    prior.set_normalisation(torch.randn(100, demo_vae.latent_dim) * 0.5)
-    return prior
-
-
-@pytest.fixture(scope="module")
-def prior_export(demo_vae, random_prior):
-    return script_model(demo_vae, prior=random_prior)
-
-
-def _generated(model, method: str, buffer: int, seed: int, samples: int = 8192, temperature: float = 1.0,
-               batch: int = 1):
-    model.reset()
-    assert model.set_seed(seed) == 0
-    return _stream(getattr(model, method), torch.full((batch, 1, samples), temperature), buffer)
-
-
-def test_export_has_prior_and_generate_only_with_a_prior(demo_vae, prior_export):
-    assert prior_export.get_methods() == ["forward", "encode", "decode", "prior", "generate"]
-    assert prior_export.prior_params.tolist() == [1, 1, demo_vae.latent_dim, DEMO_HOP]
-    assert prior_export.generate_params.tolist() == [1, 1, 1, 1]
-    assert "prior" not in script_model(demo_vae).get_methods()
-
-
-def test_prior_stream_is_bit_identical_at_any_buffer_size(prior_export):
-    streams = [_generated(prior_export, "prior", buffer, seed=5) for buffer in (256, 2048, 4096)]
-    assert streams[0].shape == (1, prior_export.latent_dim, 8192 // DEMO_HOP)
-    for other in streams[1:]:
-        assert torch.equal(streams[0], other)
-    assert bool(torch.isfinite(streams[0]).all())
-    assert not torch.equal(streams[0], _generated(prior_export, "prior", 2048, seed=6))
-
-
-def test_generate_is_the_same_stream_at_any_buffer_size(prior_export):
-    streams = [_generated(prior_export, "generate", buffer, seed=5) for buffer in (256, 2048, 4096)]
-    assert streams[0].shape == (1, 1, 8192)
-    assert bool(torch.isfinite(streams[0]).all()) and float(streams[0].abs().max()) > 0
-    # the decoded frames are the same bits; the overlap-add sums a call's frames before its tail, so the audio
-    # may differ in the last bits of float32 (never by more: no feedback from the audio)
-    for other in streams[1:]:
-        torch.testing.assert_close(other, streams[0], rtol=0, atol=1e-6)
-    assert torch.equal(streams[1], _generated(prior_export, "generate", 2048, seed=5))
-    other_seed = _generated(prior_export, "generate", 2048, seed=6)
-    assert float((other_seed - streams[1]).abs().max()) > 1e-4
-
-
-def test_temperature_inlet_zero_nan_and_negative_are_the_most_likely_path(prior_export):
-    zero = _generated(prior_export, "prior", 2048, seed=1, temperature=0.0)
-    assert torch.equal(zero, _generated(prior_export, "prior", 2048, seed=2, temperature=0.0))
-    assert torch.equal(zero, _generated(prior_export, "prior", 2048, seed=1, temperature=-3.0))
-    assert torch.equal(zero, _generated(prior_export, "prior", 2048, seed=1, temperature=float("nan")))
-    hot = _generated(prior_export, "generate", 2048, seed=1, temperature=1e9)  # clamped to MAX_TEMPERATURE
-    assert bool(torch.isfinite(hot).all())
-
-
-def test_batch_rows_are_independent_streams_and_reset_restarts(prior_export):
-    both = _generated(prior_export, "prior", 1024, seed=4, batch=2, samples=4096)
-    assert not torch.equal(both[0], both[1])
-    again = _generated(prior_export, "prior", 1024, seed=4, batch=2, samples=4096)
-    assert torch.equal(both, again)
-
-
-def test_offline_latents_are_the_exported_prior_stream(demo_vae, random_prior, prior_export):
-    offline = sample_latents(random_prior, 32, temperature=0.7, seed=9)[0][0]
-    streamed = _generated(prior_export, "prior", 512, seed=9, temperature=0.7)[0].T
-    torch.testing.assert_close(streamed, offline, rtol=0, atol=1e-5)
-
-
-def test_prior_outlets_follow_ordered_latent_axes(demo_vae, random_prior):
-    identity = LatentAxes.identity(demo_vae.latent_dim, 0, "test")
-    kept = dataclasses.replace(identity, kept=4)
-    vae = streaming_module(demo_vae).vae  # a frozen float32 copy, as the export makes
-    module = torch.jit.script(with_prior(vae, random_prior, torch.float32, axes=kept))
-    assert module.prior_params.tolist() == [1, 1, 4, DEMO_HOP]
-    out = _generated(module, "prior", 2048, seed=1, samples=2048)
-    assert out.shape == (1, 4, 8)
-    full = _generated(torch.jit.script(with_prior(vae, random_prior, torch.float32)), "prior", 2048, seed=1,
-                      samples=2048)
-    torch.testing.assert_close(out, full[:, :4], rtol=0, atol=1e-6)  # identity axes: the first four entries
-
-
-def test_export_with_a_prior_verifies(prior_export):
-    prior_export.reset()  # as save_verified does: the file holds no stream's state
-    report = verify_model(prior_export, buffers=[256, 2048], batch_sizes=(1, 2), methods=["prior", "generate"])
-    assert report.ok, report.format()
-    text = report.format()
-    assert "[generate] streaming" in text and "[prior] determinism" in text
-
-
-def test_a_prior_of_another_latent_size_is_refused(demo_vae):
-    with pytest.raises(ValueError, match="the prior models 3 latent entries"):
-        with_prior(streaming_module(demo_vae).vae, LatentPrior(3), torch.float32)
 
 
 # ----------------------------------------------------------------------------- the commands
@@ -330,28 +212,6 @@ def test_supercollider_example_plays_generate_from_a_temperature_only():
     assert text.count("(") == text.count(")") and text.count("{") == text.count("}")
 
 
-@pytest.mark.slow
-def test_ten_minutes_of_streamed_generate_stay_finite_and_never_silent(prior_export):
-    """10 minutes of ``generate`` at B = 2048 (temperature 1): every sample finite and within the soft clip, and no
-    2-second stretch silent (the demo model's output, random weights, is never silent offline either)."""
-    from vschaos.dsp.bounds import OUTPUT_LIMIT
-
-    prior_export.reset()
-    prior_export.set_seed(0)
-    block = torch.ones(1, 1, 2048)
-    window = 2 * DEMO_RATE
-    energies, pending = [], torch.zeros(0)
-    for _ in range(10 * 60 * DEMO_RATE // 2048):
-        out = prior_export.generate(block)[0, 0]
-        assert bool(torch.isfinite(out).all()) and float(out.abs().max()) <= OUTPUT_LIMIT
-        pending = torch.cat([pending, out])
-        while pending.numel() >= window:
-            energies.append(float(pending[:window].pow(2).mean()))
-            pending = pending[window:]
-    assert len(energies) >= 299
-    assert min(energies) > 1e-12, min(energies)
-
-
 def test_a_moved_dataset_is_one_line_and_dataset_root_finds_it(tmp_path, dataset, capsys):
     run = make_run(tmp_path, "demo", "demo", dataset_root=tmp_path / "moved_away")
     assert train_main(["prior", str(run), "max_epochs=1"]) == 2
@@ -388,10 +248,6 @@ def test_a_non_finite_loss_stops_the_fit_with_the_training_error():
         module.training_step(batch, 0)
 
 
-# ----------------------------------------------------------------------------- models conditioned on labels
-SMALL_PITCH = ["transform=demo", "model=small"]  # the pitch presets on the demo front end, to stay fast
-
-
 def test_the_prior_learns_label_sequences():
     """Labels constant within a file, changing between files: after the first frame the class is known."""
     torch.manual_seed(0)
@@ -413,34 +269,6 @@ def test_the_prior_learns_label_sequences():
     assert float(label_nll[:, 1:].mean()) < 0.1 * math.log(4)  # far below a uniform guess
     assert float(unknown.abs().max()) == 0.0  # unknown labels cost nothing
 
-
-@pytest.fixture(scope="module")
-def pitch_export():
-    torch.manual_seed(0)
-    vae = build_model(compose_config("dgt_pitch_cond", SMALL_PITCH)).eval()
-    torch.manual_seed(1)
-    dims = [int(vae.task_dims[t]) for t in vae.decoder_tasks]
-    prior = LatentPrior(vae.latent_dim, hidden=16, label_dims=dims).eval()
-    return vae, script_model(vae, prior=prior)
-
-
-def test_a_conditioned_model_s_prior_draws_decoder_labels(pitch_export):
-    vae, model = pitch_export
-    n_dec = len(vae.decoder_tasks)
-    assert n_dec == 2 and model.prior_params.tolist()[2] == vae.latent_dim + n_dec
-    streams = [_generated(model, "prior", buffer, seed=2) for buffer in (256, 2048, 4096)]
-    for other in streams[1:]:
-        assert torch.equal(streams[0], other)
-    for i, task in enumerate(vae.decoder_tasks):
-        ids = streams[0][0, vae.latent_dim + i]
-        assert torch.equal(ids, ids.round()) and 0 <= float(ids.min()) and float(ids.max()) < vae.task_dims[task]
-    cold = [_generated(model, "prior", 2048, seed=s, temperature=0.0) for s in (1, 2)]
-    assert torch.equal(cold[0], cold[1])  # temperature 0: the most likely classes, whatever the seed
-    audio = [_generated(model, "generate", buffer, seed=2) for buffer in (256, 4096)]
-    torch.testing.assert_close(audio[1], audio[0], rtol=0, atol=1e-6)
-    model.reset()
-    report = verify_model(model, buffers=[256, 2048], batch_sizes=(1,), methods=["prior", "generate"])
-    assert report.ok, report.format()
 
 
 def test_train_model_prior_models_a_conditioned_run_s_labels(tmp_path, dataset):
