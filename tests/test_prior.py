@@ -279,3 +279,21 @@ def test_train_model_prior_models_a_conditioned_run_s_labels(tmp_path, dataset):
     out = tmp_path / "out"
     assert generate_main(["prior", str(run), "-s", "0.5", "--out", str(out)]) == 0
     assert sf.info(str(out / "prior" / "prior_seed0_t1.wav")).frames == DEMO_RATE // 2
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_sampling_steps_the_same_network_that_training_fits(layers):
+    """At temperature 0 a sample is the predicted mean: teacher forcing on the sampled path predicts it again
+    (sampling steps one layer with torch.gru_cell on the GRU's own weights, several with the GRU)."""
+    from vschaos.models.prior import sample_latents
+
+    torch.manual_seed(layers)
+    prior = LatentPrior(3, hidden=8, layers=layers).eval()
+    prior.set_normalisation(torch.randn(50, 3))
+    z, _ = sample_latents(prior, 20, temperature=0.0, seed=0)
+    with torch.no_grad():
+        u = prior.normalise(z)
+        out, _ = prior.gru(torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], dim=1))
+        mean = prior._split(out)[0]
+    assert float(u.abs().max()) < 8.0  # not held at the limit
+    torch.testing.assert_close(mean, u, rtol=0, atol=1e-5)

@@ -12,7 +12,7 @@ Methods added to StreamingVAE's (``hop`` = the transform's hop, ``L`` = latent s
 
 The temperature inlet is read once per frame (the last sample of each hop block, as nn~ decimates), NaN and
 negative values read as 0 (the prior's most likely path), clamped to ``MAX_TEMPERATURE``. The noise is counter
-noise (:func:`vschaos.dsp.streaming.counter_normal` and ``counter_uniform`` for the labels, streams
+noise (:func:`vschaos.dsp.streaming.counter_normal` and ``counter_uniform`` for the labels' Gumbel-max draw, streams
 :data:`~vschaos.models.prior.PRIOR_NOISE_STREAM` and ``PRIOR_LABEL_STREAM``) keyed by (``seed``
 attribute, frame index since reset, batch row, latent entry), and the GRU steps one frame at a time whatever the
 buffer, so the same seed gives the same stream, bit for bit, at any buffer size; ``reset()`` restarts it. The
@@ -51,6 +51,7 @@ class StreamingVAEWithPrior(StreamingVAE):
     prior_noise_stream: int
     prior_label_stream: int
     prior_labels: int
+    prior_label_channels: int
     min_rows: int
     method_names: List[str]
     prior_input_labels: List[str]
@@ -75,6 +76,7 @@ class StreamingVAEWithPrior(StreamingVAE):
         self.prior_noise_stream = PRIOR_NOISE_STREAM
         self.prior_label_stream = PRIOR_LABEL_STREAM
         self.prior_labels = len(self.decoder_tasks)
+        self.prior_label_channels = int(sum(label_dims))  # one uniform per class: the Gumbel-max draw
         self.min_rows = _MIN_ROWS  # attributes: scripted code cannot read globals
         self.method_names = list(StreamingVAE.get_methods(self)) + list(PRIOR_METHODS)
         self.prior_input_labels = [_TEMPERATURE_INLET]
@@ -119,7 +121,9 @@ class StreamingVAEWithPrior(StreamingVAE):
             previous, state = self.latent_prior.initial_state(batch)
         frames = self._frame_index(counter, n_frames)
         noise = counter_normal(self.seed, self.prior_noise_stream, batch, frames, self.prior_latent_dim)
-        uniform = counter_uniform(self.seed, self.prior_label_stream, batch, frames, self.prior_labels)
+        uniform = noise[:, :, :0]  # no labels: no draw (each operation costs on every call)
+        if self.prior_labels > 0:
+            uniform = counter_uniform(self.seed, self.prior_label_stream, batch, frames, self.prior_label_channels)
         z, labels, previous, state = self.latent_prior.sample_frames(
             previous, state, values.to(previous.dtype), noise.to(previous.dtype), uniform.to(previous.dtype))
         return bounded_latent(z), labels, previous, state, advanced

@@ -82,10 +82,9 @@ class LatentPrior(nn.Module):
 
     def _split(self, out: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """GRU output -> normalised mean, log std (clamped) and the label logits (all tasks, concatenated)."""
-        params = self.head(out)
-        mean = params[..., :self.latent_dim]
-        log_std = params[..., self.latent_dim:2 * self.latent_dim].clamp(-7.0, 2.0)  # literals: TorchScript
-        return mean, log_std, params[..., 2 * self.latent_dim:]
+        parts = torch.split(self.head(out), [self.latent_dim, self.latent_dim, self.input_size - self.latent_dim],
+                            dim=-1)  # one operation: the export steps once per frame
+        return parts[0], parts[1].clamp(-7.0, 2.0), parts[2]  # literals: TorchScript reads no globals
 
     def one_hot(self, labels: Tensor) -> Tensor:
         """Label ids ``(..., n_labels)`` (-1: unknown) -> the GRU's label input ``(..., sum(label_dims))``."""
@@ -127,21 +126,6 @@ class LatentPrior(nn.Module):
             start += classes
         return latent_nll, label_nll
 
-    def _draw_labels(self, logits: Tensor, temperature: Tensor, uniform: Tensor) -> Tensor:
-        """One class per task ``(batch, n_labels)`` int64: argmax at temperature 0, else drawn from
-        ``softmax(logits / temperature)`` by inverse CDF with ``uniform`` ``(batch, n_labels)``."""
-        ids: List[Tensor] = []
-        start = 0
-        for task, classes in enumerate(self.label_dims):
-            part = logits[:, start:start + classes]
-            probabilities = torch.softmax(part / temperature.clamp_min(1e-3).unsqueeze(-1), dim=-1)
-            drawn = (probabilities.cumsum(dim=-1) < uniform[:, task:task + 1]).sum(dim=-1).clamp(max=classes - 1)
-            ids.append(torch.where(temperature > 0.0, drawn, part.argmax(dim=-1)))
-            start += classes
-        if len(ids) == 0:
-            return torch.zeros(logits.shape[0], 0, dtype=torch.int64, device=logits.device)
-        return torch.stack(ids, dim=-1)
-
     def sample_frames(self, previous: Tensor, state: Tensor, temperature: Tensor, noise: Tensor, uniform: Tensor
                       ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Draw ``n`` frames, one GRU step each.
@@ -152,22 +136,42 @@ class LatentPrior(nn.Module):
             state: GRU state ``(layers, batch, hidden)``.
             temperature: ``(batch, n)``, >= 0 (0: the predicted mean and the most likely classes).
             noise: standard normal ``(batch, n, latent_dim)``.
-            uniform: uniform in (0, 1) ``(batch, n, n_labels)``, for the labels.
+            uniform: uniform in (0, 1) ``(batch, n, sum(label_dims))``, for the labels: each class is drawn from
+                ``softmax(logits / temperature)`` as ``argmax(logits + temperature * gumbel)`` (the Gumbel-max
+                trick; temperature 0: the most likely class).
         Returns raw latents ``(batch, n, latent_dim)``, label ids ``(batch, n, n_labels)`` and the new
         ``(previous, state)``. Normalised samples are held within ``+-NORMALISED_LIMIT``.
         """
         frames: List[Tensor] = []
         drawn: List[Tensor] = []
-        scaled = temperature.unsqueeze(-1) * noise  # once per call: each operation in the loop costs per frame
+        # once per call: each operation in the loop costs on every frame
+        scaled = temperature.unsqueeze(-1) * noise
+        gumbel = uniform
+        if self.n_labels > 0:
+            gumbel = temperature.unsqueeze(-1) * -torch.log(-torch.log(uniform))
         for t in range(noise.shape[1]):
-            out, state = self.gru(previous.unsqueeze(1), state)
-            mean, log_std, logits = self._split(out[:, 0])
+            if self.layers == 1:  # the same weights as one step of self.gru, at a third less cost per call
+                hidden = torch.gru_cell(previous, state[0], self.gru.weight_ih_l0, self.gru.weight_hh_l0,
+                                        self.gru.bias_ih_l0, self.gru.bias_hh_l0)
+                state = hidden.unsqueeze(0)
+            else:
+                out, state = self.gru(previous.unsqueeze(1), state)
+                hidden = out[:, 0]
+            mean, log_std, logits = self._split(hidden)
             sample = (mean + log_std.exp() * scaled[:, t]).clamp(-8.0, 8.0)  # NORMALISED_LIMIT
             frames.append(sample)
             if self.n_labels > 0:
-                ids = self._draw_labels(logits, temperature[:, t], uniform[:, t])
-                drawn.append(ids)
-                previous = torch.cat([sample, self.one_hot(ids)], dim=-1)
+                perturbed = logits + gumbel[:, t]
+                ids: List[Tensor] = []
+                hot: List[Tensor] = [sample]
+                start = 0
+                for classes in self.label_dims:
+                    task_ids = perturbed[:, start:start + classes].argmax(dim=-1)
+                    ids.append(task_ids)
+                    hot.append(F.one_hot(task_ids, classes).to(sample.dtype))
+                    start += classes
+                drawn.append(torch.stack(ids, dim=-1))
+                previous = torch.cat(hot, dim=-1)
             else:
                 previous = sample
         z = self.denormalise(torch.stack(frames, dim=1))
@@ -189,7 +193,8 @@ def sample_latents(prior: LatentPrior, n_frames: int, temperature: float, seed: 
     dtype = previous.dtype
     frames = torch.arange(n_frames, dtype=torch.int64)
     noise = counter_normal(int(seed), PRIOR_NOISE_STREAM, batch, frames, prior.latent_dim).to(dtype)
-    uniform = counter_uniform(int(seed), PRIOR_LABEL_STREAM, batch, frames, prior.n_labels).to(dtype)
+    uniform = counter_uniform(int(seed), PRIOR_LABEL_STREAM, batch, frames, prior.input_size - prior.latent_dim
+                              ).to(dtype)
     temperatures = torch.full((batch, n_frames), float(temperature), dtype=dtype)
     with torch.no_grad():
         z, labels, _, _ = prior.sample_frames(previous, state, temperatures, noise, uniform)
