@@ -94,3 +94,100 @@ def test_method_params_beyond_any_nn_buffer_are_one_line(tmp_path, capsys, model
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'forward_params'" in err and "<= 65536" in err
     assert not (tmp_path / "o.wav").exists()
+
+
+# ------------------------------------------------------------------------------------------------ run folders
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """A demo run folder (random weights) to copy and spoil."""
+    from test_generation_cli import make_run
+    return make_run(tmp_path_factory.mktemp("runs"), "demo", "demo")
+
+
+def spoiled_copy(demo_run, tmp_path, edit_config=None) -> Path:
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    if edit_config is not None:
+        config = run / "version_0" / "config.yaml"
+        config.write_text(edit_config(config.read_text()))
+    return run
+
+
+def test_a_yaml_alias_bomb_in_config_is_refused_before_it_expands(demo_run, tmp_path):
+    from vschaos.training.run import RunFolderError, open_run
+    bomb = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 5)]  # 10**5 leaves; 9 levels hung
+    run = spoiled_copy(demo_run, tmp_path, lambda text: text + "\n".join(bomb) + "\n")
+    lines = len((run / "version_0" / "config.yaml").read_text().splitlines())
+    with pytest.raises(RunFolderError) as caught:
+        open_run(run)
+    assert str(caught.value) == (f"{run}/version_0/config.yaml, line {lines - 3}: refused the YAML alias *l0: a run "
+                                 f"config holds plain values only")
+
+
+def test_a_python_tag_in_config_is_one_line_naming_the_line(demo_run, tmp_path):
+    from vschaos.training.run import RunFolderError, open_run
+    victim = tmp_path / "victim"
+    run = spoiled_copy(demo_run, tmp_path,
+                       lambda text: text + f"evil: !!python/object/apply:os.system ['touch {victim}']\n")
+    lines = len((run / "version_0" / "config.yaml").read_text().splitlines())
+    with pytest.raises(RunFolderError) as caught:
+        open_run(run)
+    message = str(caught.value)
+    assert "\n" not in message and f"config.yaml, line {lines}: could not determine a constructor" in message
+    assert not victim.exists()
+
+
+def test_a_config_too_large_to_be_ours_is_refused_unparsed(demo_run, tmp_path):
+    from vschaos.training.run import MAX_CONFIG_BYTES, RunFolderError, open_run
+    run = spoiled_copy(demo_run, tmp_path, lambda text: text + "# " + "x" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(RunFolderError, match=f"config.yaml is larger than {MAX_CONFIG_BYTES} bytes"):
+        open_run(run)
+
+
+def test_weights_that_do_not_fit_the_config_are_one_line(demo_run, tmp_path):
+    import torch
+    from vschaos.io import atomic_torch_save
+    from vschaos.training.run import RunFolderError, open_run
+    run = spoiled_copy(demo_run, tmp_path)
+    checkpoint = run / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, weights_only=True)
+    weights = state["state_dict"]
+    first = next(iter(weights))
+    weights[first] = torch.zeros(3, 5, 7)  # a shape the model does not have
+    weights.update({f"vae.extra_{i}": torch.zeros(1) for i in range(2000)})  # and keys it does not know
+    atomic_torch_save(state, checkpoint)
+    with pytest.raises(RunFolderError) as caught:
+        open_run(run)
+    message = str(caught.value)
+    # torch's text spans lines (one per problem) and lists every key: one line, cut
+    assert "\n" not in message and "do not fit the model" in message and "vae.extra_1999" not in message
+    assert message.endswith("...")
+
+
+def test_a_config_whose_model_cannot_be_built_is_one_line(demo_run, tmp_path):
+    import re
+    from vschaos.training.run import RunFolderError, open_run
+    run = spoiled_copy(demo_run, tmp_path, lambda text: re.sub(r"(?m)^  latent_dim: .*$", "  latent_dim: abc", text))
+    with pytest.raises(RunFolderError) as caught:
+        open_run(run)
+    message = str(caught.value)
+    assert "\n" not in message and "does not describe a vschaos model" in message and "abc" in message
+
+
+def test_a_dropped_call_guard_has_ended_its_worker_when_it_is_collected():
+    """A command that fails right after loading a model drops the guard and returns; a worker still ending
+    while the interpreter finalised aborted the process after the one-line error (exit 134, "terminate called
+    without an active exception")."""
+    import threading
+
+    from vschaos.host.guard import CallGuard
+
+    guard = CallGuard(30.0)
+    assert guard.run("a call", lambda: 7) == 7
+    workers = [t for t in threading.enumerate() if t.name == "vschaos-host-call" and t.is_alive()]
+    assert workers
+    del guard  # collected here (no cycle): its finalizer runs now, in this thread
+    assert not any(worker.is_alive() for worker in workers)

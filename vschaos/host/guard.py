@@ -42,11 +42,20 @@ def _work(jobs: "queue.SimpleQueue[Optional[_Job]]", outcomes: "queue.SimpleQueu
         outcomes.put((outcome[0], outcome[1], time.perf_counter() - start))
 
 
-def _stop(jobs: "queue.SimpleQueue[Optional[_Job]]") -> None:
+# How long a collected guard waits for its idle worker to end (it ends at once; a stuck one never does).
+_STOP_WAIT = 1.0
+
+
+def _stop(jobs: "queue.SimpleQueue[Optional[_Job]]", worker: threading.Thread) -> None:
     # Not while the interpreter exits: an idle daemon thread must stay asleep then (one woken during
-    # finalisation is torn down inside torch's thread state, and the process aborts).
+    # finalisation is torn down inside torch's thread state, and the process aborts). And once woken, wait for
+    # it to end: a command that fails just after loading a model drops its guard and returns, and a worker
+    # still ending when the interpreter finalises aborted the process ("terminate called without an active
+    # exception", exit 134) after its one-line error.
     if not sys.is_finalizing():
         jobs.put(None)
+        if worker is not threading.current_thread():
+            worker.join(_STOP_WAIT)
 
 
 class CallGuard:
@@ -68,8 +77,9 @@ class CallGuard:
 
     def _start(self) -> "queue.SimpleQueue[Optional[_Job]]":
         jobs: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(target=_work, args=(jobs, self._outcomes), name="vschaos-host-call", daemon=True).start()
-        weakref.finalize(self, _stop, jobs).atexit = False  # the thread ends with its guard
+        worker = threading.Thread(target=_work, args=(jobs, self._outcomes), name="vschaos-host-call", daemon=True)
+        worker.start()
+        weakref.finalize(self, _stop, jobs, worker).atexit = False  # the thread ends with its guard
         self._jobs = jobs
         return jobs
 

@@ -30,6 +30,10 @@ CONFIG_NAME = "config.yaml"
 CHECKPOINT_FOLDER = "checkpoints"
 CHECKPOINT_SUFFIX = ".ckpt"
 VERSION_PATTERN = re.compile(r"^version_(\d+)$")
+# A saved config.yaml is a few kilobytes; a bigger one is not ours (and is refused before it is parsed).
+MAX_CONFIG_BYTES = 1 << 20
+# What an error message may quote of a problem (a state dict's missing keys can list thousands of names).
+MAX_PROBLEM_CHARS = 400
 # What torch.load raises for a truncated, corrupt or foreign file: its zip reader reports a truncated
 # archive as RuntimeError; the legacy pickle path raises EOFError (empty file), KeyError (a text file) or
 # UnpicklingError (also how weights_only refuses arbitrary objects), and on random bytes IndexError, struct.error
@@ -157,6 +161,40 @@ def find_checkpoint(version_dir: PathLike, name: PathLike = "last") -> Path:
     return as_path
 
 
+def one_line(error: BaseException, limit: int = MAX_PROBLEM_CHARS) -> str:
+    """``str(error)`` on one line (its lines joined with ``; ``), cut after ``limit`` characters: hydra's,
+    omegaconf's, YAML's and ``load_state_dict``'s messages span several lines."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _read_config(path: Path) -> DictConfig:
+    """Parse ``config.yaml`` as plain data: at most :data:`MAX_CONFIG_BYTES`, and no YAML alias (``*name``):
+    a config we write never holds one, and nested aliases expand exponentially when the document becomes a
+    config (a few lines of "billion laughs" hung every command that opened the run)."""
+    try:
+        with open(path, "rb") as handle:  # path.is_file(): a regular file, never a FIFO
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise RunFolderError(f"cannot read {path}: {error.strerror or error}") from error
+    if len(data) > MAX_CONFIG_BYTES:
+        raise RunFolderError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a vschaos run config")
+    try:
+        text = data.decode("utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise RunFolderError(f"{path}, line {event.start_mark.line + 1}: refused the YAML alias "
+                                     f"*{event.anchor}: a run config holds plain values only")
+        return OmegaConf.create(text)
+    except yaml.MarkedYAMLError as error:  # its text quotes the line and a caret below it: name the line instead
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = " ".join(str(part) for part in (error.context, error.problem) if part) or type(error).__name__
+        raise RunFolderError(f"cannot read {path}{where}: {problem}") from error
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
+        raise RunFolderError(f"cannot read {path}: {one_line(error)}") from error
+
+
 def load_run_config(version_dir: PathLike) -> DictConfig:
     """The resolved ``config.yaml`` saved in a version folder, checked as someone else's data
     (:mod:`vschaos.training.trust`): its ``_target_``s are in :data:`ALLOWED_TARGETS` (:class:`ForbiddenTargetError`
@@ -166,10 +204,7 @@ def load_run_config(version_dir: PathLike) -> DictConfig:
     path = Path(version_dir) / CONFIG_NAME
     if not path.is_file():
         raise RunFolderError(f"{path} not found: {version_dir} is not a vschaos run version folder")
-    try:
-        cfg = OmegaConf.load(path)
-    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
-        raise RunFolderError(f"cannot read {path}: {error}") from error
+    cfg = _read_config(path)
     if not isinstance(cfg, DictConfig):
         raise RunFolderError(f"{path} is not a mapping: not a vschaos run config")
     check_targets(cfg, path)
@@ -249,10 +284,11 @@ def open_run(run_dir: PathLike, version: Optional[int] = None, checkpoint: PathL
     try:
         vae = build_model(cfg)
     except (InstantiationException, OmegaConfBaseException) as error:
-        raise RunFolderError(f"{config_path} does not describe a vschaos model: {error}") from error
+        raise RunFolderError(f"{config_path} does not describe a vschaos model: {one_line(error)}") from error
     try:
         vae.load_state_dict(vae_state)
     except (RuntimeError, KeyError) as error:  # missing/unexpected keys, shape mismatches
-        raise RunFolderError(f"the weights of {path} do not fit the model of {config_path}: {error}") from error
+        raise RunFolderError(f"the weights of {path} do not fit the model of {config_path}: "
+                             f"{one_line(error)}") from error
     return LoadedRun(version_dir, path, cfg, vae.eval())
 
