@@ -297,3 +297,22 @@ def test_sampling_steps_the_same_network_that_training_fits(layers):
         mean = prior._split(out)[0]
     assert float(u.abs().max()) < 8.0  # not held at the limit
     torch.testing.assert_close(mean, u, rtol=0, atol=1e-5)
+
+
+def test_a_prior_file_whose_sizes_lie_is_refused_before_building(tmp_path):
+    from vschaos.training.run import RunFolderError
+
+    prior = LatentPrior(4, hidden=8)
+    version = tmp_path / "version_0"
+    prior_path(version).parent.mkdir(parents=True)
+    torch.save({"state_dict": prior.state_dict(), "metrics": {},
+                "hyperparameters": {**prior.hyperparameters(), "hidden": 10 ** 9}}, prior_path(version))
+    with pytest.raises(RunFolderError, match="do not describe its weights"):
+        load_prior(version)
+    torch.save({"state_dict": prior.state_dict(), "metrics": {},
+                "hyperparameters": {**prior.hyperparameters(), "label_dims": [10 ** 9]}}, prior_path(version))
+    with pytest.raises(RunFolderError, match="do not describe its weights"):
+        load_prior(version)
+    torch.save({"state_dict": prior.state_dict(), "metrics": {}, "hyperparameters": prior.hyperparameters()},
+               prior_path(version))
+    assert load_prior(version).hidden == 8

@@ -29,6 +29,7 @@ from vschaos.training.resume import TrainingError
 from vschaos.training.run import CHECKPOINT_LOAD_ERRORS, LoadedRun, RunFolderError, open_run
 
 PRIOR_FOLDER = "prior"
+MAX_PRIOR_LAYERS = 16
 PRIOR_FILE = "prior.pt"
 # the prior's options (``key=value`` on the command line). Not a Hydra group of vschaos/configs: every group
 # there composes into a training config (tests/test_configs.py), and these are not training options.
@@ -85,8 +86,16 @@ def load_prior(version_dir: Path) -> Optional[LatentPrior]:
     try:
         state = load_tensors_only(path)
         hyper = state["hyperparameters"]
-        prior = LatentPrior(int(hyper["latent_dim"]), int(hyper["hidden"]), int(hyper["layers"]),
-                            [int(d) for d in hyper.get("label_dims", [])])
+        sizes = (int(hyper["latent_dim"]), int(hyper["hidden"]), int(hyper["layers"]),
+                 [int(d) for d in hyper.get("label_dims", [])])
+        weights = state["state_dict"]
+        expected = {"gru.weight_hh_l0": (3 * sizes[1], sizes[1]),
+                    "gru.weight_ih_l0": (3 * sizes[1], sizes[0] + sum(sizes[3]))}
+        # the sizes must be those of the weights before a module is built from them: a file is untrusted data
+        if any(tuple(weights[name].shape) != shape for name, shape in expected.items()) \
+                or not 1 <= sizes[2] <= MAX_PRIOR_LAYERS:
+            raise ValueError(f"its hyperparameters {hyper} do not describe its weights")
+        prior = LatentPrior(*sizes)
         prior.load_state_dict(state["state_dict"])
     except PRIOR_LOAD_ERRORS as error:  # untrusted data: one line naming the file
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
