@@ -191,3 +191,46 @@ def test_a_dropped_call_guard_has_ended_its_worker_when_it_is_collected():
     assert workers
     del guard  # collected here (no cycle): its finalizer runs now, in this thread
     assert not any(worker.is_alive() for worker in workers)
+
+
+# ------------------------------------------------------------------------------------------- resume's checkpoint
+
+FAST = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "data.batch_size=32",
+        "callbacks.progress=null", "callbacks.reconstructions=null", "trainer.enable_model_summary=false",
+        "trainer.enable_progress_bar=false", "threads=1"]
+
+
+def test_resume_from_weights_that_do_not_fit_the_model_is_one_line(demo_root, tmp_path, capsys):
+    import torch
+    from vschaos.cli.train import main as train_main
+    from vschaos.io import atomic_torch_save
+    assert train_main(["--config-name", "demo", "name=run", f"rundir={tmp_path}", f"data.dataset.root={demo_root}",
+                       "trainer.max_epochs=1", *FAST]) == 0
+    checkpoint = tmp_path / "run" / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, weights_only=True)
+    first = next(key for key in state["state_dict"] if key.startswith("vae."))
+    state["state_dict"][first] = torch.zeros(3, 5, 7)
+    state["state_dict"]["vae.extra"] = torch.zeros(1)
+    atomic_torch_save(state, checkpoint)
+    capsys.readouterr()
+    # was torch's "Error(s) in loading state_dict" traceback, exit 1
+    assert train_main(["resume", str(tmp_path / "run"), "trainer.max_epochs=2"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train_model.py")]
+    assert len(err) == 1 and "the checkpoint does not fit this run's model: unexpected weight vae.extra; weight " \
+                             f"{first} is (3, 5, 7), the model's" in err[0]
+
+
+def test_an_optimizer_state_for_other_parameters_is_named():
+    import torch
+    from vschaos.models.lightning import checkpoint_fit_problems
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    checkpoint = {"state_dict": model.state_dict(), "optimizer_states": [optimizer.state_dict()]}
+    assert checkpoint_fit_problems(model, checkpoint) == []
+    checkpoint["optimizer_states"][0]["state"][0]["exp_avg"] = torch.zeros(7)  # Adam failed at its first step
+    assert checkpoint_fit_problems(model, checkpoint) == [
+        "optimizer state 0: exp_avg of parameter 0 is (7,), the parameter's (2, 3)"]
+    checkpoint["optimizer_states"][0]["param_groups"][0]["params"] = [0]
+    assert checkpoint_fit_problems(model, checkpoint) == ["optimizer state 0 is for 1 parameters, the model has 2"]

@@ -72,6 +72,40 @@ def _built(name: str, argument: Any) -> Any:
     return instantiate(argument)
 
 
+def _shape(value: Any) -> Optional[tuple]:
+    return tuple(value.shape) if isinstance(value, Tensor) else None
+
+
+def checkpoint_fit_problems(module: nn.Module, checkpoint: Mapping) -> List[str]:
+    """What in ``checkpoint`` (a Lightning checkpoint, someone else's data) does not fit ``module``: missing or
+    unexpected weights, weights of another shape, optimiser states over another number of parameters or holding
+    tensors of another shape than their parameter's (torch reports each of these as a multi-line traceback,
+    the last one only at the first optimiser step). Empty when it fits."""
+    weights = checkpoint.get("state_dict")
+    if not isinstance(weights, Mapping):
+        return ["it holds no state_dict"]
+    own = module.state_dict()
+    problems = [f"missing weight {key}" for key in own if key not in weights]
+    problems += [f"unexpected weight {key}" for key in weights if key not in own]
+    problems += [f"weight {key} is {_shape(weights[key])}, the model's {tuple(value.shape)}"
+                 for key, value in own.items() if key in weights and _shape(weights[key]) != tuple(value.shape)]
+    parameters = list(module.parameters())
+    for index, state in enumerate(checkpoint.get("optimizer_states") or []):
+        groups = state.get("param_groups", []) if isinstance(state, Mapping) else []
+        ids = [i for group in groups if isinstance(group, Mapping) for i in group.get("params", [])]
+        if sorted(ids) != list(range(len(parameters))):
+            problems.append(f"optimizer state {index} is for {len(ids)} parameters, the model has {len(parameters)}")
+            continue
+        saved = state.get("state", {})
+        for i, values in (saved.items() if isinstance(saved, Mapping) else ()):
+            for name, value in (values.items() if isinstance(values, Mapping) else ()):
+                if isinstance(i, int) and 0 <= i < len(parameters) and isinstance(value, Tensor) \
+                        and value.dim() > 0 and tuple(value.shape) != tuple(parameters[i].shape):
+                    problems.append(f"optimizer state {index}: {name} of parameter {i} is {tuple(value.shape)}, "
+                                    f"the parameter's {tuple(parameters[i].shape)}")
+    return problems
+
+
 class SpectralVAEModule(L.LightningModule):
     """Trains ``vae`` on batches ``{"magnitude": (batch, bins), "labels": {task: (batch,) long, -1 missing}}``.
 
@@ -158,7 +192,14 @@ class SpectralVAEModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: Dict) -> None:
         """On resume, the configured optimiser options (``module.optimizer.lr``...) replace the saved ones:
         Lightning would restore the old values with the optimiser state, silently ignoring a resume override.
-        The optimiser's moments and step counts are kept."""
+        The optimiser's moments and step counts are kept. A checkpoint whose weights or optimiser state do not
+        fit this model is a :class:`ConfigurationError` (one line) before anything is restored
+        (:func:`checkpoint_fit_problems`)."""
+        problems = checkpoint_fit_problems(self, checkpoint)
+        if problems:
+            text = "; ".join(problems)
+            raise ConfigurationError(f"the checkpoint does not fit this run's model: "
+                                     f"{text if len(text) <= 400 else text[:400] + '...'}")
         configured = self.optimizer_factory([torch.nn.Parameter(torch.zeros(1))]).defaults
         for state in checkpoint.get("optimizer_states", []):
             for group in state.get("param_groups", []):
