@@ -4,8 +4,7 @@ Methods added to StreamingVAE's (``hop`` = the transform's hop, ``L`` = latent s
 
 * ``prior``: temperature ``(batch, 1, B)`` -> latents ``(batch, k, B // hop)``: one frame per hop drawn from the
   :class:`~vschaos.models.prior.LatentPrior`, as ``decode``'s latent inlets read them (with ordered latents, the
-  ``k`` kept components; otherwise ``k = L``);
-  For a model conditioned on labels, the prior also draws each decoder task's class per frame: the outlets are
+  ``k`` kept components; otherwise ``k = L``). For a model conditioned on labels, the prior also draws each decoder task's class per frame: the outlets are
   then ``decode``'s inlets exactly (latents, then the label ids);
 * ``generate``: temperature ``(batch, 1, B)`` -> audio ``(batch, 1, B)``: ``decode(prior(temperature))`` with
   its own streaming state (GRU, RTPGHI phase, overlap-add).
@@ -15,8 +14,11 @@ negative values read as 0 (the prior's most likely path), clamped to ``MAX_TEMPE
 noise (:func:`vschaos.dsp.streaming.counter_normal` and ``counter_uniform`` for the labels' Gumbel-max draw, streams
 :data:`~vschaos.models.prior.PRIOR_NOISE_STREAM` and ``PRIOR_LABEL_STREAM``) keyed by (``seed``
 attribute, frame index since reset, batch row, latent entry), and the GRU steps one frame at a time whatever the
-buffer, so the same seed gives the same stream, bit for bit, at any buffer size; ``reset()`` restarts it. The
-GRU state is kept per batch row and restarts when the batch size changes.
+buffer, so the same seed gives the same latents and labels, bit for bit, at any buffer size; ``reset()`` restarts
+the stream. ``generate`` decodes them with at least four rows per product (float32 products of 1-3 rows round
+differently), so its magnitudes are the same bits too; its audio agrees to float32 rounding only, because the
+overlap-add (``StreamingSynthesis``) sums a call's frames before adding the tail it kept, and nothing feeds back
+from the audio. The GRU state is kept per batch row and restarts when the batch size changes.
 
 Neither method declares a delay: their output follows no input signal (the temperature only scales the noise),
 so the host's delay checks skip them; its streaming == offline and determinism checks still apply.
