@@ -316,3 +316,21 @@ def test_a_prior_file_whose_sizes_lie_is_refused_before_building(tmp_path):
     torch.save({"state_dict": prior.state_dict(), "metrics": {}, "hyperparameters": prior.hyperparameters()},
                prior_path(version))
     assert load_prior(version).hidden == 8
+
+
+def test_ctrl_c_while_fitting_is_one_line_and_restores_the_handler(tmp_path, dataset, capsys, monkeypatch):
+    import signal
+
+    from vschaos.models import prior_module
+
+    def interrupted(self, batch, batch_idx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prior_module.PriorModule, "training_step", interrupted)
+    run = make_run(tmp_path, "demo", "demo", dataset_root=dataset)
+    handler = signal.getsignal(signal.SIGINT)
+    assert train_main(["prior", str(run), "max_epochs=1", "hidden=8"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "train_model.py: interrupted (Ctrl-C): no prior was written"
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert not (run / "version_0" / ".training.lock").exists()

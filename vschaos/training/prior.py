@@ -11,6 +11,8 @@ throughout. A version that has a prior already is refused (delete ``version_N/pr
 import math
 import pickle
 import random
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -25,7 +27,7 @@ from vschaos.io import atomic_torch_save, load_tensors_only
 from vschaos.models.prior import LatentPrior, iid_gaussian_nll
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.lock import require_writable, training_lock
-from vschaos.training.resume import TrainingError
+from vschaos.training.resume import TrainingError, TrainingInterrupted
 from vschaos.training.run import CHECKPOINT_LOAD_ERRORS, LoadedRun, RunFolderError, open_run
 
 PRIOR_FOLDER = "prior"
@@ -199,6 +201,10 @@ def _saver(path: Path, hyperparameters: Dict[str, int], iid: Optional[float]):
     return SaveBest()
 
 
+def _kept(path: Path) -> str:
+    return f"{path} holds the best prior so far" if path.exists() else "no prior was written"
+
+
 def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] = ()) -> PriorReport:
     """Fit and write the prior of ``run_dir`` (see the module docstring); errors are one line:
     :class:`RunFolderError` / :class:`ConfigurationError` / the lock's :class:`TrainingError`."""
@@ -233,14 +239,21 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
                             enable_checkpointing=False, callbacks=[saver], default_root_dir=str(path.parent),
                             enable_model_summary=False, num_sanity_val_steps=0,
                             limit_val_batches=1.0 if held_out else 0, log_every_n_steps=1)
+        handler = signal.getsignal(signal.SIGINT)
         try:
             trainer.fit(module, train_loader, val_loader)
             if val_loader is None:  # no held-out files: keep the last epoch
                 atomic_torch_save({"state_dict": module.prior.state_dict(),
                                    "hyperparameters": module.prior.hyperparameters(), "metrics": {}}, path)
         except OSError as error:  # a full disk (DiskFullError names the space left), permissions
-            kept = f"{path} holds the best prior so far" if path.exists() else "no prior was written"
-            raise TrainingError(f"cannot write the prior: {error} ({kept})") from None
+            raise TrainingError(f"cannot write the prior: {error} ({_kept(path)})") from None
+        except SystemExit as exit_:  # Lightning answers Ctrl-C with its own shutdown, then sys.exit(1)
+            if isinstance(exit_.__context__, KeyboardInterrupt):
+                raise TrainingInterrupted(f"interrupted (Ctrl-C): {_kept(path)}") from None
+            raise
+        finally:  # Lightning leaves SIGINT ignored
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, handler)
         held = None
         if held_out:
             module.prior.eval()
