@@ -234,3 +234,17 @@ def test_an_optimizer_state_for_other_parameters_is_named():
         "optimizer state 0: exp_avg of parameter 0 is (7,), the parameter's (2, 3)"]
     checkpoint["optimizer_states"][0]["param_groups"][0]["params"] = [0]
     assert checkpoint_fit_problems(model, checkpoint) == ["optimizer state 0 is for 1 parameters, the model has 2"]
+
+
+@pytest.mark.parametrize("name", ["resumes", "checkpoints", "prior"])
+def test_a_file_where_commands_write_a_folder_is_refused_before_anything_runs(demo_run, tmp_path, name):
+    import shutil
+    from vschaos.training.resume import plan_resume
+    from vschaos.training.run import UnsafePathError
+    run = spoiled_copy(demo_run, tmp_path)
+    path = run / "version_0" / name
+    if path.exists():
+        shutil.rmtree(path)
+    path.write_text("not a folder")  # resume's record_resume died on it with a FileExistsError traceback
+    with pytest.raises(UnsafePathError, match=f"{path} is not a folder: commands write their files into {name}/"):
+        plan_resume(str(run))

@@ -191,10 +191,21 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
+# The folders of a version folder that commands write into (checkpoints, resume records, the latent prior): if
+# one exists it must be a folder (resume failed with a FileExistsError traceback on a file named resumes).
+WRITTEN_FOLDERS = ("checkpoints", "resumes", "prior")
+
+
 def check_links(version_dir: PathLike) -> None:
     """Raise :class:`UnsafePathError` if a link inside ``version_dir`` (at any depth) leads outside it, or to
     nothing: a command that writes in the version folder (resume) would write through it. The version folder
-    itself, and the folders above it, may be links."""
+    itself, and the folders above it, may be links. Also refused: one of :data:`WRITTEN_FOLDERS` that exists
+    but is not a folder."""
+    for name in WRITTEN_FOLDERS:
+        path = os.path.join(version_dir, name)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise UnsafePathError(f"{path} is not a folder: commands write their files into {name}/ there; move "
+                                  f"it away; nothing was written")
     root = os.path.realpath(version_dir)
     for folder, dirs, files in os.walk(version_dir):  # does not follow links to folders
         for name in sorted(dirs + files):
