@@ -103,6 +103,12 @@ def test_every_readme_training_line_composes(line):
     from vschaos.cli.train import compose_config
 
     _, arguments = parse_command(line)
+    if arguments[0] == "prior":  # prior RUN key=value: options of the prior, not of a training config
+        from vschaos.training.prior import PRIOR_DEFAULTS
+
+        unknown = [a for a in arguments[2:] if "=" in a and a.split("=", 1)[0] not in PRIOR_DEFAULTS]
+        assert not unknown, f"{line}: {unknown} are not options of the prior ({sorted(PRIOR_DEFAULTS)})"
+        return
     if arguments[0] == "resume":  # resume RUN key=value: the keys must exist in a run's config (any preset's)
         overrides, preset = [a for a in arguments[2:] if "=" in a], "dgt_mid"
     else:
