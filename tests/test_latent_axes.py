@@ -10,6 +10,7 @@ import math
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -361,6 +362,24 @@ def test_script_exports_ordered_latents_of_a_run_and_reuses_its_stored_axes(tmp_
     assert f"{kept} of {int(model.latent_dim)} latents exported" in (tmp_path / "out" / "tiny.latents.md").read_text()
     assert main([str(run_dir), "-o", str(tmp_path / "again"), "--buffers", "2048"]) == 0
     assert "latent axes read from" in capsys.readouterr().out
+    # generate.py trajectories then follows the stored axes: path dimension 0 is the main component
+    from vschaos.cli.generate import main as generate
+    from vschaos.export.latent_axes import checkpoint_digest, load_axes
+
+    args = ["trajectories", str(run_dir), "--trajectories", "line", "-s", "8", "--seed", "3"]
+    assert generate(args + ["--out", str(tmp_path / "ordered")]) == 0
+    assert "paths follow the ordered latent axes" in capsys.readouterr().out
+    path = torch.from_numpy(np.load(tmp_path / "ordered" / "trajectories" / "line_0.npy")).float()
+    digest = checkpoint_digest(run_dir / "version_0" / "checkpoints" / "last.ckpt")
+    stored, why = load_axes(run_dir / "version_0" / AXES_FILE, digest, int(model.latent_dim), 0)
+    assert stored is not None, why
+    (run_dir / "version_0" / AXES_FILE).unlink()
+    assert generate(args + ["--out", str(tmp_path / "prior")]) == 0
+    assert "ordered latent axes" not in capsys.readouterr().out
+    units = torch.from_numpy(np.load(tmp_path / "prior" / "trajectories" / "line_0.npy")).float()  # prior: N(0, I)
+    from vschaos.generation.trajectories import LatentSpread
+    ordered = LatentSpread.ordered(stored.mean, stored.components, stored.scales)
+    assert torch.allclose(path, ordered.apply(units), atol=1e-4) and not torch.allclose(path, units, atol=1e-2)
 
 
 def test_trajectories_in_the_ordered_space_move_along_the_main_component_first():

@@ -156,11 +156,21 @@ def interpolation_endpoints(args: argparse.Namespace, cfg: DictConfig, vae: Spec
                         metadata_callbacks=metadata_callbacks(cfg))
 
 
-def spread_from_argument(args: argparse.Namespace, cfg: DictConfig, vae: SpectralModel,
-                         labels: Dict[str, int]) -> Optional[LatentSpread]:
-    """Spread of the posterior means of every frame of ``--spread-from`` (None: the prior)."""
+def spread_from_argument(args: argparse.Namespace, run, labels: Dict[str, int]) -> Optional[LatentSpread]:
+    """Spread of the posterior means of every frame of ``--spread-from``; without it, the run's ordered latent
+    axes where an export stored them (path dimension 0 moves along the main component, as inlet 0 of the export
+    does), else None (the prior)."""
+    cfg, vae = run.cfg, run.vae
     if not args.spread_from:
-        return None
+        from vschaos.export.latent_axes import stored_axes
+
+        axes, why = stored_axes(run)
+        if why:
+            print(f"note: {why}; paths follow the prior's axes")
+        if axes is None:
+            return None
+        print("note: paths follow the ordered latent axes stored with this checkpoint (latent_axes.pt)")
+        return LatentSpread.ordered(axes.mean, axes.components, axes.scales)
     inputs, problems = collect_inputs(args.spread_from)
     if problems:
         raise GenerationError("--spread-from: " + "; ".join(problems))
@@ -200,7 +210,7 @@ def run_trajectories(args: argparse.Namespace) -> int:
         means, stds = interpolation_endpoints(args, cfg, vae, labels)
     elif args.files:
         print("note: --files is only used by the 'interpolate' trajectory; ignored", file=sys.stderr)
-    spread = spread_from_argument(args, cfg, vae, labels)
+    spread = spread_from_argument(args, run, labels)
     conditioning = {task: int(vae.task_dims[task]) for task in vae.decoder_tasks}
     report = generate_trajectories(vae, args.trajectories, args.out, batches=args.batches, steps=args.steps,
                                    fixed_labels=labels, sample_rate=args.sr, seed=args.seed, method=args.phase,
