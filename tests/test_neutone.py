@@ -140,6 +140,9 @@ def test_the_texts_name_only_the_direction_knobs_that_fit():
     assert [name for name, _, _ in wrapper.knobs()] == ["temperature", "direction 1", "transpose", "instrument class"]
     plain = make_texts("demo", preset_vae("demo"), "'demo'", LatentDirections.axes(8, "test"))
     assert "direction 1 and direction 2 (" in plain.long_description
+    named = LatentDirections.axes(8, "test")
+    named.names = ["louder", "brighter"]  # measured effects: the texts name the knobs as the plugin shows them
+    assert "dir 1: louder and dir 2: brighter (" in make_texts("demo", preset_vae("demo"), "'demo'", named).long_description
 
 
 @needs_sdk

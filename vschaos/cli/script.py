@@ -278,14 +278,14 @@ def _main(args: argparse.Namespace, target: Dict[str, object]) -> int:
 
 def cannot_write(path: Path, error: OSError, default_folder: bool) -> str:
     """One line for an OSError writing ``path`` (a :class:`vschaos.io.DiskFullError` says what space is left)."""
-    from vschaos.io import DiskFullError
+    from vschaos.io import DISK_FULL_ERRNOS, DiskFullError
 
     if isinstance(error, DiskFullError):
         return f"script.py: {error}; free some space or choose another -o"
     reason = error.strerror or str(error)
     if error.errno in UNWRITABLE:
         hint = "; choose a folder you can write with -o" if default_folder else "; choose another -o"
-    elif error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+    elif error.errno in DISK_FULL_ERRNOS:
         hint = "; free some space or choose another -o"
     else:
         hint = ""

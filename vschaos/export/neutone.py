@@ -42,7 +42,8 @@ from vschaos.export.neutone_checks import (BENCH_BUFFERS, CHECK_BUFFERS, RESAMPL
 from vschaos.export.neutone_plugin import (NAME_LIMIT, MonoAtNativeSizes, NeutoneTexts, WholeHopsAtDawRates,
                                            hop_queue_delay)
 from vschaos.export.neutone_wrapper import (DIRECTION_RANGE, LABEL_AUTO_BELOW, MAX_KNOBS, NOTE_RANGE, TEMPERATURE_MAX,
-                                            TRANSPOSE_RANGE, NeutoneSpectralVAE, direction_knobs)
+                                            TRANSPOSE_RANGE, NeutoneSpectralVAE, direction_knob_names,
+                                            direction_knobs)
 
 __all__ = ["DIRECTION_RANGE", "LABEL_AUTO_BELOW", "MAX_KNOBS", "NAME_LIMIT", "NOTE_RANGE", "TEMPERATURE_MAX",
            "TRANSPOSE_RANGE", "MonoAtNativeSizes", "NeutoneExportError", "NeutoneExportReport", "NeutoneSpectralVAE",
@@ -63,7 +64,8 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     n_directions = min(int(directions.vectors.shape[0]), direction_knobs(pitch_latent, note_knob or bool(conditioned)))
     knob_text = "Knobs: temperature (latent sampling)"
     if n_directions > 0:
-        knob_text += (f", {' and '.join(f'direction {i + 1}' for i in range(n_directions))} (move through the "
+        names = direction_knob_names(directions)[:n_directions]  # named by what they do where measured
+        knob_text += (f", {' and '.join(names)} (move through the "
                       f"model's timbre space along the main axes of its training sounds)")
     if pitch_latent:
         knob_text += f", transpose (+-{TRANSPOSE_RANGE:g} semitones; middle = none)"
