@@ -26,7 +26,7 @@ Randomness (``temperature`` > 0, ``phase = random``) comes from counter-based no
 function of (``seed``, frame index since reset, batch row, channel): any buffer size gives the
 same stream, ``reset()`` restarts it, and two loads of the file produce the same output.
 
-Bounded by construction (limits in ``vschaos.dsp.bounds``, quoted in the README): inputs are cast
+Bounded by construction (limits in ``vschaos.dsp.bounds``, listed in docs/EXPORT.md "Limits"): inputs are cast
 to the model's dtype (a float64 call cannot change the float32 state), audio inlets read NaN/Inf as 0
 and are clamped to ``+-INPUT_LIMIT``, latent inlets and ``encode``'s latent outlets to ``+-LATENT_LIMIT``
 (NaN/Inf -> 0), ``temperature`` is at most ``MAX_TEMPERATURE``; the VAE itself clamps its features and its
@@ -99,7 +99,7 @@ class StreamingVAE(StreamingStages):
     that flips makes the output depend on the buffer size. The export verifies the float32 file with the host
     (streaming against offline, within its tolerance) and exports in float64 when that fails: there the two
     differ far below float32's resolution, so the float32 magnitudes RTPGHI reads agree. Float32 comes first because it is cheaper per call
-    (``bench/export_speed.py`` times the exported methods).
+    (``python -m bench.export_speed`` times the exported methods).
     """
 
     sample_rate: int
