@@ -773,7 +773,7 @@ def test_bench_profile_counts_what_a_call_dispatches(monkeypatch):
         "aten::mm", 1.0, "[[64, 512], [512, 512]]")
     assert "aten::add" in [entry["operation"] for entry in heaviest[1:]]
     assert profile["heaviest_ms"] == pytest.approx(sum(entry["ms"] for entry in heaviest))
-    assert heaviest[0]["ms"] > 3 * max(entry["ms"] for entry in heaviest[1:])  # ~100x idle; a loaded machine can stall one add
+    assert heaviest[0]["ms"] > 3 * max(entry["ms"] for entry in heaviest[1:])  # far more idle; load can stall an add
     assert bench.profile_calls(lambda: module(x), calls=10, min_us=1e9)["heaviest"] == []
 
 
