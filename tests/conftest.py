@@ -125,3 +125,18 @@ def tree(tmp_path, synth):
 def identity_model():
     """The model-contract double, as a factory: ``identity_model(transform, std=1.0)``."""
     return IdentitySpectralModel
+
+
+@pytest.fixture(scope="module")
+def normalised_demo_vae():
+    """An untrained demo-preset VAE (seeded) with a normalisation that varies across bins, as a fitted one does,
+    in eval mode: decoding it gives sounds whose loudness and brightness the latents move."""
+    from vschaos.cli.train import compose_config
+    from vschaos.training.run import build_model
+
+    torch.manual_seed(0)
+    vae = build_model(compose_config("demo", [])).eval()
+    n_bins = vae.transform.n_bins
+    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
+    return vae
+

@@ -8,7 +8,7 @@ checkpoint, a stale or malformed one recomputed with a note; unreadable training
 """
 import math
 from types import SimpleNamespace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
@@ -21,7 +21,6 @@ from vschaos.export import latent_axes as axes_module
 from vschaos.export.latent_axes import (AXES_FILE, LatentAxes, axes_from_latents, fidelity_components,
                                         latents_markdown, run_latent_axes)
 from vschaos.export.latent_names import SWEEP_STD, measure_effects
-from vschaos.export.module import StreamingVAE
 from vschaos.export.ordered_export import export_ordered, ordered_module
 from vschaos.export.export import streaming_module
 from vschaos.io import atomic_torch_save
@@ -48,17 +47,8 @@ def random_rotation(n: int, seed: int = 1) -> Tensor:
 
 
 @pytest.fixture(scope="module")
-def demo_vae():
-    torch.manual_seed(0)
-    vae = build_model(compose_config("demo", [])).eval()
-    n_bins = vae.transform.n_bins
-    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
-    return vae
-
-
-@pytest.fixture(scope="module")
-def demo_axes(demo_vae):
-    latent_dim = int(demo_vae.latent_dim)
+def demo_axes(normalised_demo_vae):
+    latent_dim = int(normalised_demo_vae.latent_dim)
     stds = [2.0 * 0.6 ** i for i in range(latent_dim)]
     latents = designed_latents(stds, [0.3] * latent_dim, basis=random_rotation(latent_dim))
     return axes_from_latents(latents, 0, "designed latents")
@@ -86,9 +76,9 @@ def test_axes_recover_the_designed_order_shares_and_fidelity():
 
 
 # ---------------------------------------------------------------- the rotated export
-def test_rotated_encode_decode_equal_the_unrotated_model(demo_vae, demo_axes):
-    plain = streaming_module(demo_vae, dtype=torch.float64)
-    rotated = ordered_module(demo_vae, demo_axes, dtype=torch.float64)
+def test_rotated_encode_decode_equal_the_unrotated_model(normalised_demo_vae, demo_axes):
+    plain = streaming_module(normalised_demo_vae, dtype=torch.float64)
+    rotated = ordered_module(normalised_demo_vae, demo_axes, dtype=torch.float64)
     assert rotated.latent_rotated and not plain.latent_rotated
     x = sound(1.0).reshape(1, 1, -1)[..., : 8 * 2048]
     z = plain.encode(x)
@@ -100,12 +90,12 @@ def test_rotated_encode_decode_equal_the_unrotated_model(demo_vae, demo_axes):
     assert rotated.encode_output_labels[0].startswith("(signal) latent 0")
 
 
-def test_fidelity_keeps_fewer_inlets_and_decodes_the_dropped_components_at_the_mean(demo_vae, demo_axes):
+def test_fidelity_keeps_fewer_inlets_and_decodes_the_dropped_components_at_the_mean(normalised_demo_vae, demo_axes):
     kept = fidelity_components(demo_axes, 0.9)
-    assert 1 <= kept < int(demo_vae.latent_dim)
+    assert 1 <= kept < int(normalised_demo_vae.latent_dim)
     axes = LatentAxes(demo_axes.mean, demo_axes.components, demo_axes.scales, demo_axes.shares, 0, "t", kept)
-    rotated = ordered_module(demo_vae, axes, dtype=torch.float64)
-    plain = streaming_module(demo_vae, dtype=torch.float64)
+    rotated = ordered_module(normalised_demo_vae, axes, dtype=torch.float64)
+    plain = streaming_module(normalised_demo_vae, dtype=torch.float64)
     assert int(rotated.encode_params[2]) == kept and int(rotated.decode_params[0]) == kept
     assert len(rotated.decode_input_labels) == kept
     c = torch.randn(1, kept, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
@@ -181,11 +171,11 @@ def test_a_gain_latent_is_named_louder_with_its_slope_and_the_others_by_what_the
     assert flipped[0].name == "quieter" and flipped[0].slope == pytest.approx(-6.0, abs=0.01)
 
 
-def test_negligible_components_are_labelled_and_latents_md_tells_each(demo_vae):
-    latent_dim = int(demo_vae.latent_dim)
+def test_negligible_components_are_labelled_and_latents_md_tells_each(normalised_demo_vae):
+    latent_dim = int(normalised_demo_vae.latent_dim)
     stds = [1.0] * 4 + [1e-3] * (latent_dim - 4)
     axes = axes_from_latents(designed_latents(stds, [0.0] * latent_dim), 0, "t")
-    axes.effects = measure_effects(demo_vae, axes.mean, axes.components, axes.scales, axes.shares, 0)
+    axes.effects = measure_effects(normalised_demo_vae, axes.mean, axes.components, axes.scales, axes.shares, 0)
     labels = axes.labels()
     assert all("(negligible)" in label for label in labels[4:]) and not any("(negligible)" in l for l in labels[:4])
     text = latents_markdown(axes, "demo")
@@ -203,8 +193,8 @@ def fake_run(tmp_path, vae, checkpoint_bytes: bytes = b"weights 1") -> SimpleNam
 
 
 @pytest.fixture
-def counted_latents(monkeypatch, demo_vae):
-    latent_dim = int(demo_vae.latent_dim)
+def counted_latents(monkeypatch, normalised_demo_vae):
+    latent_dim = int(normalised_demo_vae.latent_dim)
     latents = designed_latents([1.5 ** -i for i in range(latent_dim)], [0.2] * latent_dim)
     calls = []
 
@@ -216,8 +206,8 @@ def counted_latents(monkeypatch, demo_vae):
     return calls
 
 
-def test_axes_are_stored_once_per_checkpoint_and_recomputed_when_it_changes(tmp_path, demo_vae, counted_latents):
-    run = fake_run(tmp_path, demo_vae)
+def test_axes_are_stored_once_per_checkpoint_and_recomputed_when_it_changes(tmp_path, normalised_demo_vae, counted_latents):
+    run = fake_run(tmp_path, normalised_demo_vae)
     first, notes = run_latent_axes(run, fidelity=0.9, name=False)
     assert len(counted_latents) == 1 and (run.version_dir / AXES_FILE).is_file()
     assert any("stored in" in note for note in notes) and any("cumulative share" in note for note in notes)
@@ -226,7 +216,7 @@ def test_axes_are_stored_once_per_checkpoint_and_recomputed_when_it_changes(tmp_
     assert len(counted_latents) == 1 and any("read from" in note for note in notes)
     read, why = axes_module.stored_axes(run)  # what generate.py reads: never computed
     assert why == "" and torch.equal(read.components, again.components)
-    assert torch.allclose(again.components, first.components) and again.kept == int(demo_vae.latent_dim)
+    assert torch.allclose(again.components, first.components) and again.kept == int(normalised_demo_vae.latent_dim)
     run.checkpoint_path.write_bytes(b"weights 2")  # a new checkpoint: the stored axes are stale
     assert axes_module.stored_axes(run)[0] is None and "another checkpoint" in axes_module.stored_axes(run)[1]
     _, notes = run_latent_axes(run, name=False)
@@ -240,9 +230,9 @@ def test_axes_are_stored_once_per_checkpoint_and_recomputed_when_it_changes(tmp_
     ("not orthonormal", "not an orthonormal basis"),
     ("link", "is a symbolic link"),
 ])
-def test_a_malformed_axes_file_is_ignored_with_a_warning_and_replaced(tmp_path, demo_vae, counted_latents,
+def test_a_malformed_axes_file_is_ignored_with_a_warning_and_replaced(tmp_path, normalised_demo_vae, counted_latents,
                                                                       content, why):
-    run = fake_run(tmp_path, demo_vae)
+    run = fake_run(tmp_path, normalised_demo_vae)
     good, _ = run_latent_axes(run, name=False)
     path = run.version_dir / AXES_FILE
     stored = torch.load(path, weights_only=True)
@@ -278,29 +268,29 @@ def no_root_error():
 
 
 @pytest.mark.parametrize("error", [lambda: OSError("no such folder: /data/gone"), no_root_error])
-def test_unreadable_training_data_gives_identity_axes_and_says_so(tmp_path, demo_vae, monkeypatch, error):
+def test_unreadable_training_data_gives_identity_axes_and_says_so(tmp_path, normalised_demo_vae, monkeypatch, error):
     def unreadable(cfg, vae):
         raise error()
 
     monkeypatch.setattr(axes_module, "training_latents", unreadable)
-    run = fake_run(tmp_path, demo_vae)
+    run = fake_run(tmp_path, normalised_demo_vae)
     axes, notes = run_latent_axes(run, fidelity=0.5, name=False)
-    assert torch.equal(axes.components, torch.eye(int(demo_vae.latent_dim))) and axes.shares is None
-    assert axes.kept == int(demo_vae.latent_dim)
+    assert torch.equal(axes.components, torch.eye(int(normalised_demo_vae.latent_dim))) and axes.shares is None
+    assert axes.kept == int(normalised_demo_vae.latent_dim)
     assert any("training data not readable: no such folder" in note for note in notes)
     assert any("--fidelity 0.5 ignored" in note for note in notes)
-    assert axes.is_identity() and not ordered_module(demo_vae, axes).latent_rotated  # no matrix product per call
+    assert axes.is_identity() and not ordered_module(normalised_demo_vae, axes).latent_rotated  # no matrix product per call
     assert not (run.version_dir / AXES_FILE).exists()  # nothing stored: the data may be back next time
 
 
 # ---------------------------------------------------------------- the verified export and the command line
-def test_the_ordered_export_verifies_and_writes_latents_md(tmp_path, demo_vae, demo_axes):
+def test_the_ordered_export_verifies_and_writes_latents_md(tmp_path, normalised_demo_vae, demo_axes):
     from vschaos.host import describe_model
 
     kept = fidelity_components(demo_axes, 0.9)
     axes = LatentAxes(demo_axes.mean, demo_axes.components, demo_axes.scales, demo_axes.shares, 0, "t", kept)
-    axes.effects = measure_effects(demo_vae, axes.mean, axes.components[:kept], axes.scales[:kept], axes.shares)
-    path, report, notes = export_ordered(demo_vae, tmp_path / "demo.ts", axes, buffers=[256, 2048],
+    axes.effects = measure_effects(normalised_demo_vae, axes.mean, axes.components[:kept], axes.scales[:kept], axes.shares)
+    path, report, notes = export_ordered(normalised_demo_vae, tmp_path / "demo.ts", axes, buffers=[256, 2048],
                                          batch_sizes=(1,))
     assert report.ok and notes == tmp_path / "demo.latents.md"
     description = describe_model(str(path))
@@ -308,7 +298,7 @@ def test_the_ordered_export_verifies_and_writes_latents_md(tmp_path, demo_vae, d
     assert decode.in_channels == kept
     assert decode.input_labels[:kept] == [f"(signal) {label}" for label in axes.labels()]
     assert f"| 0 | {axes.effects[0].name} |" in notes.read_text()
-    assert f"{kept} of {int(demo_vae.latent_dim)} latents exported" in notes.read_text()
+    assert f"{kept} of {int(normalised_demo_vae.latent_dim)} latents exported" in notes.read_text()
 
 
 def test_script_refuses_a_fidelity_outside_its_range_before_loading(tmp_path, capsys):

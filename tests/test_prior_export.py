@@ -27,25 +27,16 @@ def _stream(method, x: torch.Tensor, step: int) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- the export
 @pytest.fixture(scope="module")
-def demo_vae():
-    torch.manual_seed(0)
-    vae = build_model(compose_config("demo", [])).eval()
-    n_bins = vae.transform.n_bins
-    vae.transform.set_normalisation(torch.linspace(0.5, 0.05, n_bins), torch.linspace(0.6, 0.1, n_bins))
-    return vae
-
-
-@pytest.fixture(scope="module")
-def random_prior(demo_vae):
+def random_prior(normalised_demo_vae):
     torch.manual_seed(3)
-    prior = LatentPrior(demo_vae.latent_dim, hidden=16).eval()
-    prior.set_normalisation(torch.randn(100, demo_vae.latent_dim) * 0.5)
+    prior = LatentPrior(normalised_demo_vae.latent_dim, hidden=16).eval()
+    prior.set_normalisation(torch.randn(100, normalised_demo_vae.latent_dim) * 0.5)
     return prior
 
 
 @pytest.fixture(scope="module")
-def prior_export(demo_vae, random_prior):
-    return script_model(demo_vae, prior=random_prior)
+def prior_export(normalised_demo_vae, random_prior):
+    return script_model(normalised_demo_vae, prior=random_prior)
 
 
 def _generated(model, method: str, buffer: int, seed: int, samples: int = 8192, temperature: float = 1.0,
@@ -55,11 +46,11 @@ def _generated(model, method: str, buffer: int, seed: int, samples: int = 8192, 
     return _stream(getattr(model, method), torch.full((batch, 1, samples), temperature), buffer)
 
 
-def test_export_has_prior_and_generate_only_with_a_prior(demo_vae, prior_export):
+def test_export_has_prior_and_generate_only_with_a_prior(normalised_demo_vae, prior_export):
     assert prior_export.get_methods() == ["forward", "encode", "decode", "prior", "generate"]
-    assert prior_export.prior_params.tolist() == [1, 1, demo_vae.latent_dim, DEMO_HOP]
+    assert prior_export.prior_params.tolist() == [1, 1, normalised_demo_vae.latent_dim, DEMO_HOP]
     assert prior_export.generate_params.tolist() == [1, 1, 1, 1]
-    assert "prior" not in script_model(demo_vae).get_methods()
+    assert "prior" not in script_model(normalised_demo_vae).get_methods()
 
 
 def test_prior_stream_is_bit_identical_at_any_buffer_size(prior_export):
@@ -100,16 +91,16 @@ def test_batch_rows_are_independent_streams_and_reset_restarts(prior_export):
     assert torch.equal(both, again)
 
 
-def test_offline_latents_are_the_exported_prior_stream(demo_vae, random_prior, prior_export):
+def test_offline_latents_are_the_exported_prior_stream(normalised_demo_vae, random_prior, prior_export):
     offline = sample_latents(random_prior, 32, temperature=0.7, seed=9)[0][0]
     streamed = _generated(prior_export, "prior", 512, seed=9, temperature=0.7)[0].T
     torch.testing.assert_close(streamed, offline, rtol=0, atol=1e-5)
 
 
-def test_prior_outlets_follow_ordered_latent_axes(demo_vae, random_prior):
-    identity = LatentAxes.identity(demo_vae.latent_dim, 0, "test")
+def test_prior_outlets_follow_ordered_latent_axes(normalised_demo_vae, random_prior):
+    identity = LatentAxes.identity(normalised_demo_vae.latent_dim, 0, "test")
     kept = dataclasses.replace(identity, kept=4)
-    vae = streaming_module(demo_vae).vae  # a frozen float32 copy, as the export makes
+    vae = streaming_module(normalised_demo_vae).vae  # a frozen float32 copy, as the export makes
     module = torch.jit.script(with_prior(vae, random_prior, torch.float32, axes=kept))
     assert module.prior_params.tolist() == [1, 1, 4, DEMO_HOP]
     out = _generated(module, "prior", 2048, seed=1, samples=2048)
@@ -127,9 +118,9 @@ def test_export_with_a_prior_verifies(prior_export):
     assert "[generate] streaming" in text and "[prior] determinism" in text
 
 
-def test_a_prior_of_another_latent_size_is_refused(demo_vae):
+def test_a_prior_of_another_latent_size_is_refused(normalised_demo_vae):
     with pytest.raises(ValueError, match="the prior models 3 latent entries"):
-        with_prior(streaming_module(demo_vae).vae, LatentPrior(3), torch.float32)
+        with_prior(streaming_module(normalised_demo_vae).vae, LatentPrior(3), torch.float32)
 
 
 

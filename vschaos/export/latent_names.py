@@ -18,7 +18,6 @@ Each change is the least-squares slope over the sweep times its width (``2 * SWE
 descriptor's ``UNITS`` entry (the change counted as one clearly audible step) to compare them: the name is the
 descriptor with the largest normalised change, with its sign. No SDK, no training data: the caller gives the axes.
 """
-import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
