@@ -129,3 +129,15 @@ def test_small_helpers():
                          "log_spectral_distance_db": 3.0, "model_spectral_convergence": 0.25,
                          "model_log_spectral_distance_db": 2.0}])
     assert text.splitlines()[1] == "a.wav,a.wav,1,0.5,3,0.25,2"
+
+
+def test_collect_inputs_never_gives_two_inputs_one_output_name(tmp_path):
+    """a/x.wav, b/x.wav and c/x-2.wav: b's renamed output must not be c's (it was overwritten by it)."""
+    files = [tmp_path / "a" / "x.wav", tmp_path / "b" / "x.wav", tmp_path / "c" / "x-2.wav", tmp_path / "d" / "X.wav"]
+    for path in files:
+        path.parent.mkdir()
+        path.write_bytes(b"")
+    inputs, problems = collect_inputs(files)
+    names = [item.relative_output.as_posix() for item in inputs]
+    assert problems == [] and names == ["x.wav", "x-2.wav", "x-2-2.wav", "X-3.wav"]
+    assert len({name.lower() for name in names}) == len(names)

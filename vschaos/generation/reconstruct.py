@@ -9,7 +9,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import torch
 import torchaudio.functional as AF
@@ -134,16 +134,14 @@ def collect_inputs(paths: Sequence[Path]) -> Tuple[List[InputFile], List[str]]:
     (paths that do not exist, folders without sound files)."""
     inputs: List[InputFile] = []
     problems: List[str] = []
-    taken: Dict[str, int] = {}
+    taken: Set[str] = set()  # output names given so far, lower-cased (a case-insensitive disk has one file)
 
     def add(path: Path, relative: Path) -> None:
-        target = relative.with_suffix(".wav")
-        key = target.as_posix().lower()
-        if key in taken:
-            taken[key] += 1
-            target = target.with_name(f"{target.stem}-{taken[key]}.wav")
-        else:
-            taken[key] = 1
+        target, stem, n = relative.with_suffix(".wav"), relative.stem, 1
+        while target.as_posix().lower() in taken:  # a renamed x-2.wav may itself clash with an input x-2.wav
+            n += 1
+            target = relative.with_name(f"{stem}-{n}.wav")
+        taken.add(target.as_posix().lower())
         inputs.append(InputFile(path, target))
 
     for given in paths:
