@@ -59,7 +59,7 @@ def test_the_module_imports_only_torch_and_the_standard_library():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module and not node.level}
     relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
-    assert not relative and imported <= {"argparse", "sys", "typing", "torch"}, imported
+    assert not relative and imported <= {"argparse", "os", "stat", "sys", "typing", "torch"}, imported
 
 
 def test_runs_as_a_file_outside_the_package(tmp_path):
@@ -91,3 +91,15 @@ def test_a_call_that_never_returns_fails_under_the_hosts_time_limit(tmp_path):
     assert out.startswith("torch ")
     assert err.strip() == ("FAIL: method 'forward' (buffer 2048, batch 1) did not return within 1 s; stopped "
                            "(raise --call-timeout if the model is only slow)")
+
+
+def test_a_fifo_given_as_the_model_fails_without_waiting_for_a_writer(tmp_path, capsys):
+    import os
+
+    from vschaos.host.older_libtorch_check import check
+
+    fifo = tmp_path / "model.ts"
+    os.mkfifo(fifo)
+    assert check(str(fifo), 2048) == 1  # opening the FIFO to read would block forever
+    assert f"FAIL load: {fifo} is not a regular file" in capsys.readouterr().out
+

@@ -12,6 +12,8 @@ Prints one line per method and batch size, and per attribute, and exits non-zero
 or run.
 """
 import argparse
+import os
+import stat
 import sys
 from typing import Any, Callable, List, Optional
 
@@ -62,6 +64,9 @@ def check(path: str, buffer: int = DEFAULT_BUFFER, run: Runner = _direct) -> int
 
     print(f"torch {torch.__version__}")
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block torch.jit.load forever
+            print(f"FAIL load: {path} is not a regular file")
+            return 1
         model = torch.jit.load(path).eval()
     except (RuntimeError, ValueError, OSError) as error:  # RuntimeError: unknown operators/versions, not a zip
         print(f"FAIL load: {error}")
