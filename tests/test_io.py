@@ -194,3 +194,17 @@ def test_an_error_about_another_file_keeps_its_own_name(tmp_path):
                                          (5 * 10 ** 15, "5000.0 TB")])
 def test_format_bytes(count, text):
     assert format_bytes(count) == text
+
+
+def test_a_legal_255_byte_name_is_written_and_its_stale_temporary_removed(tmp_path, ended_pid):
+    """The temporary's name adds its machine, pid and random part: cut, so a legal name never fails for it."""
+    from vschaos.io import NAME_MAX_BYTES, atomic_write_text, remove_stale_temporaries, temporary_prefix
+
+    name = "é" * 100 + "x" * (NAME_MAX_BYTES - 200 - 4) + ".wav"  # 255 bytes in UTF-8, 155 characters
+    assert len(os.fsencode(name)) == NAME_MAX_BYTES
+    assert atomic_write_text(tmp_path / name, "data").read_text() == "data"
+    stale = tmp_path / (temporary_prefix(tmp_path / name, pid=ended_pid) + "abcd1234.tmp")
+    assert len(os.fsencode(stale.name)) <= NAME_MAX_BYTES
+    stale.write_text("left by a killed writer")
+    assert remove_stale_temporaries(tmp_path / name) == [stale] and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]

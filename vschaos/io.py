@@ -85,11 +85,27 @@ def this_machine() -> str:
     return machine_tag(socket.gethostname(), namespace)
 
 
+# a file name's limit on common file systems (ext4, APFS, NTFS: 255 bytes or characters)
+NAME_MAX_BYTES = 255
+# what a temporary's name adds around <name>: the dots, "-", a pid of up to 10 digits, tempfile's 8 random
+# characters and ".tmp"
+_TEMPORARY_EXTRA_BYTES = len(".." + "-" + "0" * 10 + "." + "x" * 8 + ".tmp")
+
+
+def _temporary_name_part(name: str) -> str:
+    """``name`` cut (in bytes, as the file system counts) so that a temporary named after it still fits in
+    :data:`NAME_MAX_BYTES`: a legal 255-byte output name must not fail for its temporary's sake."""
+    room = NAME_MAX_BYTES - _TEMPORARY_EXTRA_BYTES - len(os.fsencode(this_machine()))
+    encoded = os.fsencode(name)
+    return name if len(encoded) <= room else os.fsdecode(encoded[:max(room, 1)])
+
+
 def temporary_prefix(path: PathLike, pid: Optional[int] = None) -> str:
     """Name prefix of the temporary files and folders written beside ``path`` by process ``pid`` (default: this
-    one): ``.<name>.<machine>-<pid>.`` (:func:`machine_tag`), so that :func:`remove_stale_temporaries` can tell
-    those a killed process left (``kill -9``, power loss) from those of a write still running."""
-    return f".{Path(path).name}.{this_machine()}-{os.getpid() if pid is None else pid}."
+    one): ``.<name>.<machine>-<pid>.`` (:func:`machine_tag`; ``<name>`` cut so that the temporary's whole name
+    fits a file system's limit), so that :func:`remove_stale_temporaries` can tell those a killed process left
+    (``kill -9``, power loss) from those of a write still running."""
+    return f".{_temporary_name_part(Path(path).name)}.{this_machine()}-{os.getpid() if pid is None else pid}."
 
 
 def process_has_ended(pid: int) -> bool:
@@ -111,7 +127,8 @@ def remove_stale_temporaries(path: PathLike) -> List[Path]:
     two writes of one file may run at the same time. (Two machines with the same host name writing to one
     synced folder would look like one; keep such exports apart.)"""
     path = Path(path)
-    pattern = re.compile(re.escape(f".{path.name}.{this_machine()}-") + r"([0-9]{1,10})\." + _RANDOM_PART)
+    pattern = re.compile(re.escape(f".{_temporary_name_part(path.name)}.{this_machine()}-") + r"([0-9]{1,10})\."
+                         + _RANDOM_PART)
     removed = []
     try:
         entries = list(path.parent.iterdir())
