@@ -503,3 +503,24 @@ def test_a_version_folder_that_cannot_be_created_is_one_line(demo_root, tmp_path
     assert _one_line(capsys.readouterr().err) == (
         f"train_model.py: RunNotWritableError: cannot write in {tmp_path / 'demo'} (Permission denied): a new run "
         f"creates its version folder there; set rundir= to a writable folder (nothing was written)")
+
+
+def test_a_resume_whose_trainer_options_are_refused_changes_nothing(run_copy, capsys):
+    """The Trainer is built before resume records anything: an unknown option is one line, and the run folder
+    (config.yaml, no resumes/ record) is as it was."""
+    config_before = (run_copy / "config.yaml").read_bytes()
+    assert main(["resume", str(run_copy), "+trainer.no_such_option=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "trainer (or a callback it is given) refused the config" in err, err
+    assert "no_such_option" in err
+    assert (run_copy / "config.yaml").read_bytes() == config_before and not (run_copy / "resumes").exists()
+
+
+@pytest.mark.parametrize("seed", ["abc", "1.5", "true"])
+def test_a_seed_that_is_not_a_whole_number_is_one_line(run_copy, capsys, seed):
+    config = OmegaConf.load(run_copy / "config.yaml")
+    config.seed = {"abc": "abc", "1.5": 1.5, "true": True}[seed]
+    (run_copy / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    assert main(["resume", str(run_copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "seed must be a whole number" in err, err

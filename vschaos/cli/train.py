@@ -129,7 +129,8 @@ def _user_errors() -> Tuple[type, ...]:
 
 def _report(error: BaseException) -> int:
     kind = "" if isinstance(error, UserError) else f"{type(error).__name__}: "
-    print(f"{PROG}: {kind}{error}", file=sys.stderr)
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())  # one line (Hydra's: 3)
+    print(f"{PROG}: {kind}{message}", file=sys.stderr)
     return 2
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -253,7 +254,10 @@ def _fit(cfg: DictConfig, resume: Optional[ResumePlan]) -> Path:
 
 
 def _fit_locked(cfg: DictConfig, resume: Optional[ResumePlan], rank: int, held: ExitStack) -> Path:
-    L.seed_everything(int(cfg.seed), workers=True)
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):  # int('abc') would be a traceback, int(1.5) a surprise
+        raise ConfigurationError(f"seed must be a whole number, got {seed!r}")
+    L.seed_everything(seed, workers=True)
     cfg = with_absolute_dataset_root(cfg)  # config.yaml must name the same folder from any directory
     vae, datamodule, module = build_objects(cfg)
     # every configuration and dataset problem is reported here, before a run folder exists: the index lists all
@@ -280,14 +284,14 @@ def _fit_locked(cfg: DictConfig, resume: Optional[ResumePlan], rank: int, held: 
     logger = instantiate(cfg.logger, **logger_kwargs)
     version_dir = Path(logger.log_dir)
     try:
+        # the Trainer first: a config it refuses (an unknown key, a bad value) changes nothing in the run folder
+        trainer = _trainer(cfg, logger, version_dir)
         if rank == 0:  # one writer: processes of rank > 0 run this function too under DDP
             if resume is not None:
                 record_resume(resume)
             else:
                 held.enter_context(TrainingLock(version_dir))  # ours alone already (claimed): a resume is refused
                 atomic_write_text(version_dir / CONFIG_NAME, OmegaConf.to_yaml(cfg, resolve=True))
-        trainer = instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
-                              plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
         if rank == 0 and isinstance(logger, TensorBoardLogger):
             log_hyperparameters_to_tensorboard(logger, cfg)  # TensorBoard's HPARAMS tab
         # set before trainer.fit: Lightning's DDP launcher starts the other ranks from inside it, with this environment
@@ -300,6 +304,18 @@ def _fit_locked(cfg: DictConfig, resume: Optional[ResumePlan], rank: int, held: 
             raise not_writable_error(error, version_dir, "training writes its checkpoints and logs there") from error
         raise
     return version_dir
+
+
+def _trainer(cfg: DictConfig, logger: Any, version_dir: Path) -> L.Trainer:
+    """The config's Trainer in ``version_dir``; a :class:`ConfigurationError` naming ``trainer`` and the first line
+    of the cause when Lightning refuses the config (Hydra wraps it in several lines)."""
+    try:
+        return instantiate(cfg.trainer, logger=logger, callbacks=_callbacks(cfg, version_dir / "checkpoints"),
+                           plugins=[AtomicCheckpointIO()], default_root_dir=str(version_dir))
+    except (InstantiationException, TypeError, ValueError) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ConfigurationError(f"trainer (or a callback it is given) refused the config: {first}") from None
 
 
 def _train(trainer: L.Trainer, module: Any, datamodule: Any, ckpt_path: Optional[str], version_dir: Path) -> None:
