@@ -524,3 +524,15 @@ def test_a_seed_that_is_not_a_whole_number_is_one_line(run_copy, capsys, seed):
     assert main(["resume", str(run_copy)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "seed must be a whole number" in err, err
+
+
+def test_a_resume_keeps_a_csv_loggers_earlier_metrics(demo_root, tmp_path, capsys):
+    """Lightning's CSVLogger deletes metrics.csv when a resume starts it again: the record keeps the old one."""
+    csv_logger = ["logger._target_=lightning.pytorch.loggers.CSVLogger", "~logger.default_hp_metric"]
+    assert main(["--config-name", "demo", "name=csv", f"rundir={tmp_path}", f"data.dataset.root={demo_root}",
+                 "trainer.max_epochs=1", *FAST, *csv_logger]) == 0
+    version = tmp_path / "csv" / "version_0"
+    before = (version / "metrics.csv").read_text()
+    assert "epoch" in before
+    assert main(["resume", str(version), "trainer.max_epochs=2"]) == 0
+    assert (version / "resumes" / "1" / "metrics_before.csv").read_text() == before

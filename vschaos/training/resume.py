@@ -8,6 +8,7 @@ model, the transform and the label tasks (what the checkpoint's weights and the 
 """
 import datetime
 import pickle
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -25,6 +26,7 @@ from vschaos.training.run import (CHECKPOINT_FOLDER, CHECKPOINT_LOAD_ERRORS, CON
 FROZEN_KEYS = ("model", "transform", "data.dataset.tasks", "data.dataset.metadata_callbacks", "module._target_",
                "module.optimizer._target_", "module.loss._target_", "name", "rundir")
 RESUME_FOLDER = "resumes"
+CSV_METRICS = "metrics.csv"  # what lightning.pytorch.loggers.CSVLogger writes in the version folder
 # what a training checkpoint (as opposed to a weights file) holds: resume restores all of it
 TRAINING_CHECKPOINT_KEYS = ("state_dict", "optimizer_states", "loops", "global_step")
 
@@ -149,7 +151,8 @@ def plan_resume(run_dir: str, checkpoint: str = "last", overrides: Sequence[str]
 
 
 def record_resume(plan: ResumePlan) -> Path:
-    """Keep the previous ``config.yaml`` and this resume's overrides in ``version_N/resumes/<K>/`` (K = 1, 2...,
+    """Keep the previous ``config.yaml`` (and a CSV logger's ``metrics.csv``, which Lightning would delete) and
+    this resume's overrides in ``version_N/resumes/<K>/`` (K = 1, 2...,
     claimed with an exclusive mkdir), then replace ``config.yaml`` with the new options (atomically). Returns
     the record's folder."""
     folder = plan.version_dir / RESUME_FOLDER
@@ -163,6 +166,9 @@ def record_resume(plan: ResumePlan) -> Path:
         except FileExistsError:
             number += 1
     atomic_write_text(record / "config_before.yaml", OmegaConf.to_yaml(plan.saved_cfg, resolve=False))
+    metrics = plan.version_dir / CSV_METRICS
+    if metrics.is_file() and not metrics.is_symlink():  # Lightning's CSVLogger starts its file afresh on resume
+        shutil.copyfile(metrics, record / f"{metrics.stem}_before{metrics.suffix}")
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     atomic_write_text(record / "resume.yaml", OmegaConf.to_yaml(OmegaConf.create(
         {"started": started, "checkpoint": str(plan.checkpoint), "overrides": list(plan.overrides)})))
