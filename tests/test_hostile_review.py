@@ -185,10 +185,11 @@ def test_a_dropped_call_guard_has_ended_its_worker_when_it_is_collected():
 
     from vschaos.host.guard import CallGuard
 
+    before = set(threading.enumerate())  # workers of earlier tests' hung models stay stuck: not this guard's
     guard = CallGuard(30.0)
     assert guard.run("a call", lambda: 7) == 7
-    workers = [t for t in threading.enumerate() if t.name == "vschaos-host-call" and t.is_alive()]
-    assert workers
+    workers = [t for t in threading.enumerate() if t.name == "vschaos-host-call" and t.is_alive() and t not in before]
+    assert len(workers) == 1
     del guard  # collected here (no cycle): its finalizer runs now, in this thread
     assert not any(worker.is_alive() for worker in workers)
 
