@@ -101,17 +101,27 @@ def check_trajectory_length(steps: int, *, n_fft: int, hop: int, model_rate: int
     def need_of(n: int) -> int:
         return trajectory_bytes(n, n_fft, hop, model_rate, out_rate)
 
-    need = need_of(steps)
-    if available is None:
-        available = available_memory()
-    if available is None or need <= available:
+    shortfall = _shortfall(steps, need_of, available)
+    if shortfall is None:
         return
-    fits = _largest_fitting(steps, need_of, available)
+    need, available, fits = shortfall
     allowed = (f"at most -s {fits} ({format_seconds(fits * hop / model_rate)}) with this model here" if fits
                else "not even -s 1 fits: free some memory")
     raise GenerationError(f"-s {steps}: a path of {steps} frames ({format_seconds(steps * hop / model_rate)} at "
                           f"{model_rate} Hz) needs about {format_bytes(need)} of memory to decode and reconstruct, "
                           f"{format_bytes(available)} are available; {allowed}")
+
+
+def _shortfall(n: int, need_of: Callable[[int], int],
+               available: Optional[int]) -> Optional[Tuple[int, int, int]]:
+    """``(need of n, available, the largest n that fits)`` when ``n`` needs more than ``available`` bytes (default
+    :func:`available_memory`), else None (also when the memory available is unknown)."""
+    need = need_of(n)
+    if available is None:
+        available = available_memory()
+    if available is None or need <= available:
+        return None
+    return need, available, _largest_fitting(n, need_of, available)
 
 
 def check_input_length(label: str, samples: int, rate: int, *, n_fft: int, hop: int, model_rate: int,
@@ -123,12 +133,10 @@ def check_input_length(label: str, samples: int, rate: int, *, n_fft: int, hop: 
         steps = math.ceil(n * model_rate / rate / hop)
         return trajectory_bytes(steps, n_fft, hop, model_rate, out_rate) + 8 * n
 
-    need = need_of(samples)
-    if available is None:
-        available = available_memory()
-    if available is None or need <= available:
+    shortfall = _shortfall(samples, need_of, available)
+    if shortfall is None:
         return
-    fits = _largest_fitting(samples, need_of, available)
+    need, available, fits = shortfall
     raise GenerationError(f"{label}: {format_seconds(samples / rate)} of sound needs about {format_bytes(need)} of "
                           f"memory to reconstruct, {format_bytes(available)} are available: split it into pieces of "
                           f"at most {format_seconds(fits / rate)}")
