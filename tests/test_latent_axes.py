@@ -388,3 +388,26 @@ def test_trajectories_in_the_ordered_space_move_along_the_main_component_first()
     assert torch.allclose(scores.float(), plain, atol=1e-4)  # the same standard-unit path, along the components
     with pytest.raises(ValueError, match="components"):
         LatentSpread.ordered(axes.mean, axes.components[:2], axes.scales)
+
+
+def test_a_component_that_fades_to_silence_reads_as_at_most_the_silence_floor_louder():
+    """A decoder whose latent 0 takes the sound from near silence (-120 dB) to full: named louder, but by no more
+    than SILENCE_DB (a change from silence is not +150 dB to a musician)."""
+    from vschaos.export.latent_names import SILENCE_DB
+
+    class FadeFromSilence(nn.Module):
+        def __init__(self, vae):
+            super().__init__()
+            self.transform = vae.transform
+
+        def decode(self, z, labels):
+            gain = torch.sigmoid(8.0 * z[:, :1]) ** 6  # ~1e-14 at -2 std, ~1 at +2 std
+            magnitude = gain * torch.linspace(50.0, 1.0, int(self.transform.n_bins), dtype=z.dtype)
+            return self.transform.to_features(magnitude)
+
+    base = build_model(compose_config("demo", [])).eval()
+    model = FadeFromSilence(base).double()
+    effects = measure_effects(model, torch.zeros(16, dtype=torch.float64), torch.eye(16, dtype=torch.float64)[:1],
+                              torch.ones(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64))
+    assert effects[0].descriptor == "loudness" and effects[0].name == "louder"
+    assert 40.0 < effects[0].changes["loudness"] <= SILENCE_DB + 1e-6, effects[0].changes

@@ -34,6 +34,7 @@ UNITS: Dict[str, float] = {"loudness": 6.0, "centroid": 4.0, "flatness": 6.0, "f
 WORDS: Dict[str, Tuple[str, str]] = {"loudness": ("louder", "quieter"), "centroid": ("brighter", "darker"),
                                      "flatness": ("noisier", "purer"), "f0": ("higher", "lower")}
 _EPS = 1e-12
+SILENCE_DB = 60.0  # a sweep's frames this far below its loudest count as silent (their level is not a change)
 
 
 @dataclass
@@ -128,6 +129,11 @@ def measure_effects(vae: nn.Module, mean: Tensor, components: Tensor, scales: Te
         transform = vae.transform
         decoded = {name: value.reshape(len(swept), SWEEP_POINTS)
                    for name, value in descriptors(magnitude, int(transform.sample_rate), int(transform.n_fft)).items()}
+        # silence is "quiet", not -120 dB: a sweep from silence to sound reads as at most SILENCE_DB louder, and
+        # the colour of silent frames (their centroid, flatness, f0) is not an effect anyone hears
+        loudest = decoded["loudness"].max(dim=1, keepdim=True).values
+        audible = decoded["loudness"] > loudest - SILENCE_DB
+        decoded["loudness"] = torch.maximum(decoded["loudness"], loudest - SILENCE_DB)
     for j in range(k):
         share = None if shares is None or j < pitch_dims else float(shares[j])
         if j < pitch_dims:
@@ -140,12 +146,22 @@ def measure_effects(vae: nn.Module, mean: Tensor, components: Tensor, scales: Te
         width = 2.0 * SWEEP_STD
         slopes: Dict[str, float] = {}
         fits: Dict[str, float] = {}
+        spans: Dict[str, float] = {}
+        heard = audible[row]
         for name, values in decoded.items():
-            y = values[row]
-            if name in ("centroid", "f0"):  # pitch-like: semitones relative to the mean point
-                y = 12.0 * torch.log2(y.clamp_min(_EPS) / y[SWEEP_POINTS // 2].clamp_min(_EPS))
-            slopes[name], fits[name] = _fit(t, y)
-        changes = {name: slope * width for name, slope in slopes.items()}
+            y, at = values[row], t
+            if name != "loudness":  # colour descriptors over the audible points only
+                if int(heard.sum()) < 3:
+                    slopes[name], fits[name] = 0.0, 0.0
+                    continue
+                y, at = y[heard], t[heard]
+            if name in ("centroid", "f0"):  # pitch-like: semitones (relative to a middle point; the slope is the same)
+                y = 12.0 * torch.log2(y.clamp_min(_EPS) / y[len(y) // 2].clamp_min(_EPS))
+            slopes[name], fits[name] = _fit(at, y)
+            spans[name] = float(y.max() - y.min())
+        # the line's change over the sweep, never more than the sweep spans (a step-like effect overshoots it)
+        changes = {name: max(-spans.get(name, 0.0), min(spans.get(name, 0.0), slope * width))
+                   for name, slope in slopes.items()}
         candidates = [name for name in changes if name != "f0" or fits["f0"] >= F0_MIN_FIT]
         best = max(candidates, key=lambda name: abs(changes[name]) / UNITS[name])
         centroid = decoded["centroid"][row]
