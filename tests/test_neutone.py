@@ -750,7 +750,7 @@ class _ProductThenAdd(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(512, 512, generator=torch.Generator().manual_seed(0)))
+        self.weight = nn.Parameter(torch.randn(1024, 1024, generator=torch.Generator().manual_seed(0)))
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.matmul(x, self.weight) + 1.0
@@ -763,14 +763,14 @@ def test_bench_profile_counts_what_a_call_dispatches(monkeypatch):
     the heaviest, once per call, with its shapes, and operations averaging under ``min_us`` are left out."""
     bench = _bench_module("neutone_speed", monkeypatch)
     module = torch.jit.script(_ProductThenAdd())
-    x = torch.randn(64, 512, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(256, 1024, generator=torch.Generator().manual_seed(1))  # a product ~1000x the add
     with torch.no_grad():
         module(x)
     profile = bench.profile_calls(lambda: module(x), calls=10, top=20, min_us=0.0)
     assert profile["operations"] == 2.0
     heaviest = profile["heaviest"]
     assert (heaviest[0]["operation"], heaviest[0]["per_call"], heaviest[0]["shapes"]) == (
-        "aten::mm", 1.0, "[[64, 512], [512, 512]]")
+        "aten::mm", 1.0, "[[256, 1024], [1024, 1024]]")
     assert "aten::add" in [entry["operation"] for entry in heaviest[1:]]
     assert profile["heaviest_ms"] == pytest.approx(sum(entry["ms"] for entry in heaviest))
     assert heaviest[0]["ms"] > 3 * max(entry["ms"] for entry in heaviest[1:])  # far more idle; load can stall an add
