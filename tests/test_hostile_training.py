@@ -536,3 +536,17 @@ def test_a_resume_keeps_a_csv_loggers_earlier_metrics(demo_root, tmp_path, capsy
     assert "epoch" in before
     assert main(["resume", str(version), "trainer.max_epochs=2"]) == 0
     assert (version / "resumes" / "1" / "metrics_before.csv").read_text() == before
+
+
+def test_a_relative_cache_folder_is_stored_absolute_like_the_dataset_root(tmp_path, monkeypatch):
+    """config.yaml is read again by resume from any directory: a relative data.cache_dir would build a second
+    cache wherever the resume was started."""
+    from vschaos.cli.train import compose_config
+    from vschaos.training.fit import with_absolute_dataset_root
+
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_config("demo", ["data.dataset.root=ds", "data.cache_dir=cache"])
+    absolute = with_absolute_dataset_root(cfg)
+    assert (absolute.data.dataset.root, absolute.data.cache_dir) == (str(tmp_path / "ds"), str(tmp_path / "cache"))
+    assert cfg.data.cache_dir == "cache"  # a copy: the composed config is left as it was
+    assert with_absolute_dataset_root(compose_config("demo", ["data.dataset.root=ds"])).data.cache_dir is None

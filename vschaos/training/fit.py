@@ -116,18 +116,24 @@ def choose_version(run_root: Path, environ: Mapping[str, str]) -> int:
     return max(numbers) + 1 if numbers else 0
 
 
-def with_absolute_dataset_root(cfg: DictConfig) -> DictConfig:
-    """A copy of ``cfg`` whose ``data.dataset.root`` is absolute (resolved against the current directory).
+DATA_FOLDER_KEYS = ("data.dataset.root", "data.cache_dir")  # folders a run reads (and caches) its data in
 
-    The run's ``config.yaml`` is read again by ``resume`` and ``generate.py`` from any directory: a relative root
-    would then name another folder. To point a run at a moved dataset: ``resume RUN data.dataset.root=NEW`` or
-    ``generate.py ... --dataset-root NEW``.
+
+def with_absolute_dataset_root(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` whose ``data.dataset.root`` and ``data.cache_dir`` (where set) are absolute (resolved
+    against the current directory).
+
+    The run's ``config.yaml`` is read again by ``resume`` and ``generate.py`` from any directory: a relative folder
+    would then name another one (a resume would build a second cache wherever it was started). To point a run at
+    a moved dataset: ``resume RUN data.dataset.root=NEW`` or ``generate.py ... --dataset-root NEW``.
     """
-    root = OmegaConf.select(cfg, "data.dataset.root", default=None)
-    if root is None:
+    folders = {key: OmegaConf.select(cfg, key, default=None) for key in DATA_FOLDER_KEYS}
+    if all(value is None for value in folders.values()):
         return cfg
     cfg = copy.deepcopy(cfg)
-    OmegaConf.update(cfg, "data.dataset.root", str(Path(str(root)).expanduser().resolve()))
+    for key, value in folders.items():
+        if value is not None:
+            OmegaConf.update(cfg, key, str(Path(str(value)).expanduser().resolve()))
     return cfg
 
 
