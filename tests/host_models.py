@@ -409,3 +409,16 @@ def save(module: nn.Module, path) -> str:
     """Script ``module`` and save it as a .ts file; returns the path as str."""
     torch.jit.save(torch.jit.script(module), str(path))
     return str(path)
+
+
+class Forever(NNModel):
+    """forward (1,1,1,1): the identity for buffers up to 1024 samples; never returns for larger ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_method("forward", [1, 1, 1, 1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        while x.shape[-1] > 1024:
+            x = x + 0.0
+        return x

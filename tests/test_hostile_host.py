@@ -12,28 +12,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from torch import Tensor
 
-from host_models import DelayLine, Gain, Mixer, NNModel, save
+from host_models import DelayLine, Forever, Gain, Mixer, save
 from vschaos.host import HostError, load_model
 from vschaos.host.__main__ import main
 from vschaos.host.errors import ModelTimeoutError
 from vschaos.host.guard import CallGuard
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
-
-
-class Forever(NNModel):
-    """forward (1,1,1,1): the identity for buffers up to 1024 samples; never returns for larger ones."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_method("forward", [1, 1, 1, 1])
-
-    def forward(self, x: Tensor) -> Tensor:
-        while x.shape[-1] > 1024:
-            x = x + 0.0
-        return x
 
 
 def host_process(*args: str) -> subprocess.Popen:

@@ -83,7 +83,8 @@ def test_every_call_into_the_model_goes_through_the_runner(tmp_path, capsys):
 
 
 def test_a_call_that_never_returns_fails_under_the_hosts_time_limit(tmp_path):
-    from test_hostile_host import Forever, host_process
+    from host_models import Forever
+    from test_hostile_host import host_process
 
     process = host_process("older-libtorch-check", save(Forever(), tmp_path / "forever.ts"), "--call-timeout", "1")
     out, err = process.communicate(timeout=120)
