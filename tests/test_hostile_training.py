@@ -133,17 +133,24 @@ def test_a_new_run_holds_its_version_folder_against_a_resume(demo_root, tmp_path
 @pytest.mark.slow
 def test_two_resumes_launched_together_train_once(run_copy):
     """The issue's case: both exited 0 and left best.ckpt from one, last.ckpt from the other, config.yaml from a
-    third state. Now exactly one trains; the other is refused and writes nothing."""
-    command = [sys.executable, "train_model.py", "resume", str(run_copy.parent), "trainer.max_epochs=6", "threads=1"]
-    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
-    results = [(process.wait(timeout=300), process.communicate()[1]) for process in processes]
+    third state. Now exactly one trains; the other is refused and writes nothing. The second starts once the first
+    holds the lock, with epochs enough left to still hold it then (two launches a moment apart could otherwise
+    run one after the other, which is allowed: the second would find nothing left to train)."""
+    epochs = 400
+    command = [sys.executable, "train_model.py", "resume", str(run_copy.parent), f"trainer.max_epochs={epochs}",
+               "threads=1"]
+    processes = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    deadline = time.monotonic() + 120
+    while not (run_copy / LOCK_NAME).exists() and processes[0].poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    processes.append(subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = [(process.wait(timeout=600), process.communicate()[1]) for process in processes]
     assert sorted(status for status, _ in results) == [0, 1], results
     refused = next(err for status, err in results if status == 1)
     winner = next(process.pid for process, (status, _) in zip(processes, results) if status == 0)
     assert f"RunLockedError: {run_copy} is being trained by pid {winner} on " in _one_line(refused)
     assert sorted(p.name for p in (run_copy / "resumes").iterdir()) == ["1"]  # one resume recorded
-    assert _step(run_copy / "checkpoints" / "last.ckpt") == 12 and _hidden_files(run_copy) == []
+    assert _step(run_copy / "checkpoints" / "last.ckpt") == 2 * epochs and _hidden_files(run_copy) == []
 
 
 def test_a_resume_checked_before_another_training_ended_is_checked_again(run_copy):
