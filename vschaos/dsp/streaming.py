@@ -109,18 +109,25 @@ class StreamingSynthesis(nn.Module):
     stream equals sample ``n - delay`` of offline ``functional.idgt`` of all frames, with
     ``delay = n_fft - hop`` (attribute ``delay``): a sample is emitted once all ``n_fft / hop``
     frames that overlap it have arrived, so the result is exact, not truncated.
+
+    With ``frame_order=True`` every output sample is summed frame after frame, starting from the kept tail,
+    so the same frames give the same bits however they are split into calls (a stream with no input, such as
+    the prior's ``generate``, promises that); by default a call's frames are summed first (fewer operations),
+    which agrees to float rounding.
     """
 
     hop: int
     n_fft: int
     delay: int
     fold_max_frames: int
+    frame_order: bool
 
-    def __init__(self, dual: Tensor, hop: int) -> None:
+    def __init__(self, dual: Tensor, hop: int, frame_order: bool = False) -> None:
         super().__init__()
         _init_hop_stream(self, "dual", dual, "tail", hop)
         self.delay = self.n_fft - self.hop
         self.fold_max_frames = FOLD_MAX_FRAMES  # an attribute: scripted code cannot read module globals
+        self.frame_order = bool(frame_order)
 
     @torch.jit.export
     def reset(self) -> None:
@@ -141,6 +148,14 @@ class StreamingSynthesis(nn.Module):
         if self.tail.shape[0] != batch:
             self.tail = torch.zeros(batch, keep, dtype=frames.dtype, device=frames.device)
         length = (n_frames - 1) * self.hop + self.n_fft
+        if self.frame_order:
+            summed = torch.cat([self.tail.to(frames.dtype), frames.new_zeros(batch, length - keep)], dim=1)
+            for i in range(n_frames):  # tail + frame 0 + frame 1 ...: the order of the whole stream
+                start = i * self.hop
+                summed[:, start:start + self.n_fft].add_(frames[:, i])
+            emitted = n_frames * self.hop
+            self.tail = summed[:, emitted:].clone()
+            return summed[:, :emitted]
         if n_frames <= self.fold_max_frames:
             # a buffer's few frames pay per operation: one fold costs less than n_fft / hop block additions, and
             # sums in the same order; many frames favour the additions (python -m bench.export_speed times calls)

@@ -16,9 +16,8 @@ noise (:func:`vschaos.dsp.streaming.counter_normal` and ``counter_uniform`` for 
 attribute, frame index since reset, batch row, latent entry), and the GRU steps one frame at a time whatever the
 buffer, so the same seed gives the same latents and labels, bit for bit, at any buffer size; ``reset()`` restarts
 the stream. ``generate`` decodes them with at least four rows per product (float32 products of 1-3 rows round
-differently), so its magnitudes are the same bits too; its audio agrees to float32 rounding only, because the
-overlap-add (``StreamingSynthesis``) sums a call's frames before adding the tail it kept, and nothing feeds back
-from the audio. The GRU state is kept per batch row and restarts when the batch size changes.
+differently), so its magnitudes are the same bits too, and its overlap-add sums each sample frame after frame
+(``StreamingSynthesis(frame_order=True)``), so the audio is the same bits at any buffer size. The GRU state is kept per batch row and restarts when the batch size changes.
 
 Neither method declares a delay: their output follows no input signal (the temperature only scales the noise),
 so the host's delay checks skip them; its streaming == offline and determinism checks still apply.
@@ -88,7 +87,7 @@ class StreamingVAEWithPrior(StreamingVAE):
         self.register_buffer("prior_params", torch.tensor([1, 1, self.latent_inlets + len(self.decoder_tasks), self.hop],
                                                          dtype=torch.int64))
         self.register_buffer("generate_params", torch.tensor([1, 1, 1, 1], dtype=torch.int64))
-        self.generate_synthesis = StreamingSynthesis(vae.transform.dual.float(), self.hop)
+        self.generate_synthesis = StreamingSynthesis(vae.transform.dual.float(), self.hop, frame_order=True)
         self.generate_rtpghi = RTPGHI(self.n_fft, self.hop, float(vae.transform.lam))
         dtype = vae.transform.norm_mean.dtype
         for method in PRIOR_METHODS:  # per method: the previous frame, the GRU state and the frame counter
