@@ -411,3 +411,25 @@ def test_a_component_that_fades_to_silence_reads_as_at_most_the_silence_floor_lo
                               torch.ones(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64))
     assert effects[0].descriptor == "loudness" and effects[0].name == "louder"
     assert 40.0 < effects[0].changes["loudness"] <= SILENCE_DB + 1e-6, effects[0].changes
+
+
+def test_sweep_changes_reads_a_known_sweep():
+    """The change over a sweep from descriptor values alone (the bench re-analyses decoded audio with it): a
+    linear 3 dB/std loudness over -2..+2 std changes 12 dB; an octave of centroid is +12 semitones; a point
+    60 dB below the loudest counts as silent, so its colour is left out."""
+    from vschaos.export.latent_names import SILENCE_DB, sweep_changes
+
+    t = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64)
+    values = {"loudness": -20.0 + 3.0 * t, "centroid": 500.0 * 2.0 ** ((t + 2.0) / 4.0),
+              "flatness": torch.full_like(t, -10.0), "f0": torch.full_like(t, 220.0)}
+    changes, slopes, fits = sweep_changes(t, values)
+    assert changes["loudness"] == pytest.approx(12.0) and slopes["loudness"] == pytest.approx(3.0)
+    assert changes["centroid"] == pytest.approx(12.0) and fits["centroid"] == pytest.approx(1.0)
+    assert changes["flatness"] == pytest.approx(0.0) and changes["f0"] == pytest.approx(0.0)
+    values["loudness"] = values["loudness"].clone()
+    values["loudness"][0] = -20.0 - SILENCE_DB - 50.0  # silent end point: floored, its centroid unread
+    values["centroid"] = values["centroid"].clone()
+    values["centroid"][0] = 20000.0
+    changes, _, _ = sweep_changes(t, values)
+    assert changes["centroid"] == pytest.approx(12.0 * 7 / 8, rel=0.05)
+    assert changes["loudness"] < 12.0 + SILENCE_DB

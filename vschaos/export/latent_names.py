@@ -109,6 +109,38 @@ def _fit(t: Tensor, y: Tensor) -> Tuple[float, float]:
     return slope, explained
 
 
+def sweep_changes(t: Tensor, values: Dict[str, Tensor]) -> Tuple[Dict[str, float], Dict[str, float], Dict[str, float]]:
+    """Each descriptor's change over one sweep: ``values`` maps the names of :func:`descriptors` to their values
+    ``(points,)`` at the sweep positions ``t`` (std). Returns ``(changes, slopes, fits)``: the change over the
+    sweep (dB, or semitones for centroid and f0: the fitted slope times the sweep's width, never more than the
+    values span), the slope per std, and the share of variance the line explains. Silence is "quiet", not -120 dB:
+    loudness is floored at ``SILENCE_DB`` below the sweep's loudest point, and the colour descriptors (centroid,
+    flatness, f0) are read over the audible points only (fewer than three: no change)."""
+    loudest = float(values["loudness"].max())
+    heard = values["loudness"] > loudest - SILENCE_DB
+    width = float(t.max() - t.min())
+    slopes: Dict[str, float] = {}
+    fits: Dict[str, float] = {}
+    spans: Dict[str, float] = {}
+    for name, y in values.items():
+        y, at = y.double(), t
+        if name == "loudness":
+            y = y.clamp_min(loudest - SILENCE_DB)
+        else:
+            if int(heard.sum()) < 3:
+                slopes[name], fits[name] = 0.0, 0.0
+                continue
+            y, at = y[heard], t[heard]
+        if name in ("centroid", "f0"):  # pitch-like: semitones (relative to a middle point; the slope is the same)
+            y = 12.0 * torch.log2(y.clamp_min(_EPS) / y[len(y) // 2].clamp_min(_EPS))
+        slopes[name], fits[name] = _fit(at, y)
+        spans[name] = float(y.max() - y.min())
+    # the line's change over the sweep, never more than the sweep spans (a step-like effect overshoots it)
+    changes = {name: max(-spans.get(name, 0.0), min(spans.get(name, 0.0), slope * width))
+               for name, slope in slopes.items()}
+    return changes, slopes, fits
+
+
 def measure_effects(vae: nn.Module, mean: Tensor, components: Tensor, scales: Tensor,
                     shares: Optional[Tensor], pitch_dims: int = 0) -> List[ComponentEffect]:
     """The effect of each component (rows of ``components (k, L)``, std ``scales (k,)`` along each, around
@@ -129,11 +161,6 @@ def measure_effects(vae: nn.Module, mean: Tensor, components: Tensor, scales: Te
         transform = vae.transform
         decoded = {name: value.reshape(len(swept), SWEEP_POINTS)
                    for name, value in descriptors(magnitude, int(transform.sample_rate), int(transform.n_fft)).items()}
-        # silence is "quiet", not -120 dB: a sweep from silence to sound reads as at most SILENCE_DB louder, and
-        # the colour of silent frames (their centroid, flatness, f0) is not an effect anyone hears
-        loudest = decoded["loudness"].max(dim=1, keepdim=True).values
-        audible = decoded["loudness"] > loudest - SILENCE_DB
-        decoded["loudness"] = torch.maximum(decoded["loudness"], loudest - SILENCE_DB)
     for j in range(k):
         share = None if shares is None or j < pitch_dims else float(shares[j])
         if j < pitch_dims:
@@ -143,25 +170,7 @@ def measure_effects(vae: nn.Module, mean: Tensor, components: Tensor, scales: Te
             effects.append(ComponentEffect(j, share, "(negligible)"))
             continue
         row = swept.index(j)
-        width = 2.0 * SWEEP_STD
-        slopes: Dict[str, float] = {}
-        fits: Dict[str, float] = {}
-        spans: Dict[str, float] = {}
-        heard = audible[row]
-        for name, values in decoded.items():
-            y, at = values[row], t
-            if name != "loudness":  # colour descriptors over the audible points only
-                if int(heard.sum()) < 3:
-                    slopes[name], fits[name] = 0.0, 0.0
-                    continue
-                y, at = y[heard], t[heard]
-            if name in ("centroid", "f0"):  # pitch-like: semitones (relative to a middle point; the slope is the same)
-                y = 12.0 * torch.log2(y.clamp_min(_EPS) / y[len(y) // 2].clamp_min(_EPS))
-            slopes[name], fits[name] = _fit(at, y)
-            spans[name] = float(y.max() - y.min())
-        # the line's change over the sweep, never more than the sweep spans (a step-like effect overshoots it)
-        changes = {name: max(-spans.get(name, 0.0), min(spans.get(name, 0.0), slope * width))
-                   for name, slope in slopes.items()}
+        changes, slopes, fits = sweep_changes(t, {name: values[row] for name, values in decoded.items()})
         candidates = [name for name in changes if name != "f0" or fits["f0"] >= F0_MIN_FIT]
         best = max(candidates, key=lambda name: abs(changes[name]) / UNITS[name])
         centroid = decoded["centroid"][row]
