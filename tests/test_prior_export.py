@@ -174,3 +174,20 @@ def test_a_conditioned_model_s_prior_draws_decoder_labels(pitch_export):
     model.reset()
     report = verify_model(model, buffers=[256, 2048], batch_sizes=(1,), methods=["prior", "generate"])
     assert report.ok, report.format()
+
+
+def test_rotated_prior_outlets_are_the_same_bits_one_frame_per_call(normalised_demo_vae, random_prior):
+    """With ordered axes the outlets go through one product per call; a call of one frame (the buffer = the hop)
+    must round like a call of many, so the rows are padded (1-3 row float32 products round differently)."""
+    vae = streaming_module(normalised_demo_vae).vae
+    torch.manual_seed(2)
+    rotation, _ = torch.linalg.qr(torch.randn(vae.latent_dim, vae.latent_dim))
+    axes = LatentAxes(torch.randn(vae.latent_dim) * 0.3, rotation.T.contiguous(), torch.ones(vae.latent_dim),
+                      torch.full((vae.latent_dim,), 1.0 / vae.latent_dim), 0, "test", kept=5)
+    module = torch.jit.script(with_prior(vae, random_prior, torch.float32, axes=axes))
+    streams = [_generated(module, "prior", buffer, seed=3, samples=4096) for buffer in (DEMO_HOP, 2 * DEMO_HOP, 4096)]
+    assert streams[0].shape == (1, 5, 4096 // DEMO_HOP)
+    for other in streams[1:]:
+        assert torch.equal(other, streams[0])
+    audio = [_generated(module, "generate", buffer, seed=3, samples=4096) for buffer in (DEMO_HOP, 4096)]
+    assert torch.equal(audio[0], audio[1])

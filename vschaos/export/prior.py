@@ -129,6 +129,13 @@ class StreamingVAEWithPrior(StreamingVAE):
             previous, state, values.to(previous.dtype), noise.to(previous.dtype), uniform.to(previous.dtype))
         return bounded_latent(z), labels, previous, state, advanced
 
+    def _at_least_min_rows(self, rows: Tensor) -> Tensor:
+        """``rows`` padded with zero rows to ``min_rows``: float32 products of 1-3 rows round differently from
+        longer ones, so a call of one frame would not give the bits of the same frame in a longer call."""
+        if rows.shape[0] >= self.min_rows:
+            return rows
+        return torch.cat([rows, rows.new_zeros(self.min_rows - rows.shape[0], rows.shape[1])])
+
     @torch.jit.export
     def prior(self, x: Tensor) -> Tensor:
         """Temperature ``(batch, 1, B)`` -> latents ``(batch, latent, B // hop)``."""
@@ -137,7 +144,8 @@ class StreamingVAEWithPrior(StreamingVAE):
             x[:, 0], self.prior_previous, self.prior_state, self.prior_counter)
         if self.latent_rotated:
             batch, n_frames = z.shape[0], z.shape[1]
-            rows = self.latent_axes.to_inlets(z.reshape(batch * n_frames, self.latent_dim))
+            rows = self._at_least_min_rows(z.reshape(batch * n_frames, self.latent_dim))
+            rows = self.latent_axes.to_inlets(rows)[:batch * n_frames]
             z = bounded_latent(rows).reshape(batch, n_frames, self.latent_inlets)
         out = torch.cat([z.to(x.dtype), labels.to(x.dtype)], dim=-1) if self.prior_labels > 0 else z.to(x.dtype)
         return out.transpose(1, 2).contiguous()
@@ -152,10 +160,7 @@ class StreamingVAEWithPrior(StreamingVAE):
         batch, n_frames = z.shape[0], z.shape[1]
         rows = z.reshape(batch * n_frames, self.latent_dim)
         ids = drawn.reshape(batch * n_frames, self.prior_labels)
-        if rows.shape[0] < self.min_rows:  # float32 products of 1-3 rows round differently from longer ones
-            missing = self.min_rows - rows.shape[0]
-            rows = torch.cat([rows, rows.new_zeros(missing, self.latent_dim)])
-            ids = torch.cat([ids, ids.new_zeros(missing, self.prior_labels)])
+        rows, ids = self._at_least_min_rows(rows), self._at_least_min_rows(ids)
         labels: Dict[str, Tensor] = {}
         for i, task in enumerate(self.decoder_tasks):  # the prior's own classes
             labels[task] = ids[:, i]
