@@ -16,7 +16,7 @@ Real-time phase: :class:`RTPGHI` implements real-time phase-gradient heap integr
 look-ahead (Prusa & Holighaus, "Phase vocoder done right", EUSIPCO 2017), in a heap-free form
 that is vectorised over bins (see the class docstring).
 """
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import math
 
@@ -80,17 +80,26 @@ class StreamingAnalysis(nn.Module):
 
     def forward(self, audio: Tensor) -> Tensor:
         """``(batch, time)`` -> complex ``(batch, time // hop, n_fft // 2 + 1)``."""
+        # dsp.dgt_frames rotates each windowed frame by n_fft / 2 instead, which is cheaper for the many frames
+        # of an offline call; a stream's few frames pay per operation, and this is 3 of them instead of 9.
+        return self.start_referenced(audio) * self.centre_sign
+
+    @torch.jit.export
+    def start_referenced(self, audio: Tensor) -> Tensor:
+        """:meth:`forward` (and its state update) without its last step, the move of the phase reference from
+        each frame's start to its centre (a sign per bin): the same magnitudes, for a caller that reads no
+        phase (one operation less per call). ``forward``'s result is this times ``centre_sign``."""
         _check_hop_multiple(audio.shape[-1], self.hop, "StreamingAnalysis")
         batch = audio.shape[0]
         if self.history.shape[0] != batch:
             self.history = torch.zeros(batch, self.n_fft - self.hop, dtype=audio.dtype, device=audio.device)
         stream = torch.cat([self.history, audio], dim=-1)
         keep = self.n_fft - self.hop
-        self.history = stream[:, stream.shape[-1] - keep:].clone()
+        # a view, not a copy: every call's stream is a new tensor that nothing writes into (narrow: one
+        # operation, where [:, a:] dispatches two)
+        self.history = stream.narrow(1, stream.shape[-1] - keep, keep)
         frames = stream.unfold(-1, self.n_fft, self.hop)  # (batch, time // hop, n_fft)
-        # dsp.dgt_frames rotates each windowed frame by n_fft / 2 instead, which is cheaper for the many frames
-        # of an offline call; a stream's few frames pay per operation, and this is 3 of them instead of 9.
-        return torch.fft.rfft(frames * self.window, dim=-1) * self.centre_sign
+        return torch.fft.rfft(frames * self.window, dim=-1)
 
 
 #: StreamingSynthesis overlap-adds up to this many frames with one ``fold`` (more: block additions)
@@ -163,17 +172,18 @@ class StreamingSynthesis(nn.Module):
                                               kernel_size=(1, self.n_fft), stride=(1, self.hop)).reshape(batch, length)
         else:
             summed = dsp.overlap_add(frames, self.hop)  # (batch, (frames - 1) * hop + n_fft)
-        summed[:, :keep].add_(self.tail.to(summed.dtype))
+        summed.narrow(1, 0, keep).add_(self.tail.to(summed.dtype))
         emitted = n_frames * self.hop
-        self.tail = summed[:, emitted:].clone()
-        return summed[:, :emitted]
+        # two views of this call's new sum that never overlap: the tail is kept without a copy
+        self.tail = summed.narrow(1, emitted, keep)
+        return summed.narrow(1, 0, emitted)
 
 
 #: two log-magnitudes closer than this (nepers, ~0.001 dB) count as equal when finding peaks
 PEAK_TIE_NEPERS: float = 1.0e-4
 
 
-def peak_anchors(log_mag: Tensor, tie: float = PEAK_TIE_NEPERS) -> Tensor:
+def peak_anchors(log_mag: Tensor, tie: float = PEAK_TIE_NEPERS, index: Optional[Tensor] = None) -> Tensor:
     """Index of the spectral peak each bin is integrated from, ``(..., bins)`` -> int64 same shape.
 
     A bin is a peak when neither neighbour exceeds it by more than ``tie`` nepers (outside the
@@ -188,13 +198,17 @@ def peak_anchors(log_mag: Tensor, tie: float = PEAK_TIE_NEPERS) -> Tensor:
 
     Anchors are always valid indices in ``[0, bins - 1]``, even for non-finite input (a NaN row
     has no peak at all), so that ``gather`` on them cannot fail in a host's audio thread.
+
+    ``index``: ``torch.arange(bins)`` (int64) when the caller keeps one, else made here.
     """
     n_bins = log_mag.shape[-1]
-    left = torch.nn.functional.pad(log_mag[..., : n_bins - 1], [1, 0], value=-math.inf)
-    right = torch.nn.functional.pad(log_mag[..., 1:], [0, 1], value=-math.inf)
+    padded = torch.nn.functional.pad(log_mag, [1, 1], value=-math.inf)  # each bin's neighbours, -inf outside
+    left = padded.narrow(-1, 0, n_bins)
+    right = padded.narrow(-1, 2, n_bins)
     raised = log_mag + tie
     is_peak = (raised >= left) & (raised >= right)
-    index = torch.arange(n_bins, device=log_mag.device)
+    if index is None:
+        index = torch.arange(n_bins, device=log_mag.device)
     # at a peak both walks end on the bin itself, so one choice between them gives every anchor
     previous_peak = torch.cummax(torch.where(is_peak, index, -1), dim=-1).values
     next_peak = torch.flip(torch.cummin(torch.flip(torch.where(is_peak, index, n_bins), [-1]), dim=-1).values, [-1])
@@ -253,7 +267,7 @@ class RTPGHI(nn.Module):
             (``functional.gaussian_lambda``).
     State (buffers, one row per batch element): ``prev_log_mags`` ``(batch, 2, bins)`` (the two previous
     frames' log-magnitudes, oldest first), ``prev_dphi_time`` ``(batch, 1, bins)``, ``prev_shifted_phase``
-    ``(batch, bins)`` (the previous frame's phase plus pi, in ``[0, 2 pi)``). The first frame after a reset
+    ``(batch, 1, bins)`` (the previous frame's phase plus pi, in ``[0, 2 pi)``). The first frame after a reset
     starts from phase 0 at its peaks. ``forward``: magnitude ``(batch, frames, bins)`` -> phase, same shape.
     Non-finite magnitudes count as 0 and the state stays finite: the phase is carried for ever, so one
     NaN in it would otherwise silence the stream until a reset.
@@ -271,9 +285,10 @@ class RTPGHI(nn.Module):
         self.n_bins = self.n_fft // 2 + 1
         self.lam = float(lam)
         self.register_buffer("bin_advance", bin_phase_advance(self.n_fft, self.hop).float())
+        self.register_buffer("bin_index", torch.arange(self.n_bins), persistent=False)  # peak_anchors' index
         self.register_buffer("prev_log_mags", torch.zeros(0, 2, self.n_bins))
         self.register_buffer("prev_dphi_time", torch.zeros(0, 1, self.n_bins))
-        self.register_buffer("prev_shifted_phase", torch.zeros(0, self.n_bins))
+        self.register_buffer("prev_shifted_phase", torch.zeros(0, 1, self.n_bins))
 
     @torch.jit.export
     def reset(self) -> None:
@@ -281,7 +296,7 @@ class RTPGHI(nn.Module):
         dtype, device = self.prev_shifted_phase.dtype, self.prev_shifted_phase.device
         self.prev_log_mags = torch.zeros(0, 2, self.n_bins, dtype=dtype, device=device)
         self.prev_dphi_time = torch.zeros(0, 1, self.n_bins, dtype=dtype, device=device)
-        self.prev_shifted_phase = torch.zeros(0, self.n_bins, dtype=dtype, device=device)
+        self.prev_shifted_phase = torch.zeros(0, 1, self.n_bins, dtype=dtype, device=device)
 
     def forward(self, magnitude: Tensor) -> Tensor:
         """Magnitude ``(batch, frames, bins)`` -> phase ``(batch, frames, bins)`` in ``[-pi, pi)``."""
@@ -298,21 +313,24 @@ class RTPGHI(nn.Module):
         if self.prev_shifted_phase.shape[0] != batch:
             # Fresh stream: no slope into the first frame; the first frame's time step (its own dphi_time)
             # then lands its peaks on phase 0.
-            self.prev_log_mags = log_mag[:, :1].repeat(1, 2, 1)
-            self.prev_dphi_time = dphi_time[:, :1].clone()
-            self.prev_shifted_phase = torch.nan_to_num(torch.remainder(math.pi - dphi_time[:, 0], 2.0 * math.pi),
+            self.prev_log_mags = log_mag.narrow(1, 0, 1).repeat(1, 2, 1)
+            self.prev_dphi_time = dphi_time.narrow(1, 0, 1).clone()
+            self.prev_shifted_phase = torch.nan_to_num(torch.remainder(math.pi - dphi_time.narrow(1, 0, 1),
+                                                                       2.0 * math.pi),
                                                        nan=0.0, posinf=0.0, neginf=0.0)
+        # narrow, not [:, a:b]: one operation instead of two; the state kept at the end is views of this call's
+        # new tensors, which nothing writes into, not copies
         history = torch.cat([self.prev_log_mags, log_mag], dim=1)  # (batch, frames + 2, bins)
-        previous_dphi_time = torch.cat([self.prev_dphi_time, dphi_time[:, : n_frames - 1]], dim=1)
+        previous_dphi_time = torch.cat([self.prev_dphi_time, dphi_time.narrow(1, 0, n_frames - 1)], dim=1)
         # d log|S| / dt at frame n without look-ahead: second-order backward difference (BDF2),
         # exact for log-quadratic (Gaussian) envelopes, e.g. a partial gliding through a bin. Here twice it,
         # 3 s_n - 4 s_(n-1) + s_(n-2); the 1/2 goes into the integral's scale with dphi_freq's factor.
-        twice_time_slope = torch.add(torch.add(history[:, :n_frames], history[:, 1 : n_frames + 1], alpha=-4.0),
-                                     log_mag, alpha=3.0)
+        twice_time_slope = torch.add(torch.add(history.narrow(1, 0, n_frames), history.narrow(1, 1, n_frames),
+                                               alpha=-4.0), log_mag, alpha=3.0)
         along_freq = frequency_integral(twice_time_slope, 0.5 * phase_frequency_derivative_factor(
             self.lam, self.hop, self.n_fft))
 
-        anchors = peak_anchors(log_mag)
+        anchors = peak_anchors(log_mag, index=self.bin_index)
         # Trapezoid of the two frames' phase advances, through their wrapped difference: a plain mean of
         # two values on either side of a multiple of 2 pi is off by pi.
         time_step = torch.add(previous_dphi_time, wrap_phase(dphi_time - previous_dphi_time), alpha=0.5)
@@ -322,17 +340,22 @@ class RTPGHI(nn.Module):
         # finite (and the carried phase finite), every phase the loop computes and carries is finite.
         step_from_previous = torch.nan_to_num(torch.gather(time_step - along_freq, -1, anchors) + along_freq,
                                               nan=0.0, posinf=0.0, neginf=0.0)
-        frame_anchors = anchors.unbind(1)
-        frame_steps = step_from_previous.unbind(1)
-        shifted: List[Tensor] = []
-        phase = self.prev_shifted_phase
-        for n in range(n_frames):
-            phase = torch.remainder(torch.gather(phase, -1, frame_anchors[n]) + frame_steps[n], 2.0 * math.pi)
-            shifted.append(phase)
+        phase = self.prev_shifted_phase  # (batch, 1, bins)
+        if n_frames == 1:  # a small buffer's call: no split into frames and no join
+            phase = torch.remainder(torch.gather(phase, -1, anchors) + step_from_previous, 2.0 * math.pi)
+            shifted = phase
+        else:
+            frame_anchors = anchors.split(1, dim=1)
+            frame_steps = step_from_previous.split(1, dim=1)
+            frames: List[Tensor] = []
+            for n in range(n_frames):
+                phase = torch.remainder(torch.gather(phase, -1, frame_anchors[n]) + frame_steps[n], 2.0 * math.pi)
+                frames.append(phase)
+            shifted = torch.cat(frames, dim=1)
         self.prev_shifted_phase = phase
-        self.prev_log_mags = history[:, n_frames:].clone()
-        self.prev_dphi_time = dphi_time[:, n_frames - 1 :].clone()
-        return torch.stack(shifted, dim=1) - math.pi
+        self.prev_log_mags = history.narrow(1, n_frames, 2)
+        self.prev_dphi_time = dphi_time.narrow(1, n_frames - 1, 1)
+        return shifted - math.pi
 
 
 # --------------------------------------------------------------------------------------------

@@ -308,7 +308,8 @@ class StreamingVAE(StreamingStages):
         """Audio [+ encoder labels] ``(batch, 1 + n_enc, B)`` -> ``(batch, latent_inlets + n_pred, B // hop)``."""
         x = self._checked_input(x, 1 + len(self.encoder_tasks), False, "encode")
         batch = x.shape[0]
-        spec = self.encode_analysis(bounded_audio_input(x[:, 0]))  # (batch, frames, bins)
+        # (batch, frames, bins); encode reads magnitudes only (no move of the phase reference to the centre)
+        spec = self.encode_analysis.start_referenced(bounded_audio_input(x.select(1, 0)))
         n_frames = spec.shape[1]
         counter, self.encode_frames = self._frame_counter(self.encode_frames, batch, n_frames)
         features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)

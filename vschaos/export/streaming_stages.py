@@ -96,8 +96,10 @@ class StreamingStages(nn.Module):
     # ------------------------------------------------------------------ forward's stages (public)
     def analyse(self, x: Tensor) -> Tensor:
         """Forward's input ``x`` (checked) -> its spectrum ``(batch, frames, bins)`` (complex) through forward's
-        analysis state; the audio inlet is bounded first (NaN/Inf -> 0, clamped to ``+-INPUT_LIMIT``)."""
-        return self.forward_analysis(bounded_audio_input(x[:, 0]))
+        analysis state, each frame's phase referenced to its start (``StreamingAnalysis.start_referenced``:
+        only ``keep_input`` reads a phase, and :meth:`phase_of` moves it to the frame centre there); the audio
+        inlet is bounded first (NaN/Inf -> 0, clamped to ``+-INPUT_LIMIT``)."""
+        return self.forward_analysis.start_referenced(bounded_audio_input(x.select(1, 0)))
 
     def forward_counter(self, batch: int, n_frames: int) -> Tensor:
         """Forward's frame counter ``(batch,)`` at the start of this call (restarted when the batch size
@@ -136,11 +138,12 @@ class StreamingStages(nn.Module):
 
     def phase_of(self, magnitude: Tensor, spec: Tensor, counter: Tensor) -> Tensor:
         """The phase ``(batch, frames, bins)`` the ``phase`` attribute asks for: RTPGHI on ``magnitude``
-        (forward's phase state), counter-noise uniform phase, or ``spec``'s own."""
+        (forward's phase state), counter-noise uniform phase, or ``spec``'s own (:meth:`analyse`'s, referenced
+        to the frame centre like the synthesis's)."""
         if self.phase == "random":
             return self._random_phase(magnitude, counter)
         if self.phase == "keep_input":
-            return torch.angle(spec)
+            return torch.angle(spec * self.forward_analysis.centre_sign)
         return self.forward_rtpghi(magnitude)
 
     def synthesise(self, magnitude: Tensor, phase: Tensor) -> Tensor:

@@ -120,8 +120,12 @@ class HarmonicDecoder(nn.Module):
         self.nyquist_hz = float(sample_rate) / 2.0
         self.pitch = pitch
         half_width = math.ceil(math.sqrt(math.log(1.0 / PEAK_SUPPORT) / self.peak_rate))
-        self.register_buffer("peak_offsets", torch.arange(-half_width + 1, half_width + 1), persistent=False)
+        # float, so that the model's dtype conversion carries them along (no conversion per call)
+        self.register_buffer("peak_offsets", torch.arange(-half_width + 1, half_width + 1).float(), persistent=False)
         self.register_buffer("harmonic_numbers", torch.arange(1, self.n_harmonics + 1).float(), persistent=False)
+        first = torch.zeros(self.n_harmonics, dtype=torch.bool)
+        first[0] = True  # the first partial always counts (see forward)
+        self.register_buffer("first_harmonic", first, persistent=False)
         self.register_buffer("noise_matrix", band_interpolation(int(noise_bands), self.n_bins, int(sample_rate)),
                              persistent=False)
         # the DC and Nyquist bins stay silent: a real signal's coefficient there has phase 0 or pi, which RTPGHI
@@ -139,29 +143,36 @@ class HarmonicDecoder(nn.Module):
             bias[0] = -5.0
             bias[1 + self.n_harmonics:] = -10.0
 
-    def comb(self, f0_hz: Tensor, amplitudes: Tensor) -> Tensor:
+    def comb(self, f0_hz: Tensor, amplitudes: Tensor, edges_silenced: bool = False) -> Tensor:
         """Partials ``k = 1..n_harmonics`` at ``k * f0_hz`` ``(batch,)`` with ``amplitudes`` ``(batch, n_harmonics)``
-        (1 = a full-scale sine: ``amplitude_reference`` at the peak) -> magnitudes ``(batch, n_bins)``."""
+        (1 = a full-scale sine: ``amplitude_reference`` at the peak) -> magnitudes ``(batch, n_bins)``.
+
+        ``edges_silenced``: the caller zeroes the first and last bins (DC and Nyquist) of the result, so the
+        parts of partials that fall outside the bins may be added there (clamped) instead of masked: every other
+        bin gets the same values, in the same order, with fewer operations per call."""
         centre = f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(f0_hz.dtype) / self.bin_hz  # (batch, K) bins
         base = centre.floor()
         bins = base.unsqueeze(-1) + self.peak_offsets.to(centre.dtype)  # (batch, K, width)
         shape = torch.exp(-self.peak_rate * (bins - centre.unsqueeze(-1)) ** 2)
-        inside = (bins >= 0) & (bins <= self.n_bins - 1)
-        values = amplitudes.unsqueeze(-1) * shape * inside.to(shape.dtype) * self.amplitude_reference
+        values = amplitudes.unsqueeze(-1) * shape
+        if not edges_silenced:
+            values = values * ((bins >= 0) & (bins <= self.n_bins - 1)).to(shape.dtype)
+        values = values * self.amplitude_reference
         index = bins.clamp(0, self.n_bins - 1).long()
         out = f0_hz.new_zeros(f0_hz.shape[0], self.n_bins)
         return out.scatter_add(1, index.flatten(1), values.flatten(1))
 
     def forward(self, h: Tensor) -> Tensor:
         out = self.mlp(h)
-        f0_hz = self.pitch.hz(h[:, 0])
+        f0_hz = self.pitch.hz(h.select(1, 0))
         # DDSP's split: a total amplitude times a distribution over the partials below Nyquist (the first always
         # counts), so the partials' amplitudes sum to at most 1: bounded by construction, whatever the weights
-        gain = torch.exp(out[:, :1].clamp(self.log_amplitude_min, self.log_gain_max))
-        harmonic_numbers = self.harmonic_numbers.to(out.dtype)
-        audible = (harmonic_numbers * f0_hz.unsqueeze(-1) < self.nyquist_hz) | (harmonic_numbers == 1.0)
-        logits = out[:, 1: 1 + self.n_harmonics].masked_fill(~audible, -math.inf)
-        harmonics = self.comb(f0_hz, gain * torch.softmax(logits, dim=-1))
-        noise_log = out[:, 1 + self.n_harmonics:].clamp(self.log_amplitude_min, self.log_noise_max)
+        gain = torch.exp(out.narrow(1, 0, 1).clamp(self.log_amplitude_min, self.log_gain_max))
+        audible = (self.harmonic_numbers.to(out.dtype) * f0_hz.unsqueeze(-1) < self.nyquist_hz) | self.first_harmonic
+        logits = torch.where(audible, out.narrow(1, 1, self.n_harmonics), -math.inf)
+        # edge_mask below silences DC and Nyquist, where the comb may then put what falls outside the bins
+        harmonics = self.comb(f0_hz, gain * torch.softmax(logits, dim=-1), edges_silenced=True)
+        noise_log = out.narrow(1, 1 + self.n_harmonics, out.shape[1] - 1 - self.n_harmonics).clamp(
+            self.log_amplitude_min, self.log_noise_max)
         noise = torch.exp(noise_log) @ self.noise_matrix.to(out.dtype) * self.amplitude_reference
         return (harmonics + noise) * self.edge_mask.to(out.dtype)
