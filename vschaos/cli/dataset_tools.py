@@ -35,9 +35,11 @@ def load_transform_config(name: str, config_dir: Optional[Path] = None) -> DictC
 
 
 def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``check_dataset.py ROOT [--transform NAME] [--sample-rate SR] [--tasks ...]``: print the
+    """``check_dataset.py ROOT [--transform NAME] [--sample-rate SR] [--tasks ...] [--no-preset]``: print the
     validation report, frames counted with the transform's n_fft/hop at its sample rate (or
-    ``--sample-rate``); returns 0 when the dataset has no problem, 1 otherwise (2: bad transform)."""
+    ``--sample-rate``), then the preset ``train_model.py --config-name auto`` would pick and why
+    (:mod:`vschaos.pitch.recommend`; not with ``--no-preset``); returns 0 when the dataset has no problem, 1
+    otherwise (2: bad transform). A dataset that cannot be sampled gets a line saying why, not another status."""
     parser = argparse.ArgumentParser(prog="check_dataset.py",
                                      description="Validate a vschaos dataset tree and print what it holds.")
     parser.add_argument("root", help="dataset root (holds data/ and metadata/)")
@@ -47,6 +49,8 @@ def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sample-rate", type=int, default=None,
                         help="rate used to count frames (default: the transform's sample_rate)")
     parser.add_argument("--tasks", nargs="*", default=None, help="tasks to check (default: all under metadata/)")
+    parser.add_argument("--no-preset", action="store_true",
+                        help="skip the preset recommendation (it listens to up to a minute of the dataset)")
     args = parser.parse_args(argv)
     set_thread_environment()
     from vschaos.data.dataset import validate_dataset
@@ -60,6 +64,13 @@ def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     report = validate_dataset(args.root, tasks=args.tasks, sample_rate=sample_rate,
                               n_fft=int(transform.n_fft), hop=int(transform.hop))
     print(report.format())
+    if not args.no_preset:
+        from vschaos.pitch.recommend import RecommendError, recommend_dataset
+
+        try:
+            print(recommend_dataset(args.root).line())
+        except RecommendError as error:
+            print(f"preset=auto: no recommendation: {error}")
     return 0 if report.ok else 1
 
 

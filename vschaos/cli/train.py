@@ -4,6 +4,7 @@
     python train_model.py --config-name demo data.dataset.root=my_data +check=1
     python train_model.py --config-name demo data.dataset.root=my_data module.optimizer.lr=1e-3,2e-3 -m
     python train_model.py --config-name demo --cfg job            # print the composed config, train nothing
+    python train_model.py --config-name auto data.dataset.root=my_data   # dgt_harmonic or dgt_mid, from the data
     python train_model.py resume my_path/my_training [--checkpoint best] [trainer.max_epochs=20 ...]
     python train_model.py prior my_path/my_training [--checkpoint best] [hidden=128 max_epochs=50 ...]
 
@@ -14,7 +15,10 @@ Everything after the program name is Hydra's command line (``--config-name``, ``
   * ``resume RUN [key=value ...]`` continues a run from its own saved config (not a Hydra command line);
   * ``prior RUN [key=value ...]`` fits a latent prior (options: ``vschaos.training.prior.PRIOR_DEFAULTS``) into
     the run's version folder, so that the export can ``generate`` with no input;
-  * an unknown ``--config-name`` lists the presets that exist.
+  * an unknown ``--config-name`` lists the presets that exist;
+  * ``--config-name auto`` (or ``experiment=auto``) looks at the dataset first (``vschaos.pitch.recommend``),
+    prints one line saying which preset it picked and why, and trains that preset; the pick and its reason are
+    kept in the run's ``config.yaml`` (``auto_preset``), so ``resume`` never picks again.
 A run lives in ``rundir/name/version_N``; a sweep (``-m``) writes one version per job there. ``hydra.run.dir=DIR``
 (``hydra.sweep.dir=DIR`` with ``-m``) puts the versions in ``DIR/version_N`` instead. Hydra writes no log file and
 no ``.hydra/`` folder: each version holds its own ``config.yaml``.
@@ -26,6 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 from vschaos.configs import CONFIG_DIR, preset_names
 
 DEFAULT_CONFIG = "dgt_mid"
+AUTO_PRESET = "auto"  # --config-name auto / experiment=auto: picked from the dataset (resolve_auto_preset)
 USAGE = __doc__
 PROG = "train_model.py"
 # Hydra's own options that take a value (the value is not an override)
@@ -92,7 +97,7 @@ def check_config_name(config_name: str, config_dirs: Sequence[Path] = ()) -> Non
     if config_name not in known:
         where = ", ".join([str(CONFIG_DIR)] + [str(d) for d in config_dirs])
         raise UserError(f"unknown preset {config_name!r} (--config-name); presets: {', '.join(sorted(known))} "
-                        f"(in {where})")
+                        f"(in {where}), or {AUTO_PRESET} (picked from the dataset)")
 
 
 def check_override_syntax(overrides: Sequence[str]) -> None:
@@ -104,6 +109,62 @@ def check_override_syntax(overrides: Sequence[str]) -> None:
         OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as error:
         raise UserError(f"OverrideParseException: {error}") from None
+
+
+def _is_auto(name) -> bool:
+    return isinstance(name, str) and name.strip().lower() == AUTO_PRESET
+
+
+def _override_values(overrides: Sequence[str]) -> dict:
+    """``{key: parsed override}`` of Hydra overrides (the last one of a key wins)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return {o.key_or_group: o for o in OverridesParser.create().parse_overrides(list(overrides))}
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a single-quoted Hydra override value."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def resolve_auto_preset(config_name: str, overrides: Sequence[str], measure: bool = True):
+    """``(config_name, overrides, recommendation)`` with ``auto`` (``--config-name auto`` or ``experiment=auto``)
+    replaced by the preset :func:`vschaos.pitch.recommend.recommend_dataset` picks for ``data.dataset.root``, and
+    ``++auto_preset.picked=...`` / ``++auto_preset.reason=...`` added so that the run's config records both. Not
+    auto: everything as given and ``None``. ``measure=False`` (``--help``): ``dgt_mid`` without looking. Raises
+    :class:`UserError` without a single dataset root, or when the dataset cannot be sampled."""
+    values = _override_values(overrides)
+    experiment = values.get("experiment")
+    from_experiment = experiment is not None and not experiment.is_sweep_override() and _is_auto(experiment.value())
+    if not (_is_auto(config_name) or from_experiment):
+        return config_name, list(overrides), None
+    what = "experiment=auto" if from_experiment else "--config-name auto"
+    root = values.get("data.dataset.root")
+    if measure and root is None:
+        raise UserError(f"{what} picks the preset from the dataset: set data.dataset.root=PATH")
+    if measure and (root.is_sweep_override() or root.value() is None):
+        raise UserError(f"{what} needs one dataset root, got {root.input_line}")
+    recommendation, picked = None, DEFAULT_CONFIG
+    if measure:  # the tracker loads torch: only now
+        from vschaos.pitch.recommend import RecommendError, recommend_dataset
+        from vschaos.threads import apply_thread_policy
+
+        threads = values.get("threads")
+        try:  # before torch loads for the tracker, as train() would
+            apply_thread_policy("auto" if threads is None else threads.value())
+        except ValueError as error:
+            raise UserError(f"threads={threads.value() if threads else None}: {error}") from None
+        try:
+            recommendation = recommend_dataset(str(root.value()))
+        except RecommendError as error:
+            raise UserError(f"{what}: {error}") from None
+        picked = recommendation.preset
+    kept = [o for o in overrides if not (from_experiment and o.lstrip("+").split("=", 1)[0] == "experiment")]
+    if from_experiment:
+        kept.append(f"experiment={picked}")
+    if recommendation is not None:
+        kept += [f"++auto_preset.picked={picked}", f"++auto_preset.reason={_quoted(recommendation.reason)}"]
+    return (config_name if from_experiment else picked), kept, recommendation
 
 
 def compose_config(config_name: str, overrides: Sequence[str], config_dir: Path = CONFIG_DIR):
@@ -271,6 +332,22 @@ def _run_hydra_app(argv: List[str]) -> int:
     return 0
 
 
+def _with_preset(normalised: Sequence[str], overrides: Sequence[str], config_name: str,
+                 new_overrides: Sequence[str]) -> List[str]:
+    """Hydra's argv with the overrides replaced by ``new_overrides`` and ``--config-name`` set to ``config_name``."""
+    out, index = [], 0
+    while index < len(normalised):
+        flag, _, next_index = _option_value(normalised, index)
+        if flag in ("--config-name", "-cn"):
+            out += ["--config-name", config_name]
+        elif flag is not None or (normalised[index].startswith("-") and not normalised[index].startswith("+")):
+            out += normalised[index:next_index]
+        index = next_index
+    if "--config-name" not in out:
+        out = ["--config-name", config_name] + out
+    return out + list(new_overrides)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``train_model.py``; returns the exit status (2 for a configuration, dataset or run-folder
     error, printed on stderr as one message without a traceback: it is the user's to fix, not a crash)."""
@@ -284,9 +361,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args and args[0] == "prior":
             return train_prior(args[1:])
         config_name, config_dirs, overrides, normalised = split_command_line(args)
-        if not any(flag in args for flag in ("--help", "-h", "--hydra-help")):
-            check_config_name(config_name, config_dirs)
+        helping = any(flag in args for flag in ("--help", "-h", "--hydra-help"))
         check_override_syntax(overrides)
+        picked, picked_overrides, recommendation = resolve_auto_preset(config_name, overrides, measure=not helping)
+        if (picked, picked_overrides) != (config_name, overrides):
+            normalised = _with_preset(normalised, overrides, picked, picked_overrides)
+            config_name, overrides = picked, picked_overrides
+        if recommendation is not None:
+            print(recommendation.line(), flush=True)
+        if not helping:
+            check_config_name(config_name, config_dirs)
     except _user_errors() as error:
         return _report(error)
     except _training_failures() as error:  # diverged, disk full, run folder busy or read-only (resume)
