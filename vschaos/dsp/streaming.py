@@ -24,7 +24,15 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp import functional as dsp
+from vschaos.dsp.counter_noise import (NORMAL_UNIFORM_BASE, counter_normal, counter_uniform,  # noqa: F401
+                                         normal_uniform_streams)  # (the streams' noise, importable from here)
 from vschaos.dsp.phase import bin_phase_advance, phase_frequency_derivative_factor, phase_time_derivative
+
+def in_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x`` in ``dtype``, converted only where it is another: a streamed call pays a dispatch for every
+    tensor operation, a conversion to the same dtype included."""
+    return x if x.dtype == dtype else x.to(dtype)
+
 
 def wrap_phase(phase: Tensor) -> Tensor:
     """Wrap radians into ``[-pi, pi)`` (any shape)."""
@@ -172,7 +180,7 @@ class StreamingSynthesis(nn.Module):
                                               kernel_size=(1, self.n_fft), stride=(1, self.hop)).reshape(batch, length)
         else:
             summed = dsp.overlap_add(frames, self.hop)  # (batch, (frames - 1) * hop + n_fft)
-        summed.narrow(1, 0, keep).add_(self.tail.to(summed.dtype))
+        summed.narrow(1, 0, keep).add_(in_dtype(self.tail, summed.dtype))
         emitted = n_frames * self.hop
         # two views of this call's new sum that never overlap: the tail is kept without a copy
         self.tail = summed.narrow(1, emitted, keep)
@@ -308,7 +316,7 @@ class RTPGHI(nn.Module):
         if log_mag.dtype == torch.float64:  # the buffer is float32 (a stream's dtype): exact for a float64 one
             advance = bin_phase_advance(self.n_fft, self.hop).to(log_mag.device)
         else:
-            advance = self.bin_advance.to(log_mag.dtype)
+            advance = in_dtype(self.bin_advance, log_mag.dtype)
         dphi_time = phase_time_derivative(log_mag, self.lam, self.hop, self.n_fft, advance)
         if self.prev_shifted_phase.shape[0] != batch:
             # Fresh stream: no slope into the first frame; the first frame's time step (its own dphi_time)
@@ -356,56 +364,3 @@ class RTPGHI(nn.Module):
         self.prev_log_mags = history.narrow(1, n_frames, 2)
         self.prev_dphi_time = dphi_time.narrow(1, n_frames - 1, 1)
         return shifted - math.pi
-
-
-# --------------------------------------------------------------------------------------------
-# Counter-based noise: reproducible randomness for streams
-# --------------------------------------------------------------------------------------------
-# A stream must give the same output whatever the buffer size, so random values are a pure
-# function of (seed, frame index, channel), not draws from a stateful generator (counter-based
-# random numbers: Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011).
-# The mixing function is a 32-bit integer hash (xorshift-multiply rounds), computed in int64
-# with values kept below 2^31 (mask 0x7FFFFFFF) and a multiplier below 2^27 (0x045D9F3B) so that
-# products never overflow.
-
-
-def _hash31(x: Tensor) -> Tensor:
-    x = x & 0x7FFFFFFF
-    x = (((x >> 16) ^ x) * 0x045D9F3B) & 0x7FFFFFFF
-    x = (((x >> 16) ^ x) * 0x045D9F3B) & 0x7FFFFFFF
-    return (x >> 16) ^ x
-
-
-def counter_uniform(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_channels: int) -> Tensor:
-    """Uniform values in ``(0, 1)``, float32 ``(n_rows, frames, n_channels)``, for batch rows
-    ``0..n_rows-1``, frames ``frame_index`` (int64 ``(frames,)``) and channels ``0..n_channels-1``.
-    ``stream`` separates independent uses (e.g. latent noise and phase noise) under one ``seed``;
-    use streams ``< NORMAL_UNIFORM_BASE`` here (the ones above belong to :func:`counter_normal`)."""
-    device = frame_index.device
-    row = torch.arange(n_rows, dtype=torch.int64, device=device).reshape(-1, 1, 1)
-    channel = torch.arange(n_channels, dtype=torch.int64, device=device).reshape(1, 1, -1)
-    frame = frame_index.reshape(1, -1, 1)
-    key = _hash31(_hash31(row * 7919 + (seed & 0xFFFFFF) * 104729 + stream * 15485863) + frame)
-    key = _hash31(key ^ _hash31(channel + 0x2545F491))
-    return (key.to(torch.float32) + 0.5) / 2147483648.0
-
-
-def normal_uniform_streams(stream: int) -> Tuple[int, int]:
-    """The two :func:`counter_uniform` streams that :func:`counter_normal` stream ``stream`` uses:
-    ``10 + 2 * stream`` and the next, so that normal and direct uniform draws never share values."""
-    first = 10 + 2 * stream  # literal: TorchScript functions cannot read module globals
-    return first, first + 1
-
-
-# Uniform streams below this are free for direct counter_uniform use.
-NORMAL_UNIFORM_BASE = normal_uniform_streams(0)[0]
-
-
-def counter_normal(seed: int, stream: int, n_rows: int, frame_index: Tensor, n_channels: int) -> Tensor:
-    """Standard normal values ``(n_rows, frames, n_channels)`` (Box-Muller on two counter uniforms,
-    streams :func:`normal_uniform_streams`, disjoint from uniform streams ``< NORMAL_UNIFORM_BASE``)."""
-    first, second = normal_uniform_streams(stream)
-    u1 = counter_uniform(seed, first, n_rows, frame_index, n_channels)
-    u2 = counter_uniform(seed, second, n_rows, frame_index, n_channels)
-    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
-

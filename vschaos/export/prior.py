@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from vschaos.dsp.bounds import bounded_latent, soft_clip
-from vschaos.dsp.streaming import (NORMAL_UNIFORM_BASE, RTPGHI, StreamingSynthesis, counter_normal,
-                                   counter_uniform)
+from vschaos.dsp.counter_noise import NORMAL_UNIFORM_BASE, counter_normal, counter_uniform
+from vschaos.dsp.streaming import RTPGHI, StreamingSynthesis
 from vschaos.export.latent_axes import LatentAxes
 from vschaos.export.module import LATENT_NOISE_STREAM, PHASE_NOISE_STREAM, StreamingVAE
 from vschaos.models.contract import SpectralModel

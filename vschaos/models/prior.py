@@ -187,7 +187,7 @@ def sample_latents(prior: LatentPrior, n_frames: int, temperature: float, seed: 
     """``n_frames`` raw latents ``(batch, n_frames, latent_dim)`` and label ids ``(batch, n_frames, n_labels)``
     from a fresh stream: the export's ``prior`` method after ``reset()`` with the ``seed`` attribute and a constant
     ``temperature`` inlet, in one call."""
-    from vschaos.dsp.streaming import counter_normal, counter_uniform
+    from vschaos.dsp.counter_noise import counter_normal, counter_uniform
 
     previous, state = prior.initial_state(batch)
     dtype = previous.dtype
