@@ -334,3 +334,35 @@ def test_ctrl_c_while_fitting_is_one_line_and_restores_the_handler(tmp_path, dat
     assert err[-1] == "train_model.py: interrupted (Ctrl-C): no prior was written"
     assert signal.getsignal(signal.SIGINT) is handler
     assert not (run / "version_0" / ".training.lock").exists()
+
+
+def test_an_export_of_another_checkpoint_than_the_prior_s_says_so(run_with_prior, tmp_path, capsys):
+    """The prior records the checkpoint whose latents it models; exporting or generating from another one (or
+    from the same file after training went on) prints a note naming both, and the matching one prints none."""
+    import shutil
+
+    from vschaos.cli.generate import main as generate_main
+    from vschaos.cli.script import main as script_main
+    from vschaos.training.prior import stale_prior_note
+
+    version = run_with_prior / "version_0"
+    state = torch.load(prior_path(version), weights_only=True)
+    assert state["fitted_to"]["checkpoint"] == "last.ckpt" and len(state["fitted_to"]["sha256"]) == 64
+    assert stale_prior_note(version, version / "checkpoints" / "last.ckpt") is None
+    other = version / "checkpoints" / "other.ckpt"
+    checkpoint = torch.load(version / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["epoch"] = int(checkpoint.get("epoch", 0)) + 1  # the same weights saved again: other bytes
+    torch.save(checkpoint, other)
+    try:
+        note = stale_prior_note(version, other)
+        assert note.startswith("note: the prior was fitted to the latents of checkpoints/last.ckpt")
+        assert "this uses other.ckpt" in note and str(prior_path(version).parent) in note
+        capsys.readouterr()
+        assert script_main([str(run_with_prior), "--checkpoint", "other.ckpt", "-o", str(tmp_path / "e"),
+                            "--buffers", "2048"]) == 0
+        assert note in capsys.readouterr().out
+        assert generate_main(["prior", str(run_with_prior), "--checkpoint", "other.ckpt", "-s", "0.5",
+                              "--out", str(tmp_path / "g")]) == 0
+        assert note in capsys.readouterr().out
+    finally:
+        other.unlink()

@@ -242,6 +242,15 @@ def atomic_jit_save(module: Any, path: PathLike, verify: Optional[Callable[[str]
     return atomic_write(path, _write)
 
 
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 of a file's bytes (hex), read a mebibyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_tensors_only(path: PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain data, never code. A hostile or broken
     file raises (``pickle.UnpicklingError`` and the like) without torch's warning about its pickle protocol,

@@ -224,7 +224,7 @@ def run_prior(args: argparse.Namespace) -> int:
     """``generate.py prior``: every argument checked before the model loads, then one WAV of ``-s`` seconds."""
     from vschaos.dsp.bounds import MAX_TEMPERATURE
     from vschaos.generation.prior import PRIOR_FOLDER, prior_file_name, render_prior
-    from vschaos.training.prior import load_prior, prior_path
+    from vschaos.training.prior import load_prior, prior_path, stale_prior_note
 
     if args.temperature > MAX_TEMPERATURE:
         raise GenerationError(f"--temperature {args.temperature:g}: must be within [0, {MAX_TEMPERATURE:g}]")
@@ -244,6 +244,9 @@ def run_prior(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs([target_dir / name], files.inputs())
     prior = load_prior(files.version_dir)
     run = open_generation_run(args, files)
+    note = stale_prior_note(files.version_dir, run.checkpoint_path)
+    if note:
+        print(note)
     path = render_prior(run.vae, prior, args.out, seconds=args.seconds, temperature=args.temperature,
                         seed=args.seed, sample_rate=args.sr, fixed_labels=fixed_labels(args, run.cfg, run.vae),
                         method=args.phase, n_iter=args.n_iter)

@@ -304,7 +304,7 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
         return export_neutone_run(run, path, path.stem, args)
     from vschaos.export.latent_axes import run_latent_axes
     from vschaos.export.ordered_export import export_ordered
-    from vschaos.training.prior import load_prior
+    from vschaos.training.prior import load_prior, stale_prior_note
     from vschaos.training.run import RunFolderError
 
     try:
@@ -315,6 +315,9 @@ def export_to(run, path: Path, args: argparse.Namespace) -> int:
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path}")
     if prior is not None:
         print("with the run's latent prior: methods prior and generate (they play with no input)")
+        note = stale_prior_note(run.version_dir, run.checkpoint_path)
+        if note:
+            print(note)
     try:
         axes, notes = run_latent_axes(run, fidelity=args.fidelity)
         for note in notes:  # stdout: the export goes on (stderr is the one line of a failure)

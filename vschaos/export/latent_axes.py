@@ -13,7 +13,6 @@ plain data, read with ``torch.load(weights_only=True)``, written atomically), ke
 A stored file from another checkpoint is recomputed; a malformed one is ignored with a note (never trusted).
 Training data that cannot be read gives identity axes (no order, no shares), said in the notes.
 """
-import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 
 from vschaos.export.directions import LatentDirections, error_line, ordered_components, training_latents
 from vschaos.export.latent_names import NEGLIGIBLE_SHARE, SWEEP_STD, ComponentEffect, measure_effects
-from vschaos.io import PathLike, atomic_torch_save, atomic_write_text, load_tensors_only
+from vschaos.io import PathLike, atomic_torch_save, atomic_write_text, file_sha256, load_tensors_only
 
 AXES_FILE = "latent_axes.pt"
 AXES_FORMAT = "vschaos latent axes 1"
@@ -137,11 +136,7 @@ class LatentRotation(nn.Module):
 # ---------------------------------------------------------------------------------------------- storage
 def checkpoint_digest(path: PathLike) -> str:
     """SHA-256 of a checkpoint file's bytes: the key of the axes computed from it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def _stored(axes: LatentAxes, digest: str, frames: int) -> dict:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from vschaos.data.audio import AudioReadError, load_audio
 from vschaos.data.dataset import frame_labels, load_index
-from vschaos.io import atomic_torch_save, load_tensors_only
+from vschaos.io import atomic_torch_save, file_sha256, load_tensors_only
 from vschaos.models.prior import LatentPrior, iid_gaussian_nll
 from vschaos.models.vae import ConfigurationError
 from vschaos.training.lock import require_writable, training_lock
@@ -178,7 +178,24 @@ class PriorReport:
                 f"{self.iid_nll:.3f} (margin {self.iid_nll - self.held_out_nll:.3f})")
 
 
-def _saver(path: Path, hyperparameters: Dict[str, int], iid: Optional[float]):
+def stale_prior_note(version_dir: Path, checkpoint_path: Path) -> Optional[str]:
+    """A note when the version's prior was fitted to the latents of another checkpoint (or of this file before
+    training went on) than ``checkpoint_path``; None when it matches, has no prior or does not record it."""
+    path = prior_path(version_dir)
+    if not path.exists():
+        return None
+    try:
+        fitted = load_tensors_only(path).get("fitted_to")
+        if not isinstance(fitted, dict) or fitted.get("sha256") == file_sha256(checkpoint_path):
+            return None
+    except (*PRIOR_LOAD_ERRORS, OSError):  # load_prior says what is wrong with the file
+        return None
+    return (f"note: the prior was fitted to the latents of checkpoints/{fitted.get('checkpoint')} as it was then, "
+            f"this uses {Path(checkpoint_path).name}: their latents may differ; to fit it again, delete "
+            f"{path.parent} and run train_model.py prior {version_dir}")
+
+
+def _saver(path: Path, hyperparameters: Dict[str, int], iid: Optional[float], fitted_to: Dict[str, str]):
     import lightning as L
 
     class SaveBest(L.Callback):
@@ -196,7 +213,7 @@ def _saver(path: Path, hyperparameters: Dict[str, int], iid: Optional[float]):
                 self.best = value
                 metrics = {"held_out_loss": value, "iid_nll": iid, "epoch": int(trainer.current_epoch)}
                 atomic_torch_save({"state_dict": module.prior.state_dict(), "hyperparameters": hyperparameters,
-                                   "metrics": metrics}, path)
+                                   "metrics": metrics, "fitted_to": fitted_to}, path)
 
     return SaveBest()
 
@@ -234,7 +251,9 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
         val_loader = (DataLoader(TensorDataset(*chunks(held_out, int(options.seq_len))),
                                  batch_size=int(options.batch_size)) if held_out else None)
         path.parent.mkdir(exist_ok=True)
-        saver = _saver(path, module.prior.hyperparameters(), iid)
+        # the checkpoint whose latents the prior models: an export of another one says so (stale_prior_note)
+        fitted_to = {"checkpoint": run.checkpoint_path.name, "sha256": file_sha256(run.checkpoint_path)}
+        saver = _saver(path, module.prior.hyperparameters(), iid, fitted_to)
         trainer = L.Trainer(max_epochs=int(options.max_epochs), accelerator="cpu", devices=1, logger=False,
                             enable_checkpointing=False, callbacks=[saver], default_root_dir=str(path.parent),
                             enable_model_summary=False, num_sanity_val_steps=0,
@@ -244,7 +263,8 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
             trainer.fit(module, train_loader, val_loader)
             if val_loader is None:  # no held-out files: keep the last epoch
                 atomic_torch_save({"state_dict": module.prior.state_dict(),
-                                   "hyperparameters": module.prior.hyperparameters(), "metrics": {}}, path)
+                                   "hyperparameters": module.prior.hyperparameters(), "metrics": {},
+                                   "fitted_to": fitted_to}, path)
         except OSError as error:  # a full disk (DiskFullError names the space left), permissions
             raise TrainingError(f"cannot write the prior: {error} ({_kept(path)})") from None
         except SystemExit as exit_:  # Lightning answers Ctrl-C with its own shutdown, then sys.exit(1)
