@@ -11,7 +11,7 @@ Methods added to StreamingVAE's (``hop`` = the transform's hop, ``L`` = latent s
 
 The temperature inlet is read once per frame (the last sample of each hop block, as nn~ decimates), NaN and
 negative values read as 0 (the prior's most likely path), clamped to ``MAX_TEMPERATURE``. The noise is counter
-noise (:func:`vschaos.dsp.streaming.counter_normal` and ``counter_uniform`` for the labels' Gumbel-max draw, streams
+noise (:func:`vschaos.dsp.counter_noise.counter_normal` and ``counter_uniform`` for the labels' Gumbel-max draw, streams
 :data:`~vschaos.models.prior.PRIOR_NOISE_STREAM` and ``PRIOR_LABEL_STREAM``) keyed by (``seed``
 attribute, frame index since reset, batch row, latent entry), and the GRU steps one frame at a time whatever the
 buffer, so the same seed gives the same latents and labels, bit for bit, at any buffer size; ``reset()`` restarts
