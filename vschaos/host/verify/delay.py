@@ -23,6 +23,9 @@ ENVELOPE_SEEDS = (11, 12, 13, 14)
 ENVELOPE_MIN_LENGTH = 16384  # several bursts and gaps, so the envelope correlation has one peak
 ENVELOPE_MIN_RESOLUTION = 2 * ENVELOPE_HOP
 ENVELOPE_MAX_RESOLUTION = 128
+# A model that regenerates its phase from frames of F samples places energy within each frame as it likes:
+# its envelope may lead or lag its declared delay by up to F / ENVELOPE_FRAME_DIVISOR (see delay_checks).
+ENVELOPE_FRAME_DIVISOR = 4
 
 
 def measure_delay(x: np.ndarray, y: np.ndarray, max_lag: int) -> Tuple[int, float]:
@@ -75,21 +78,37 @@ def measure_envelope_delay(x: np.ndarray, y: np.ndarray, max_lag: int) -> Tuple[
     return (peak + offset) * ENVELOPE_HOP, float(correlation[peak]) / norm
 
 
+def frame_allowance(frame: int) -> int:
+    """Samples (>= 0) by which the envelope of a model working in frames of ``frame`` samples may lead or lag its
+    declared delay: ``frame // ENVELOPE_FRAME_DIVISOR`` (0 for a sample-by-sample model, ``frame`` 1)."""
+    return max(int(frame), 0) // ENVELOPE_FRAME_DIVISOR
+
+
 @dataclass
 class EnvelopeDelay:
-    """Result of the envelope fallback: ``lag`` (median, samples), ``resolution`` (± samples), per-signal lags."""
+    """Result of the envelope fallback: ``lag`` (median, samples), ``resolution`` (± samples), per-signal lags,
+    and ``allowance`` (± samples, :func:`frame_allowance` of the model's frame). A declared delay passes within
+    ``tolerance = resolution + allowance``."""
 
     lag: float
     resolution: int
     lags: List[float]
     correlation: float  # the lowest envelope correlation over the test signals
+    allowance: int = 0
+    frame: int = 1
 
     @property
     def measurable(self) -> bool:
         return self.correlation >= MIN_CORRELATION_FOR_DELAY and self.resolution <= ENVELOPE_MAX_RESOLUTION
 
+    @property
+    def tolerance(self) -> int:
+        return self.resolution + self.allowance
+
     def describe(self) -> str:
-        return f"measured by envelope {self.lag:.0f} samples, resolution ±{self.resolution} samples"
+        allowance = (f", allowance ±{self.allowance} samples = 1/{ENVELOPE_FRAME_DIVISOR} of the model's "
+                     f"{self.frame}-sample frame" if self.allowance else "")
+        return f"measured by envelope {self.lag:.0f} samples, resolution ±{self.resolution} samples{allowance}"
 
     def why_not(self) -> str:
         if self.correlation < MIN_CORRELATION_FOR_DELAY:
@@ -98,8 +117,9 @@ class EnvelopeDelay:
                 f"{ENVELOPE_MAX_RESOLUTION} samples")
 
 
-def envelope_delay(process: Callable[[np.ndarray], np.ndarray], length: int) -> EnvelopeDelay:
-    """Run ``process`` (float64 ``(length,)`` in, out) on each envelope test signal and combine the lags."""
+def envelope_delay(process: Callable[[np.ndarray], np.ndarray], length: int, frame: int = 1) -> EnvelopeDelay:
+    """Run ``process`` (float64 ``(length,)`` in, out) on each envelope test signal and combine the lags;
+    ``frame``: the model's frame in samples (its largest ratio; 1: none), which sets the allowance."""
     lags, correlations = [], []
     for seed in ENVELOPE_SEEDS:
         x = envelope_test_signal(length, seed)
@@ -108,4 +128,5 @@ def envelope_delay(process: Callable[[np.ndarray], np.ndarray], length: int) -> 
         correlations.append(correlation)
     median = float(np.median(lags))
     spread = max(abs(lag - median) for lag in lags)
-    return EnvelopeDelay(median, max(ENVELOPE_MIN_RESOLUTION, int(math.ceil(spread))), lags, min(correlations))
+    return EnvelopeDelay(median, max(ENVELOPE_MIN_RESOLUTION, int(math.ceil(spread))), lags, min(correlations),
+                         frame_allowance(frame), max(int(frame), 1))
