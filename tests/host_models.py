@@ -422,3 +422,51 @@ class Forever(NNModel):
         while x.shape[-1] > 1024:
             x = x + 0.0
         return x
+
+
+class FrameVocoder(NNModel):
+    """forward (1,1,1,1) working in frames of ``frame`` samples, like a spectral model: each output frame is one
+    fixed noise frame scaled by the RMS of the input frame, then delayed by ``delay`` samples; declares
+    ``declared``. ``encode`` (1,1,1,frame: the frames' RMS) and ``decode`` (1,frame,1,1: held) make ``frame`` the
+    model's minimum buffer, so every call holds whole frames and streaming equals offline.
+
+    Its waveform never resembles its input (noise, whatever comes in); its envelope does, to within a frame.
+    """
+
+    def __init__(self, frame: int = 512, delay: int = 768, declared: int = 768):
+        super().__init__()
+        self.frame = frame
+        self.delay = delay
+        self.register_method("forward", [1, 1, 1, 1], delay=declared)
+        self.register_method("encode", [1, 1, 1, frame])
+        self.register_method("decode", [1, frame, 1, 1])
+        generator = torch.Generator().manual_seed(4321)
+        carrier = torch.randn(frame, generator=generator)
+        self.register_buffer("carrier", carrier / carrier.pow(2).mean().sqrt())
+        self.register_buffer("history", torch.zeros(1, 1, delay))
+
+    def frame_rms(self, x: Tensor) -> Tensor:
+        """``(batch, 1, time)`` -> ``(batch, 1, time // frame)``: the RMS of each frame of inlet 0."""
+        frames = x[:, :1].reshape(x.shape[0], 1, x.shape[-1] // self.frame, self.frame)
+        return frames.pow(2).mean(-1).sqrt()
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, length = x.shape[0], x.shape[-1]
+        audio = (self.frame_rms(x).unsqueeze(-1) * self.carrier).reshape(batch, 1, length)
+        if self.history.shape[0] != batch:
+            self.history = torch.zeros(batch, 1, self.delay)
+        joined = torch.cat([self.history, audio], dim=-1)
+        self.history = joined[..., joined.shape[-1] - self.delay:]
+        return joined[..., :length]
+
+    @torch.jit.export
+    def encode(self, x: Tensor) -> Tensor:
+        return self.frame_rms(x)
+
+    @torch.jit.export
+    def decode(self, z: Tensor) -> Tensor:
+        return z.repeat_interleave(self.frame, dim=-1)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.history = torch.zeros(1, 1, self.delay)
