@@ -3,19 +3,28 @@
 A streamed call handles a few frames, so what it costs is mostly the number of tensor operations it
 dispatches (each costs about the same, whatever its size), not their arithmetic. Timing belongs in
 ``bench/neutone_speed.py`` (it also counts what the exported file's plugin call dispatches); the operation count
-is deterministic, so a test can hold it.
+is deterministic, so a test can hold it. The lean paths that keep the count down (one frame without a split,
+state kept as views of a call's own tensors) must give the same bits as the general ones.
 """
+import math
+import warnings
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from vschaos.cli.train import compose_config
-from vschaos.export.export import streaming_module
+from vschaos.dsp import functional as dsp
+from vschaos.dsp.streaming import RTPGHI, StreamingAnalysis, StreamingSynthesis
+from vschaos.export.export import script_model, streaming_module
 from vschaos.training.run import build_model
 
 # the demo model at 4 frames, with a little room; each extra frame adds RTPGHI's frame loop only
-FORWARD_BUDGET = 160
+FORWARD_BUDGET = 144
 PER_EXTRA_FRAME = 3
+# the source-filter preset (f0 tracker, harmonic decoder), scripted as exported, at one frame: a small DAW buffer's
+# call (most of it is the f0 tracker's, vschaos/dsp/f0.py)
+HARMONIC_ONE_FRAME_BUDGET = 312
 
 
 class CountOperations(TorchDispatchMode):
@@ -55,3 +64,63 @@ def test_each_extra_frame_costs_only_the_phase_loop(demo_stream):
     """Everything but RTPGHI's frame loop (gather, add, wrap) is one operation for all frames of a call."""
     four, eight = operations_per_call(demo_stream, 4), operations_per_call(demo_stream, 8)
     assert eight - four <= 4 * PER_EXTRA_FRAME, f"4 -> 8 frames: {four} -> {eight} operations"
+
+
+def test_a_one_frame_call_of_the_source_filter_export_stays_within_its_budget():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = script_model(build_model(compose_config("dgt_harmonic", [])).eval())
+    count = operations_per_call(scripted, 1)
+    assert count <= HARMONIC_ONE_FRAME_BUDGET, (
+        f"dgt_harmonic's scripted forward dispatches {count} tensor operations per one-frame call "
+        f"(budget {HARMONIC_ONE_FRAME_BUDGET}); measure with bench/neutone_speed.py")
+
+
+def _magnitudes(frames: int, bins: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(2, frames, bins, generator=generator) ** 4  # peaky, so that anchors vary
+
+
+@pytest.mark.parametrize("scripted", [False, True])
+def test_rtpghi_gives_the_same_bits_one_frame_per_call_as_in_one_call(scripted):
+    """One frame per call (no split into frames, no join) is the same arithmetic as the frame loop."""
+    n_fft, hop = 512, 128
+    make = lambda: RTPGHI(n_fft, hop, dsp.gaussian_lambda(n_fft))
+    whole, single = make(), make()
+    if scripted:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            whole, single = torch.jit.script(whole), torch.jit.script(single)
+    magnitude = _magnitudes(7, n_fft // 2 + 1)
+    expected = torch.cat([whole(magnitude[:, :3]), whole(magnitude[:, 3:])], dim=1)
+    got = torch.cat([single(magnitude[:, i:i + 1]) for i in range(7)], dim=1)
+    assert torch.equal(got.view(torch.int32), expected.view(torch.int32))
+    assert got.shape == (2, 7, n_fft // 2 + 1) and float(got.min()) >= -math.pi and float(got.max()) < math.pi
+
+
+def test_state_kept_as_views_is_not_changed_by_a_caller_writing_into_an_output():
+    """Analysis, synthesis and RTPGHI keep views of a call's own new tensors as state: neither the input a caller
+    passed nor an output it then writes into may reach the next call."""
+    n_fft, hop = 512, 128
+    window = dsp.gaussian_window(n_fft)
+    dual = dsp.dual_window(window, hop)
+    audio = torch.randn(2, 6 * hop, generator=torch.Generator().manual_seed(2))
+
+    def run(vandalise: bool) -> torch.Tensor:
+        analysis, synthesis = StreamingAnalysis(window, hop), StreamingSynthesis(dual, hop)
+        phase = RTPGHI(n_fft, hop, dsp.gaussian_lambda(n_fft))
+        outputs = []
+        for start in range(0, audio.shape[1], 2 * hop):
+            block = audio[:, start:start + 2 * hop].clone()
+            spec = analysis(block)
+            magnitude = spec.abs()
+            angle = phase(magnitude)
+            out = synthesis(torch.polar(magnitude, angle))
+            outputs.append(out.clone())
+            if vandalise:
+                for tensor in (block, spec, magnitude, angle, out):
+                    tensor.fill_(float("nan"))
+        return torch.cat(outputs, dim=-1)
+
+    assert torch.equal(run(True), run(False))

@@ -28,6 +28,7 @@ from vschaos.dsp.counter_noise import (NORMAL_UNIFORM_BASE, counter_normal, coun
                                          normal_uniform_streams)  # (the streams' noise, importable from here)
 from vschaos.dsp.phase import bin_phase_advance, phase_frequency_derivative_factor, phase_time_derivative
 
+
 def in_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
     """``x`` in ``dtype``, converted only where it is another: a streamed call pays a dispatch for every
     tensor operation, a conversion to the same dtype included."""

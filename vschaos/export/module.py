@@ -313,7 +313,7 @@ class StreamingVAE(StreamingStages):
         n_frames = spec.shape[1]
         counter, self.encode_frames = self._frame_counter(self.encode_frames, batch, n_frames)
         features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
-        labels = self._read_labels(x, 1, self.encoder_tasks, True)
+        labels = self._read_labels(x, 1, self.encoder_tasks, True, self.encode_last_class)
         z = self._latent(features, labels, counter, batch, n_frames)
         outputs = [bounded_latent(self.latent_axes.to_inlets(z) if self.latent_rotated else z)]
         if len(self.predicted_tasks) > 0:
@@ -334,7 +334,7 @@ class StreamingVAE(StreamingStages):
         z = self._model_dtype(z)
         if self.latent_rotated:  # a NaN inlet read as 0 is its component at the training mean
             z = bounded_latent(self.latent_axes.from_inlets(z))
-        labels = self._read_labels(x, self.latent_inlets, self.decoder_tasks, False)
+        labels = self._read_labels(x, self.latent_inlets, self.decoder_tasks, False, self.decode_last_class)
         features = self.vae.decode(z, labels)
         magnitude = self.vae.transform.from_features(features).to(x.dtype).reshape(batch, n_frames, self.n_bins)
         if self.phase == "random":

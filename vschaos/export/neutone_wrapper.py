@@ -109,6 +109,8 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
         self.register_buffer("vs_knob_defaults", torch.tensor(defaults).unsqueeze(1))
         self.register_buffer("vs_direction_steps",
                              DIRECTION_RANGE * directions.scales.float().unsqueeze(1) * directions.vectors.float())
+        # per unit of (knob - 0.5): twice the steps, exactly (a power of two), so a call saves the multiplication
+        self.register_buffer("vs_knob_steps", 2.0 * self.vs_direction_steps)
 
     # ------------------------------------------------------------------ knobs
     @torch.jit.unused
@@ -166,7 +168,7 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
         self.model.set_temperature(self.vs_temperature_max * float(params["temperature"]))
         if len(self.vs_direction_names) > 0:
             amounts = torch.cat([params[name] for name in self.vs_direction_names])
-            offset = torch.matmul((amounts - 0.5) * 2.0, self.vs_direction_steps)
+            offset = torch.matmul(amounts - 0.5, self.vs_knob_steps)
             self.model.set_latent_offset(offset)
         if self.vs_transpose_range > 0:
             knob = float(params["transpose"])

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_audio_input, soft_clip
-from vschaos.dsp.streaming import RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal, counter_uniform
+from vschaos.dsp.streaming import (RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal, counter_uniform,
+                                   in_dtype)
 from vschaos.models.components.distributions import sample_latent
 from vschaos.models.components.harmonic import transpose_pitch
 from vschaos.models.contract import SpectralModel
@@ -33,10 +34,14 @@ from vschaos.models.contract import SpectralModel
 def label_ids(values: Tensor, n_classes: int) -> Tensor:
     """Label inlet values (any float shape) -> int64 class ids: rounded, clamped to
     ``[0, n_classes - 1]``; negative or NaN -> -1 (unknown)."""
-    unknown = torch.isnan(values) | (values < 0)
-    safe = torch.where(unknown, torch.zeros_like(values), values)
-    ids = torch.round(safe).clamp(0, n_classes - 1).to(torch.int64)
-    return torch.where(unknown, torch.full_like(ids, -1), ids)
+    return _class_ids(values, torch.tensor(float(n_classes - 1), dtype=values.dtype, device=values.device))
+
+
+def _class_ids(values: Tensor, last_class: Tensor) -> Tensor:
+    """:func:`label_ids` with the largest class id ``last_class`` (a float tensor broadcast against ``values``,
+    e.g. one per inlet): NaN and negative values fail ``>= 0`` and read -1; the others are rounded (half to even)
+    and clamped from above."""
+    return torch.where(values >= 0, torch.minimum(torch.round(values), last_class), -1.0).to(torch.int64)
 
 
 class StreamingStages(nn.Module):
@@ -90,6 +95,12 @@ class StreamingStages(nn.Module):
         self.forward_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
         for method in ("encode", "decode", "forward"):
             self.register_buffer(f"{method}_frames", torch.zeros(0, dtype=torch.int64))
+        # the largest class id of each label inlet, ``(inlets, 1)``, so that all of a method's inlets are read at once
+        for method, tasks in (("encode", self.encoder_tasks), ("decode", self.decoder_tasks),
+                              ("forward", self.forward_tasks)):
+            last = [float(self.task_dims[task] - 1) for task in tasks]
+            self.register_buffer(f"{method}_last_class", torch.tensor(last, dtype=torch.float32).reshape(-1, 1),
+                                 persistent=False)
         # added to z in forward (zeros: no effect); set_latent_offset writes it
         self.register_buffer("forward_latent_offset", torch.zeros(self.latent_dim))
 
@@ -109,7 +120,7 @@ class StreamingStages(nn.Module):
 
     def forward_labels(self, x: Tensor) -> Dict[str, Tensor]:
         """Forward's label inlets ``x[:, 1:]`` -> ``{task: (batch * frames,) int64}`` (-1: unknown)."""
-        return self._read_labels(x, 1, self.forward_tasks, True)
+        return self._read_labels(x, 1, self.forward_tasks, True, self.forward_last_class)
 
     def features_in(self, spec: Tensor) -> Tensor:
         """Spectrum ``(batch, frames, bins)`` -> normalised features ``(batch * frames, bins)`` in the model
@@ -133,7 +144,7 @@ class StreamingStages(nn.Module):
 
     def features_out(self, decoded: Tensor, spec: Tensor) -> Tensor:
         """Decoded features -> magnitudes shaped like ``spec`` ``(batch, frames, bins)``, float32."""
-        magnitude = self.vae.transform.from_features(decoded).to(self.forward_analysis.window.dtype)
+        magnitude = in_dtype(self.vae.transform.from_features(decoded), self.forward_analysis.window.dtype)
         return magnitude.reshape(spec.shape)
 
     def phase_of(self, magnitude: Tensor, spec: Tensor, counter: Tensor) -> Tensor:
@@ -165,14 +176,20 @@ class StreamingStages(nn.Module):
         first result."""
         return counter[0] + torch.arange(n_frames, dtype=torch.int64, device=counter.device)
 
-    def _read_labels(self, x: Tensor, first_channel: int, tasks: List[str], decimate: bool) -> Dict[str, Tensor]:
-        """Label inlets ``x[:, first_channel + i]`` -> ``{task: (batch * frames,) int64}``."""
+    def _read_labels(self, x: Tensor, first_channel: int, tasks: List[str], decimate: bool, last_class: Tensor
+                     ) -> Dict[str, Tensor]:
+        """Label inlets ``x[:, first_channel + i]`` -> ``{task: (batch * frames,) int64}`` (:func:`label_ids`;
+        ``last_class``: the method's ``<method>_last_class`` buffer). All inlets are read with one set of
+        operations: each costs time on every call."""
         labels: Dict[str, Tensor] = {}
+        if len(tasks) == 0:
+            return labels
+        values = x.narrow(1, first_channel, len(tasks))
+        if decimate:  # one value per frame, the last of its hop: nn~'s decimation
+            values = values.unflatten(2, [values.shape[2] // self.hop, self.hop]).select(3, self.hop - 1)
+        ids = _class_ids(values, last_class)  # (batch, inlets, frames)
         for i, task in enumerate(tasks):
-            values = x[:, first_channel + i]
-            if decimate:
-                values = values[:, self.hop - 1::self.hop]  # one value per frame: nn~'s decimation
-            labels[task] = label_ids(values, self.task_dims[task]).reshape(-1)
+            labels[task] = ids.select(1, i).reshape(-1)
         return labels
 
     def _select(self, labels: Dict[str, Tensor], tasks: List[str]) -> Dict[str, Tensor]:
@@ -213,8 +230,8 @@ class StreamingStages(nn.Module):
         if not ratio_is_hop and x.shape[2] % self.hop != 0:
             raise ValueError(f"{method}: buffer of {x.shape[2]} samples is not a multiple of the hop size "
                              f"{self.hop}")
-        return x.to(self.encode_analysis.window.dtype)
+        return in_dtype(x, self.encode_analysis.window.dtype)
 
     def _model_dtype(self, x: Tensor) -> Tensor:
         """``x`` in the dtype of the model math (see StreamingVAE's docstring)."""
-        return x.to(self.vae.transform.norm_mean.dtype)
+        return in_dtype(x, self.vae.transform.norm_mean.dtype)

@@ -61,10 +61,14 @@ class PitchCoordinate(nn.Module):
 
     def coordinate(self, f0_hz: Tensor) -> Tensor:
         """f0 in Hz (any shape) -> coordinate."""
-        return torch.log2(f0_hz.clamp(self.fmin, self.fmax) / self.centre_hz) / self.octaves_per_unit
+        octaves = torch.log2(f0_hz.clamp(self.fmin, self.fmax) / self.centre_hz)
+        # one octave per unit (the default) divides by 1, exactly: the streamed call skips the operation
+        return octaves if self.octaves_per_unit == 1.0 else octaves / self.octaves_per_unit
 
     def hz(self, coordinate: Tensor) -> Tensor:
         """Coordinate (any shape) -> f0 in Hz, within ``[fmin, fmax]``."""
+        # (not skipped at one octave per unit: exp2 of a strided view, a batch's column, rounds differently from
+        # exp2 of the product's new tensor)
         return (self.centre_hz * torch.exp2(coordinate * self.octaves_per_unit)).clamp(self.fmin, self.fmax)
 
 
@@ -150,7 +154,11 @@ class HarmonicDecoder(nn.Module):
         ``edges_silenced``: the caller zeroes the first and last bins (DC and Nyquist) of the result, so the
         parts of partials that fall outside the bins may be added there (clamped) instead of masked: every other
         bin gets the same values, in the same order, with fewer operations per call."""
-        centre = f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(f0_hz.dtype) / self.bin_hz  # (batch, K) bins
+        return self.partials(f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(f0_hz.dtype), amplitudes, edges_silenced)
+
+    def partials(self, partial_hz: Tensor, amplitudes: Tensor, edges_silenced: bool = False) -> Tensor:
+        """:meth:`comb` from the partials' frequencies ``k * f0_hz`` ``(batch, n_harmonics)`` (Hz)."""
+        centre = partial_hz / self.bin_hz  # (batch, K) bins
         base = centre.floor()
         bins = base.unsqueeze(-1) + self.peak_offsets.to(centre.dtype)  # (batch, K, width)
         shape = torch.exp(-self.peak_rate * (bins - centre.unsqueeze(-1)) ** 2)
@@ -159,19 +167,20 @@ class HarmonicDecoder(nn.Module):
             values = values * ((bins >= 0) & (bins <= self.n_bins - 1)).to(shape.dtype)
         values = values * self.amplitude_reference
         index = bins.clamp(0, self.n_bins - 1).long()
-        out = f0_hz.new_zeros(f0_hz.shape[0], self.n_bins)
+        out = partial_hz.new_zeros(partial_hz.shape[0], self.n_bins)
         return out.scatter_add(1, index.flatten(1), values.flatten(1))
 
     def forward(self, h: Tensor) -> Tensor:
         out = self.mlp(h)
         f0_hz = self.pitch.hz(h.select(1, 0))
+        partial_hz = f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(out.dtype)  # (batch, K), read twice
         # DDSP's split: a total amplitude times a distribution over the partials below Nyquist (the first always
         # counts), so the partials' amplitudes sum to at most 1: bounded by construction, whatever the weights
         gain = torch.exp(out.narrow(1, 0, 1).clamp(self.log_amplitude_min, self.log_gain_max))
-        audible = (self.harmonic_numbers.to(out.dtype) * f0_hz.unsqueeze(-1) < self.nyquist_hz) | self.first_harmonic
+        audible = (partial_hz < self.nyquist_hz) | self.first_harmonic
         logits = torch.where(audible, out.narrow(1, 1, self.n_harmonics), -math.inf)
         # edge_mask below silences DC and Nyquist, where the comb may then put what falls outside the bins
-        harmonics = self.comb(f0_hz, gain * torch.softmax(logits, dim=-1), edges_silenced=True)
+        harmonics = self.partials(partial_hz, gain * torch.softmax(logits, dim=-1), edges_silenced=True)
         noise_log = out.narrow(1, 1 + self.n_harmonics, out.shape[1] - 1 - self.n_harmonics).clamp(
             self.log_amplitude_min, self.log_noise_max)
         noise = torch.exp(noise_log) @ self.noise_matrix.to(out.dtype) * self.amplitude_reference
