@@ -6,7 +6,8 @@ and ``check_dataset.py``) on each, and compares its pick with the preset the mat
 
 Materials (all from Debian packages or synthesised here; 44.1 kHz WAV trees in ``--work``):
   * tuning set, on which the thresholds of ``vschaos/pitch/recommend.py`` were chosen: TimGM6mb (fluidsynth) single
-    notes of 8 GM programs dry and with fluidsynth's reverb and chorus, monophonic melodies, chords, a small
+    notes of 8 GM programs dry and with fluidsynth's reverb (room size 0.8) and chorus (sends CC 91 and 93 up), monophonic melodies
+    (0.45 s and 0.15 s notes), chords, a small
     ensemble (melody + bass + chords), single GM drum hits and drum loops (MIDI channel 10); festival
     ``text2wave`` speech (voice kal_diphone), the same speech in noise (pink noise, 5 dB SNR); excerpts of
     wesnoth's music; synthesised harmonic tones with glides and vibrato, white-noise bursts and clicks;
@@ -80,12 +81,15 @@ def program(channel: int, number: int) -> Event:
 
 
 def render(soundfont: Path, events: Sequence[Event], seconds: float, path: Path, room: bool = False) -> None:
-    """Render with the fluidsynth command line (reverb and chorus on when ``room``), mono, ``seconds`` long."""
+    """Render with the fluidsynth command line (reverb, in a large room, and chorus on when ``room``), mono,
+    ``seconds`` long."""
     path.parent.mkdir(parents=True, exist_ok=True)
     midi, wav = path.with_suffix(".mid"), path.with_suffix(".render.wav")
     midi.write_bytes(midi_file(events, seconds))
     switch = "1" if room else "0"
-    subprocess.run(["fluidsynth", "-ni", "-q", "-R", switch, "-C", switch, "-g", "0.2", "-O", "float", "-T", "wav",
+    # a large room: fluidsynth's default reverb is a small one, a few dB of short tail
+    hall = ["-o", "synth.reverb.room-size=0.8", "-o", "synth.reverb.level=0.8"] if room else []
+    subprocess.run(["fluidsynth", "-ni", "-q", "-R", switch, "-C", switch, *hall, "-g", "0.2", "-O", "float", "-T", "wav",
                     "-F", str(wav), "-r", str(RATE), str(soundfont), str(midi)], check=True, capture_output=True)
     data, _ = sf.read(str(wav), dtype="float32", always_2d=True)
     midi.unlink()
@@ -95,22 +99,28 @@ def render(soundfont: Path, events: Sequence[Event], seconds: float, path: Path,
     sf.write(str(path), mono, RATE, subtype="FLOAT")
 
 
+def room_sends(channel: int) -> List[Event]:
+    """Reverb (CC 91) and chorus (CC 93) sends: fluidsynth's effects sound only where a channel sends to them."""
+    return [(0.0, bytes([0xB0 | channel, 91, 110])), (0.0, bytes([0xB0 | channel, 93, 60]))]
+
+
 def notes_set(soundfont: Path, out: Path, room: bool) -> None:
     for index, prog in enumerate(PROGRAMS):
         for midi in range(40 + index, 86, 8):
-            render(soundfont, [program(0, prog), *note(0, midi, 0.0, 1.5)], 2.0,
-                   out / f"p{prog:03d}" / f"m{midi:03d}.wav", room)
+            events = [program(0, prog), *(room_sends(0) if room else []), *note(0, midi, 0.0, 1.5)]
+            render(soundfont, events, 3.0 if room else 2.0, out / f"p{prog:03d}" / f"m{midi:03d}.wav", room)
 
 
-def melodies_set(soundfont: Path, out: Path, room: bool = False) -> None:
+def melodies_set(soundfont: Path, out: Path, note_seconds: float = 0.45) -> None:
     rng = np.random.default_rng(1)
+    count = int(round(4.0 / note_seconds))
     for prog in PROGRAMS:
-        steps = rng.choice([-5, -3, -2, -1, 1, 2, 3, 4, 5, 7], size=9)
+        steps = rng.choice([-5, -3, -2, -1, 1, 2, 3, 4, 5, 7], size=count)
         pitches = np.clip(60 + np.cumsum(steps) - 3, 45, 84)
         events = [program(0, prog)]
         for i, midi in enumerate(pitches):
-            events += note(0, int(midi), 0.1 + 0.45 * i, 0.42)
-        render(soundfont, events, 4.8, out / f"melody_p{prog:03d}.wav", room)
+            events += note(0, int(midi), 0.1 + note_seconds * i, 0.93 * note_seconds)
+        render(soundfont, events, 0.8 + note_seconds * count, out / f"melody_p{prog:03d}.wav")
 
 
 def chords_set(soundfont: Path, out: Path) -> None:
@@ -235,6 +245,8 @@ def materials() -> List[Tuple[str, str, str, Callable[[Path], None]]]:
             (f"notes dry ({label})", which, HARMONIC, lambda o, s=soundfont: notes_set(s, o, room=False)),
             (f"notes in a room ({label})", which, HARMONIC, lambda o, s=soundfont: notes_set(s, o, room=True)),
             (f"melodies ({label})", which, HARMONIC, lambda o, s=soundfont: melodies_set(s, o)),
+            (f"fast melodies, 0.15 s notes ({label})", which, HARMONIC,
+             lambda o, s=soundfont: melodies_set(s, o, note_seconds=0.15)),
             (f"chords ({label})", which, GENERAL, lambda o, s=soundfont: chords_set(s, o)),
             (f"ensemble: melody, bass, chords ({label})", which, GENERAL, lambda o, s=soundfont: ensemble_set(s, o)),
             (f"drum hits ({label})", which, GENERAL, lambda o, s=soundfont: drum_hits_set(s, o)),

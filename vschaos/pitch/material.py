@@ -8,7 +8,7 @@ between notes and a release's last decades say nothing about the material).
 """
 import math
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,14 +23,18 @@ HOP_SECONDS = 0.02
 SILENCE_DB = -60.0  # dBFS: the labeller's silence (vschaos.pitch.defaults.DEFAULT_SILENCE_DB)
 DYNAMIC_RANGE_DB = 50.0
 LEVEL_WINDOW_SECONDS = 0.02
-#: a voiced frame's f0 "jumps" when it is this far from the previous voiced frame's: beyond a vibrato's or a
-#: glide's step in one hop, so jumps are note changes, octave slips, and a tracker switching between sources
+#: a voiced frame's f0 "jumps" when it is this far from the previous voiced frame's (beyond a vibrato's or a
+#: glide's step in one hop) and returns within RETURN_FRAMES: octave slips and a tracker switching between
+#: sources, not a melody's note changes
 JUMP_CENTS = 100.0
-#: onsets: a rise of the mean log spectrum (dB per bin, half-wave rectified) of at least this much from one
+RETURN_FRAMES = 3
+#: onsets: a rise of the mean log band energy (dB per band, half-wave rectified; bands so that a glide's partial
+#: moving between FFT bins is no onset) of at least this much from one
 #: frame to the next, at a local maximum within :data:`ONSET_GAP_SECONDS`
 ONSET_RISE_DB = 6.0
 ONSET_GAP_SECONDS = 0.05
 ONSET_FFT = 512  # 32 ms at 16 kHz: short enough to separate hits
+ONSET_BANDS = 24
 ONSET_FLOOR_DB = 80.0  # log spectrum floored this far below the signal's loudest bin: level-independent flux
 
 
@@ -41,7 +45,7 @@ class MaterialMeasures:
     seconds: audio measured; sounding_seconds: of which sounding (see the module docstring).
     voiced_share: sounding frames the tracker calls voiced (periodicity >= its threshold).
     periodicity_median: median CREPE periodicity (confidence) of the sounding frames.
-    jump_share: consecutive voiced frame pairs whose f0 differ by more than :data:`JUMP_CENTS`.
+    jump_share: consecutive voiced frame pairs whose f0 jumps and comes back (:func:`returning_jumps`).
     onsets_per_second: onsets per sounding second. crest_db: median over the signals of
     ``20 log10(peak / RMS)`` of the sounding part. signals: how many were measured.
     """
@@ -94,23 +98,52 @@ def sounding_frames(levels_db: np.ndarray) -> np.ndarray:
     return (levels_db >= SILENCE_DB) & (levels_db >= levels_db.max() - DYNAMIC_RANGE_DB)
 
 
+def _band_matrix(n_bins: int) -> np.ndarray:
+    """``(bins, ONSET_BANDS)`` 0/1 matrix summing FFT bins into log-spaced bands from 50 Hz to Nyquist."""
+    freqs = np.arange(n_bins) * SAMPLE_RATE / (2.0 * (n_bins - 1))
+    edges = np.geomspace(50.0, SAMPLE_RATE / 2.0, ONSET_BANDS + 1)
+    index = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, ONSET_BANDS - 1)
+    matrix = np.zeros((n_bins, ONSET_BANDS))
+    matrix[np.arange(n_bins), index] = freqs >= edges[0]
+    return matrix
+
+
 def count_onsets(audio: np.ndarray, sounding: np.ndarray) -> int:
-    """Onsets in ``audio`` (16 kHz): peaks of the rectified rise of the floored log spectrum, see
+    """Onsets in ``audio`` (16 kHz): peaks of the rectified rise of the floored log band energies, see
     :data:`ONSET_RISE_DB`, counted where the frame (at the same hop as ``sounding``) sounds."""
     hop = hop_samples()
     if audio.size < ONSET_FFT:
         return 0
-    spectrum = torch.stft(torch.from_numpy(audio.astype(np.float32)), ONSET_FFT, hop, window=torch.hann_window(ONSET_FFT),
-                          center=True, return_complex=True).abs().numpy().T  # (frames, bins)
-    db = 20.0 * np.log10(np.maximum(spectrum, 1e-10))
-    db = np.maximum(db, db.max() - ONSET_FLOOR_DB)
-    flux = np.concatenate([[0.0], np.maximum(np.diff(db, axis=0), 0.0).mean(axis=1)])
+    power = torch.stft(torch.from_numpy(audio.astype(np.float32)), ONSET_FFT, hop, window=torch.hann_window(ONSET_FFT),
+                       center=True, pad_mode="constant", return_complex=True).abs().square().numpy().T  # (frames, bins)
+    db = 10.0 * np.log10(np.maximum(power @ _band_matrix(power.shape[1]), 1e-20))
+    floor = db.max() - ONSET_FLOOR_DB
+    db = np.maximum(db, floor)
+    # from the floor before the first frame: a hit at the very start of a file is an onset
+    flux = np.maximum(np.diff(db, axis=0, prepend=np.full((1, db.shape[1]), floor)), 0.0).mean(axis=1)
+    # frames whose window runs past the end see the cut as a broadband rise: not an onset
+    flux[(audio.size - ONSET_FFT // 2) // hop + 1:] = 0.0
     gap = max(1, int(round(ONSET_GAP_SECONDS / HOP_SECONDS)))
     padded = np.pad(flux, gap, constant_values=-np.inf)
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * gap + 1)
     peaks = (flux >= ONSET_RISE_DB) & (flux == windows.max(axis=1))
     n = min(len(peaks), len(sounding))
     return int(np.count_nonzero(peaks[:n] & sounding[:n]))
+
+
+def returning_jumps(cents: np.ndarray, voiced: np.ndarray) -> Tuple[int, int]:
+    """``(jumps, pairs)``: of the ``pairs`` of consecutive voiced frames, how many step by more than
+    :data:`JUMP_CENTS` and come back within :data:`RETURN_FRAMES` frames (a later voiced frame within
+    :data:`JUMP_CENTS` of the frame before the step). A melody's note change does not come back; a tracker
+    torn between two sources, or slipping an octave, does."""
+    both = voiced[1:] & voiced[:-1]
+    steps = np.abs(np.diff(cents))
+    jumps = 0
+    for t in np.flatnonzero(both & (np.nan_to_num(steps, nan=0.0) > JUMP_CENTS)) + 1:
+        after = cents[t + 1: t + 1 + RETURN_FRAMES]
+        if np.any(np.abs(after[~np.isnan(after)] - cents[t - 1]) <= JUMP_CENTS):
+            jumps += 1
+    return jumps, int(both.sum())
 
 
 def crest_factor_db(audio: np.ndarray, sounding: np.ndarray) -> float:
@@ -150,10 +183,8 @@ def summarise(frames: Sequence[SignalFrames]) -> MaterialMeasures:
     periodicity: List[np.ndarray] = [f.periodicity[f.sounding] for f in frames]
     pairs = jumps = 0
     for f in frames:
-        both = f.voiced[1:] & f.voiced[:-1]
-        step = np.abs(np.diff(f.cents))[both]
-        pairs += int(both.sum())
-        jumps += int(np.count_nonzero(step > JUMP_CENTS))
+        found, both = returning_jumps(f.cents, f.voiced)
+        jumps, pairs = jumps + found, pairs + both
     crests = [f.crest_db for f in frames if not math.isnan(f.crest_db)]
     pooled = np.concatenate(periodicity) if periodicity else np.zeros(0)
     return MaterialMeasures(

@@ -26,13 +26,16 @@ GENERAL = "dgt_mid"
 DEFAULT_MAX_SECONDS = 60.0
 MIN_EXCERPT_SECONDS = 2.0  # shorter excerpts of long files say little about onsets and pitch movement
 
-# dgt_harmonic needs all three (see experiments/results/preset_choice.md for the measured materials):
-#: most sounding frames voiced: drums, noise and speech's consonants fall below
-MIN_VOICED_SHARE = 0.6
+# dgt_harmonic needs all three. Set between the materials of experiments/results/preset_choice.md: single notes,
+# melodies and synthesised tones on one side; chords, a melody over bass and chords, drums, speech (clean and in
+# noise), produced music, noise and clicks on the other. The closest "other" is the ensemble (a melody over bass and
+# chords): voiced in most frames, with the tracker less sure.
+#: most sounding frames voiced: drums, noise, speech's consonants and most mixtures fall below
+MIN_VOICED_SHARE = 0.85
 #: the tracker confident on the typical frame: mixtures of notes and noisy recordings fall below
-MIN_PERIODICITY = 0.75
-#: few frame-to-frame f0 jumps: a tracker switching between simultaneous sources jumps often
-MAX_JUMP_SHARE = 0.1
+MIN_PERIODICITY = 0.8
+#: few f0 jumps that come back (a tracker torn between simultaneous sources, octave slips)
+MAX_JUMP_SHARE = 0.05
 
 
 class RecommendError(ValueError):
@@ -67,13 +70,14 @@ def recommend(measures: MaterialMeasures) -> Recommendation:
     if m.voiced_share >= MIN_VOICED_SHARE and m.periodicity_median >= MIN_PERIODICITY \
             and m.jump_share <= MAX_JUMP_SHARE:
         return Recommendation(HARMONIC, f"{numbers}: one pitched source -> {HARMONIC}", m)
-    if m.voiced_share < MIN_VOICED_SHARE:
-        why = "mostly unpitched (percussion, noise, speech)" if m.periodicity_median < MIN_PERIODICITY \
-            else "pitch in only part of the sound"
+    if m.voiced_share < MIN_VOICED_SHARE and m.periodicity_median < MIN_PERIODICITY:
+        why = "no single clear pitch in many frames (percussion, noise, speech, several notes at once)"
+    elif m.voiced_share < MIN_VOICED_SHARE:
+        why = "pitch in only part of the sound"
     elif m.periodicity_median < MIN_PERIODICITY:
         why = "the pitch tracker is unsure (several sources or noise)"
     else:
-        why = "the pitch jumps between sources (a mixture)"
+        why = "the pitch jumps back and forth (several sources at once)"
     return Recommendation(GENERAL, f"{numbers}: {why} -> {GENERAL}", m)
 
 
