@@ -230,3 +230,22 @@ def test_check_dataset_prints_the_same_recommendation(noise_root, capsys):
     assert lines[-1] == recommend_dataset(noise_root).line() and lines[-1].startswith("preset=auto -> dgt_mid: ")
     assert check_dataset_main([str(noise_root), "--no-preset"]) == 0
     assert "preset=auto" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_resumed_auto_run_keeps_its_preset_even_when_the_dataset_changed(tmp_path, capsys):
+    root = dataset(tmp_path / "tones", [tone(f0=f, rate=44100) for f in (110, 220, 330, 440)])
+    fast = [f"rundir={tmp_path / 'runs'}", "name=auto_run", "threads=1", "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "data.batch_size=32",
+            "callbacks.progress.refresh_rate=0", "trainer.enable_model_summary=false", "callbacks.reconstructions=null"]
+    assert main(["--config-name", "auto", f"data.dataset.root={root}", *fast]) == 0
+    assert capsys.readouterr().out.startswith("preset=auto -> dgt_harmonic: ")
+    version = tmp_path / "runs" / "auto_run" / "version_0"
+    for index, path in enumerate(sorted((root / "data" / "sub").glob("*.wav"))):  # now it would pick dgt_mid
+        sf.write(str(path), noise_bursts(rate=44100, seed=index), 44100, subtype="FLOAT")
+    assert recommend_dataset(root).preset == GENERAL
+    assert main(["resume", str(version.parent), "trainer.max_epochs=2"]) == 0
+    assert "preset=auto" not in capsys.readouterr().out
+    saved = yaml.safe_load((version / "config.yaml").read_text())
+    assert saved["auto_preset"]["picked"] == HARMONIC and saved["model"]["decoder"]["type"] == "HarmonicDecoder"
+    assert (version / "resumes" / "1").is_dir()
