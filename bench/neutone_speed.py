@@ -1,6 +1,7 @@
 """Speed of the Neutone export, as the plugin runs it: the SDK's ``benchmark-speed`` 1/RTF per preset.
 
-The target: 1/RTF >= 100 at a 2048-sample DAW buffer, 48 kHz, 1 thread. Each preset's model (random init: the
+The target: 1/RTF >= 100 at a 2048-sample DAW buffer, 48 kHz, 1 thread; the SDK's benchmarks run at the buffers
+DAW users run, 128 to 2048 (``BUFFERS``). Each preset's model (random init: the
 cost does not depend on the weights) goes through the real export (``export_neutone``: SDK validation, our
 equality and delay checks at one DAW buffer, then the SDK's benchmarks in a child process, exactly what
 ``script.py --format neutone`` prints). Beside it, the median time of one ``StreamingVAE.forward`` call at the
@@ -12,7 +13,7 @@ RTPGHI, synthesis). What the export costs without its network is measured throug
 machine whose speed drifts that difference means nothing. Last, the exported file's plugin call at 48 kHz / 2048
 under ``torch.profiler`` (``profile_plugin``): how many operations it dispatches and the own time of its
 heaviest ones, arithmetic that a leaner call would still pay, beside the room that 1/RTF 100 leaves after the
-floor.
+floor; and the operations per call at 128, a mean over the calls that run a frame and the many that only queue.
 
 Beside each model, the plugin's own floor: an identity model with the same native sample rates, buffer sizes and
 four knobs, through the same SDK benchmark in the same round. It pays everything the plugin does around a model
@@ -25,9 +26,9 @@ Usage: ``python -m bench.neutone_speed [--presets demo dgt_mid ...] [--set KEY=V
 [--name NAME]``. ``--set`` applies config overrides to every preset, e.g. ``model.encoder.nlayers=0
 model.decoder.nlayers=0 model.latent_dim=2`` (a network of one small layer each way). ``--busy`` runs one
 competing CPU-bound process meanwhile (a musician's laptop is never idle); ``--save-dir`` keeps the exported
-files. ``--compare A.nm B.nm ... [--rounds 5]`` exports nothing and runs the SDK's benchmark on the given files
-(each with its floor) in turn, round after round, and reports each file's median and range: the way to compare
-two versions of the code on a machine whose speed drifts. Writes ``bench/results/<name>.{json,md}``.
+files. ``--compare A.nm B.nm ... [--rounds 5] [--buffers 128 256 2048]`` exports nothing and runs the SDK's
+benchmark on the given files (each with its floor) in turn, round after round, at each DAW buffer, and reports
+each file's median and range: the way to compare two versions of the code on a machine whose speed drifts. Writes ``bench/results/<name>.{json,md}``.
 """
 import argparse
 import shutil
@@ -35,7 +36,7 @@ import tempfile
 import warnings
 import zlib
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from neutone_sdk import ContinuousNeutoneParameter, NeutoneParameter
@@ -43,7 +44,8 @@ from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
-from bench.common import RESULTS_DIR, competing_process, interleaved_medians, median_seconds, write_results
+from bench.call_profile import profile_calls, profile_plugin, slice_us  # noqa: F401 (profile_calls: reached here too)
+from bench.common import RESULTS_DIR, competing_process, interleaved_medians, start_run, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
 from vschaos.export.export import script_model
@@ -54,6 +56,7 @@ from vschaos.training.run import build_model
 PRESETS = ["demo", "dgt_mid", "dgt_pitch_cond", "dgt_harmonic"]
 DAW_RATE = 48000
 DAW_BUFFER = 2048
+BUFFERS = (128, 256, 512, DAW_BUFFER)  # what DAW users run, small to large (the SDK's benchmarks at each)
 TARGET = 100.0
 
 
@@ -135,9 +138,9 @@ def floor_file(folder: Path, sample_rates: List[int], buffer_sizes: List[int]) -
     return path if path.exists() else save_shell(_Identity(), path, sample_rates, buffer_sizes)
 
 
-def model_ms(inverse_rtf: float, floor_inverse_rtf: float) -> float:
+def model_ms(inverse_rtf: float, floor_inverse_rtf: float, daw_buffer: int = DAW_BUFFER) -> float:
     """Milliseconds per DAW buffer that a model adds to the plugin's floor."""
-    buffer_ms = 1e3 * DAW_BUFFER / DAW_RATE
+    buffer_ms = 1e3 * daw_buffer / DAW_RATE
     return buffer_ms / inverse_rtf - buffer_ms / floor_inverse_rtf
 
 
@@ -205,54 +208,6 @@ def stage_ms(vae, buffer: int, rounds: int = 20, calls: int = 20) -> Dict[str, f
     return result
 
 
-def profile_calls(call: Callable[[], object], calls: int = 50, top: int = 12, min_us: float = 5.0
-                  ) -> Dict[str, object]:
-    """What ``call()``, one call into a scripted module, dispatches and where its arithmetic goes, by
-    ``torch.profiler`` over ``calls`` calls (1 thread), per call: ``"operations"``, those it dispatches (directly
-    under the module's own record; the ones they call in turn are not counted), and ``"heaviest"``, the ``top``
-    operations (by name and input shapes) by their own time, each ``{"operation", "shapes", "per_call", "ms"}``
-    (ms per call), with ``"heaviest_ms"`` their sum. Only operations averaging at least ``min_us`` µs each
-    count: below that an operation's time is mostly dispatch and the profiler's own microsecond, above it
-    arithmetic (products, convolutions, FFTs, gathers), work that no saving on dispatch removes. Operations whose
-    shapes change from call to call spread over groups and may fall out of the ``top``: ``heaviest_ms`` is a
-    lower bound of the call's arithmetic."""
-    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
-                                                 record_shapes=True) as profile:
-        for _ in range(calls):
-            call()
-    events = profile.events()
-    record_names = {e.name for e in events if e.cpu_parent is None}
-    operations = sum(1 for e in events if e.cpu_parent is not None and e.cpu_parent.cpu_parent is None)
-    averages = sorted((a for a in profile.key_averages(group_by_input_shape=True)
-                       if a.key not in record_names and a.self_cpu_time_total >= min_us * a.count),
-                      key=lambda a: -a.self_cpu_time_total)[:top]
-    heaviest = [{"operation": a.key, "shapes": str(a.input_shapes), "per_call": a.count / calls,
-                 "ms": a.self_cpu_time_total / calls / 1e3} for a in averages]
-    return {"operations": operations / calls, "heaviest": heaviest,
-            "heaviest_ms": sum(entry["ms"] for entry in heaviest)}
-
-
-def slice_us(rounds: int = 31) -> float:
-    """Median µs that TorchScript spends on one slice of a small tensor (a view: no arithmetic, no data
-    allocated), in a scripted chain of 200: about the least that any dispatched operation costs here."""
-    source = "def chain(x: torch.Tensor) -> torch.Tensor:\n" + "    x = x[1:]\n" * 200 + "    return x\n"
-    chain = torch.jit.CompilationUnit(source).chain
-    x = torch.zeros(400)
-    return 1e6 * median_seconds(lambda: [chain(x) for _ in range(10)], rounds, warmup=True)["seconds"] / 2000
-
-
-def profile_plugin(path: Path, calls: int = 50) -> Dict[str, object]:
-    """:func:`profile_calls` of a Neutone file's plugin call at 48 kHz / 2048 (a stereo DAW, as the SDK's
-    benchmark), after enough calls that the stream and TorchScript's optimised graph are warm."""
-    model, _ = load_neutone_model(str(path))
-    model.set_daw_sample_rate_and_buffer_size(DAW_RATE, DAW_BUFFER)
-    buffer = torch.rand(2, DAW_BUFFER, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for _ in range(3 * calls):
-            model.forward(buffer)
-    return profile_calls(lambda: model.forward(buffer), calls)
-
-
 def run_preset(preset: str, folder: Path, repeat: int, n_iters: int, overrides: Tuple[str, ...] = ()
                ) -> Dict[str, object]:
     cfg = compose_config(preset, list(overrides))
@@ -263,59 +218,62 @@ def run_preset(preset: str, folder: Path, repeat: int, n_iters: int, overrides: 
     texts = NeutoneTexts(name=preset, short_description="benchmark", long_description="benchmark",
                          technical_description="benchmark", tags=["benchmark"])
     report = export_neutone(vae, folder / f"{preset}.nm", texts, directions, check_buffers=(DAW_BUFFER,),
-                            bench_buffers=(512, DAW_BUFFER), bench_repeat=repeat, bench_iters=n_iters,
-                            sdk_offline_check=False)
+                            bench_buffers=BUFFERS, bench_repeat=repeat, bench_iters=n_iters, sdk_offline_check=False)
     sample_rate, hop = int(cfg.transform.sample_rate), int(cfg.transform.hop)
     buffer = model_buffer(sample_rate, hop)
     floor_path = floor_file(folder, *native_sizes(report.path))
-    floor = run_sdk_benchmarks(floor_path, buffers=(512, DAW_BUFFER), repeat=repeat, n_iters=n_iters)
+    floor = run_sdk_benchmarks(floor_path, buffers=BUFFERS, repeat=repeat, n_iters=n_iters)
     stages = stage_ms(vae, buffer)
-    profile = profile_plugin(report.path)
-    profile["floor_operations"] = profile_plugin(floor_path, calls=5)["operations"]
+    profile = profile_plugin(report.path, DAW_RATE, DAW_BUFFER)
+    profile["floor_operations"] = profile_plugin(floor_path, DAW_RATE, DAW_BUFFER, calls=5)["operations"]
+    # the smallest buffer: most calls only queue, one in a few runs a frame (the mean of both)
+    profile[f"operations_{BUFFERS[0]}"] = profile_plugin(report.path, DAW_RATE, BUFFERS[0], calls=64)["operations"]
     row = {"preset": " ".join((preset,) + tuple(overrides)), "sample_rate": sample_rate,
            "n_fft": int(cfg.transform.n_fft), "hop": hop, "model_buffer": buffer, "forward_ms": stages["forward"],
            "stages_ms": stages, "profile": profile}
-    for daw_buffer in (DAW_BUFFER, 512):
+    for daw_buffer in BUFFERS:
         row[f"inverse_rtf_{daw_buffer}"] = report.benchmarks.inverse_rtf(DAW_RATE, daw_buffer)
         row[f"floor_inverse_rtf_{daw_buffer}"] = floor.inverse_rtf(DAW_RATE, daw_buffer)
     row["model_ms_2048"] = model_ms(row["inverse_rtf_2048"], row["floor_inverse_rtf_2048"])
     return row
 
 
-def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int,
-                  folder: Path) -> List[Dict[str, object]]:
-    """SDK 1/RTF at 48 kHz / 2048 of each file and of the floor at each file's native sizes (written to
-    ``folder``), all interleaved round after round: ``[{file, median, low, high, rounds, floor, model_ms}]``."""
+def compare_files(files: List[Path], rounds: int, repeat: int, n_iters: int, folder: Path,
+                  buffers: Sequence[int] = (DAW_BUFFER,)) -> List[Dict[str, object]]:
+    """SDK 1/RTF at 48 kHz and each of ``buffers`` of each file and of the floor at each file's native sizes
+    (written to ``folder``), all interleaved round after round: ``[{file, buffer, median, low, high, rounds,
+    floor, model_ms}]``, one per file and buffer."""
     sizes = {path: native_sizes(path) for path in files}
     floors = {path: floor_file(folder, *sizes[path]) for path in files}
     floor_rates = {floors[path]: sizes[path][0] for path in files}  # the plugin runs a floor at 48 kHz if it may
-    figures: Dict[Path, List[float]] = {path: [] for path in list(files) + sorted(set(floors.values()))}
+    paths = list(files) + sorted(set(floors.values()))
+    figures: Dict[Tuple[Path, int], List[float]] = {(path, b): [] for path in paths for b in buffers}
     for _ in range(rounds):
-        for path in figures:
-            result = run_sdk_benchmarks(path, buffers=(DAW_BUFFER,), repeat=repeat, n_iters=n_iters)
-            figures[path].append(float(result.inverse_rtf(DAW_RATE, DAW_BUFFER)))
-    medians = {path: sorted(values)[len(values) // 2] for path, values in figures.items()}
+        for path in paths:
+            result = run_sdk_benchmarks(path, buffers=tuple(buffers), repeat=repeat, n_iters=n_iters)
+            for b in buffers:
+                figures[(path, b)].append(float(result.inverse_rtf(DAW_RATE, b)))
+    medians = {key: sorted(values)[len(values) // 2] for key, values in figures.items()}
     rows = []
-    for path, values in figures.items():
+    for (path, b), values in figures.items():
         values = sorted(values)
         floor = floors.get(path)
         rates = floor_rates.get(path, [])
         native = f"{rates[0]} Hz" if rates and DAW_RATE not in rates else "48 kHz"
         label = str(path) if floor else f"floor: identity, native {native}"
-        rows.append({"file": label, "median": medians[path], "low": values[0], "high": values[-1],
-                     "rounds": len(values), "floor": medians[floor] if floor else None,
-                     "model_ms": model_ms(medians[path], medians[floor]) if floor else None})
+        rows.append({"file": label, "buffer": b, "median": medians[(path, b)], "low": values[0],
+                     "high": values[-1], "rounds": len(values), "floor": medians[(floor, b)] if floor else None,
+                     "model_ms": model_ms(medians[(path, b)], medians[(floor, b)], b) if floor else None})
     return rows
 
 
 def format_table(rows: List[Dict[str, object]]) -> str:
-    lines = ["| preset | rate / n_fft / hop | 1/RTF at 2048 | floor at 2048 | model ms per 2048 | 1/RTF at 512 "
-             "| floor at 512 | forward at its buffer (ms) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| preset | rate / n_fft / hop | " + " | ".join(f"1/RTF at {b} (floor)" for b in BUFFERS)
+             + " | model ms per 2048 | forward at its buffer (ms) |", "|---|---|" + "---:|" * (len(BUFFERS) + 2)]
     for r in rows:
-        lines.append(f"| {r['preset']} | {r['sample_rate']} / {r['n_fft']} / {r['hop']} | {r['inverse_rtf_2048']:.1f} "
-                     f"| {r['floor_inverse_rtf_2048']:.1f} | {r['model_ms_2048']:.2f} | {r['inverse_rtf_512']:.1f} "
-                     f"| {r['floor_inverse_rtf_512']:.1f} | {r['forward_ms']:.2f} (B = {r['model_buffer']}) |")
+        lines.append(f"| {r['preset']} | {r['sample_rate']} / {r['n_fft']} / {r['hop']} | "
+                     + " | ".join(f"{r[f'inverse_rtf_{b}']:.1f} ({r[f'floor_inverse_rtf_{b}']:.1f})" for b in BUFFERS)
+                     + f" | {r['model_ms_2048']:.2f} | {r['forward_ms']:.2f} (B = {r['model_buffer']}) |")
     names = STAGES + ["the rest"]
     lines += ["", "Where one `StreamingVAE.forward` call at that buffer spends its time (ms, medians, 1 thread; "
               "\"network\": encoder, predictors, decoder; the other stages: the spectral front and back end):", "",
@@ -330,11 +288,12 @@ def format_table(rows: List[Dict[str, object]]) -> str:
               "dispatches, and the own time of its heaviest operations (those averaging 5 µs or more each: products, "
               f"convolutions, FFTs, gathers), arithmetic that no saving on dispatch removes; \"room\": what 1/RTF {TARGET:g} leaves a "
               "model after the floor:", "",
-              "| preset | operations dispatched | the floor's | heaviest operations, ms | room, ms |",
-              "|---|---:|---:|---:|---:|"]
+              f"| preset | operations dispatched | the floor's | mean at {BUFFERS[0]} | heaviest operations, ms "
+              "| room, ms |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         profile = r["profile"]
         lines.append(f"| {r['preset']} | {profile['operations']:.0f} | {profile['floor_operations']:.0f} "
+                     f"| {profile[f'operations_{BUFFERS[0]}']:.1f} "
                      f"| {profile['heaviest_ms']:.3f} "
                      f"({len(profile['heaviest'])} operations) | {model_ms(TARGET, r['floor_inverse_rtf_2048']):.3f} |")
     for r in rows:
@@ -344,13 +303,13 @@ def format_table(rows: List[Dict[str, object]]) -> str:
 
 
 def format_comparison(rows: List[Dict[str, object]]) -> str:
-    lines = ["| file | 1/RTF at 2048, median | range | rounds | floor (same rate) | model ms per 2048 |",
-             "|---|---:|---|---:|---:|---:|"]
+    lines = ["| file | DAW buffer | 1/RTF, median | range | rounds | floor (same rate) | model ms per buffer |",
+             "|---|---:|---:|---|---:|---:|---:|"]
     for r in rows:
         floor = "" if r["floor"] is None else f"{r['floor']:.1f}"
-        added = "" if r["model_ms"] is None else f"{r['model_ms']:.2f}"
-        lines.append(f"| {r['file']} | {r['median']:.1f} | {r['low']:.1f}–{r['high']:.1f} | {r['rounds']} | {floor} "
-                     f"| {added} |")
+        added = "" if r["model_ms"] is None else f"{r['model_ms']:.3f}"
+        lines.append(f"| {r['file']} | {r['buffer']} | {r['median']:.1f} | {r['low']:.1f}–{r['high']:.1f} "
+                     f"| {r['rounds']} | {floor} | {added} |")
     return "\n".join(lines)
 
 
@@ -366,13 +325,17 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     parser.add_argument("--save-dir", type=Path, help="keep the exported .nm files in this folder")
     parser.add_argument("--compare", type=Path, nargs="+", help="benchmark these .nm files, interleaved")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of --compare (default %(default)s)")
+    parser.add_argument("--buffers", type=int, nargs="+", default=[DAW_BUFFER],
+                        help="DAW buffers of --compare (default %(default)s)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     load = "one competing CPU-bound process" if args.busy else "idle"
+    started = start_run(__file__, competing=args.busy)
     with competing_process(args.busy):
         if args.compare:
             with tempfile.TemporaryDirectory() as folder:
-                rows = compare_files(args.compare, args.rounds, args.repeat, args.iters, Path(folder))
+                rows = compare_files(args.compare, args.rounds, args.repeat, args.iters, Path(folder),
+                                     args.buffers)
         elif args.save_dir is not None:
             args.save_dir.mkdir(parents=True, exist_ok=True)
             rows = [run_preset(preset, args.save_dir, args.repeat, args.iters, tuple(args.set))
@@ -388,7 +351,8 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
               f"{slice_cost:.2f} µs in TorchScript here.\n\n")
     table = format_comparison(rows) if args.compare else format_table(rows)
     md = header + table + "\n"
-    write_results(args.name, {"load": load, "target": TARGET, "slice_us": slice_cost, "rows": rows}, md, args.out)
+    write_results(args.name, {"load": load, "target": TARGET, "slice_us": slice_cost, "rows": rows}, md, args.out,
+                  run=started)
     print(md)
     return rows
 

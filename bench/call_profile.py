@@ -1,0 +1,60 @@
+"""What a streamed call dispatches, by ``torch.profiler``: operations per call and the heaviest ones, the cost of
+the cheapest operation, and a Neutone file's plugin call at a DAW setting (``bench/neutone_speed.py`` reports them).
+"""
+from pathlib import Path
+from typing import Callable, Dict
+
+import torch
+from neutone_sdk.utils import load_neutone_model
+
+from bench.common import median_seconds
+
+
+def profile_calls(call: Callable[[], object], calls: int = 50, top: int = 12, min_us: float = 5.0
+                  ) -> Dict[str, object]:
+    """What ``call()``, one call into a scripted module, dispatches and where its arithmetic goes, by
+    ``torch.profiler`` over ``calls`` calls (1 thread), per call: ``"operations"``, those it dispatches (directly
+    under the module's own record; the ones they call in turn are not counted), and ``"heaviest"``, the ``top``
+    operations (by name and input shapes) by their own time, each ``{"operation", "shapes", "per_call", "ms"}``
+    (ms per call), with ``"heaviest_ms"`` their sum. Only operations averaging at least ``min_us`` µs each
+    count: below that an operation's time is mostly dispatch and the profiler's own microsecond, above it
+    arithmetic (products, convolutions, FFTs, gathers), work that no saving on dispatch removes. Operations whose
+    shapes change from call to call spread over groups and may fall out of the ``top``: ``heaviest_ms`` is a
+    lower bound of the call's arithmetic."""
+    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                                 record_shapes=True) as profile:
+        for _ in range(calls):
+            call()
+    events = profile.events()
+    record_names = {e.name for e in events if e.cpu_parent is None}
+    operations = sum(1 for e in events if e.cpu_parent is not None and e.cpu_parent.cpu_parent is None)
+    averages = sorted((a for a in profile.key_averages(group_by_input_shape=True)
+                       if a.key not in record_names and a.self_cpu_time_total >= min_us * a.count),
+                      key=lambda a: -a.self_cpu_time_total)[:top]
+    heaviest = [{"operation": a.key, "shapes": str(a.input_shapes), "per_call": a.count / calls,
+                 "ms": a.self_cpu_time_total / calls / 1e3} for a in averages]
+    return {"operations": operations / calls, "heaviest": heaviest,
+            "heaviest_ms": sum(entry["ms"] for entry in heaviest)}
+
+
+def slice_us(rounds: int = 31) -> float:
+    """Median µs that TorchScript spends on one slice of a small tensor (a view: no arithmetic, no data
+    allocated), in a scripted chain of 200: about the least that any dispatched operation costs here."""
+    source = "def chain(x: torch.Tensor) -> torch.Tensor:\n" + "    x = x[1:]\n" * 200 + "    return x\n"
+    chain = torch.jit.CompilationUnit(source).chain
+    x = torch.zeros(400)
+    return 1e6 * median_seconds(lambda: [chain(x) for _ in range(10)], rounds, warmup=True)["seconds"] / 2000
+
+
+def profile_plugin(path: Path, daw_rate: int, daw_buffer: int, calls: int = 50) -> Dict[str, object]:
+    """:func:`profile_calls` of a Neutone file's plugin call at this DAW rate and buffer (a stereo DAW, as the
+    SDK's benchmark), after enough calls that the stream and TorchScript's optimised graph are warm. Where the
+    buffer is shorter than a hop, the figures are means over calls that run a frame and calls that only queue.
+    """
+    model, _ = load_neutone_model(str(path))
+    model.set_daw_sample_rate_and_buffer_size(daw_rate, daw_buffer)
+    buffer = torch.rand(2, daw_buffer, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for _ in range(3 * calls):
+            model.forward(buffer)
+    return profile_calls(lambda: model.forward(buffer), calls)
