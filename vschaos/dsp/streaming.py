@@ -330,7 +330,10 @@ class RTPGHI(nn.Module):
         # narrow, not [:, a:b]: one operation instead of two; the state kept at the end is views of this call's
         # new tensors, which nothing writes into, not copies
         history = torch.cat([self.prev_log_mags, log_mag], dim=1)  # (batch, frames + 2, bins)
-        previous_dphi_time = torch.cat([self.prev_dphi_time, dphi_time.narrow(1, 0, n_frames - 1)], dim=1)
+        if n_frames == 1:
+            previous_dphi_time = self.prev_dphi_time
+        else:
+            previous_dphi_time = torch.cat([self.prev_dphi_time, dphi_time.narrow(1, 0, n_frames - 1)], dim=1)
         # d log|S| / dt at frame n without look-ahead: second-order backward difference (BDF2),
         # exact for log-quadratic (Gaussian) envelopes, e.g. a partial gliding through a bin. Here twice it,
         # 3 s_n - 4 s_(n-1) + s_(n-2); the 1/2 goes into the integral's scale with dphi_freq's factor.

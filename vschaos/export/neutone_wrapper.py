@@ -107,6 +107,8 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
         defaults = [default for _, _, default in self.knobs()]
         defaults += [0.0] * (self._get_max_n_params() - len(defaults))
         self.register_buffer("vs_knob_defaults", torch.tensor(defaults).unsqueeze(1))
+        # this buffer's knob samples, kept by aggregate_params for knob_values (streaming state: not saved)
+        self.register_buffer("vs_knob_samples", torch.tensor(defaults).unsqueeze(1), persistent=False)
         self.register_buffer("vs_direction_steps",
                              DIRECTION_RANGE * directions.scales.float().unsqueeze(1) * directions.vectors.float())
         # per unit of (knob - 0.5): twice the steps, exactly (a power of two), so a call saves the multiplication
@@ -138,11 +140,21 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
 
     # ------------------------------------------------------------------ plugin contract
     def aggregate_params(self, params: Tensor) -> Tensor:
-        """Each knob's value for this buffer: the SDK's mean over the buffer of its samples, each NaN sample read
-        as the knob's default and each sample clamped to [0, 1] (+Inf -> 1, -Inf -> 0) first, so that one bad
-        sample moves the knob by its share of the buffer only. Done here once for all knobs, since every tensor
-        operation costs microseconds per call."""
-        clean = torch.where(torch.isnan(params), self.vs_knob_defaults, params).clamp(0.0, 1.0)
+        """The SDK's call for the knobs' values on every buffer: it keeps the buffer's knob samples
+        ``(MAX_N_PARAMS, buffer)`` and returns ``agg_params``, whose rows the SDK hands :meth:`_stream` as the
+        knobs. Only a call that completes a hop reads them, so :meth:`_stream` averages them then
+        (:meth:`knob_values`, into ``agg_params`` in place: the rows see it); a call that only queues (most
+        calls at a buffer shorter than a hop) pays no tensor operation for its knobs."""
+        self.vs_knob_samples = params
+        return self.agg_params
+
+    def knob_values(self) -> Tensor:
+        """Each knob's value for this buffer, written into ``agg_params`` ``(MAX_N_PARAMS, 1)`` and returned: the
+        SDK's mean over the buffer of its samples, each NaN sample read as the knob's default and each sample
+        clamped to [0, 1] (+Inf -> 1, -Inf -> 0) first, so that one bad sample moves the knob by its share of the
+        buffer only. Done once for all knobs, since every tensor operation costs microseconds per call."""
+        samples = self.vs_knob_samples
+        clean = torch.where(torch.isnan(samples), self.vs_knob_defaults, samples).clamp(0.0, 1.0)
         torch.mean(clean, dim=1, keepdim=True, out=self.agg_params)
         return self.agg_params
 
@@ -164,7 +176,9 @@ class NeutoneSpectralVAE(WholeHopsAtDawRates):
         self.model.reset()
 
     def _stream(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
-        """``x (1, whole hops)`` -> ``(1, same)`` through ``StreamingVAE.forward`` with the knobs applied."""
+        """``x (1, whole hops)`` -> ``(1, same)`` through ``StreamingVAE.forward`` with the knobs applied (``params``:
+        rows of ``agg_params``, which :meth:`knob_values` fills with this buffer's values first)."""
+        self.knob_values()
         self.model.set_temperature(self.vs_temperature_max * float(params["temperature"]))
         if len(self.vs_direction_names) > 0:
             amounts = torch.cat([params[name] for name in self.vs_direction_names])
