@@ -157,7 +157,7 @@ def check_buffer(model, buffer: int, seconds: float = 0.75, daw_rate: Optional[i
             problems.append(f"buffer {buffer}: reported delay {total}, measured {lag} samples")
     else:
         env_length = -(-max(ENVELOPE_MIN_LENGTH, 4 * (total + buffer)) // buffer) * buffer
-        envelope = envelope_delay(process, env_length)
+        envelope = envelope_delay(process, env_length, frame=hop)  # the allowance of a regenerated phase
         if not envelope.measurable:
             # e.g. a model trained on tonal notes, fed the check's noise: not a defect, the equality above
             # already places the output at the reported delay
@@ -167,7 +167,7 @@ def check_buffer(model, buffer: int, seconds: float = 0.75, daw_rate: Optional[i
             summary = f"{envelope.describe()}"
             # the envelope frames are in samples, while what blurs a regenerated phase's envelopes spans model
             # samples: at a higher DAW rate the same blur is that many more samples
-            if abs(envelope.lag - total) > envelope.resolution * max(1.0, sample_rate / model_rate):
+            if abs(envelope.lag - total) > envelope.tolerance * max(1.0, sample_rate / model_rate):
                 problems.append(f"buffer {buffer}: reported delay {total}, {envelope.describe()}")
     model.reset()
     return BufferCheck(buffer, model_buffer, buffering, model_delay, max_error, summary, problems, queue,
