@@ -341,6 +341,11 @@ def format_markdown(results: Dict[str, object]) -> str:
             best = (max if low_is_bad else min)(general, key=lambda r: r[key])
             lines.append(f"| {key} | {threshold:.2f} | {worst[key]:.2f} ({worst['material']}) "
                          f"| {best[key]:.2f} ({best['material']}) |")
+    if rows:
+        top = max(rows, key=lambda r: r["jump_share"])
+        lines.append(f"\nThe largest jump share of all is {top['jump_share']:.1%} ({top['material']}): on these materials the "
+                     f"tracker, given several notes at once, loses confidence rather than switching between them, so "
+                     f"the voiced share and the periodicity decide; the jump share stays a guard.")
     return "\n".join(lines)
 
 

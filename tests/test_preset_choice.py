@@ -106,7 +106,7 @@ def test_silence_and_the_quiet_tail_are_not_sounding():
 def test_the_reason_quotes_the_measured_numbers():
     picked = recommend(measures())
     assert picked.preset == HARMONIC
-    assert picked.reason.startswith("93% of frames voiced with median periodicity 0.91, 2% pitch jumps")
+    assert picked.reason.startswith("93% of frames voiced with median periodicity 0.91, 2.0% pitch jumps")
     assert picked.reason.endswith("one pitched source -> dgt_harmonic")
     assert picked.line().startswith("preset=auto -> dgt_harmonic: 93% of frames voiced")
 

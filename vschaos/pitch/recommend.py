@@ -66,7 +66,7 @@ def recommend(measures: MaterialMeasures) -> Recommendation:
         return Recommendation(GENERAL, f"the {m.seconds:.0f} s sampled are silent (nothing above -60 dBFS): no "
                                        f"pitch to follow -> {GENERAL}", m)
     numbers = (f"{m.voiced_share:.0%} of frames voiced with median periodicity {m.periodicity_median:.2f}, "
-               f"{m.jump_share:.0%} pitch jumps, {m.onsets_per_second:.1f} onsets/s, crest {m.crest_db:.0f} dB")
+               f"{m.jump_share:.1%} pitch jumps, {m.onsets_per_second:.1f} onsets/s, crest {m.crest_db:.0f} dB")
     if m.voiced_share >= MIN_VOICED_SHARE and m.periodicity_median >= MIN_PERIODICITY \
             and m.jump_share <= MAX_JUMP_SHARE:
         return Recommendation(HARMONIC, f"{numbers}: one pitched source -> {HARMONIC}", m)
