@@ -28,14 +28,14 @@ LEVEL_WINDOW_SECONDS = 0.02
 #: sources, not a melody's note changes
 JUMP_CENTS = 100.0
 RETURN_FRAMES = 3
-#: onsets: a rise of the mean log band energy (dB per band, half-wave rectified; bands so that a glide's partial
-#: moving between FFT bins is no onset) of at least this much from one
-#: frame to the next, at a local maximum within :data:`ONSET_GAP_SECONDS`
+#: onsets: a rise of the mean log band energy (dB per band, half-wave rectified) of at least this much from one
+#: frame to the next, at a local maximum within :data:`ONSET_GAP_SECONDS`. Bands, not FFT bins: a glide's partial
+#: moving from bin to bin is no onset
 ONSET_RISE_DB = 6.0
 ONSET_GAP_SECONDS = 0.05
 ONSET_FFT = 512  # 32 ms at 16 kHz: short enough to separate hits
 ONSET_BANDS = 24
-ONSET_FLOOR_DB = 80.0  # log spectrum floored this far below the signal's loudest bin: level-independent flux
+ONSET_FLOOR_DB = 80.0  # band levels floored this far below the signal's loudest: a flux independent of level
 
 
 @dataclass
