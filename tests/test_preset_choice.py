@@ -140,6 +140,20 @@ def test_a_big_folder_is_sampled_in_at_most_the_budget_spread_over_its_files():
         sample_plan([1.0], 0.0)
 
 
+def test_a_big_folder_costs_the_headers_and_excerpts_of_the_sampled_files_only(tmp_path, monkeypatch):
+    from vschaos.pitch import recommend as module
+
+    root = dataset(tmp_path / "many", [tone(seconds=0.3, f0=110.0 * (1 + i % 7), rate=44100) for i in range(75)])
+    headers, excerpts = [], []
+    duration, read = module._duration, module.read_excerpt
+    monkeypatch.setattr(module, "_duration", lambda path: headers.append(path.name) or duration(path))
+    monkeypatch.setattr(module, "read_excerpt", lambda path, *a: excerpts.append(path.name) or read(path, *a))
+    picked = recommend_dataset(root, max_seconds=20.0)  # 10 excerpts of at most 2 s
+    # spread through the sorted list (f0, f1, f10, f11, ..., f9), its first and last files included
+    assert headers == excerpts and len(headers) == 10 and headers[0] == "f0.wav" and headers[-1] == "f9.wav"
+    assert picked.measures.signals == 10 and picked.measures.seconds <= 10 * 0.3 + 0.5
+
+
 def test_an_excerpt_is_read_alone_in_mono_at_the_tracker_rate(tmp_path):
     rate = 44100
     stereo = np.stack([np.arange(10 * rate) / (10 * rate), np.zeros(10 * rate)], axis=1).astype(np.float32)

@@ -332,8 +332,7 @@ def _run_hydra_app(argv: List[str]) -> int:
     return 0
 
 
-def _with_preset(normalised: Sequence[str], overrides: Sequence[str], config_name: str,
-                 new_overrides: Sequence[str]) -> List[str]:
+def _with_preset(normalised: Sequence[str], config_name: str, new_overrides: Sequence[str]) -> List[str]:
     """Hydra's argv with the overrides replaced by ``new_overrides`` and ``--config-name`` set to ``config_name``."""
     out, index = [], 0
     while index < len(normalised):
@@ -365,7 +364,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_override_syntax(overrides)
         picked, picked_overrides, recommendation = resolve_auto_preset(config_name, overrides, measure=not helping)
         if (picked, picked_overrides) != (config_name, overrides):
-            normalised = _with_preset(normalised, overrides, picked, picked_overrides)
+            normalised = _with_preset(normalised, picked, picked_overrides)
             config_name, overrides = picked, picked_overrides
         if recommendation is not None:
             print(recommendation.line(), flush=True)

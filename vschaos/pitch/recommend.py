@@ -81,23 +81,33 @@ def recommend(measures: MaterialMeasures) -> Recommendation:
     return Recommendation(GENERAL, f"{numbers}: {why} -> {GENERAL}", m)
 
 
+def max_excerpts(max_seconds: float = DEFAULT_MAX_SECONDS, min_excerpt: float = MIN_EXCERPT_SECONDS) -> int:
+    """How many files a sample of ``max_seconds`` reads at most (at least one)."""
+    return max(1, int(max_seconds // min_excerpt))
+
+
+def spread(n: int, k: int) -> List[int]:
+    """``min(n, k)`` indices of ``range(n)`` evenly spaced, first and last included."""
+    if n <= 0:
+        return []
+    return sorted(set(np.linspace(0, n - 1, min(n, k)).round().astype(int).tolist()))
+
+
 def sample_plan(durations: Sequence[float], max_seconds: float = DEFAULT_MAX_SECONDS,
                 min_excerpt: float = MIN_EXCERPT_SECONDS) -> List[Tuple[int, float, float]]:
     """``(file index, start s, length s)`` of the excerpts to read from files of ``durations`` (seconds, in
     the dataset's sorted order), at most ``max_seconds`` in all.
 
-    ``min(n, max_seconds // min_excerpt)`` files are taken evenly spaced through the list (so the sample spans
-    its folders), each up to ``max_seconds / k`` seconds: the whole file when it is that short, else its
+    ``k = min(n, max_seconds // min_excerpt)`` files are taken evenly spaced through the list (so the sample
+    spans its folders), each up to ``max_seconds / k`` seconds: the whole file when it is that short, else its
     beginning when the file is at most twice as long (a note's attack), else its middle (a track's intro or
     fade says less). Raises ``ValueError`` for ``max_seconds <= 0``."""
     if not max_seconds > 0 or not min_excerpt > 0:
         raise ValueError(f"max_seconds and min_excerpt must be > 0, got {max_seconds}, {min_excerpt}")
-    n = len(durations)
-    if n == 0:
+    picks = spread(len(durations), max_excerpts(max_seconds, min_excerpt))
+    if not picks:
         return []
-    k = max(1, min(n, int(max_seconds // min_excerpt)))
-    each = max_seconds / k
-    picks = sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
+    each = max_seconds / len(picks)
     plan = []
     for index in picks:
         duration = max(0.0, float(durations[index]))
@@ -152,9 +162,12 @@ def recommend_dataset(root: Union[str, Path], max_seconds: float = DEFAULT_MAX_S
     files, _ = find_audio_files(data_dir, root)
     if not files:
         raise RecommendError(f"{printable(data_dir)}: no sound file to look at")
-    durations = [_duration(path) for path in files]
-    skipped = [printable(path) for path, d in zip(files, durations) if d is None]
-    readable = [(path, d) for path, d in zip(files, durations) if d is not None]
+    if not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
+    chosen = [files[i] for i in spread(len(files), max_excerpts(max_seconds))]  # headers of these only: fast
+    durations = [_duration(path) for path in chosen]
+    skipped = [printable(path) for path, d in zip(chosen, durations) if d is None]
+    readable = [(path, d) for path, d in zip(chosen, durations) if d is not None]
     signals = []
     for index, start, length in sample_plan([d for _, d in readable], max_seconds):
         try:
