@@ -1,8 +1,11 @@
 """What a streamed call dispatches, by ``torch.profiler``: operations per call and the heaviest ones, the cost of
-the cheapest operation, and a Neutone file's plugin call at a DAW setting (``bench/neutone_speed.py`` reports them).
+the cheapest operation, a Neutone file's plugin call at a DAW setting, and per-call times of several files
+interleaved in one process (``bench/neutone_speed.py`` reports them).
 """
+import statistics
+import time
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 from neutone_sdk.utils import load_neutone_model
@@ -58,3 +61,39 @@ def profile_plugin(path: Path, daw_rate: int, daw_buffer: int, calls: int = 50) 
         for _ in range(3 * calls):
             model.forward(buffer)
     return profile_calls(lambda: model.forward(buffer), calls)
+
+
+def plugin_calls(paths: Sequence[Path], daw_rate: int, buffers: Sequence[int], rounds: int = 15,
+                 seconds: float = 0.05) -> List[Dict[str, object]]:
+    """Per-call time of each file's plugin call at this DAW rate and each of ``buffers``, all in this process and
+    interleaved round after round (a file and buffer, then the next: a machine whose speed drifts moves them
+    together), each round a block of calls lasting about ``seconds`` (a whole number of hops' worth of calls at a
+    buffer shorter than a hop, so that calls that run a frame and calls that only queue mix as in a stream):
+    ``[{file, buffer, min_us, median_us, operations}]``, ``min_us`` the least block mean (the call at its
+    quickest on a loaded machine), ``operations`` the mean dispatched per call (:func:`profile_calls`)."""
+    cases = []
+    for path in paths:
+        for daw_buffer in buffers:
+            model, _ = load_neutone_model(str(path))
+            model.set_daw_sample_rate_and_buffer_size(daw_rate, daw_buffer)
+            audio = torch.rand(2, daw_buffer, generator=torch.Generator().manual_seed(0)) * 0.2 - 0.1
+            call = (lambda m=model, a=audio: m.forward(a))
+            with torch.no_grad():
+                for _ in range(64):
+                    call()
+                start = time.perf_counter()
+                for _ in range(16):
+                    call()
+            calls = max(16, int(seconds / max((time.perf_counter() - start) / 16, 1e-6)) // 16 * 16)
+            cases.append((str(path), daw_buffer, call, calls))
+    times: Dict[Tuple[str, int], List[float]] = {(path, b): [] for path, b, _, _ in cases}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for path, daw_buffer, call, calls in cases:
+                start = time.perf_counter()
+                for _ in range(calls):
+                    call()
+                times[(path, daw_buffer)].append(1e6 * (time.perf_counter() - start) / calls)
+    return [{"file": path, "buffer": b, "min_us": min(times[(path, b)]),
+             "median_us": statistics.median(times[(path, b)]), "operations": profile_calls(call, 64)["operations"]}
+            for path, b, call, _ in cases]

@@ -28,7 +28,9 @@ model.decoder.nlayers=0 model.latent_dim=2`` (a network of one small layer each 
 competing CPU-bound process meanwhile (a musician's laptop is never idle); ``--save-dir`` keeps the exported
 files. ``--compare A.nm B.nm ... [--rounds 5] [--buffers 128 256 2048]`` exports nothing and runs the SDK's
 benchmark on the given files (each with its floor) in turn, round after round, at each DAW buffer, and reports
-each file's median and range: the way to compare two versions of the code on a machine whose speed drifts. Writes ``bench/results/<name>.{json,md}``.
+each file's median and range, then times their plugin calls interleaved in this process (``plugin_calls``: the
+least block mean is the steadiest figure on a loaded machine) with the operations each dispatches: the way to
+compare two versions of the code on a machine whose speed drifts. Writes ``bench/results/<name>.{json,md}``.
 """
 import argparse
 import shutil
@@ -44,7 +46,8 @@ from neutone_sdk.sqw import SampleQueueWrapper
 from neutone_sdk.utils import load_neutone_model, save_neutone_model
 from torch import Tensor, nn
 
-from bench.call_profile import profile_calls, profile_plugin, slice_us  # noqa: F401 (profile_calls: reached here too)
+from bench.call_profile import (profile_calls, profile_plugin, plugin_calls,  # noqa: F401 (profile_calls: here too)
+                                slice_us)
 from bench.common import RESULTS_DIR, competing_process, interleaved_medians, start_run, write_results
 from vschaos.cli.train import compose_config
 from vschaos.export.directions import LatentDirections
@@ -302,7 +305,7 @@ def format_table(rows: List[Dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(rows: List[Dict[str, object]]) -> str:
+def format_comparison(rows: List[Dict[str, object]], per_call: List[Dict[str, object]]) -> str:
     lines = ["| file | DAW buffer | 1/RTF, median | range | rounds | floor (same rate) | model ms per buffer |",
              "|---|---:|---:|---|---:|---:|---:|"]
     for r in rows:
@@ -310,6 +313,12 @@ def format_comparison(rows: List[Dict[str, object]]) -> str:
         added = "" if r["model_ms"] is None else f"{r['model_ms']:.3f}"
         lines.append(f"| {r['file']} | {r['buffer']} | {r['median']:.1f} | {r['low']:.1f}–{r['high']:.1f} "
                      f"| {r['rounds']} | {floor} | {added} |")
+    lines += ["", f"The same files' plugin calls at {DAW_RATE} Hz timed in one process, interleaved round after round "
+              "(µs per call: the least and the median block mean; a buffer shorter than a hop mixes calls that run a "
+              "frame with calls that only queue), and the operations each dispatches on average:", "",
+              "| file | DAW buffer | µs per call, least | median | operations per call |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['file']} | {r['buffer']} | {r['min_us']:.1f} | {r['median_us']:.1f} | {r['operations']:.1f} |"
+              for r in per_call]
     return "\n".join(lines)
 
 
@@ -331,11 +340,13 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     torch.set_num_threads(1)
     load = "one competing CPU-bound process" if args.busy else "idle"
     started = start_run(__file__, competing=args.busy)
+    per_call: List[Dict[str, object]] = []
     with competing_process(args.busy):
         if args.compare:
             with tempfile.TemporaryDirectory() as folder:
                 rows = compare_files(args.compare, args.rounds, args.repeat, args.iters, Path(folder),
                                      args.buffers)
+            per_call = plugin_calls(args.compare, DAW_RATE, args.buffers, rounds=3 * args.rounds)
         elif args.save_dir is not None:
             args.save_dir.mkdir(parents=True, exist_ok=True)
             rows = [run_preset(preset, args.save_dir, args.repeat, args.iters, tuple(args.set))
@@ -349,10 +360,10 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
               f"1/RTF >= {TARGET:g} at {DAW_BUFFER}. Floor: an identity model at the same native sizes (no model "
               f"can beat it here). torch {torch.__version__}. The cheapest operation, a slice, costs "
               f"{slice_cost:.2f} µs in TorchScript here.\n\n")
-    table = format_comparison(rows) if args.compare else format_table(rows)
+    table = format_comparison(rows, per_call) if args.compare else format_table(rows)
     md = header + table + "\n"
-    write_results(args.name, {"load": load, "target": TARGET, "slice_us": slice_cost, "rows": rows}, md, args.out,
-                  run=started)
+    write_results(args.name, {"load": load, "target": TARGET, "slice_us": slice_cost, "rows": rows,
+                              "per_call": per_call}, md, args.out, run=started)
     print(md)
     return rows
 
