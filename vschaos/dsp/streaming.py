@@ -16,7 +16,7 @@ Real-time phase: :class:`RTPGHI` implements real-time phase-gradient heap integr
 look-ahead (Prusa & Holighaus, "Phase vocoder done right", EUSIPCO 2017), in a heap-free form
 that is vectorised over bins (see the class docstring).
 """
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 import math
 
