@@ -238,12 +238,17 @@ def test_auto_without_a_usable_dataset_is_one_line(argv, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_check_dataset_prints_the_same_recommendation(noise_root, capsys):
+def test_check_dataset_prints_the_same_recommendation(noise_root, tmp_path, capsys):
     assert check_dataset_main([str(noise_root)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1] == recommend_dataset(noise_root).line() and lines[-1].startswith("preset=auto -> dgt_mid: ")
+    assert lines[0] == recommend_dataset(noise_root).line() and lines[0].startswith("preset=auto -> dgt_mid: ")
+    assert lines[-1] == "OK"  # the report's verdict stays last
     assert check_dataset_main([str(noise_root), "--no-preset"]) == 0
     assert "preset=auto" not in capsys.readouterr().out
+    (tmp_path / "data").mkdir()  # no sound: the report's problem, and one line instead of a recommendation
+    assert check_dataset_main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("preset=auto: no recommendation: ") and "no sound file to look at" in out
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ def load_transform_config(name: str, config_dir: Optional[Path] = None) -> DictC
 def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     """``check_dataset.py ROOT [--transform NAME] [--sample-rate SR] [--tasks ...] [--no-preset]``: print the
     validation report, frames counted with the transform's n_fft/hop at its sample rate (or
-    ``--sample-rate``), then the preset ``train_model.py --config-name auto`` would pick and why
+    ``--sample-rate``), after a line saying which preset ``train_model.py --config-name auto`` would pick and why
     (:mod:`vschaos.pitch.recommend`; not with ``--no-preset``); returns 0 when the dataset has no problem, 1
     otherwise (2: bad transform). A dataset that cannot be sampled gets a line saying why, not another status."""
     parser = argparse.ArgumentParser(prog="check_dataset.py",
@@ -63,14 +63,14 @@ def check_dataset_main(argv: Optional[Sequence[str]] = None) -> int:
     sample_rate = args.sample_rate if args.sample_rate is not None else int(transform.sample_rate)
     report = validate_dataset(args.root, tasks=args.tasks, sample_rate=sample_rate,
                               n_fft=int(transform.n_fft), hop=int(transform.hop))
-    print(report.format())
-    if not args.no_preset:
+    if not args.no_preset:  # first: the report ends with its verdict (OK or the problems found)
         from vschaos.pitch.recommend import RecommendError, recommend_dataset
 
         try:
             print(recommend_dataset(args.root).line())
         except RecommendError as error:
             print(f"preset=auto: no recommendation: {error}")
+    print(report.format())
     return 0 if report.ok else 1
 
 
