@@ -433,3 +433,24 @@ def test_sweep_changes_reads_a_known_sweep():
     changes, _, _ = sweep_changes(t, values)
     assert changes["centroid"] == pytest.approx(12.0 * 7 / 8, rel=0.05)
     assert changes["loudness"] < 12.0 + SILENCE_DB
+
+
+def test_heard_frames_play_a_frame_as_the_export_would():
+    """A held frame of a real tone comes back (RTPGHI phase, overlap-add, analysis) close to itself, at the
+    level it was given: the loudness a name states is the audio's."""
+    import math
+
+    from vschaos.dsp import functional as F
+    from vschaos.dsp.transforms import SpectralTransform
+    from vschaos.export.latent_names import HOLD_FRAMES, heard_frames
+
+    transform = SpectralTransform(sample_rate=22050, n_fft=1024, hop=256)
+    t = torch.arange(22050, dtype=torch.float64) / 22050
+    tone = sum(torch.sin(2 * math.pi * k * 220.0 * t) / k for k in range(1, 12)).float() * 0.1
+    frame = transform.magnitude(tone[None])[0, 40:41]  # (1, bins), a steady frame
+    heard = heard_frames(transform, frame)
+    assert heard.shape[0] == 1 and 2 <= heard.shape[1] < HOLD_FRAMES and heard.shape[2] == frame.shape[1]
+    assert float(F.spectral_convergence(frame.expand_as(heard[0]), heard[0])) < 0.15
+    louder = heard_frames(transform, 4.0 * frame)
+    # four times the frame: 12 dB louder to the last digits (RTPGHI reads log-magnitude differences)
+    torch.testing.assert_close(louder.pow(2).sum(-1), 16.0 * heard.pow(2).sum(-1), rtol=1e-4, atol=0.0)

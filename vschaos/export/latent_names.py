@@ -2,7 +2,9 @@
 
 A component (a unit direction ``v`` of the latent space with the training latents' std ``s`` along it) is swept
 from ``-SWEEP_STD`` to ``+SWEEP_STD`` std around the training mean, every other component at the mean; each point
-is decoded (labels unknown) to a magnitude frame, and four descriptors are read from it:
+is decoded (labels unknown) to a magnitude frame, heard as the export plays it (the frame held, phase by RTPGHI,
+overlap-added and analysed again: :func:`heard_frames`), and four descriptors are read from the steady frames
+(their median):
 
 * ``loudness``: ``10 log10(sum |X|^2)`` in dB ("louder" / "quieter");
 * ``centroid``: the magnitude-weighted mean frequency in Hz, its change counted in semitones ("brighter" /
@@ -35,6 +37,7 @@ WORDS: Dict[str, Tuple[str, str]] = {"loudness": ("louder", "quieter"), "centroi
                                      "flatness": ("noisier", "purer"), "f0": ("higher", "lower")}
 _EPS = 1e-12
 SILENCE_DB = 60.0  # a sweep's frames this far below its loudest count as silent (their level is not a change)
+HOLD_FRAMES = 16  # each sweep point is heard as its frame held this long (heard_frames)
 
 
 @dataclass
@@ -100,6 +103,23 @@ def descriptors(magnitude: Tensor, sample_rate: int, n_fft: int) -> Dict[str, Te
     return {"loudness": loudness, "centroid": centroid, "flatness": flatness, "f0": f0}
 
 
+def heard_frames(transform: nn.Module, magnitude: Tensor) -> Tensor:
+    """What a listener gets from each decoded magnitude frame ``(n, bins)`` held still: the frame repeated
+    ``HOLD_FRAMES`` times, given its phase by :class:`~vschaos.dsp.streaming.RTPGHI` and overlap-added as the export
+    plays it, then analysed again by ``transform``; returns the steady frames ``(n, frames, bins)`` (those whose
+    window lies in the held sound). Read from the decoder's frame alone, a colour such as the noise between
+    partials would be one the audio cannot have: the phase and the overlap-add fill it in."""
+    from vschaos.dsp.streaming import RTPGHI, StreamingSynthesis
+
+    n_fft, hop = int(transform.n_fft), int(transform.hop)
+    held = magnitude.float().clamp_min(0.0).unsqueeze(1).expand(-1, HOLD_FRAMES, -1).contiguous()
+    phase = RTPGHI(n_fft, hop, float(transform.lam))(held)
+    audio = StreamingSynthesis(transform.dual.float(), hop)(torch.polar(held, phase))
+    again = transform.magnitude(audio.to(transform.window.dtype))
+    overlap = n_fft // hop
+    return again[:, 2 * overlap: again.shape[1] - overlap]
+
+
 def _fit(t: Tensor, y: Tensor) -> Tuple[float, float]:
     """Least-squares slope of ``y`` on ``t`` and the share of ``y``'s variance the line explains."""
     tc, yc = t - t.mean(), y - y.mean()
@@ -155,12 +175,14 @@ def measure_effects(vae: nn.Module, mean: Tensor, components: Tensor, scales: Te
         steps = t.unsqueeze(0) * scales.double()[swept].unsqueeze(1)  # (n, points)
         z = mean.double() + steps.unsqueeze(-1) * components.double()[swept].unsqueeze(1)  # (n, points, L)
         dtype = vae.transform.norm_mean.dtype
+        transform = vae.transform
         with torch.no_grad():
             features = vae.decode(z.reshape(-1, z.shape[-1]).to(dtype), {})
-            magnitude = vae.transform.from_features(features)
-        transform = vae.transform
-        decoded = {name: value.reshape(len(swept), SWEEP_POINTS)
-                   for name, value in descriptors(magnitude, int(transform.sample_rate), int(transform.n_fft)).items()}
+            heard = heard_frames(transform, transform.from_features(features))  # (n * points, steady, bins)
+        steady = heard.shape[1]
+        decoded = {name: value.reshape(len(swept), SWEEP_POINTS, steady).median(dim=2).values
+                   for name, value in descriptors(heard.reshape(-1, heard.shape[-1]), int(transform.sample_rate),
+                                                  int(transform.n_fft)).items()}
     for j in range(k):
         share = None if shares is None or j < pitch_dims else float(shares[j])
         if j < pitch_dims:
