@@ -294,9 +294,61 @@ def test_sampling_steps_the_same_network_that_training_fits(layers):
     with torch.no_grad():
         u = prior.normalise(z)
         out, _ = prior.gru(torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], dim=1))
-        mean = prior._split(out)[0]
+        mean = prior._split(out)[0][..., 0, :]  # the one component's mean
     assert float(u.abs().max()) < 8.0  # not held at the limit
     torch.testing.assert_close(mean, u, rtol=0, atol=1e-5)
+
+
+def test_a_mixture_prior_samples_its_most_likely_component_and_scores_the_mixture():
+    """Temperature 0 draws the most likely component's mean (teacher forcing on the path predicts it again); the
+    NLL is -log sum_k w_k N(z; m_k, s_k) in raw units, checked against the formula; the export streams it."""
+    from vschaos.models.prior import sample_latents
+
+    torch.manual_seed(5)
+    prior = LatentPrior(3, hidden=8, components=3).eval()
+    prior.set_normalisation(torch.randn(50, 3) * 2.0)
+    assert prior.hyperparameters()["components"] == 3 and prior.uniform_channels == 3
+    z, _ = sample_latents(prior, 12, temperature=0.0, seed=0)
+    with torch.no_grad():
+        u = prior.normalise(z)
+        out, _ = prior.gru(torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], dim=1))
+        mean, log_std, _, mix = prior._split(out)
+        picked = mix.argmax(dim=-1)  # (1, T)
+        torch.testing.assert_close(mean[0, torch.arange(12), picked[0]], u[0], rtol=0, atol=1e-5)
+        nll, _ = prior.nll(z)
+        normal = torch.distributions.Normal(mean, log_std.exp())
+        by_formula = -torch.logsumexp(torch.log_softmax(mix, -1) + normal.log_prob(u.unsqueeze(-2)).sum(-1), -1) \
+            + prior.z_std.log().sum()
+    torch.testing.assert_close(nll, by_formula, rtol=1e-5, atol=1e-5)
+    hot = [sample_latents(prior, 12, temperature=1.0, seed=s)[0] for s in (1, 1, 2)]
+    assert torch.equal(hot[0], hot[1]) and not torch.equal(hot[0], hot[2])
+
+
+def test_a_mixture_prior_fits_a_two_way_choice_better_than_one_gaussian():
+    """Frames that either stay at +1 or jump to -1 (a note held or another starting): one Gaussian must spread
+    over both, a mixture of two puts its weight on each; held-out NLL per frame tells them apart."""
+    from vschaos.models.prior_module import PriorModule
+
+    generator = torch.Generator().manual_seed(0)
+    choice = torch.where(torch.rand(64, 32, 1, generator=generator) < 0.5, 1.0, -1.0)
+    z = torch.cat([choice, 0.1 * torch.randn(64, 32, 1, generator=generator)], dim=-1)
+    z = z + 0.02 * torch.randn(z.shape, generator=generator)
+    labels = torch.full(z.shape[:2] + (0,), -1, dtype=torch.long)
+    mask = torch.ones(z.shape[:2], dtype=torch.bool)
+    held = {}
+    for components in (1, 2):
+        torch.manual_seed(1)
+        module = PriorModule(2, hidden=16, components=components, lr=1e-2)
+        module.prior.set_normalisation(z[:48].reshape(-1, 2))
+        optimiser = module.configure_optimizers()
+        for _ in range(150):
+            optimiser.zero_grad()
+            loss = module._loss((z[:48], labels[:48], mask[:48]))
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            held[components] = float(module.prior.nll(z[48:])[0].mean())
+    assert held[2] < held[1] - 0.5, held
 
 
 def test_a_prior_file_whose_sizes_lie_is_refused_before_building(tmp_path):

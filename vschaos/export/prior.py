@@ -52,7 +52,7 @@ class StreamingVAEWithPrior(StreamingVAE):
     prior_noise_stream: int
     prior_label_stream: int
     prior_labels: int
-    prior_label_channels: int
+    prior_uniform_channels: int
     min_rows: int
     method_names: List[str]
     prior_input_labels: List[str]
@@ -77,7 +77,7 @@ class StreamingVAEWithPrior(StreamingVAE):
         self.prior_noise_stream = PRIOR_NOISE_STREAM
         self.prior_label_stream = PRIOR_LABEL_STREAM
         self.prior_labels = len(self.decoder_tasks)
-        self.prior_label_channels = int(sum(label_dims))  # one uniform per class: the Gumbel-max draw
+        self.prior_uniform_channels = int(prior.uniform_channels)  # per class and component: Gumbel-max draws
         self.min_rows = _MIN_ROWS  # attributes: scripted code cannot read globals
         self.method_names = list(StreamingVAE.get_methods(self)) + list(PRIOR_METHODS)
         self.prior_input_labels = [_TEMPERATURE_INLET]
@@ -122,9 +122,9 @@ class StreamingVAEWithPrior(StreamingVAE):
             previous, state = self.latent_prior.initial_state(batch)
         frames = self._frame_index(counter, n_frames)
         noise = counter_normal(self.seed, self.prior_noise_stream, batch, frames, self.prior_latent_dim)
-        uniform = noise[:, :, :0]  # no labels: no draw (each operation costs on every call)
-        if self.prior_labels > 0:
-            uniform = counter_uniform(self.seed, self.prior_label_stream, batch, frames, self.prior_label_channels)
+        uniform = noise[:, :, :0]  # no labels and one Gaussian: no draw (each operation costs on every call)
+        if self.prior_uniform_channels > 0:
+            uniform = counter_uniform(self.seed, self.prior_label_stream, batch, frames, self.prior_uniform_channels)
         z, labels, previous, state = self.latent_prior.sample_frames(
             previous, state, values.to(previous.dtype), noise.to(previous.dtype), uniform.to(previous.dtype))
         return bounded_latent(z), labels, previous, state, advanced

@@ -15,9 +15,9 @@ class PriorModule(L.LightningModule):
     ``train_nll`` and ``val_nll``."""
 
     def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1, lr: float = 3e-3,
-                 label_dims: Optional[List[int]] = None) -> None:
+                 label_dims: Optional[List[int]] = None, components: int = 1) -> None:
         super().__init__()
-        self.prior = LatentPrior(latent_dim, hidden, layers, label_dims)
+        self.prior = LatentPrior(latent_dim, hidden, layers, label_dims, components)
         self.lr = float(lr)
 
     def _loss(self, batch) -> Tensor:

@@ -32,12 +32,14 @@ from vschaos.training.run import CHECKPOINT_LOAD_ERRORS, LoadedRun, RunFolderErr
 
 PRIOR_FOLDER = "prior"
 MAX_PRIOR_LAYERS = 16
+MAX_PRIOR_COMPONENTS = 64
 PRIOR_FILE = "prior.pt"
 # the prior's options (``key=value`` on the command line). Not a Hydra group of vschaos/configs: every group
 # there composes into a training config (tests/test_configs.py), and these are not training options.
 PRIOR_DEFAULTS = {
     "hidden": 64,          # GRU units
     "layers": 1,           # GRU layers
+    "components": 4,       # Gaussians of the mixture each frame is drawn from (1: a single diagonal Gaussian)
     "lr": 0.003,           # Adam learning rate
     "seq_len": 64,         # frames per training chunk (each starts the GRU afresh, as a reset stream does)
     "batch_size": 16,      # chunks per batch
@@ -69,7 +71,7 @@ def prior_options(overrides: Sequence[str]) -> DictConfig:
                                      f"{', '.join(f'{k}={v}' for k, v in base.items())})")
         dotlist.append(text)
     cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(dotlist))
-    for key in ("hidden", "layers", "seq_len", "batch_size", "max_epochs"):
+    for key in ("hidden", "layers", "components", "seq_len", "batch_size", "max_epochs"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigurationError(f"prior: {key} must be a positive integer, got {cfg[key]!r}")
     if cfg.dataset_root is not None and not Path(str(cfg.dataset_root)).is_dir():
@@ -89,13 +91,13 @@ def load_prior(version_dir: Path) -> Optional[LatentPrior]:
         state = load_tensors_only(path)
         hyper = state["hyperparameters"]
         sizes = (int(hyper["latent_dim"]), int(hyper["hidden"]), int(hyper["layers"]),
-                 [int(d) for d in hyper.get("label_dims", [])])
+                 [int(d) for d in hyper.get("label_dims", [])], int(hyper.get("components", 1)))
         weights = state["state_dict"]
         expected = {"gru.weight_hh_l0": (3 * sizes[1], sizes[1]),
                     "gru.weight_ih_l0": (3 * sizes[1], sizes[0] + sum(sizes[3]))}
         # the sizes must be those of the weights before a module is built from them: a file is untrusted data
         if any(tuple(weights[name].shape) != shape for name, shape in expected.items()) \
-                or not 1 <= sizes[2] <= MAX_PRIOR_LAYERS:
+                or not 1 <= sizes[2] <= MAX_PRIOR_LAYERS or not 1 <= sizes[4] <= MAX_PRIOR_COMPONENTS:
             raise ValueError(f"its hyperparameters {hyper} do not describe its weights")
         prior = LatentPrior(*sizes)
         prior.load_state_dict(state["state_dict"])
@@ -242,7 +244,7 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
         train, held_out = split_files(sequences, float(options.val_fraction), int(options.seed))
         label_dims = [int(run.vae.task_dims[task]) for task in run.vae.decoder_tasks]
         module = PriorModule(run.vae.latent_dim, int(options.hidden), int(options.layers), float(options.lr),
-                             label_dims)
+                             label_dims, int(options.components))
         train_latents = torch.cat([z for z, _ in train])
         module.prior.set_normalisation(train_latents)
         iid = iid_gaussian_nll(train_latents, torch.cat([z for z, _ in held_out])) if held_out else None
