@@ -39,7 +39,8 @@ PRIOR_FILE = "prior.pt"
 PRIOR_DEFAULTS = {
     "hidden": 64,          # GRU units
     "layers": 1,           # GRU layers
-    "components": 4,       # Gaussians of the mixture each frame is drawn from (1: a single diagonal Gaussian)
+    "components": 1,       # Gaussians of the mixture each frame is drawn from (1: one diagonal Gaussian; more
+                           # fit held-out files better but may play silence for long: experiments/latent_play)
     "lr": 0.003,           # Adam learning rate
     "seq_len": 64,         # frames per training chunk (each starts the GRU afresh, as a reset stream does)
     "batch_size": 16,      # chunks per batch
