@@ -19,10 +19,12 @@ verified by the host). Then, with the exported file as nn~ loads it (one thread)
   i.i.d. diagonal Gaussian's fitted to the training files' latents (nats per frame; the margin is the difference).
 * **Generated vs training descriptors**: frame descriptors (loudness dB; centroid and f0 in semitones; flatness
   dB; the colour ones over frames within ``GATE_DB`` of the training set's loudest) of the training files split
-  in two halves A and B (alternate files), and of ``generate`` (temperature 1, seed 0) for as long as one half.
+  in two halves A and B (a seeded random half of the files each, so that neither half holds whole instruments or
+  kits the other lacks by construction), and of ``generate`` (temperature 1, seed 0) for as long as one half.
   Distance ``D(X, Y)``: the mean over the four descriptors of the 1-D Wasserstein distance divided by the training
   set's inter-quartile range. Reported both ways: D(generated, A) against D(B, A), and D(generated, B) against
-  D(A, B) (the target: generated no farther from a half than the other half is).
+  D(A, B) (the target: generated no farther from a half than the other half is), and the model's own floor:
+  D(forward(B), A), half B through the export's ``forward`` (what the VAE makes of real frames).
 * **Long stream**: ``--minutes`` of ``generate`` at model buffers 2048, 512 and 8192 (multiples of the hop: nn~ buffers smaller host blocks) (temperature 1, one seed): the
   SHA-256 of the streams (bit-identical?), non-finite samples, the longest silence (50 ms blocks below
   ``SILENCE_DBFS`` RMS) beside the training files' longest.
@@ -79,11 +81,13 @@ def prepare(kind: str, work: Path, args) -> Dict[str, object]:
     root = render(kind, work / kind / "material")
     version_dir = work / kind / "runs" / kind / "version_0"
     info: Dict[str, object] = {"material": str(root), "files": len(list((root / "data").glob("*.wav")))}
-    if not (version_dir / "checkpoints" / "last.ckpt").is_file():
+    trained_file = work / kind / "trained.json"  # written once the budget is spent: an interrupted run trains again
+    if not trained_file.is_file():
         options = SimpleNamespace(tag=kind, config="dgt_mid", threads=1, seed=0, set=[], cpu_minutes=args.cpu_minutes,
                                   max_epochs=100000)
         trained = train(options, root, work / kind)
-        info["training"] = {k: v for k, v in trained.items() if k != "version_dir"}
+        trained_file.write_text(json.dumps({k: v for k, v in trained.items() if k != "version_dir"}))
+    info["training"] = json.loads(trained_file.read_text())
     if not (version_dir / "prior" / "prior.pt").is_file():
         fitted = run_tool("train_model.py", ["prior", str(version_dir), "val_fraction=0.2",
                                              f"max_epochs={args.prior_epochs}"], 1)
@@ -240,21 +244,32 @@ def measure(kind: str, info: Dict[str, object], args) -> Dict[str, object]:
     files = sorted((Path(info["material"]) / "data").glob("*.wav"))
     audios = [load_audio(path, rate) for path in files]
     both, gate = frame_descriptors(transform, audios)
-    half_a, _ = frame_descriptors(transform, audios[0::2], gate)
-    half_b, _ = frame_descriptors(transform, audios[1::2], gate)
+    order = torch.randperm(len(audios), generator=torch.Generator().manual_seed(0)).tolist()
+    first, second = [audios[i] for i in order[:len(order) // 2]], [audios[i] for i in order[len(order) // 2:]]
+    half_a, _ = frame_descriptors(transform, first, gate)
+    half_b, _ = frame_descriptors(transform, second, gate)
     scale = {name: max(float(np.subtract(*np.percentile(both[name], [75, 25]))), 1e-3) for name in DESCRIPTOR_NAMES}
-    half_seconds = sum(a.shape[-1] for a in audios[0::2]) / rate
+    half_seconds = sum(a.shape[-1] for a in first) / rate
     model.reset()
     model.set_seed(0)
     with torch.no_grad():
         generated = _stream(model.generate, torch.ones(1, 1, int(half_seconds * rate) // 2048 * 2048), 2048)[0, 0]
     gen, _ = frame_descriptors(transform, [generated], gate)
-    result["descriptors"] = {"generated_vs_A": distance(gen, half_a, scale), "B_vs_A": distance(half_b, half_a, scale),
+    with torch.no_grad():  # the model's own floor: half B through the export's forward, as a player would hear it
+        delay = int(transform.n_fft) - hop  # forward's declared delay (n_fft - hop)
+        rebuilt = []
+        for audio in second:
+            model.reset()
+            usable = audio.shape[-1] // 2048 * 2048
+            rebuilt.append(_stream(model.forward, audio[None, None, :usable], 2048)[0, 0, delay:])
+    forward_b, _ = frame_descriptors(transform, rebuilt, gate)
+    result["descriptors"] = {"forward_B_vs_A": distance(forward_b, half_a, scale),"generated_vs_A": distance(gen, half_a, scale), "B_vs_A": distance(half_b, half_a, scale),
                              "generated_vs_B": distance(gen, half_b, scale), "A_vs_B": distance(half_a, half_b, scale),
                              "scale_iqr": scale, "half_seconds": half_seconds}
     d = result["descriptors"]
-    print(kind, "descriptors: gen-A %.3f vs B-A %.3f; gen-B %.3f vs A-B %.3f" % (
-        d["generated_vs_A"]["mean"], d["B_vs_A"]["mean"], d["generated_vs_B"]["mean"], d["A_vs_B"]["mean"]))
+    print(kind, "descriptors: gen-A %.3f vs B-A %.3f; gen-B %.3f vs A-B %.3f; forward(B)-A %.3f" % (
+        d["generated_vs_A"]["mean"], d["B_vs_A"]["mean"], d["generated_vs_B"]["mean"], d["A_vs_B"]["mean"],
+        d["forward_B_vs_A"]["mean"]))
 
     training_silence = max(longest_silence(a.numpy(), rate) for a in audios)
     samples = int(args.minutes * 60.0 * rate) // max(args.buffers) * max(args.buffers)  # the same length at each
@@ -304,7 +319,7 @@ def format_markdown(results: Dict[str, object]) -> str:
     lines += ["", "Descriptor distances per descriptor (Wasserstein / training IQR):", "",
               "| material | pair | loudness | centroid | flatness | f0 |", "|---|---|---|---|---|---|"]
     for kind, r in results["materials"].items():
-        for pair in ("generated_vs_A", "B_vs_A", "generated_vs_B", "A_vs_B"):
+        for pair in ("generated_vs_A", "B_vs_A", "generated_vs_B", "A_vs_B", "forward_B_vs_A"):
             row = r["descriptors"][pair]
             lines.append(f"| {kind} | {pair} | " + " | ".join(f"{row.get(n, float('nan')):.3f}"
                                                             for n in DESCRIPTOR_NAMES) + " |")
