@@ -87,29 +87,6 @@ def test_prior_options_are_checked_with_the_key_named():
         prior_options(["hiden=3"])
     with pytest.raises(Exception, match="seq_len must be a positive integer"):
         prior_options(["seq_len=0"])
-    with pytest.raises(Exception, match="components must be a positive integer"):
-        prior_options(["components=0"])
-    with pytest.raises(Exception, match=r"input_noise must be a number within \[0, 10\], got -1"):
-        prior_options(["input_noise=-1"])
-    assert prior_options(["input_noise=0.5"]).input_noise == 0.5
-
-
-def test_input_noise_perturbs_what_the_gru_reads_in_training_only():
-    """The training loss reads noisy frames (a different loss each step), the validation loss the clean ones
-    (equal to the prior's own NLL), and the targets are never perturbed (noise 0 is the plain NLL)."""
-    torch.manual_seed(0)
-    module = PriorModule(2, hidden=8, input_noise=0.5)
-    module.prior.set_normalisation(torch.randn(40, 2))
-    z = torch.randn(3, 10, 2)
-    batch = (z, torch.full((3, 10, 0), -1, dtype=torch.long), torch.ones(3, 10, dtype=torch.bool))
-    with torch.no_grad():
-        clean = float(module.prior.nll(z)[0].mean())
-        module.eval()
-        assert float(module._loss(batch)) == pytest.approx(clean, rel=1e-6)
-        module.train()
-        noisy = [float(module._loss(batch)) for _ in range(2)]
-    assert noisy[0] != noisy[1] and abs(noisy[0] - clean) > 1e-4
-    assert float(module.prior.nll(z, input_noise=0.0)[0].mean()) == pytest.approx(clean, rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- the commands

@@ -118,17 +118,14 @@ class LatentPrior(nn.Module):
                 self.z_mean.new_zeros(self.layers, batch, self.hidden))
 
     @torch.jit.unused
-    def nll(self, z: Tensor, labels: Optional[Tensor] = None, input_noise: float = 0.0) -> Tuple[Tensor, Tensor]:
+    def nll(self, z: Tensor, labels: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """Teacher forcing on raw latents ``(batch, T, latent_dim)`` and label ids ``(batch, T, n_labels)`` (-1:
         unknown; None: all unknown): the negative log-likelihood (nats) of each frame's latents ``(batch, T)``
-        and of its known labels ``(batch, T)`` (summed over tasks; 0 without labels). ``input_noise``: the std
-        (in training-set stds) of Gaussian noise added to the frames the GRU reads, not to those it predicts:
-        trained so, it learns to come back from the errors of its own samples instead of drifting on them."""
+        and of its known labels ``(batch, T)`` (summed over tasks; 0 without labels)."""
         if labels is None:
             labels = torch.full(z.shape[:-1] + (self.n_labels,), -1, dtype=torch.long, device=z.device)
         u = self.normalise(z)
-        read = u + input_noise * torch.randn_like(u) if input_noise > 0 else u
-        inputs = torch.cat([read, self.one_hot(labels)], dim=-1)
+        inputs = torch.cat([u, self.one_hot(labels)], dim=-1)
         previous = torch.cat([torch.zeros_like(inputs[:, :1]), inputs[:, :-1]], dim=1)
         out, _ = self.gru(previous)
         mean, log_std, logits, mix = self._split(out)

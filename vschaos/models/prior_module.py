@@ -15,15 +15,14 @@ class PriorModule(L.LightningModule):
     ``train_nll`` and ``val_nll``."""
 
     def __init__(self, latent_dim: int, hidden: int = 64, layers: int = 1, lr: float = 3e-3,
-                 label_dims: Optional[List[int]] = None, components: int = 1, input_noise: float = 0.0) -> None:
+                 label_dims: Optional[List[int]] = None, components: int = 1) -> None:
         super().__init__()
         self.prior = LatentPrior(latent_dim, hidden, layers, label_dims, components)
         self.lr = float(lr)
-        self.input_noise = float(input_noise)  # in training only (LatentPrior.nll): validation reads clean frames
 
     def _loss(self, batch) -> Tensor:
         z, labels, mask = batch
-        latent_nll, label_nll = self.prior.nll(z, labels, self.input_noise if self.training else 0.0)
+        latent_nll, label_nll = self.prior.nll(z, labels)
         return ((latent_nll + label_nll) * mask).sum() / mask.sum().clamp_min(1.0)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:

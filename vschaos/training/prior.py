@@ -42,7 +42,6 @@ PRIOR_DEFAULTS = {
     "components": 1,       # Gaussians of the mixture each frame is drawn from (1: one diagonal Gaussian; more
                            # fit held-out files better but may play silence for long: experiments/latent_play)
     "lr": 0.003,           # Adam learning rate
-    "input_noise": 0.0,    # noise on the frames the GRU reads while training (training-set stds): see LatentPrior.nll
     "seq_len": 64,         # frames per training chunk (each starts the GRU afresh, as a reset stream does)
     "batch_size": 16,      # chunks per batch
     "max_epochs": 30,
@@ -78,8 +77,6 @@ def prior_options(overrides: Sequence[str]) -> DictConfig:
             raise ConfigurationError(f"prior: {key} must be a positive integer, got {cfg[key]!r}")
     if cfg.dataset_root is not None and not Path(str(cfg.dataset_root)).is_dir():
         raise ConfigurationError(f"prior: dataset_root={cfg.dataset_root}: no such folder")
-    if not isinstance(cfg.input_noise, (int, float)) or not 0.0 <= float(cfg.input_noise) <= 10.0:
-        raise ConfigurationError(f"prior: input_noise must be a number within [0, 10], got {cfg.input_noise!r}")
     if not 0.0 <= float(cfg.val_fraction) < 1.0:
         raise ConfigurationError(f"prior: val_fraction must be within [0, 1), got {cfg.val_fraction}")
     return cfg
@@ -248,7 +245,7 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
         train, held_out = split_files(sequences, float(options.val_fraction), int(options.seed))
         label_dims = [int(run.vae.task_dims[task]) for task in run.vae.decoder_tasks]
         module = PriorModule(run.vae.latent_dim, int(options.hidden), int(options.layers), float(options.lr),
-                             label_dims, int(options.components), float(options.input_noise))
+                             label_dims, int(options.components))
         train_latents = torch.cat([z for z, _ in train])
         module.prior.set_normalisation(train_latents)
         iid = iid_gaussian_nll(train_latents, torch.cat([z for z, _ in held_out])) if held_out else None
