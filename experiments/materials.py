@@ -27,6 +27,8 @@ from typing import List, Sequence
 import numpy as np
 import soundfile as sf
 
+from vschaos.data.sampled import midi_vlq
+
 TIMGM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 MUSESCORE = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
 WESNOTH_MUSIC = Path("/usr/share/games/wesnoth/1.16/data/core/music")
@@ -55,25 +57,16 @@ class MaterialError(RuntimeError):
     """A material cannot be rendered (its package or tool is missing); the message says which."""
 
 
-def _vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    return bytes(reversed(out))
-
-
 def midi_file(events: Sequence[tuple], tempo_bpm: float = 120.0) -> bytes:
     """Format-0 MIDI of ``(tick, status, data1, data2)`` events (``status`` with its channel; program changes
     take ``data2=None``)."""
     microseconds = int(round(60_000_000 / tempo_bpm))
-    track = _vlq(0) + bytes([0xFF, 0x51, 0x03]) + microseconds.to_bytes(3, "big")
+    track = midi_vlq(0) + bytes([0xFF, 0x51, 0x03]) + microseconds.to_bytes(3, "big")
     now = 0
     for tick, status, data1, data2 in sorted(events, key=lambda e: (e[0], e[1] & 0xF0 != 0xC0, e[1] & 0xF0 == 0x90)):
-        track += _vlq(tick - now) + bytes([status, data1] + ([] if data2 is None else [data2]))
+        track += midi_vlq(tick - now) + bytes([status, data1] + ([] if data2 is None else [data2]))
         now = tick
-    track += _vlq(TICKS) + bytes([0xFF, 0x2F, 0x00])
+    track += midi_vlq(TICKS) + bytes([0xFF, 0x2F, 0x00])
     return b"MThd" + struct.pack(">IHHH", 6, 0, 1, TICKS) + b"MTrk" + struct.pack(">I", len(track)) + track
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.common import start_run, write_results
+from vschaos.data.sampled import midi_vlq
 
 TUNING_SF = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 HELD_OUT_SF = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
@@ -51,24 +52,15 @@ DRUM_NOTES = (35, 36, 38, 40, 41, 42, 43, 45, 46, 47, 49, 50, 51, 54, 56, 57, 60
 Event = Tuple[float, bytes]  # (seconds, MIDI message)
 
 
-def _vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    return bytes(reversed(out))
-
-
 def midi_file(events: Sequence[Event], seconds: float) -> bytes:
     """A format-0 MIDI file at 120 bpm (1 tick = 0.5 ms) holding ``events``, ending at ``seconds``."""
     ticks = 2000  # per second
-    body, now = bytearray(_vlq(0) + bytes([0xFF, 0x51, 0x03]) + (500000).to_bytes(3, "big")), 0
+    body, now = bytearray(midi_vlq(0) + bytes([0xFF, 0x51, 0x03]) + (500000).to_bytes(3, "big")), 0
     for when, message in sorted(events, key=lambda e: e[0]):
         tick = int(round(when * ticks))
-        body += _vlq(tick - now) + message
+        body += midi_vlq(tick - now) + message
         now = tick
-    body += _vlq(max(0, int(round(seconds * ticks)) - now)) + bytes([0xFF, 0x2F, 0x00])
+    body += midi_vlq(max(0, int(round(seconds * ticks)) - now)) + bytes([0xFF, 0x2F, 0x00])
     return b"MThd" + struct.pack(">IHHH", 6, 0, 1, 1000) + b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 

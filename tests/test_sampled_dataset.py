@@ -168,3 +168,11 @@ def test_sampled_dataset_rejects_bad_arguments_before_rendering(soundfont, tmp_p
     with pytest.raises(SampledDatasetError, match="soundfont .*missing.sf2 not found"):
         make_sampled_dataset(tmp_path / "out", tmp_path / "missing.sf2", notes=[60])
     assert instrument_name(73) == "p073_flute"
+
+
+def test_midi_variable_length_quantities_are_the_standard_s_examples():
+    from vschaos.data.sampled import midi_vlq
+
+    examples = {0: "00", 0x40: "40", 0x7F: "7f", 0x80: "8100", 0x2000: "c000", 0x3FFF: "ff7f", 0x4000: "818000",
+                0x1FFFFF: "ffff7f", 0x200000: "81808000", 0x0FFFFFFF: "ffffff7f"}
+    assert {value: midi_vlq(value).hex() for value in examples} == examples

@@ -149,8 +149,8 @@ def instrument_name(program: int) -> str:
     return f"p{program:03d}_{GM_PROGRAM_NAMES[program]}"
 
 
-def _vlq(value: int) -> bytes:
-    """MIDI variable-length quantity."""
+def midi_vlq(value: int) -> bytes:
+    """``value`` (>= 0) as a MIDI variable-length quantity (delta times in standard MIDI files)."""
     out = [value & 0x7F]
     value >>= 7
     while value:
@@ -165,11 +165,11 @@ def note_midi_file(spec: NoteSpec, hold: float, seconds: float) -> bytes:
     ticks_per_second = _TICKS_PER_QUARTER * 1_000_000 // _MICROSECONDS_PER_QUARTER
     hold_ticks = int(round(hold * ticks_per_second))
     end_ticks = max(int(round(seconds * ticks_per_second)), hold_ticks)
-    events = (_vlq(0) + bytes([0xFF, 0x51, 0x03]) + _MICROSECONDS_PER_QUARTER.to_bytes(3, "big")
-              + _vlq(0) + bytes([0xC0, spec.program])
-              + _vlq(0) + bytes([0x90, spec.midi, spec.velocity])
-              + _vlq(hold_ticks) + bytes([0x80, spec.midi, 0])
-              + _vlq(end_ticks - hold_ticks) + bytes([0xFF, 0x2F, 0x00]))
+    events = (midi_vlq(0) + bytes([0xFF, 0x51, 0x03]) + _MICROSECONDS_PER_QUARTER.to_bytes(3, "big")
+              + midi_vlq(0) + bytes([0xC0, spec.program])
+              + midi_vlq(0) + bytes([0x90, spec.midi, spec.velocity])
+              + midi_vlq(hold_ticks) + bytes([0x80, spec.midi, 0])
+              + midi_vlq(end_ticks - hold_ticks) + bytes([0xFF, 0x2F, 0x00]))
     header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, _TICKS_PER_QUARTER)
     return header + b"MTrk" + struct.pack(">I", len(events)) + events
 
