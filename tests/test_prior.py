@@ -418,3 +418,22 @@ def test_an_export_of_another_checkpoint_than_the_prior_s_says_so(run_with_prior
         assert note in capsys.readouterr().out
     finally:
         other.unlink()
+
+
+def test_joined_files_chain_every_training_file_in_seeded_orders():
+    """Each joined sequence holds every file once, end to end (frames and labels together), in an order drawn
+    from the seed: the prior sees what follows a file's ending."""
+    from vschaos.training.prior import joined_files
+
+    files = [(torch.full((n, 2), float(i)), torch.full((n, 1), i, dtype=torch.long)) for i, n in enumerate((3, 5, 2))]
+    joined = joined_files(files, orders=3, seed=7)
+    assert len(joined) == 3
+    for z, labels in joined:
+        assert z.shape == (10, 2) and labels.shape == (10, 1)
+        assert torch.equal(z[:, 0].long(), labels[:, 0])  # frames and labels moved together
+        runs = torch.unique_consecutive(labels[:, 0], return_counts=True)
+        assert sorted(zip(runs[0].tolist(), runs[1].tolist())) == [(0, 3), (1, 5), (2, 2)]
+    assert [z[:, 0].tolist() for z, _ in joined] == [z[:, 0].tolist() for z, _ in joined_files(files, 3, 7)]
+    assert joined_files(files, 0, 7) == []
+    with pytest.raises(Exception, match="join_files must be an integer >= 0"):
+        prior_options(["join_files=-1"])

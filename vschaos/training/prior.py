@@ -47,6 +47,7 @@ PRIOR_DEFAULTS = {
     "max_epochs": 30,
     "val_fraction": 0.1,   # share of FILES held out (at least one of two or more); the NLL is reported on them
     "seed": 0,             # the split and the initialisation
+    "join_files": 4,       # train on the files joined end to end in this many random orders (0: each file alone)
     "dataset_root": None,  # the training dataset, if it moved since training (default: the run's data.dataset.root)
 }
 # a prior.pt that is not what fit_prior writes: truncated, foreign, code in its pickle, weights of another shape
@@ -72,6 +73,8 @@ def prior_options(overrides: Sequence[str]) -> DictConfig:
                                      f"{', '.join(f'{k}={v}' for k, v in base.items())})")
         dotlist.append(text)
     cfg = OmegaConf.merge(base, OmegaConf.from_dotlist(dotlist))
+    if not isinstance(cfg.join_files, int) or cfg.join_files < 0:
+        raise ConfigurationError(f"prior: join_files must be an integer >= 0, got {cfg.join_files!r}")
     for key in ("hidden", "layers", "components", "seq_len", "batch_size", "max_epochs"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise ConfigurationError(f"prior: {key} must be a positive integer, got {cfg[key]!r}")
@@ -149,6 +152,19 @@ def split_files(sequences: List, val_fraction: float, seed: int) -> Tuple[List, 
     random.Random(seed).shuffle(order)
     n_val = min(len(order) - 1, math.ceil(val_fraction * len(order))) if val_fraction > 0 else 0
     return [sequences[i] for i in order[n_val:]], [sequences[i] for i in order[:n_val]]
+
+
+def joined_files(sequences: Sequence[Tuple[Tensor, Tensor]], orders: int, seed: int) -> List[Tuple[Tensor, Tensor]]:
+    """The ``(z, labels)`` sequences joined end to end, in ``orders`` seeded random orders (one sequence per
+    order): trained on them, the prior learns that a file's ending (often silence) is followed by another file's
+    beginning, so a long stream moves on instead of staying where a file ended."""
+    rng = random.Random(seed)
+    joined = []
+    for _ in range(orders):
+        order = list(range(len(sequences)))
+        rng.shuffle(order)
+        joined.append((torch.cat([sequences[i][0] for i in order]), torch.cat([sequences[i][1] for i in order])))
+    return joined
 
 
 def chunks(sequences: Sequence[Tuple[Tensor, Tensor]], seq_len: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -249,7 +265,8 @@ def fit_prior(run_dir: str, checkpoint: str = "last", overrides: Sequence[str] =
         train_latents = torch.cat([z for z, _ in train])
         module.prior.set_normalisation(train_latents)
         iid = iid_gaussian_nll(train_latents, torch.cat([z for z, _ in held_out])) if held_out else None
-        train_loader = DataLoader(TensorDataset(*chunks(train, int(options.seq_len))),
+        fitted = joined_files(train, int(options.join_files), int(options.seed)) if options.join_files else train
+        train_loader = DataLoader(TensorDataset(*chunks(fitted, int(options.seq_len))),
                                   batch_size=int(options.batch_size), shuffle=True)
         val_loader = (DataLoader(TensorDataset(*chunks(held_out, int(options.seq_len))),
                                  batch_size=int(options.batch_size)) if held_out else None)
