@@ -42,8 +42,8 @@ PRIOR_DEFAULTS = {
     "components": 1,       # Gaussians of the mixture each frame is drawn from (1: one diagonal Gaussian; more
                            # fit held-out files better but may play silence for long: experiments/latent_play)
     "lr": 0.003,           # Adam learning rate
-    "seq_len": 64,         # frames per training chunk (each starts the GRU afresh, as a reset stream does)
-    "batch_size": 16,      # chunks per batch
+    "seq_len": 256,        # frames per training chunk (each starts the GRU afresh, as a reset stream does)
+    "batch_size": 8,       # chunks per batch
     "max_epochs": 30,
     "val_fraction": 0.1,   # share of FILES held out (at least one of two or more); the NLL is reported on them
     "seed": 0,             # the split and the initialisation
