@@ -365,9 +365,21 @@ def test_a_prior_file_whose_sizes_lie_is_refused_before_building(tmp_path):
                 "hyperparameters": {**prior.hyperparameters(), "label_dims": [10 ** 9]}}, prior_path(version))
     with pytest.raises(RunFolderError, match="do not describe its weights"):
         load_prior(version)
+    for components in (10 ** 9, 3):  # absurd, or a mixture the weights are not: refused before building
+        torch.save({"state_dict": prior.state_dict(), "metrics": {},
+                    "hyperparameters": {**prior.hyperparameters(), "components": components}}, prior_path(version))
+        with pytest.raises(RunFolderError, match="do not describe its weights"):
+            load_prior(version)
     torch.save({"state_dict": prior.state_dict(), "metrics": {}, "hyperparameters": prior.hyperparameters()},
                prior_path(version))
     assert load_prior(version).hidden == 8
+    older = {k: v for k, v in prior.hyperparameters().items() if k != "components"}  # written before mixtures
+    torch.save({"state_dict": prior.state_dict(), "metrics": {}, "hyperparameters": older}, prior_path(version))
+    assert load_prior(version).components == 1
+    mixture = LatentPrior(4, hidden=8, components=3)
+    torch.save({"state_dict": mixture.state_dict(), "metrics": {}, "hyperparameters": mixture.hyperparameters()},
+               prior_path(version))
+    assert load_prior(version).components == 3
 
 
 def test_ctrl_c_while_fitting_is_one_line_and_restores_the_handler(tmp_path, dataset, capsys, monkeypatch):

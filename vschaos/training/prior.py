@@ -97,8 +97,11 @@ def load_prior(version_dir: Path) -> Optional[LatentPrior]:
         sizes = (int(hyper["latent_dim"]), int(hyper["hidden"]), int(hyper["layers"]),
                  [int(d) for d in hyper.get("label_dims", [])], int(hyper.get("components", 1)))
         weights = state["state_dict"]
+        components = sizes[4]
+        head_rows = 2 * components * sizes[0] + sum(sizes[3]) + (components if components > 1 else 0)
         expected = {"gru.weight_hh_l0": (3 * sizes[1], sizes[1]),
-                    "gru.weight_ih_l0": (3 * sizes[1], sizes[0] + sum(sizes[3]))}
+                    "gru.weight_ih_l0": (3 * sizes[1], sizes[0] + sum(sizes[3])),
+                    "head.weight": (head_rows, sizes[1])}
         # the sizes must be those of the weights before a module is built from them: a file is untrusted data
         if any(tuple(weights[name].shape) != shape for name, shape in expected.items()) \
                 or not 1 <= sizes[2] <= MAX_PRIOR_LAYERS or not 1 <= sizes[4] <= MAX_PRIOR_COMPONENTS:
