@@ -197,7 +197,7 @@ def long_stream(model, samples: int, rate: int, buffer: int, seed: int = 0) -> D
             "wall_seconds": time.perf_counter() - start, "peak": float(np.abs(np.nan_to_num(audio)).max())}
 
 
-def call_cost(model, hop: int, buffer: int = 2048, repeats: int = 200) -> Dict[str, float]:
+def call_cost(model, buffer: int = 2048, repeats: int = 200) -> Dict[str, float]:
     inlets = int(model.decode_params[0])
     model.reset()
     latents = model.prior(torch.ones(1, 1, buffer))
@@ -279,9 +279,9 @@ def measure(kind: str, info: Dict[str, object], args) -> Dict[str, object]:
     print(kind, "long stream:", {k: v for k, v in result["long_stream"].items() if k != "streams"},
           [(s["buffer"], s["non_finite"], s["longest_silence_s"]) for s in streams])
 
-    result["cost"] = {"idle": call_cost(model, hop)}
+    result["cost"] = {"idle": call_cost(model)}
     with competing_process():
-        result["cost"]["busy"] = call_cost(model, hop)
+        result["cost"]["busy"] = call_cost(model)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     size = os.path.getsize(info["export"])
     result["size"] = {"export_bytes": size, "weights_bytes": weights, "overhead_bytes": size - weights,

@@ -14,11 +14,9 @@ from vschaos.dsp.streaming import (
     RTPGHI,
     StreamingAnalysis,
     StreamingSynthesis,
-    counter_normal,
-    counter_uniform,
-    normal_uniform_streams,
     peak_anchors,
 )
+from vschaos.dsp.counter_noise import counter_normal, counter_uniform, normal_uniform_streams
 from vschaos.export.module import PHASE_NOISE_STREAM
 
 N_FFT, HOP = 1024, 256

@@ -24,8 +24,6 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp import functional as dsp
-from vschaos.dsp.counter_noise import (NORMAL_UNIFORM_BASE, counter_normal, counter_uniform,  # noqa: F401
-                                         normal_uniform_streams)  # (the streams' noise, importable from here)
 from vschaos.dsp.phase import bin_phase_advance, phase_frequency_derivative_factor, phase_time_derivative
 
 

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from vschaos.dsp.bounds import MAX_TEMPERATURE, bounded_audio_input, bounded_latent, soft_clip
-from vschaos.dsp.streaming import NORMAL_UNIFORM_BASE
+from vschaos.dsp.counter_noise import NORMAL_UNIFORM_BASE
 from vschaos.export.latent_axes import LatentAxes, LatentRotation
 from vschaos.export.streaming_stages import StreamingStages, label_ids
 from vschaos.models.contract import SpectralModel, check_model

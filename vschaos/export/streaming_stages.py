@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_audio_input, soft_clip
-from vschaos.dsp.streaming import (RTPGHI, StreamingAnalysis, StreamingSynthesis, counter_normal, counter_uniform,
-                                   in_dtype)
+from vschaos.dsp.counter_noise import counter_normal, counter_uniform
+from vschaos.dsp.streaming import RTPGHI, StreamingAnalysis, StreamingSynthesis, in_dtype
 from vschaos.models.components.distributions import sample_latent
 from vschaos.models.components.harmonic import transpose_pitch
 from vschaos.models.contract import SpectralModel
