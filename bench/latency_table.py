@@ -8,10 +8,11 @@ method declares is read back from the written file. Whether that is the delay a 
 pass-through double with the preset's own front end (latent = features, the input's phase: an untrained decoder's
 output follows nothing, so no measurement can find its delay): the host's verification (``verify_model``) measures
 ``forward``'s delay, and the host's nn~ timeline (``render_array``, worker thread on) measures the total lag at one
-setting, to compare with the table. The Neutone plugin's figure is what the scripted plugin wrapper (the SDK's
-``SampleQueueWrapper`` around ``NeutoneSpectralVAE``, the object the plugin loads) reports for each DAW rate and
-buffer (``calc_buffering_delay_samples`` + ``calc_model_delay_samples``, what the SDK's ``benchmark-latency``
-prints), with the Neutone SDK installed.
+setting, to compare with the table. The Neutone plugin's figure is what the Neutone export of the preset
+(``export_neutone``: the SDK's validation and our checks, no speed benchmark), loaded as the plugin loads it,
+reports for each DAW rate and buffer (``calc_buffering_delay_samples`` + ``calc_model_delay_samples``, what the
+SDK's ``benchmark-latency`` prints); the export's own checks measure that delay on the pass-through double at the
+model's rate and at 48 kHz (the Neutone SDK must be installed, else that column says so).
 
 What a player hears in nn~ and nn.ar = the host's buffering (``vschaos.host.engine.host_latency``: B - V without
 a worker thread, 2B - V with one; docs/NN_CONTRACT.md section 3) + the declared ``forward`` delay, at the model's
@@ -38,7 +39,6 @@ from vschaos.cli.train import compose_config
 from vschaos.configs import CONFIG_DIR, preset_names
 from vschaos.export import export_model, script_model
 from vschaos.export.directions import LatentDirections
-from vschaos.export.export import streaming_module
 from vschaos.export.latent_axes import LatentAxes
 from vschaos.host import load_model, measure_delay, render_array, verify_model
 from vschaos.host.engine import host_latency
@@ -72,6 +72,7 @@ NN_SETTINGS: Tuple[Setting, ...] = (
 RENDERED = Setting(PD, 2048)  # the setting whose total lag is measured through the host's timeline
 NEUTONE_RATES = (44100, 48000)
 NEUTONE_BUFFERS = (128, 256, 512)
+NEUTONE_CHECK = (48000, 256)  # besides the model's own rate: the DAW setting at which the export measures its delay
 ASSUMED = [
     "V = 64 everywhere: Pd's default block, Max's default signal vector size, SuperCollider's default block size.",
     "The worker thread is on (2B - V): the default of nn~ in Pd and Max (not on Windows) and of nn.ar on a "
@@ -182,30 +183,56 @@ def measured_forward(transform: nn.Module, sample_rate: int) -> Dict[str, object
             "rendered_correlation": float(correlation)}
 
 
-def neutone_rows(vae: nn.Module, name: str) -> Tuple[List[Dict[str, object]], str]:
-    """What the plugin reports at each ``NEUTONE_RATES`` x ``NEUTONE_BUFFERS``: rows and a note ('' when measured;
-    the reason when the Neutone SDK is not installed)."""
-    try:
-        from neutone_sdk.sqw import SampleQueueWrapper
+def _neutone_export(vae: nn.Module, name: str, path: Path):
+    """``export_neutone`` with our equality and delay checks at ``NEUTONE_CHECK`` (at the model's rate and the
+    DAW's), the SDK's validation, no SDK speed benchmark; returns the report."""
+    from vschaos.export.neutone import NeutoneTexts, export_neutone
 
-        from vschaos.export.neutone_plugin import NeutoneTexts
-        from vschaos.export.neutone_wrapper import NeutoneSpectralVAE
-    except ImportError as error:
-        return [], f"not measured: the Neutone SDK is not installed ({error})"
     directions = LatentDirections.axes(int(vae.latent_dim), "latency table", first=int(getattr(vae, "pitch_dims", 0)))
     texts = NeutoneTexts(name, "latency table", "latency table", "latency table", ["benchmark"])
-    with warnings.catch_warnings():  # TorchScript is what the plugin loads: torch's deprecation notice is expected
-        warnings.simplefilter("ignore", FutureWarning)
-        plugin = torch.jit.script(SampleQueueWrapper(NeutoneSpectralVAE(streaming_module(vae), texts, directions)))
+    rate, buffer = NEUTONE_CHECK
+    return export_neutone(vae, path, texts, directions, check_buffers=(buffer,), resampled_checks=((rate, buffer),),
+                          benchmark=False, sdk_offline_check=False)
+
+
+def neutone_rows(vae: nn.Module, name: str, folder: Path) -> Tuple[List[Dict[str, object]], Dict[str, object]]:
+    """What the plugin reports at each ``NEUTONE_RATES`` x ``NEUTONE_BUFFERS`` for ``vae`` exported to ``folder``
+    (the file loaded as the plugin and the SDK's ``benchmark-latency`` load it), and the checks: the export's
+    own delay checks on ``vae`` and on the pass-through double with its front end, where a delay can be measured
+    (``{"note": why}`` without the Neutone SDK)."""
+    try:
+        from vschaos.export.neutone import NeutoneExportError, load_neutone_model
+    except ImportError as error:
+        return [], {"note": f"not measured: the Neutone SDK is not installed ({error})"}
+    report = _neutone_export(vae, name, folder / f"{name}.nm")
+    plugin, _ = load_neutone_model(str(report.path))
     rows = []
-    for rate in NEUTONE_RATES:
-        for buffer in NEUTONE_BUFFERS:
-            plugin.set_daw_sample_rate_and_buffer_size(rate, buffer)
-            plugin.reset()
-            buffering, model = int(plugin.calc_buffering_delay_samples()), int(plugin.calc_model_delay_samples())
-            rows.append({"daw_rate": rate, "buffer": buffer, "buffering_samples": buffering, "model_samples": model,
-                         "total_samples": buffering + model, "ms": heard_ms(buffering + model, rate)})
-    return rows, ""
+    with torch.no_grad():
+        for rate in NEUTONE_RATES:
+            for buffer in NEUTONE_BUFFERS:
+                plugin.set_daw_sample_rate_and_buffer_size(rate, buffer)
+                plugin.reset()
+                buffering, model = int(plugin.calc_buffering_delay_samples()), int(plugin.calc_model_delay_samples())
+                rows.append({"daw_rate": rate, "buffer": buffer, "buffering_samples": buffering,
+                             "model_samples": model, "total_samples": buffering + model,
+                             "ms": heard_ms(buffering + model, rate)})
+    checks: Dict[str, object] = {"note": "", "export": [check.delay_summary for check in report.checks]}
+    try:
+        double = _neutone_export(PassThrough(vae.transform), f"{name} pass-through", folder / f"{name}.double.nm")
+        checks["double_passed"] = all(check.ok for check in double.checks)
+        checks["double"] = [_delay_check(check) for check in double.checks]
+    except NeutoneExportError as error:  # the export refuses a reported delay its checks do not measure
+        checks["double_passed"], checks["double"] = False, [{"summary": str(error), "measured": None}]
+    return rows, checks
+
+
+def _delay_check(check) -> Dict[str, object]:
+    """One of the Neutone export's ``BufferCheck``s: DAW rate (0: the model's), buffer, reported and measured
+    delay (None: not measurable), its summary."""
+    found = re.match(r"measured(?: by envelope)? (\d+) samples", check.delay_summary)
+    return {"daw_rate": int(check.sample_rate), "buffer": int(check.daw_buffer),
+            "reported": int(check.buffering_delay + check.model_delay),
+            "measured": int(found.group(1)) if found else None, "summary": check.delay_summary}
 
 
 def preset_result(preset: str, folder: Path, config_dir: Path = CONFIG_DIR,
@@ -220,12 +247,12 @@ def preset_result(preset: str, folder: Path, config_dir: Path = CONFIG_DIR,
     declared = declared_delays(path)
     own = next(c for c in report.checks if c.name == "delay" and c.method == "forward")
     largest_ratio = load_model(str(path)).description.min_buffer_size
-    neutone, neutone_note = neutone_rows(vae, preset)
+    neutone, neutone_checks = neutone_rows(vae, preset, folder)
     return {"preset": preset, "sample_rate": sample_rate, "n_fft": n_fft, "hop": hop,
             "largest_ratio": largest_ratio, "declared": declared, "export_verify_forward_delay": own.summary,
             "measured": measured_forward(vae.transform, sample_rate),
             "nn": nn_rows(int(declared["forward"]), largest_ratio, sample_rate),
-            "neutone": neutone, "neutone_note": neutone_note}
+            "neutone": neutone, "neutone_checks": neutone_checks}
 
 
 SUMMARY_HEADER = ("| preset | Pd, B = 512 | Pd, default B = 4096 | Max (nn~ 1.6) and nn.ar, default B (the hop) | "
@@ -248,6 +275,14 @@ def summary_cells(result: Dict[str, object]) -> List[str]:
             neutone.get((44100, 256), ""), neutone.get((48000, 256), "")]
 
 
+def _neutone_verdict(check: Dict[str, object]) -> str:
+    if "buffer" not in check:  # the export refused
+        return str(check["summary"])
+    where = f"{check['daw_rate'] / 1000:g} kHz, " if check["daw_rate"] else ""
+    measured = "not measurable" if check["measured"] is None else f"measured {check['measured']}"
+    return f"{where}{check['buffer']}: reported {check['reported']}, {measured}"
+
+
 def format_markdown(results: List[Dict[str, object]]) -> str:
     settings = [row["setting"] for row in results[0]["nn"]] if results else []
     lines = ["Summary (the README's table): milliseconds from input to output", "",
@@ -262,10 +297,17 @@ def format_markdown(results: List[Dict[str, object]]) -> str:
         lines += [f"| `{r['preset']}` | {r['sample_rate']} | " + " | ".join(_nn_cell(row, key) for row in r["nn"])
                   + " |" for r in results]
     header = [f"{rate / 1000:g} kHz, {buffer}" for rate in NEUTONE_RATES for buffer in NEUTONE_BUFFERS]
-    lines += ["", "Neutone plugin: what it reports at each DAW rate and buffer, ms (samples at the DAW rate)", "",
-              "| preset | model rate | " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(header)]
+    rate, buffer = NEUTONE_CHECK
+    lines += ["", "Neutone plugin: what it reports at each DAW rate and buffer, ms (samples at the DAW rate); the "
+              f"export's delay checks on the pass-through double (buffer {buffer} at the model's rate and at "
+              f"{rate / 1000:g} kHz; samples at the DAW rate, within the measurement's resolution)", "",
+              "| preset | model rate | " + " | ".join(header) + " | checks |", "|---|---:|" + "---:|" * len(header) + "---|"]
     for r in results:
-        cells = [f"{row['ms']:.1f} ({row['total_samples']})" for row in r["neutone"]] or [r["neutone_note"]]
+        checks = r["neutone_checks"]
+        cells = [f"{row['ms']:.1f} ({row['total_samples']})" for row in r["neutone"]]
+        verdict = "; ".join(_neutone_verdict(check) for check in checks.get("double", []))
+        verdict = verdict if checks.get("double_passed") else f"FAIL: {verdict}"
+        cells = cells + [verdict] if cells else [checks["note"]]
         lines.append(f"| `{r['preset']}` | {r['sample_rate']} | " + " | ".join(cells) + " |")
     lines += ["", "Declared delays (samples, read from each preset's nn~ export) and the host's measurements on a "
               "pass-through double with the preset's front end", "",
@@ -305,6 +347,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 f"{r['measured']['rendered_lag']} (table {r['measured']['rendered_expected']})" for r in results
                 if not (r["measured"]["verify_passed"] and r["measured"]["measured"] == r["declared"]["forward"]
                         and r["measured"]["rendered_lag"] == r["measured"]["rendered_expected"])]
+    problems += [f"{r['preset']}: the Neutone export's delay checks: "
+                 f"{'; '.join(check['summary'] for check in r['neutone_checks']['double'])}"
+                 for r in results if r["neutone"] and not r["neutone_checks"]["double_passed"]]
     markdown = format_markdown(results)
     print(markdown)
     write_results("latency_table", {"assumed": ASSUMED, "presets": results, "problems": problems}, markdown, run=run)

@@ -82,19 +82,24 @@ def test_the_host_measures_the_declared_delay_and_the_table_total():
     assert measured["rendered_correlation"] > 0.99
 
 
-def test_the_neutone_plugin_reports_its_hop_queue_on_top_of_the_delay():
+@pytest.mark.slow  # two Neutone exports with their checks
+def test_the_neutone_plugin_reports_its_hop_queue_on_top_of_the_delay(tmp_path):
     pytest.importorskip("neutone_sdk")
-    transform = SpectralTransform(sample_rate=44100, n_fft=1024, hop=256)
-    rows, note = table.neutone_rows(table.PassThrough(transform), "double")
-    assert note == ""
+    transform = SpectralTransform(sample_rate=44100, n_fft=512, hop=256)
+    rows, checks = table.neutone_rows(table.PassThrough(transform), "double", tmp_path)
+    assert checks["note"] == "" and checks["double_passed"]
+    # the export's own checks: at the model's rate and at 48 kHz, the reported delay is the table's
+    at_check = {check["daw_rate"]: check for check in checks["double"]}
+    assert at_check[0]["buffer"] == 256 and at_check[0]["reported"] == 256
     at = {(row["daw_rate"], row["buffer"]): row for row in rows}
     assert set(at) == {(rate, buffer) for rate in (44100, 48000) for buffer in (128, 256, 512)}
     # at the model's rate: the delay plus the queue of whole hops, hop - gcd(buffer, hop)
-    assert at[44100, 128]["total_samples"] == 768 + 256 - 128
-    assert at[44100, 512]["total_samples"] == 768
-    assert at[44100, 512]["ms"] == pytest.approx(768 / 44.1)
+    assert at[44100, 128]["total_samples"] == 256 + 256 - 128
+    assert at[44100, 512]["total_samples"] == 256
+    assert at[44100, 512]["ms"] == pytest.approx(256 / 44.1)
     # resampled: at least the delay, in DAW samples
-    assert all(at[48000, b]["total_samples"] >= math.ceil(768 * 48000 / 44100) for b in (128, 256, 512))
+    assert all(at[48000, b]["total_samples"] >= math.ceil(256 * 48000 / 44100) for b in (128, 256, 512))
+    assert at_check[48000]["reported"] == at[48000, 256]["total_samples"]
 
 
 def test_an_unknown_preset_is_one_line(capsys):
