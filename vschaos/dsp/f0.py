@@ -92,12 +92,19 @@ def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics
 
 
 def widened_peaks(peaks: Tensor, widths: List[int]) -> Tensor:
-    """``peaks (batch, bins)`` max-pooled over ``+-width`` bins for each of ``widths`` (0 = as is), laid end to end:
-    ``(batch, len(widths) * bins)``."""
+    """``peaks (batch, bins)``, none below zero (:func:`harmonic_peaks`), max-pooled over ``+-width`` bins for each
+    of ``widths`` (0 = as is, the first), laid end to end: ``(batch, len(widths) * bins)``."""
+    if len(widths) == 1:
+        return peaks
+    widest = widths[-1]
+    # one strided view of every bin's neighbourhood at the widest width, each width the maximum over its middle:
+    # a few operations per streamed frame, not a max-pool per width. Padding with zeros reads like max-pooling's
+    # padding, as no peak lies below zero.
+    windows = torch.nn.functional.pad(peaks, (widest, widest)).unfold(-1, 2 * widest + 1, 1)
     levels = [peaks]
     for width in widths[1:]:
-        levels.append(torch.nn.functional.max_pool1d(peaks.unsqueeze(1), kernel_size=2 * width + 1, stride=1,
-                                                     padding=width).squeeze(1))
+        around = windows if width == widest else windows.narrow(-1, widest - width, 2 * width + 1)
+        levels.append(around.amax(dim=-1))
     return torch.cat(levels, dim=-1)
 
 
@@ -114,13 +121,13 @@ def harmonic_peaks(compressed: Tensor, min_height: float = PEAK_MIN_HEIGHT) -> T
     spans ~5 bins above -60 dB, and leakage spreads further) from feeding every harmonic of a deep
     subharmonic: reading them, even a pure sine could come out octaves low."""
     floor = compressed.mean(dim=-1, keepdim=True) + compressed.std(dim=-1, keepdim=True)
-    level = compressed - floor
     # the floor's last bits depend on the batch size (reduction order): on a flat frame (a click) every bin
-    # sits on it, and rounding would make "peaks" that differ between a streamed call and an offline one
-    level = torch.where(level > min_height, level, torch.zeros_like(level))
-    inner = level[:, 1:-1]
-    is_peak = (inner >= level[:, :-2]) & (inner > level[:, 2:])
-    return torch.nn.functional.pad(inner * is_peak.to(level.dtype), (1, 1))
+    # sits on it, and rounding would make "peaks" that differ between a streamed call and an offline one.
+    # threshold: the level where above min_height, else 0 (one operation)
+    level = torch.nn.functional.threshold(compressed - floor, min_height, 0.0)
+    inner = level.narrow(-1, 1, level.shape[-1] - 2)
+    is_peak = (inner >= level.narrow(-1, 0, inner.shape[-1])) & (inner > level.narrow(-1, 2, inner.shape[-1]))
+    return torch.nn.functional.pad(inner * is_peak, (1, 1))
 
 
 def refine_f0(magnitude: Tensor, coarse_hz: Tensor, bin_hz: float, n_harmonics: int = 8) -> Tensor:
@@ -128,28 +135,38 @@ def refine_f0(magnitude: Tensor, coarse_hz: Tensor, bin_hz: float, n_harmonics: 
     of the partial): the amplitude-weighted least-squares fit of ``k * f0`` to the parabolically interpolated
     peaks of harmonics ``1..n_harmonics`` (those below the last bin but one). Falls back to ``coarse_hz`` when
     no harmonic peak is found or the fit moves by more than a semitone or 0.75 bin, whichever is more."""
+    harmonics = torch.arange(1, n_harmonics + 1, dtype=magnitude.dtype, device=magnitude.device)
+    return _refine(magnitude, coarse_hz, bin_hz, harmonics, torch.arange(-1, 2, device=magnitude.device))
+
+
+def _refine(magnitude: Tensor, coarse_hz: Tensor, bin_hz: float, harmonics: Tensor, offsets: Tensor) -> Tensor:
+    """:func:`refine_f0` with its constants given (:class:`HarmonicF0` keeps them as buffers, so that a streamed
+    frame builds none): ``harmonics`` ``1..n_harmonics`` (float; any float dtype reads the same, as every
+    operation on it also reads a tensor in ``magnitude``'s dtype), ``offsets`` ``[-1, 0, 1]`` (int64). Written for
+    few operations per call, each giving the very bits of the plain formulas (comments)."""
     n_bins = magnitude.shape[-1]
-    k = torch.arange(1, n_harmonics + 1, dtype=magnitude.dtype, device=magnitude.device)
-    expected = coarse_hz.unsqueeze(-1) * k / bin_hz  # (batch, K) fractional bins
-    centre = expected.round().long()
-    valid = (centre >= 2) & (centre <= n_bins - 3)
-    centre = centre.clamp(2, n_bins - 3)
-    # the largest of the three bins around the expected position, then a parabola through it and its neighbours
-    offsets = torch.arange(-1, 2, device=magnitude.device)
-    window = magnitude.gather(1, (centre.unsqueeze(-1) + offsets).flatten(1)).view(centre.shape[0], -1, 3)
+    expected = coarse_hz.unsqueeze(-1) * harmonics / bin_hz  # (batch, K) fractional bins
+    rounded = expected.round().long()
+    centre = rounded.clamp(2, n_bins - 3)
+    valid = centre == rounded  # 2 <= rounded <= n_bins - 3
+    # the largest of the three bins around the expected position, then a parabola through it and its neighbours;
+    # both read from one broadcast view of the frames (batch, K, bins)
+    frames = magnitude.unsqueeze(1).expand(-1, centre.shape[1], -1)
+    window = frames.gather(2, centre.unsqueeze(-1) + offsets)
     peak = centre + window.argmax(dim=-1) - 1
-    triple = magnitude.gather(1, (peak.unsqueeze(-1) + offsets).flatten(1)).view(centre.shape[0], -1, 3)
-    log_triple = torch.log(triple + 1e-12)
-    left, middle, right = log_triple[..., 0], log_triple[..., 1], log_triple[..., 2]
+    triple = frames.gather(2, peak.unsqueeze(-1) + offsets)
+    left, middle, right = torch.log(triple + 1e-12).unbind(-1)
     curvature = left - 2 * middle + right
-    is_peak = (middle >= left) & (middle >= right) & (curvature < 0)
-    delta = torch.where(is_peak, 0.5 * (left - right) / torch.where(is_peak, curvature, -torch.ones_like(curvature)),
-                        torch.zeros_like(curvature)).clamp(-0.5, 0.5)
-    position = peak.to(magnitude.dtype) + delta
-    weight = triple[..., 1] * (valid & is_peak).to(magnitude.dtype)
+    is_peak = (middle >= torch.maximum(left, right)) & (curvature < 0)  # middle >= left and middle >= right
+    # the vertex; where there is no peak it is only kept finite: its weight is 0 there, so its product (a +0,
+    # since positions are positive) sums as a zeroed delta's would
+    delta = (0.5 * (left - right) / torch.where(is_peak, curvature, -1.0)).clamp(-0.5, 0.5)
+    position = peak + delta  # the int64 peak promoted to delta's dtype: peak.to(dtype) + delta
+    weight = triple.select(-1, 1) * (valid & is_peak)  # the bool promoted: 1.0 or +0.0
     # least squares of position_k = k * f0 / bin_hz, each harmonic weighted by its amplitude
-    numerator = (weight * k * position).sum(-1)
-    denominator = (weight * k * k).sum(-1)
+    weighted_k = weight * harmonics
+    numerator = (weighted_k * position).sum(-1)
+    denominator = (weighted_k * harmonics).sum(-1)
     fitted = numerator / denominator.clamp_min(1e-30) * bin_hz
     ratio = fitted / coarse_hz
     # the coarse f0 may sit up to half a bin from the partials (a lone sine's peak is read from its bin):
@@ -194,16 +211,25 @@ class HarmonicF0(nn.Module):
         self.widths = list(PEAK_WIDTHS[:int(index.max()) // (n_fft // 2 + 1) + 1])
         self.register_buffer("tap_index", index.flatten(), persistent=False)
         self.register_buffer("tap_weight", weight, persistent=False)
+        # refine_f0's constants, built once rather than on every frame
+        self.register_buffer("refine_numbers", torch.arange(1, self.refine_harmonics + 1, dtype=torch.float32),
+                             persistent=False)
+        self.register_buffer("refine_offsets", torch.arange(-1, 2), persistent=False)
 
     def salience(self, magnitude: Tensor) -> Tensor:
         """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``; each frame's sums are
         the same whatever the batch (see the module docstring)."""
         peaks = widened_peaks(harmonic_peaks(compressed_magnitude(magnitude)), self.widths)
+        # the float32 weights promoted to the peaks' dtype (exact), as converting them first would;
+        # amax over the lower and upper reads: their maximum
         reads = peaks.index_select(1, self.tap_index).view(
-            [magnitude.shape[0]] + list(self.tap_weight.shape)) * self.tap_weight.to(magnitude.dtype)
-        return torch.maximum(reads[:, 0], reads[:, 1]).sum(dim=-1)
+            [magnitude.shape[0]] + list(self.tap_weight.shape)) * self.tap_weight
+        return reads.amax(dim=1).sum(dim=-1)
 
     def forward(self, magnitude: Tensor) -> Tensor:
-        coarse = self.candidates.to(magnitude.dtype)[self.salience(magnitude).argmax(dim=-1)]
-        return refine_f0(magnitude, coarse, self.bin_hz, self.refine_harmonics).clamp(self.fmin, self.fmax)
+        coarse = self.candidates.index_select(0, self.salience(magnitude).argmax(dim=-1))
+        if coarse.dtype != magnitude.dtype:  # a conversion to the same dtype would still be an operation
+            coarse = coarse.to(magnitude.dtype)
+        return _refine(magnitude, coarse, self.bin_hz, self.refine_numbers, self.refine_offsets).clamp(
+            self.fmin, self.fmax)
 
