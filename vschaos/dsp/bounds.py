@@ -80,6 +80,8 @@ def soft_clip(audio: Tensor, knee: float = OUTPUT_KNEE, limit: float = OUTPUT_LI
     (tanh, continuous slope 1 at the knee) towards ``+-OUTPUT_LIMIT`` beyond it; NaN -> 0."""
     x = torch.nan_to_num(audio, nan=0.0)  # +-Inf -> +-the largest float: tanh -> 1, i.e. +-limit
     size = x.abs()
+    if float(size.amax()) <= knee:  # usual audio, all within the knee: x as the formula below returns it, in
+        return x  # four operations instead of ten (each costs time on every streamed call)
     room = limit - knee
     # knee + room * tanh(excess / room) equals the knee within it (>= |x|) and lies below |x| beyond it
     saturated = torch.tanh((size - knee).clamp_min(0.0) / room) * room + knee

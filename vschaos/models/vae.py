@@ -199,7 +199,7 @@ class SpectralVAE(nn.Module):
 
     def _encoder_condition(self, labels: Dict[str, Tensor], reference: Tensor) -> Tensor:
         """Encoder embeddings concatenated in config order: (batch, encoder_cond_dim)."""
-        parts: List[Tensor] = [reference[:, :0]]
+        parts: List[Tensor] = [reference.narrow(1, 0, 0)]  # one operation (TorchScript makes `[:, :0]` two)
         for task, embedding in self.encoder_embeddings.items():  # ModuleDict keeps config order
             parts.append(embedding(self._task_labels(labels, task, reference)).to(reference.dtype))
         return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
@@ -219,9 +219,12 @@ class SpectralVAE(nn.Module):
         for tracker in self.pitch_trackers:  # the pitch latent: measured, not learnt (no gradient to carry)
             with torch.no_grad():
                 f0_hz = tracker(self.transform.from_features(features))
-                pitch = self.pitch_coordinate.coordinate(f0_hz).unsqueeze(-1).to(mean.dtype)
+                pitch = self.pitch_coordinate.coordinate(f0_hz).unsqueeze(-1)
+                if pitch.dtype != mean.dtype:  # a conversion to the same dtype would still be an operation
+                    pitch = pitch.to(mean.dtype)
             mean = torch.cat([pitch, mean], dim=-1)
-            std = torch.cat([torch.full_like(pitch, self.min_std), std], dim=-1)
+            # the pitch's std (min_std) written in front, as a cat of a filled column would: one operation
+            std = torch.nn.functional.pad(std, (1, 0), value=self.min_std)
         return mean, std
 
     def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
@@ -277,7 +280,9 @@ class SpectralVAE(nn.Module):
         mean, std = self.transform.norm_mean, self.transform.norm_std
         floor = torch.neg(mean) / std  # to_features(0): the contrast of a zero magnitude is 0
         ceiling = (self.ceiling_contrast - mean) / std
-        return bounded_decoded_features(features, floor.to(features.dtype), ceiling.to(features.dtype))
+        if floor.dtype != features.dtype:  # a conversion to the same dtype would still be an operation per call
+            floor, ceiling = floor.to(features.dtype), ceiling.to(features.dtype)
+        return bounded_decoded_features(features, floor, ceiling)
 
     def forward(self, features: Tensor, labels: Dict[str, Tensor], sample: bool = True,
                 logits: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
