@@ -101,8 +101,20 @@ class StreamingResampler(nn.Module):
 
     @torch.jit.export
     def push(self, x: Tensor) -> None:
-        self.history = torch.cat([self.history, x.to(self.history.dtype)], dim=1)
+        self._forget_read_input()
+        if x.dtype != self.history.dtype:  # a no-op conversion would still be an operation on every call
+            x = x.to(self.history.dtype)
+        self.history = torch.cat([self.history, x], dim=1)
         self.pushed += int(x.shape[1])
+
+    def _forget_read_input(self) -> None:
+        """Drop the input that no later output reads. Done here, before a push, not after each pull: a caller that
+        pulls on every call and pushes on some (the Neutone wrapper's output side) then trims once per push."""
+        keep_from = _floor_div(self.next_out * self.in_step + self.phase, self.out_step) - self.half_width + 1
+        drop = min(max(0, keep_from - self.history_start), self.history.shape[1])  # history ends at `pushed`
+        if drop > 0:
+            self.history = self.history.narrow(1, drop, self.history.shape[1] - drop)
+            self.history_start += drop
 
     @torch.jit.export
     def ready(self) -> int:
@@ -117,11 +129,12 @@ class StreamingResampler(nn.Module):
             return torch.zeros(1, 0, dtype=self.history.dtype)
         taps = self.table.shape[1]
         shift = self.half_width - 1 + self.history_start  # from an input position to its index in `history`
-        source = self.history[0]
+        source = self.history  # (1, samples): read as it is, each call's operations count
         last_first = _floor_div((self.next_out + n - 1) * self.in_step + self.phase, self.out_step) - shift
-        if last_first + taps > source.shape[0]:  # more than was pushed: silence
+        if last_first + taps > source.shape[1]:  # more than was pushed: silence
             self.underruns += 1
-            source = torch.cat([source, torch.zeros(last_first + taps - source.shape[0], dtype=source.dtype)])
+            source = torch.cat([source, torch.zeros(1, last_first + taps - source.shape[1], dtype=source.dtype)],
+                               dim=1)
         start = self.next_out % self.out_step  # where this call starts in the cycle of positions
         if self._has_cycle(n):
             first = self.cycle_base[start:start + n] + (self.next_out // self.out_step * self.in_step - shift)
@@ -135,15 +148,10 @@ class StreamingResampler(nn.Module):
             first = base - shift  # each output's first tap, in `history`
             weights = self.table.index_select(0, rows)
         # windows as a strided view, then one row copy each: no 2-D index tensor to build and gather through
-        # (python -m bench.resample_speed times a call)
-        windows = source.unfold(0, taps, 1).index_select(0, first)
-        out = windows.mul_(weights).sum(dim=1).unsqueeze(0)  # in place: `windows` is this call's own copy
+        # (python -m bench.resample_speed times a call); (1, n, taps) -> (1, n) with no reshaping
+        windows = source.unfold(1, taps, 1).index_select(1, first)
+        out = windows.mul_(weights).sum(dim=2)  # in place: `windows` is this call's own copy
         self.next_out += n
-        keep_from = _floor_div(self.next_out * self.in_step + self.phase, self.out_step) - self.half_width + 1
-        drop = min(max(0, keep_from - self.history_start), self.history.shape[1])  # history ends at `pushed`
-        if drop > 0:
-            self.history = self.history[:, drop:]
-            self.history_start += drop
         return out
 
     @torch.jit.export

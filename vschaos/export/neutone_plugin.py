@@ -160,7 +160,8 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
         """The resamplers and queues, added after the SDK's constructor (streaming state: not saved)."""
         self.vs_down = StreamingResampler()  # DAW rate -> the model's
         self.vs_up = StreamingResampler()  # and back
-        self.register_buffer("vs_pending", torch.zeros(1, 0), persistent=False)  # input not yet a whole hop
+        # input not yet a whole hop at the model's own rate (resampling, the input resampler keeps it)
+        self.register_buffer("vs_pending", torch.zeros(1, 0), persistent=False)
         self.register_buffer("vs_ready", torch.zeros(1, 0), persistent=False)  # output not yet played
 
     @torch.jit.export
@@ -182,8 +183,10 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
             # output n plays the model's output for DAW time n - total delay (input position + its own delay)
             self.vs_up.set_rates(self.vs_sample_rate, sample_rate, self.vs_delay * sample_rate
                                  - self.vs_total_delay * self.vs_sample_rate - self.vs_down_phase)
-            # each call pulls n outputs up and at most ceil(n * model rate / DAW rate) down
-            self.vs_down.prepare(-(-n_samples * self.vs_sample_rate // sample_rate))
+            # each call pulls n outputs up and whole hops down: fewer than a hop wait in the input resampler, so
+            # at most what a call adds, ceil(n * model rate / DAW rate), plus a hop less one
+            self.vs_down.prepare(
+                (-(-n_samples * self.vs_sample_rate // sample_rate) + self.vs_hop - 1) // self.vs_hop * self.vs_hop)
             self.vs_up.prepare(n_samples)
         else:
             self.vs_down_phase = 0
@@ -218,20 +221,25 @@ class WholeHopsAtDawRates(MonoAtNativeSizes):
         if n != self.vs_block:  # a caller that did not announce its buffer (the SDK always does): re-plan and
             # restart for it; varying sizes without a restart would need the delay of the largest
             self.set_model_sample_rate_and_buffer_size(self.vs_rate, n)
-        model_rate_x = self.vs_down(x) if self.vs_resampling else x
-        pending = torch.cat([self.vs_pending, model_rate_x], dim=1)
-        whole = pending.shape[1] // self.vs_hop * self.vs_hop
-        self.vs_pending = pending[:, whole:]
+        # every tensor operation here runs on every call, most of which only queue (no whole hop yet) at a small
+        # buffer: slices are narrow (one operation, where TorchScript makes `t[:, a:]` two)
         if self.vs_resampling:
+            # the input resampler keeps what it cannot resample yet and resamples nothing until a whole hop can be:
+            # a call that only queues pushes there and pulls the output (the same samples as pulling every call)
+            self.vs_down.push(x)
+            whole = self.vs_down.ready() // self.vs_hop * self.vs_hop
             if whole > 0:
-                self.vs_up.push(self._stream(pending[:, :whole], params))
+                self.vs_up.push(self._stream(self.vs_down.pull(whole), params))
             # a windowed sinc rings past a step (Gibbs): the outlets' bound holds after it too
             return self.vs_up.pull(n).clamp_(-self.vs_output_limit, self.vs_output_limit)
+        pending = torch.cat([self.vs_pending, x], dim=1)
+        whole = pending.shape[1] // self.vs_hop * self.vs_hop
+        self.vs_pending = pending.narrow(1, whole, pending.shape[1] - whole)
         ready = self.vs_ready
         if whole > 0:
-            ready = torch.cat([ready, self._stream(pending[:, :whole], params)], dim=1)
-        self.vs_ready = ready[:, n:]
-        return ready[:, :n]
+            ready = torch.cat([ready, self._stream(pending.narrow(1, 0, whole), params)], dim=1)
+        self.vs_ready = ready.narrow(1, n, ready.shape[1] - n)
+        return ready.narrow(1, 0, n)
 
     def _stream(self, x: Tensor, params: Dict[str, Tensor]) -> Tensor:
         """``(1, whole hops)`` at the model's rate -> ``(1, same)``, ``vs_delay`` samples late."""
