@@ -311,7 +311,7 @@ def test_stream_delay_is_the_declared_forward_delay(small_transform, identity_mo
 # ---------------------------------------------------------------- attributes
 def test_attributes_round_trip_and_refuse_bad_values(demo_export):
     model = demo_export
-    assert model.get_attributes() == ["temperature", "phase", "seed"]
+    assert model.get_attributes() == ["temperature", "phase", "seed", "level"]
     assert model.set_transpose(3.0) == -1  # no pitch latent: nothing to transpose (models/components/harmonic.py)
     assert model.get_methods() == ["forward", "encode", "decode"]
     assert model.temperature_params.tolist() == [2] and model.phase_params.tolist() == [3]

@@ -160,6 +160,8 @@ def offline_export(conditioned: bool, method: str) -> Callable[[Any, Tensor], Te
                     return torch.cat(outputs, dim=-1).reshape(batch, frames, -1).transpose(1, 2)
                 features = model.decode(mean, {k: labels[k] for k in streaming.decoder_tasks})
             magnitude = t.from_features(features).reshape(batch, frames, N_BINS)
+            if method == "forward":  # the level attribute's default: each frame at the input frame's energy
+                magnitude = dsp.follow_level(magnitude, spec)
             phase = RTPGHI(N_FFT, HOP, t.lam)(magnitude)
             return soft_clip(dsp.idgt(torch.polar(magnitude, phase), t.dual, HOP, frames * HOP)).unsqueeze(1)
     return run

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument("--transpose", type=_semitones, default=0.0, metavar="SEMITONES",
                              help="move the measured pitch by this many semitones (models with a pitch latent: "
                                   "dgt_harmonic; default 0)")
+    reconstruct.add_argument("--level", choices=["follow", "model"], default="follow",
+                             help="follow: each output frame at the input frame's energy, like the export's forward "
+                                  "(default); model: the decoder's own level")
     trajectories = commands.add_parser("trajectories", help="decode latent trajectories to sound")
     _add_common(trajectories)
     trajectories.add_argument("--trajectories", nargs="+", required=True, metavar="TYPE",

@@ -129,7 +129,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         if tasks else None
     report = reconstruct_files(vae, inputs, args.out, fixed_labels=labels, metadata=metadata, sample_rate=args.sr,
                                temperature=args.temperature, method=args.phase, n_iter=args.n_iter, seed=args.seed,
-                               transpose=args.transpose)
+                               transpose=args.transpose, level=args.level)
     report.skipped = problems + report.skipped
     print(report.format())
     if report.non_finite:

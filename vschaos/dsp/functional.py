@@ -235,3 +235,19 @@ def log_spectral_distance(reference_mag: Tensor, estimate_mag: Tensor, eps: floa
     ``20 log10((|S| + eps) / (|S^| + eps))``, averaged over frames. ``(..., frames, bins)`` -> ``(...)``."""
     diff = 20.0 * (torch.log10(reference_mag + eps) - torch.log10(estimate_mag + eps))
     return torch.sqrt((diff * diff).mean(dim=-1)).mean(dim=-1)
+
+
+# follow_level's largest gain (40 dB): a frame the decoder left that far below its reference is raised no further
+FOLLOW_MAX_GAIN: float = 100.0
+
+
+def follow_level(magnitude: Tensor, reference: Tensor, max_gain: float = FOLLOW_MAX_GAIN, eps: float = 1e-12
+                 ) -> Tensor:
+    """``magnitude`` ``(..., bins)`` with each frame scaled to the energy of the same frame of ``reference``
+    (same shape; real magnitudes or the complex spectrum): ``magnitude * ||reference|| / ||magnitude||`` over the
+    bins, the gain at most ``max_gain`` (a frame the decoder left near silent is not raised from its noise floor by
+    more) and 0 where ``reference`` is silent. The spectral shape stays the decoder's; the level is the input's,
+    frame by frame, so a model cannot come out quieter or louder than what is played into it."""
+    gain = torch.linalg.vector_norm(reference, dim=-1, keepdim=True) \
+        / torch.linalg.vector_norm(magnitude, dim=-1, keepdim=True).clamp_min(eps)
+    return magnitude * gain.clamp_max(max_gain)

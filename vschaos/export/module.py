@@ -49,9 +49,10 @@ from vschaos.models.contract import SpectralModel, check_model
 from vschaos.notes import MAX_TRANSPOSE_SEMITONES
 from vschaos.util import is_power_of_two
 
-__all__ = ["LATENT_NOISE_STREAM", "PHASE_MODES", "PHASE_NOISE_STREAM", "StreamingVAE", "label_ids"]
+__all__ = ["LATENT_NOISE_STREAM", "LEVEL_MODES", "PHASE_MODES", "PHASE_NOISE_STREAM", "StreamingVAE", "label_ids"]
 
 PHASE_MODES: Tuple[str, ...] = ("pghi", "random", "keep_input")
+LEVEL_MODES: Tuple[str, ...] = ("follow", "model")
 # Counter-noise streams: latent noise is counter_normal stream 0 (uniform streams 10 and 11), the
 # random phase counter_uniform stream 1; counter_normal never draws uniform streams below 10.
 LATENT_NOISE_STREAM = 0
@@ -79,7 +80,8 @@ class StreamingVAE(StreamingStages):
     Attributes (nn~ ``set``/``get``): ``temperature`` (float in ``[0, MAX_TEMPERATURE]``:
     z = mean + temperature * std * noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
     ``random`` uniform random phase, ``keep_input`` the input's phase, forward only; decode uses
-    ``pghi`` then), ``seed`` (int: noise seed), and for a model with a pitch latent ``transpose`` (float
+    ``pghi`` then), ``seed`` (int: noise seed), ``level`` (str, forward only: ``follow``, the default, gives
+    each output frame the input frame's energy; ``model`` the decoder's own level), and for a model with a pitch latent ``transpose`` (float
     semitones in ``+-MAX_TRANSPOSE_SEMITONES``: ``forward`` moves the measured pitch, so the output plays
     that much higher or lower).
 
@@ -114,6 +116,8 @@ class StreamingVAE(StreamingStages):
     pitch_dims: int
     pitch_octaves_per_unit: float
     phase: str
+    level: str
+    max_level_gain: float
     seed: int
     latent_noise_stream: int
     phase_noise_stream: int
@@ -192,6 +196,7 @@ class StreamingVAE(StreamingStages):
         self.register_buffer("temperature_params", torch.tensor([_FLOAT], dtype=torch.int64))
         self.register_buffer("phase_params", torch.tensor([_STR], dtype=torch.int64))
         self.register_buffer("seed_params", torch.tensor([_INT], dtype=torch.int64))
+        self.register_buffer("level_params", torch.tensor([_STR], dtype=torch.int64))
         self.register_buffer("transpose_params", torch.tensor([_FLOAT], dtype=torch.int64))
 
     @torch.jit.unused
@@ -223,8 +228,8 @@ class StreamingVAE(StreamingStages):
     @torch.jit.export
     def get_attributes(self) -> List[str]:
         if self.pitch_dims > 0:
-            return ["temperature", "phase", "seed", "transpose"]
-        return ["temperature", "phase", "seed"]
+            return ["temperature", "phase", "seed", "level", "transpose"]
+        return ["temperature", "phase", "seed", "level"]
 
     @torch.jit.export
     def get_transpose(self) -> Tuple[float]:
@@ -264,6 +269,20 @@ class StreamingVAE(StreamingStages):
             self.decode_rtpghi.reset()
             self.forward_rtpghi.reset()
         self.phase = phase
+        return 0
+
+    @torch.jit.export
+    def get_level(self) -> Tuple[str]:
+        return (self.level,)
+
+    @torch.jit.export
+    def set_level(self, level: str) -> int:
+        """``forward``'s output level: ``follow`` (each output frame at the input frame's energy: the model
+        shapes the spectrum, the player keeps the dynamics) or ``model`` (the decoder's own level). 0 on
+        success, -1 for another value (the mode is kept)."""
+        if level != "follow" and level != "model":
+            return -1
+        self.level = level
         return 0
 
     @torch.jit.export

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_audio_input, soft_clip
 from vschaos.dsp.counter_noise import counter_normal, counter_uniform
+from vschaos.dsp.functional import FOLLOW_MAX_GAIN, follow_level
 from vschaos.dsp.streaming import RTPGHI, StreamingAnalysis, StreamingSynthesis, in_dtype
 from vschaos.models.components.distributions import sample_latent
 from vschaos.models.components.harmonic import transpose_pitch
@@ -68,6 +69,9 @@ class StreamingStages(nn.Module):
         self.temperature = float(temperature)
         self.phase = str(phase)
         self.seed = int(seed)
+        # forward's output level: "follow" (each frame at the input frame's energy) or "model" (the decoder's own)
+        self.level = "follow"
+        self.max_level_gain = FOLLOW_MAX_GAIN  # attributes: scripted code cannot read globals
         # a pitch latent (z[:, 0] = the measured f0's coordinate) can be transposed in forward
         self.pitch_dims = int(getattr(vae, "pitch_dims", 0))
         self.pitch_octaves_per_unit = float(vae.pitch_coordinate.octaves_per_unit) if self.pitch_dims > 0 else 1.0
@@ -143,9 +147,14 @@ class StreamingStages(nn.Module):
         return self.vae.decode(z, self._select(labels, self.decoder_tasks), logits)
 
     def features_out(self, decoded: Tensor, spec: Tensor) -> Tensor:
-        """Decoded features -> magnitudes shaped like ``spec`` ``(batch, frames, bins)``, float32."""
+        """Decoded features -> magnitudes shaped like ``spec`` ``(batch, frames, bins)``, float32; with the
+        ``level`` attribute at ``follow``, each frame at the energy of the same frame of ``spec``
+        (:func:`~vschaos.dsp.functional.follow_level`, at most ``FOLLOW_MAX_GAIN`` louder than the decoder's)."""
         magnitude = in_dtype(self.vae.transform.from_features(decoded), self.forward_analysis.window.dtype)
-        return magnitude.reshape(spec.shape)
+        magnitude = magnitude.reshape(spec.shape)
+        if self.level == "follow":
+            return follow_level(magnitude, spec, self.max_level_gain)
+        return magnitude
 
     def phase_of(self, magnitude: Tensor, spec: Tensor, counter: Tensor) -> Tensor:
         """The phase ``(batch, frames, bins)`` the ``phase`` attribute asks for: RTPGHI on ``magnitude``

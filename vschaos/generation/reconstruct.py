@@ -1,7 +1,8 @@
 """Reconstruction of sound files through a trained spectral VAE (``generate.py reconstruct``).
 
 Signal path per file: audio at the model's rate -> magnitude -> features -> encoder (posterior
-mean, or a sample at ``temperature``) -> decoder -> magnitude -> offline phase reconstruction
+mean, or a sample at ``temperature``) -> decoder -> magnitude (with ``level="follow"``, the default, each frame
+at the input frame's energy, as the export's ``forward`` does) -> offline phase reconstruction
 (``transform.reconstruct``, PGHI + fast Griffin-Lim by default) -> audio of the input's length,
 resampled to the requested rate.
 """
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio, save_audio
 from vschaos.data.problems import printable
-from vschaos.dsp.functional import log_spectral_distance, spectral_convergence
+from vschaos.dsp.functional import follow_level, log_spectral_distance, spectral_convergence
 from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
@@ -28,6 +29,7 @@ from vschaos.models.components.harmonic import transpose_pitch
 from vschaos.models.contract import SpectralModel
 
 
+LEVEL_MODES = ("follow", "model")  # the export's forward has the same two (its ``level`` attribute)
 RECONSTRUCTIONS = "reconstructions"  # the folder below OUT that reconstruct writes in
 METRICS_NAME = "metrics.csv"
 METRICS_COLUMNS = ("input", "output", "seconds", "spectral_convergence", "log_spectral_distance_db",
@@ -39,7 +41,8 @@ class Reconstruction:
     """One sound through the model, at the model's rate.
 
     ``audio`` ``(time,)``; ``input_magnitude``, ``decoded_magnitude`` (the decoder's output) and
-    ``output_magnitude`` (of the reconstructed audio) are ``(frames, bins)``; ``latents``
+    ``output_magnitude`` (of the reconstructed audio) are ``(frames, bins)`` (``decoded_magnitude`` as
+    synthesised: at the input's level frame by frame when the level follows it); ``latents``
     ``(frames, latent_dim)`` is what was decoded.
     """
 
@@ -85,13 +88,18 @@ def sample_latents(mean: Tensor, std: Tensor, temperature: float, generator: Opt
 @torch.no_grad()
 def reconstruct_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tensor], *, temperature: float = 0.0,
                       method: str = DEFAULT_PHASE, n_iter: int = DEFAULT_GLA_ITERATIONS,
-                      generator: Optional[torch.Generator] = None, transpose: float = 0.0) -> Reconstruction:
+                      generator: Optional[torch.Generator] = None, transpose: float = 0.0,
+                      level: str = "follow") -> Reconstruction:
     """Reconstruct ``audio`` ``(time,)`` (at the model's rate) through ``vae``.
 
     ``labels``: ``{task: LongTensor (frames,)}`` (-1 = missing; absent predicted tasks are
     predicted by the model). ``transpose``: semitones added to the measured pitch of a model with a
-    pitch latent (``GenerationError`` for another model). The output has exactly ``time`` samples.
+    pitch latent (``GenerationError`` for another model). ``level``: ``follow`` (each decoded frame at the input
+    frame's energy, :func:`~vschaos.dsp.functional.follow_level`, like the export's ``forward``) or ``model`` (the
+    decoder's own level). The output has exactly ``time`` samples.
     """
+    if level not in LEVEL_MODES:
+        raise GenerationError(f"level must be one of {', '.join(LEVEL_MODES)}, got {level!r}")
     transform = vae.transform
     length = int(audio.shape[-1])
     if transpose != 0.0 and int(getattr(vae, "pitch_dims", 0)) == 0:
@@ -105,6 +113,8 @@ def reconstruct_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tenso
     # spectrum predictors (missing labels of their tasks) read the input's frames
     logits = vae.predict(z, transform.to_features(magnitude)) if vae.predicted_tasks else None
     decoded = transform.from_features(vae.decode(z, decoder_labels, logits))
+    if level == "follow":
+        decoded = follow_level(decoded, magnitude)
     output = transform.reconstruct(decoded[None], length, method=method, n_iter=n_iter, generator=generator)[0]
     return Reconstruction(output, magnitude, decoded, transform.magnitude(output[None])[0], z)
 
@@ -199,7 +209,7 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
                       fixed_labels: Mapping[str, int], metadata: Optional[TrainingMetadata] = None,
                       sample_rate: Optional[int] = None, temperature: float = 0.0, method: str = DEFAULT_PHASE,
                       n_iter: int = DEFAULT_GLA_ITERATIONS, seed: int = 0, transpose: float = 0.0,
-                      log: Callable[[str], None] = print) -> ReconstructionReport:
+                      level: str = "follow", log: Callable[[str], None] = print) -> ReconstructionReport:
     """Write ``out_dir/reconstructions/<relative>.wav`` for each input and ``metrics.csv``.
 
     Output length: the input's duration at ``sample_rate`` (default the model's rate), i.e. the
@@ -235,7 +245,7 @@ def reconstruct_files(vae: SpectralModel, inputs: Sequence[InputFile], out_dir: 
         # one generator per file, seeded by its position: results do not depend on other inputs' lengths
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
         result = reconstruct_audio(vae, audio, labels, temperature=temperature, method=method, n_iter=n_iter,
-                                   generator=generator, transpose=transpose)
+                                   generator=generator, transpose=transpose, level=level)
         out_length = int(round(info.frames * out_rate / float(info.samplerate)))
         output = resample_exact(result.audio, model_rate, out_rate, out_length)
         out_path = target_dir / item.relative_output
