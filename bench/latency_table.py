@@ -25,7 +25,6 @@ import argparse
 import re
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -301,7 +300,8 @@ def format_markdown(results: List[Dict[str, object]]) -> str:
     lines += ["", "Neutone plugin: what it reports at each DAW rate and buffer, ms (samples at the DAW rate); the "
               f"export's delay checks on the pass-through double (buffer {buffer} at the model's rate and at "
               f"{rate / 1000:g} kHz; samples at the DAW rate, within the measurement's resolution)", "",
-              "| preset | model rate | " + " | ".join(header) + " | checks |", "|---|---:|" + "---:|" * len(header) + "---|"]
+              "| preset | model rate | " + " | ".join(header) + " | checks |",
+              "|---|---:|" + "---:|" * len(header) + "---|"]
     for r in results:
         checks = r["neutone_checks"]
         cells = [f"{row['ms']:.1f} ({row['total_samples']})" for row in r["neutone"]]

@@ -144,7 +144,9 @@ def _readme_latency_rows() -> dict:
 def test_the_readme_table_quotes_the_committed_result():
     rows = _readme_latency_rows()
     results = {result["preset"]: result for result in _result()["presets"]}
-    assert set(rows) == set(results)
+    assert set(rows) == set(results), ("README.md's Latency table and bench/results/latency_table.json list "
+                                       f"different presets ({sorted(rows)} against {sorted(results)}): copy the "
+                                       "summary table of bench/results/latency_table.md")
     for name, cells in rows.items():
         assert cells == summary_cells(results[name]), name
 
