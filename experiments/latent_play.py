@@ -83,7 +83,8 @@ def prepare(kind: str, work: Path, args) -> Dict[str, object]:
     info: Dict[str, object] = {"material": str(root), "files": len(list((root / "data").glob("*.wav")))}
     trained_file = work / kind / "trained.json"  # written once the budget is spent: an interrupted run trains again
     if not trained_file.is_file():
-        options = SimpleNamespace(tag=kind, config="dgt_mid", threads=1, seed=0, set=[], cpu_minutes=args.cpu_minutes,
+        options = SimpleNamespace(tag=kind, config="dgt_mid", threads=1, seed=0, set=list(args.set),
+                                  cpu_minutes=args.cpu_minutes,
                                   max_epochs=100000)
         trained = train(options, root, work / kind)
         trained_file.write_text(json.dumps({k: v for k, v in trained.items() if k != "version_dir"}))
@@ -292,7 +293,8 @@ def measure(kind: str, info: Dict[str, object], args) -> Dict[str, object]:
 
 def format_markdown(results: Dict[str, object]) -> str:
     lines = ["latent_play: ordered and named latents, and the prior, on models of real material", "",
-             f"dgt_mid, {results['cpu_minutes']:g} CPU-minutes of training on one thread per material; prior "
+             f"dgt_mid{' with ' + ' '.join(results.get('training_overrides', [])) if results.get('training_overrides') else ''}"
+             f", {results['cpu_minutes']:g} CPU-minutes of training on one thread per material; prior "
              f"{results['prior_epochs']} epochs; long streams of {results['minutes']:g} min.", "",
              "| material | 95% share in | names confirmed | prior NLL / iid (margin), nats/frame | D(gen,A) / D(B,A) "
              "| D(gen,B) / D(A,B) | long stream: non-finite, longest silence (training), identical at buffers "
@@ -334,6 +336,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the long generate streams")
     parser.add_argument("--buffers", type=int, nargs="+", default=[2048, 512, 8192])
     parser.add_argument("--work", default=str(DEFAULT_WORK))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="training overrides (e.g. module.loss.beta=0.01; give another --work for them)")
     parser.add_argument("--fresh", action="store_true", help="delete the work folder's runs first")
     parser.add_argument("--name", default="latent_play")
     args = parser.parse_args(argv)
@@ -343,6 +347,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.fresh and work.exists():
         shutil.rmtree(work)
     results: Dict[str, object] = {"cpu_minutes": args.cpu_minutes, "prior_epochs": args.prior_epochs,
+                                  "training_overrides": list(args.set),
                                   "minutes": args.minutes, "materials": {}}
     for kind in args.materials:
         results["materials"][kind] = measure(kind, prepare(kind, work, args), args)
