@@ -5,7 +5,7 @@ interleaved in one process (``bench/neutone_speed.py`` reports them).
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from neutone_sdk.utils import load_neutone_model
@@ -63,14 +63,43 @@ def profile_plugin(path: Path, daw_rate: int, daw_buffer: int, calls: int = 50) 
     return profile_calls(lambda: model.forward(buffer), calls)
 
 
+def stream_state(model) -> Callable[[], Tuple[bool, int, int]]:
+    """For a vschaos Neutone file's loaded plugin (``load_neutone_model``), its wrapper's state as
+    ``(resampling, samples pushed to the output resampler, samples in the output queue)``
+    (:class:`~vschaos.export.neutone_plugin.WholeHopsAtDawRates`), read before and after a call by
+    :func:`ran_hops`."""
+    inner = model.w2w_base
+    return lambda: (bool(inner.vs_resampling), int(inner.vs_up.pushed), int(inner.vs_ready.shape[1]))
+
+
+def ran_hops(before: Tuple[bool, int, int], after: Tuple[bool, int, int], daw_buffer: int) -> bool:
+    """Whether a plugin call of ``daw_buffer`` samples ran hops of the model, from :func:`stream_state` before and
+    after it: resampling, its output reached the output resampler; at the model's own rate, its output queue lost
+    less than the buffer it played."""
+    if after[0]:
+        return after[1] != before[1]
+    return after[2] > before[2] - daw_buffer
+
+
+def split_medians(times_us: Sequence[float], ran: Sequence[bool]) -> Tuple[Optional[float], Optional[float]]:
+    """Median µs of the calls that ran hops (``ran``) and of those that only queued (``None`` where there were
+    none)."""
+    hops = [t for t, hop in zip(times_us, ran) if hop]
+    queued = [t for t, hop in zip(times_us, ran) if not hop]
+    return (statistics.median(hops) if hops else None), (statistics.median(queued) if queued else None)
+
+
 def plugin_calls(paths: Sequence[Path], daw_rate: int, buffers: Sequence[int], rounds: int = 15,
                  seconds: float = 0.05) -> List[Dict[str, object]]:
     """Per-call time of each file's plugin call at this DAW rate and each of ``buffers``, all in this process and
     interleaved round after round (a file and buffer, then the next: a machine whose speed drifts moves them
     together), each round a block of calls lasting about ``seconds`` (a whole number of hops' worth of calls at a
     buffer shorter than a hop, so that calls that run a frame and calls that only queue mix as in a stream):
-    ``[{file, buffer, min_us, median_us, operations}]``, ``min_us`` the least block mean (the call at its
-    quickest on a loaded machine), ``operations`` the mean dispatched per call (:func:`profile_calls`)."""
+    ``[{file, buffer, min_us, median_us, operations, hop_us, queue_us, hop_share}]``, ``min_us`` the least block mean (the
+    call at its quickest on a loaded machine), ``operations`` the mean dispatched per call (:func:`profile_calls`),
+    ``hop_us`` and ``queue_us`` the median time of a call that runs hops and of one that only queues
+    (:func:`split_medians`; ``None`` where no call did), from as many calls again each round, each timed alone
+    (the block means stay free of that timing's own cost), and ``hop_share`` the fraction of those that ran hops."""
     cases = []
     for path in paths:
         for daw_buffer in buffers:
@@ -85,15 +114,28 @@ def plugin_calls(paths: Sequence[Path], daw_rate: int, buffers: Sequence[int], r
                 for _ in range(16):
                     call()
             calls = max(16, int(seconds / max((time.perf_counter() - start) / 16, 1e-6)) // 16 * 16)
-            cases.append((str(path), daw_buffer, call, calls))
-    times: Dict[Tuple[str, int], List[float]] = {(path, b): [] for path, b, _, _ in cases}
+            cases.append((str(path), daw_buffer, call, calls, stream_state(model)))
+    times: Dict[Tuple[str, int], List[float]] = {(path, b): [] for path, b, _, _, _ in cases}
+    alone: Dict[Tuple[str, int], List[float]] = {(path, b): [] for path, b, _, _, _ in cases}
+    ran: Dict[Tuple[str, int], List[bool]] = {(path, b): [] for path, b, _, _, _ in cases}
     with torch.no_grad():
         for _ in range(rounds):
-            for path, daw_buffer, call, calls in cases:
+            for path, daw_buffer, call, calls, state in cases:
                 start = time.perf_counter()
                 for _ in range(calls):
                     call()
                 times[(path, daw_buffer)].append(1e6 * (time.perf_counter() - start) / calls)
-    return [{"file": path, "buffer": b, "min_us": min(times[(path, b)]),
-             "median_us": statistics.median(times[(path, b)]), "operations": profile_calls(call, 64)["operations"]}
-            for path, b, call, _ in cases]
+                for _ in range(calls):
+                    before = state()
+                    start = time.perf_counter()
+                    call()
+                    alone[(path, daw_buffer)].append(1e6 * (time.perf_counter() - start))
+                    ran[(path, daw_buffer)].append(ran_hops(before, state(), daw_buffer))
+    rows = []
+    for path, b, call, _, _ in cases:
+        hop_us, queue_us = split_medians(alone[(path, b)], ran[(path, b)])
+        rows.append({"file": path, "buffer": b, "min_us": min(times[(path, b)]),
+                     "median_us": statistics.median(times[(path, b)]),
+                     "operations": profile_calls(call, 64)["operations"], "hop_us": hop_us, "queue_us": queue_us,
+                     "hop_share": sum(ran[(path, b)]) / len(ran[(path, b)])})
+    return rows

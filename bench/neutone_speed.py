@@ -29,8 +29,9 @@ competing CPU-bound process meanwhile (a musician's laptop is never idle); ``--s
 files. ``--compare A.nm B.nm ... [--rounds 5] [--buffers 128 256 2048]`` exports nothing and runs the SDK's
 benchmark on the given files (each with its floor) in turn, round after round, at each DAW buffer, and reports
 each file's median and range, then times their plugin calls interleaved in this process (``plugin_calls``: the
-least block mean is the steadiest figure on a loaded machine) with the operations each dispatches: the way to
-compare two versions of the code on a machine whose speed drifts. Writes ``bench/results/<name>.{json,md}``.
+least block mean is the steadiest figure on a loaded machine) with the operations each dispatches, and times a
+call that runs hops apart from one that only queues (at a buffer shorter than a hop most calls only queue): the
+way to compare two versions of the code on a machine whose speed drifts. Writes ``bench/results/<name>.{json,md}``.
 """
 import argparse
 import shutil
@@ -315,11 +316,17 @@ def format_comparison(rows: List[Dict[str, object]], per_call: List[Dict[str, ob
                      f"| {r['rounds']} | {floor} | {added} |")
     lines += ["", f"The same files' plugin calls at {DAW_RATE} Hz timed in one process, interleaved round after round "
               "(µs per call: the least and the median block mean; a buffer shorter than a hop mixes calls that run a "
-              "frame with calls that only queue), and the operations each dispatches on average:", "",
-              "| file | DAW buffer | µs per call, least | median | operations per call |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['file']} | {r['buffer']} | {r['min_us']:.1f} | {r['median_us']:.1f} | {r['operations']:.1f} |"
-              for r in per_call]
+              "frame with calls that only queue), the operations each dispatches on average, and the median time "
+              "of a call that runs hops and of one that only queues, each timed alone:", "",
+              "| file | DAW buffer | µs per call, least | median | operations per call | µs, a call that runs hops "
+              "| µs, a call that only queues |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['file']} | {r['buffer']} | {r['min_us']:.1f} | {r['median_us']:.1f} | {r['operations']:.1f} "
+              f"| {_us(r.get('hop_us'))} | {_us(r.get('queue_us'))} |" for r in per_call]
     return "\n".join(lines)
+
+
+def _us(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
