@@ -25,8 +25,8 @@ from vschaos.training.run import build_model
 FORWARD_BUDGET = 144
 PER_EXTRA_FRAME = 3
 # the source-filter preset (f0 tracker, harmonic decoder), scripted as exported, at one frame: a small DAW buffer's
-# call (most of it is the f0 tracker's, vschaos/dsp/f0.py)
-HARMONIC_ONE_FRAME_BUDGET = 310
+# call (the f0 tracker's, vschaos/dsp/f0.py, and the voicing follow's, HarmonicDecoder.voicing and .voiced)
+HARMONIC_ONE_FRAME_BUDGET = 385
 
 
 class CountOperations(TorchDispatchMode):

@@ -280,7 +280,7 @@ def test_transpose_attribute_moves_forwards_pitch_by_semitones(transform, tracke
         last.bias[1:1 + 24] = -0.35 * torch.arange(24.0)
         last.bias[1 + 24:] = -30.0  # and no noise
     scripted = script_model(vae)
-    assert scripted.get_attributes() == ["temperature", "phase", "seed", "level", "transpose"]
+    assert scripted.get_attributes() == ["temperature", "phase", "seed", "level", "transpose", "voicing"]
     assert scripted.transpose_params.tolist() == [2]  # float, for nn~'s attribute parser
     tone = torch.as_tensor(harmonic_tone(220.0, 0.8, RATE, n_harmonics=8))[: 64 * 256]
     measured = {}

@@ -36,7 +36,7 @@ attribute value or weights can make a method emit NaN/Inf or an unbounded sample
 themselves NaN/Inf are refused when the module is built. An empty batch, an empty buffer, a buffer that
 is not a multiple of the hop or a wrong channel count raises a one-line ``ValueError`` naming the method.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Final, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -83,7 +83,8 @@ class StreamingVAE(StreamingStages):
     ``pghi`` then), ``seed`` (int: noise seed), ``level`` (str, forward only: ``follow``, the default, gives
     each output frame the input frame's energy; ``model`` the decoder's own level), and for a model with a pitch latent ``transpose`` (float
     semitones in ``+-MAX_TRANSPOSE_SEMITONES``: ``forward`` moves the measured pitch, so the output plays
-    that much higher or lower).
+    that much higher or lower) and, for a source-filter model, ``voicing`` (str: ``follow``, the default, keeps at least the input frame's
+    voicing in forward's partials; ``model`` the decoder's own mix of partials and noise).
 
     What a wrapper (the Neutone plugin's, a benchmark) may use besides the nn~ methods, its whole interface:
     read-only plain attributes ``sample_rate``, ``hop``, ``n_fft``, ``n_bins``, ``latent_dim``, ``pitch_dims``,
@@ -118,6 +119,8 @@ class StreamingVAE(StreamingStages):
     phase: str
     level: str
     max_level_gain: float
+    voicing: str
+    source_filter: Final[bool]
     seed: int
     latent_noise_stream: int
     phase_noise_stream: int
@@ -197,6 +200,7 @@ class StreamingVAE(StreamingStages):
         self.register_buffer("phase_params", torch.tensor([_STR], dtype=torch.int64))
         self.register_buffer("seed_params", torch.tensor([_INT], dtype=torch.int64))
         self.register_buffer("level_params", torch.tensor([_STR], dtype=torch.int64))
+        self.register_buffer("voicing_params", torch.tensor([_STR], dtype=torch.int64))
         self.register_buffer("transpose_params", torch.tensor([_FLOAT], dtype=torch.int64))
 
     @torch.jit.unused
@@ -228,6 +232,8 @@ class StreamingVAE(StreamingStages):
     @torch.jit.export
     def get_attributes(self) -> List[str]:
         if self.pitch_dims > 0:
+            if self.source_filter:
+                return ["temperature", "phase", "seed", "level", "transpose", "voicing"]
             return ["temperature", "phase", "seed", "level", "transpose"]
         return ["temperature", "phase", "seed", "level"]
 
@@ -283,6 +289,21 @@ class StreamingVAE(StreamingStages):
         if level != "follow" and level != "model":
             return -1
         self.level = level
+        return 0
+
+    @torch.jit.export
+    def get_voicing(self) -> Tuple[str]:
+        return (self.voicing,)
+
+    @torch.jit.export
+    def set_voicing(self, voicing: str) -> int:
+        """A source-filter model (a pitch latent and a ``HarmonicDecoder``): ``forward``'s partials carry at least the input's voicing (``follow``, the
+        default: a periodic input stays periodic at its pitch, in the model's timbre, even one unlike the training
+        sounds) or only what the decoder gives them (``model``). 0 on success; -1 for another value or another
+        model (the mode is kept)."""
+        if not self.source_filter or (voicing != "follow" and voicing != "model"):
+            return -1
+        self.voicing = voicing
         return 0
 
     @torch.jit.export

@@ -61,6 +61,10 @@ class StreamingStages(nn.Module):
         super().__init__()
         transform = vae.transform
         self.vae = vae
+        # a source-filter decoder (SpectralVAE with a HarmonicDecoder) keeps the input's voicing in forward
+        self.source_filter = bool(getattr(vae, "decoder_writes_magnitude", False))
+        if self.source_filter:
+            vae.fit_typical_timbre()  # the timbre its added partials take (derived from the weights)
         self.sample_rate = int(transform.sample_rate)
         self.hop = int(transform.hop)
         self.n_fft = int(transform.n_fft)
@@ -72,6 +76,8 @@ class StreamingStages(nn.Module):
         # forward's output level: "follow" (each frame at the input frame's energy) or "model" (the decoder's own)
         self.level = "follow"
         self.max_level_gain = FOLLOW_MAX_GAIN  # attributes: scripted code cannot read globals
+        # a source-filter model's forward: "follow" keeps at least the input's voicing in the partials, "model" not
+        self.voicing = "follow"
         # a pitch latent (z[:, 0] = the measured f0's coordinate) can be transposed in forward
         self.pitch_dims = int(getattr(vae, "pitch_dims", 0))
         self.pitch_octaves_per_unit = float(vae.pitch_coordinate.octaves_per_unit) if self.pitch_dims > 0 else 1.0
@@ -134,16 +140,23 @@ class StreamingStages(nn.Module):
     def network(self, features: Tensor, labels: Dict[str, Tensor], counter: Tensor) -> Tensor:
         """Features ``(batch * frames, bins)`` -> decoded features, same shape: the encoder (posterior mean plus
         ``temperature * std`` times counter noise), the latent offset and ``transpose``, the predictors (which may
-        read ``features``) and the decoder. ``counter``: :meth:`forward_counter`'s result."""
+        read ``features``) and the decoder (a source-filter one, with the ``voicing`` attribute at ``follow``, kept
+        at least as voiced as the input frames at their measured f0: ``SpectralVAE.voicing``). ``counter``: :meth:`forward_counter`'s result."""
         batch = counter.shape[0]
         n_frames = features.shape[0] // batch
         z = self._latent(features, self._select(labels, self.encoder_tasks), counter, batch, n_frames)
+        voicing: Optional[Tensor] = None
+        if self.source_filter:  # a constant: other models never compile the calls below
+            if self.voicing == "follow":  # read at the measured f0, before transpose moves it
+                voicing = self.vae.voicing(self.vae.transform.from_features(features), z)
         z = z + self.forward_latent_offset
         if self.pitch_dims > 0 and self.transpose != 0.0:
             z = transpose_pitch(z, self.transpose, self.pitch_octaves_per_unit)
         logits: Optional[Dict[str, Tensor]] = None
         if len(self.predicted_tasks) > 0:  # spectrum predictors read this input's frames
             logits = self.vae.predict(z, features)
+        if self.source_filter:
+            return self.vae.decode(z, self._select(labels, self.decoder_tasks), logits, voicing)
         return self.vae.decode(z, self._select(labels, self.decoder_tasks), logits)
 
     def features_out(self, decoded: Tensor, spec: Tensor) -> Tensor:

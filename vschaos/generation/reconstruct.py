@@ -107,12 +107,17 @@ def reconstruct_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tenso
                               f"--config-name dgt_harmonic or model=harmonic)")
     magnitude, mean, std = encode_audio(vae, audio, labels)
     z = sample_latents(mean, std, temperature, generator)
+    voicing = None
+    if level == "follow" and hasattr(vae, "voicing"):  # as the export's forward: its voicing follows too
+        vae.fit_typical_timbre()
+        voicing = vae.voicing(magnitude, z)  # at the measured f0, before transpose moves it
     if transpose != 0.0:
         z = transpose_pitch(z, transpose, float(vae.pitch_coordinate.octaves_per_unit))
     decoder_labels = {task: labels[task] for task in vae.decoder_tasks if task in labels}
     # spectrum predictors (missing labels of their tasks) read the input's frames
     logits = vae.predict(z, transform.to_features(magnitude)) if vae.predicted_tasks else None
-    decoded = transform.from_features(vae.decode(z, decoder_labels, logits))
+    decoded = transform.from_features(vae.decode(z, decoder_labels, logits, voicing) if voicing is not None
+                                      else vae.decode(z, decoder_labels, logits))
     if level == "follow":
         decoded = follow_level(decoded, magnitude)
     output = transform.reconstruct(decoded[None], length, method=method, n_iter=n_iter, generator=generator)[0]

@@ -1,5 +1,5 @@
 """The spectral VAE: one ``nn.Module`` used by training, generation and the TorchScript export."""
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Final, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -90,7 +90,7 @@ class SpectralVAE(nn.Module):
     spectrum_tasks: List[str]
     task_dims: Dict[str, int]
     pitch_dims: int
-    decoder_writes_magnitude: bool
+    decoder_writes_magnitude: Final[bool]  # a constant: scripting compiles the harmonic decoder's calls only for it
     ceiling_contrast: float
 
     def __init__(self, transform: nn.Module, latent_dim: int = 16, encoder: Optional[Mapping[str, Any]] = None,
@@ -261,17 +261,42 @@ class SpectralVAE(nn.Module):
                 out[task] = guess
         return out
 
-    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
+    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None,
+               voicing: Optional[Tensor] = None) -> Tensor:
         """Latent (batch, latent) [+ labels] -> normalised features (batch, bins); missing labels completed
         (from ``logits`` when given, see :meth:`complete_labels`). Latents are clamped to ``+-LATENT_LIMIT`` and
-        the output to the features of magnitudes ``[0, magnitude_ceiling]`` (see :meth:`bound_decoded`)."""
+        the output to the features of magnitudes ``[0, magnitude_ceiling]`` (see :meth:`bound_decoded`).
+        ``voicing`` ``(batch,)`` (:meth:`voicing` of the frames ``z`` was encoded from): the share of each frame's
+        energy a source-filter decoder keeps at least in its partials (``HarmonicDecoder.voiced``); other
+        decoders ignore it."""
         z = bounded_latent(z)
         if len(self.predicted_tasks) > 0:
             labels = self.complete_labels(z, labels, logits)
-        decoded = self.decoder(self._decoder_input(z, labels))
+        h = self._decoder_input(z, labels)
         if self.decoder_writes_magnitude:  # HarmonicDecoder: magnitudes -> the features every caller reads
-            decoded = self.transform.to_features(decoded)
-        return self.bound_decoded(decoded)
+            decoded = self.decoder(h) if voicing is None else self.decoder.voiced(h, voicing)
+            return self.bound_decoded(self.transform.to_features(decoded))
+        return self.bound_decoded(self.decoder(h))
+
+    @torch.jit.unused
+    def fit_typical_timbre(self) -> None:
+        """A source-filter decoder's typical timbre per semitone (``HarmonicDecoder.fit_typical``: its partials at
+        the mean latent, the pitch coordinate at each f0, labels unknown), which :meth:`decode` with ``voicing``
+        adds partials in; nothing for other decoders. Derived from the weights: call it after loading them."""
+        if self.decoder_writes_magnitude:
+            f0_hz = self.decoder.typical_f0_hz()
+            z = torch.zeros(f0_hz.shape[0], self.latent_dim, dtype=self.transform.norm_mean.dtype)
+            z[:, 0] = self.pitch_coordinate.coordinate(f0_hz)
+            with torch.no_grad():
+                self.decoder.fit_typical(self._decoder_input(z, {}))
+
+    def voicing(self, magnitude: Tensor, z: Tensor) -> Optional[Tensor]:
+        """How harmonic the frames ``magnitude`` ``(batch, bins)`` are at the f0 of their latents ``z`` (the pitch
+        coordinate as measured, before any transpose), ``(batch,)`` in ``[0, 1]`` (``HarmonicDecoder.voicing``);
+        None for a model without a source-filter decoder."""
+        if self.decoder_writes_magnitude:
+            return self.decoder.voicing(magnitude, self.pitch_coordinate.hz(z.select(1, 0)))
+        return None
 
     def bound_decoded(self, features: Tensor) -> Tensor:
         """Decoded features ``(batch, bins)`` clamped per bin between the features of a zero magnitude and of

@@ -13,6 +13,8 @@ is drawn on the few bins where that exceeds 1e-4 of its peak (``scatter_add``), 
 ``batch x harmonics x ~8`` values, not ``batch x harmonics x bins``.
 """
 import math
+from typing import Tuple
+
 import torch
 from torch import Tensor, nn
 
@@ -27,6 +29,11 @@ LOG_AMPLITUDE_MIN: float = -30.0
 #: at -3 for each noise band (about white noise of unit variance, whose bins average exp(-2.9) of that reference)
 LOG_GAIN_MAX: float = 0.0
 LOG_NOISE_MAX: float = -3.0
+#: the share of a harmonic spectrum's energy that its own partials' lobes weight in (:meth:`HarmonicDecoder.voicing`):
+#: for a Gaussian lobe g, sum(g * g^2) / sum(g^2) = sqrt(2/3)
+PURE_HARMONIC_SHARE: float = math.sqrt(2.0 / 3.0)
+#: rows per octave of :meth:`HarmonicDecoder.fit_typical`'s table
+TYPICAL_STEPS_PER_OCTAVE: int = 12
 
 
 def transpose_pitch(z: Tensor, semitones: float, octaves_per_unit: float) -> Tensor:
@@ -108,6 +115,8 @@ class HarmonicDecoder(nn.Module):
     log_gain_max: float
     log_noise_max: float
     nyquist_hz: float
+    pure_harmonic_share: float
+    typical_fmin: float
 
     def __init__(self, in_dim: int, n_bins: int, sample_rate: int, n_fft: int, tfr: float, pitch: PitchCoordinate,
                  amplitude_reference: float, n_harmonics: int = 96, noise_bands: int = 64, hidden_dims: int = 512,
@@ -122,11 +131,17 @@ class HarmonicDecoder(nn.Module):
         self.amplitude_reference = float(amplitude_reference)
         self.log_amplitude_min, self.log_gain_max, self.log_noise_max = LOG_AMPLITUDE_MIN, LOG_GAIN_MAX, LOG_NOISE_MAX
         self.nyquist_hz = float(sample_rate) / 2.0
+        self.pure_harmonic_share = PURE_HARMONIC_SHARE  # scripted code reads no globals
         self.pitch = pitch
         half_width = math.ceil(math.sqrt(math.log(1.0 / PEAK_SUPPORT) / self.peak_rate))
         # float, so that the model's dtype conversion carries them along (no conversion per call)
         self.register_buffer("peak_offsets", torch.arange(-half_width + 1, half_width + 1).float(), persistent=False)
         self.register_buffer("harmonic_numbers", torch.arange(1, self.n_harmonics + 1).float(), persistent=False)
+        # the decoder's own partial distribution at the mean latent, one row per semitone from fmin up
+        # (fit_typical; not saved: derived from the weights): the timbre :meth:`voiced` adds partials in
+        self.typical_fmin = float(pitch.fmin)
+        n_typical = int(math.ceil(TYPICAL_STEPS_PER_OCTAVE * math.log2(pitch.fmax / pitch.fmin))) + 1
+        self.register_buffer("typical_weights", torch.zeros(n_typical, self.n_harmonics), persistent=False)
         first = torch.zeros(self.n_harmonics, dtype=torch.bool)
         first[0] = True  # the first partial always counts (see forward)
         self.register_buffer("first_harmonic", first, persistent=False)
@@ -170,7 +185,9 @@ class HarmonicDecoder(nn.Module):
         out = partial_hz.new_zeros(partial_hz.shape[0], self.n_bins)
         return out.scatter_add(1, index.flatten(1), values.flatten(1))
 
-    def forward(self, h: Tensor) -> Tensor:
+    def _parts(self, h: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(partial_hz (batch, K), gain (batch, 1), weights (batch, K), noise (batch, n_bins))``: the partials'
+        frequencies, their total amplitude, its distribution over them (sums to 1) and the noise envelope."""
         out = self.mlp(h)
         f0_hz = self.pitch.hz(h.select(1, 0))
         partial_hz = f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(out.dtype)  # (batch, K), read twice
@@ -178,10 +195,67 @@ class HarmonicDecoder(nn.Module):
         # counts), so the partials' amplitudes sum to at most 1: bounded by construction, whatever the weights
         gain = torch.exp(out.narrow(1, 0, 1).clamp(self.log_amplitude_min, self.log_gain_max))
         audible = (partial_hz < self.nyquist_hz) | self.first_harmonic
-        logits = torch.where(audible, out.narrow(1, 1, self.n_harmonics), -math.inf)
-        # edge_mask below silences DC and Nyquist, where the comb may then put what falls outside the bins
-        harmonics = self.partials(partial_hz, gain * torch.softmax(logits, dim=-1), edges_silenced=True)
+        weights = torch.softmax(torch.where(audible, out.narrow(1, 1, self.n_harmonics), -math.inf), dim=-1)
         noise_log = out.narrow(1, 1 + self.n_harmonics, out.shape[1] - 1 - self.n_harmonics).clamp(
             self.log_amplitude_min, self.log_noise_max)
         noise = torch.exp(noise_log) @ self.noise_matrix.to(out.dtype) * self.amplitude_reference
-        return (harmonics + noise) * self.edge_mask.to(out.dtype)
+        return partial_hz, gain, weights, noise
+
+    def forward(self, h: Tensor) -> Tensor:
+        partial_hz, gain, weights, noise = self._parts(h)
+        # edge_mask below silences DC and Nyquist, where the comb may then put what falls outside the bins
+        harmonics = self.partials(partial_hz, gain * weights, edges_silenced=True)
+        return (harmonics + noise) * self.edge_mask.to(noise.dtype)
+
+    def voicing(self, magnitude: Tensor, f0_hz: Tensor) -> Tensor:
+        """How harmonic at ``f0_hz`` ``(batch,)`` the frames ``magnitude`` ``(batch, n_bins)`` are, in ``[0, 1]``:
+        the share of their energy under the lobes of partials at ``k * f0_hz`` (each lobe's weight its Gaussian,
+        1 at the partial), 0 at the share white noise gives (the lobes' mean weight) and 1 at the share of a
+        spectrum of partials at exactly those frequencies (:data:`PURE_HARMONIC_SHARE`). A frame whose partials
+        are so dense that the lobes cover it all reads 0 (it cannot be told from noise)."""
+        partial_hz = f0_hz.unsqueeze(-1) * self.harmonic_numbers.to(magnitude.dtype)
+        below = (partial_hz < self.nyquist_hz).to(magnitude.dtype)
+        lobes = (self.partials(partial_hz, below) / self.amplitude_reference).clamp_max(1.0)
+        energy = magnitude * magnitude
+        share = (lobes * energy).sum(dim=-1) / energy.sum(dim=-1).clamp_min(1e-20)
+        noise_share = lobes.mean(dim=-1)
+        return ((share - noise_share) / (self.pure_harmonic_share - noise_share).clamp_min(1e-3)).clamp(0.0, 1.0)
+
+    @torch.jit.unused
+    def typical_f0_hz(self) -> Tensor:
+        """The f0 of each row of the typical table ``(rows,)``: a semitone apart from the pitch range's floor."""
+        steps = torch.arange(self.typical_weights.shape[0], dtype=torch.float64)
+        return (self.typical_fmin * 2.0 ** (steps / TYPICAL_STEPS_PER_OCTAVE)).float()
+
+    @torch.jit.unused
+    def fit_typical(self, inputs: Tensor) -> None:
+        """Store the partial distributions of the decoder inputs ``inputs`` ``(rows, in_dim)`` (the mean latent at
+        each :meth:`typical_f0_hz`, see ``SpectralVAE.fit_typical_timbre``)."""
+        with torch.no_grad():
+            _, _, weights, _ = self._parts(inputs.to(self.typical_weights.dtype))
+            self.typical_weights.copy_(weights)
+
+    def voiced(self, h: Tensor, voicing: Tensor) -> Tensor:
+        """:meth:`forward` with at least ``voicing`` ``(batch,)`` of each frame's energy in partials at the f0: where
+        the decoder gives them less (an input unlike the training sounds, which it answers with noise or with a
+        partial far above the f0), the missing share is added in partials distributed as the decoder's own at the
+        mean latent and that f0 (:meth:`fit_typical`: the model's typical timbre there), and taken from the noise;
+        the frame keeps the decoder's energy. A periodic input thus stays periodic at its measured pitch, in a
+        timbre of the model."""
+        partial_hz, gain, weights, noise = self._parts(h)
+        own = self.partials(partial_hz, gain * weights, edges_silenced=True)
+        rows = torch.log2(partial_hz.select(1, 0) / self.typical_fmin) * 12.0  # TYPICAL_STEPS_PER_OCTAVE
+        index = rows.round().clamp(0, self.typical_weights.shape[0] - 1).long()
+        added = self.partials(partial_hz, self.typical_weights.to(h.dtype).index_select(0, index),
+                              edges_silenced=True)
+        own_energy = (own * own).sum(dim=-1, keepdim=True)
+        noise_energy = (noise * noise).sum(dim=-1, keepdim=True)
+        added_energy = (added * added).sum(dim=-1, keepdim=True).clamp_min(1e-20)
+        missing = (voicing.unsqueeze(-1) * (own_energy + noise_energy) - own_energy).clamp_min(0.0)
+        scale = torch.sqrt((noise_energy - missing).clamp_min(0.0) / noise_energy.clamp_min(1e-20))
+        edges = self.edge_mask.to(noise.dtype)
+        plain = (own + noise) * edges  # what forward gives
+        out = (own + added * torch.sqrt(missing / added_energy) + noise * scale) * edges
+        # magnitudes on the same bins add up to more than their energies: back to the plain frame's energy
+        return out * torch.sqrt((plain * plain).sum(dim=-1, keepdim=True)
+                                / (out * out).sum(dim=-1, keepdim=True).clamp_min(1e-20))

@@ -1,0 +1,105 @@
+"""A source-filter model's forward keeps the input's voicing: a periodic input it never heard (a sawtooth, a voice)
+comes out periodic at its measured pitch, in a timbre of the model, instead of the noise (or the lone high partial)
+an out-of-distribution latent decodes to. ``voicing`` attribute: ``follow`` (default) or ``model``."""
+import math
+
+import pytest
+import torch
+
+from vschaos.cli.train import compose_config
+from vschaos.export.export import script_model
+from vschaos.training.run import build_model
+
+F0 = 220.0
+
+
+@pytest.fixture(scope="module")
+def noisy_harmonic_vae():
+    """An untrained dgt_harmonic whose decoder answers everything with noise: its partials' total amplitude at the
+    floor, its noise bands at their ceiling (what a trained model does with a sound unlike its training set)."""
+    torch.manual_seed(0)
+    vae = build_model(compose_config("dgt_harmonic", [])).eval()
+    decoder = vae.decoder
+    with torch.no_grad():
+        last = decoder.mlp.net[-1]
+        last.weight.mul_(0.01)
+        last.bias[0] = -30.0
+        last.bias[1:1 + decoder.n_harmonics] = 0.0
+        last.bias[1 + 1] = 3.0  # the second partial the strongest of its distribution
+        last.bias[1 + decoder.n_harmonics:] = -3.0
+    vae.fit_typical_timbre()
+    return vae
+
+
+def sawtooth(rate: int, seconds: float = 1.5, f0: float = F0) -> torch.Tensor:
+    t = torch.arange(int(seconds * rate), dtype=torch.float64) / rate
+    k = torch.arange(1, int(rate / 2 / f0) + 1, dtype=torch.float64)
+    return (0.1 * (torch.sin(2 * math.pi * f0 * t[:, None] * k) / k).sum(-1)).float()
+
+
+def test_voicing_reads_one_for_partials_and_zero_for_noise(noisy_harmonic_vae):
+    decoder, rate = noisy_harmonic_vae.decoder, noisy_harmonic_vae.transform.sample_rate
+    generator = torch.Generator().manual_seed(0)
+    f0 = torch.full((4,), F0)
+    partials = decoder.comb(f0, torch.rand(4, decoder.n_harmonics, generator=generator) / decoder.n_harmonics)
+    noise = torch.rand(4, decoder.n_bins, generator=generator)
+    assert decoder.voicing(partials, f0).min() > 0.9
+    assert decoder.voicing(noise, f0).max() < 0.15
+    # the same frames read at a wrong f0 (a fifth off) are not voiced there
+    assert decoder.voicing(partials, f0 * 1.5).max() < 0.5
+    magnitude = noisy_harmonic_vae.transform.magnitude(sawtooth(rate)[None])[0]
+    assert float(decoder.voicing(magnitude, torch.full((magnitude.shape[0],), F0))[4:-4].median()) > 0.9
+
+
+def test_voiced_keeps_the_asked_share_in_partials_at_the_f0_and_the_frames_energy(noisy_harmonic_vae):
+    vae = noisy_harmonic_vae
+    decoder = vae.decoder
+    z = torch.zeros(3, vae.latent_dim)
+    z[:, 0] = vae.pitch_coordinate.coordinate(torch.full((3,), F0))
+    voicing = torch.tensor([0.0, 0.5, 0.9])
+    with torch.no_grad():
+        h = vae._decoder_input(z, {})
+        plain, voiced = decoder(h), decoder.voiced(h, voicing)
+    f0 = torch.full((3,), F0)
+    assert float(decoder.voicing(plain, f0).max()) < 0.05  # the decoder alone: noise
+    assert float(decoder.voicing(voiced[0:1], f0[:1])) < 0.05  # voicing 0 asks for nothing
+    torch.testing.assert_close(voiced[0], plain[0], rtol=1e-5, atol=1e-9)
+    assert float(decoder.voicing(voiced[2:3], f0[:1])) > 0.75
+    torch.testing.assert_close(voiced.pow(2).sum(-1), plain.pow(2).sum(-1), rtol=1e-4, atol=0.0)  # energy kept
+    # the added partials are distributed as the typical timbre at that f0: its strongest partial is strongest
+    row = int(round(12 * math.log2(F0 / decoder.typical_fmin)))
+    strongest = int(decoder.typical_weights[row].argmax()) + 1
+    assert strongest == 2
+    bin_of = lambda k: int(round(k * F0 / decoder.bin_hz))
+    peaks = {k: float(voiced[2, bin_of(k)]) for k in range(1, 9)}
+    assert max(peaks, key=peaks.get) == strongest
+
+
+def test_forward_follows_the_voicing_of_a_sawtooth_and_model_does_not(noisy_harmonic_vae):
+    scripted = script_model(noisy_harmonic_vae)
+    rate, delay, decoder = scripted.sample_rate, int(scripted.forward_delay[0]), noisy_harmonic_vae.decoder
+    audio = sawtooth(rate)[None, None]
+    x = torch.cat([audio, torch.zeros(1, 1, 8192)], dim=-1)
+    x = x[..., : x.shape[-1] // 2048 * 2048]
+
+    def voicing_of_output(mode: str) -> float:
+        assert scripted.set_voicing(mode) == 0
+        scripted.reset()
+        with torch.no_grad():
+            out = torch.cat([scripted.forward(x[..., i:i + 2048]) for i in range(0, x.shape[-1], 2048)], -1)
+        out = out[0, 0, delay + 4096: delay + audio.shape[-1] - 4096]
+        magnitude = noisy_harmonic_vae.transform.magnitude(out[None])[0]
+        return float(decoder.voicing(magnitude, torch.full((magnitude.shape[0],), F0)).median())
+
+    assert scripted.get_voicing() == ("follow",)
+    assert voicing_of_output("follow") > 0.8
+    assert voicing_of_output("model") < 0.2
+
+
+def test_set_voicing_refuses_another_value_and_a_model_without_a_pitch_latent(noisy_harmonic_vae):
+    scripted = script_model(noisy_harmonic_vae)
+    assert scripted.set_voicing("loud") == -1 and scripted.get_voicing() == ("follow",)
+    torch.manual_seed(0)
+    plain = script_model(build_model(compose_config("demo", [])).eval())
+    assert plain.set_voicing("model") == -1
+    assert "voicing" not in plain.get_attributes() and "voicing" in scripted.get_attributes()
