@@ -10,12 +10,16 @@ through the export's ``forward`` by ``vschaos.host`` at B = 2048 (output aligned
 * **Held-out recordings**: the 8 other melodies of the same instruments (never trained on), and 8 melodies of the
   same programs from another soundfont (MuseScore General Lite, in its room): spectral convergence of the streamed
   output against the input, and the level error (output RMS against input RMS, dB), median and worst file, with
-  the export's ``level`` attribute at ``follow`` (the default) and at ``model`` (the decoder's own level).
+  the export's ``level`` attribute (and ``voicing``, for a model with a pitch latent) at ``follow`` (the defaults:
+  forward follows the input's level, and keeps at least its voicing in the partials) and at ``model`` (the
+  decoder's own level and mix of partials and noise).
 * **Timbre transfer**: inputs the model never heard, as a player feeds them: a bright band-limited sawtooth gliding
   150 -> 600 Hz, a sawtooth at 220 Hz with a 6 Hz vibrato of +-50 cents, one speaker's speech (festival
   ``kal_diphone``), an alto sax and a choir melody of the other soundfont, dry. CREPE tracks the f0 of input and
   output (``vschaos.pitch.tracker``); share of the input's voiced frames whose output is voiced and within 50
   cents of the input's f0 (the issue's target: >= 90 %), and the level error.
+* **Cost**: one streamed ``forward`` call with the defaults against ``level`` and ``voicing`` at ``model``, idle and
+  beside one competing CPU-bound process.
 
 Writes ``experiments/results/<--name>.{json,md}`` (default ``live_input``); renders and runs go to ``--work``
 (reused when present: ``trained.json`` marks a finished training).
@@ -31,7 +35,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from bench.common import start_run, write_results
+from bench.common import competing_process, interleaved_medians, start_run, write_results
 from experiments.latent_play import run_tool
 from experiments.materials import MUSESCORE, render_phrases, render_speech
 from experiments.real_quality import REPO, level_db, train
@@ -85,8 +89,11 @@ def stream(loaded, audio: np.ndarray, level: str, rate: int) -> np.ndarray:
     from vschaos.host.rendering import render_array
 
     loaded.module.reset()
+    # "follow": forward follows the input's level (and, with a pitch latent, its voicing); "model": neither
+    attributes = {name: [level] for name in ("level", "voicing")
+                  if name in {a.name for a in loaded.description.attributes}}
     return render_array(loaded, "forward", audio[None], buffer_size=BUFFER, compensate_delay=True, sample_rate=rate,
-                        attributes={"level": [level]}).output[0]
+                        attributes=attributes).output[0]
 
 
 def spectral_convergence(transform, reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -148,6 +155,26 @@ def timbre_transfer(loaded, rate: int, work: Path) -> Dict[str, Dict[str, object
             for name, audio in inputs.items()}
 
 
+def call_cost(path: Path, buffers: Sequence[int] = (512, 2048), repeats: int = 300) -> Dict[str, Dict[str, float]]:
+    """Median µs of one streamed ``forward`` call of the export with its defaults (``follow``) and with ``level``
+    and ``voicing`` at ``model`` (what forward cost before they existed), interleaved in one process."""
+    result = {}
+    for buffer in buffers:
+        modules = {}
+        for mode in LEVELS:
+            module = torch.jit.load(str(path)).eval()
+            for name in ("level", "voicing"):
+                if name in module.get_attributes():
+                    getattr(module, f"set_{name}")(mode)
+            modules[mode] = module
+        x = 0.1 * torch.randn(1, 1, buffer, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            timed = interleaved_medians({mode: (lambda m=m: m.forward(x)) for mode, m in modules.items()}, repeats)
+        result[str(buffer)] = {mode: 1e6 * timed[mode]["seconds"] for mode in LEVELS}
+        result[str(buffer)]["ratio"] = result[str(buffer)]["follow"] / result[str(buffer)]["model"]
+    return result
+
+
 def format_markdown(results: Dict[str, object]) -> str:
     lines = [f"`{results['config']}`, {results['cpu_minutes']:g} CPU-minutes on one thread "
              f"({results['training'].get('steps', '?')} steps), best checkpoint; streamed `forward` at B = {BUFFER}.", "",
@@ -164,6 +191,11 @@ def format_markdown(results: Dict[str, object]) -> str:
         for level, r in by_level.items():
             lines.append(f"| {name} | {level} | {100 * r['within_50_cents']:.1f}% | {100 * r['output_voiced']:.1f}% | "
                          f"{r['median_cents']:.0f} cents | {r['level_db']:+.2f} dB |")
+    lines += ["", "Cost of one streamed `forward` call, µs (median, interleaved in one process, one thread):", "",
+              "| load | buffer | follow (defaults) | model | ratio |", "|---|---|---|---|---|"]
+    for load, by_buffer in results["cost"].items():
+        for buffer, r in by_buffer.items():
+            lines.append(f"| {load} | {buffer} | {r['follow']:.0f} | {r['model']:.0f} | {r['ratio']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -174,7 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--work", default=str(DEFAULT_WORK))
     parser.add_argument("--name", default="live_input")
     args = parser.parse_args(argv)
-    started = start_run(__file__)
+    started = start_run(__file__, competing="one competing process during the cost measurement beside a busy core only")
     torch.set_num_threads(1)
     from vschaos.host.model import load_model
     from vschaos.training.run import open_run
@@ -192,6 +224,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results["held_out"]["other soundfont, room (8 melodies)"] = held_out(
         loaded, transform, sorted((other / "data").glob("*.wav")), rate)
     results["timbre_transfer"] = timbre_transfer(loaded, rate, work)
+    results["cost"] = {"idle": call_cost(prepared["export"])}
+    with competing_process():
+        results["cost"]["beside a busy core"] = call_cost(prepared["export"])
     markdown = format_markdown(results)
     print(markdown)
     print(f"wrote {write_results(args.name, results, markdown, run=started)}")
