@@ -11,7 +11,6 @@ import warnings
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from vschaos.cli.train import compose_config
 from vschaos.dsp import bounds
@@ -20,22 +19,14 @@ from vschaos.dsp.resample import StreamingResampler
 from vschaos.export.export import script_model
 from vschaos.training.run import build_model
 
+from test_call_cost import CountOperations  # noqa: E402  (one operation counter for the call-cost tests)
+
 # tensor operations of the scripted forward at one frame per call (TorchDispatchMode's count)
 # (5 of them: forward's level follow, vschaos.dsp.functional.follow_level; 103 of dgt_harmonic's: its voicing follow,
 # HarmonicDecoder.voicing and .voiced, which `set voicing model` skips)
 ONE_FRAME_BUDGETS = {"dgt_mid": 135, "dgt_harmonic": 380}
 # a plugin call at 48 kHz that completes no hop of a 44.1 kHz model: the SDK's own checks (eager, debug mode) and ours
 RESAMPLED_QUEUE_ONLY_BUDGET = 15
-
-
-class CountOperations(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
 
 
 def _scripted(preset: str):
