@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from bench.common import start_run, write_results
 from vschaos.cli.train import compose_config
@@ -41,6 +41,7 @@ from vschaos.export.directions import LatentDirections
 from vschaos.export.latent_axes import LatentAxes
 from vschaos.host import load_model, measure_delay, render_array, verify_model
 from vschaos.host.engine import host_latency
+from vschaos.models.contract import PassThroughModel
 from vschaos.training.run import build_model
 from vschaos.util import next_power_of_two
 
@@ -86,36 +87,7 @@ ASSUMED = [
 ]
 
 
-class PassThrough(nn.Module):
-    """A model double with ``transform``'s front end: latent = features, decode = identity, no label tasks (the
-    ``SpectralModel`` interface ``StreamingVAE`` wraps). With the input's phase (``keep_input``) its output is
-    its input, ``forward_delay`` late, so a host can measure that delay exactly. (The tests' double,
-    ``tests/conftest.py``, is the same; bench code cannot import tests.)"""
-    encoder_tasks: List[str]
-    decoder_tasks: List[str]
-    predicted_tasks: List[str]
-    spectrum_tasks: List[str]
-    task_dims: Dict[str, int]
-
-    def __init__(self, transform: nn.Module):
-        super().__init__()
-        self.transform = transform
-        self.n_bins = self.latent_dim = int(transform.n_bins)
-        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks, self.spectrum_tasks = [], [], [], []
-        self.task_dims = {}
-
-    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        return features, torch.ones_like(features)
-
-    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
-        return z
-
-    def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        return {}
-
-    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],
-                        logits: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
-        return labels
+PassThrough = PassThroughModel  # the front end's pass-through double (vschaos.models.contract)
 
 
 def shipped_presets(config_dir: Path = CONFIG_DIR) -> List[str]:

@@ -4,13 +4,13 @@ import math
 import os
 import subprocess
 import sys
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from torch import Tensor, nn
+
+from vschaos.models.contract import PassThroughModel
 
 # One intra-op thread, the project's own policy for small work (vschaos/threads.py): the tests' tensors are
 # tiny, and a second thread only adds synchronisation, which on a busy machine makes each streamed export
@@ -69,38 +69,9 @@ def synth():
                                  write_wav=write_wav)
 
 
-class IdentitySpectralModel(nn.Module):
-    """The one test double of :class:`vschaos.models.contract.SpectralModel`: latent = features,
-    std = ``std``, decode = identity, no label tasks. Its output is known exactly (gain 1, delays
-    from the transform alone) and it scripts, so it serves generation and export tests alike."""
-
-    encoder_tasks: List[str]
-    decoder_tasks: List[str]
-    predicted_tasks: List[str]
-    spectrum_tasks: List[str]
-    task_dims: Dict[str, int]
-
-    def __init__(self, transform: nn.Module, std: float = 1.0):
-        super().__init__()
-        self.transform = transform
-        self.n_bins = int(transform.n_bins)
-        self.latent_dim = int(transform.n_bins)
-        self.std = float(std)
-        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks, self.spectrum_tasks = [], [], [], []
-        self.task_dims = {}
-
-    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        return features, torch.full_like(features, self.std)
-
-    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
-        return z
-
-    def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        return {}
-
-    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],
-                        logits: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
-        return labels
+# the one test double of :class:`vschaos.models.contract.SpectralModel` (latent = features, std = ``std``, decode =
+# identity, no label tasks): the package's own, which benchmarks use too
+IdentitySpectralModel = PassThroughModel
 
 
 @pytest.fixture(scope="session")

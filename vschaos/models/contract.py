@@ -1,7 +1,7 @@
 """The model contract: what generation, export and the commands need of a trained spectral model.
 
-:class:`~vschaos.models.vae.SpectralVAE` is the implementation; the tests use one shared double
-(``tests/conftest.py``). Anything that satisfies :class:`SpectralModel` can be reconstructed
+:class:`~vschaos.models.vae.SpectralVAE` is the implementation; :class:`PassThroughModel` the simplest one (the
+tests' double, and what benchmarks measure a front end's delays with). Anything that satisfies :class:`SpectralModel` can be reconstructed
 through, decoded along latent paths and exported for nn~. For the export it must also be
 an ``nn.Module`` (it is copied, put in eval mode and frozen) and TorchScript-scriptable, since
 ``encode``/``decode``/``predict``/``complete_labels`` are scripted inside the nn~ module.
@@ -11,7 +11,8 @@ latents ``(batch, latent_dim)``, labels ``{task: LongTensor (batch,)}`` with -1 
 """
 from typing import Dict, List, Optional, Protocol, Tuple
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from vschaos.dsp.transforms import SpectralTransform
 
@@ -66,3 +67,38 @@ def check_model(model: object, purpose: str) -> SpectralModel:
         return model  # type: ignore[return-value]
     raise TypeError(f"{purpose} needs a spectral model (vschaos.models.contract.SpectralModel); "
                     f"{type(model).__name__} lacks {', '.join(missing)}")
+
+
+class PassThroughModel(nn.Module):
+    """The simplest :class:`SpectralModel`: latent = features, std = ``std``, decode = identity, no label tasks.
+    Its output is known exactly (gain 1, delays from ``transform`` alone; with the input's phase, ``keep_input``, an
+    export's ``forward`` is its input ``forward_delay`` late) and it scripts: the tests' double, and what a host or
+    a benchmark measures a front end's delays with."""
+
+    encoder_tasks: List[str]
+    decoder_tasks: List[str]
+    predicted_tasks: List[str]
+    spectrum_tasks: List[str]
+    task_dims: Dict[str, int]
+
+    def __init__(self, transform: nn.Module, std: float = 1.0):
+        super().__init__()
+        self.transform = transform
+        self.n_bins = int(transform.n_bins)
+        self.latent_dim = int(transform.n_bins)
+        self.std = float(std)
+        self.encoder_tasks, self.decoder_tasks, self.predicted_tasks, self.spectrum_tasks = [], [], [], []
+        self.task_dims = {}
+
+    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+        return features, torch.full_like(features, self.std)
+
+    def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        return z
+
+    def predict(self, z: Tensor, features: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        return {}
+
+    def complete_labels(self, z: Tensor, labels: Dict[str, Tensor],
+                        logits: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
+        return labels
