@@ -12,6 +12,15 @@ import torch
 
 from vschaos.models.contract import PassThroughModel
 
+
+def sigint_as_at_a_terminal() -> None:
+    """``preexec_fn`` of a child a test sends Ctrl-C (SIGINT) to: SIGINT's default action, as a user's terminal
+    gives it. A test run started in the background (``cmd &`` in a non-interactive shell) ignores SIGINT, and a
+    child inherits an ignored signal: the test would then measure the shell, not our handling of Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 # One intra-op thread, the project's own policy for small work (vschaos/threads.py): the tests' tensors are
 # tiny, and a second thread only adds synchronisation, which on a busy machine makes each streamed export
 # call wait for a descheduled thread at every operation.

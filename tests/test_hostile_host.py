@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.conftest import sigint_as_at_a_terminal
 from host_models import DelayLine, Forever, Gain, Mixer, save
 from vschaos.host import HostError, load_model
 from vschaos.host.__main__ import main
@@ -26,7 +27,7 @@ def host_process(*args: str) -> subprocess.Popen:
     """``python -m vschaos.host ARGS`` as a user runs it, its output captured as text (strict UTF-8)."""
     env = dict(os.environ, PYTHONIOENCODING="utf-8", PYTHONWARNINGS="ignore::FutureWarning")
     return subprocess.Popen([sys.executable, "-m", "vschaos.host", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=sigint_as_at_a_terminal)
 
 
 @pytest.fixture

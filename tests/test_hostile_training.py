@@ -20,6 +20,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from tests.conftest import sigint_as_at_a_terminal
 from vschaos import io as io_module
 from vschaos.cli.train import main
 from vschaos.io import this_machine
@@ -320,7 +321,8 @@ def test_a_real_sigint_stops_a_training_cleanly(run_copy):
     started = last.stat().st_mtime_ns
     process = subprocess.Popen([sys.executable, "train_model.py", "resume", str(run_copy.parent),
                                 "trainer.max_epochs=100000", "callbacks.last.every_n_train_steps=1"],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=sigint_as_at_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while last.stat().st_mtime_ns == started and process.poll() is None and time.monotonic() < deadline:
