@@ -87,12 +87,47 @@ def test_refinement_reads_between_the_bins():
 
 
 def test_subharmonic_taps_read_the_two_bins_around_each_harmonic_by_closeness():
-    index, weight = subharmonic_taps(torch.tensor([2.5, 4.0]), n_bins=10, bin_hz=1.0, n_harmonics=3, decay=0.5)
+    # each candidate a millionth of a bin from the next: the grid misses no partial, so with no tolerance the
+    # reads fall off with the distance alone
+    grid = torch.tensor([2.5, 2.500001, 4.0, 4.000001], dtype=torch.float64)
+    index, weight = subharmonic_taps(grid, n_bins=10, bin_hz=1.0, n_harmonics=3, decay=0.5, tolerance=0.0)
     # 2.5: harmonics at bins 2.5, 5, 7.5 read bins (2, 3), (5, 6), (7, 8); decay 1, 0.5, 0.25 times closeness
     assert index[:, 0].tolist() == [[2, 5, 7], [3, 6, 8]]
-    assert torch.allclose(weight[:, 0], torch.tensor([[0.5, 0.5, 0.125], [0.5, 0.0, 0.125]]))
+    assert torch.allclose(weight[:, 0], torch.tensor([[0.5, 0.5, 0.125], [0.5, 0.0, 0.125]]), atol=1e-5)
     # 4.0: k=3 at bin 12 lies beyond the last bin and reads nothing
-    assert torch.allclose(weight[:, 1], torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]]))
+    assert torch.allclose(weight[:, 2], torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]]), atol=1e-5)
+
+
+def test_subharmonic_taps_read_a_partial_in_full_within_the_tolerance():
+    # 10.3 bins between harmonics, decay 0.5: harmonic 1 at 10.3 reads bin 10 with min(1, 0.7 + t) and bin 11
+    # with min(1, 0.3 + t); harmonic 2 at 20.6 reads bin 20 with 0.5 min(1, 0.4 + t), bin 21 with 0.5 min(1, 0.6 + t)
+    grid = torch.tensor([10.3, 10.300001], dtype=torch.float64)
+    expected = {0.0: [[0.7, 0.2], [0.3, 0.3]], 0.15: [[0.85, 0.275], [0.45, 0.375]],
+                0.45: [[1.0, 0.425], [0.75, 0.5]]}
+    for tolerance, reads in expected.items():
+        _, weight = subharmonic_taps(grid, n_bins=100, bin_hz=1.0, n_harmonics=2, decay=0.5, tolerance=tolerance)
+        assert torch.allclose(weight[:, 0], torch.tensor(reads), atol=1e-5), (tolerance, weight[:, 0])
+    # 2.5 bins between harmonics: the tolerance fades (a quarter of it), as two harmonics would read one partial
+    _, weight = subharmonic_taps(torch.tensor([2.5, 2.500001], dtype=torch.float64), n_bins=10, bin_hz=1.0,
+                                 n_harmonics=1, tolerance=0.4)
+    assert torch.allclose(weight[:, 0, 0], torch.tensor([0.6, 0.6]), atol=1e-5)
+    with pytest.raises(ValueError, match="tolerance"):
+        subharmonic_taps(grid, 100, 1.0, tolerance=1.0)
+
+
+def test_tracker_follows_a_bright_sawtooth_glide_without_octave_jumps():
+    # every harmonic up to Nyquist, 300 -> 600 Hz in 2 s: the upper harmonics of the f0's nearest candidates
+    # fall between grid points while the octave above may fall on one; read with no tolerance, frames near
+    # 500 Hz came out an octave high
+    rate, hop, seconds = 44100, 512, 2.0
+    t = torch.arange(int(seconds * rate), dtype=torch.float64) / rate
+    f0 = 300.0 * 2.0 ** (t / seconds)
+    phase = 2 * math.pi * torch.cumsum(f0, 0) / rate
+    saw = sum(torch.sin(k * phase) / k * (k * f0 < rate / 2) for k in range(1, 74))
+    frames = SpectralTransform(sample_rate=rate, n_fft=2048, hop=hop).magnitude((0.2 * saw).float()[None])[0]
+    truth = f0[torch.arange(frames.shape[0]) * hop % len(f0)]  # frame i is centred on sample i * hop
+    cents = _cents(HarmonicF0(2048, rate)(frames).double(), truth)[6:-6]
+    assert (cents.abs() < 50).double().mean() >= 0.99, cents[cents.abs() >= 50]
 
 
 def test_subharmonic_taps_widen_the_harmonics_that_the_grid_may_miss():

@@ -6,7 +6,8 @@ Two stages, both on one magnitude frame ``(batch, bins)``:
    (1/4 semitone, or half a bin where that is finer, from 30 Hz to 2 kHz) scores ``sum_k decay^(k-1) * read_k``.
    ``read_k`` is the height of a peak (a local maximum of the log-compressed magnitude, relative to the
    frame's own maximum so the level does not matter, above a floor) near ``k f0``: in one of its two bins,
-   times ``1 - d`` for ``d`` the bin's distance to ``k f0``, or, for the upper harmonics that the grid
+   times ``1 - d`` for ``d`` how far the bin lies from ``k f0`` beyond the distance by which the grid and a
+   partial's own wobble may miss it (in full within that), or, for the upper harmonics that the grid
    may miss by more than a bin, anywhere within that reach (``subharmonic_taps``). Reading peaks, not the
    spectrum, keeps the flanks of one partial from feeding every harmonic of a deep subharmonic; weighting
    by the distance makes the candidate nearest the partials win over its neighbours, even for a sinusoid.
@@ -33,6 +34,8 @@ from torch import Tensor, nn
 RELATIVE_FLOOR: float = 1.0e-3
 #: peaks less than this far above the floor (compressed units; a full-scale partial is ~7) do not count
 PEAK_MIN_HEIGHT: float = 1.0e-3
+#: bins by which a harmonic may miss a partial and still read it in full (:func:`subharmonic_taps`)
+READ_TOLERANCE: float = 0.15
 #: half-widths in bins to which peaks are widened for harmonics that the candidate grid may miss by more
 PEAK_WIDTHS: Tuple[int, ...] = (0, 1, 2, 4, 8)
 
@@ -55,20 +58,29 @@ def f0_candidates(fmin: float, fmax: float, steps_per_semitone: int, max_step_hz
 
 
 def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics: int = 12, decay: float = 0.84,
-                     widths: Sequence[int] = PEAK_WIDTHS) -> Tuple[Tensor, Tensor]:
+                     widths: Sequence[int] = PEAK_WIDTHS,
+                     tolerance: float = READ_TOLERANCE) -> Tuple[Tensor, Tensor]:
     """Where and how much each candidate reads: ``(index, weight)``, each ``(2, candidates, n_harmonics)``;
     ``index`` addresses the peaks widened to each of ``widths`` (half-widths in bins, the first 0), laid end
     to end: ``width_level * n_bins + bin``.
 
-    Harmonic ``k`` of candidate ``c`` lies at fractional bin ``p = k c / bin_hz``, up to ``k`` times half the
-    grid step from a partial that the grid's nearest candidate stands for. Where that is under a bin, it
-    reads its lower bin ``floor(p)`` with weight ``decay^(k-1) * (1 - frac(p))`` and its upper bin with
-    ``decay^(k-1) * frac(p)`` (the salience takes the larger: the candidate nearest the partials wins);
-    beyond, it reads bin ``round(p)`` of the peaks widened to the largest width within that distance, with
-    weight ``decay^(k-1)``, but never wider than a quarter of the harmonics' spacing (so that no two
-    harmonics read the same partial). Harmonics beyond the last bin read nothing."""
+    Harmonic ``k`` of candidate ``c`` lies at fractional bin ``p = k c / bin_hz``, up to ``reach = k`` times half
+    the grid step from a partial that the grid's nearest candidate stands for. Where that is under a bin, it
+    reads its lower bin ``floor(p)`` with weight ``decay^(k-1) * min(1, 1 + t - frac(p))`` and its upper bin
+    with ``decay^(k-1) * min(1, frac(p) + t)`` (the salience takes the larger: a candidate whose harmonics lie
+    nearer the partials wins), for ``t = max(reach, tolerance)``: a partial within that distance of where
+    the candidate expects it reads in full. Without ``t`` the true f0's upper harmonics, read from between
+    two grid points, lose up to half their weight while the octave above may fall on the grid, and a bright
+    sawtooth read an octave high; ``tolerance`` covers partials a little off ``k f0`` (a glide or vibrato
+    within the window, a voice's jitter). It fades in from 2 to 4 bins between harmonics (under 2, two
+    harmonics would read one partial). Where ``reach`` is a bin or more, harmonic ``k`` reads bin ``round(p)`` of the
+    peaks widened to the largest width within reach, with weight ``decay^(k-1)``, but never wider than a
+    quarter of the harmonics' spacing (so that no two harmonics read the same partial). Harmonics beyond
+    the last bin read nothing."""
     if n_harmonics < 1 or not 0 < decay <= 1:
         raise ValueError(f"need n_harmonics >= 1 and 0 < decay <= 1, got {n_harmonics}, {decay}")
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must lie in [0, 1) bins, got {tolerance}")
     if len(widths) == 0 or widths[0] != 0 or any(b <= a for a, b in zip(widths, widths[1:])):
         raise ValueError(f"widths must start at 0 and increase, got {list(widths)}")
     c = candidates.double()
@@ -86,8 +98,10 @@ def subharmonic_taps(candidates: Tensor, n_bins: int, bin_hz: float, n_harmonics
     nearest = position.round().clamp(0, n_bins - 1)
     lower_index = torch.where(exact, lower.clamp(0, n_bins - 1), nearest) + level * n_bins
     upper_index = torch.where(exact, (lower + 1).clamp(0, n_bins - 1), nearest) + level * n_bins
-    lower_weight = torch.where(exact, weight * (1 - frac), weight)
-    upper_weight = torch.where(exact, weight * frac, torch.zeros_like(weight))
+    spacing = c.unsqueeze(-1) / bin_hz  # bins between harmonics
+    t = torch.maximum(reach, tolerance * ((spacing - 2) / 2).clamp(0, 1))
+    lower_weight = torch.where(exact, weight * (1 + t - frac).clamp(max=1), weight)
+    upper_weight = torch.where(exact, weight * (frac + t).clamp(max=1), torch.zeros_like(weight))
     return torch.stack([lower_index, upper_index]).long(), torch.stack([lower_weight, upper_weight]).float()
 
 
