@@ -103,3 +103,65 @@ def test_set_voicing_refuses_another_value_and_a_model_without_a_pitch_latent(no
     plain = script_model(build_model(compose_config("demo", [])).eval())
     assert plain.set_voicing("model") == -1
     assert "voicing" not in plain.get_attributes() and "voicing" in scripted.get_attributes()
+
+
+@pytest.fixture(scope="module")
+def silent_harmonic_vae():
+    """An untrained dgt_harmonic whose decoder answers everything with silence: partials and noise at their floor
+    (what a trained model may do with a pitch far above its training set's)."""
+    torch.manual_seed(0)
+    vae = build_model(compose_config("dgt_harmonic", [])).eval()
+    decoder = vae.decoder
+    with torch.no_grad():
+        last = decoder.mlp.net[-1]
+        last.weight.mul_(0.01)
+        last.bias[0] = -100.0
+        last.bias[1:1 + decoder.n_harmonics] = 0.0
+        last.bias[1 + decoder.n_harmonics:] = -100.0
+    vae.fit_typical_timbre()
+    return vae
+
+
+def test_voiced_holds_its_share_of_the_energy_floor_and_is_unchanged_above_it(noisy_harmonic_vae):
+    vae = noisy_harmonic_vae
+    decoder = vae.decoder
+    z = torch.zeros(3, vae.latent_dim)
+    z[:, 0] = vae.pitch_coordinate.coordinate(torch.full((3,), F0))
+    voicing = torch.tensor([0.0, 0.5, 0.9])
+    with torch.no_grad():
+        h = vae._decoder_input(z, {})
+        plain, without = decoder(h), decoder.voiced(h, voicing)
+        energy = plain.pow(2).sum(-1, keepdim=True)
+        # a floor under the decoder's energy changes no bit; one above it lifts the frame to voicing * floor
+        assert torch.equal(decoder.voiced(h, voicing, 0.5 * energy), without)
+        lifted = decoder.voiced(h, voicing, 1e4 * energy)
+        energy = energy[:, 0]
+    torch.testing.assert_close(lifted[0], plain[0])  # voicing 0: nothing to lift
+    torch.testing.assert_close(lifted[1:].pow(2).sum(-1), voicing[1:] * 1e4 * energy[1:], rtol=1e-4, atol=0.0)
+    assert float(decoder.voicing(lifted[2:3], torch.full((1,), F0))) > 0.9
+
+
+def test_forward_plays_a_sawtooth_the_decoder_leaves_silent_at_its_level_and_pitch(silent_harmonic_vae):
+    # level follow raises a frame by 40 dB at most: without the energy floor this decoder (partials and noise at
+    # -260 dB) stayed silent whatever the voicing, as a trained model did above ~480 Hz on a sawtooth glide
+    scripted = script_model(silent_harmonic_vae)
+    rate, delay, decoder = scripted.sample_rate, int(scripted.forward_delay[0]), silent_harmonic_vae.decoder
+    audio = sawtooth(rate)[None, None]
+    x = torch.cat([audio, torch.zeros(1, 1, 8192)], dim=-1)
+    x = x[..., : x.shape[-1] // 2048 * 2048]
+
+    def played(mode: str):
+        assert scripted.set_voicing(mode) == 0
+        scripted.reset()
+        with torch.no_grad():
+            out = torch.cat([scripted.forward(x[..., i:i + 2048]) for i in range(0, x.shape[-1], 2048)], -1)
+        out = out[0, 0, delay + 4096: delay + audio.shape[-1] - 4096]
+        reference = audio[0, 0, 4096: audio.shape[-1] - 4096]
+        level_db = 20 * math.log10(float(out.pow(2).mean().sqrt()) / float(reference.pow(2).mean().sqrt()) + 1e-30)
+        magnitude = silent_harmonic_vae.transform.magnitude(out[None])[0]
+        return level_db, float(decoder.voicing(magnitude, torch.full((magnitude.shape[0],), F0)).median())
+
+    level_db, voicing = played("follow")
+    assert abs(level_db) < 1.0 and voicing > 0.8, (level_db, voicing)
+    level_db, _ = played("model")
+    assert level_db < -100.0  # the decoder's own silence, raised by 40 dB at most

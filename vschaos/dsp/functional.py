@@ -251,3 +251,9 @@ def follow_level(magnitude: Tensor, reference: Tensor, max_gain: float = FOLLOW_
     gain = torch.linalg.vector_norm(reference, dim=-1, keepdim=True) \
         / torch.linalg.vector_norm(magnitude, dim=-1, keepdim=True).clamp_min(eps)
     return magnitude * gain.clamp_max(max_gain)
+
+
+def follow_floor(reference: Tensor, max_gain: float = FOLLOW_MAX_GAIN) -> Tensor:
+    """The least energy ``(..., 1)`` a frame needs for :func:`follow_level` to bring it to the energy of the same
+    frame of ``reference`` ``(..., bins)`` (real magnitudes): that energy over ``max_gain`` squared."""
+    return (reference * reference).sum(dim=-1, keepdim=True) / (max_gain * max_gain)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_audio_input, soft_clip
 from vschaos.dsp.counter_noise import counter_normal, counter_uniform
-from vschaos.dsp.functional import FOLLOW_MAX_GAIN, follow_level
+from vschaos.dsp.functional import FOLLOW_MAX_GAIN, follow_floor, follow_level
 from vschaos.dsp.streaming import RTPGHI, StreamingAnalysis, StreamingSynthesis, in_dtype
 from vschaos.models.components.distributions import sample_latent
 from vschaos.models.components.harmonic import transpose_pitch
@@ -146,9 +146,13 @@ class StreamingStages(nn.Module):
         n_frames = features.shape[0] // batch
         z = self._latent(features, self._select(labels, self.encoder_tasks), counter, batch, n_frames)
         voicing: Optional[Tensor] = None
+        energy_floor: Optional[Tensor] = None
         if self.source_filter:  # a constant: other models never compile the calls below
             if self.voicing == "follow":  # read at the measured f0, before transpose moves it
-                voicing = self.vae.voicing(self.vae.transform.from_features(features), z)
+                magnitude = self.vae.transform.from_features(features)
+                voicing = self.vae.voicing(magnitude, z)
+                if self.level == "follow":  # partials that level follow's bounded gain brings to the input's level
+                    energy_floor = follow_floor(magnitude, self.max_level_gain)
         z = z + self.forward_latent_offset
         if self.pitch_dims > 0 and self.transpose != 0.0:
             z = transpose_pitch(z, self.transpose, self.pitch_octaves_per_unit)
@@ -156,7 +160,7 @@ class StreamingStages(nn.Module):
         if len(self.predicted_tasks) > 0:  # spectrum predictors read this input's frames
             logits = self.vae.predict(z, features)
         if self.source_filter:
-            return self.vae.decode(z, self._select(labels, self.decoder_tasks), logits, voicing)
+            return self.vae.decode(z, self._select(labels, self.decoder_tasks), logits, voicing, energy_floor)
         return self.vae.decode(z, self._select(labels, self.decoder_tasks), logits)
 
     def features_out(self, decoded: Tensor, spec: Tensor) -> Tensor:

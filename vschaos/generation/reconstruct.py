@@ -18,7 +18,7 @@ from torch import Tensor
 
 from vschaos.data.audio import AUDIO_EXTENSIONS, AudioReadError, audio_info, load_audio, save_audio
 from vschaos.data.problems import printable
-from vschaos.dsp.functional import follow_level, log_spectral_distance, spectral_convergence
+from vschaos.dsp.functional import follow_floor, follow_level, log_spectral_distance, spectral_convergence
 from vschaos.dsp.phase_methods import DEFAULT_GLA_ITERATIONS, DEFAULT_PHASE
 from vschaos.generation.errors import GenerationError
 from vschaos.generation.labels import TrainingMetadata, labels_for_frames
@@ -107,16 +107,18 @@ def reconstruct_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tenso
                               f"--config-name dgt_harmonic or model=harmonic)")
     magnitude, mean, std = encode_audio(vae, audio, labels)
     z = sample_latents(mean, std, temperature, generator)
-    voicing = None
+    voicing = energy_floor = None
     if level == "follow" and hasattr(vae, "voicing"):  # as the export's forward: its voicing follows too
         vae.fit_typical_timbre()
         voicing = vae.voicing(magnitude, z)  # at the measured f0, before transpose moves it
+        energy_floor = follow_floor(magnitude)
     if transpose != 0.0:
         z = transpose_pitch(z, transpose, float(vae.pitch_coordinate.octaves_per_unit))
     decoder_labels = {task: labels[task] for task in vae.decoder_tasks if task in labels}
     # spectrum predictors (missing labels of their tasks) read the input's frames
     logits = vae.predict(z, transform.to_features(magnitude)) if vae.predicted_tasks else None
-    decoded = transform.from_features(vae.decode(z, decoder_labels, logits, voicing) if voicing is not None
+    decoded = transform.from_features(vae.decode(z, decoder_labels, logits, voicing, energy_floor)
+                                      if voicing is not None
                                       else vae.decode(z, decoder_labels, logits))
     if level == "follow":
         decoded = follow_level(decoded, magnitude)

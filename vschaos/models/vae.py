@@ -262,19 +262,20 @@ class SpectralVAE(nn.Module):
         return out
 
     def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None,
-               voicing: Optional[Tensor] = None) -> Tensor:
+               voicing: Optional[Tensor] = None, energy_floor: Optional[Tensor] = None) -> Tensor:
         """Latent (batch, latent) [+ labels] -> normalised features (batch, bins); missing labels completed
         (from ``logits`` when given, see :meth:`complete_labels`). Latents are clamped to ``+-LATENT_LIMIT`` and
         the output to the features of magnitudes ``[0, magnitude_ceiling]`` (see :meth:`bound_decoded`).
         ``voicing`` ``(batch,)`` (:meth:`voicing` of the frames ``z`` was encoded from): the share of each frame's
-        energy a source-filter decoder keeps at least in its partials (``HarmonicDecoder.voiced``); other
-        decoders ignore it."""
+        energy a source-filter decoder keeps at least in its partials, and ``energy_floor`` ``(batch, 1)`` the
+        energy whose share ``voicing`` those partials hold at least (``HarmonicDecoder.voiced``); other decoders
+        ignore both."""
         z = bounded_latent(z)
         if len(self.predicted_tasks) > 0:
             labels = self.complete_labels(z, labels, logits)
         h = self._decoder_input(z, labels)
         if self.decoder_writes_magnitude:  # HarmonicDecoder: magnitudes -> the features every caller reads
-            decoded = self.decoder(h) if voicing is None else self.decoder.voiced(h, voicing)
+            decoded = self.decoder(h) if voicing is None else self.decoder.voiced(h, voicing, energy_floor)
             return self.bound_decoded(self.transform.to_features(decoded))
         return self.bound_decoded(self.decoder(h))
 

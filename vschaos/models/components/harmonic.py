@@ -13,7 +13,7 @@ is drawn on the few bins where that exceeds 1e-4 of its peak (``scatter_add``), 
 ``batch x harmonics x ~8`` values, not ``batch x harmonics x bins``.
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -235,13 +235,15 @@ class HarmonicDecoder(nn.Module):
             _, _, weights, _ = self._parts(inputs.to(self.typical_weights.dtype))
             self.typical_weights.copy_(weights)
 
-    def voiced(self, h: Tensor, voicing: Tensor) -> Tensor:
+    def voiced(self, h: Tensor, voicing: Tensor, energy_floor: Optional[Tensor] = None) -> Tensor:
         """:meth:`forward` with at least ``voicing`` ``(batch,)`` of each frame's energy in partials at the f0: where
         the decoder gives them less (an input unlike the training sounds, which it answers with noise or with a
         partial far above the f0), the missing share is added in partials distributed as the decoder's own at the
         mean latent and that f0 (:meth:`fit_typical`: the model's typical timbre there), and taken from the noise;
-        the frame keeps the decoder's energy. A periodic input thus stays periodic at its measured pitch, in a
-        timbre of the model."""
+        the frame keeps the decoder's energy, or ``voicing * energy_floor`` ``(batch, 1)`` where that is more (so
+        that level follow, which raises a frame by a bounded gain, brings the partials of a frame the decoder left
+        near silent to the input's level: ``vschaos.dsp.functional.follow_floor``). A periodic input thus stays
+        periodic at its measured pitch, in a timbre of the model."""
         partial_hz, gain, weights, noise = self._parts(h)
         own = self.partials(partial_hz, gain * weights, edges_silenced=True)
         rows = torch.log2(partial_hz.select(1, 0) / self.typical_fmin) * 12.0  # TYPICAL_STEPS_PER_OCTAVE
@@ -251,11 +253,19 @@ class HarmonicDecoder(nn.Module):
         own_energy = (own * own).sum(dim=-1, keepdim=True)
         noise_energy = (noise * noise).sum(dim=-1, keepdim=True)
         added_energy = (added * added).sum(dim=-1, keepdim=True).clamp_min(1e-20)
-        missing = (voicing.unsqueeze(-1) * (own_energy + noise_energy) - own_energy).clamp_min(0.0)
+        share = voicing.unsqueeze(-1)
+        energy = own_energy + noise_energy
+        least: Optional[Tensor] = None
+        if energy_floor is not None:  # the same bits as without it wherever the decoder's frame is loud enough
+            least = share * energy_floor
+            energy = torch.maximum(energy, least)
+        missing = (share * energy - own_energy).clamp_min(0.0)
         scale = torch.sqrt((noise_energy - missing).clamp_min(0.0) / noise_energy.clamp_min(1e-20))
         edges = self.edge_mask.to(noise.dtype)
         plain = (own + noise) * edges  # what forward gives
         out = (own + added * torch.sqrt(missing / added_energy) + noise * scale) * edges
         # magnitudes on the same bins add up to more than their energies: back to the plain frame's energy
-        return out * torch.sqrt((plain * plain).sum(dim=-1, keepdim=True)
-                                / (out * out).sum(dim=-1, keepdim=True).clamp_min(1e-20))
+        target = (plain * plain).sum(dim=-1, keepdim=True)
+        if least is not None:
+            target = torch.maximum(target, least)
+        return out * torch.sqrt(target / (out * out).sum(dim=-1, keepdim=True).clamp_min(1e-20))
