@@ -51,6 +51,19 @@ SENTENCES = (
     "The synthesiser hums at a low pitch.", "Sound travels faster in water than in air.",
     "Can you hear the difference between these two vowels?", "Morning light fell across the piano keys.",
 )
+#: more sentences, for a speech set of about two minutes (with SENTENCES: 40 files)
+MORE_SENTENCES = (
+    "The wind carried the bells across the valley.", "Hold the note until the room stops ringing.",
+    "A violin and a voice can share the same melody.", "Listen closely to the breath between the words.",
+    "Thunder rolled over the hills long after the flash.", "The old radio crackled and then began to sing.",
+    "Count the beats and clap on the second and the fourth.", "Low voices rumble; high voices ring.",
+    "The train left the station at a quarter past nine.", "Rain drummed softly on the roof all night.",
+    "Nobody noticed the clock had stopped at noon.", "Play it again, slower, and let each note breathe.",
+    "The choir rehearsed the chorus twenty times.", "Birds were singing before the sun came up.",
+    "Every microphone hears the room as well as the singer.", "Give the drummer some space in the mix.",
+    "The engine whined as the car climbed the hill.", "A single candle lit the small wooden stage.",
+    "Speak clearly, and the machine will follow your voice.", "At the end of the song, everyone was silent.",
+)
 
 
 class MaterialError(RuntimeError):
