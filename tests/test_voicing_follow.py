@@ -13,22 +13,60 @@ from vschaos.training.run import build_model
 F0 = 220.0
 
 
-@pytest.fixture(scope="module")
-def noisy_harmonic_vae():
-    """An untrained dgt_harmonic whose decoder answers everything with noise: its partials' total amplitude at the
-    floor, its noise bands at their ceiling (what a trained model does with a sound unlike its training set)."""
+def harmonic_vae_answering(gain_bias: float, noise_bias: float, strongest_partial: int = 0):
+    """An untrained dgt_harmonic whose decoder answers every latent alike: its partials' total log-amplitude and
+    its noise bands' at these biases, the partial ``strongest_partial`` (1-based; 0: none) the strongest of
+    their distribution."""
     torch.manual_seed(0)
     vae = build_model(compose_config("dgt_harmonic", [])).eval()
     decoder = vae.decoder
     with torch.no_grad():
         last = decoder.mlp.net[-1]
         last.weight.mul_(0.01)
-        last.bias[0] = -30.0
+        last.bias[0] = gain_bias
         last.bias[1:1 + decoder.n_harmonics] = 0.0
-        last.bias[1 + 1] = 3.0  # the second partial the strongest of its distribution
-        last.bias[1 + decoder.n_harmonics:] = -3.0
+        if strongest_partial:
+            last.bias[strongest_partial] = 3.0
+        last.bias[1 + decoder.n_harmonics:] = noise_bias
     vae.fit_typical_timbre()
     return vae
+
+
+@pytest.fixture(scope="module")
+def noisy_harmonic_vae():
+    """A decoder that answers everything with noise: partials at the floor, noise bands loud, the second partial
+    the strongest of the typical timbre (what a trained model does with a sound unlike its training set)."""
+    return harmonic_vae_answering(-30.0, -3.0, strongest_partial=2)
+
+
+@pytest.fixture(scope="module")
+def silent_harmonic_vae():
+    """A decoder that answers everything with silence: partials and noise at their floor (what a trained model
+    may do with a pitch far above its training set's)."""
+    return harmonic_vae_answering(-100.0, -100.0)
+
+
+def decoder_inputs_at_f0(vae, n: int) -> torch.Tensor:
+    """The decoder's input for ``n`` frames at the mean latent and the pitch F0."""
+    z = torch.zeros(n, vae.latent_dim)
+    z[:, 0] = vae.pitch_coordinate.coordinate(torch.full((n,), F0))
+    return vae._decoder_input(z, {})
+
+
+def played(vae, scripted, audio: torch.Tensor):
+    """``audio`` (samples,) streamed through ``scripted.forward`` at B = 2048 from a reset, its steady middle
+    against the input's: (level error in dB, median voicing at F0)."""
+    delay = int(scripted.forward_delay[0])
+    x = torch.cat([audio[None, None], torch.zeros(1, 1, 8192)], dim=-1)
+    x = x[..., : x.shape[-1] // 2048 * 2048]
+    scripted.reset()
+    with torch.no_grad():
+        out = torch.cat([scripted.forward(x[..., i:i + 2048]) for i in range(0, x.shape[-1], 2048)], -1)
+    out = out[0, 0, delay + 4096: delay + audio.shape[-1] - 4096]
+    reference = audio[4096: audio.shape[-1] - 4096]
+    level_db = 20 * math.log10(float(out.pow(2).mean().sqrt()) / float(reference.pow(2).mean().sqrt()) + 1e-30)
+    magnitude = vae.transform.magnitude(out[None])[0]
+    return level_db, float(vae.decoder.voicing(magnitude, torch.full((magnitude.shape[0],), F0)).median())
 
 
 def sawtooth(rate: int, seconds: float = 1.5, f0: float = F0) -> torch.Tensor:
@@ -54,11 +92,9 @@ def test_voicing_reads_one_for_partials_and_zero_for_noise(noisy_harmonic_vae):
 def test_voiced_keeps_the_asked_share_in_partials_at_the_f0_and_the_frames_energy(noisy_harmonic_vae):
     vae = noisy_harmonic_vae
     decoder = vae.decoder
-    z = torch.zeros(3, vae.latent_dim)
-    z[:, 0] = vae.pitch_coordinate.coordinate(torch.full((3,), F0))
     voicing = torch.tensor([0.0, 0.5, 0.9])
     with torch.no_grad():
-        h = vae._decoder_input(z, {})
+        h = decoder_inputs_at_f0(vae, 3)
         plain, voiced = decoder(h), decoder.voiced(h, voicing)
     f0 = torch.full((3,), F0)
     assert float(decoder.voicing(plain, f0).max()) < 0.05  # the decoder alone: noise
@@ -77,23 +113,11 @@ def test_voiced_keeps_the_asked_share_in_partials_at_the_f0_and_the_frames_energ
 
 def test_forward_follows_the_voicing_of_a_sawtooth_and_model_does_not(noisy_harmonic_vae):
     scripted = script_model(noisy_harmonic_vae)
-    rate, delay, decoder = scripted.sample_rate, int(scripted.forward_delay[0]), noisy_harmonic_vae.decoder
-    audio = sawtooth(rate)[None, None]
-    x = torch.cat([audio, torch.zeros(1, 1, 8192)], dim=-1)
-    x = x[..., : x.shape[-1] // 2048 * 2048]
-
-    def voicing_of_output(mode: str) -> float:
-        assert scripted.set_voicing(mode) == 0
-        scripted.reset()
-        with torch.no_grad():
-            out = torch.cat([scripted.forward(x[..., i:i + 2048]) for i in range(0, x.shape[-1], 2048)], -1)
-        out = out[0, 0, delay + 4096: delay + audio.shape[-1] - 4096]
-        magnitude = noisy_harmonic_vae.transform.magnitude(out[None])[0]
-        return float(decoder.voicing(magnitude, torch.full((magnitude.shape[0],), F0)).median())
-
+    audio = sawtooth(scripted.sample_rate)
     assert scripted.get_voicing() == ("follow",)
-    assert voicing_of_output("follow") > 0.8
-    assert voicing_of_output("model") < 0.2
+    assert played(noisy_harmonic_vae, scripted, audio)[1] > 0.8
+    assert scripted.set_voicing("model") == 0
+    assert played(noisy_harmonic_vae, scripted, audio)[1] < 0.2
 
 
 def test_set_voicing_refuses_another_value_and_a_model_without_a_pitch_latent(noisy_harmonic_vae):
@@ -105,31 +129,12 @@ def test_set_voicing_refuses_another_value_and_a_model_without_a_pitch_latent(no
     assert "voicing" not in plain.get_attributes() and "voicing" in scripted.get_attributes()
 
 
-@pytest.fixture(scope="module")
-def silent_harmonic_vae():
-    """An untrained dgt_harmonic whose decoder answers everything with silence: partials and noise at their floor
-    (what a trained model may do with a pitch far above its training set's)."""
-    torch.manual_seed(0)
-    vae = build_model(compose_config("dgt_harmonic", [])).eval()
-    decoder = vae.decoder
-    with torch.no_grad():
-        last = decoder.mlp.net[-1]
-        last.weight.mul_(0.01)
-        last.bias[0] = -100.0
-        last.bias[1:1 + decoder.n_harmonics] = 0.0
-        last.bias[1 + decoder.n_harmonics:] = -100.0
-    vae.fit_typical_timbre()
-    return vae
-
-
 def test_voiced_holds_its_share_of_the_energy_floor_and_is_unchanged_above_it(noisy_harmonic_vae):
     vae = noisy_harmonic_vae
     decoder = vae.decoder
-    z = torch.zeros(3, vae.latent_dim)
-    z[:, 0] = vae.pitch_coordinate.coordinate(torch.full((3,), F0))
     voicing = torch.tensor([0.0, 0.5, 0.9])
     with torch.no_grad():
-        h = vae._decoder_input(z, {})
+        h = decoder_inputs_at_f0(vae, 3)
         plain, without = decoder(h), decoder.voiced(h, voicing)
         energy = plain.pow(2).sum(-1, keepdim=True)
         # a floor under the decoder's energy changes no bit; one above it lifts the frame to voicing * floor
@@ -145,23 +150,8 @@ def test_forward_plays_a_sawtooth_the_decoder_leaves_silent_at_its_level_and_pit
     # level follow raises a frame by 40 dB at most: without the energy floor this decoder (partials and noise at
     # -260 dB) stayed silent whatever the voicing, as a trained model did above ~480 Hz on a sawtooth glide
     scripted = script_model(silent_harmonic_vae)
-    rate, delay, decoder = scripted.sample_rate, int(scripted.forward_delay[0]), silent_harmonic_vae.decoder
-    audio = sawtooth(rate)[None, None]
-    x = torch.cat([audio, torch.zeros(1, 1, 8192)], dim=-1)
-    x = x[..., : x.shape[-1] // 2048 * 2048]
-
-    def played(mode: str):
-        assert scripted.set_voicing(mode) == 0
-        scripted.reset()
-        with torch.no_grad():
-            out = torch.cat([scripted.forward(x[..., i:i + 2048]) for i in range(0, x.shape[-1], 2048)], -1)
-        out = out[0, 0, delay + 4096: delay + audio.shape[-1] - 4096]
-        reference = audio[0, 0, 4096: audio.shape[-1] - 4096]
-        level_db = 20 * math.log10(float(out.pow(2).mean().sqrt()) / float(reference.pow(2).mean().sqrt()) + 1e-30)
-        magnitude = silent_harmonic_vae.transform.magnitude(out[None])[0]
-        return level_db, float(decoder.voicing(magnitude, torch.full((magnitude.shape[0],), F0)).median())
-
-    level_db, voicing = played("follow")
+    audio = sawtooth(scripted.sample_rate)
+    level_db, voicing = played(silent_harmonic_vae, scripted, audio)
     assert abs(level_db) < 1.0 and voicing > 0.8, (level_db, voicing)
-    level_db, _ = played("model")
-    assert level_db < -100.0  # the decoder's own silence, raised by 40 dB at most
+    assert scripted.set_voicing("model") == 0
+    assert played(silent_harmonic_vae, scripted, audio)[0] < -100.0  # its own silence, raised by 40 dB at most
