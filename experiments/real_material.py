@@ -209,10 +209,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prepared = [prepare(material, size, work) for material, size in plan]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # the trainings are subprocesses of one thread each
         cases = list(pool.map(lambda case: train_and_export(case, args), prepared))
+    measured = {f"{case['material']}/{case['size']}": {**measure(case, work), "cpu_minutes": args.cpu_minutes}
+                for case in cases}
+    # read last: another run may have written its rows meanwhile
     results = REPO / "experiments" / "results" / f"{args.name}.json"
     rows = json.loads(results.read_text())["data"]["rows"] if results.is_file() else {}
-    for case in cases:
-        rows[f"{case['material']}/{case['size']}"] = {**measure(case, work), "cpu_minutes": args.cpu_minutes}
+    rows.update(measured)
     markdown = format_markdown(rows)
     print(markdown)
     print(f"wrote {write_results(args.name, {'rows': rows}, markdown, run=started)}")
