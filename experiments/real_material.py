@@ -89,11 +89,12 @@ def sizes_of(material: str, sizes: Sequence[str]) -> List[str]:
 
 
 def link_tree(root: Path, files: Sequence[Path]) -> Path:
-    """A dataset tree ``root/data`` of symbolic links to ``files`` (made once)."""
+    """A dataset tree ``root/data`` of symbolic links to ``files`` (made once; each link named after its tree and
+    file, as two renders may share file names)."""
     if not (root / "data").is_dir():
         (root / "data").mkdir(parents=True)
         for path in files:
-            (root / "data" / path.name).symlink_to(path.resolve())
+            (root / "data" / f"{path.parent.parent.name}_{path.name}").symlink_to(path.resolve())
     return root
 
 
