@@ -166,7 +166,9 @@ def measure(case: Dict[str, object], work: Path) -> Dict[str, object]:
 
 
 def format_markdown(rows: Dict[str, Dict[str, object]]) -> str:
-    lines = ["Held-out files: decoder SC and LSD (posterior mean), SC after offline phase reconstruction, and the "
+    budgets = ", ".join(f"{m:g}" for m in sorted({row["cpu_minutes"] for row in rows.values()}))
+    lines = [f"Each model: `train_model.py` for {budgets} CPU-minutes on one thread, best checkpoint.", "",
+             "Held-out files: decoder SC and LSD (posterior mean), SC after offline phase reconstruction, and the "
              f"export's streamed `forward` (B = {BUFFER}, its defaults). Targets: decoder SC <= 0.30 (notes), "
              "<= 0.35 (drums, speech, music); streamed level within +-1 dB (median), no file beyond +-3 dB.", "",
              "| material | size | preset (auto) | training audio | steps | held-out set | decoder SC | LSD (dB) | "
