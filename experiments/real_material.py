@@ -37,13 +37,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 
 from bench.common import start_run, write_results
 from experiments.latent_play import run_tool
 from experiments.materials import (MORE_SENTENCES, MUSESCORE, SENTENCES, TIMGM, render_drums, render_freepats_drums,
                                    render_music, render_phrases, render_speech)
-from experiments.real_quality import REPO, evaluate_notes, train
+from experiments.real_quality import REPO, evaluate_notes, summarise, train
 
 DEFAULT_WORK = REPO / "runs" / "real_material_work"
 MATERIALS = ("notes", "drums", "speech", "music")
@@ -150,12 +149,9 @@ def measure(case: Dict[str, object], work: Path) -> Dict[str, object]:
     for name, files in case["held_out"].items():
         # absolute paths: a set may gather files of several trees
         rows = evaluate_notes(vae, [str(p.resolve()) for p in files], Path("/"), loaded, BUFFER)
-        summary = {metric: float(np.mean([r[metric] for r in rows])) for metric in rows[0] if metric != "file"}
-        if loaded is not None:
-            levels = np.array([r["stream_level_db"] for r in rows])
-            summary.update(stream_level_db_median=float(np.median(levels)),
-                           stream_level_db_worst=float(levels[np.argmax(np.abs(levels))]))
-        sets[name] = {"files": len(rows), **summary}
+        # the means, and the streamed level's median and worst file, over the set's files
+        summary = summarise(rows, {row["file"]: "held out" for row in rows})["all"]
+        sets[name] = {"files": summary.pop("notes"), **summary}
     result = {key: case[key] for key in ("material", "size", "preset", "reason", "train_files", "train_seconds",
                                          "training", "refused")}
     result["held_out"] = sets
@@ -169,8 +165,9 @@ def format_markdown(rows: Dict[str, Dict[str, object]]) -> str:
     budgets = ", ".join(f"{m:g}" for m in sorted({row["cpu_minutes"] for row in rows.values()}))
     lines = [f"Each model: `train_model.py` for {budgets} CPU-minutes on one thread, best checkpoint.", "",
              "Held-out files: decoder SC and LSD (posterior mean), SC after offline phase reconstruction, and the "
-             f"export's streamed `forward` (B = {BUFFER}, its defaults). Targets: decoder SC <= 0.30 (notes), "
-             "<= 0.35 (drums, speech, music); streamed level within +-1 dB (median), no file beyond +-3 dB.", "",
+             f"export's streamed `forward` (B = {BUFFER}, its defaults). Targets: decoder SC <= {SC_TARGET['notes']:.2f} "
+             f"(notes), <= {SC_TARGET['drums']:.2f} (drums, speech, music); streamed level within "
+             f"+-{LEVEL_MEDIAN_DB:g} dB (median), no file beyond +-{LEVEL_WORST_DB:g} dB.", "",
              "| material | size | preset (auto) | training audio | steps | held-out set | decoder SC | LSD (dB) | "
              "offline SC | stream SC | level median | level worst | export |", "|---" * 13 + "|"]
     timbre = []
