@@ -25,20 +25,19 @@ Writes ``experiments/results/<--name>.{json,md}`` (default ``live_input``); rend
 (reused when present: ``trained.json`` marks a finished training).
 """
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
 from bench.common import competing_process, interleaved_medians, start_run, write_results
 from experiments.latent_play import run_tool
-from experiments.materials import MUSESCORE, render_phrases, render_speech
-from experiments.real_quality import REPO, level_db, train
+from experiments.materials import MUSESCORE, link_tree, render_phrases, render_speech
+from experiments.real_quality import REPO, level_db, train_once
 
 DEFAULT_WORK = REPO / "runs" / "live_input_work"
 TRAIN_FILES = 16            # of the 24 melodies; the other 8 are held out
@@ -51,22 +50,15 @@ ALTO_SAX, CHOIR = 65, 52    # GM programs of the foreign melodies
 def prepare(work: Path, args) -> Dict[str, object]:
     """Render, train (once: ``trained.json``), export (once)."""
     phrases = render_phrases(work / "phrases_room", room=True)
-    train_root = work / "train"
-    if not (train_root / "data").is_dir():
-        (train_root / "data").mkdir(parents=True)
-        for path in sorted((phrases / "data").glob("*.wav"))[:TRAIN_FILES]:
-            (train_root / "data" / path.name).symlink_to(path.resolve())
-    marker = work / "trained.json"
-    if not marker.is_file():
-        options = SimpleNamespace(tag=args.config, config=args.config, threads=1, seed=0, set=[],
-                                  cpu_minutes=args.cpu_minutes, max_epochs=100000)
-        trained = train(options, train_root, work)
-        marker.write_text(json.dumps({k: v for k, v in trained.items() if k != "version_dir"}))
+    train_root = link_tree(work / "train", sorted((phrases / "data").glob("*.wav"))[:TRAIN_FILES])
+    options = SimpleNamespace(tag=args.config, config=args.config, threads=1, seed=0, set=[],
+                              cpu_minutes=args.cpu_minutes, max_epochs=100000)
+    training = train_once(options, train_root, work)
     version_dir = work / "runs" / args.config / "version_0"
     export = work / "exports" / f"{args.config}.ts"
     if not export.is_file():
         run_tool("script.py", [str(version_dir), "--checkpoint", "best", "-o", str(export), "--threads", "1"], 1)
-    return {"training": json.loads(marker.read_text()), "export": export, "phrases": phrases}
+    return {"training": training, "export": export, "phrases": phrases}
 
 
 def synth_inputs(rate: int, seconds: float = 4.0) -> Dict[str, np.ndarray]:

@@ -282,3 +282,13 @@ def render(kind: str, root: Path, **options) -> Path:
     if kind not in renderers:
         raise MaterialError(f"unknown material {kind!r}; one of {', '.join(renderers)}")
     return renderers[kind]()
+
+
+def link_tree(root: Path, files: Sequence[Path]) -> Path:
+    """A dataset tree ``root/data`` of symbolic links to ``files`` (made once; each link named after its tree and
+    file, as two renders may share file names)."""
+    if not (root / "data").is_dir():
+        (root / "data").mkdir(parents=True)
+        for path in files:
+            (root / "data" / f"{path.parent.parent.name}_{path.name}").symlink_to(path.resolve())
+    return root

@@ -40,9 +40,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bench.common import start_run, write_results
 from experiments.latent_play import run_tool
-from experiments.materials import (MORE_SENTENCES, MUSESCORE, SENTENCES, TIMGM, render_drums, render_freepats_drums,
-                                   render_music, render_phrases, render_speech)
-from experiments.real_quality import REPO, evaluate_notes, summarise, train
+from experiments.materials import (MORE_SENTENCES, MUSESCORE, SENTENCES, TIMGM, link_tree, render_drums,
+                                   render_freepats_drums, render_music, render_phrases, render_speech)
+from experiments.real_quality import REPO, evaluate_notes, summarise, train_once
 
 DEFAULT_WORK = REPO / "runs" / "real_material_work"
 MATERIALS = ("notes", "drums", "speech", "music")
@@ -87,16 +87,6 @@ def sizes_of(material: str, sizes: Sequence[str]) -> List[str]:
     return ["small"] if material == "speech" else list(sizes)
 
 
-def link_tree(root: Path, files: Sequence[Path]) -> Path:
-    """A dataset tree ``root/data`` of symbolic links to ``files`` (made once; each link named after its tree and
-    file, as two renders may share file names)."""
-    if not (root / "data").is_dir():
-        (root / "data").mkdir(parents=True)
-        for path in files:
-            (root / "data" / f"{path.parent.parent.name}_{path.name}").symlink_to(path.resolve())
-    return root
-
-
 def prepare(material: str, size: str, work: Path) -> Dict[str, object]:
     """Render the material (a tree is rendered once: call this for one case at a time) and pick the preset."""
     from vschaos.pitch.recommend import recommend_dataset
@@ -112,12 +102,9 @@ def prepare(material: str, size: str, work: Path) -> Dict[str, object]:
 def train_and_export(case: Dict[str, object], args) -> Dict[str, object]:
     """Train (once: ``trained.json``) and export (once; a refusal is recorded) a prepared case."""
     work, preset = case["case"], case["preset"]
-    marker = work / "trained.json"
-    if not marker.is_file():
-        options = SimpleNamespace(tag=preset, config=preset, threads=1, seed=0, set=[],
-                                  cpu_minutes=args.cpu_minutes, max_epochs=100000)
-        trained = train(options, work / "train", work)
-        marker.write_text(json.dumps({k: v for k, v in trained.items() if k != "version_dir"}))
+    options = SimpleNamespace(tag=preset, config=preset, threads=1, seed=0, set=list(args.set),
+                              cpu_minutes=args.cpu_minutes, max_epochs=100000)
+    training = train_once(options, work / "train", work)
     version_dir = work / "runs" / preset / "version_0"
     export = work / "exports" / f"{case['material']}_{case['size']}.ts"
     refusal = work / "exports" / "refused.txt"
@@ -127,7 +114,7 @@ def train_and_export(case: Dict[str, object], args) -> Dict[str, object]:
         except SystemExit as error:
             refusal.parent.mkdir(parents=True, exist_ok=True)
             refusal.write_text(str(error))
-    return {**case, "training": json.loads(marker.read_text()), "version_dir": version_dir,
+    return {**case, "training": training, "version_dir": version_dir,
             "export": export if export.is_file() else None,
             "refused": refusal.read_text() if refusal.is_file() else None}
 
@@ -200,6 +187,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="trainings at a time (one thread each)")
     parser.add_argument("--work", default=str(DEFAULT_WORK))
     parser.add_argument("--name", default="real_material", help="results file name in experiments/results")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="Hydra overrides for every training (a trial: give it its own --work and --name)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")

@@ -139,6 +139,16 @@ def train(args, train_root: Path, work: Path) -> Dict[str, object]:
             "steps_per_cpu_second": steps / cpu, "steps_per_second_wall": steps / wall}
 
 
+def train_once(args, train_root: Path, work: Path) -> Dict[str, object]:
+    """:func:`train` unless ``work/trained.json`` records an earlier one (an interrupted experiment goes on from
+    its trained models); the record, without the version folder."""
+    marker = work / "trained.json"
+    if not marker.is_file():
+        trained = train(args, train_root, work)
+        marker.write_text(json.dumps({k: v for k, v in trained.items() if k != "version_dir"}))
+    return json.loads(marker.read_text())
+
+
 def level_db(output: np.ndarray, reference: np.ndarray) -> float:
     return 20.0 * math.log10((np.sqrt(np.mean(output ** 2)) + 1e-12) / (np.sqrt(np.mean(reference ** 2)) + 1e-12))
 
