@@ -158,6 +158,25 @@ def test_shift_pitch_moves_partials_by_the_semitone_ratio():
     assert bool(((ratio > 0.5) & (ratio < 2.0)).all()) and not torch.allclose(louder, frame)
 
 
+def test_recolour_applies_a_smooth_zero_mean_equaliser_within_its_bound_per_frame():
+    from vschaos.models.augment import recolour, timbre_curves
+
+    frames = torch.rand(64, 513) + 0.1
+    assert recolour(frames, 0.0) is frames
+    coloured = recolour(frames, 9.0, generator=torch.Generator().manual_seed(3))
+    curves = timbre_curves(64, 513, 9.0, generator=torch.Generator().manual_seed(3))
+    # the same draws give the same curve: the frames are multiplied by it, nothing else
+    torch.testing.assert_close(20 * torch.log10(coloured / frames), curves, atol=1e-3, rtol=0)
+    peak = curves.abs().amax(dim=-1)
+    assert float(peak.max()) <= 9.0 + 1e-4 and float(peak.max()) > 6.0  # the bound, and reached near it
+    assert float(peak.std()) > 1.0  # each frame its own size
+    torch.testing.assert_close(curves.mean(dim=-1), torch.zeros(64), atol=1e-4, rtol=0)  # a colour, no gain
+    # smooth: neighbouring bins differ by a small fraction of the curve's range
+    assert float((curves.diff(dim=-1).abs().amax(dim=-1) / peak.clamp_min(1e-3)).max()) < 0.1
+    # the curves differ between frames (not one equaliser for the batch)
+    assert float((curves[0] - curves[1]).abs().max()) > 0.5
+
+
 def test_shift_notes_moves_each_labelled_frame_and_its_note_labels_together():
     from vschaos.models.augment import shift_notes
     from vschaos.notes import hz_to_midi

@@ -331,6 +331,24 @@ def test_note_augmentation_moves_training_frames_and_labels_and_validation_never
                                                         "module.augment_note_semitones=1.5"]))
 
 
+def test_timbre_augmentation_recolours_training_frames_only(demo_root, monkeypatch):
+    import vschaos.models.lightning as lightning
+
+    cfg = compose_config("demo", [f"data.dataset.root={demo_root}", "data.batch_size=16",
+                                  "module.augment_timbre_db=9"])
+    _, datamodule, module = build_objects(cfg)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    seen = []
+    monkeypatch.setattr(lightning, "recolour", lambda m, db: seen.append(db) or m)
+    monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
+    module.training_step(batch, 0)
+    module.validation_step(batch, 0)
+    assert seen == [9.0]  # the training step, at the configured bound; validation never
+    with pytest.raises(Exception, match="module.augment_timbre_db must be >= 0 \\(0 = off\\), got -1"):
+        build_objects(compose_config("demo", [f"data.dataset.root={demo_root}", "module.augment_timbre_db=-1"]))
+
+
 def test_every_step_the_logger_writes_holds_every_training_term(demo_root):
     """The loss terms are logged only on the steps Lightning writes (log_every_n_steps): none may be missing there."""
     from lightning.pytorch.loggers import Logger

@@ -1,4 +1,5 @@
 """Data augmentation a frame-wise spectral model can use, applied to magnitude frames at training time only."""
+import math
 from typing import Dict, Tuple
 
 import torch
@@ -29,6 +30,39 @@ def augment_frames(magnitude: Tensor, pitch_semitones: float, gain_db: float,
         gains = (torch.rand(batch, 1, generator=generator, device=magnitude.device) * 2 - 1) * gain_db
         out = out * torch.pow(10.0, gains / 20.0).to(out.dtype)
     return out
+
+
+#: cosines over the warped frequency axis that make a random timbre curve (:func:`recolour`)
+TIMBRE_COMPONENTS: int = 3
+#: the warp's knee in bins per bins of the frame: ``log1p(bin / knee)``, mel-like (~700 Hz at 44.1 kHz)
+TIMBRE_KNEE: float = 1.0 / 32.0
+
+
+def timbre_curves(batch: int, bins: int, max_db: float, generator: "torch.Generator | None" = None,
+                  device: "torch.device | None" = None) -> Tensor:
+    """Random smooth spectral envelopes in dB, ``(batch, bins)``: a sum of :data:`TIMBRE_COMPONENTS` cosines
+    over a mel-like warped frequency axis (from a tilt to two broad bumps), coefficients uniform in [-1, 1],
+    scaled so that each curve's largest magnitude is uniform in ``[0, max_db]``."""
+    k = torch.arange(bins, dtype=torch.float32, device=device)
+    knee = bins * TIMBRE_KNEE
+    warped = torch.log1p(k / knee) / math.log1p((bins - 1) / knee)  # 0 at DC, 1 at Nyquist
+    orders = torch.arange(1, TIMBRE_COMPONENTS + 1, dtype=torch.float32, device=device)
+    basis = torch.cos(math.pi * orders.unsqueeze(-1) * warped)  # (components, bins)
+    coefficients = torch.rand(batch, TIMBRE_COMPONENTS, generator=generator).to(device) * 2 - 1
+    curves = coefficients @ basis
+    curves = curves - curves.mean(dim=-1, keepdim=True)  # a colour, not a gain (augment_gain_db is that)
+    size = torch.rand(batch, 1, generator=generator).to(device) * max_db
+    return curves / curves.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6) * size
+
+
+def recolour(magnitude: Tensor, max_db: float, generator: "torch.Generator | None" = None) -> Tensor:
+    """Each frame through its own random smooth equaliser (:func:`timbre_curves`, up to ``max_db`` dB): a
+    model trained on a few instruments in one room then meets other instruments, microphones and rooms nearer
+    what it learnt. ``magnitude`` (batch, bins) -> (batch, bins); ``max_db`` 0 returns it unchanged."""
+    if max_db <= 0:
+        return magnitude
+    curves = timbre_curves(magnitude.shape[0], magnitude.shape[1], max_db, generator, magnitude.device)
+    return magnitude * torch.pow(10.0, curves / 20.0).to(magnitude.dtype)
 
 
 def shift_notes(magnitude: Tensor, labels: Dict[str, Tensor], max_semitones: int,

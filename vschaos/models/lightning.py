@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vschaos.dsp.functional import spectral_convergence_energies
-from vschaos.models.augment import augment_frames, shift_notes
+from vschaos.models.augment import augment_frames, recolour, shift_notes
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
@@ -119,6 +119,8 @@ class SpectralVAEModule(L.LightningModule):
             +-this many semitones (:func:`vschaos.models.augment.shift_pitch`) [0 = off]: the decoder learns to
             write every pitch in between the recorded ones.
         augment_gain_db: training frames get a random gain uniform in +-this many dB [0 = off].
+        augment_timbre_db: training frames go through a random smooth equaliser of up to this many dB
+            (:func:`vschaos.models.augment.recolour`) [0 = off].
         augment_note_semitones: training frames are moved by a whole number of semitones, uniform in +-this many,
             and their ``pitch``/``octave`` labels with them (:func:`vschaos.models.augment.shift_notes`) [0 = off]:
             a pitch-conditioned decoder learns the notes between and around the recorded ones.
@@ -147,7 +149,7 @@ class SpectralVAEModule(L.LightningModule):
                  loss: SpectralVAELoss, prediction_weight: float = 1.0,
                  input_pitch_shift: Optional[InputPitchShift] = None, max_nonfinite_steps: int = 10,
                  augment_pitch_semitones: float = 0.0, augment_gain_db: float = 0.0, predictor_frames: int = 64,
-                 augment_note_semitones: int = 0):
+                 augment_note_semitones: int = 0, augment_timbre_db: float = 0.0):
         super().__init__()
         if int(max_nonfinite_steps) < 1:
             raise ValueError(f"module.max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}")
@@ -166,6 +168,9 @@ class SpectralVAEModule(L.LightningModule):
         self._loss_is_finite: Optional[Tensor] = None
         self.augment_pitch_semitones = float(augment_pitch_semitones)
         self.augment_gain_db = float(augment_gain_db)
+        if not float(augment_timbre_db) >= 0:
+            raise ValueError(f"module.augment_timbre_db must be >= 0 (0 = off), got {augment_timbre_db}")
+        self.augment_timbre_db = float(augment_timbre_db)
         if int(augment_note_semitones) < 0 or int(augment_note_semitones) != augment_note_semitones:
             raise ValueError(f"module.augment_note_semitones must be a whole number >= 0, got {augment_note_semitones}")
         self.augment_note_semitones = int(augment_note_semitones)
@@ -289,6 +294,8 @@ class SpectralVAEModule(L.LightningModule):
         if self.augment_pitch_semitones > 0 or self.augment_gain_db > 0:
             batch = {**batch, "magnitude": augment_frames(batch["magnitude"], self.augment_pitch_semitones,
                                                           self.augment_gain_db)}
+        if self.augment_timbre_db > 0:
+            batch = {**batch, "magnitude": recolour(batch["magnitude"], self.augment_timbre_db)}
         terms = self._shared_step(batch, sample=True)
         batch_size = batch["magnitude"].shape[0]
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
