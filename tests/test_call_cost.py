@@ -26,7 +26,7 @@ FORWARD_BUDGET = 144
 PER_EXTRA_FRAME = 3
 # the source-filter preset (f0 tracker, harmonic decoder), scripted as exported, at one frame: a small DAW buffer's
 # call (the f0 tracker's, vschaos/dsp/f0.py, and the voicing follow's, HarmonicDecoder.voicing and .voiced)
-HARMONIC_ONE_FRAME_BUDGET = 390
+HARMONIC_ONE_FRAME_BUDGET = 382
 
 
 class CountOperations(TorchDispatchMode):

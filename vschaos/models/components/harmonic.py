@@ -173,17 +173,28 @@ class HarmonicDecoder(nn.Module):
 
     def partials(self, partial_hz: Tensor, amplitudes: Tensor, edges_silenced: bool = False) -> Tensor:
         """:meth:`comb` from the partials' frequencies ``k * f0_hz`` ``(batch, n_harmonics)`` (Hz)."""
+        return self.place(self.lobes(partial_hz, edges_silenced), amplitudes)
+
+    def lobes(self, partial_hz: Tensor, edges_silenced: bool = False) -> Tuple[Tensor, Tensor]:
+        """Where partials at ``partial_hz`` ``(batch, K)`` fall: ``(shape (batch, K, width), index (batch, K *
+        width))``, each lobe's Gaussian over the bins it covers (zero outside the bins unless ``edges_silenced``,
+        see :meth:`comb`) and those bins. :meth:`place` writes amplitudes through them: partials at the same
+        frequencies with several sets of amplitudes share one geometry."""
         centre = partial_hz / self.bin_hz  # (batch, K) bins
         base = centre.floor()
         bins = base.unsqueeze(-1) + self.peak_offsets.to(centre.dtype)  # (batch, K, width)
         shape = torch.exp(-self.peak_rate * (bins - centre.unsqueeze(-1)) ** 2)
-        values = amplitudes.unsqueeze(-1) * shape
         if not edges_silenced:
-            values = values * ((bins >= 0) & (bins <= self.n_bins - 1)).to(shape.dtype)
-        values = values * self.amplitude_reference
-        index = bins.clamp(0, self.n_bins - 1).long()
-        out = partial_hz.new_zeros(partial_hz.shape[0], self.n_bins)
-        return out.scatter_add(1, index.flatten(1), values.flatten(1))
+            shape = shape * ((bins >= 0) & (bins <= self.n_bins - 1)).to(shape.dtype)
+        return shape, bins.clamp(0, self.n_bins - 1).long().flatten(1)
+
+    def place(self, lobes: Tuple[Tensor, Tensor], amplitudes: Tensor) -> Tensor:
+        """Magnitudes ``(batch, n_bins)`` of partials of ``amplitudes`` ``(batch, K)`` (1 = a full-scale sine) on
+        :meth:`lobes`."""
+        shape, index = lobes
+        values = amplitudes.unsqueeze(-1) * shape * self.amplitude_reference
+        out = shape.new_zeros(shape.shape[0], self.n_bins)
+        return out.scatter_add(1, index, values.flatten(1))
 
     def _parts(self, h: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(partial_hz (batch, K), gain (batch, 1), weights (batch, K), noise (batch, n_bins))``: the partials'
@@ -245,11 +256,11 @@ class HarmonicDecoder(nn.Module):
         near silent to the input's level: ``vschaos.dsp.functional.follow_floor``). A periodic input thus stays
         periodic at its measured pitch, in a timbre of the model."""
         partial_hz, gain, weights, noise = self._parts(h)
-        own = self.partials(partial_hz, gain * weights, edges_silenced=True)
+        lobes = self.lobes(partial_hz, edges_silenced=True)  # the decoder's partials and the added ones share it
+        own = self.place(lobes, gain * weights)
         rows = torch.log2(partial_hz.select(1, 0) / self.typical_fmin) * 12.0  # TYPICAL_STEPS_PER_OCTAVE
         index = rows.round().clamp(0, self.typical_weights.shape[0] - 1).long()
-        added = self.partials(partial_hz, self.typical_weights.to(h.dtype).index_select(0, index),
-                              edges_silenced=True)
+        added = self.place(lobes, self.typical_weights.to(h.dtype).index_select(0, index))
         own_energy = (own * own).sum(dim=-1, keepdim=True)
         noise_energy = (noise * noise).sum(dim=-1, keepdim=True)
         added_energy = (added * added).sum(dim=-1, keepdim=True).clamp_min(1e-20)
