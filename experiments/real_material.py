@@ -164,7 +164,8 @@ def format_markdown(rows: Dict[str, Dict[str, object]]) -> str:
         for name, s in row["held_out"].items():
             streamed = (f"{s['stream_sc']:.3f} | {s['stream_level_db_median']:+.2f} dB | "
                         f"{s['stream_level_db_worst']:+.2f} dB" if "stream_sc" in s else "- | - | -")
-            lines.append(f"| {row['material']} | {row['size']} | `{row['preset']}` | {row['train_seconds']:.0f} s "
+            preset = f"`{row['preset']}`" + "".join(f" `{o}`" for o in row.get("overrides", []))
+            lines.append(f"| {row['material']} | {row['size']} | {preset} | {row['train_seconds']:.0f} s "
                          f"({row['train_files']} files) | {row['training']['steps']} | {name} ({s['files']}) | "
                          f"{s['sc']:.3f} | {s['lsd']:.2f} | {s['offline_sc']:.3f} | {streamed} | {export} |")
         for name, by_level in row.get("timbre_transfer", {}).items():
@@ -198,7 +199,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prepared = [prepare(material, size, work) for material, size in plan]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # the trainings are subprocesses of one thread each
         cases = list(pool.map(lambda case: train_and_export(case, args), prepared))
-    measured = {f"{case['material']}/{case['size']}": {**measure(case, work), "cpu_minutes": args.cpu_minutes}
+    measured = {f"{case['material']}/{case['size']}": {**measure(case, work), "cpu_minutes": args.cpu_minutes,
+                                                       "overrides": list(args.set)}
                 for case in cases}
     # read last: another run may have written its rows meanwhile
     results = REPO / "experiments" / "results" / f"{args.name}.json"
