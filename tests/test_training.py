@@ -345,8 +345,9 @@ def test_timbre_augmentation_recolours_training_frames_only(demo_root, monkeypat
     module.training_step(batch, 0)
     module.validation_step(batch, 0)
     assert seen == [9.0]  # the training step, at the configured bound; validation never
-    with pytest.raises(Exception, match="module.augment_timbre_db must be >= 0 \\(0 = off\\), got -1"):
-        build_objects(compose_config("demo", [f"data.dataset.root={demo_root}", "module.augment_timbre_db=-1"]))
+    for bad in ("-1", "nan", "inf", "61"):
+        with pytest.raises(Exception, match=f"module.augment_timbre_db must lie in \\[0, 60\\] dB \\(0 = off\\), got {bad}"):
+            build_objects(compose_config("demo", [f"data.dataset.root={demo_root}", f"module.augment_timbre_db={bad}"]))
 
 
 def test_every_step_the_logger_writes_holds_every_training_term(demo_root):

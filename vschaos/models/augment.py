@@ -34,6 +34,9 @@ def augment_frames(magnitude: Tensor, pitch_semitones: float, gain_db: float,
 
 #: cosines over the warped frequency axis that make a random timbre curve (:func:`recolour`)
 TIMBRE_COMPONENTS: int = 3
+#: the largest ``module.augment_timbre_db`` accepted: microphones and rooms colour a sound by far less, and a
+#: few hundred dB would overflow the frames
+MAX_TIMBRE_DB: float = 60.0
 #: the warp's knee in bins per bins of the frame: ``log1p(bin / knee)``, mel-like (~700 Hz at 44.1 kHz)
 TIMBRE_KNEE: float = 1.0 / 32.0
 
