@@ -16,9 +16,9 @@ window ending where a short frame ends reads the pitch with no more delay than t
 the sound: its centre lies ``(long - short) / 2`` samples before the short frame's. Per input (a bright sawtooth
 glide and vibrato, low harmonic tones, one speaker's speech and an alto sax phrase of another soundfont than the
 presets'; truth: the synthesis f0, or CREPE on the input's voiced frames), the share of frames within 50 cents
-of the f0 at the short frame's centre, for the tracker on: the 2048-point window centred there (today's
-``dgt_harmonic``, 35 ms of delay), the 512-point window itself (8.7 ms), and the 2048-point window ending where
-the 512-point frame ends (8.7 ms, the pitch 768 samples late).
+of the f0 at the centre of the window read, for the tracker on: a 2048-point window (today's ``dgt_harmonic``,
+35 ms of delay) and the 512-point window itself (8.7 ms); and of the f0 at the short frame's centre for the
+2048-point window ending where the 512-point frame ends (8.7 ms, the pitch read 768 samples late).
 
     python -m experiments.latency_options [--work runs/latency_options_work]
 

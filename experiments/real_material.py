@@ -200,7 +200,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # the trainings are subprocesses of one thread each
         cases = list(pool.map(lambda case: train_and_export(case, args), prepared))
     measured = {f"{case['material']}/{case['size']}": {**measure(case, work), "cpu_minutes": args.cpu_minutes,
-                                                       "overrides": list(args.set)}
+                                                       "overrides": case["training"]["overrides"]}
                 for case in cases}
     # read last: another run may have written its rows meanwhile
     results = REPO / "experiments" / "results" / f"{args.name}.json"

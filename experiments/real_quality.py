@@ -141,12 +141,19 @@ def train(args, train_root: Path, work: Path) -> Dict[str, object]:
 
 def train_once(args, train_root: Path, work: Path) -> Dict[str, object]:
     """:func:`train` unless ``work/trained.json`` records an earlier one (an interrupted experiment goes on from
-    its trained models); the record, without the version folder."""
+    its trained models); the record, without the version folder, with the overrides it was trained with
+    (``"overrides"``: ``args.set``). An earlier training with other overrides is refused (SystemExit naming
+    both): its model would be reported as trained with these."""
     marker = work / "trained.json"
     if not marker.is_file():
         trained = train(args, train_root, work)
-        marker.write_text(json.dumps({k: v for k, v in trained.items() if k != "version_dir"}))
-    return json.loads(marker.read_text())
+        record = {k: v for k, v in trained.items() if k != "version_dir"}
+        marker.write_text(json.dumps({**record, "overrides": list(args.set)}))
+    record = json.loads(marker.read_text())
+    if record.get("overrides", []) != list(args.set):
+        raise SystemExit(f"{marker}: trained with overrides {record.get('overrides', [])}, asked for "
+                         f"{list(args.set)}: give this experiment another --work")
+    return record
 
 
 def level_db(output: np.ndarray, reference: np.ndarray) -> float:

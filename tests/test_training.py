@@ -339,12 +339,19 @@ def test_timbre_augmentation_recolours_training_frames_only(demo_root, monkeypat
     _, datamodule, module = build_objects(cfg)
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
-    seen = []
-    monkeypatch.setattr(lightning, "recolour", lambda m, db: seen.append(db) or m)
+    seen, stepped = [], []
+    real_recolour, real_step = lightning.recolour, module._shared_step
+    monkeypatch.setattr(lightning, "recolour", lambda m, db: seen.append(db) or real_recolour(m, db))
+    monkeypatch.setattr(module, "_shared_step", lambda b, sample: stepped.append(b["magnitude"]) or real_step(b, sample))
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
     module.training_step(batch, 0)
     module.validation_step(batch, 0)
     assert seen == [9.0]  # the training step, at the configured bound; validation never
+    trained, validated = stepped
+    ratio_db = 20 * torch.log10(trained / batch["magnitude"])
+    # the training step learns from the recoloured frames: a curve per frame within +-9 dB, not the input
+    assert float(ratio_db.abs().max()) <= 9.0 + 1e-3 and float(ratio_db.abs().max()) > 3.0
+    assert torch.equal(validated, batch["magnitude"])
     for bad in ("-1", "nan", "inf", "61"):
         with pytest.raises(Exception, match=f"module.augment_timbre_db must lie in \\[0, 60\\] dB \\(0 = off\\), got {bad}"):
             build_objects(compose_config("demo", [f"data.dataset.root={demo_root}", f"module.augment_timbre_db={bad}"]))

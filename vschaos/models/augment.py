@@ -34,34 +34,45 @@ def augment_frames(magnitude: Tensor, pitch_semitones: float, gain_db: float,
 
 #: cosines over the warped frequency axis that make a random timbre curve (:func:`recolour`)
 TIMBRE_COMPONENTS: int = 3
-#: the largest ``module.augment_timbre_db`` accepted: microphones and rooms colour a sound by far less, and a
-#: few hundred dB would overflow the frames
+#: the largest ``module.augment_timbre_db`` accepted: microphones and rooms colour a sound by far less
 MAX_TIMBRE_DB: float = 60.0
 #: the warp's knee in bins per bins of the frame: ``log1p(bin / knee)``, mel-like (~700 Hz at 44.1 kHz)
 TIMBRE_KNEE: float = 1.0 / 32.0
 
 
-def timbre_curves(batch: int, bins: int, max_db: float, generator: "torch.Generator | None" = None,
-                  device: "torch.device | None" = None) -> Tensor:
-    """Random smooth spectral envelopes in dB, ``(batch, bins)``: a sum of :data:`TIMBRE_COMPONENTS` cosines
-    over a mel-like warped frequency axis (from a tilt to two broad bumps), coefficients uniform in [-1, 1],
-    scaled so that each curve's largest magnitude is uniform in ``[0, max_db]``."""
+def warped_axis(bins: int, device: "torch.device | None" = None) -> Tensor:
+    """The mel-like frequency axis of the timbre curves, ``(bins,)``: ``log1p(bin / knee)`` scaled to 0 at DC
+    and 1 at the last bin (:data:`TIMBRE_KNEE`)."""
     k = torch.arange(bins, dtype=torch.float32, device=device)
     knee = bins * TIMBRE_KNEE
-    warped = torch.log1p(k / knee) / math.log1p((bins - 1) / knee)  # 0 at DC, 1 at Nyquist
+    return torch.log1p(k / knee) / math.log1p((bins - 1) / knee)
+
+
+def timbre_curves(batch: int, bins: int, max_db: float, generator: "torch.Generator | None" = None,
+                  device: "torch.device | None" = None) -> Tensor:
+    """Random smooth spectral envelopes in dB, ``(batch, bins)`` on ``device``: a sum of
+    :data:`TIMBRE_COMPONENTS` cosines ``cos(pi j u)`` of the :func:`warped_axis` ``u`` (a tilt, then broad
+    bumps), coefficients uniform in [-1, 1], minus its mean over the bins, scaled so that its largest magnitude
+    is uniform in ``[0, max_db]``. Zero mean over the bins is not zero mean in energy: most bins lie high on the
+    warped axis, so a curve also raises or lowers a frame's broadband level, by up to about ``max_db``. The
+    draws come from ``generator`` (on its own device, then moved) or, without one, from the default generator
+    of ``device``."""
+    warped = warped_axis(bins, device)
     orders = torch.arange(1, TIMBRE_COMPONENTS + 1, dtype=torch.float32, device=device)
     basis = torch.cos(math.pi * orders.unsqueeze(-1) * warped)  # (components, bins)
-    coefficients = torch.rand(batch, TIMBRE_COMPONENTS, generator=generator).to(device) * 2 - 1
+    # drawn where they are used unless a generator says otherwise: no host-to-device copy per training step
+    where = generator.device if generator is not None else device
+    coefficients = torch.rand(batch, TIMBRE_COMPONENTS, generator=generator, device=where).to(device) * 2 - 1
     curves = coefficients @ basis
-    curves = curves - curves.mean(dim=-1, keepdim=True)  # a colour, not a gain (augment_gain_db is that)
-    size = torch.rand(batch, 1, generator=generator).to(device) * max_db
+    curves = curves - curves.mean(dim=-1, keepdim=True)
+    size = torch.rand(batch, 1, generator=generator, device=where).to(device) * max_db
     return curves / curves.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6) * size
 
 
 def recolour(magnitude: Tensor, max_db: float, generator: "torch.Generator | None" = None) -> Tensor:
     """Each frame through its own random smooth equaliser (:func:`timbre_curves`, up to ``max_db`` dB): a
     model trained on a few instruments in one room then meets other instruments, microphones and rooms nearer
-    what it learnt. ``magnitude`` (batch, bins) -> (batch, bins); ``max_db`` 0 returns it unchanged."""
+    what it learnt. ``magnitude`` (batch, bins) -> (batch, bins); ``max_db`` <= 0 returns it unchanged."""
     if max_db <= 0:
         return magnitude
     curves = timbre_curves(magnitude.shape[0], magnitude.shape[1], max_db, generator, magnitude.device)
