@@ -150,9 +150,10 @@ def train_once(args, train_root: Path, work: Path) -> Dict[str, object]:
         record = {k: v for k, v in trained.items() if k != "version_dir"}
         marker.write_text(json.dumps({**record, "overrides": list(args.set)}))
     record = json.loads(marker.read_text())
-    if record.get("overrides", []) != list(args.set):
-        raise SystemExit(f"{marker}: trained with overrides {record.get('overrides', [])}, asked for "
-                         f"{list(args.set)}: give this experiment another --work")
+    record.setdefault("overrides", [])  # a record from before they were kept: none were used then
+    if record["overrides"] != list(args.set):
+        raise SystemExit(f"{marker}: trained with overrides {record['overrides']}, asked for {list(args.set)}: "
+                         "give this experiment another --work")
     return record
 
 
