@@ -110,5 +110,8 @@ def test_presets_override_only_what_they_change(tmp_path):
     # whole-semitone note augmentation: on in both pitch presets, off where there are no note labels
     assert cond.module.augment_note_semitones == prediction.module.augment_note_semitones == 2
     assert base.module.augment_note_semitones == 0
+    # the source-filter preset recolours its training frames; the base config does not
+    harmonic = compose_config("dgt_harmonic", [f"data.dataset.root={tmp_path}"])
+    assert harmonic.module.augment_timbre_db == 6.0 and base.module.augment_timbre_db == 0.0
     assert {task: spec.type for task, spec in prediction.model.prediction.items()} == {
         "pitch": "SpectrumNotePredictor", "octave": "SpectrumNotePredictor"}
