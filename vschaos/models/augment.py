@@ -40,6 +40,13 @@ MAX_TIMBRE_DB: float = 60.0
 TIMBRE_KNEE: float = 1.0 / 32.0
 
 
+def checked_timbre_db(max_db: float) -> float:
+    """``module.augment_timbre_db`` as a float within ``[0, MAX_TIMBRE_DB]``; ValueError naming it otherwise."""
+    if not 0 <= float(max_db) <= MAX_TIMBRE_DB:
+        raise ValueError(f"module.augment_timbre_db must lie in [0, {MAX_TIMBRE_DB:g}] dB (0 = off), got {max_db}")
+    return float(max_db)
+
+
 def warped_axis(bins: int, device: "torch.device | None" = None) -> Tensor:
     """The mel-like frequency axis of the timbre curves, ``(bins,)``: ``log1p(bin / knee)`` scaled to 0 at DC
     and 1 at the last bin (:data:`TIMBRE_KNEE`)."""

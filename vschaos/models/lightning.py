@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vschaos.dsp.functional import spectral_convergence_energies
-from vschaos.models.augment import MAX_TIMBRE_DB, augment_frames, recolour, shift_notes
+from vschaos.models.augment import augment_frames, checked_timbre_db, recolour, shift_notes
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
@@ -168,10 +168,7 @@ class SpectralVAEModule(L.LightningModule):
         self._loss_is_finite: Optional[Tensor] = None
         self.augment_pitch_semitones = float(augment_pitch_semitones)
         self.augment_gain_db = float(augment_gain_db)
-        if not 0 <= float(augment_timbre_db) <= MAX_TIMBRE_DB:
-            raise ValueError(f"module.augment_timbre_db must lie in [0, {MAX_TIMBRE_DB:g}] dB (0 = off), "
-                             f"got {augment_timbre_db}")
-        self.augment_timbre_db = float(augment_timbre_db)
+        self.augment_timbre_db = checked_timbre_db(augment_timbre_db)
         if int(augment_note_semitones) < 0 or int(augment_note_semitones) != augment_note_semitones:
             raise ValueError(f"module.augment_note_semitones must be a whole number >= 0, got {augment_note_semitones}")
         self.augment_note_semitones = int(augment_note_semitones)
