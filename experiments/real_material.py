@@ -199,8 +199,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prepared = [prepare(material, size, work) for material, size in plan]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:  # the trainings are subprocesses of one thread each
         cases = list(pool.map(lambda case: train_and_export(case, args), prepared))
-    measured = {f"{case['material']}/{case['size']}": {**measure(case, work), "cpu_minutes": args.cpu_minutes,
-                                                       "overrides": case["training"]["overrides"]}
+    # a row per material, size and overrides: a trial's rows stand beside the preset's
+    measured = {" ".join([f"{case['material']}/{case['size']}"] + case["training"]["overrides"]):
+                {**measure(case, work), "cpu_minutes": args.cpu_minutes, "overrides": case["training"]["overrides"]}
                 for case in cases}
     # read last: another run may have written its rows meanwhile
     results = REPO / "experiments" / "results" / f"{args.name}.json"
