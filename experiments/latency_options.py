@@ -57,32 +57,27 @@ def tracked_share(n_fft: int, hop: int, f0: float, sample_rate: int) -> float:
 
 def pitch_inputs(work: Path, rate: int = 44100) -> Dict[str, Dict[str, object]]:
     """The inputs of the second table: ``{name: {"audio": (time,) float32, "f0": callable seconds -> Hz (NaN:
-    unvoiced) }}``; speech and the sax phrase are rendered into ``work`` (once) and read by CREPE."""
-    from experiments.live_input import ALTO_SAX, synth_inputs
-    from experiments.materials import MUSESCORE, render_phrases, render_speech
-    from vschaos.data.audio import load_audio
+    unvoiced) }}``: live_input's foreign inputs but the choir (several voices), rendered into ``work`` (once),
+    speech and sax read by CREPE; and two low harmonic tones."""
+    from experiments.live_input import foreign_inputs
     from vschaos.pitch.tracker import track_pitch
 
-    seconds = 4.0
-    synth = synth_inputs(rate, seconds)
+    seconds = 4.0  # synth_inputs' length
+    inputs = foreign_inputs(rate, work)
     truths = {"saw glide 150-600 Hz": lambda t: 150.0 * 4.0 ** (t / seconds),
               "saw vibrato 220 Hz": lambda t: 220.0 * 2.0 ** (0.5 / 12 * np.sin(2 * np.pi * 6.0 * t))}
-    inputs = {name: {"audio": synth[name], "f0": truths[name]} for name in truths}
+    result = {name: {"audio": inputs[name], "f0": truths[name]} for name in truths}
     t = np.arange(int(rate * 2.0)) / rate
     for f0 in (82.4, 110.0):
         tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 15))
-        inputs[f"harmonic tone {f0:g} Hz"] = {"audio": (0.2 * tone).astype(np.float32),
+        result[f"harmonic tone {f0:g} Hz"] = {"audio": (0.2 * tone).astype(np.float32),
                                               "f0": lambda x, f0=f0: np.full_like(x, f0)}
-    speech = sorted((render_speech(work / "speech") / "data").glob("*.wav"))[:4]
-    sax = sorted((render_phrases(work / "sax", MUSESCORE, files=1, programs=(ALTO_SAX,), room=False)
-                  / "data").glob("*.wav"))
-    for name, files in (("speech (kal_diphone)", speech), ("alto sax (other soundfont)", sax)):
-        audio = np.concatenate([load_audio(path, rate).numpy() for path in files])
-        track = track_pitch(torch.from_numpy(audio), rate)
+    for name in ("speech (kal_diphone)", "alto sax (other soundfont)"):
+        track = track_pitch(torch.from_numpy(inputs[name]), rate)
         times, f0 = track.times.numpy(), track.f0_hz.numpy().astype(np.float64)
         # CREPE's frames are 10 ms apart: between two voiced frames the f0 is interpolated, elsewhere unvoiced
-        inputs[name] = {"audio": audio, "f0": lambda x, times=times, f0=f0: np.interp(x, times, f0)}
-    return inputs
+        result[name] = {"audio": inputs[name], "f0": lambda x, times=times, f0=f0: np.interp(x, times, f0)}
+    return result
 
 
 def causal_pitch_shares(audio: np.ndarray, truth, rate: int = 44100) -> Dict[str, float]:

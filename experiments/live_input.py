@@ -133,7 +133,10 @@ def pitch_following(audio: np.ndarray, out: np.ndarray, rate: int) -> Dict[str, 
             "level_db": level_db(out, audio)}
 
 
-def timbre_transfer(loaded, rate: int, work: Path) -> Dict[str, Dict[str, object]]:
+def foreign_inputs(rate: int, work: Path) -> Dict[str, np.ndarray]:
+    """The harmonic inputs a model of instruments never heard, ``{name: (time,) float32}``: the synth tones of
+    :func:`synth_inputs`, one speaker's speech, an alto sax and a choir phrase of another soundfont (rendered
+    into ``work`` once)."""
     from vschaos.data.audio import load_audio
 
     inputs = synth_inputs(rate)
@@ -143,8 +146,12 @@ def timbre_transfer(loaded, rate: int, work: Path) -> Dict[str, Dict[str, object
     for path, name in zip(sorted((foreign / "data").glob("*.wav")), ("alto sax (other soundfont)",
                                                                      "choir (other soundfont)")):
         inputs[name] = load_audio(path, rate).numpy()
+    return inputs
+
+
+def timbre_transfer(loaded, rate: int, work: Path) -> Dict[str, Dict[str, object]]:
     return {name: {level: pitch_following(audio, stream(loaded, audio, level, rate), rate) for level in LEVELS}
-            for name, audio in inputs.items()}
+            for name, audio in foreign_inputs(rate, work).items()}
 
 
 def call_cost(path: Path, buffers: Sequence[int] = (512, 2048), repeats: int = 300) -> Dict[str, Dict[str, float]]:
