@@ -171,17 +171,20 @@ def forward_stages(module: torch.jit.ScriptModule, x: Tensor
     with torch.no_grad():
         spec = module.analyse(x)
         counter = module.forward_counter(x.shape[0], spec.shape[1])
+        f0 = module.pitch_in(x)
         features = module.features_in(spec)
         labels = module.forward_labels(x)
-        decoded = module.network(features, labels, counter)
+        decoded = module.network(features, labels, counter, f0)
         magnitude = module.features_out(decoded, spec)
         phase = module.phase_of(magnitude, spec, counter)
         out = module.synthesise(magnitude, phase)
     stages = {"analysis": lambda: module.analyse(x), "features in": lambda: module.features_in(spec),
-              "network": lambda: module.network(features, labels, counter),
+              "network": lambda: module.network(features, labels, counter, f0),
               "features out": lambda: module.features_out(decoded, spec),
               "phase (RTPGHI)": lambda: module.phase_of(magnitude, spec, counter),
               "synthesis": lambda: module.synthesise(magnitude, phase)}
+    if f0 is not None:  # a model that reads its f0 from a longer window (dgt_live): that analysis
+        stages["pitch window"] = lambda: module.pitch_in(x)
     return stages, out
 
 

@@ -209,7 +209,8 @@ def test_transform_attributes_and_cache_key():
     t = SpectralTransform()
     assert (t.sample_rate, t.n_fft, t.hop, t.n_bins) == (44100, 2048, 512, 1025)
     assert t.lam == dsp.gaussian_lambda(2048, 0.25)
-    assert set(dict(t.named_buffers())) == {"window", "dual", "norm_mean", "norm_std"}
+    assert set(t.state_dict()) == {"window", "dual", "norm_mean", "norm_std"}
+    assert t.pitch_window == 0 and t.pitch_window_fn.numel() == 0  # no pitch window: nothing to keep
     key = t.cache_key()
     assert json.loads(json.dumps(key)) == key
     assert key != SpectralTransform(hop=256).cache_key()

@@ -29,7 +29,7 @@ from vschaos.io import temporary_prefix
 from vschaos.training.run import build_model
 
 REPO = Path(__file__).resolve().parents[1]
-PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_harmonic", "dgt_pitch_cond", "dgt_pitch_prediction"]
+PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_harmonic", "dgt_live", "dgt_pitch_cond", "dgt_pitch_prediction"]
 
 
 # dgt_pitch_prediction with vschaos2's predictors on the latent (the preset's read the spectrum)
@@ -249,14 +249,15 @@ def _chained_stages(model, x: Tensor) -> Tensor:
     """``forward(x)`` through the public stages alone, in the order vschaos.export.streaming_stages gives."""
     spec = model.analyse(x)
     counter = model.forward_counter(x.shape[0], spec.shape[1])
-    decoded = model.network(model.features_in(spec), model.forward_labels(x), counter)
+    f0 = model.pitch_in(x)
+    decoded = model.network(model.features_in(spec), model.forward_labels(x), counter, f0)
     magnitude = model.features_out(decoded, spec)
     return model.synthesise(magnitude, model.phase_of(magnitude, spec, counter))
 
 
 @pytest.mark.parametrize("preset, phase, temperature, transpose", [
     ("dgt_pitch_prediction", "pghi", 0.0, 0.0), ("dgt_pitch_prediction", "random", 1.0, 0.0),
-    ("demo", "keep_input", 0.5, 0.0), ("dgt_harmonic", "pghi", 0.3, 7.0)])
+    ("demo", "keep_input", 0.5, 0.0), ("dgt_harmonic", "pghi", 0.3, 7.0), ("dgt_live", "pghi", 0.3, -5.0)])
 def test_forward_is_its_public_stages_chained(preset, phase, temperature, transpose):
     """Wrappers and bench/neutone_speed.py use forward's public stages: chained, call after call (the streaming
     state carried, a batch of two), they give forward's own output bit for bit, with label inlets, predictors,

@@ -30,7 +30,7 @@ from vschaos.training.trust import (ALLOWED_TARGETS, OPTIMIZER_NAMES, UnsafePath
 FAST = ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "data.batch_size=32",
         "callbacks.progress=null", "callbacks.reconstructions=null", "trainer.log_every_n_steps=1",
         "trainer.enable_model_summary=false", "trainer.enable_progress_bar=false"]
-PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_harmonic", "dgt_pitch_cond", "dgt_pitch_prediction"]
+PRESETS = ["demo", "dgt_low", "dgt_mid", "dgt_high", "dgt_harmonic", "dgt_live", "dgt_pitch_cond", "dgt_pitch_prediction"]
 PRECIOUS = "precious"
 
 

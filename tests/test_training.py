@@ -24,7 +24,7 @@ def _step(ckpt: Path) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
-@pytest.mark.parametrize("preset", ["demo", "dgt_harmonic", "dgt_pitch_cond", "dgt_pitch_prediction"])
+@pytest.mark.parametrize("preset", ["demo", "dgt_harmonic", "dgt_live", "dgt_pitch_cond", "dgt_pitch_prediction"])
 def test_one_training_batch(preset, demo_root, tmp_path):
     cfg = compose_config(preset, [f"data.dataset.root={demo_root}", "data.batch_size=16",
                                   "model.encoder.hidden_dims=32", "model.decoder.hidden_dims=32"])
@@ -311,7 +311,7 @@ def test_input_pitch_shift_trains_the_decoder_on_shifted_frames_and_keeps_them_f
 
 
 def test_note_augmentation_moves_training_frames_and_labels_and_validation_never(demo_root, monkeypatch):
-    import vschaos.models.lightning as lightning
+    import vschaos.models.augment as augment
 
     cfg = compose_config("dgt_pitch_cond", [f"data.dataset.root={demo_root}", "data.batch_size=32",
                                             "model.encoder.hidden_dims=32", "model.decoder.hidden_dims=32",
@@ -320,7 +320,8 @@ def test_note_augmentation_moves_training_frames_and_labels_and_validation_never
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     seen = []
-    monkeypatch.setattr(lightning, "shift_notes", lambda m, labels, n: seen.append(n) or (m * 0, labels))
+    monkeypatch.setattr(augment, "_shift_notes", lambda m, labels, n, generator: seen.append(n) or (
+        m * 0, labels, torch.zeros(m.shape[0], dtype=torch.long)))
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
     module.training_step(batch, 0)
     assert seen == [2]  # the training step moved the batch by up to 2 semitones (here: to silence)
@@ -332,7 +333,7 @@ def test_note_augmentation_moves_training_frames_and_labels_and_validation_never
 
 
 def test_timbre_augmentation_recolours_training_frames_only(demo_root, monkeypatch):
-    import vschaos.models.lightning as lightning
+    import vschaos.models.augment as augment
 
     cfg = compose_config("demo", [f"data.dataset.root={demo_root}", "data.batch_size=16",
                                   "module.augment_timbre_db=9"])
@@ -340,8 +341,8 @@ def test_timbre_augmentation_recolours_training_frames_only(demo_root, monkeypat
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     seen, stepped = [], []
-    real_recolour, real_step = lightning.recolour, module._shared_step
-    monkeypatch.setattr(lightning, "recolour", lambda m, db: seen.append(db) or real_recolour(m, db))
+    real_recolour, real_step = augment.recolour, module._shared_step
+    monkeypatch.setattr(augment, "recolour", lambda m, db, generator=None: seen.append(db) or real_recolour(m, db))
     monkeypatch.setattr(module, "_shared_step", lambda b, sample: stepped.append(b["magnitude"]) or real_step(b, sample))
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)
     module.training_step(batch, 0)

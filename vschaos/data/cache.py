@@ -4,17 +4,20 @@ Layout of ``cache_dir/<hash>/`` (default ``cache_dir = ROOT/.vschaos_cache``)::
 
     magnitudes.npy   (total_frames, bins) float32 (or float16) linear |X|, files one after another
     stats.npy        (n_files, 2, bins) float64: per file, sum and sum of squares of contrast(|X|)
+    f0.npy           (total_frames,) float32 Hz, only for a model whose f0 comes from a longer window
+                     (``transform.pitch_window``): each frame's f0 read by the model's tracker
     index.json       fingerprint, file keys, frame offsets, shapes, byte sizes (written last)
 
 ``<hash>`` hashes everything that changes the magnitudes: ``transform.cache_key()``, the sample
 rate, the dtype and each file's key, size, mtime and a digest of its first and last 64 KiB (so that a
-file rewritten with the same size and mtime rebuilds). Labels are not cached. Every file is
+file rewritten with the same size and mtime rebuilds), and, with f0s, the tracker's ``cache_key()`` and the
+pitch window. Labels are not cached. Every file is
 written to a temporary name and renamed; ``index.json`` is the commit marker, so a crash leaves
 no index pointing at partial data. A cache that fails any check (bad JSON, fingerprint, shape,
 dtype, byte size, truncated ``.npy``) is rebuilt with a warning.
 
 Integrity: ``index.json`` holds a CRC-32 of each file's block of rows in ``magnitudes.npy`` and of
-``stats.npy``; every open verifies them (one sequential read of the cache, which also warms the page
+``stats.npy`` (and ``f0.npy``); every open verifies them (one sequential read of the cache, which also warms the page
 cache for training; cost in ``bench/cache_integrity.py``), so same-size damage (a disk error, a
 stray write) is caught and the cache rebuilt instead of feeding NaN or garbage rows to training.
 """
@@ -56,6 +59,7 @@ class FrameCache:
     magnitudes: np.ndarray
     stats: np.ndarray  # (n_files, 2, bins) float64
     built: bool
+    f0: Optional[np.ndarray] = None  # (total_frames,) float32 Hz, when built with a pitch tracker
 
     @property
     def n_frames(self) -> np.ndarray:
@@ -74,14 +78,17 @@ class FrameCache:
         return mean, np.sqrt(var)
 
 
-def cache_fingerprint(transform, files: Sequence[AudioFile], dtype: str) -> Dict[str, object]:
+def cache_fingerprint(transform, files: Sequence[AudioFile], dtype: str, pitch_tracker=None) -> Dict[str, object]:
     """Plain data that identifies a cache's content (hashed for its folder name)."""
     entries = []
     for f in files:
         stat = f.path.stat()
         entries.append([f.key, int(stat.st_size), int(stat.st_mtime_ns), content_digest(f.path, int(stat.st_size))])
-    return {"format": CACHE_FORMAT, "transform": dict(transform.cache_key()),
-            "sample_rate": int(transform.sample_rate), "dtype": dtype, "files": entries}
+    fingerprint = {"format": CACHE_FORMAT, "transform": dict(transform.cache_key()),
+                   "sample_rate": int(transform.sample_rate), "dtype": dtype, "files": entries}
+    if pitch_tracker is not None:  # only then: the caches without f0s keep their names
+        fingerprint["pitch"] = {"window": int(transform.pitch_window), "tracker": dict(pitch_tracker.cache_key())}
+    return fingerprint
 
 
 def fingerprint_hash(fingerprint: Dict[str, object]) -> str:
@@ -94,15 +101,35 @@ def fingerprint_hash(fingerprint: Dict[str, object]) -> str:
 def file_magnitudes(transform, audio: torch.Tensor, chunk_frames: int = 128, batch_chunks: int = 2) -> torch.Tensor:
     """``transform.magnitude`` of a whole file ``(time,)`` -> ``(frames, bins)``, computed in
     batches of overlapping chunks so memory stays bounded and the FFTs are batched.
+    Equal to ``transform.magnitude(audio[None])[0]`` to float rounding."""
+    n_fft, hop = int(transform.n_fft), int(transform.hop)
+    return _chunked_frames(audio, n_fft, hop, num_frames(audio.shape[-1], n_fft, hop), transform.magnitude,
+                           chunk_frames, batch_chunks)
+
+
+def file_f0(transform, pitch_tracker, audio: torch.Tensor, chunk_frames: int = 128, batch_chunks: int = 2
+            ) -> torch.Tensor:
+    """The f0 in Hz ``(frames,)`` of each frame of a whole file ``(time,)``: ``pitch_tracker`` reading
+    ``transform.pitch_magnitude``, in chunks like :func:`file_magnitudes` (the same values)."""
+    window, hop = int(transform.pitch_window or transform.n_fft), int(transform.hop)
+    total = num_frames(audio.shape[-1], int(transform.n_fft), hop)
+
+    def f0_of(chunks: torch.Tensor) -> torch.Tensor:  # (chunks, time) -> (chunks, frames, 1)
+        magnitude = transform.pitch_magnitude(chunks)
+        return pitch_tracker(magnitude.reshape(-1, magnitude.shape[-1])).reshape(magnitude.shape[:-1] + (1,))
+    return _chunked_frames(audio, window, hop, total, f0_of, chunk_frames, batch_chunks).reshape(-1)
+
+
+def _chunked_frames(audio: torch.Tensor, n_fft: int, hop: int, total: int, analyse, chunk_frames: int,
+                    batch_chunks: int) -> torch.Tensor:
+    """The first ``total`` frames ``analyse`` gives for ``audio`` ``(time,)`` (frame ``t`` covering the
+    DGT-padded ``padded[t*hop : t*hop+n_fft]``), computed on batches of overlapping chunks.
 
     Chunk ``c`` is the slice of the DGT-padded signal that holds frames ``c*m .. c*m+m-1``
-    completely (``m = chunk_frames``); run through ``magnitude`` (which pads it again), those
-    frames are its rows ``R-1 .. R-1+m-1`` with ``R = n_fft // hop``. Equal to
-    ``transform.magnitude(audio[None])[0]`` to float rounding.
+    completely (``m = chunk_frames``); run through ``analyse`` (which pads it again), those
+    frames are its rows ``R-1 .. R-1+m-1`` with ``R = n_fft // hop``.
     """
-    n_fft, hop = int(transform.n_fft), int(transform.hop)
     ratio = n_fft // hop
-    total = num_frames(audio.shape[-1], n_fft, hop)
     padded = pad_for_dgt(audio.reshape(1, -1), n_fft, hop)[0]  # frame t = padded[t*hop : t*hop+n_fft]
     n_chunks = (total + chunk_frames - 1) // chunk_frames
     chunk_len = (chunk_frames + ratio - 1) * hop
@@ -112,8 +139,8 @@ def file_magnitudes(transform, audio: torch.Tensor, chunk_frames: int = 128, bat
     out = []
     with torch.no_grad():
         for start in range(0, n_chunks, batch_chunks):
-            mags = transform.magnitude(chunks[start:start + batch_chunks])
-            out.append(mags[:, ratio - 1:ratio - 1 + chunk_frames].reshape(-1, mags.shape[-1]))
+            frames = analyse(chunks[start:start + batch_chunks])
+            out.append(frames[:, ratio - 1:ratio - 1 + chunk_frames].reshape(-1, frames.shape[-1]))
     return torch.cat(out)[:total]
 
 
@@ -193,7 +220,21 @@ def _load_cache(directory: Path, fingerprint: Dict[str, object], keys: List[str]
                          f"({int(offsets[-1])}, {n_bins}) {dtype}")
     _validate_stats(stats_path, stats, len(keys), n_bins)
     _verify_integrity(directory, index, magnitudes, offsets, keys)
-    return FrameCache(directory, keys, offsets, magnitudes, stats, built=False)
+    f0 = _load_f0(directory, index, int(offsets[-1])) if "pitch" in fingerprint else None
+    return FrameCache(directory, keys, offsets, magnitudes, stats, built=False, f0=f0)
+
+
+def _load_f0(directory: Path, index: Dict[str, object], n_frames: int) -> np.ndarray:
+    """``f0.npy``: ``(n_frames,)`` float32, finite and positive, its recorded size and CRC-32; else ``ValueError``."""
+    path = directory / "f0.npy"
+    if not path.is_file() or path.stat().st_size != int(index["f0_bytes"]):
+        raise ValueError(f"{path}: missing or wrong size (truncated?)")
+    if file_checksum(path) != index.get("f0_crc32"):
+        raise ValueError(f"{path}: fails its checksum (damaged on disk)")
+    f0 = np.load(path)
+    if f0.shape != (n_frames,) or f0.dtype != np.float32 or not bool(np.all(f0 > 0) and np.all(np.isfinite(f0))):
+        raise ValueError(f"{path}: shape {f0.shape} {f0.dtype}, expected ({n_frames},) float32, finite and > 0")
+    return f0
 
 
 def _npy_header(dtype: str, shape: tuple) -> bytes:
@@ -204,9 +245,10 @@ def _npy_header(dtype: str, shape: tuple) -> bytes:
 
 
 def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerprint: Dict[str, object],
-                 dtype: str, progress: bool) -> None:
+                 dtype: str, progress: bool, pitch_tracker=None) -> None:
     """Stream every file's magnitudes into ``magnitudes.npy`` (no second copy in memory or on disk),
-    then ``stats.npy``, then ``index.json``; each through a temporary file and a rename."""
+    then ``stats.npy`` (and, with ``pitch_tracker``, ``f0.npy``), then ``index.json``; each through a
+    temporary file and a rename."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "index.json").unlink(missing_ok=True)  # invalidate first: the index is the commit marker
     sample_rate = int(transform.sample_rate)
@@ -218,6 +260,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
     predicted = sum(num_frames(f.n_samples(sample_rate), int(transform.n_fft), int(transform.hop)) for f in files)
     header = _npy_header(dtype, (predicted, n_bins))
     bad_samples: List[Problem] = []
+    f0s: List[np.ndarray] = []
 
     def write_magnitudes(tmp: str) -> None:
         total_seconds = sum(f.seconds for f in files)
@@ -236,6 +279,8 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                     continue
                 stored = file_magnitudes(transform, audio).to(store_dtype).numpy()
                 out.write(stored.tobytes())
+                if pitch_tracker is not None:
+                    f0s.append(file_f0(transform, pitch_tracker, audio).to(torch.float32).numpy())
                 # statistics of exactly what is stored (float16 rounding included), through the
                 # model's own contrast so the fitted norm_mean/norm_std can never drift from it;
                 # accumulated in float64
@@ -257,6 +302,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
     except _HeaderMismatch:  # rare: rebuild with the now known, exact frame count
         header = _npy_header(dtype, (offsets[-1], n_bins))
         offsets[:] = [0]
+        f0s.clear()
         atomic_write(directory / "magnitudes.npy", write_magnitudes)
 
     atomic_save_npy(directory / "stats.npy", stats)
@@ -265,6 +311,9 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
              "magnitudes_bytes": (directory / "magnitudes.npy").stat().st_size,
              "stats_bytes": (directory / "stats.npy").stat().st_size}
     index.update(_integrity_record(directory, offsets))
+    if pitch_tracker is not None:
+        atomic_save_npy(directory / "f0.npy", np.concatenate(f0s) if f0s else np.zeros(0, np.float32))
+        index.update(f0_bytes=(directory / "f0.npy").stat().st_size, f0_crc32=file_checksum(directory / "f0.npy"))
     atomic_write_text(directory / "index.json", json.dumps(index, default=str))
 
 
@@ -281,14 +330,16 @@ class _HeaderMismatch(Exception):
 
 def load_or_build_cache(transform, files: Sequence[AudioFile], root: Union[str, Path],
                         cache_dir: Optional[Union[str, Path]] = None, dtype: str = "float32",
-                        progress: bool = True) -> FrameCache:
+                        progress: bool = True, pitch_tracker=None) -> FrameCache:
     """The cache of ``files`` (in this order) under ``transform``: reused when its fingerprint
-    matches and it passes every check, else (re)built. Raises :class:`DatasetError` if audio
+    matches and it passes every check, else (re)built. With ``pitch_tracker`` (a
+    :class:`vschaos.dsp.f0.HarmonicF0` reading ``transform.pitch_magnitude``), the cache also holds each
+    frame's f0 (:attr:`FrameCache.f0`). Raises :class:`DatasetError` if audio
     cannot be decoded, or if the default cache folder ``ROOT/.vschaos_cache`` (or its ``<hash>`` folder) links
     out of the dataset root (an explicit ``cache_dir`` is the user's choice and may be anywhere)."""
     if dtype not in DTYPES:
         raise ValueError(f"cache dtype must be one of {DTYPES}, got {dtype!r}")
-    fingerprint = cache_fingerprint(transform, files, dtype)
+    fingerprint = cache_fingerprint(transform, files, dtype, pitch_tracker)
     base = Path(cache_dir) if cache_dir is not None else Path(root) / CACHE_DIRNAME
     directory = base / fingerprint_hash(fingerprint)
     if cache_dir is None:  # the dataset's own cache folder: a link in it must not lead the cache elsewhere
@@ -308,7 +359,7 @@ def load_or_build_cache(transform, files: Sequence[AudioFile], root: Union[str, 
             return _load_cache(directory, fingerprint, keys)
         except (ValueError, KeyError, TypeError, OSError) as error:
             warnings.warn(printable(f"spectral cache {directory} is corrupt or partial, rebuilding: {error}"))
-    _build_cache(directory, transform, files, fingerprint, dtype, progress)
+    _build_cache(directory, transform, files, fingerprint, dtype, progress, pitch_tracker)
     cache = _load_cache(directory, fingerprint, keys)
     cache.built = True
     return cache

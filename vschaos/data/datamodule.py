@@ -101,14 +101,17 @@ class BatchIndexSampler(Sampler):
 class FrameBatchDataset(Dataset):
     """Frames ``rows`` of the cache with their labels; indexed with an index *array* per batch.
 
-    ``dataset[indices]`` -> ``{"magnitude": (batch, bins) float32, "labels": {task: (batch,)}}``.
+    ``dataset[indices]`` -> ``{"magnitude": (batch, bins) float32, "labels": {task: (batch,)}}``, plus
+    ``"f0": (batch,)`` Hz when the cache holds f0s (``f0``, every frame of the cache).
     The memmap is reopened lazily, so the dataset pickles small for worker processes.
     """
 
-    def __init__(self, magnitudes_path: Path, rows: np.ndarray, labels: Dict[str, np.ndarray]):
+    def __init__(self, magnitudes_path: Path, rows: np.ndarray, labels: Dict[str, np.ndarray],
+                 f0: Optional[np.ndarray] = None):
         self.magnitudes_path = Path(magnitudes_path)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = labels
+        self.f0 = f0
         self._magnitudes: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
@@ -125,6 +128,8 @@ class FrameBatchDataset(Dataset):
         rows = np.sort(self.rows[np.asarray(indices, dtype=np.int64)])  # ascending: sequential reads
         magnitude = torch.from_numpy(np.asarray(self._magnitudes[rows], dtype=np.float32))
         labels = {task: torch.from_numpy(values[rows]) for task, values in self.labels.items()}
+        if self.f0 is not None:
+            return {"magnitude": magnitude, "labels": labels, "f0": torch.from_numpy(self.f0[rows])}
         return {"magnitude": magnitude, "labels": labels}
 
 
@@ -146,10 +151,12 @@ class SpectralDataModule(lightning.LightningDataModule):
         split_seed: seeds the split, the subset and the per-epoch shuffles.
         num_workers: DataLoader workers (0 is usually fastest: a batch is one gather).
         cache_dir: folder for caches (default ``ROOT/.vschaos_cache``).
+        pitch_tracker: the model's f0 tracker when it reads a longer window than its frames
+            (``SpectralVAE.window_pitch_tracker``): the cache then holds each frame's f0 and batches carry it.
     """
 
     def __init__(self, transform, dataset: Mapping, batch_size: int = 256, val_fraction: float = 0.1,
-                 split_seed: int = 0, num_workers: int = 0, cache_dir: Optional[str] = None):
+                 split_seed: int = 0, num_workers: int = 0, cache_dir: Optional[str] = None, pitch_tracker=None):
         super().__init__()
         config = _plain(dataset) if dataset is not None else {}
         if not isinstance(config, dict) or config.get("root") in (None, ""):
@@ -166,6 +173,7 @@ class SpectralDataModule(lightning.LightningDataModule):
         self.split_seed = int(split_seed)
         self.num_workers = int(num_workers)
         self.cache_dir = cache_dir
+        self.pitch_tracker = pitch_tracker
         split_files(2, self.val_fraction, 0)  # validates val_fraction now, not at fit time
         self._index: Optional[DatasetIndex] = None
         self._files: Optional[List[AudioFile]] = None
@@ -211,13 +219,15 @@ class SpectralDataModule(lightning.LightningDataModule):
         """Validate the dataset and build the frame cache if needed (rank 0 only under DDP)."""
         if self._cache is not None:  # already opened by setup() (``fit()`` calls it before Lightning does)
             return
-        load_or_build_cache(self.transform, self.files, self.root, self.cache_dir, self.cache_dtype)
+        load_or_build_cache(self.transform, self.files, self.root, self.cache_dir, self.cache_dtype,
+                            pitch_tracker=self.pitch_tracker)
 
     def setup(self, stage: Optional[str] = None) -> None:
         """Open the cache (building it if prepare_data did not) and compute frame labels."""
         if self._cache is not None:
             return
-        cache = load_or_build_cache(self.transform, self.files, self.root, self.cache_dir, self.cache_dtype)
+        cache = load_or_build_cache(self.transform, self.files, self.root, self.cache_dir, self.cache_dtype,
+                                    pitch_tracker=self.pitch_tracker)
         labels: Dict[str, np.ndarray] = {}
         sample_rate, n_fft, hop = int(self.transform.sample_rate), int(self.transform.n_fft), int(self.transform.hop)
         for task, meta in self.index.tasks.items():
@@ -248,7 +258,8 @@ class SpectralDataModule(lightning.LightningDataModule):
     def _dataset(self, file_indices: np.ndarray) -> FrameBatchDataset:
         if self._cache is None:
             self.setup()
-        return FrameBatchDataset(self._cache.directory / "magnitudes.npy", self._rows(file_indices), self._labels)
+        return FrameBatchDataset(self._cache.directory / "magnitudes.npy", self._rows(file_indices), self._labels,
+                                 self._cache.f0)
 
     def _loader(self, dataset: FrameBatchDataset, shuffle: bool) -> DataLoader:
         sampler = BatchIndexSampler(len(dataset), self.batch_size, shuffle, self.split_seed)

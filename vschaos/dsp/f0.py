@@ -24,12 +24,15 @@ Two stages, both on one magnitude frame ``(batch, bins)``:
 A frame without a pitch (silence, noise) still gets an f0 (the best candidate); a model reading it
 learns what the rest of the spectrum says about it.
 """
+import json
 import math
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
+#: bump when the f0 read from a frame changes: spectral caches that store f0s (``data/cache.py``) rebuild
+TRACKER_VERSION: int = 1
 #: compressed magnitudes are ``log1p(|X| / (RELATIVE_FLOOR * frame peak))``: ~-60 dB under the peak counts
 RELATIVE_FLOOR: float = 1.0e-3
 #: peaks less than this far above the floor (compressed units; a full-scale partial is ~7) do not count
@@ -204,6 +207,7 @@ class HarmonicF0(nn.Module):
     refine_harmonics: int
     fmin: float
     fmax: float
+    settings: str
 
     def __init__(self, n_fft: int, sample_rate: int, fmin: float = 30.0, fmax: float = 2000.0,
                  steps_per_semitone: int = 4, n_harmonics: int = 12, decay: float = 0.84, refine_harmonics: int = 8):
@@ -214,6 +218,12 @@ class HarmonicF0(nn.Module):
             raise ValueError(f"refine_harmonics must be >= 1, got {refine_harmonics}")
         self.bin_hz = float(sample_rate) / float(n_fft)
         self.refine_harmonics = int(refine_harmonics)
+        # everything the f0 of a frame depends on, as JSON text (a TorchScript-friendly attribute): cache_key
+        self.settings = json.dumps({"tracker": "HarmonicF0", "version": TRACKER_VERSION, "n_fft": int(n_fft),
+                                    "sample_rate": int(sample_rate), "fmin": float(fmin), "fmax": float(fmax),
+                                    "steps_per_semitone": int(steps_per_semitone), "n_harmonics": int(n_harmonics),
+                                    "decay": float(decay), "refine_harmonics": int(refine_harmonics)},
+                                   sort_keys=True)
         self.fmin, self.fmax = float(fmin), float(fmax)
         # a candidate's first harmonic may lie up to a quarter bin from a partial: the grid is never coarser
         # than half a bin (at 8192 points, a quarter semitone spans several bins above ~400 Hz)
@@ -229,6 +239,11 @@ class HarmonicF0(nn.Module):
         self.register_buffer("refine_numbers", torch.arange(1, self.refine_harmonics + 1, dtype=torch.float32),
                              persistent=False)
         self.register_buffer("refine_offsets", torch.arange(-1, 2), persistent=False)
+
+    @torch.jit.unused
+    def cache_key(self) -> Dict[str, object]:
+        """Plain values that define the f0 this tracker reads from a frame (for caches of f0s)."""
+        return json.loads(self.settings)
 
     def salience(self, magnitude: Tensor) -> Tensor:
         """Subharmonic sums ``(batch, candidates)`` of magnitude frames ``(batch, bins)``; each frame's sums are

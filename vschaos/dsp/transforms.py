@@ -33,8 +33,14 @@ class SpectralTransform(nn.Module):
         norm_std_floor: :meth:`set_normalisation` floors each bin's std at this fraction of the
             std pooled over all bins (default 0.1), so silent or band-limited bins do not turn any
             energy there into huge features.
+        pitch_window: 0 (default): a pitch latent's f0 is read from the model's own frames. A length
+            ``> n_fft`` (a multiple of ``hop``): it is read from :meth:`pitch_magnitude`, frames of a Gaussian
+            window that long which *end where the model's frames end*, so a short frame (a small delay) gets
+            the frequency resolution of a long one without its look-ahead; its f0 lags the short frame's
+            centre by ``(pitch_window - n_fft) / 2`` samples. A model without a pitch latent ignores it.
 
-    Attributes: ``sample_rate, n_fft, hop, n_bins (= n_fft // 2 + 1), tfr, lam`` (plain values);
+    Attributes: ``sample_rate, n_fft, hop, n_bins (= n_fft // 2 + 1), tfr, lam, pitch_window, pitch_bins``
+    (plain values; ``pitch_bins = pitch_window // 2 + 1``, or ``n_bins`` without a pitch window);
     buffers ``window (n_fft,)``, ``dual (n_fft,)``, ``norm_mean (n_bins,)`` = 0 and
     ``norm_std (n_bins,)`` = 1 until :meth:`set_normalisation`. The buffers are saved in the
     model's state dict, so a checkpoint carries its normalisation. ``contrast_scale`` (float) is the
@@ -49,9 +55,11 @@ class SpectralTransform(nn.Module):
     lam: float
     contrast_scale: float
     norm_std_floor: float
+    pitch_window: int
+    pitch_bins: int
 
     def __init__(self, sample_rate: int = 44100, n_fft: int = 2048, hop: int = 512, tfr: float = 0.25,
-                 log_floor_db: Optional[float] = None, norm_std_floor: float = 0.1) -> None:
+                 log_floor_db: Optional[float] = None, norm_std_floor: float = 0.1, pitch_window: int = 0) -> None:
         super().__init__()
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -67,6 +75,10 @@ class SpectralTransform(nn.Module):
             raise ValueError(f"log_floor_db must be a negative number of dB (e.g. -100) or null, got {log_floor_db}")
         if not 0 <= norm_std_floor < 1:
             raise ValueError(f"norm_std_floor must lie in [0, 1), got {norm_std_floor}")
+        if pitch_window != 0 and not (int(pitch_window) == pitch_window and pitch_window > n_fft
+                                      and pitch_window % hop == 0 and pitch_window % 2 == 0):
+            raise ValueError(f"pitch_window must be 0 or an even multiple of hop ({hop}) longer than n_fft "
+                             f"({n_fft}), got {pitch_window}")
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop = int(hop)
@@ -81,6 +93,11 @@ class SpectralTransform(nn.Module):
         self.norm_std_floor = float(norm_std_floor)
         self.register_buffer("norm_mean", torch.zeros(self.n_bins))
         self.register_buffer("norm_std", torch.ones(self.n_bins))
+        self.pitch_window = int(pitch_window)
+        self.pitch_bins = self.pitch_window // 2 + 1 if self.pitch_window > 0 else self.n_bins
+        # non-persistent: derived from the config, so checkpoints of transforms without it keep loading
+        self.register_buffer("pitch_window_fn", dsp.gaussian_window(self.pitch_window, self.tfr)
+                             if self.pitch_window > 0 else torch.zeros(0), persistent=False)
 
     # ---------------------------------------------------------------- scriptable front end
     @torch.jit.export
@@ -97,6 +114,16 @@ class SpectralTransform(nn.Module):
     def magnitude(self, audio: Tensor) -> Tensor:
         """Linear magnitude ``|X|``: audio ``(batch, time)`` -> ``(batch, frames, bins)``."""
         return self.analyse(audio).abs()
+
+    @torch.jit.export
+    def pitch_magnitude(self, audio: Tensor) -> Tensor:
+        """The frames a pitch latent's f0 is read from: audio ``(batch, time)`` -> ``(batch, frames,
+        pitch_bins)``, frame ``j`` ending where :meth:`magnitude`'s frame ``j`` ends (both cover up to sample
+        ``(j + 1) * hop``). Without a pitch window, :meth:`magnitude` itself."""
+        if self.pitch_window == 0:
+            return self.magnitude(audio)
+        frames = (audio.shape[-1] + self.hop - 1) // self.hop + self.n_fft // self.hop - 1  # num_frames
+        return dsp.dgt(audio, self.pitch_window_fn, self.hop).narrow(-2, 0, frames).abs()
 
     @torch.jit.export
     def to_features(self, magnitude: Tensor) -> Tensor:

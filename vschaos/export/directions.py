@@ -72,14 +72,15 @@ def training_latents(cfg, vae: nn.Module, max_frames: int = MAX_DIRECTION_FRAMES
     dataset = OmegaConf.to_container(cfg.data.dataset, resolve=True) if cfg.data.get("dataset") is not None else {}
     if dataset.get("tasks") is None:
         dataset["tasks"] = model_tasks(vae)
-    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
+    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset,
+                             pitch_tracker=vae.window_pitch_tracker())
     datamodule.setup()
     means: List[Tensor] = []
     count = 0
     with torch.no_grad():
         for batch in datamodule.train_dataloader():
             features = vae.transform.to_features(batch["magnitude"])
-            mean, _ = vae.encode(features, batch["labels"])
+            mean, _ = vae.encode(features, batch["labels"], batch.get("f0"))
             means.append(mean)
             count += mean.shape[0]
             if count >= max_frames:

@@ -121,6 +121,8 @@ class StreamingVAE(StreamingStages):
     max_level_gain: float
     voicing: str
     source_filter: Final[bool]
+    pitch_from_window: Final[bool]
+    pitch_bins: int
     seed: int
     latent_noise_stream: int
     phase_noise_stream: int
@@ -318,12 +320,7 @@ class StreamingVAE(StreamingStages):
     @torch.jit.export
     def reset(self) -> None:
         """Forget all streaming state (analysis history, overlap-add tails, phase, noise counters)."""
-        self.encode_analysis.reset()
-        self.forward_analysis.reset()
-        self.decode_synthesis.reset()
-        self.forward_synthesis.reset()
-        self.decode_rtpghi.reset()
-        self.forward_rtpghi.reset()
+        self.reset_streams()
         self.encode_frames = torch.zeros(0, dtype=torch.int64, device=self.encode_frames.device)
         self.decode_frames = torch.zeros(0, dtype=torch.int64, device=self.decode_frames.device)
         self.forward_frames = torch.zeros(0, dtype=torch.int64, device=self.forward_frames.device)
@@ -354,7 +351,10 @@ class StreamingVAE(StreamingStages):
         counter, self.encode_frames = self._frame_counter(self.encode_frames, batch, n_frames)
         features = self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(batch * n_frames, self.n_bins)
         labels = self._read_labels(x, 1, self.encoder_tasks, True, self.encode_last_class)
-        z = self._latent(features, labels, counter, batch, n_frames)
+        f0: Optional[Tensor] = None
+        if self.pitch_from_window:  # a constant: other models never compile the call below
+            f0 = self._pitch(self.encode_pitch_analysis, x)
+        z = self._latent(features, labels, counter, batch, n_frames, f0)
         outputs = [bounded_latent(self.latent_axes.to_inlets(z) if self.latent_rotated else z)]
         if len(self.predicted_tasks) > 0:
             predictions = self.vae.predict(bounded_latent(z), features)
@@ -390,7 +390,8 @@ class StreamingVAE(StreamingStages):
         x = self._checked_input(x, 1 + len(self.forward_tasks), False, "forward")
         spec = self.analyse(x)
         counter = self.forward_counter(x.shape[0], spec.shape[1])
+        f0 = self.pitch_in(x)
         features = self.features_in(spec)
-        decoded = self.network(features, self.forward_labels(x), counter)
+        decoded = self.network(features, self.forward_labels(x), counter, f0)
         magnitude = self.features_out(decoded, spec)
         return self.synthesise(magnitude, self.phase_of(magnitude, spec, counter))

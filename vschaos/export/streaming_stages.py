@@ -7,8 +7,9 @@ overlap-add tail, frame counter), so that methods never disturb each other, and 
 
     spec = analyse(x)                                    # (batch, frames, bins) complex, the input bounded
     counter = forward_counter(batch, frames)             # (batch,) int64: frames since reset, then advanced
+    f0 = pitch_in(x)                                     # (batch * frames,) Hz from the pitch window, or None
     features = features_in(spec)                         # (batch * frames, bins) in the model math's dtype
-    decoded = network(features, forward_labels(x), counter)   # encoder, latent knobs, predictors, decoder
+    decoded = network(features, forward_labels(x), counter, f0)   # encoder, latent knobs, predictors, decoder
     magnitude = features_out(decoded, spec)              # (batch, frames, bins) float32
     audio = synthesise(magnitude, phase_of(magnitude, spec, counter))   # (batch, 1, B), soft-clipped
 
@@ -103,6 +104,13 @@ class StreamingStages(nn.Module):
         self.forward_synthesis = StreamingSynthesis(dual, self.hop)
         self.decode_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
         self.forward_rtpghi = RTPGHI(self.n_fft, self.hop, float(transform.lam))
+        # a model that reads its f0 from a longer window than its frames (transform.pitch_window) has a second
+        # analysis per method, over that window, ending with the same sample as its frames; others never call it
+        self.pitch_from_window = bool(getattr(vae, "pitch_from_window", False))
+        pitch_window = transform.pitch_window_fn.float() if self.pitch_from_window else window
+        self.pitch_bins = int(pitch_window.shape[0]) // 2 + 1
+        self.encode_pitch_analysis = StreamingAnalysis(pitch_window, self.hop)
+        self.forward_pitch_analysis = StreamingAnalysis(pitch_window, self.hop)
         for method in ("encode", "decode", "forward"):
             self.register_buffer(f"{method}_frames", torch.zeros(0, dtype=torch.int64))
         # the largest class id of each label inlet, ``(inlets, 1)``, so that all of a method's inlets are read at once
@@ -132,19 +140,29 @@ class StreamingStages(nn.Module):
         """Forward's label inlets ``x[:, 1:]`` -> ``{task: (batch * frames,) int64}`` (-1: unknown)."""
         return self._read_labels(x, 1, self.forward_tasks, True, self.forward_last_class)
 
+    def pitch_in(self, x: Tensor) -> Optional[Tensor]:
+        """Forward's input ``x`` (checked) -> the f0 of each frame ``(batch * frames,)`` in Hz, read from the
+        transform's pitch window through forward's pitch analysis state, for a model that reads it there
+        (``SpectralVAE.pitch_from_window``); None for the others (they measure their own frames)."""
+        if self.pitch_from_window:  # a constant: other models never compile the call below
+            return self._pitch(self.forward_pitch_analysis, x)
+        return None
+
     def features_in(self, spec: Tensor) -> Tensor:
         """Spectrum ``(batch, frames, bins)`` -> normalised features ``(batch * frames, bins)`` in the model
         math's dtype (the VAE's own front end)."""
         return self._model_dtype(self.vae.transform.to_features(spec.abs())).reshape(-1, self.n_bins)
 
-    def network(self, features: Tensor, labels: Dict[str, Tensor], counter: Tensor) -> Tensor:
+    def network(self, features: Tensor, labels: Dict[str, Tensor], counter: Tensor, f0: Optional[Tensor] = None
+                ) -> Tensor:
         """Features ``(batch * frames, bins)`` -> decoded features, same shape: the encoder (posterior mean plus
         ``temperature * std`` times counter noise), the latent offset and ``transpose``, the predictors (which may
         read ``features``) and the decoder (a source-filter one, with the ``voicing`` attribute at ``follow``, kept
-        at least as voiced as the input frames at their measured f0: ``SpectralVAE.voicing``). ``counter``: :meth:`forward_counter`'s result."""
+        at least as voiced as the input frames at their measured f0: ``SpectralVAE.voicing``). ``counter``: :meth:`forward_counter`'s result;
+        ``f0``: :meth:`pitch_in`'s."""
         batch = counter.shape[0]
         n_frames = features.shape[0] // batch
-        z = self._latent(features, self._select(labels, self.encoder_tasks), counter, batch, n_frames)
+        z = self._latent(features, self._select(labels, self.encoder_tasks), counter, batch, n_frames, f0)
         voicing: Optional[Tensor] = None
         energy_floor: Optional[Tensor] = None
         if self.source_filter:  # a constant: other models never compile the calls below
@@ -189,6 +207,17 @@ class StreamingStages(nn.Module):
         return soft_clip(self.forward_synthesis(torch.polar(magnitude, phase))).unsqueeze(1)
 
     # ------------------------------------------------------------------ helpers of every method
+    def reset_streams(self) -> None:
+        """Forget the audio state of every method: analysis histories, overlap-add tails, RTPGHI phase."""
+        self.encode_analysis.reset()
+        self.forward_analysis.reset()
+        self.encode_pitch_analysis.reset()
+        self.forward_pitch_analysis.reset()
+        self.decode_synthesis.reset()
+        self.forward_synthesis.reset()
+        self.decode_rtpghi.reset()
+        self.forward_rtpghi.reset()
+
     def _frame_counter(self, counter: Tensor, batch: int, n_frames: int) -> Tuple[Tensor, Tensor]:
         """The frame counter ``(batch,)`` at the start of this call (a batch-size change restarts it) and the
         counter advanced by ``n_frames``. The frames' indices (:meth:`_frame_index`) are only built when noise
@@ -224,16 +253,21 @@ class StreamingStages(nn.Module):
             out[task] = labels[task]
         return out
 
-    def _latent(self, features: Tensor, labels: Dict[str, Tensor], counter: Tensor, batch: int, n_frames: int
-                ) -> Tensor:
+    def _latent(self, features: Tensor, labels: Dict[str, Tensor], counter: Tensor, batch: int, n_frames: int,
+                f0: Optional[Tensor] = None) -> Tensor:
         """Features ``(batch * frames, bins)`` -> z ``(batch * frames, latent)``: posterior mean plus
-        ``temperature * std`` times counter-based noise."""
-        mean, std = self.vae.encode(features, labels)
+        ``temperature * std`` times counter-based noise (``f0``: the frames' f0s, :meth:`pitch_in`)."""
+        mean, std = self.vae.encode(features, labels, f0)
         if self.temperature > 0.0:  # normal stream 0: its uniforms are disjoint from the phase's
             frame_index = self._frame_index(counter, n_frames)
             noise = counter_normal(self.seed, self.latent_noise_stream, batch, frame_index, self.latent_dim)
             return sample_latent(mean, std, self.temperature, noise.reshape(mean.shape))
         return mean
+
+    def _pitch(self, analysis: StreamingAnalysis, x: Tensor) -> Tensor:
+        """The f0s ``(batch * frames,)`` of the audio inlet of ``x`` read through ``analysis`` (a pitch analysis)."""
+        magnitude = analysis.start_referenced(bounded_audio_input(x.select(1, 0))).abs()
+        return self.vae.frame_f0(self._model_dtype(magnitude.reshape(-1, self.pitch_bins)))
 
     def _random_phase(self, magnitude: Tensor, counter: Tensor) -> Tensor:
         """Uniform phase in ``[-pi, pi)`` for ``(batch, frames, bins)`` (uniform stream 1)."""

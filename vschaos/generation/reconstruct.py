@@ -71,7 +71,8 @@ def encode_audio(vae: SpectralModel, audio: Tensor, labels: Dict[str, Tensor]) -
     magnitude = transform.magnitude(audio[None, :])[0]
     features = transform.to_features(magnitude)
     encoder_labels = {task: labels[task] for task in vae.encoder_tasks if task in labels}
-    mean, std = vae.encode(features, encoder_labels)
+    f0 = vae.audio_f0(audio[None, :])  # None: the model reads its f0 from its own frames
+    mean, std = vae.encode(features, encoder_labels, None if f0 is None else f0[0])
     return magnitude, mean, std
 
 

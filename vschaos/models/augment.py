@@ -1,6 +1,6 @@
 """Data augmentation a frame-wise spectral model can use, applied to magnitude frames at training time only."""
 import math
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -21,15 +21,43 @@ def augment_frames(magnitude: Tensor, pitch_semitones: float, gain_db: float,
                    generator: "torch.Generator | None" = None) -> Tensor:
     """Random pitch shift, uniform in ``[-pitch_semitones, pitch_semitones]``, and gain, uniform in
     ``[-gain_db, gain_db]`` dB, drawn per frame. (batch, bins) -> (batch, bins); zeros turn both off."""
+    return _augment_frames(magnitude, None, pitch_semitones, gain_db, generator)[0]
+
+
+def _augment_frames(magnitude: Tensor, f0_hz: Optional[Tensor], pitch_semitones: float, gain_db: float,
+                    generator: "torch.Generator | None") -> Tuple[Tensor, Optional[Tensor]]:
+    """:func:`augment_frames`, and the frames' f0s ``(batch,)`` (or None) moved by the same shifts."""
     batch = magnitude.shape[0]
     out = magnitude
     if pitch_semitones > 0:
         shifts = (torch.rand(batch, generator=generator, device=magnitude.device) * 2 - 1) * pitch_semitones
         out = shift_pitch(out, shifts)
+        f0_hz = None if f0_hz is None else f0_hz * torch.pow(2.0, shifts.to(f0_hz.dtype) / 12.0)
     if gain_db > 0:
         gains = (torch.rand(batch, 1, generator=generator, device=magnitude.device) * 2 - 1) * gain_db
         out = out * torch.pow(10.0, gains / 20.0).to(out.dtype)
-    return out
+    return out, f0_hz
+
+
+def augment_batch(batch: Dict, note_semitones: int, pitch_semitones: float, gain_db: float, timbre_db: float,
+                  generator: "torch.Generator | None" = None) -> Dict:
+    """A training batch ``{"magnitude", "labels"[, "f0"]}`` through the augmentations a module's options ask for,
+    in this order: :func:`shift_notes`, :func:`augment_frames`, :func:`recolour` (zeros turn each off). A batch's
+    ``f0`` (the frames' f0s, read from a longer window than the frames) moves with its frames' pitch."""
+    batch = dict(batch)
+    if note_semitones > 0:
+        batch["magnitude"], batch["labels"], shifts = _shift_notes(batch["magnitude"], batch.get("labels", {}),
+                                                                   note_semitones, generator)
+        if "f0" in batch:
+            batch["f0"] = batch["f0"] * torch.pow(2.0, shifts.to(batch["f0"].dtype) / 12.0)
+    if pitch_semitones > 0 or gain_db > 0:
+        batch["magnitude"], f0_hz = _augment_frames(batch["magnitude"], batch.get("f0"), pitch_semitones, gain_db,
+                                                    generator)
+        if f0_hz is not None:
+            batch["f0"] = f0_hz
+    if timbre_db > 0:
+        batch["magnitude"] = recolour(batch["magnitude"], timbre_db, generator)
+    return batch
 
 
 #: cosines over the warped frequency axis that make a random timbre curve (:func:`recolour`)
@@ -96,6 +124,13 @@ def shift_notes(magnitude: Tensor, labels: Dict[str, Tensor], max_semitones: int
     does one that would leave MIDI 0..127; unlabelled frames move freely. ``magnitude`` (batch, bins),
     ``labels`` ``{task: (batch,) long, -1 missing}`` -> both moved (other tasks' labels unchanged).
     """
+    moved, labels, _ = _shift_notes(magnitude, labels, max_semitones, generator)
+    return moved, labels
+
+
+def _shift_notes(magnitude: Tensor, labels: Dict[str, Tensor], max_semitones: int,
+                 generator: "torch.Generator | None") -> Tuple[Tensor, Dict[str, Tensor], Tensor]:
+    """:func:`shift_notes`, and the shift of each frame in semitones ``(batch,)`` (long)."""
     batch = magnitude.shape[0]
     shifts = torch.randint(-max_semitones, max_semitones + 1, (batch,), generator=generator).to(magnitude.device)
     pitch, octave = labels.get("pitch"), labels.get("octave")
@@ -111,4 +146,4 @@ def shift_notes(magnitude: Tensor, labels: Dict[str, Tensor], max_semitones: int
             out["octave"] = torch.where(both, torch.div(moved, 12, rounding_mode="floor"), octave)
     if pitch is not None:
         out["pitch"] = torch.where(pitch >= 0, (pitch + shifts) % 12, pitch)
-    return shift_pitch(magnitude, shifts.to(magnitude.dtype)), out
+    return shift_pitch(magnitude, shifts.to(magnitude.dtype)), out, shifts

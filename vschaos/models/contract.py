@@ -33,8 +33,15 @@ class SpectralModel(Protocol):
     spectrum_tasks: List[str]  # predicted from the input frames, not the latent: a bare latent leaves them missing
     task_dims: Dict[str, int]
 
-    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        """Features ``(batch, bins)`` -> posterior mean and std ``(batch, latent_dim)``."""
+    def encode(self, features: Tensor, labels: Dict[str, Tensor], f0_hz: Optional[Tensor] = None
+               ) -> Tuple[Tensor, Tensor]:
+        """Features ``(batch, bins)`` -> posterior mean and std ``(batch, latent_dim)``. ``f0_hz`` ``(batch,)``:
+        the frames' f0 from :meth:`audio_f0` (a model that measures its own frames may ignore it)."""
+        ...
+
+    def audio_f0(self, audio: Tensor) -> Optional[Tensor]:
+        """The f0s ``(batch, frames)`` :meth:`encode` needs for the frames of ``audio`` ``(batch, time)`` when the
+        model reads them from a longer window than its frames (``transform.pitch_window``), else None."""
         ...
 
     def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
@@ -90,8 +97,13 @@ class PassThroughModel(nn.Module):
         self.encoder_tasks, self.decoder_tasks, self.predicted_tasks, self.spectrum_tasks = [], [], [], []
         self.task_dims = {}
 
-    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+    def encode(self, features: Tensor, labels: Dict[str, Tensor], f0_hz: Optional[Tensor] = None
+               ) -> Tuple[Tensor, Tensor]:
         return features, torch.full_like(features, self.std)
+
+    @torch.jit.unused
+    def audio_f0(self, audio: Tensor) -> Optional[Tensor]:
+        return None
 
     def decode(self, z: Tensor, labels: Dict[str, Tensor], logits: Optional[Dict[str, Tensor]] = None) -> Tensor:
         return z

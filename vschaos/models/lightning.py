@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from vschaos.dsp.functional import spectral_convergence_energies
-from vschaos.models.augment import augment_frames, checked_timbre_db, recolour, shift_notes
+from vschaos.models.augment import augment_batch, checked_timbre_db
 from vschaos.models.components.distributions import reparameterise
 from vschaos.models.losses import SpectralVAELoss
 from vschaos.models.pitch_shift import InputPitchShift
@@ -218,7 +218,7 @@ class SpectralVAEModule(L.LightningModule):
         if sample and self.input_pitch_shift is not None:  # training steps only (sample=True)
             encoder_magnitude, shifted = self.input_pitch_shift(magnitude, labels, self.vae.decoder_tasks)
         features = self.vae.transform.to_features(encoder_magnitude)
-        mean, std = self.vae.encode(features, labels)
+        mean, std = self.vae.encode(features, labels, batch.get("f0"))
         z = reparameterise(mean, std) if sample else mean
         # the latent predictors run once, on z.detach(): their logits feed both the label completion of decode
         # (argmax, no gradient anyway) and the cross-entropy below (stop-gradient: never reaches the encoder)
@@ -286,14 +286,8 @@ class SpectralVAEModule(L.LightningModule):
         return out
 
     def training_step(self, batch: Dict, batch_idx: int) -> Tensor:
-        if self.augment_note_semitones > 0:
-            magnitude, labels = shift_notes(batch["magnitude"], batch.get("labels", {}), self.augment_note_semitones)
-            batch = {**batch, "magnitude": magnitude, "labels": labels}
-        if self.augment_pitch_semitones > 0 or self.augment_gain_db > 0:
-            batch = {**batch, "magnitude": augment_frames(batch["magnitude"], self.augment_pitch_semitones,
-                                                          self.augment_gain_db)}
-        if self.augment_timbre_db > 0:
-            batch = {**batch, "magnitude": recolour(batch["magnitude"], self.augment_timbre_db)}
+        batch = augment_batch(batch, self.augment_note_semitones, self.augment_pitch_semitones, self.augment_gain_db,
+                              self.augment_timbre_db)
         terms = self._shared_step(batch, sample=True)
         batch_size = batch["magnitude"].shape[0]
         self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
@@ -391,9 +385,11 @@ class SpectralVAEModule(L.LightningModule):
 
     # ------------------------------------------------------------------ helpers for monitors
     @torch.no_grad()
-    def reconstruct_magnitude(self, magnitude: Tensor, labels: Optional[Dict[str, Tensor]] = None) -> Tensor:
-        """Posterior-mean reconstruction of linear magnitudes (frames, bins) -> (frames, bins)."""
+    def reconstruct_magnitude(self, magnitude: Tensor, labels: Optional[Dict[str, Tensor]] = None,
+                              f0_hz: Optional[Tensor] = None) -> Tensor:
+        """Posterior-mean reconstruction of linear magnitudes (frames, bins) -> (frames, bins) (``f0_hz``: the
+        frames' f0s, as batches carry them for a model that reads them from a longer window)."""
         features = self.vae.transform.to_features(magnitude)
-        decoded, _, _, _ = self.vae(features, labels or {}, sample=False)
+        decoded, _, _, _ = self.vae(features, labels or {}, sample=False, f0_hz=f0_hz)
         return self.vae.transform.from_features(decoded)
 

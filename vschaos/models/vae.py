@@ -70,6 +70,9 @@ class SpectralVAE(nn.Module):
             / octaves_per_unit``), measured by :class:`vschaos.dsp.f0.HarmonicF0` (``fmin``..``fmax`` Hz) from the
             input instead of learnt: deterministic (std ``min_std``), outside the KL, and what
             ``HarmonicDecoder`` (``decoder.type``) reads to place its partials. ``latent_dim`` counts it.
+            With a ``transform.pitch_window``, the tracker reads the transform's longer ``pitch_magnitude``
+            frames instead of the model's own, so callers pass their f0 to :meth:`encode` (:meth:`frame_f0`;
+            training batches carry it from the cache).
 
     Bounds (``vschaos.dsp.bounds``, the same in training, generation and export): :meth:`encode` reads
     features within ``+-FEATURE_LIMIT`` (NaN as 0); :meth:`decode` reads latents within ``+-LATENT_LIMIT``
@@ -90,6 +93,7 @@ class SpectralVAE(nn.Module):
     spectrum_tasks: List[str]
     task_dims: Dict[str, int]
     pitch_dims: int
+    pitch_from_window: bool
     decoder_writes_magnitude: Final[bool]  # a constant: scripting compiles the harmonic decoder's calls only for it
     ceiling_contrast: float
 
@@ -146,6 +150,7 @@ class SpectralVAE(nn.Module):
         self.pitch_trackers = nn.ModuleList()  # one HarmonicF0 with a pitch latent, else none (scriptable either way)
         self.pitch_coordinate = self._build_pitch_latent(pitch_latent)
         self.pitch_dims = len(self.pitch_trackers)
+        self.pitch_from_window = self.pitch_dims > 0 and int(getattr(transform, "pitch_window", 0)) > 0
         encoder_cond = sum(m.out_dim for m in self.encoder_embeddings.values())
         decoder_cond = sum(m.out_dim for m in self.decoder_embeddings.values())
         self.encoder = SpectralEncoder(self.n_bins, 2 * (self.latent_dim - self.pitch_dims), cond_dim=encoder_cond,
@@ -184,7 +189,9 @@ class SpectralVAE(nn.Module):
         try:
             coordinate = PitchCoordinate(float(spec.get("centre_hz", 220.0)), float(spec.get("octaves_per_unit", 1.0)),
                                          fmin=20.0, fmax=nyquist)
-            self.pitch_trackers.append(HarmonicF0(int(self.transform.n_fft), int(self.transform.sample_rate),
+            # the frames the tracker reads: the transform's longer pitch window where it has one
+            window = int(getattr(self.transform, "pitch_window", 0)) or int(self.transform.n_fft)
+            self.pitch_trackers.append(HarmonicF0(window, int(self.transform.sample_rate),
                                                   fmin=float(spec.get("fmin", 30.0)),
                                                   fmax=float(spec.get("fmax", 2000.0))))
         except (TypeError, ValueError) as error:
@@ -211,14 +218,44 @@ class SpectralVAE(nn.Module):
             parts.append(embedding(self._task_labels(labels, task, z)).to(z.dtype))
         return torch.cat(parts, dim=-1) if len(parts) > 1 else z
 
-    def encode(self, features: Tensor, labels: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        """Posterior parameters: features (batch, bins) -> mean, std (batch, latent)."""
+    def frame_f0(self, pitch_magnitude: Tensor) -> Tensor:
+        """The f0 in Hz ``(batch,)`` a pitch latent reads from frames ``(batch, transform.pitch_bins)`` of
+        ``transform.pitch_magnitude`` (a model without a pitch latent: an empty ``(0,)``)."""
+        for tracker in self.pitch_trackers:
+            with torch.no_grad():
+                return tracker(pitch_magnitude)
+        return pitch_magnitude.new_zeros(0)
+
+    @torch.jit.unused
+    def audio_f0(self, audio: Tensor) -> Optional[Tensor]:
+        """The f0s ``(batch, frames)`` to pass to :meth:`encode` for the frames of ``audio`` ``(batch, time)``
+        when the model reads them from a longer window (``pitch_from_window``), else None (it measures its own)."""
+        if not self.pitch_from_window:
+            return None
+        magnitude = self.transform.pitch_magnitude(audio)
+        return self.frame_f0(magnitude.reshape(-1, magnitude.shape[-1])).reshape(magnitude.shape[:-1])
+
+    @torch.jit.unused
+    def window_pitch_tracker(self) -> Optional[nn.Module]:
+        """The tracker whose f0s a data cache must hold for this model (its pitch latent reads a longer window
+        than its frames: ``pitch_from_window``), else None."""
+        return self.pitch_trackers[0] if self.pitch_from_window else None
+
+    def encode(self, features: Tensor, labels: Dict[str, Tensor], f0_hz: Optional[Tensor] = None
+               ) -> Tuple[Tensor, Tensor]:
+        """Posterior parameters: features (batch, bins) -> mean, std (batch, latent). ``f0_hz`` ``(batch,)``: the
+        frames' f0 (:meth:`frame_f0`), which a pitch latent then reads instead of measuring the frames; required
+        when the model reads its f0 from a longer window (``pitch_from_window``), else optional."""
         features = bounded_features(features)
         condition = self._encoder_condition(labels, features)
         mean, std = normal_parameters(self.encoder(features, condition), self.min_std)
         for tracker in self.pitch_trackers:  # the pitch latent: measured, not learnt (no gradient to carry)
             with torch.no_grad():
-                f0_hz = tracker(self.transform.from_features(features))
+                if f0_hz is None:
+                    if self.pitch_from_window:
+                        raise ValueError("encode: this model reads its f0 from the transform's pitch window: pass "
+                                         "f0_hz (frame_f0 of transform.pitch_magnitude)")
+                    f0_hz = tracker(self.transform.from_features(features))
                 pitch = self.pitch_coordinate.coordinate(f0_hz).unsqueeze(-1)
                 if pitch.dtype != mean.dtype:  # a conversion to the same dtype would still be an operation
                     pitch = pitch.to(mean.dtype)
@@ -311,12 +348,14 @@ class SpectralVAE(nn.Module):
         return bounded_decoded_features(features, floor, ceiling)
 
     def forward(self, features: Tensor, labels: Dict[str, Tensor], sample: bool = True,
-                logits: Optional[Dict[str, Tensor]] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+                logits: Optional[Dict[str, Tensor]] = None, f0_hz: Optional[Tensor] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Encode, sample (or take the mean), decode: (batch, bins) -> decoded (batch, bins), z, mean, std.
 
         ``logits`` is passed to :meth:`decode` (predictors' output on the sampled ``z`` and on ``features``,
-        when already known); None runs the predictors here, spectrum predictors included."""
-        mean, std = self.encode(features, labels)
+        when already known); None runs the predictors here, spectrum predictors included. ``f0_hz``: as for
+        :meth:`encode`."""
+        mean, std = self.encode(features, labels, f0_hz)
         z = reparameterise(mean, std) if sample else mean
         if logits is None and len(self.spectrum_tasks) > 0:
             logits = self.predict(z, features)

@@ -36,6 +36,8 @@ class ReconstructionMonitor(L.Callback):
                 return None
             labels = {task: value[: self.n_frames] for task, value in batch.get("labels", {}).items()}
             self._example = {"magnitude": batch["magnitude"][: self.n_frames], "labels": labels}
+            if "f0" in batch:  # a model that reads its f0 from a longer window than its frames
+                self._example["f0"] = batch["f0"][: self.n_frames]
         return self._example
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -51,7 +53,8 @@ class ReconstructionMonitor(L.Callback):
         labels = {task: value.to(pl_module.device) for task, value in example["labels"].items()}
         was_training = pl_module.training
         pl_module.eval()
-        estimate = pl_module.reconstruct_magnitude(magnitude, labels)
+        f0 = example["f0"].to(pl_module.device) if "f0" in example else None
+        estimate = pl_module.reconstruct_magnitude(magnitude, labels, f0)
         pl_module.train(was_training)
         writer = trainer.logger.experiment
         step = trainer.global_step

@@ -67,7 +67,9 @@ def build_objects(cfg: DictConfig) -> Tuple[Any, Any, Any]:
                     f"task {task!r} is used by the model ({_task_key(vae, task)}={vae.task_dims[task]}) but "
                     f"data.dataset.tasks={requested} does not load it: its labels would all be missing. "
                     f"Add it to data.dataset.tasks (or set data.dataset.tasks=null).")
-    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset)
+    # a model that reads its f0 from a longer window than its frames has the cache hold each frame's f0
+    datamodule = instantiate(cfg.data, transform=vae.transform, dataset=dataset,
+                             pitch_tracker=vae.window_pitch_tracker())
     module = instantiate(cfg.module, vae=vae)
     module.save_hyperparameters(module_hyperparameters(cfg))  # load_from_checkpoint, hparams.yaml
     return vae, datamodule, module

@@ -142,7 +142,9 @@ def latent_sequences(run: LoadedRun, dataset_root: Optional[str] = None) -> List
         labels = {task: torch.from_numpy(frame_labels(index.tasks[task].labels.get(item.key), n_frames,
                                                       int(transform.n_fft), int(transform.hop),
                                                       int(transform.sample_rate))).long() for task in tasks}
-        mean, _ = vae.encode(transform.to_features(magnitude), {task: labels[task] for task in vae.encoder_tasks})
+        f0 = vae.audio_f0(audio[None, :])
+        mean, _ = vae.encode(transform.to_features(magnitude), {task: labels[task] for task in vae.encoder_tasks},
+                             None if f0 is None else f0[0])
         decoder_labels = torch.stack([labels[task] for task in vae.decoder_tasks], dim=-1) if vae.decoder_tasks \
             else torch.zeros(n_frames, 0, dtype=torch.long)
         sequences.append((mean.float(), decoder_labels))
