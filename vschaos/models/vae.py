@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_decoded_features, bounded_features, bounded_latent, magnitude_ceiling
 from vschaos.dsp.f0 import HarmonicF0
+from vschaos.dsp.functional import num_frames, pad_for_dgt
 from vschaos.models.components.decoders import make_decoder
 from vschaos.models.components.distributions import normal_parameters, reparameterise
 from vschaos.models.components.embeddings import make_embedding
@@ -21,6 +22,8 @@ SPECTRUM_PREDICTOR = "SpectrumNotePredictor"  # the input frame's magnitudes (pi
 PREDICTOR_TYPES = (LATENT_PREDICTOR, SPECTRUM_PREDICTOR)
 HARMONIC_DECODER = "HarmonicDecoder"  # model.decoder.type of the source-filter decoder (needs model.pitch_latent)
 PITCH_LATENT_KEYS = ("centre_hz", "octaves_per_unit", "fmin", "fmax")
+#: frames of the pitch window :meth:`SpectralVAE.audio_f0` reads at once (its memory, whatever the sound's length)
+AUDIO_F0_BLOCK_FRAMES = 1024
 
 
 class ConfigurationError(ValueError):
@@ -227,13 +230,26 @@ class SpectralVAE(nn.Module):
         return pitch_magnitude.new_zeros(0)
 
     @torch.jit.unused
-    def audio_f0(self, audio: Tensor) -> Optional[Tensor]:
+    def audio_f0(self, audio: Tensor, block_frames: int = AUDIO_F0_BLOCK_FRAMES) -> Optional[Tensor]:
         """The f0s ``(batch, frames)`` to pass to :meth:`encode` for the frames of ``audio`` ``(batch, time)``
-        when the model reads them from a longer window (``pitch_from_window``), else None (it measures its own)."""
+        when the model reads them from a longer window (``pitch_from_window``), else None (it measures its own).
+        Read ``block_frames`` frames at a time (memory bounded whatever the length; the same values)."""
         if not self.pitch_from_window:
             return None
-        magnitude = self.transform.pitch_magnitude(audio)
-        return self.frame_f0(magnitude.reshape(-1, magnitude.shape[-1])).reshape(magnitude.shape[:-1])
+        # in blocks of frames: the long window's frames of a whole file at once would take several times the
+        # memory of the model's own (which generate.py's memory check counts); block b's audio starts with the
+        # window - hop samples of history its first frame reads, so every frame is the one of the whole file
+        window, hop = int(self.transform.pitch_window), int(self.transform.hop)
+        total = num_frames(audio.shape[-1], int(self.transform.n_fft), hop)
+        padded = pad_for_dgt(audio, window, hop)  # frame t of the pitch window: padded[..., t*hop : t*hop+window]
+        history = window // hop - 1  # pitch_magnitude pads again: a block's frames are its rows history..
+        out = []
+        for start in range(0, total, block_frames):
+            count = min(block_frames, total - start)
+            block = padded[..., start * hop:(start + count + history) * hop]
+            magnitude = self.transform.pitch_magnitude(block).narrow(-2, history, count)
+            out.append(self.frame_f0(magnitude.reshape(-1, magnitude.shape[-1])).reshape(magnitude.shape[:-1]))
+        return torch.cat(out, dim=-1)
 
     @torch.jit.unused
     def window_pitch_tracker(self) -> Optional[nn.Module]:
