@@ -39,3 +39,21 @@ def test_audio_f0_reads_a_long_sound_in_bounded_blocks_with_the_whole_sounds_val
         del transform.pitch_magnitude
     # each block: its 8 frames and the 15 hops of history the first one reads, never the whole sound
     assert len(seen) == 7 and max(seen) == (8 + 2048 // 128 - 1) * 128
+
+
+@pytest.mark.parametrize("window", [-128, 10 ** 9, 2 ** 16 + 128, 512, "abc", 2048.5, True, None, [2048]])
+def test_a_run_folders_bad_pitch_window_is_one_line_before_anything_is_built(window):
+    from omegaconf import OmegaConf
+
+    from vschaos.generation.errors import GenerationError
+    from vschaos.generation.limits import front_end
+
+    cfg = OmegaConf.create({"transform": {"sample_rate": 44100, "n_fft": 512, "hop": 128, "pitch_window": window}})
+    with pytest.raises(GenerationError, match=r"^run/config.yaml: transform.pitch_window is .*: must be 0 \(off\) or "
+                                              r"a length above transform.n_fft \(512\), at most 65536 samples$"):
+        front_end(cfg, "run/config.yaml")
+    for good in (0, 2048, 2 ** 16):
+        cfg.transform.pitch_window = good
+        assert front_end(cfg, "run/config.yaml") == (44100, 512, 128)
+    del cfg.transform["pitch_window"]  # a run from before the pitch window
+    assert front_end(cfg, "run/config.yaml") == (44100, 512, 128)

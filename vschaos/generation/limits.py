@@ -18,12 +18,14 @@ RESAMPLE_BYTES_PER_TAP = 16
 RESAMPLE_LOWPASS_WIDTH = 6  # torchaudio's default lowpass_filter_width
 RESAMPLE_ROLLOFF = 0.99  # torchaudio's default rolloff
 MAX_RESAMPLE_FILTER_BYTES = 256 * 2 ** 20  # sane rate pairs need well under a megabyte
+MAX_PITCH_WINDOW = 2 ** 16  # transform.pitch_window: 1.5 s at 44.1 kHz, far beyond any note's f0
 
 
 def front_end(cfg: Any, source: str) -> Tuple[int, int, int]:
     """``(sample_rate, n_fft, hop)`` of a run's ``transform`` config (a DictConfig read from ``source``), each
     SpectralTransform's default where absent; GenerationError naming ``source`` when one is not a positive
-    integer. Reads the config only: builds nothing."""
+    integer, or when ``transform.pitch_window`` is neither 0 nor an integer in ``(n_fft, MAX_PITCH_WINDOW]``.
+    Reads the config only: builds nothing."""
     from omegaconf import OmegaConf
 
     from vschaos.dsp.transforms import SpectralTransform
@@ -36,6 +38,13 @@ def front_end(cfg: Any, source: str) -> Tuple[int, int, int]:
             raise GenerationError(f"{source}: transform.{key} is {value!r}, not a positive integer: not a vschaos "
                                   f"run config")
         values.append(value)
+    # the pitch latent's longer window (dgt_live): the transform checks its shape, but not its size, and a run
+    # folder's window of 10**9 samples took over 20 GB before the model had even loaded
+    window = OmegaConf.select(cfg, "transform.pitch_window", default=defaults["pitch_window"].default)
+    if isinstance(window, bool) or not isinstance(window, int) or not (window == 0
+                                                                      or values[1] < window <= MAX_PITCH_WINDOW):
+        raise GenerationError(f"{source}: transform.pitch_window is {window!r}: must be 0 (off) or a length above "
+                              f"transform.n_fft ({values[1]}), at most {MAX_PITCH_WINDOW} samples")
     return values[0], values[1], values[2]
 
 
