@@ -72,9 +72,11 @@ def measure(args: argparse.Namespace) -> Dict[str, object]:
     with torch.no_grad():
         magnitude, mean, _ = encode_audio(vae, audio, {})
         decoded = transform.from_features(vae.decode(mean, {}))
+        f0 = vae.audio_f0(audio[None])  # dgt_live reads its f0 from a longer window than its frames
+        f0 = None if f0 is None else f0[0]
         stages = {
             "stage: DGT analysis": lambda: transform.magnitude(audio[None]),
-            "stage: encoder (all frames)": lambda: vae.encode(transform.to_features(magnitude), {}),
+            "stage: encoder (all frames)": lambda: vae.encode(transform.to_features(magnitude), {}, f0),
             "stage: decoder (all frames)": lambda: transform.from_features(vae.decode(mean, {})),
             f"stage: phase pghi+gla ({args.n_iter} it.) + synthesis":
                 lambda: transform.reconstruct(decoded[None], length, method="pghi+gla", n_iter=args.n_iter,

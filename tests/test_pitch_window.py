@@ -52,7 +52,7 @@ def test_without_a_pitch_window_the_pitch_frames_are_the_frames_and_bad_windows_
     audio = torch.randn(2, 3000, generator=torch.Generator().manual_seed(0))
     assert transform.pitch_bins == transform.n_bins and transform.pitch_window == 0
     assert torch.equal(transform.pitch_magnitude(audio), transform.magnitude(audio))
-    for bad in (512, 256, 2000, 2050):
+    for bad in (512, 256, 2000, 2050, 2 ** 17, None, True, "2048"):
         with pytest.raises(ValueError, match="pitch_window must be 0 or an even multiple of hop"):
             SpectralTransform(sample_rate=SR, n_fft=512, hop=128, pitch_window=bad)
     # derived from the config, not stored: a checkpoint of a transform without one loads into either
@@ -166,3 +166,11 @@ def test_streamed_f0s_equal_the_offline_ones_at_any_buffer(synth):
     first, second = 1200 * torch.log2(offline[30:90] / 98.0).abs(), 1200 * torch.log2(offline[125:195] / 147.0).abs()
     assert math.isclose(float((first < 50).float().mean()), 1.0)
     assert math.isclose(float((second < 50).float().mean()), 1.0)
+
+
+def test_a_pitch_window_model_refuses_an_input_pitch_shift_it_could_not_follow(tmp_path):
+    cfg = compose_config("dgt_live", [f"data.dataset.root={tmp_path}",
+                                      "+module.input_pitch_shift._target_=vschaos.models.pitch_shift.InputPitchShift"])
+    with pytest.raises(Exception, match="module.input_pitch_shift cannot move the f0 a model reads from "
+                                        "transform.pitch_window"):
+        build_objects(cfg)

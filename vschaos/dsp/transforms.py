@@ -15,6 +15,8 @@ from vschaos.dsp.phase import GLA_MOMENTUM, griffin_lim_consistent, pghi, with_m
 
 #: Bump when the meaning of ``magnitude()`` changes, so that spectral frame caches rebuild.
 TRANSFORM_VERSION: int = 1
+#: the longest ``pitch_window``: 1.5 s at 44.1 kHz, far beyond any note's f0 (a huge one only costs memory)
+MAX_PITCH_WINDOW: int = 2 ** 16
 
 
 
@@ -75,10 +77,11 @@ class SpectralTransform(nn.Module):
             raise ValueError(f"log_floor_db must be a negative number of dB (e.g. -100) or null, got {log_floor_db}")
         if not 0 <= norm_std_floor < 1:
             raise ValueError(f"norm_std_floor must lie in [0, 1), got {norm_std_floor}")
-        if pitch_window != 0 and not (int(pitch_window) == pitch_window and pitch_window > n_fft
-                                      and pitch_window % hop == 0 and pitch_window % 2 == 0):
+        if isinstance(pitch_window, bool) or not isinstance(pitch_window, (int, float)) or (pitch_window != 0 and not (
+                int(pitch_window) == pitch_window and n_fft < pitch_window <= MAX_PITCH_WINDOW
+                and pitch_window % hop == 0 and pitch_window % 2 == 0)):
             raise ValueError(f"pitch_window must be 0 or an even multiple of hop ({hop}) longer than n_fft "
-                             f"({n_fft}), got {pitch_window}")
+                             f"({n_fft}), at most {MAX_PITCH_WINDOW}, got {pitch_window!r}")
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop = int(hop)

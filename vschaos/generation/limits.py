@@ -18,7 +18,6 @@ RESAMPLE_BYTES_PER_TAP = 16
 RESAMPLE_LOWPASS_WIDTH = 6  # torchaudio's default lowpass_filter_width
 RESAMPLE_ROLLOFF = 0.99  # torchaudio's default rolloff
 MAX_RESAMPLE_FILTER_BYTES = 256 * 2 ** 20  # sane rate pairs need well under a megabyte
-MAX_PITCH_WINDOW = 2 ** 16  # transform.pitch_window: 1.5 s at 44.1 kHz, far beyond any note's f0
 
 
 def front_end(cfg: Any, source: str) -> Tuple[int, int, int]:
@@ -28,7 +27,7 @@ def front_end(cfg: Any, source: str) -> Tuple[int, int, int]:
     Reads the config only: builds nothing."""
     from omegaconf import OmegaConf
 
-    from vschaos.dsp.transforms import SpectralTransform
+    from vschaos.dsp.transforms import MAX_PITCH_WINDOW, SpectralTransform
 
     defaults = inspect.signature(SpectralTransform).parameters
     values = []

@@ -161,6 +161,9 @@ class SpectralVAEModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.loss = loss
         self.prediction_weight = prediction_weight
+        if input_pitch_shift is not None and vae.pitch_from_window:  # it would move the frames, not their f0
+            raise ConfigurationError("module.input_pitch_shift cannot move the f0 a model reads from "
+                                     "transform.pitch_window: set module.input_pitch_shift=null")
         self.input_pitch_shift = input_pitch_shift
         self.max_nonfinite_steps = int(max_nonfinite_steps)
         self.nonfinite_in_a_row = 0
