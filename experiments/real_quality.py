@@ -42,6 +42,8 @@ from bench.common import start_run, write_results
 # training subprocesses get (PYTHONPATH=REPO) rather than an installed one
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WORK = REPO / "runs" / "real_quality_work"
+#: the window at which audio is also re-analysed (dgt_mid's, hop a quarter of it), whatever the model's frames
+REFERENCE_N_FFT = 2048
 
 
 def children_cpu() -> float:
@@ -167,19 +169,27 @@ def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_s
     from vschaos.dsp import functional as F
     from vschaos.host.rendering import render_array
 
+    from vschaos.dsp.transforms import SpectralTransform
+
     transform = vae.transform
+    # audio SCs are also read at dgt_mid's resolution, so that models of other frame sizes compare (dgt_live)
+    reference = SpectralTransform(int(transform.sample_rate), REFERENCE_N_FFT, REFERENCE_N_FFT // 4)
     out = []
     for key in keys:
         audio = load_audio(root / key, transform.sample_rate)
         mag = transform.magnitude(audio[None])[0]
+        ref_mag = reference.magnitude(audio[None])[0]
+        f0 = vae.audio_f0(audio[None])  # a model that reads its f0 from a longer window than its frames (dgt_live)
         # posterior mean through the whole model: a preset with predictors completes its labels here, as in forward
-        estimate = transform.from_features(vae(transform.to_features(mag), {}, sample=False)[0])
+        estimate = transform.from_features(vae(transform.to_features(mag), {}, sample=False,
+                                               f0_hz=None if f0 is None else f0[0])[0])
         row = {"file": key, "sc": float(F.spectral_convergence(mag, estimate)),
                "lsd": float(F.log_spectral_distance(mag, estimate))}
         audio_out = transform.reconstruct(estimate, audio.shape[-1], method="pghi+gla")
         mag_out = transform.magnitude(audio_out[None])[0]
         row["offline_sc"] = float(F.spectral_convergence(mag, mag_out))
         row["offline_lsd"] = float(F.log_spectral_distance(mag, mag_out))
+        row["ref_offline_sc"] = float(F.spectral_convergence(ref_mag, reference.magnitude(audio_out[None])[0]))
         if loaded_export is not None:
             loaded_export.module.reset()
             # label inlets (conditioned presets) at -1 = "unknown": the model's own prediction (a host fills
@@ -190,6 +200,8 @@ def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_s
                                     compensate_delay=True, sample_rate=transform.sample_rate).output[0]
             mag_stream = transform.magnitude(torch.from_numpy(np.ascontiguousarray(streamed))[None])[0]
             row["stream_sc"] = float(F.spectral_convergence(mag, mag_stream))
+            row["ref_stream_sc"] = float(F.spectral_convergence(
+                ref_mag, reference.magnitude(torch.from_numpy(np.ascontiguousarray(streamed))[None])[0]))
             row["stream_level_db"] = level_db(streamed, audio.numpy())
         out.append(row)
     return out
@@ -202,7 +214,8 @@ def summarise(rows: List[Dict[str, float]], instrument_of: Dict[str, str]) -> Di
     summary = {}
     for name, members in groups.items():
         entry = {"notes": len(members)}
-        for metric in ("sc", "lsd", "offline_sc", "offline_lsd", "stream_sc", "stream_level_db"):
+        for metric in ("sc", "lsd", "offline_sc", "offline_lsd", "stream_sc", "stream_level_db", "ref_offline_sc",
+                       "ref_stream_sc"):
             values = [m[metric] for m in members if metric in m]
             if values:
                 entry[metric] = float(np.mean(values))
