@@ -9,9 +9,9 @@ import torch
 
 from vschaos.cli.train import compose_config
 from vschaos.data.audio import load_audio
-from vschaos.data.cache import file_f0, load_or_build_cache
+from vschaos.data.cache import load_or_build_cache
 from vschaos.data.dataset import load_index
-from vschaos.dsp.f0 import HarmonicF0
+from vschaos.dsp.f0 import HarmonicF0, window_f0
 from vschaos.dsp.transforms import SpectralTransform
 from vschaos.export.export import script_model
 from vschaos.models.augment import augment_batch
@@ -84,7 +84,7 @@ def test_the_cache_stores_each_frames_f0_and_batches_carry_it(tmp_path, synth):
         expected = tracker(transform.pitch_magnitude(audio[None])[0])
         stored = cache.f0[cache.offsets[i]:cache.offsets[i + 1]]
         np.testing.assert_allclose(stored, expected.numpy(), rtol=1e-6)
-        np.testing.assert_allclose(stored, file_f0(transform, tracker, audio, chunk_frames=7).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(stored, window_f0(transform, tracker, audio, chunk_frames=7).numpy(), rtol=1e-6)
     again = load_or_build_cache(transform, files, root, progress=False, pitch_tracker=tracker)
     assert not again.built and np.array_equal(again.f0, cache.f0)
     # another tracker range is another cache

@@ -40,7 +40,8 @@ from vschaos.data.metadata import DatasetError, Problem
 from vschaos.data.problems import printable
 from vschaos.data.textlines import TextFileError, read_text
 from vschaos.data.tree import outside_write_problem
-from vschaos.dsp.functional import contrast, num_frames, pad_for_dgt
+from vschaos.dsp.f0 import window_f0
+from vschaos.dsp.functional import chunked_frames, contrast, num_frames
 from vschaos.io import atomic_save_npy, atomic_write, atomic_write_text
 
 CACHE_FORMAT = 2  # 2: content digests in the fingerprint, CRC-32 of blocks and stats in the index
@@ -103,45 +104,8 @@ def file_magnitudes(transform, audio: torch.Tensor, chunk_frames: int = 128, bat
     batches of overlapping chunks so memory stays bounded and the FFTs are batched.
     Equal to ``transform.magnitude(audio[None])[0]`` to float rounding."""
     n_fft, hop = int(transform.n_fft), int(transform.hop)
-    return _chunked_frames(audio, n_fft, hop, num_frames(audio.shape[-1], n_fft, hop), transform.magnitude,
-                           chunk_frames, batch_chunks)
-
-
-def file_f0(transform, pitch_tracker, audio: torch.Tensor, chunk_frames: int = 128, batch_chunks: int = 2
-            ) -> torch.Tensor:
-    """The f0 in Hz ``(frames,)`` of each frame of a whole file ``(time,)``: ``pitch_tracker`` reading
-    ``transform.pitch_magnitude``, in chunks like :func:`file_magnitudes` (the same values)."""
-    window, hop = int(transform.pitch_window or transform.n_fft), int(transform.hop)
-    total = num_frames(audio.shape[-1], int(transform.n_fft), hop)
-
-    def f0_of(chunks: torch.Tensor) -> torch.Tensor:  # (chunks, time) -> (chunks, frames, 1)
-        magnitude = transform.pitch_magnitude(chunks)
-        return pitch_tracker(magnitude.reshape(-1, magnitude.shape[-1])).reshape(magnitude.shape[:-1] + (1,))
-    return _chunked_frames(audio, window, hop, total, f0_of, chunk_frames, batch_chunks).reshape(-1)
-
-
-def _chunked_frames(audio: torch.Tensor, n_fft: int, hop: int, total: int, analyse, chunk_frames: int,
-                    batch_chunks: int) -> torch.Tensor:
-    """The first ``total`` frames ``analyse`` gives for ``audio`` ``(time,)`` (frame ``t`` covering the
-    DGT-padded ``padded[t*hop : t*hop+n_fft]``), computed on batches of overlapping chunks.
-
-    Chunk ``c`` is the slice of the DGT-padded signal that holds frames ``c*m .. c*m+m-1``
-    completely (``m = chunk_frames``); run through ``analyse`` (which pads it again), those
-    frames are its rows ``R-1 .. R-1+m-1`` with ``R = n_fft // hop``.
-    """
-    ratio = n_fft // hop
-    padded = pad_for_dgt(audio.reshape(1, -1), n_fft, hop)[0]  # frame t = padded[t*hop : t*hop+n_fft]
-    n_chunks = (total + chunk_frames - 1) // chunk_frames
-    chunk_len = (chunk_frames + ratio - 1) * hop
-    needed = (n_chunks * chunk_frames + ratio - 1) * hop
-    padded = torch.nn.functional.pad(padded, (0, needed - padded.shape[0]))
-    chunks = padded.unfold(0, chunk_len, chunk_frames * hop)  # (n_chunks, chunk_len), a view
-    out = []
-    with torch.no_grad():
-        for start in range(0, n_chunks, batch_chunks):
-            frames = analyse(chunks[start:start + batch_chunks])
-            out.append(frames[:, ratio - 1:ratio - 1 + chunk_frames].reshape(-1, frames.shape[-1]))
-    return torch.cat(out)[:total]
+    return chunked_frames(audio, n_fft, hop, num_frames(audio.shape[-1], n_fft, hop), transform.magnitude,
+                          chunk_frames, batch_chunks)
 
 
 # ---------------------------------------------------------------------------------------- integrity
@@ -280,7 +244,7 @@ def _build_cache(directory: Path, transform, files: Sequence[AudioFile], fingerp
                 stored = file_magnitudes(transform, audio).to(store_dtype).numpy()
                 out.write(stored.tobytes())
                 if pitch_tracker is not None:
-                    f0s.append(file_f0(transform, pitch_tracker, audio).to(torch.float32).numpy())
+                    f0s.append(window_f0(transform, pitch_tracker, audio).to(torch.float32).numpy())
                 # statistics of exactly what is stored (float16 rounding included), through the
                 # model's own contrast so the fitted norm_mean/norm_std can never drift from it;
                 # accumulated in float64

@@ -31,6 +31,8 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from vschaos.dsp.functional import chunked_frames, num_frames
+
 #: bump when the f0 read from a frame changes: spectral caches that store f0s (``data/cache.py``) rebuild
 TRACKER_VERSION: int = 1
 #: compressed magnitudes are ``log1p(|X| / (RELATIVE_FLOOR * frame peak))``: ~-60 dB under the peak counts
@@ -262,3 +264,16 @@ class HarmonicF0(nn.Module):
         return _refine(magnitude, coarse, self.bin_hz, self.refine_numbers, self.refine_offsets).clamp(
             self.fmin, self.fmax)
 
+
+
+def window_f0(transform, tracker: nn.Module, audio: Tensor, chunk_frames: int = 128, batch_chunks: int = 2) -> Tensor:
+    """The f0 in Hz ``(frames,)`` of each frame of ``transform`` (a :class:`~vschaos.dsp.transforms.SpectralTransform`)
+    for a whole sound ``(time,)``: ``tracker`` reading ``transform.pitch_magnitude``, computed ``chunk_frames`` frames
+    at a time (:func:`~vschaos.dsp.functional.chunked_frames`: bounded memory, the whole sound's values)."""
+    window, hop = int(transform.pitch_window or transform.n_fft), int(transform.hop)
+    total = num_frames(audio.shape[-1], int(transform.n_fft), hop)
+
+    def f0_of(chunks: Tensor) -> Tensor:  # (chunks, time) -> (chunks, frames, 1)
+        magnitude = transform.pitch_magnitude(chunks)
+        return tracker(magnitude.reshape(-1, magnitude.shape[-1])).reshape(magnitude.shape[:-1] + (1,))
+    return chunked_frames(audio, window, hop, total, f0_of, chunk_frames, batch_chunks).reshape(-1)

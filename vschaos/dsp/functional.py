@@ -123,6 +123,31 @@ def dgt(x: Tensor, window: Tensor, hop: int) -> Tensor:
     return dgt_frames(frames, window)
 
 
+def chunked_frames(audio: Tensor, n_fft: int, hop: int, total: int, analyse, chunk_frames: int = 128,
+                   batch_chunks: int = 2) -> Tensor:
+    """The first ``total`` frames ``analyse`` gives for ``audio`` ``(time,)`` (frame ``t`` covering the
+    DGT-padded ``padded[t*hop : t*hop+n_fft]``), computed on batches of overlapping chunks.
+
+    Chunk ``c`` is the slice of the DGT-padded signal that holds frames ``c*m .. c*m+m-1``
+    completely (``m = chunk_frames``); run through ``analyse`` (which pads it again), those
+    frames are its rows ``R-1 .. R-1+m-1`` with ``R = n_fft // hop``. Memory stays bounded whatever the
+    length, and a frame-wise ``analyse`` gives the whole file's values.
+    """
+    ratio = n_fft // hop
+    padded = pad_for_dgt(audio.reshape(1, -1), n_fft, hop)[0]  # frame t = padded[t*hop : t*hop+n_fft]
+    n_chunks = (total + chunk_frames - 1) // chunk_frames
+    chunk_len = (chunk_frames + ratio - 1) * hop
+    needed = (n_chunks * chunk_frames + ratio - 1) * hop
+    padded = torch.nn.functional.pad(padded, (0, needed - padded.shape[0]))
+    chunks = padded.unfold(0, chunk_len, chunk_frames * hop)  # (n_chunks, chunk_len), a view
+    out = []
+    with torch.no_grad():
+        for start in range(0, n_chunks, batch_chunks):
+            frames = analyse(chunks[start:start + batch_chunks])
+            out.append(frames[:, ratio - 1:ratio - 1 + chunk_frames].reshape(-1, frames.shape[-1]))
+    return torch.cat(out)[:total]
+
+
 def overlap_add(frames: Tensor, hop: int) -> Tensor:
     """Overlap-add ``(..., n_frames, n_fft)`` at ``hop`` -> ``(..., (n_frames - 1) * hop + n_fft)``."""
     n_frames = frames.shape[-2]

@@ -5,8 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from vschaos.dsp.bounds import bounded_decoded_features, bounded_features, bounded_latent, magnitude_ceiling
-from vschaos.dsp.f0 import HarmonicF0
-from vschaos.dsp.functional import num_frames, pad_for_dgt
+from vschaos.dsp.f0 import HarmonicF0, window_f0
 from vschaos.models.components.decoders import make_decoder
 from vschaos.models.components.distributions import normal_parameters, reparameterise
 from vschaos.models.components.embeddings import make_embedding
@@ -237,19 +236,10 @@ class SpectralVAE(nn.Module):
         if not self.pitch_from_window:
             return None
         # in blocks of frames: the long window's frames of a whole file at once would take several times the
-        # memory of the model's own (which generate.py's memory check counts); block b's audio starts with the
-        # window - hop samples of history its first frame reads, so every frame is the one of the whole file
-        window, hop = int(self.transform.pitch_window), int(self.transform.hop)
-        total = num_frames(audio.shape[-1], int(self.transform.n_fft), hop)
-        padded = pad_for_dgt(audio, window, hop)  # frame t of the pitch window: padded[..., t*hop : t*hop+window]
-        history = window // hop - 1  # pitch_magnitude pads again: a block's frames are its rows history..
-        out = []
-        for start in range(0, total, block_frames):
-            count = min(block_frames, total - start)
-            block = padded[..., start * hop:(start + count + history) * hop]
-            magnitude = self.transform.pitch_magnitude(block).narrow(-2, history, count)
-            out.append(self.frame_f0(magnitude.reshape(-1, magnitude.shape[-1])).reshape(magnitude.shape[:-1]))
-        return torch.cat(out, dim=-1)
+        # memory of the model's own (which generate.py's memory check counts)
+        return torch.stack([window_f0(self.transform, self.pitch_trackers[0], row, block_frames, 1)
+                            for row in audio.reshape(-1, audio.shape[-1])]).reshape(
+            audio.shape[:-1] + (self.transform.num_frames(audio.shape[-1]),))
 
     @torch.jit.unused
     def window_pitch_tracker(self) -> Optional[nn.Module]:
