@@ -25,8 +25,9 @@ from vschaos.training.run import build_model
 FORWARD_BUDGET = 144
 PER_EXTRA_FRAME = 3
 # the source-filter preset (f0 tracker, harmonic decoder), scripted as exported, at one frame: a small DAW buffer's
-# call (the f0 tracker's, vschaos/dsp/f0.py, and the voicing follow's, HarmonicDecoder.voicing and .voiced)
-HARMONIC_ONE_FRAME_BUDGET = 382
+# call (the f0 tracker's, vschaos/dsp/f0.py, and the voicing follow's, HarmonicDecoder.voicing and .voiced; its
+# default phase is the input's, so no RTPGHI)
+HARMONIC_ONE_FRAME_BUDGET = 324
 
 
 class CountOperations(TorchDispatchMode):

@@ -333,6 +333,26 @@ def test_transpose_attribute_moves_forwards_pitch_by_semitones(transform, tracke
         assert scripted.set_transpose(bad) == -1 and scripted.get_transpose() == (-7.0,)
 
 
+def test_a_source_filter_forward_keeps_the_inputs_phase_unless_it_transposes(transform):
+    from vschaos.models.contract import PassThroughModel
+
+    vae = _harmonic_vae(transform).eval()
+    default, explicit, rebuilt = script_model(vae), script_model(vae, phase="keep_input"), script_model(vae, phase="pghi")
+    assert default.get_phase() == ("keep_input",) and rebuilt.get_phase() == ("pghi",)
+    assert script_model(PassThroughModel(transform)).get_phase() == ("pghi",)  # no partials at the input's f0
+    tone = torch.as_tensor(harmonic_tone(220.0, 0.5, RATE, n_harmonics=8))[: 32 * 256].view(1, 1, -1)
+    with torch.no_grad():
+        kept, same, pghi = default.forward(tone), explicit.forward(tone), rebuilt.forward(tone)
+    assert torch.equal(kept, same) and not torch.allclose(kept, pghi, atol=1e-3)
+    # transposed, the partials leave the input's: the phase is rebuilt from the magnitudes, as phase pghi does
+    for module in (default, rebuilt):
+        module.reset()
+        assert module.set_transpose(5.0) == 0
+    with torch.no_grad():
+        assert torch.equal(default.forward(tone), rebuilt.forward(tone))
+    assert default.get_phase() == ("keep_input",)  # the attribute stays: back at transpose 0 it applies again
+
+
 def test_harmonic_vae_scripts_and_stays_finite_on_hostile_latents(transform):
     vae = _harmonic_vae(transform).eval()
     with warnings.catch_warnings():

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 # nn~-only options of script.py and their defaults: set with --format neutone, they are reported as ignored
-NN_ONLY_OPTIONS = (("--temperature", "temperature", 0.0), ("--phase", "phase", "pghi"), ("--seed", "seed", 0),
+NN_ONLY_OPTIONS = (("--temperature", "temperature", 0.0), ("--phase", "phase", None), ("--seed", "seed", 0),
                    ("--buffers", "buffers", None))
 
 
@@ -25,7 +25,8 @@ def export_neutone_run(run, path: Path, name: str, args: argparse.Namespace) -> 
     ignored = [flag for flag, attribute, default in NN_ONLY_OPTIONS if getattr(args, attribute, default) != default]
     if ignored:
         print(f"note: {', '.join(ignored)} apply to --format nn only; ignored (the Neutone model's knobs set "
-              f"temperature and the latent; phase is pghi)", file=sys.stderr)
+              f"temperature and the latent; the phase is the model's default: the input's for a source-filter "
+              f"model, pghi otherwise)", file=sys.stderr)
     print(f"exporting {run.version_dir} (checkpoint {run.checkpoint_path}) -> {path} (Neutone)")
     if len(name) > NAME_LIMIT:
         print(f"note: the plugin shows model names of up to {NAME_LIMIT} characters: {name[:NAME_LIMIT]!r} "

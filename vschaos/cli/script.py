@@ -49,8 +49,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="checkpoint: last (default), best, a file name in checkpoints/, or a path")
     parser.add_argument("--output-name", default=None, help="file name without .ts (default: the run name)")
     parser.add_argument("--temperature", type=float, default=0.0, help="initial temperature attribute (default 0)")
-    parser.add_argument("--phase", default="pghi", choices=["pghi", "random", "keep_input"],
-                        help="initial phase attribute (default pghi)")
+    parser.add_argument("--phase", default=None, choices=["pghi", "random", "keep_input"],
+                        help="initial phase attribute (default: keep_input for a source-filter model such as "
+                             "dgt_harmonic or dgt_live, whose partials sit at the input's pitch; else pghi)")
     parser.add_argument("--seed", type=int, default=0, help="initial seed attribute (default 0)")
     parser.add_argument("--buffers", nargs="+", type=int_list, action=IntListAction, default=None,
                         help="buffer sizes to verify, 512,2048 or 512 2048 (default: powers of two from the hop "

@@ -46,7 +46,7 @@ def in_model_dtypes(attempt: Callable[[torch.dtype], Attempt], refused: Type[Exc
     return attempt(torch.float64), f"float64 (float32 failed: {failure})"
 
 
-def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: Optional[str] = None, seed: int = 0,
                      dtype: torch.dtype = torch.float32, prior: Optional[LatentPrior] = None,
                      axes: Optional[LatentAxes] = None) -> StreamingVAE:
     """:class:`StreamingVAE` around a copy of ``vae`` in ``dtype`` (eval mode, no gradients), not scripted: what
@@ -62,7 +62,7 @@ def streaming_module(vae: SpectralModel, temperature: float = 0.0, phase: str = 
     return with_prior(vae, prior, dtype, temperature=temperature, phase=phase, seed=seed, axes=axes)
 
 
-def script_model(vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+def script_model(vae: SpectralModel, temperature: float = 0.0, phase: Optional[str] = None, seed: int = 0,
                  dtype: torch.dtype = torch.float32, prior: Optional[LatentPrior] = None,
                  axes: Optional[LatentAxes] = None) -> torch.jit.ScriptModule:
     """Wrap a copy of ``vae`` in ``dtype`` (eval mode, no gradients) in :class:`StreamingVAE` and script it.
@@ -110,7 +110,7 @@ def save_verified(scripted: torch.jit.ScriptModule, path: PathLike, buffers: Opt
     return path, reports["report"]
 
 
-def export_model(vae: SpectralModel, path: PathLike, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+def export_model(vae: SpectralModel, path: PathLike, temperature: float = 0.0, phase: Optional[str] = None, seed: int = 0,
                  buffers: Optional[Sequence[int]] = None, batch_sizes: Sequence[int] = (1, 4),
                  prior: Optional[LatentPrior] = None, axes: Optional[LatentAxes] = None) -> Tuple[Path, object]:
     """Script ``vae`` for nn~ and write it to ``path`` after verification: ``(path, VerifyReport)``. With a

@@ -70,7 +70,9 @@ class StreamingVAE(StreamingStages):
             dtype of the model math (``script_model`` exports a float32 copy, or float64); the streaming analysis, RTPGHI,
             synthesis and every inlet and outlet are float32 whatever it is.
         temperature: initial ``temperature`` attribute (0 = posterior mean).
-        phase: initial ``phase`` attribute, one of ``pghi`` (default), ``random``, ``keep_input``.
+        phase: initial ``phase`` attribute, one of ``pghi``, ``random``, ``keep_input``; None (default): ``keep_input``
+            for a source-filter model (its partials sit at the input's f0, where the input's phase fits them), else
+            ``pghi``.
         seed: initial ``seed`` attribute of the counter-based noise.
         axes: the ordered latent axes (:mod:`vschaos.export.latent_axes`): ``encode``'s latent outlets and
             ``decode``'s latent inlets are then its ``axes.kept`` components (``R_k^T (z - mean)``; ``decode`` maps
@@ -79,8 +81,8 @@ class StreamingVAE(StreamingStages):
 
     Attributes (nn~ ``set``/``get``): ``temperature`` (float in ``[0, MAX_TEMPERATURE]``:
     z = mean + temperature * std * noise in encode/forward), ``phase`` (str: ``pghi`` real-time phase-gradient integration,
-    ``random`` uniform random phase, ``keep_input`` the input's phase, forward only; decode uses
-    ``pghi`` then), ``seed`` (int: noise seed), ``level`` (str, forward only: ``follow``, the default, gives
+    ``random`` uniform random phase, ``keep_input`` the input's phase, forward only, and only while ``transpose``
+    is 0 (moved partials are not where the input's phase fits: ``pghi`` then; decode always uses ``pghi`` then), ``seed`` (int: noise seed), ``level`` (str, forward only: ``follow``, the default, gives
     each output frame the input frame's energy; ``model`` the decoder's own level), and for a model with a pitch latent ``transpose`` (float
     semitones in ``+-MAX_TRANSPOSE_SEMITONES``: ``forward`` moves the measured pitch, so the output plays
     that much higher or lower) and, for a source-filter model, ``voicing`` (str: ``follow``, the default, keeps at least the input frame's
@@ -141,10 +143,10 @@ class StreamingVAE(StreamingStages):
     latent_inlets: int
     latent_rotated: bool
 
-    def __init__(self, vae: SpectralModel, temperature: float = 0.0, phase: str = "pghi", seed: int = 0,
+    def __init__(self, vae: SpectralModel, temperature: float = 0.0, phase: Optional[str] = None, seed: int = 0,
                  axes: Optional[LatentAxes] = None) -> None:
         check_model(vae, "the nn~ export")
-        if phase not in PHASE_MODES:
+        if phase is not None and phase not in PHASE_MODES:
             raise ValueError(f"phase must be one of {PHASE_MODES}, got {phase!r}")
         if not 0.0 <= temperature <= MAX_TEMPERATURE:
             raise ValueError(f"temperature must be within [0, {MAX_TEMPERATURE:g}], got {temperature}")

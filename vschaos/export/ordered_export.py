@@ -12,14 +12,14 @@ from vschaos.io import PathLike
 from vschaos.models.contract import SpectralModel
 
 
-def ordered_module(vae: SpectralModel, axes: LatentAxes, temperature: float = 0.0, phase: str = "pghi",
+def ordered_module(vae: SpectralModel, axes: LatentAxes, temperature: float = 0.0, phase: Optional[str] = None,
                    seed: int = 0, dtype: torch.dtype = torch.float32) -> StreamingVAE:
     """:class:`StreamingVAE` with ``axes`` around a frozen copy of ``vae`` in ``dtype`` (not scripted)."""
     return streaming_module(vae, temperature=temperature, phase=phase, seed=seed, dtype=dtype, axes=axes)
 
 
 def export_ordered(vae: SpectralModel, path: PathLike, axes: LatentAxes, temperature: float = 0.0,
-                   phase: str = "pghi", seed: int = 0, buffers: Optional[Sequence[int]] = None,
+                   phase: Optional[str] = None, seed: int = 0, buffers: Optional[Sequence[int]] = None,
                    batch_sizes: Sequence[int] = (1, 4), **options) -> Tuple[Path, object, Path]:
     """:func:`export_model` with ordered latents ``axes`` (``options``: its others, e.g. ``prior``), then
     ``<name>.latents.md`` beside the file: ``(path, VerifyReport, its path)``. Raises what ``export_model``

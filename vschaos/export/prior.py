@@ -60,7 +60,7 @@ class StreamingVAEWithPrior(StreamingVAE):
     generate_input_labels: List[str]
     generate_output_labels: List[str]
 
-    def __init__(self, vae: SpectralModel, prior: LatentPrior, temperature: float = 0.0, phase: str = "pghi",
+    def __init__(self, vae: SpectralModel, prior: LatentPrior, temperature: float = 0.0, phase: Optional[str] = None,
                  seed: int = 0, axes: Optional[LatentAxes] = None) -> None:
         super().__init__(vae, temperature=temperature, phase=phase, seed=seed, axes=axes)
         if int(prior.latent_dim) != self.latent_dim:
@@ -173,7 +173,7 @@ class StreamingVAEWithPrior(StreamingVAE):
         return soft_clip(self.generate_synthesis(torch.polar(magnitude, phase))).unsqueeze(1)
 
 
-def with_prior(vae: SpectralModel, prior: LatentPrior, dtype, temperature: float = 0.0, phase: str = "pghi",
+def with_prior(vae: SpectralModel, prior: LatentPrior, dtype, temperature: float = 0.0, phase: Optional[str] = None,
                seed: int = 0, axes: Optional[LatentAxes] = None) -> StreamingVAEWithPrior:
     """:class:`StreamingVAEWithPrior` of ``vae`` (used as is: the caller's frozen copy in ``dtype``) and a frozen
     copy of ``prior`` in ``dtype`` (not scripted)."""

@@ -57,7 +57,7 @@ class StreamingStages(nn.Module):
     TorchScript reads attribute types from the scripted class's own annotations: the subclass declares them.
     """
 
-    def __init__(self, vae: SpectralModel, temperature: float, phase: str, seed: int, latent_noise_stream: int,
+    def __init__(self, vae: SpectralModel, temperature: float, phase: Optional[str], seed: int, latent_noise_stream: int,
                  phase_noise_stream: int) -> None:
         super().__init__()
         transform = vae.transform
@@ -72,7 +72,9 @@ class StreamingStages(nn.Module):
         self.n_bins = int(transform.n_bins)
         self.latent_dim = int(vae.latent_dim)
         self.temperature = float(temperature)
-        self.phase = str(phase)
+        # a source-filter model's partials sit at the input's f0: the input's own phase fits them (exact pitch, the
+        # input's articulation), where RTPGHI rebuilds it from magnitudes (experiments/results/real_material.md)
+        self.phase = str(phase) if phase is not None else ("keep_input" if self.source_filter else "pghi")
         self.seed = int(seed)
         # forward's output level: "follow" (each frame at the input frame's energy) or "model" (the decoder's own)
         self.level = "follow"
@@ -197,7 +199,7 @@ class StreamingStages(nn.Module):
         to the frame centre like the synthesis's)."""
         if self.phase == "random":
             return self._random_phase(magnitude, counter)
-        if self.phase == "keep_input":
+        if self.phase == "keep_input" and self.transpose == 0.0:  # transposed partials: not the input's phase
             return torch.angle(spec * self.forward_analysis.centre_sign)
         return self.forward_rtpghi(magnitude)
 
