@@ -3,14 +3,7 @@ folders that set a bad pitch window."""
 import pytest
 import torch
 
-from vschaos.cli.train import compose_config
-from vschaos.training.run import build_model
-
-
-def live_vae():
-    torch.manual_seed(0)
-    return build_model(compose_config("dgt_live", ["model.encoder.hidden_dims=32",
-                                                   "model.decoder.hidden_dims=32"])).eval()
+from test_pitch_window import live_vae  # noqa: E402  (one small dgt_live model for both files)
 
 
 def test_audio_f0_reads_a_long_sound_in_bounded_blocks_with_the_whole_sounds_values():
