@@ -79,7 +79,10 @@ def make_texts(name: str, vae: nn.Module, training_data: str, directions: Latent
     technical = (f"vschaos frame-wise spectral VAE: Gaussian-window STFT n_fft {int(transform.n_fft)}, hop "
                  f"{int(transform.hop)} at {int(transform.sample_rate)} Hz, latent {int(vae.latent_dim)}"
                  + (f", conditioned on {', '.join(conditioned)}" if conditioned else "")
-                 + f"; real-time phase-gradient heap integration (RTPGHI) and overlap-add; delay "
+                 + ("; the input's phase (real-time phase-gradient heap integration, RTPGHI, while transposed)"
+                    if getattr(vae, "decoder_writes_magnitude", False)
+                    else "; real-time phase-gradient heap integration (RTPGHI)")
+                 + f" and overlap-add; delay "
                    f"{int(transform.n_fft) - int(transform.hop)} samples. Directions: {directions.source}."
                  + (f" Checkpoint {checkpoint}." if checkpoint else ""))
     tags = ["timbre transfer", "spectral", "vae", "vschaos"] + (["pitch"] if "pitch" in tasks else [])
