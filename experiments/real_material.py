@@ -24,7 +24,8 @@ thread (``experiments.real_quality.train``), best checkpoint; ``script.py`` expo
 (a refusal is recorded with its message). On each held-out set (``experiments.real_quality.evaluate_notes``): the
 decoder's spectral convergence and log-spectral distance (posterior mean), the same after offline phase
 reconstruction, and the export's streamed ``forward`` at B = 2048 with its defaults (SC; level error = output RMS
-over input RMS, median and worst file). For ``dgt_harmonic`` models, the timbre transfer of
+over input RMS, median and worst file); for a model on other frames than 2048/512 (``--set transform=dgt_live``),
+both audio SCs again at 2048/512, so that its rows compare with the others. For ``dgt_harmonic`` models, the timbre transfer of
 ``experiments.live_input``. Trainings run ``--jobs`` at a time; everything is kept in ``--work`` and reused
 (``trained.json`` marks a finished training). Results accumulate: a run updates the rows of the materials and sizes
 it measured in ``experiments/results/<--name>.{json,md}`` (default ``real_material``) and keeps the others.

@@ -167,9 +167,8 @@ def level_db(output: np.ndarray, reference: np.ndarray) -> float:
 def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_size: int) -> List[Dict[str, float]]:
     from vschaos.data.audio import load_audio
     from vschaos.dsp import functional as F
-    from vschaos.host.rendering import render_array
-
     from vschaos.dsp.transforms import SpectralTransform
+    from vschaos.host.rendering import render_array
 
     transform = vae.transform
     # audio SCs are also read at dgt_mid's resolution, so that models of other frame sizes compare (dgt_live)
