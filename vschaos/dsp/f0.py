@@ -265,7 +265,6 @@ class HarmonicF0(nn.Module):
             self.fmin, self.fmax)
 
 
-
 def window_f0(transform, tracker: nn.Module, audio: Tensor, chunk_frames: int = 128, batch_chunks: int = 2) -> Tensor:
     """The f0 in Hz ``(frames,)`` of each frame of ``transform`` (a :class:`~vschaos.dsp.transforms.SpectralTransform`)
     for a whole sound ``(time,)``: ``tracker`` reading ``transform.pitch_magnitude``, computed ``chunk_frames`` frames
