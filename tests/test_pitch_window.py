@@ -52,7 +52,7 @@ def test_without_a_pitch_window_the_pitch_frames_are_the_frames_and_bad_windows_
     audio = torch.randn(2, 3000, generator=torch.Generator().manual_seed(0))
     assert transform.pitch_bins == transform.n_bins and transform.pitch_window == 0
     assert torch.equal(transform.pitch_magnitude(audio), transform.magnitude(audio))
-    for bad in (512, 256, 2000, 2050, 2 ** 17, None, True, "2048"):
+    for bad in (512, 256, 2000, 2050, 2 ** 17, None, True, "2048", float("inf"), float("nan")):
         with pytest.raises(ValueError, match="pitch_window must be 0 or an even multiple of hop"):
             SpectralTransform(sample_rate=SR, n_fft=512, hop=128, pitch_window=bad)
     # derived from the config, not stored: a checkpoint of a transform without one loads into either

@@ -77,7 +77,8 @@ class SpectralTransform(nn.Module):
             raise ValueError(f"log_floor_db must be a negative number of dB (e.g. -100) or null, got {log_floor_db}")
         if not 0 <= norm_std_floor < 1:
             raise ValueError(f"norm_std_floor must lie in [0, 1), got {norm_std_floor}")
-        if isinstance(pitch_window, bool) or not isinstance(pitch_window, (int, float)) or (pitch_window != 0 and not (
+        number = isinstance(pitch_window, (int, float)) and not isinstance(pitch_window, bool)
+        if not (number and math.isfinite(pitch_window)) or (pitch_window != 0 and not (
                 int(pitch_window) == pitch_window and n_fft < pitch_window <= MAX_PITCH_WINDOW
                 and pitch_window % hop == 0 and pitch_window % 2 == 0)):
             raise ValueError(f"pitch_window must be 0 or an even multiple of hop ({hop}) longer than n_fft "
