@@ -53,7 +53,7 @@ BUFFER = 2048
 #: the issue's targets: decoder SC on held-out files (notes, the rest), streamed level (median, worst file)
 SC_TARGET = {"notes": 0.30, "drums": 0.35, "speech": 0.35, "music": 0.35}
 LEVEL_MEDIAN_DB, LEVEL_WORST_DB = 1.0, 3.0
-REFERENCE_FRAMES = f"{REFERENCE_N_FFT}/{REFERENCE_N_FFT // 4}"  # every preset's but dgt_live's
+REFERENCE_FRAMES = f"{REFERENCE_N_FFT}/{REFERENCE_N_FFT // 4}"  # the frames of dgt_mid and dgt_harmonic
 
 
 def material_sets(material: str, work: Path, size: int) -> Tuple[List[Path], Dict[str, List[Path]]]:

@@ -171,13 +171,18 @@ def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_s
     from vschaos.host.rendering import render_array
 
     transform = vae.transform
-    # audio SCs are also read at dgt_mid's resolution, so that models of other frame sizes compare (dgt_live)
+    # audio SCs are also read at dgt_mid's resolution, so that models of other frame sizes compare (dgt_live);
+    # a model on those very frames reuses its own analyses
     reference = SpectralTransform(int(transform.sample_rate), REFERENCE_N_FFT, REFERENCE_N_FFT // 4)
+    own_frames = reference.cache_key() == transform.cache_key()
+
+    def at_reference(magnitude: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return magnitude if own_frames else reference.magnitude(audio[None])[0]
     out = []
     for key in keys:
         audio = load_audio(root / key, transform.sample_rate)
         mag = transform.magnitude(audio[None])[0]
-        ref_mag = reference.magnitude(audio[None])[0]
+        ref_mag = at_reference(mag, audio)
         f0 = vae.audio_f0(audio[None])  # a model that reads its f0 from a longer window than its frames (dgt_live)
         # posterior mean through the whole model: a preset with predictors completes its labels here, as in forward
         estimate = transform.from_features(vae(transform.to_features(mag), {}, sample=False,
@@ -188,7 +193,7 @@ def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_s
         mag_out = transform.magnitude(audio_out[None])[0]
         row["offline_sc"] = float(F.spectral_convergence(mag, mag_out))
         row["offline_lsd"] = float(F.log_spectral_distance(mag, mag_out))
-        row["ref_offline_sc"] = float(F.spectral_convergence(ref_mag, reference.magnitude(audio_out[None])[0]))
+        row["ref_offline_sc"] = float(F.spectral_convergence(ref_mag, at_reference(mag_out, audio_out)))
         if loaded_export is not None:
             loaded_export.module.reset()
             # label inlets (conditioned presets) at -1 = "unknown": the model's own prediction (a host fills
@@ -197,10 +202,10 @@ def evaluate_notes(vae, keys: Sequence[str], root: Path, loaded_export, buffer_s
             inlets = np.concatenate([audio.numpy()[None], -np.ones((labels, audio.shape[-1]), dtype=np.float32)])
             streamed = render_array(loaded_export, "forward", inlets, buffer_size=buffer_size,
                                     compensate_delay=True, sample_rate=transform.sample_rate).output[0]
-            mag_stream = transform.magnitude(torch.from_numpy(np.ascontiguousarray(streamed))[None])[0]
+            streamed_audio = torch.from_numpy(np.ascontiguousarray(streamed))
+            mag_stream = transform.magnitude(streamed_audio[None])[0]
             row["stream_sc"] = float(F.spectral_convergence(mag, mag_stream))
-            row["ref_stream_sc"] = float(F.spectral_convergence(
-                ref_mag, reference.magnitude(torch.from_numpy(np.ascontiguousarray(streamed))[None])[0]))
+            row["ref_stream_sc"] = float(F.spectral_convergence(ref_mag, at_reference(mag_stream, streamed_audio)))
             row["stream_level_db"] = level_db(streamed, audio.numpy())
         out.append(row)
     return out
